@@ -1,0 +1,118 @@
+"""Write a `Beatmap` as an osu! file format v14 text, and save it without risking the user's file.
+
+Section order and key spellings follow what osu! stable writes. Numbers are written back in the form
+they were read (see `numbers.format_number`), so parse -> write -> parse is exact.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from core.beatmap.model import Beatmap, Circle, HitObject, Hold, Slider, Spinner, TimingPoint
+from core.beatmap.numbers import format_number as fmt
+
+WRITTEN_VERSION = 14  # what osu! stable reads
+LAZER_VERSION = 128  # lazer's own files keep their version: v14 would lose fractional positions
+
+
+def write_text(beatmap: Beatmap) -> str:
+    """The .osu text of `beatmap`, CRLF line endings as osu! writes them.
+
+    Maps read from lazer's v128 files are written as v128; everything else as v14.
+    """
+    version = LAZER_VERSION if beatmap.format_version >= LAZER_VERSION else WRITTEN_VERSION
+    out = [f"osu file format v{version}", ""]
+    out += _key_values("General", beatmap.general, ": ")
+    out += _key_values("Editor", beatmap.editor, ": ")
+    out += _key_values("Metadata", beatmap.metadata, ":")
+    out += ["[Difficulty]", *_difficulty_lines(beatmap), ""]
+    out += ["[Events]", *beatmap.events, ""]
+    out += ["[TimingPoints]", *(_timing_point(p) for p in beatmap.timing_points), ""]
+    if beatmap.colours:
+        out += _key_values("Colours", beatmap.colours, " : ")
+    out += ["[HitObjects]", *(hit_object_line(o) for o in beatmap.hit_objects)]
+    return "\r\n".join(out) + "\r\n"
+
+
+def save(beatmap: Beatmap, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write atomically: a temp file in the same folder, fsync, then rename over `path`.
+
+    Refuses to replace an existing file unless `overwrite` is set; no partial file is left behind
+    on error or KeyboardInterrupt.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: already exists; refusing to overwrite")
+    data = write_text(beatmap).encode("utf-8")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            # link() fails if `path` appeared meanwhile; rename() would silently replace it.
+            os.link(tmp, path)
+            os.unlink(tmp)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _key_values(section: str, values: dict[str, str], separator: str) -> list[str]:
+    return [f"[{section}]", *(f"{k}{separator}{v}" for k, v in values.items()), ""]
+
+
+def _difficulty_lines(beatmap: Beatmap) -> list[str]:
+    d = beatmap.difficulty
+    lines = [f"HPDrainRate:{fmt(d.hp)}", f"CircleSize:{fmt(d.cs)}",
+             f"OverallDifficulty:{fmt(d.od)}"]
+    if d.ar is not None:
+        lines.append(f"ApproachRate:{fmt(d.ar)}")
+    lines += [f"SliderMultiplier:{fmt(d.slider_multiplier)}",
+              f"SliderTickRate:{fmt(d.slider_tick_rate)}"]
+    return lines
+
+
+def _timing_point(p: TimingPoint) -> str:
+    fields = (p.time, p.beat_length, p.meter, p.sample_set, p.sample_index, p.volume,
+              int(p.uninherited), p.effects)
+    return ",".join(fmt(v) for v in fields)
+
+
+def hit_object_line(obj: HitObject) -> str:
+    """One [HitObjects] line."""
+    head = [fmt(obj.x), fmt(obj.y), fmt(obj.time), str(obj.type_bits()), str(obj.hitsound)]
+    if isinstance(obj, Circle):
+        tail = [obj.hit_sample]
+    elif isinstance(obj, Slider):
+        tail = [_curve_text(obj), str(obj.slides),
+                None if obj.length is None else fmt(obj.length),
+                obj.edge_sounds, obj.edge_sets, obj.hit_sample]
+    elif isinstance(obj, Spinner):
+        tail = [fmt(obj.spinner_end), obj.hit_sample]
+    elif isinstance(obj, Hold):
+        tail = [f"{fmt(obj.hold_end)}:{obj.hit_sample or ''}"]
+    else:
+        raise TypeError(f"cannot write {type(obj).__name__}")
+    # Trailing optional fields are dropped; a missing one before a present one is written empty.
+    while tail and tail[-1] is None:
+        tail.pop()
+    if isinstance(obj, Slider) and len(tail) > 2 and tail[2] is None:
+        tail[2] = "0"  # pixel length 0 reads back as "use the path's length"
+    return ",".join(head + ["" if t is None else t for t in tail])
+
+
+def _curve_text(slider: Slider) -> str:
+    parts = [slider.curve_type]
+    for index, (x, y) in enumerate(slider.points):
+        letter = slider.segment_types.get(index)
+        if letter:
+            parts.append(letter)
+        parts.append(f"{fmt(x)}:{fmt(y)}")
+    return "|".join(parts)
