@@ -183,7 +183,6 @@ class _Parser:
         name = line[1:-1]
         if name not in _KNOWN_SECTIONS:
             self._issue(line, "unknown section; its lines are ignored")
-            name = ""
         self.section = name
 
     def _issue(self, text: str, reason: str) -> None:
@@ -205,7 +204,8 @@ class _Parser:
                 self._hit_object(line)
             elif section == "":
                 self._issue(line, "line outside any section ignored")
-            # [Variables], [Fonts], [CatchTheBeat], [Mania]: storyboard/skin data kiai ignores.
+            # Anything else: [Variables], [Fonts], [CatchTheBeat], [Mania] (storyboard and skin
+            # data kiai ignores) or an unknown section, reported once at its header.
         except (ValueError, IndexError, OverflowError) as e:
             self._issue(line, f"line skipped: {e}")
 

@@ -1,0 +1,19 @@
+"""The `kiai` command line. Each command group lives in its own module; errors become one line
+on stderr and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import click
+
+from companion.cli.tokens import detokenize_command, roundtrip_command, tokenize_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kiai")
+def main() -> None:
+    """kiai: an AI mapping companion for osu!."""
+
+
+main.add_command(tokenize_command)
+main.add_command(detokenize_command)
+main.add_command(roundtrip_command)
