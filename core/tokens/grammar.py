@@ -3,10 +3,13 @@
 One object is
     TIME_SHIFT* NEW_COMBO? (circle | slider | spinner)
     circle  = PLACE_CIRCLE COORD_X COORD_Y
-    slider  = START_SLIDER COORD_X COORD_Y (ADD_SLIDER_ANCHOR COORD_X COORD_Y)+ TIME_SHIFT* END_SLIDER
+    slider  = START_SLIDER COORD_X COORD_Y anchor+ TIME_SHIFT* END_SLIDER
+    anchor  = START_SLIDER? ADD_SLIDER_ANCHOR COORD_X COORD_Y
     spinner = PLACE_SPINNER (SPINNER_DURATION | TIME_SHIFT+) END_SPINNER
 and a sequence is SOS object* EOS PAD*. A slider's TIME_SHIFTs (one or more, when the vocabulary
 carries slider ends) measure its duration from its own start; they do not move the time cursor.
+A START_SLIDER before an anchor (where the vocabulary allows segments) starts a new curve segment
+there, as a type letter in the middle of a lazer (v128) slider path does.
 
 The detokenizer walks it to reject an invalid sequence at its first bad token; decoding turns
 `allowed()` into a logit mask (each category is a contiguous id range, so a mask is a few slices).
@@ -77,7 +80,11 @@ class Grammar:
         if state is State.FIRST_ANCHOR:
             return (C.ADD_SLIDER_ANCHOR,)
         if state is State.SLIDER_BODY:
-            more = (C.ADD_SLIDER_ANCHOR,) if anchors < self.max_anchors else ()
+            more: tuple[Category, ...] = ()
+            if anchors < self.max_anchors:
+                more = (C.ADD_SLIDER_ANCHOR,)
+                if self.config.slider_segments:
+                    more += (C.START_SLIDER,)
             end = (C.TIME_SHIFT,) if self.config.slider_end_time else (C.END_SLIDER,)
             return (*more, *end)
         if state is State.SLIDER_TIME:
@@ -103,6 +110,7 @@ _NEXT: dict[tuple[State, Category], State] = {
     (State.HEAD_Y, C.COORD_Y): State.FIRST_ANCHOR,
     (State.ANCHOR_X, C.COORD_X): State.ANCHOR_Y,
     (State.ANCHOR_Y, C.COORD_Y): State.SLIDER_BODY,
+    (State.SLIDER_BODY, C.START_SLIDER): State.FIRST_ANCHOR,  # a new segment
     (State.OBJECT, C.TIME_SHIFT): State.OBJECT,
     (State.SLIDER_BODY, C.TIME_SHIFT): State.SLIDER_TIME,
     (State.SLIDER_TIME, C.TIME_SHIFT): State.SLIDER_TIME,
@@ -142,7 +150,7 @@ class GrammarWalker:
         allowed = self.allowed()
         if category not in allowed:
             raise GrammarError(self.position, name or category.value, allowed)
-        if category is C.START_SLIDER:
+        if category is C.START_SLIDER and self.state is not State.SLIDER_BODY:
             self.anchors = 0
         elif category is C.ADD_SLIDER_ANCHOR:
             self.anchors += 1

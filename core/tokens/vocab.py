@@ -61,6 +61,8 @@ class VocabConfig:
     y_bins: int = 192
     # Sliders and spinners.
     slider_curves: str = "LBPC"
+    # lazer's multi-segment paths (v128): a START_SLIDER inside a slider starts a new segment.
+    slider_segments: bool = True
     max_repeats: int = 63
     slider_end_time: bool = True  # slider ends carried by TIME_SHIFT tokens in the slider's body
     spinner_duration_bins: int = 0  # >0: spinner length as log bins (the seed) instead of shifts
@@ -89,6 +91,7 @@ SEED = VocabConfig(
     x_bins=32,
     y_bins=32,
     slider_curves="LBP",
+    slider_segments=False,
     max_repeats=4,
     slider_end_time=False,
     spinner_duration_bins=16,

@@ -1,0 +1,355 @@
+"""Beatmap <-> token ids in the token language (DESIGN §4).
+
+`tokenize` writes each hit object as its time shifts, an optional NEW_COMBO and the object's own
+tokens (see `grammar`). `detokenize` reads them back onto a template beatmap that supplies
+metadata, difficulty and timing; slider lengths come from the slider's end time and the template's
+slider velocity, so a slider ends where its duration says, as in the osu! editor.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from core.beatmap.model import Beatmap, Circle, HitObject, Mode, Slider, Spinner
+from core.beatmap.curves import control_points
+from core.beatmap.ticks import TickGrid
+from core.beatmap.timing import ControlPoints, annotate_sliders, slider_velocity
+from core.tokens.grammar import Grammar, GrammarError, GrammarWalker
+from core.tokens.vocab import Category, Vocab
+
+C = Category
+
+
+class UnsupportedModeError(ValueError):
+    """Only osu!standard maps have a token language."""
+
+
+@dataclass(frozen=True)
+class DetokenizeOptions:
+    origin_ms: float = 0.0  # the time that the first TIME_SHIFT counts from
+    snap: bool = True  # move times to the template's beat ticks when within tolerance
+    snap_tolerance_ms: float | None = None  # None: half a time step plus 1 ms
+
+
+def tokenize(beatmap: Beatmap, vocab: Vocab, *, sos: bool = True, eos: bool = True,
+             snap: bool = True) -> list[int]:
+    """The token ids of every hit object of an osu!standard map, from time 0.
+
+    With `snap`, times are quantized knowing that detokenizing snaps them to the map's beat ticks,
+    so that the snapped time read back is the map's own (see `_Writer.time_target`).
+    """
+    if beatmap.mode is not Mode.OSU:
+        raise UnsupportedModeError(
+            f"unsupported mode: {beatmap.mode.name.lower()}; kiai maps osu!standard only")
+    ticks = TickGrid(beatmap.timing_points) if snap else None
+    ids = [vocab.id(C.SOS)] if sos else []
+    ids += tokenize_objects(beatmap.hit_objects, vocab, beatmap.format_version, ticks=ticks)
+    if eos:
+        ids.append(vocab.id(C.EOS))
+    return ids
+
+
+def tokenize_objects(objects: Sequence[HitObject], vocab: Vocab, format_version: int = 14,
+                     origin_ms: float = 0.0, ticks: TickGrid | None = None) -> list[int]:
+    """Token ids of `objects` (sorted by time), with times counted from `origin_ms`."""
+    writer = _Writer(vocab, format_version, origin_ms, ticks)
+    for obj in objects:
+        writer.object(obj)
+    return writer.ids
+
+
+def snap_tolerance(vocab: Vocab, tolerance_ms: float | None = None) -> float:
+    """How far a decoded time may move to a beat tick: half a time step plus 1 ms by default."""
+    return vocab.config.time_step_ms / 2 + 1 if tolerance_ms is None else tolerance_ms
+
+
+class _Writer:
+    def __init__(self, vocab: Vocab, format_version: int, origin_ms: float,
+                 ticks: TickGrid | None) -> None:
+        self.vocab = vocab
+        self.config = vocab.config
+        self.format_version = format_version
+        self.ticks = ticks
+        self.tolerance = snap_tolerance(vocab)
+        self.ids: list[int] = []
+        self.cursor = origin_ms  # the decoded time of the last object
+        self.true_cursor = origin_ms  # the seed's shifts are taken between true times
+        self.max_anchors = Grammar(self.config).max_anchors
+
+    def object(self, obj: HitObject) -> None:
+        self.time_to(obj.time)
+        if obj.new_combo:
+            self.ids.append(self.vocab.id(C.NEW_COMBO))
+        if isinstance(obj, Circle):
+            self.ids.append(self.vocab.id(C.PLACE_CIRCLE))
+            self.position(obj.x, obj.y)
+        elif isinstance(obj, Slider):
+            self.slider(obj)
+        elif isinstance(obj, Spinner):
+            self.spinner(obj)
+        else:
+            raise UnsupportedModeError(f"cannot tokenize {type(obj).__name__} objects")
+
+    # -- time ------------------------------------------------------------------------------
+    def time_to(self, time: float) -> None:
+        if self.config.time_mode == "log":
+            # The seed: one shift per object, binned from the true gap, no error feedback.
+            gap = time - self.true_cursor
+            self.true_cursor = time
+            if gap >= 0.5:
+                index = self.vocab.nearest_shift(gap)
+                self.ids.append(self.vocab.id(C.TIME_SHIFT, index))
+                self.cursor += self.vocab.shift_values_ms[index]
+            return
+        target = self.time_target(time, self.cursor, minimum=self.cursor)
+        self.shifts(target - self.cursor)
+        self.cursor = target
+
+    def time_target(self, time: float, base: float, minimum: float) -> float:
+        """The grid time (base + k steps, >= minimum) that reads back nearest to `time`.
+
+        Error feedback: quantizing against the decoded time keeps the error within half a step
+        however many objects come before; trying the neighbouring steps too, against the
+        reader's own snapping, keeps an off-beat object from snapping onto the wrong tick.
+        """
+        step = self.config.time_step_ms
+        nearest = base + round((time - base) / step) * step
+        candidates = [c for c in (nearest, nearest - step, nearest + step) if c >= minimum]
+        if not candidates:
+            return minimum
+        return min(candidates, key=lambda c: (abs(self.decoded(c) - time), abs(c - time)))
+
+    def decoded(self, t: float) -> float:
+        """The time the reader writes for grid time `t` (mirrors `_Reader.time`)."""
+        if self.ticks:
+            return self.ticks.snap_ms(t, self.tolerance)
+        return math.floor(t + 0.5)
+
+    def shifts(self, span: float) -> None:
+        """Emit chained TIME_SHIFTs covering `span` ms, a whole number of steps."""
+        values = self.vocab.shift_values_ms
+        fine_top = values[self.config.fine_shift_bins - 1]
+        step = self.config.time_step_ms
+        remaining = span
+        while remaining > fine_top + step / 2:
+            index = max(i for i, v in enumerate(values) if v <= remaining)
+            self.ids.append(self.vocab.id(C.TIME_SHIFT, index))
+            remaining -= values[index]
+        if remaining >= step / 2:
+            self.ids.append(self.vocab.id(C.TIME_SHIFT, self.vocab.nearest_shift(remaining)))
+
+    def end_time(self, end: float) -> None:
+        """A slider's or spinner's end as shifts from its start (at least one step)."""
+        step = self.config.time_step_ms
+        target = self.time_target(end, self.cursor, minimum=self.cursor + step)
+        self.shifts(target - self.cursor)
+
+    # -- positions and objects --------------------------------------------------------------
+    def position(self, x: float, y: float) -> None:
+        self.cell((self.vocab.x_index(x), self.vocab.y_index(y)))
+
+    def cell(self, cell: tuple[int, int]) -> None:
+        self.ids += [self.vocab.id(C.COORD_X, cell[0]), self.vocab.id(C.COORD_Y, cell[1])]
+
+    def anchor_cells(self, head: tuple[float, float],
+                     points: Sequence[tuple[float, float]]) -> list[tuple[int, int]]:
+        """Grid cells of a slider's anchors that keep equal anchors equal (red anchors) and
+        distinct ones distinct: two close anchors merged into one cell would become a red anchor
+        and change the curve, so the second moves one cell along their real offset."""
+        vocab = self.vocab
+        cells = []
+        previous, previous_cell = head, (vocab.x_index(head[0]), vocab.y_index(head[1]))
+        for point in points:
+            cell = (vocab.x_index(point[0]), vocab.y_index(point[1]))
+            if point != previous and cell == previous_cell:
+                dx, dy = point[0] - previous[0], point[1] - previous[1]
+                if abs(dx) >= abs(dy):
+                    cell = (_clamp_cell(cell[0] + (1 if dx > 0 else -1), self.config.x_bins),
+                            cell[1])
+                else:
+                    cell = (cell[0],
+                            _clamp_cell(cell[1] + (1 if dy > 0 else -1), self.config.y_bins))
+            elif point == previous:
+                cell = previous_cell
+            cells.append(cell)
+            previous, previous_cell = point, cell
+        return cells
+
+    def slider(self, slider: Slider) -> None:
+        curves = self.config.slider_curves
+        letter = self.curve_letter(slider)
+        self.ids.append(self.vocab.id(C.START_SLIDER, curves.index(letter)))
+        self.position(slider.x, slider.y)
+        points = (slider.points or [(slider.x, slider.y)])[: self.max_anchors]
+        segments = slider.segment_types if self.config.slider_segments else {}
+        for index, cell in enumerate(self.anchor_cells((slider.x, slider.y), points)):
+            if index in segments:
+                segment = segments[index][0]
+                segment = segment if segment in curves else "B"
+                self.ids.append(self.vocab.id(C.START_SLIDER, curves.index(segment)))
+            self.ids.append(self.vocab.id(C.ADD_SLIDER_ANCHOR))
+            self.cell(cell)
+        if self.config.slider_end_time:
+            self.end_time(slider.end_time)
+        repeats = min(slider.slides - 1, self.config.max_repeats)
+        self.ids.append(self.vocab.id(C.END_SLIDER, repeats))
+
+    def curve_letter(self, slider: Slider) -> str:
+        """The curve osu! actually draws, where the vocabulary has it.
+
+        A perfect circle through three colinear points is drawn as a line (stable's rule, kept
+        by lazer); after quantization the points may no longer be colinear, so say L outright.
+        """
+        letter = slider.curve_type[0]
+        if letter == "P" and len(slider.points) == 2 and not slider.segment_types:
+            _, types = control_points(slider, self.format_version)
+            letter = types[0][0] if types and types[0] else letter
+        if letter not in self.config.slider_curves:
+            letter = "B"  # the seed has no Catmull; a Bezier through the same anchors is close
+        return letter
+
+    def spinner(self, spinner: Spinner) -> None:
+        self.ids.append(self.vocab.id(C.PLACE_SPINNER))
+        if self.config.spinner_duration_bins:
+            index = self.vocab.spinner_duration_index(spinner.end_time - spinner.time)
+            self.ids.append(self.vocab.id(C.SPINNER_DURATION, index))
+        else:
+            self.end_time(spinner.end_time)
+        self.ids.append(self.vocab.id(C.END_SPINNER))
+
+
+def _clamp_cell(index: int, size: int) -> int:
+    return min(max(index, 0), size - 1)
+
+
+class DetokenizeError(ValueError):
+    """An invalid token sequence; names the position of the first bad token."""
+
+    def __init__(self, message: str, position: int) -> None:
+        self.position = position
+        super().__init__(message)
+
+
+def detokenize(ids: Sequence[int], template: Beatmap, vocab: Vocab,
+               options: DetokenizeOptions = DetokenizeOptions()) -> Beatmap:
+    """A copy of `template` whose hit objects are those the tokens describe."""
+    beatmap = copy.deepcopy(template)
+    beatmap.format_version = 14
+    beatmap.hit_objects = decode_objects(ids, template, vocab, options)
+    annotate_sliders(beatmap)
+    return beatmap
+
+
+def decode_objects(ids: Sequence[int], template: Beatmap, vocab: Vocab,
+                   options: DetokenizeOptions = DetokenizeOptions()) -> list[HitObject]:
+    """The hit objects of a token sequence, timed and shaped with the template's timing."""
+    reader = _Reader(vocab, template, options)
+    walker = GrammarWalker(Grammar(vocab.config))
+    if ids and vocab.category(ids[0]) is not C.SOS:
+        walker.step(C.SOS)  # a bare object sequence is read as if SOS came first
+        walker.position = 0
+    for position, token in enumerate(ids):
+        if not 0 <= token < len(vocab):
+            raise DetokenizeError(f"token {position} ({token}) is outside the vocabulary "
+                                  f"of size {len(vocab)}", position)
+        category, index = vocab.split(token)
+        try:
+            walker.step(category, vocab.name(token))
+        except GrammarError as e:
+            raise DetokenizeError(str(e), position) from e
+        reader.token(category, index)
+    if not walker.at_object_boundary:
+        raise DetokenizeError(f"the sequence ends inside an object (after token {len(ids) - 1})",
+                              len(ids))
+    return reader.objects
+
+
+class _Reader:
+    def __init__(self, vocab: Vocab, template: Beatmap, options: DetokenizeOptions) -> None:
+        self.vocab = vocab
+        self.template = template
+        self.control_points = ControlPoints(template.timing_points)
+        self.ticks = TickGrid(template.timing_points) if options.snap else None
+        self.tolerance = snap_tolerance(vocab, options.snap_tolerance_ms)
+        self.cursor = options.origin_ms
+        self.objects: list[HitObject] = []
+        self.new_combo = False
+        self.pending: HitObject | None = None
+        self.coords: list[float] = []
+        self.head_placed = False  # a slider's first position is its head, the rest anchors
+        self.segment: str | None = None  # a segment letter waiting for its anchor
+        self.end = 0.0  # a slider's or spinner's end, from its own shifts
+
+    def token(self, category: Category, index: int) -> None:
+        vocab = self.vocab
+        if category is C.TIME_SHIFT:
+            if self.pending is None:
+                self.cursor += vocab.shift_values_ms[index]
+            else:
+                self.end += vocab.shift_values_ms[index]
+        elif category is C.NEW_COMBO:
+            self.new_combo = True
+        elif category is C.PLACE_CIRCLE:
+            self.begin(Circle(0, 0, self.time(self.cursor)))
+        elif category is C.START_SLIDER and isinstance(self.pending, Slider):
+            self.segment = vocab.config.slider_curves[index]  # for the next anchor
+        elif category is C.START_SLIDER:
+            curve = vocab.config.slider_curves[index]
+            self.begin(Slider(0, 0, self.time(self.cursor), curve_type=curve))
+        elif category is C.PLACE_SPINNER:
+            self.begin(Spinner(256, 192, self.time(self.cursor)))
+        elif category is C.COORD_X:
+            self.coords.append(vocab.x_value(index))
+        elif category is C.COORD_Y:
+            self.coords.append(vocab.y_value(index))
+            self.place(round(self.coords[0]), round(self.coords[1]))
+            self.coords.clear()
+        elif category is C.SPINNER_DURATION:
+            self.end += vocab.spinner_durations_ms[index]
+        elif category is C.END_SLIDER:
+            self.finish_slider(index)
+        elif category is C.END_SPINNER:
+            spinner = self.pending
+            spinner.spinner_end = max(self.time(self.end), spinner.time)
+            self.complete()
+
+    def time(self, t: float) -> float:
+        if self.ticks:
+            return self.ticks.snap_ms(t, self.tolerance)
+        return math.floor(t + 0.5)
+
+    def begin(self, obj: HitObject) -> None:
+        obj.new_combo = self.new_combo
+        self.new_combo = False
+        self.pending = obj
+        self.head_placed = False
+        self.end = self.cursor
+
+    def place(self, x: int, y: int) -> None:
+        obj = self.pending
+        if isinstance(obj, Slider) and self.head_placed:
+            if self.segment:
+                obj.segment_types[len(obj.points)] = self.segment
+                self.segment = None
+            obj.points.append((x, y))
+            return
+        obj.x, obj.y = x, y
+        self.head_placed = True
+        if isinstance(obj, Circle):
+            self.complete()
+
+    def finish_slider(self, repeats: int) -> None:
+        slider = self.pending
+        slider.slides = repeats + 1
+        if self.vocab.config.slider_end_time:
+            end = max(self.time(self.end), slider.time + 1)
+            velocity = slider_velocity(slider, self.template.difficulty, self.control_points)
+            slider.length = round(velocity * (end - slider.time) / slider.slides, 4)
+        self.complete()
+
+    def complete(self) -> None:
+        self.objects.append(self.pending)
+        self.pending = None
