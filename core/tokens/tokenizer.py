@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.beatmap.model import Beatmap, Circle, HitObject, Mode, Slider, Spinner
-from core.beatmap.curves import control_points
+from core.beatmap.curves import control_points, slider_path
 from core.beatmap.ticks import TickGrid
 from core.beatmap.timing import ControlPoints, annotate_sliders, slider_velocity
 from core.tokens.grammar import Grammar, GrammarError, GrammarWalker
@@ -46,16 +46,19 @@ def tokenize(beatmap: Beatmap, vocab: Vocab, *, sos: bool = True, eos: bool = Tr
             f"unsupported mode: {beatmap.mode.name.lower()}; kiai maps osu!standard only")
     ticks = TickGrid(beatmap.timing_points) if snap else None
     ids = [vocab.id(C.SOS)] if sos else []
-    ids += tokenize_objects(beatmap.hit_objects, vocab, beatmap.format_version, ticks=ticks)
+    ids += tokenize_objects(beatmap.hit_objects, vocab, beatmap, ticks=ticks)
     if eos:
         ids.append(vocab.id(C.EOS))
     return ids
 
 
-def tokenize_objects(objects: Sequence[HitObject], vocab: Vocab, format_version: int = 14,
+def tokenize_objects(objects: Sequence[HitObject], vocab: Vocab, beatmap: Beatmap,
                      origin_ms: float = 0.0, ticks: TickGrid | None = None) -> list[int]:
-    """Token ids of `objects` (sorted by time), with times counted from `origin_ms`."""
-    writer = _Writer(vocab, format_version, origin_ms, ticks)
+    """Token ids of `objects` (sorted by time), with times counted from `origin_ms`.
+
+    `beatmap` supplies the format version, difficulty and timing that slider shapes depend on.
+    """
+    writer = _Writer(vocab, beatmap, origin_ms, ticks)
     for obj in objects:
         writer.object(obj)
     return writer.ids
@@ -67,11 +70,13 @@ def snap_tolerance(vocab: Vocab, tolerance_ms: float | None = None) -> float:
 
 
 class _Writer:
-    def __init__(self, vocab: Vocab, format_version: int, origin_ms: float,
+    def __init__(self, vocab: Vocab, beatmap: Beatmap, origin_ms: float,
                  ticks: TickGrid | None) -> None:
         self.vocab = vocab
         self.config = vocab.config
-        self.format_version = format_version
+        self.beatmap = beatmap
+        self.format_version = beatmap.format_version
+        self.control_points = ControlPoints(beatmap.timing_points)
         self.ticks = ticks
         self.tolerance = snap_tolerance(vocab)
         self.ids: list[int] = []
@@ -141,11 +146,10 @@ class _Writer:
         if remaining >= step / 2:
             self.ids.append(self.vocab.id(C.TIME_SHIFT, self.vocab.nearest_shift(remaining)))
 
-    def end_time(self, end: float) -> None:
-        """A slider's or spinner's end as shifts from its start (at least one step)."""
+    def end_target(self, end: float) -> float:
+        """The grid time of a slider's or spinner's end: at least one step after its start."""
         step = self.config.time_step_ms
-        target = self.time_target(end, self.cursor, minimum=self.cursor + step)
-        self.shifts(target - self.cursor)
+        return self.time_target(end, self.cursor, minimum=self.cursor + step)
 
     # -- positions and objects --------------------------------------------------------------
     def position(self, x: float, y: float) -> None:
@@ -182,18 +186,23 @@ class _Writer:
         curves = self.config.slider_curves
         letter = self.curve_letter(slider)
         self.ids.append(self.vocab.id(C.START_SLIDER, curves.index(letter)))
-        self.position(slider.x, slider.y)
+        head = (self.vocab.x_index(slider.x), self.vocab.y_index(slider.y))
+        self.cell(head)
         points = (slider.points or [(slider.x, slider.y)])[: self.max_anchors]
         segments = slider.segment_types if self.config.slider_segments else {}
-        for index, cell in enumerate(self.anchor_cells((slider.x, slider.y), points)):
+        cells = self.anchor_cells((slider.x, slider.y), points)
+        end = self.end_target(slider.end_time) if self.config.slider_end_time else None
+        if end is not None and letter == slider.curve_type[0]:
+            cells = _AnchorFit(self, slider, head, cells, end).refine()
+        for index, cell in enumerate(cells):
             if index in segments:
                 segment = segments[index][0]
                 segment = segment if segment in curves else "B"
                 self.ids.append(self.vocab.id(C.START_SLIDER, curves.index(segment)))
             self.ids.append(self.vocab.id(C.ADD_SLIDER_ANCHOR))
             self.cell(cell)
-        if self.config.slider_end_time:
-            self.end_time(slider.end_time)
+        if end is not None:
+            self.shifts(end - self.cursor)
         repeats = min(slider.slides - 1, self.config.max_repeats)
         self.ids.append(self.vocab.id(C.END_SLIDER, repeats))
 
@@ -217,12 +226,86 @@ class _Writer:
             index = self.vocab.spinner_duration_index(spinner.end_time - spinner.time)
             self.ids.append(self.vocab.id(C.SPINNER_DURATION, index))
         else:
-            self.end_time(spinner.end_time)
+            self.shifts(self.end_target(spinner.end_time) - self.cursor)
         self.ids.append(self.vocab.id(C.END_SPINNER))
 
 
 def _clamp_cell(index: int, size: int) -> int:
     return min(max(index, 0), size - 1)
+
+
+class _AnchorFit:
+    """Nudge a slider's anchor cells so its quantized path ends where the original's does.
+
+    Quantizing anchors moves each by at most ~2.8 px, but curvature amplifies it: a perfect
+    circle's arc can end 15 px away. Where the end misses by more than `GOOD_ENOUGH_PX`, each
+    anchor (a red anchor pair moves as one) tries its 8 neighbouring cells, last anchor first,
+    keeping a move when the end gets closer, under the length the reader will compute.
+    """
+
+    GOOD_ENOUGH_PX = 2.0
+    PASSES = 2
+
+    def __init__(self, writer: _Writer, slider: Slider, head: tuple[int, int],
+                 cells: list[tuple[int, int]], end: float) -> None:
+        vocab = writer.vocab
+        self.vocab = vocab
+        self.cells = cells
+        self.target = slider_path(slider, writer.format_version).end_position
+        start = writer.decoded(writer.cursor)
+        probe = Slider(0, 0, start, slides=slider.slides)
+        velocity = slider_velocity(probe, writer.beatmap.difficulty, writer.control_points)
+        length = velocity * (max(writer.decoded(end), start + 1) - start) / max(slider.slides, 1)
+        self.probe = Slider(round(vocab.x_value(head[0])), round(vocab.y_value(head[1])), start,
+                            curve_type=slider.curve_type, segment_types=slider.segment_types,
+                            slides=slider.slides, length=round(length, 4))
+        # Groups of indices that must stay equal (red anchors).
+        self.groups: list[list[int]] = []
+        for index, cell in enumerate(cells):
+            if index and cell == cells[index - 1] and slider.points[index] == slider.points[index - 1]:
+                self.groups[-1].append(index)
+            else:
+                self.groups.append([index])
+
+    def error(self, cells: list[tuple[int, int]]) -> float:
+        v = self.vocab
+        self.probe.points = [(round(v.x_value(x)), round(v.y_value(y))) for x, y in cells]
+        try:
+            return math.dist(slider_path(self.probe, 14).end_position, self.target)
+        except (ValueError, ArithmeticError):
+            return math.inf
+
+    def refine(self) -> list[tuple[int, int]]:
+        cells = list(self.cells)
+        best = self.error(cells)
+        for _ in range(self.PASSES):
+            if best <= self.GOOD_ENOUGH_PX:
+                break
+            improved = False
+            for group in reversed(self.groups):
+                for dx, dy in _NEIGHBOURS:
+                    trial = list(cells)
+                    for i in group:
+                        trial[i] = (_clamp_cell(cells[i][0] + dx, self.vocab.config.x_bins),
+                                    _clamp_cell(cells[i][1] + dy, self.vocab.config.y_bins))
+                    if not self.keeps_relations(trial, group):
+                        continue
+                    error = self.error(trial)
+                    if error < best - 1e-6:
+                        cells, best, improved = trial, error, True
+            if not improved:
+                break
+        return cells
+
+    def keeps_relations(self, cells: list[tuple[int, int]], group: list[int]) -> bool:
+        """A moved group must not merge with the anchors beside it."""
+        before, after = group[0] - 1, group[-1] + 1
+        if before >= 0 and cells[before] == cells[group[0]]:
+            return False
+        return not (after < len(cells) and cells[after] == cells[group[-1]])
+
+
+_NEIGHBOURS = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
 
 
 class DetokenizeError(ValueError):
