@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -57,7 +58,7 @@ def test_categories_are_contiguous_and_names_unique(config):
     vocab = Vocab(config)
     spans = sorted(vocab.spans.values(), key=lambda s: s.start)
     assert spans[0].start == 0
-    assert all(a.stop == b.start for a, b in zip(spans, spans[1:]))
+    assert all(a.stop == b.start for a, b in itertools.pairwise(spans))
     assert len(set(vocab.names)) == len(vocab)
     for token in range(len(vocab)):
         assert vocab.token(vocab.name(token)) == token
@@ -167,7 +168,8 @@ def test_invalid_sequences_are_rejected_at_the_first_bad_token():
     with pytest.raises(DetokenizeError, match="outside the vocabulary"):
         detokenize(good + [len(vocab)], template, vocab)
     slider_without_end = [t("SOS"), t("START_SLIDER_B"), t("COORD_X_1"), t("COORD_Y_1"),
-                          t("ADD_SLIDER_ANCHOR"), t("COORD_X_2"), t("COORD_Y_2"), t("END_SLIDER_0R")]
+                          t("ADD_SLIDER_ANCHOR"), t("COORD_X_2"), t("COORD_Y_2"),
+                          t("END_SLIDER_0R")]
     with pytest.raises(DetokenizeError) as info:
         detokenize(slider_without_end, template, vocab)
     assert info.value.position == 7  # the default language needs the slider's end time first
@@ -201,7 +203,8 @@ def test_snapping_uses_the_templates_ticks():
 
 
 def test_detokenize_keeps_the_templates_metadata_and_timing():
-    beatmap = parse_file(resource(require_corpus(), "Soleily - Renatus (Gamu) [Insane].osu")).beatmap
+    path = resource(require_corpus(), "Soleily - Renatus (Gamu) [Insane].osu")
+    beatmap = parse_file(path).beatmap
     vocab = Vocab(DEFAULT)
     decoded = detokenize(tokenize(beatmap, vocab), beatmap, vocab)
     assert decoded.metadata == beatmap.metadata

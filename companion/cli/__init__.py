@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from companion.cli.synth import synth_command
 from companion.cli.tokens import detokenize_command, roundtrip_command, tokenize_command
 
 
@@ -17,3 +18,4 @@ def main() -> None:
 main.add_command(tokenize_command)
 main.add_command(detokenize_command)
 main.add_command(roundtrip_command)
+main.add_command(synth_command)

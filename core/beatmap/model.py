@@ -39,7 +39,8 @@ class CurveType:
 
 @dataclass
 class TimingPoint:
-    """A line of [TimingPoints]. Uninherited points set the beat; inherited ones set slider velocity."""
+    """A line of [TimingPoints]. Uninherited points set the beat; inherited ones set the slider
+    velocity."""
 
     time: float  # ms
     beat_length: float  # ms per beat, or (inherited) -100 / slider velocity multiplier
@@ -101,7 +102,7 @@ class Slider(HitObject):
     length: float | None = None  # pixel length as written; None when absent
     edge_sounds: str | None = None
     edge_sets: str | None = None
-    # Set by core.beatmap.geometry when the map is parsed; not part of the file.
+    # Set by core.beatmap.timing.annotate_sliders when the map is parsed; not part of the file.
     duration: float | None = None  # ms for all spans
 
     def type_bits(self) -> int:

@@ -8,6 +8,7 @@ cannot be a beatmap at all (binary, empty, no header and no section) raises `Bea
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -363,13 +364,13 @@ class _Parser:
     def _finish(self) -> None:
         beatmap = self.beatmap
         objects = beatmap.hit_objects
-        if any(b.time < a.time for a, b in zip(objects, objects[1:])):
+        if any(b.time < a.time for a, b in itertools.pairwise(objects)):
             self.line_no = 0
             self.section = "HitObjects"
             self._issue("", "hit objects out of time order; sorted by time as osu! does")
             objects.sort(key=lambda o: o.time)
         points = beatmap.timing_points
-        if any(b.time < a.time for a, b in zip(points, points[1:])):
+        if any(b.time < a.time for a, b in itertools.pairwise(points)):
             self.line_no = 0
             self.section = "TimingPoints"
             self._issue("", "timing points out of time order; sorted by time")

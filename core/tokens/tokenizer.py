@@ -12,11 +12,13 @@ import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
+from core.beatmap.curves import control_points
 from core.beatmap.model import Beatmap, Circle, HitObject, Mode, Slider, Spinner
-from core.beatmap.curves import control_points, slider_path
 from core.beatmap.ticks import TickGrid
 from core.beatmap.timing import ControlPoints, annotate_sliders, slider_velocity
+from core.tokens.anchor_fit import AnchorFit
 from core.tokens.grammar import Grammar, GrammarError, GrammarWalker
 from core.tokens.vocab import Category, Vocab
 
@@ -122,6 +124,8 @@ class _Writer:
         """
         step = self.config.time_step_ms
         nearest = base + round((time - base) / step) * step
+        if nearest >= minimum and abs(self.decoded(nearest) - time) < 1:
+            return nearest  # the common case: it already reads back to the map's own time
         candidates = [c for c in (nearest, nearest - step, nearest + step) if c >= minimum]
         if not candidates:
             return minimum
@@ -193,7 +197,7 @@ class _Writer:
         cells = self.anchor_cells((slider.x, slider.y), points)
         end = self.end_target(slider.end_time) if self.config.slider_end_time else None
         if end is not None and letter == slider.curve_type[0]:
-            cells = _AnchorFit(self, slider, head, cells, end).refine()
+            cells = self.fit_anchors(slider, head, points, cells, end)
         for index, cell in enumerate(cells):
             if index in segments:
                 segment = segments[index][0]
@@ -205,6 +209,32 @@ class _Writer:
             self.shifts(end - self.cursor)
         repeats = min(slider.slides - 1, self.config.max_repeats)
         self.ids.append(self.vocab.id(C.END_SLIDER, repeats))
+
+    def fit_anchors(self, slider: Slider, head: tuple[int, int],
+                    points: list[tuple[float, float]], cells: list[tuple[int, int]],
+                    end: float) -> list[tuple[int, int]]:
+        """Cells whose path ends where the original's does, under the length the reader will
+        compute from the decoded start and end times (see `anchor_fit`)."""
+        start = self.decoded(self.cursor)
+        probe = Slider(0, 0, start, slides=slider.slides)
+        velocity = slider_velocity(probe, self.beatmap.difficulty, self.control_points)
+        length = velocity * (max(self.decoded(end), start + 1) - start) / max(slider.slides, 1)
+        xs, ys = self.rounded_cells
+
+        def cell_point(cell: tuple[int, int]) -> tuple[float, float]:
+            return xs[cell[0]], ys[cell[1]]
+
+        fit = AnchorFit((float(slider.x), float(slider.y)),
+                        [(float(x), float(y)) for x, y in points], slider.length or None,
+                        cell_point(head), cells, slider.curve_type, slider.segment_types,
+                        length, cell_point, (self.config.x_bins, self.config.y_bins))
+        return fit.refine()
+
+    @cached_property
+    def rounded_cells(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Cell centres as the reader writes them (whole osu!pixels)."""
+        return (tuple(float(round(x)) for x in self.vocab.x_values),
+                tuple(float(round(y)) for y in self.vocab.y_values))
 
     def curve_letter(self, slider: Slider) -> str:
         """The curve osu! actually draws, where the vocabulary has it.
@@ -234,78 +264,6 @@ def _clamp_cell(index: int, size: int) -> int:
     return min(max(index, 0), size - 1)
 
 
-class _AnchorFit:
-    """Nudge a slider's anchor cells so its quantized path ends where the original's does.
-
-    Quantizing anchors moves each by at most ~2.8 px, but curvature amplifies it: a perfect
-    circle's arc can end 15 px away. Where the end misses by more than `GOOD_ENOUGH_PX`, each
-    anchor (a red anchor pair moves as one) tries its 8 neighbouring cells, last anchor first,
-    keeping a move when the end gets closer, under the length the reader will compute.
-    """
-
-    GOOD_ENOUGH_PX = 2.0
-    PASSES = 2
-
-    def __init__(self, writer: _Writer, slider: Slider, head: tuple[int, int],
-                 cells: list[tuple[int, int]], end: float) -> None:
-        vocab = writer.vocab
-        self.vocab = vocab
-        self.cells = cells
-        self.target = slider_path(slider, writer.format_version).end_position
-        start = writer.decoded(writer.cursor)
-        probe = Slider(0, 0, start, slides=slider.slides)
-        velocity = slider_velocity(probe, writer.beatmap.difficulty, writer.control_points)
-        length = velocity * (max(writer.decoded(end), start + 1) - start) / max(slider.slides, 1)
-        self.probe = Slider(round(vocab.x_value(head[0])), round(vocab.y_value(head[1])), start,
-                            curve_type=slider.curve_type, segment_types=slider.segment_types,
-                            slides=slider.slides, length=round(length, 4))
-        # Groups of indices that must stay equal (red anchors).
-        self.groups: list[list[int]] = []
-        for index, cell in enumerate(cells):
-            if index and cell == cells[index - 1] and slider.points[index] == slider.points[index - 1]:
-                self.groups[-1].append(index)
-            else:
-                self.groups.append([index])
-
-    def error(self, cells: list[tuple[int, int]]) -> float:
-        v = self.vocab
-        self.probe.points = [(round(v.x_value(x)), round(v.y_value(y))) for x, y in cells]
-        try:
-            return math.dist(slider_path(self.probe, 14).end_position, self.target)
-        except (ValueError, ArithmeticError):
-            return math.inf
-
-    def refine(self) -> list[tuple[int, int]]:
-        cells = list(self.cells)
-        best = self.error(cells)
-        for _ in range(self.PASSES):
-            if best <= self.GOOD_ENOUGH_PX:
-                break
-            improved = False
-            for group in reversed(self.groups):
-                for dx, dy in _NEIGHBOURS:
-                    trial = list(cells)
-                    for i in group:
-                        trial[i] = (_clamp_cell(cells[i][0] + dx, self.vocab.config.x_bins),
-                                    _clamp_cell(cells[i][1] + dy, self.vocab.config.y_bins))
-                    if not self.keeps_relations(trial, group):
-                        continue
-                    error = self.error(trial)
-                    if error < best - 1e-6:
-                        cells, best, improved = trial, error, True
-            if not improved:
-                break
-        return cells
-
-    def keeps_relations(self, cells: list[tuple[int, int]], group: list[int]) -> bool:
-        """A moved group must not merge with the anchors beside it."""
-        before, after = group[0] - 1, group[-1] + 1
-        if before >= 0 and cells[before] == cells[group[0]]:
-            return False
-        return not (after < len(cells) and cells[after] == cells[group[-1]])
-
-
-_NEIGHBOURS = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
 
 
 class DetokenizeError(ValueError):

@@ -104,7 +104,8 @@ def preset(name: str) -> VocabConfig:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown vocabulary preset {name!r}; choose from {sorted(PRESETS)}") from None
+        choices = sorted(PRESETS)
+        raise ValueError(f"unknown vocabulary preset {name!r}; choose from {choices}") from None
 
 
 @dataclass(frozen=True)
@@ -151,15 +152,26 @@ class Vocab:
     def __len__(self) -> int:
         return max(span.stop for span in self.spans.values())
 
-    @property
+    @cached_property
     def x_step(self) -> float:
         low, high = self.config.x_range
         return (high - low) / self.config.x_bins
 
-    @property
+    @cached_property
     def y_step(self) -> float:
         low, high = self.config.y_range
         return (high - low) / self.config.y_bins
+
+    @cached_property
+    def x_values(self) -> tuple[float, ...]:
+        """The centre of each COORD_X cell, in osu!pixels."""
+        low = self.config.x_range[0]
+        return tuple(low + (i + 0.5) * self.x_step for i in range(self.config.x_bins))
+
+    @cached_property
+    def y_values(self) -> tuple[float, ...]:
+        low = self.config.y_range[0]
+        return tuple(low + (i + 0.5) * self.y_step for i in range(self.config.y_bins))
 
     @cached_property
     def shift_values_ms(self) -> tuple[float, ...]:
@@ -211,7 +223,8 @@ class Vocab:
         try:
             return self._ids_by_name[name]
         except KeyError:
-            raise ValueError(f"unknown token {name!r} for vocabulary {self.config.name!r}") from None
+            vocabulary = self.config.name
+            raise ValueError(f"unknown token {name!r} for vocabulary {vocabulary!r}") from None
 
     def _name(self, category: Category, index: int, size: int) -> str:
         if category == Category.START_SLIDER:
@@ -231,10 +244,10 @@ class Vocab:
 
     def x_value(self, index: int) -> float:
         """The centre of a COORD_X cell."""
-        return self.config.x_range[0] + (index + 0.5) * self.x_step
+        return self.x_values[index]
 
     def y_value(self, index: int) -> float:
-        return self.config.y_range[0] + (index + 0.5) * self.y_step
+        return self.y_values[index]
 
     def nearest_shift(self, ms: float) -> int:
         """Index of the TIME_SHIFT whose value is nearest `ms` (log bins: the bin holding it)."""
