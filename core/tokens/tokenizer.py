@@ -66,6 +66,45 @@ def tokenize_objects(objects: Sequence[HitObject], vocab: Vocab, beatmap: Beatma
     return writer.ids
 
 
+@dataclass(frozen=True)
+class WindowTokens:
+    """A training or generation window: SOS, the prefix objects' tokens, then the target's.
+
+    Times count from the window's start. `prefix_length` counts SOS and the prefix, so the loss
+    covers `ids[prefix_length:]` (DESIGN §8).
+    """
+
+    ids: list[int]
+    prefix_length: int
+    objects: int  # target objects in the window
+
+
+def tokenize_window(beatmap: Beatmap, vocab: Vocab, start_ms: float, split_ms: float,
+                    end_ms: float, *, eos: bool = True, snap: bool = True) -> WindowTokens:
+    """Tokens of the objects in [start_ms, end_ms): those before `split_ms` as the prefix.
+
+    `eos` ends the sequence with EOS (a window whose map goes on past `end_ms` ends the same way:
+    EOS means "nothing more in this window").
+    """
+    if beatmap.mode is not Mode.OSU:
+        raise UnsupportedModeError(
+            f"unsupported mode: {beatmap.mode.name.lower()}; kiai maps osu!standard only")
+    if not start_ms <= split_ms <= end_ms:
+        raise ValueError(f"window bounds out of order: {start_ms}, {split_ms}, {end_ms}")
+    objects = [o for o in beatmap.hit_objects if start_ms <= o.time < end_ms]
+    writer = _Writer(vocab, beatmap, start_ms, TickGrid(beatmap.timing_points) if snap else None)
+    writer.ids.append(vocab.id(C.SOS))
+    prefix = [o for o in objects if o.time < split_ms]
+    for obj in prefix:
+        writer.object(obj)
+    prefix_length = len(writer.ids)
+    for obj in objects[len(prefix):]:
+        writer.object(obj)
+    if eos:
+        writer.ids.append(vocab.id(C.EOS))
+    return WindowTokens(writer.ids, prefix_length, len(objects) - len(prefix))
+
+
 def snap_tolerance(vocab: Vocab, tolerance_ms: float | None = None) -> float:
     """How far a decoded time may move to a beat tick: half a time step plus 1 ms by default."""
     return vocab.config.time_step_ms / 2 + 1 if tolerance_ms is None else tolerance_ms
