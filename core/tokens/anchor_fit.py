@@ -138,29 +138,37 @@ def approximate_end(head: Point, points: Sequence[Point], curve: str,
             end = _arc_end(chunk, length)
             if end is not None:
                 return end
+        if letter == "B" and length:
+            return _polyline_end(_bernstein(len(chunk) - 1) @ np.asarray(chunk), length)
     pieces = [_segment(letter, np.asarray(chunk, dtype=float))
               for letter, chunk in segments if len(chunk) >= 2]
     if not pieces:
         return head
-    path = np.concatenate(pieces)
-    steps = np.hypot(*np.diff(path, axis=0).T)
-    cumulative = np.concatenate([[0.0], np.cumsum(steps)])
-    total = cumulative[-1]
+    return _polyline_end(np.concatenate(pieces), length)
+
+
+def _polyline_end(path: np.ndarray, length: float | None) -> Point:
+    """The end of a sampled path trimmed or extended to `length`, as lazer's calculateLength."""
+    if len(path) < 2:
+        return float(path[0][0]), float(path[0][1])
+    steps = path[1:] - path[:-1]  # (n - 1, 2)
+    cumulative = np.cumsum(np.sqrt(steps[:, 0] ** 2 + steps[:, 1] ** 2))
+    total = float(cumulative[-1])
     if length is None or length <= 0:
         length = total
-    if length > total and len(path) >= 2 and np.array_equal(path[-1], path[-2]):
-        return tuple(path[-1])  # stable does not extend past a repeated last point
     if length >= total:
-        direction = path[-1] - path[-2] if len(path) >= 2 else np.zeros(2)
-        norm = np.hypot(*direction)
-        if norm == 0:
-            return tuple(path[-1])
-        return tuple(path[-1] + direction / norm * (length - total))
+        last = steps[-1]
+        norm = math.hypot(last[0], last[1])
+        if norm == 0:  # stable does not extend past a repeated last point
+            return float(path[-1][0]), float(path[-1][1])
+        x, y = path[-1] + last / norm * (length - total)
+        return float(x), float(y)
     i = int(np.searchsorted(cumulative, length))
-    i = min(max(i, 1), len(path) - 1)
-    span = cumulative[i] - cumulative[i - 1]
-    w = 0.0 if span == 0 else (length - cumulative[i - 1]) / span
-    return tuple(path[i - 1] + (path[i] - path[i - 1]) * w)
+    before = float(cumulative[i - 1]) if i else 0.0
+    span = float(cumulative[i]) - before
+    w = 0.0 if span == 0 else (length - before) / span
+    x, y = path[i] + steps[i] * w
+    return float(x), float(y)
 
 
 class AnchorFit:
@@ -182,16 +190,20 @@ class AnchorFit:
         self.cell_point = cell_point
         self.bins = bins
         self.head = decoded_head
+        self.original_points = original_points
         self.target = approximate_end(original_head, original_points, curve, segment_types,
                                       original_length)
-        # Groups of indices that must stay equal (red anchors).
-        self.groups: list[list[int]] = []
+
+    def groups(self) -> list[list[int]]:
+        """Runs of indices that must stay equal (red anchors), built only when searching."""
+        groups: list[list[int]] = []
+        cells, points = self.cells, self.original_points
         for index, cell in enumerate(cells):
-            if (index and cell == cells[index - 1]
-                    and original_points[index] == original_points[index - 1]):
-                self.groups[-1].append(index)
+            if index and cell == cells[index - 1] and points[index] == points[index - 1]:
+                groups[-1].append(index)
             else:
-                self.groups.append([index])
+                groups.append([index])
+        return groups
 
     def error(self, cells: list[Cell]) -> float:
         points = [self.cell_point(c) for c in cells]
@@ -199,13 +211,16 @@ class AnchorFit:
         return math.dist(end, self.target)
 
     def refine(self) -> list[Cell]:
-        cells = list(self.cells)
+        cells = self.cells
         best = self.error(cells)
+        if best <= GOOD_ENOUGH_PX:
+            return cells
+        groups = self.groups()
         for _ in range(PASSES):
             if best <= GOOD_ENOUGH_PX:
                 break
             improved = False
-            for group in self.groups[: -SEARCHED_GROUPS - 1: -1]:
+            for group in groups[: -SEARCHED_GROUPS - 1: -1]:
                 for dx, dy in _NEIGHBOURS:
                     trial = list(cells)
                     for i in group:

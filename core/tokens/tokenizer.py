@@ -124,6 +124,9 @@ class _Writer:
         self.cursor = origin_ms  # the decoded time of the last object
         self.true_cursor = origin_ms  # the seed's shifts are taken between true times
         self.max_anchors = Grammar(self.config).max_anchors
+        self._decoded: dict[float, float] = {}
+        self.x_start = vocab.spans[C.COORD_X].start
+        self.y_start = vocab.spans[C.COORD_Y].start
 
     def object(self, obj: HitObject) -> None:
         self.time_to(obj.time)
@@ -171,10 +174,13 @@ class _Writer:
         return min(candidates, key=lambda c: (abs(self.decoded(c) - time), abs(c - time)))
 
     def decoded(self, t: float) -> float:
-        """The time the reader writes for grid time `t` (mirrors `_Reader.time`)."""
-        if self.ticks:
-            return self.ticks.snap_ms(t, self.tolerance)
-        return math.floor(t + 0.5)
+        """The time the reader writes for grid time `t` (mirrors `_Reader.time`); memoised, as
+        each object asks about the same few grid times several times."""
+        value = self._decoded.get(t)
+        if value is None:
+            value = self.ticks.snap_ms(t, self.tolerance) if self.ticks else math.floor(t + 0.5)
+            self._decoded[t] = value
+        return value
 
     def shifts(self, span: float) -> None:
         """Emit chained TIME_SHIFTs covering `span` ms, a whole number of steps."""
@@ -199,7 +205,7 @@ class _Writer:
         self.cell((self.vocab.x_index(x), self.vocab.y_index(y)))
 
     def cell(self, cell: tuple[int, int]) -> None:
-        self.ids += [self.vocab.id(C.COORD_X, cell[0]), self.vocab.id(C.COORD_Y, cell[1])]
+        self.ids += [self.x_start + cell[0], self.y_start + cell[1]]  # cells are in range
 
     def anchor_cells(self, head: tuple[float, float],
                      points: Sequence[tuple[float, float]]) -> list[tuple[int, int]]:
@@ -255,13 +261,22 @@ class _Writer:
         """Cells whose path ends where the original's does, under the length the reader will
         compute from the decoded start and end times (see `anchor_fit`)."""
         start = self.decoded(self.cursor)
-        probe = Slider(0, 0, start, slides=slider.slides)
-        velocity = slider_velocity(probe, self.beatmap.difficulty, self.control_points)
+        if start == slider.time and slider.length and slider.duration:
+            velocity = slider.slides * slider.length / slider.duration  # as parsed
+        else:
+            probe = Slider(0, 0, start)
+            velocity = slider_velocity(probe, self.beatmap.difficulty, self.control_points)
         length = velocity * (max(self.decoded(end), start + 1) - start) / max(slider.slides, 1)
         xs, ys = self.rounded_cells
 
         def cell_point(cell: tuple[int, int]) -> tuple[float, float]:
             return xs[cell[0]], ys[cell[1]]
+
+        # On the grid already (a map made with grid snap) and the same length: nothing to fit.
+        if (cell_point(head) == (slider.x, slider.y)
+                and all(cell_point(c) == p for c, p in zip(cells, points))
+                and abs(length - (slider.length or 0.0)) < 0.5):
+            return cells
 
         fit = AnchorFit((float(slider.x), float(slider.y)),
                         [(float(x), float(y)) for x, y in points], slider.length or None,

@@ -1,0 +1,355 @@
+"""Song discovery: the song sets of an osu! Songs folder, their osu!standard difficulties and the
+audio file each one names, read in place.
+
+A set is a folder holding .osu files, or an .osz/.olz archive (a zip; .olz is lazer's export). A
+folder without .osu files is searched MAX_PACK_DEPTH levels deeper, as osu! stable finds sets
+inside "pack" folders (Songs/Pack/123 Artist - Title/). Archives are never extracted: members are
+read with zipfile, and only through an index of names checked by `safe_member`, so no member path
+can reach outside its archive. `__MACOSX/` resource forks and hidden names (`.DS_Store`, kiai's
+own `.tmp-*` staging folders) are ignored, not reported.
+
+AudioFilename is matched against the set's files ignoring case, as osu! does on Windows (its
+usual home; NTFS is case-insensitive), preferring an exact match when both exist.
+
+Anything unusable is skipped and counted in a `DiscoveryReport`, never fatal. A skip counts one
+.osu file (a difficulty), except UNREADABLE_ARCHIVE and NO_BEATMAPS (one set) and UNSAFE_MEMBER
+(one archive member). Discovery reads each map's header only (everything before [HitObjects]),
+so it stays cheap on a folder of thousands of maps; the data-set builder parses the whole map.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import re
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.beatmap.model import Beatmap, Mode
+from core.beatmap.parser import BeatmapError, parse_bytes
+
+ARCHIVE_SUFFIXES = (".osz", ".olz")
+MAX_PACK_DEPTH = 2  # Songs/Pack/Subpack/Set at most: deeper folders are not osu!'s layout
+# Bounds on what one member may decompress to: a zip's header announces the size and zipfile
+# never returns more than that, so checking it first caps memory for a hostile archive.
+MAX_MAP_BYTES = 32 << 20  # the largest ranked maps are ~2 MB
+MAX_AUDIO_BYTES = 512 << 20  # an hour of 320 kbit/s mp3 is 144 MB
+MAX_EXAMPLES = 3  # paths kept per skip reason
+
+# Skip reasons: the report's keys.
+UNREADABLE_ARCHIVE = "unreadable archive"
+UNSAFE_MEMBER = "unsafe archive member"
+NO_BEATMAPS = "no beatmaps"
+UNPARSABLE = "unparsable map"
+OTHER_MODE = "other mode"
+MISSING_AUDIO = "missing audio"
+TOO_LARGE = "file too large"
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+class SongsError(Exception):
+    """A Songs folder that cannot be searched at all (missing, not a folder, unreadable)."""
+
+
+@dataclass
+class DiscoveryReport:
+    """What was kept and what was skipped, by reason, with a few example paths per reason."""
+
+    sets: int = 0  # song sets with at least one usable difficulty
+    maps: int = 0  # usable difficulties
+    skipped: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def skip(self, reason: str, where: str, detail: str = "") -> None:
+        self.skipped[reason] += 1
+        examples = self.examples.setdefault(reason, [])
+        if len(examples) < MAX_EXAMPLES:
+            examples.append(f"{where} ({detail})" if detail else where)
+
+    def merge(self, other: DiscoveryReport) -> None:
+        self.sets += other.sets
+        self.maps += other.maps
+        for reason, count in other.skipped.items():
+            self.skipped[reason] += count
+            kept = self.examples.setdefault(reason, [])
+            kept += other.examples.get(reason, [])[:MAX_EXAMPLES - len(kept)]
+
+    def lines(self) -> list[str]:
+        """The skips as printable lines, most frequent reason first."""
+        if not self.skipped:
+            return ["nothing skipped"]
+        width = max(map(len, self.skipped))
+        out = [f"skipped {sum(self.skipped.values())}:"]
+        for reason, count in self.skipped.most_common():
+            out.append(f"  {reason:<{width}}  {count:>5}")
+            out += [f"      e.g. {example}" for example in self.examples.get(reason, [])]
+        return out
+
+    def to_dict(self) -> dict:
+        return {"sets": self.sets, "maps": self.maps, "skipped": dict(self.skipped),
+                "examples": self.examples}
+
+
+@dataclass(frozen=True)
+class MapEntry:
+    """One osu!standard difficulty of a set: its file and the audio file it names, both as
+    '/'-separated paths inside the set (as the set spells them, not as AudioFilename does)."""
+
+    member: str
+    audio: str
+
+
+@dataclass(frozen=True)
+class SongSet:
+    """A folder or archive with its usable difficulties. `fingerprint` changes when the files
+    that matter do (sizes and modification times), so a data set can tell a set was edited."""
+
+    path: Path
+    is_archive: bool
+    maps: tuple[MapEntry, ...]
+    fingerprint: str
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def where(self, member: str) -> str:
+        """A member's path for messages: `archive.osz::member` or `folder/member`."""
+        return f"{self.path}::{member}" if self.is_archive else str(self.path / member)
+
+    @contextmanager
+    def open(self) -> Iterator[Callable[[str], bytes]]:
+        """A reader of the set's members by name (an archive stays open meanwhile).
+
+        Raises KeyError for a name the set's index does not hold (unsafe names included) and
+        OSError / zipfile.BadZipFile for files that cannot be read.
+        """
+        if self.is_archive:
+            with zipfile.ZipFile(self.path) as archive:
+                index = _archive_index(archive, DiscoveryReport(), str(self.path))
+                yield lambda member: _read_member(archive, index[member])
+        else:
+            index = _folder_index(self.path)
+            yield lambda member: (self.path / index[member][0]).read_bytes()
+
+    def read(self, member: str) -> bytes:
+        with self.open() as read:
+            return read(member)
+
+
+def discover(songs_dir: str | os.PathLike) -> tuple[list[SongSet], DiscoveryReport]:
+    """The song sets under `songs_dir`, sorted by path, and what was skipped on the way.
+
+    `songs_dir` is a Songs folder, or a single set's folder (one that holds .osu files itself).
+    Raises SongsError only when `songs_dir` itself cannot be listed.
+    """
+    root = Path(songs_dir)
+    if not root.is_dir():
+        raise SongsError(f"{root}: no such folder" if not root.exists() else
+                         f"{root}: not a folder")
+    report = DiscoveryReport()
+    sets: list[SongSet] = []
+    try:
+        candidates = list(_candidates(root, depth=0, report=report, top=True))
+    except OSError as e:
+        raise SongsError(f"{root}: cannot be listed ({e.strerror or e})") from e
+    for path in candidates:
+        song_set = _read_set(path, report)
+        if song_set is not None:
+            sets.append(song_set)
+            report.sets += 1
+            report.maps += len(song_set.maps)
+    return sets, report
+
+
+def safe_member(name: str) -> str | None:
+    """An archive member's name normalised to 'a/b.osu', or None if it could point outside the
+    archive when extracted: absolute (`/x`, `\\x`, `C:x`) or `..` after normalisation."""
+    name = name.replace("\\", "/")
+    if not name or name.startswith("/") or _DRIVE.match(name) or "\x00" in name:
+        return None
+    normal = posixpath.normpath(name)
+    if normal == ".." or normal.startswith("../"):
+        return None
+    return normal
+
+
+def is_ignored(name: str) -> bool:
+    """Resource forks (`__MACOSX/`), hidden files and folders, directory entries."""
+    parts = name.rstrip("/").split("/")
+    return name.endswith("/") or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)
+
+
+def _candidates(folder: Path, depth: int, report: DiscoveryReport, top: bool = False
+                ) -> Iterator[Path]:
+    """Set folders and archives under `folder`, in name order; pack folders are descended.
+
+    A folder holding .osu files is a set, and below the top its subfolders are its own
+    (storyboard, skin); the top folder's are still searched, so that one stray .osu in a Songs
+    folder hides nothing. Folders with nothing in them are reported unless the top is a set.
+    """
+    entries = sorted(folder.iterdir(), key=lambda p: p.name)
+    is_set = any(_is_map_name(p.name) and p.is_file() for p in entries)
+    if is_set:
+        yield folder
+        if not top:
+            return
+    found = False
+    for entry in entries:
+        if is_ignored(entry.name):
+            continue
+        if entry.is_file() and entry.suffix.lower() in ARCHIVE_SUFFIXES:
+            found = True
+            yield entry
+        elif entry.is_dir() and depth < MAX_PACK_DEPTH:
+            found = True
+            quiet = _Quiet() if is_set else report
+            yield from _candidates(entry, depth + 1, quiet)
+    if not found and not top:
+        report.skip(NO_BEATMAPS, str(folder))
+
+
+class _Quiet(DiscoveryReport):
+    """A report that forgets: empty subfolders of a set given as the top folder are expected."""
+
+    def skip(self, reason: str, where: str, detail: str = "") -> None:
+        pass
+
+
+def _read_set(path: Path, report: DiscoveryReport) -> SongSet | None:
+    """The set at `path` with its usable maps, or None (reported) when it has none."""
+    try:
+        if path.is_dir():
+            files = _folder_index(path)
+            maps = _usable_maps(path, False, files, lambda m: (path / m).read_bytes(), report)
+            fingerprint = _folder_fingerprint(path, maps)
+        else:
+            with zipfile.ZipFile(path) as archive:
+                members = _archive_index(archive, report, str(path))
+                maps = _usable_maps(path, True, {m: (m, i.file_size) for m, i in members.items()},
+                                    lambda m: _read_member(archive, members[m]), report)
+            stat = path.stat()
+            fingerprint = f"{stat.st_size}:{stat.st_mtime_ns}"
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError) as e:
+        # RuntimeError: an encrypted member; BadZipFile also covers CRC errors.
+        report.skip(UNREADABLE_ARCHIVE, str(path), getattr(e, "strerror", None) or str(e))
+        return None
+    if maps is None:
+        report.skip(NO_BEATMAPS, str(path))
+        return None
+    return SongSet(path, not path.is_dir(), maps, fingerprint) if maps else None
+
+
+def _usable_maps(path: Path, is_archive: bool, files: dict[str, tuple[str, int]],
+                 read: Callable[[str], bytes], report: DiscoveryReport
+                 ) -> tuple[MapEntry, ...] | None:
+    """The set's osu!standard maps whose audio is there; None when the set has no .osu at all.
+
+    `files` maps each member name (as the set spells it) to (path, size in bytes).
+    """
+    names = sorted(m for m in files if _is_map_name(m) and (is_archive or "/" not in m))
+    if not names:
+        return None
+    by_lower: dict[str, str] = {}
+    for name in sorted(files, reverse=True):  # the first name in order wins a case clash
+        by_lower[name.lower()] = name
+    kept = []
+    for name in names:
+        where = f"{path}::{name}" if is_archive else str(path / name)
+        if files[name][1] > MAX_MAP_BYTES:
+            report.skip(TOO_LARGE, where, f"{files[name][1]} bytes")
+            continue
+        try:
+            header = _header(read(name), where)
+        except BeatmapError as e:
+            report.skip(UNPARSABLE, where, str(e).removeprefix(f"{where}: "))
+            continue
+        if header.mode is not Mode.OSU:
+            report.skip(OTHER_MODE, where, header.mode.name.lower())
+            continue
+        audio = _audio_member(header, files, by_lower)
+        if audio is None:
+            report.skip(MISSING_AUDIO, where, f"AudioFilename {header.audio_filename or ''!r}")
+            continue
+        if files[audio][1] > MAX_AUDIO_BYTES:
+            report.skip(TOO_LARGE, where, f"{audio}: {files[audio][1]} bytes")
+            continue
+        kept.append(MapEntry(name, audio))
+    return tuple(kept)
+
+
+def _header(data: bytes, where: str) -> Beatmap:
+    """The map parsed up to [HitObjects]: mode, audio file, metadata, difficulty, timing."""
+    cut = data.find(b"[HitObjects]")
+    return parse_bytes(data if cut < 0 else data[:cut], where).beatmap
+
+
+def _audio_member(header: Beatmap, files: dict[str, tuple[str, int]],
+                  by_lower: dict[str, str]) -> str | None:
+    """The member AudioFilename names: exact, else ignoring case; None if absent or unsafe."""
+    named = (header.audio_filename or "").strip()
+    wanted = safe_member(named) if named else None
+    if wanted is None or _is_map_name(wanted):
+        return None
+    if wanted in files:
+        return wanted
+    return by_lower.get(wanted.lower())
+
+
+def _is_map_name(name: str) -> bool:
+    return name.lower().endswith(".osu") and not is_ignored(name)
+
+
+def _archive_index(archive: zipfile.ZipFile, report: DiscoveryReport, where: str
+                   ) -> dict[str, zipfile.ZipInfo]:
+    """The archive's readable members by normalised name; unsafe names are reported, not kept."""
+    index: dict[str, zipfile.ZipInfo] = {}
+    for info in archive.infolist():
+        if info.is_dir() or is_ignored(info.filename.replace("\\", "/")):
+            continue
+        name = safe_member(info.filename)
+        if name is None:
+            report.skip(UNSAFE_MEMBER, f"{where}::{info.filename}")
+            continue
+        index.setdefault(name, info)  # a duplicated name: the first entry, as lazer reads it
+    return index
+
+
+def _folder_index(folder: Path) -> dict[str, tuple[str, int]]:
+    """Every visible file under a set folder: {'sub/name': ('sub/name', size in bytes)}.
+
+    Symbolic links to folders are not followed (a link could lead anywhere).
+    """
+    index = {}
+    for current, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not is_ignored(d))
+        base = Path(current).relative_to(folder).as_posix()
+        for name in files:
+            relative = name if base == "." else f"{base}/{name}"
+            if is_ignored(relative):
+                continue
+            try:
+                size = (Path(current) / name).stat().st_size
+            except OSError:
+                continue  # a dangling link
+            index[relative] = (relative, size)
+    return index
+
+
+def _folder_fingerprint(folder: Path, maps: tuple[MapEntry, ...] | None) -> str:
+    """A digest of (name, size, mtime) of the files a folder set's data depends on."""
+    digest = hashlib.sha256()
+    for name in sorted({m.member for m in maps or ()} | {m.audio for m in maps or ()}):
+        stat = (folder / name).stat()
+        digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    return archive.read(info)
