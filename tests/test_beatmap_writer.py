@@ -94,3 +94,15 @@ def test_save_leaves_no_partial_file_when_interrupted(tmp_path, monkeypatch):
     save(beatmap, target)
     assert parse_file(target).beatmap.hit_objects[0].time == 3
     assert os.listdir(tmp_path) == ["map.osu"]
+
+
+def test_saved_maps_are_ordinary_files_and_replacements_keep_permissions(tmp_path):
+    beatmap = parse_text("osu file format v14\n[HitObjects]\n1,2,3,1,0\n").beatmap
+    fresh = save(beatmap, tmp_path / "fresh.osu")
+    assert fresh.stat().st_mode & 0o777 == 0o644
+    existing = tmp_path / "existing.osu"
+    existing.write_text("old")
+    existing.chmod(0o640)
+    save(beatmap, existing, overwrite=True)
+    assert existing.stat().st_mode & 0o777 == 0o640
+    assert parse_file(existing).beatmap.hit_objects[0].time == 3

@@ -48,6 +48,9 @@ def save(beatmap: Beatmap, path: str | Path, *, overwrite: bool = False) -> Path
     data = write_text(beatmap).encode("utf-8")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file 0600; a map in the Songs folder is an ordinary file (0644), and
+        # a replaced file keeps its own permissions.
+        os.chmod(tmp, path.stat().st_mode & 0o777 if overwrite and path.exists() else 0o644)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
