@@ -1,0 +1,237 @@
+"""The model: a CNN audio encoder and a Transformer decoder over the token language (DESIGN §6).
+
+Read top-down, small parts first (after whisper's model.py): attention, the decoder block, the
+audio encoder, the decoder, the whole model. The decoder runs one token at a time with an explicit
+`KVCache` (self-attention keys/values grow per step; cross-attention keys/values are computed once
+per window), instead of whisper's forward hooks.
+
+Shapes: B batch, T tokens, S encoder positions, F audio frames, D d_model, H heads, K head size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from core.audio import N_MELS
+
+N_CONDITIONS = 5  # AR, CS, OD, HP, stars
+
+
+@dataclass(frozen=True)
+class ModelDims:
+    n_vocab: int
+    n_mels: int = N_MELS
+    d_model: int = 512
+    n_heads: int = 8
+    n_layers: int = 6
+    d_ff: int = 2048
+    dropout: float = 0.1
+    encoder_layers: int = 3  # conv blocks; the first one halves the frame rate
+    max_tokens: int = 2048  # decoder positions (prefix + generated)
+    max_frames: int = 8192  # encoder positions (40 s of 5 ms frames after 2x downsampling)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def preset_dims(name: str, n_vocab: int) -> ModelDims:
+    """`seed`: the seed's Phase 3 sizes. `small`: trains on a laptop CPU in minutes."""
+    if name == "seed":
+        return ModelDims(n_vocab=n_vocab)
+    if name == "small":
+        return ModelDims(n_vocab=n_vocab, d_model=192, n_heads=4, n_layers=4, d_ff=768,
+                         dropout=0.1, encoder_layers=3)
+    raise ValueError(f"unknown model preset {name!r}; choose from ['seed', 'small']")
+
+
+def sinusoids(length: int, channels: int, max_timescale: float = 10_000) -> Tensor:
+    """(length, channels) sinusoidal position encoding (whisper's `sinusoids`)."""
+    increment = math.log(max_timescale) / (channels // 2 - 1)
+    inv = torch.exp(-increment * torch.arange(channels // 2, dtype=torch.float32))
+    scaled = torch.arange(length, dtype=torch.float32)[:, None] * inv[None, :]
+    return torch.cat([torch.sin(scaled), torch.cos(scaled)], dim=1)
+
+
+class KVCache:
+    """Keys and values for incremental decoding, preallocated for `capacity` tokens.
+
+    Self-attention entries are written at `length` and grow as tokens are fed; cross-attention
+    entries are filled once from the encoder output. `reorder` follows beam search's choices.
+    """
+
+    def __init__(self, n_layers: int) -> None:
+        self.self_k: list[Tensor | None] = [None] * n_layers
+        self.self_v: list[Tensor | None] = [None] * n_layers
+        self.cross_k: list[Tensor | None] = [None] * n_layers
+        self.cross_v: list[Tensor | None] = [None] * n_layers
+        self.length = 0  # tokens already in the cache
+
+    def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store new self-attention k, v (B, H, t, K); returns all so far (B, H, length+t, K)."""
+        start, stop = self.length, self.length + k.shape[2]
+        buf_k = self.self_k[layer]
+        if buf_k is None or buf_k.shape[2] < stop or buf_k.shape[0] != k.shape[0]:
+            capacity = max(stop, 2 * (buf_k.shape[2] if buf_k is not None else 64))
+            buf_k = self._grow(buf_k, k, capacity)
+            self.self_v[layer] = self._grow(self.self_v[layer], v, capacity)
+            self.self_k[layer] = buf_k
+        buf_v = self.self_v[layer]
+        buf_k[:, :, start:stop] = k
+        buf_v[:, :, start:stop] = v
+        return buf_k[:, :, :stop], buf_v[:, :, :stop]
+
+    def _grow(self, old: Tensor | None, like: Tensor, capacity: int) -> Tensor:
+        b, h, _, d = like.shape
+        new = like.new_zeros(b, h, capacity, d)
+        if old is not None and old.shape[0] == b:
+            new[:, :, : self.length] = old[:, :, : self.length]
+        return new
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep batch rows `index` (B',): beam search's surviving hypotheses."""
+        for entries in (self.self_k, self.self_v, self.cross_k, self.cross_v):
+            for i, t in enumerate(entries):
+                if t is not None:
+                    entries[i] = t.index_select(0, index)
+
+
+class Attention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.query = nn.Linear(d_model, d_model)
+        self.key = nn.Linear(d_model, d_model, bias=False)
+        self.value = nn.Linear(d_model, d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.dropout = dropout
+
+    def _heads(self, x: Tensor) -> Tensor:
+        b, t, d = x.shape
+        return x.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2)  # (B, H, t, K)
+
+    def forward(self, x: Tensor, k: Tensor, v: Tensor, causal_offset: int | None) -> Tensor:
+        """x (B, T, D) attends over k, v (B, H, S, K); causal when `causal_offset` is given
+        (query i sits at absolute position causal_offset + i)."""
+        q = self._heads(self.query(x))
+        mask = None
+        if causal_offset is not None and q.shape[2] > 1:
+            t, s = q.shape[2], k.shape[2]
+            rows = torch.arange(t, device=x.device)[:, None] + causal_offset
+            mask = torch.arange(s, device=x.device)[None, :] <= rows  # (T, S)
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        b, h, t, kd = y.shape
+        return self.out(y.transpose(1, 2).reshape(b, t, h * kd))
+
+
+class DecoderBlock(nn.Module):
+    def __init__(self, d: ModelDims) -> None:
+        super().__init__()
+        self.self_attn = Attention(d.d_model, d.n_heads, d.dropout)
+        self.cross_attn = Attention(d.d_model, d.n_heads, d.dropout)
+        self.ln_self, self.ln_cross, self.ln_mlp = (nn.LayerNorm(d.d_model) for _ in range(3))
+        self.mlp = nn.Sequential(nn.Linear(d.d_model, d.d_ff), nn.GELU(),
+                                 nn.Linear(d.d_ff, d.d_model))
+        self.drop = nn.Dropout(d.dropout)
+
+    def forward(self, x: Tensor, audio: Tensor, layer: int, cache: KVCache | None) -> Tensor:
+        h = self.ln_self(x)
+        k, v = self.self_attn._heads(self.self_attn.key(h)), self.self_attn._heads(
+            self.self_attn.value(h))
+        offset = 0
+        if cache is not None:
+            offset = cache.length
+            k, v = cache.append(layer, k, v)
+        x = x + self.drop(self.self_attn(h, k, v, causal_offset=offset))
+        ck, cv = self._cross_kv(audio, layer, cache)
+        x = x + self.drop(self.cross_attn(self.ln_cross(x), ck, cv, causal_offset=None))
+        return x + self.drop(self.mlp(self.ln_mlp(x)))
+
+    def _cross_kv(self, audio: Tensor, layer: int, cache: KVCache | None) -> tuple[Tensor, Tensor]:
+        if cache is not None and cache.cross_k[layer] is not None:
+            return cache.cross_k[layer], cache.cross_v[layer]
+        a = self.cross_attn
+        k, v = a._heads(a.key(audio)), a._heads(a.value(audio))
+        if cache is not None:
+            cache.cross_k[layer], cache.cross_v[layer] = k, v
+        return k, v
+
+
+class AudioEncoder(nn.Module):
+    """Strided Conv1d blocks with LayerNorm and GELU, then a projection; positions added.
+
+    The first block halves the 5 ms frame rate to 10 ms, one encoder position per TIME_SHIFT step.
+    """
+
+    def __init__(self, d: ModelDims) -> None:
+        super().__init__()
+        convs = [nn.Conv1d(d.n_mels, d.d_model, kernel_size=3, stride=2, padding=1)]
+        convs += [nn.Conv1d(d.d_model, d.d_model, kernel_size=3, padding=1)
+                  for _ in range(d.encoder_layers - 1)]
+        self.convs = nn.ModuleList(convs)
+        self.norms = nn.ModuleList(nn.LayerNorm(d.d_model) for _ in convs)
+        self.proj = nn.Linear(d.d_model, d.d_model)
+        self.register_buffer("positions", sinusoids(d.max_frames, d.d_model), persistent=False)
+
+    def forward(self, mel: Tensor) -> Tensor:
+        """mel (B, n_mels, F) -> (B, S, D) with S = ceil(F / 2)."""
+        x = mel
+        for conv, norm in zip(self.convs, self.norms):
+            x = F.gelu(norm(conv(x).transpose(1, 2))).transpose(1, 2)  # (B, D, S)
+        x = self.proj(x.transpose(1, 2))  # (B, S, D)
+        if x.shape[1] > self.positions.shape[0]:
+            raise ValueError(f"audio window of {x.shape[1]} positions exceeds max_frames")
+        return x + self.positions[: x.shape[1]]
+
+
+class Decoder(nn.Module):
+    def __init__(self, d: ModelDims) -> None:
+        super().__init__()
+        self.token_embedding = nn.Embedding(d.n_vocab, d.d_model)
+        self.condition = nn.Linear(N_CONDITIONS, d.d_model)  # difficulty, added to every token
+        self.register_buffer("positions", sinusoids(d.max_tokens, d.d_model), persistent=False)
+        self.blocks = nn.ModuleList(DecoderBlock(d) for _ in range(d.n_layers))
+        self.ln = nn.LayerNorm(d.d_model)
+        self.head = nn.Linear(d.d_model, d.n_vocab, bias=False)
+        self.drop = nn.Dropout(d.dropout)
+
+    def forward(self, tokens: Tensor, audio: Tensor, difficulty: Tensor,
+                cache: KVCache | None = None) -> Tensor:
+        """tokens (B, T) after `cache.length` cached ones; audio (B, S, D); difficulty (B, 5)
+        -> logits (B, T, V). With a cache, the new tokens' keys/values are appended to it."""
+        offset = cache.length if cache is not None else 0
+        t = tokens.shape[1]
+        if offset + t > self.positions.shape[0]:
+            raise ValueError(f"sequence of {offset + t} tokens exceeds max_tokens")
+        x = self.token_embedding(tokens) + self.positions[offset: offset + t]
+        x = self.drop(x + self.condition(difficulty)[:, None, :])
+        for layer, block in enumerate(self.blocks):
+            x = block(x, audio, layer, cache)
+        if cache is not None:
+            cache.length += t
+        return self.head(self.ln(x))
+
+
+class MapModel(nn.Module):
+    """Audio + difficulty -> next-token logits over the token language."""
+
+    def __init__(self, dims: ModelDims) -> None:
+        super().__init__()
+        self.dims = dims
+        self.encoder = AudioEncoder(dims)
+        self.decoder = Decoder(dims)
+
+    def forward(self, mel: Tensor, tokens: Tensor, difficulty: Tensor) -> Tensor:
+        """Teacher-forced logits (B, T, V) for training."""
+        return self.decoder(tokens, self.encoder(mel), difficulty)
+
+    def new_cache(self) -> KVCache:
+        return KVCache(self.dims.n_layers)
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
