@@ -1,0 +1,267 @@
+"""Decoding one window: constrained token choice with the KV cache (DESIGN §8, the seed's Phase 5).
+
+After whisper's decoding.py: options are a frozen dataclass checked in one place; each rule that
+edits logits is a filter with one `apply`; greedy, sampling and beam search share them. Filter
+state is incremental (`SequenceState.step` per token), never a rescan of the history.
+
+Every sequence the filters allow is a valid map: the grammar's categories, time moving forward,
+objects that start inside the window, after the generation start and after the previous object's
+end.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from core.model import MapModel
+from core.tokens.grammar import Grammar, GrammarWalker, State
+from core.tokens.vocab import Category, Vocab
+
+C = Category
+NEG_INF = float("-inf")
+
+
+class JobCancelled(Exception):
+    """Raised between decoding steps when the caller asked to stop."""
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    # How each token is chosen.
+    method: str = "sample"  # "greedy", "sample" or "beam"
+    temperature: float = 1.0  # sampling only; 0 means greedy
+    top_k: int | None = None  # sampling: keep the k most likely tokens
+    top_p: float | None = 0.95  # sampling: keep the smallest set with this much probability
+    beam_size: int = 4  # beam search: hypotheses kept
+    length_penalty: float = 1.0  # beam search: scores divided by length ** this
+    seed: int = 0  # the same seed gives the same map
+    # Limits.
+    max_tokens: int = 1536  # generated tokens per window
+    max_object_ms: float = 20_000.0  # the longest slider or spinner
+
+    def __post_init__(self) -> None:
+        self._verify()
+
+    def _verify(self) -> None:
+        if self.method not in ("greedy", "sample", "beam"):
+            raise ValueError(f"unknown decoding method {self.method!r}")
+        if self.temperature < 0:
+            raise ValueError("temperature must be >= 0")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError("top_k must be >= 1")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError("top_p must lie in (0, 1]")
+        if self.beam_size < 1 or self.max_tokens < 1:
+            raise ValueError("beam_size and max_tokens must be >= 1")
+
+
+@dataclass
+class SequenceState:
+    """What the constraints know about one sequence; times in ms from the window's start."""
+
+    walker: GrammarWalker
+    vocab: Vocab
+    min_start: float = 0.0  # new objects start at or after this (the generation start)
+    window_end: float = math.inf  # ... and before this
+    cursor: float = 0.0  # the current object's start
+    body: float = 0.0  # shifts inside a slider or spinner (its duration so far)
+    last_end: float = -math.inf  # the end of the last placed object
+    objects: int = 0
+    finished: bool = False
+    # When the map's timing is known: whether an object may start at a cursor time (it will be
+    # snapped onto a tick there).
+    on_tick: Callable[[float], bool] | None = None
+
+    def step(self, token: int) -> None:
+        category, index = self.vocab.split(token)
+        state = self.walker.state
+        self.walker.step(category)
+        if category is C.TIME_SHIFT:
+            if state is State.OBJECT:
+                self.cursor += self.vocab.shift_values_ms[index]
+            else:
+                self.body += self.vocab.shift_values_ms[index]
+        elif category is C.SPINNER_DURATION:
+            self.body += self.vocab.spinner_durations_ms[index]
+        elif category in (C.PLACE_CIRCLE, C.START_SLIDER, C.PLACE_SPINNER) and \
+                state in (State.OBJECT, State.NEW_COMBO):
+            self.body = 0.0
+            self.objects += 1
+            self.last_end = self.cursor
+        elif category in (C.END_SLIDER, C.END_SPINNER):
+            self.last_end = self.cursor + self.body
+        elif category is C.EOS:
+            self.finished = True
+
+    def clone(self) -> SequenceState:
+        walker = GrammarWalker(self.walker.grammar, self.walker.state)
+        walker.anchors, walker.position = self.walker.anchors, self.walker.position
+        copy = SequenceState(**{k: v for k, v in vars(self).items() if k != "walker"},
+                             walker=walker)
+        return copy
+
+
+class ConstraintFilter:
+    """Masks every token the grammar or the timing rules forbid (see the module docstring)."""
+
+    def __init__(self, vocab: Vocab, options: DecodingOptions) -> None:
+        self.vocab = vocab
+        self.options = options
+        self.grammar = Grammar(vocab.config)
+        self.step = vocab.config.time_step_ms
+        self.shifts = torch.tensor(vocab.shift_values_ms)
+        self.shift_span = vocab.spans[C.TIME_SHIFT]
+        self.masks: dict[tuple[State, bool], Tensor] = {}  # allowed ids per state
+        for state in State:
+            for anchors_full in (False, True):
+                anchors = self.grammar.max_anchors if anchors_full else 0
+                mask = torch.zeros(len(vocab), dtype=torch.bool)
+                for category in self.grammar.allowed(state, anchors):
+                    span = vocab.spans[category]
+                    mask[span.start: span.stop] = True
+                self.masks[(state, anchors_full)] = mask
+        self.object_ids = [vocab.spans[c] for c in
+                           (C.NEW_COMBO, C.PLACE_CIRCLE, C.START_SLIDER, C.PLACE_SPINNER)]
+
+    def apply(self, logits: Tensor, state: SequenceState) -> None:
+        """Edit `logits` (V,) in place for the next token of `state`."""
+        walker = state.walker
+        full = walker.anchors >= self.grammar.max_anchors
+        logits.masked_fill_(~self.masks[(walker.state, full)], NEG_INF)
+        span = self.shift_span
+        if walker.state is State.OBJECT:
+            # A shift may not move the cursor to or past the window's end ...
+            room = state.window_end - state.cursor
+            allowed = int(torch.searchsorted(self.shifts, room, right=False))
+            logits[span.start + allowed: span.stop] = NEG_INF
+            # ... and an object may start only after the generation start and the last object.
+            earliest = max(state.min_start, state.last_end + self.step)
+            if state.cursor < earliest or (state.on_tick and not state.on_tick(state.cursor)):
+                for s in self.object_ids:
+                    logits[s.start: s.stop] = NEG_INF
+        elif walker.state in (State.SLIDER_TIME, State.SPINNER_TIME, State.SLIDER_BODY,
+                              State.SPINNER):
+            room = self.options.max_object_ms - state.body
+            allowed = max(int(torch.searchsorted(self.shifts, room, right=True)), 1)
+            logits[span.start + allowed: span.stop] = NEG_INF
+
+
+def choose(logits: Tensor, options: DecodingOptions, generator: torch.Generator) -> int:
+    """One token from filtered logits (V,): greedy, or sampled with temperature/top-k/top-p."""
+    if options.method == "greedy" or options.temperature == 0:
+        return int(torch.argmax(logits))
+    logits = logits / options.temperature
+    if options.top_k is not None and options.top_k < logits.shape[0]:
+        threshold = torch.topk(logits, options.top_k).values[-1]
+        logits = logits.masked_fill(logits < threshold, NEG_INF)
+    if options.top_p is not None and options.top_p < 1:
+        ordered, order = torch.sort(logits, descending=True)
+        cumulative = torch.softmax(ordered, dim=-1).cumsum(-1)
+        drop = cumulative - torch.softmax(ordered, dim=-1) > options.top_p  # keep the first over
+        logits = logits.clone()
+        logits[order[drop]] = NEG_INF
+    probs = torch.softmax(logits, dim=-1)
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+@dataclass
+class WindowResult:
+    tokens: list[int]  # generated, without EOS
+    finished: bool  # ended with EOS (not the token limit)
+    log_prob: float = 0.0
+    steps: int = field(default=0)
+
+
+@torch.no_grad()
+def decode_window(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tensor,
+                  prefix: Sequence[int], state: SequenceState, options: DecodingOptions,
+                  generator: torch.Generator,
+                  should_stop: Callable[[], bool] | None = None) -> WindowResult:
+    """Generate after `prefix` (SOS and the prefix objects' tokens, already fed to `state`).
+
+    audio: (1, S, D) encoder output; difficulty: (1, 5). Raises `JobCancelled` between steps
+    when `should_stop()` turns true.
+    """
+    if options.method == "beam" and options.beam_size > 1:
+        return _beam_search(model, vocab, audio, difficulty, prefix, state, options, should_stop)
+    filt = ConstraintFilter(vocab, options)
+    eos = vocab.id(C.EOS)
+    cache = model.new_cache()
+    tokens = torch.tensor([list(prefix)], dtype=torch.long)
+    logits = model.decoder(tokens, audio, difficulty, cache)[0, -1]
+    out: list[int] = []
+    total = 0.0
+    for _ in range(options.max_tokens):
+        if should_stop is not None and should_stop():
+            raise JobCancelled("cancelled between decoding steps")
+        filt.apply(logits, state)
+        token = choose(logits, options, generator)
+        total += float(torch.log_softmax(logits, -1)[token])
+        state.step(token)
+        if token == eos:
+            return WindowResult(out, True, total, len(out) + 1)
+        out.append(token)
+        step = torch.tensor([[token]], dtype=torch.long)
+        logits = model.decoder(step, audio, difficulty, cache)[0, -1]
+    return WindowResult(out, False, total, len(out))
+
+
+def _beam_search(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tensor,
+                 prefix: Sequence[int], state: SequenceState, options: DecodingOptions,
+                 should_stop: Callable[[], bool] | None) -> WindowResult:
+    """Beam search over constrained tokens; finished hypotheses ranked by length-normalised
+    log-probability. The cache is reordered to the surviving beams after every step."""
+    filt = ConstraintFilter(vocab, options)
+    eos, width = vocab.id(C.EOS), options.beam_size
+    cache = model.new_cache()
+    tokens = torch.tensor([list(prefix)], dtype=torch.long)
+    logits = model.decoder(tokens, audio, difficulty, cache)[:, -1]  # (1, V)
+    beams: list[tuple[float, list[int], SequenceState]] = [(0.0, [], state)]
+    finished: list[tuple[float, list[int], SequenceState]] = []
+    for _ in range(options.max_tokens):
+        if should_stop is not None and should_stop():
+            raise JobCancelled("cancelled between decoding steps")
+        candidates = []
+        for row, (score, _seq, st) in enumerate(beams):
+            row_logits = logits[row].clone()
+            filt.apply(row_logits, st)
+            logp = torch.log_softmax(row_logits, -1)
+            top = torch.topk(logp, min(width, int(torch.isfinite(logp).sum())))
+            for lp, token in zip(top.values.tolist(), top.indices.tolist()):
+                candidates.append((score + lp, row, token))
+        candidates.sort(key=lambda c: -c[0])
+        survivors = []
+        for score, row, token in candidates:
+            st = beams[row][2].clone()
+            st.step(token)
+            seq = [*beams[row][1], token]
+            if token == eos:
+                finished.append((score / len(seq) ** options.length_penalty, seq[:-1], st))
+            else:
+                survivors.append((score, seq, st, row))
+            if len(survivors) == width:
+                break
+        if len(finished) >= width or not survivors:
+            break
+        cache.reorder(torch.tensor([s[3] for s in survivors]))
+        beams = [(s[0], s[1], s[2]) for s in survivors]
+        step = torch.tensor([[s[1][-1]] for s in survivors], dtype=torch.long)
+        logits = model.decoder(step, audio.expand(len(beams), -1, -1),
+                               difficulty.expand(len(beams), -1), cache)[:, -1]
+    if finished:
+        score, seq, st = max(finished, key=lambda f: f[0])
+        _copy_state(state, st)
+        return WindowResult(seq, True, score, len(seq) + 1)
+    score, seq, st = beams[0]
+    _copy_state(state, st)
+    return WindowResult(seq, False, score, len(seq))
+
+
+def _copy_state(target: SequenceState, source: SequenceState) -> None:
+    for key, value in vars(source).items():
+        setattr(target, key, value)

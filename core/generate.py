@@ -1,0 +1,151 @@
+"""Whole songs and "continue from here": decoding window by window (DESIGN §8).
+
+A window is `window_ms` of audio for the encoder. The decoder's sequence is SOS, the prefix (the
+tokens of objects already placed in the `prefix_ms` before the point where generation starts, in
+the window's time frame), then the generated tokens; EOS or the window's end stops it. The next
+window starts where this one's generation stopped, so each window's prefix is the previous
+windows' output (or the mapper's own objects) that falls inside it. Continuation is the same loop
+with the mapper's objects before `from_ms` as the first prefix, and those after `until_ms` kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from core.audio import FRAME_MS
+from core.beatmap.model import Beatmap, HitObject
+from core.beatmap.ticks import TickGrid
+from core.beatmap.timing import annotate_sliders
+from core.decoding import DecodingOptions, SequenceState, decode_window
+from core.model import MapModel
+from core.tokens.grammar import Grammar, GrammarWalker
+from core.tokens.tokenizer import (
+    DetokenizeOptions,
+    decode_objects,
+    snap_tolerance,
+    tokenize_objects,
+)
+from core.tokens.vocab import Category, Vocab
+
+Progress = Callable[[float], None]  # fraction done, 0..1
+
+
+@dataclass(frozen=True)
+class WindowOptions:
+    window_ms: float = 16_000.0  # the audio the encoder sees; the training windows' length
+    prefix_ms: float = 4_000.0  # how much already-placed map the decoder sees before generating
+
+
+@dataclass(frozen=True)
+class Generator:
+    """A loaded model with its vocabulary; `generate` is the one entry point for callers."""
+
+    model: MapModel
+    vocab: Vocab
+    windows: WindowOptions = WindowOptions()
+
+    def generate(self, mel: Tensor, template: Beatmap, difficulty: Sequence[float],
+                 start_ms: float, end_ms: float, before: Sequence[HitObject] = (),
+                 options: DecodingOptions | None = None,
+                 progress: Progress | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> list[HitObject]:
+        """New objects in [start_ms, end_ms) for the song whose features are `mel` (n_mels, F).
+
+        `before`: objects already placed before `start_ms` (the mapper's, for continuation);
+        `template` supplies timing (for snapping) and difficulty settings (slider velocity).
+        """
+        options = options or DecodingOptions()
+        self.model.eval()
+        rng = torch.Generator().manual_seed(options.seed)
+        cond = torch.tensor([list(difficulty)], dtype=torch.float32)  # (1, 5)
+        placed = list(before)
+        new: list[HitObject] = []
+        ticks = TickGrid(template.timing_points)
+        tolerance = snap_tolerance(self.vocab) if ticks else 0.0
+        window, prefix_span = self.windows.window_ms, self.windows.prefix_ms
+        position = start_ms
+        while position < end_ms - tolerance:
+            origin = max(0.0, _grid(position - prefix_span, self.vocab))
+            stop = min(origin + window, end_ms)
+            prefix = [o for o in placed if origin <= o.time < position]
+            ids = [self.vocab.id(Category.SOS)]
+            ids += tokenize_objects(prefix, self.vocab, template, origin_ms=origin,
+                                    ticks=ticks or None)
+            state = SequenceState(GrammarWalker(Grammar(self.vocab.config)), self.vocab,
+                                  min_start=position - origin + tolerance,
+                                  window_end=stop - origin - tolerance,
+                                  on_tick=_tick_test(ticks, origin, tolerance))
+            for token in ids:
+                state.step(token)
+            audio = self.model.encoder(_frames(mel, origin, window)[None])  # (1, S, D)
+            result = decode_window(self.model, self.vocab, audio, cond, ids, state, options,
+                                   rng, should_stop)
+            decoded = decode_objects(ids + result.tokens, template, self.vocab,
+                                     DetokenizeOptions(origin_ms=origin, snap=bool(ticks)))
+            fresh = [o for o in decoded[len(prefix):] if start_ms <= o.time < end_ms]
+            placed += fresh
+            new += fresh
+            position = stop
+            if progress is not None:
+                progress(min(1.0, (position - start_ms) / max(end_ms - start_ms, 1.0)))
+        return new
+
+
+def continue_map(generator: Generator, beatmap: Beatmap, mel: Tensor, from_ms: float,
+                 until_ms: float | None, difficulty: Sequence[float],
+                 options: DecodingOptions | None = None, song_ms: float | None = None,
+                 progress: Progress | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> Beatmap:
+    """The map with new objects from `from_ms` (to `until_ms`, or the song's end); every object
+    before `from_ms`, and after `until_ms`, is kept exactly as it was."""
+    before = [o for o in beatmap.hit_objects if o.time < from_ms]
+    after = [o for o in beatmap.hit_objects if until_ms is not None and o.time >= until_ms]
+    end = song_ms if song_ms is not None else mel.shape[-1] * FRAME_MS
+    if until_ms is not None:
+        end = min(end, until_ms)
+    if after:
+        end = min(end, after[0].time - generator.vocab.config.time_step_ms)
+    if before:  # the new objects start after the last kept one ends
+        from_ms = max(from_ms, max(o.end_time for o in before) + 1)
+    new = generator.generate(mel, beatmap, difficulty, from_ms, end, before, options, progress,
+                             should_stop)
+    result = copy.deepcopy(beatmap)
+    result.hit_objects = [*copy.deepcopy(before), *new, *copy.deepcopy(after)]
+    annotate_sliders(result)
+    return result
+
+
+def _tick_test(ticks: TickGrid, origin: float, tolerance: float) -> Callable[[float], bool] | None:
+    """Whether a window-relative time snaps onto a tick (None without timing: anything goes)."""
+    if not ticks:
+        return None
+    memo: dict[float, bool] = {}
+
+    def on_tick(t: float) -> bool:
+        if t not in memo:
+            memo[t] = ticks.snap(origin + t, tolerance) is not None
+        return memo[t]
+
+    return on_tick
+
+
+def _grid(ms: float, vocab: Vocab) -> float:
+    """Window origins on the time grid (and on a feature frame), so tokens line up exactly."""
+    step = math.lcm(int(vocab.config.time_step_ms), FRAME_MS)
+    return math.floor(ms / step) * step
+
+
+def _frames(mel: Tensor, origin_ms: float, window_ms: float) -> Tensor:
+    """(n_mels, frames) of the window, silence (-1) past the song's end."""
+    start = int(origin_ms // FRAME_MS)
+    count = round(window_ms / FRAME_MS)
+    out = torch.full((mel.shape[0], count), -1.0, dtype=mel.dtype)
+    piece = mel[:, start: start + count]
+    out[:, : piece.shape[1]] = piece
+    return out
