@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
 from core.model import MapModel
 from core.tokens.grammar import Grammar, GrammarWalker, State
 from core.tokens.vocab import Category, Vocab
@@ -127,6 +128,19 @@ class ConstraintFilter:
                 self.masks[(state, anchors_full)] = mask
         self.object_ids = [vocab.spans[c] for c in
                            (C.NEW_COMBO, C.PLACE_CIRCLE, C.START_SLIDER, C.PLACE_SPINNER)]
+        # Positions the reader writes inside the playfield (real maps put some slider anchors
+        # outside it; generated ones stay in, which is always playable).
+        self.off_playfield = {
+            C.COORD_X: self._outside(C.COORD_X, vocab.x_values, PLAYFIELD_WIDTH),
+            C.COORD_Y: self._outside(C.COORD_Y, vocab.y_values, PLAYFIELD_HEIGHT),
+        }
+
+    def _outside(self, category: Category, values: Sequence[float], size: int) -> Tensor:
+        mask = torch.zeros(len(self.vocab), dtype=torch.bool)
+        start = self.vocab.spans[category].start
+        for i, value in enumerate(values):
+            mask[start + i] = not 0 <= round(value) <= size
+        return mask
 
     def apply(self, logits: Tensor, state: SequenceState) -> None:
         """Edit `logits` (V,) in place for the next token of `state`."""
@@ -134,7 +148,11 @@ class ConstraintFilter:
         full = walker.anchors >= self.grammar.max_anchors
         logits.masked_fill_(~self.masks[(walker.state, full)], NEG_INF)
         span = self.shift_span
-        if walker.state is State.OBJECT:
+        if walker.state in _X_STATES:
+            logits.masked_fill_(self.off_playfield[C.COORD_X], NEG_INF)
+        elif walker.state in _Y_STATES:
+            logits.masked_fill_(self.off_playfield[C.COORD_Y], NEG_INF)
+        elif walker.state is State.OBJECT:
             # A shift may not move the cursor to or past the window's end ...
             room = state.window_end - state.cursor
             allowed = int(torch.searchsorted(self.shifts, room, right=False))
@@ -149,6 +167,10 @@ class ConstraintFilter:
             room = self.options.max_object_ms - state.body
             allowed = max(int(torch.searchsorted(self.shifts, room, right=True)), 1)
             logits[span.start + allowed: span.stop] = NEG_INF
+
+
+_X_STATES = (State.CIRCLE_X, State.HEAD_X, State.ANCHOR_X)
+_Y_STATES = (State.CIRCLE_Y, State.HEAD_Y, State.ANCHOR_Y)
 
 
 def choose(logits: Tensor, options: DecodingOptions, generator: torch.Generator) -> int:

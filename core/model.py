@@ -209,7 +209,8 @@ class Decoder(nn.Module):
         if offset + t > self.positions.shape[0]:
             raise ValueError(f"sequence of {offset + t} tokens exceeds max_tokens")
         x = self.token_embedding(tokens) + self.positions[offset: offset + t]
-        x = self.drop(x + self.condition(difficulty)[:, None, :])
+        # AR/CS/OD/HP lie in [0, 10] and stars mostly below 10: scaled to about [0, 1].
+        x = self.drop(x + self.condition(difficulty / 10.0)[:, None, :])
         for layer, block in enumerate(self.blocks):
             x = block(x, audio, layer, cache)
         if cache is not None:

@@ -207,7 +207,7 @@ def _candidates(folder: Path, depth: int, report: DiscoveryReport, top: bool = F
         if entry.is_file() and entry.suffix.lower() in ARCHIVE_SUFFIXES:
             found = True
             yield entry
-        elif entry.is_dir() and depth < MAX_PACK_DEPTH:
+        elif entry.is_dir() and depth <= MAX_PACK_DEPTH:
             found = True
             quiet = _Quiet() if is_set else report
             yield from _candidates(entry, depth + 1, quiet)
@@ -311,11 +311,13 @@ def _archive_index(archive: zipfile.ZipFile, report: DiscoveryReport, where: str
     """The archive's readable members by normalised name; unsafe names are reported, not kept."""
     index: dict[str, zipfile.ZipInfo] = {}
     for info in archive.infolist():
-        if info.is_dir() or is_ignored(info.filename.replace("\\", "/")):
+        if info.is_dir():
             continue
         name = safe_member(info.filename)
         if name is None:
             report.skip(UNSAFE_MEMBER, f"{where}::{info.filename}")
+            continue
+        if is_ignored(name):  # after normalising: "ok/../a.osu" is a.osu, not hidden
             continue
         index.setdefault(name, info)  # a duplicated name: the first entry, as lazer reads it
     return index

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import click
 
+from companion.cli.dataset import dataset_group
+from companion.cli.generate import continue_command, generate_command
 from companion.cli.synth import synth_command
 from companion.cli.tokens import detokenize_command, roundtrip_command, tokenize_command
+from companion.cli.train import train_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,3 +22,7 @@ main.add_command(tokenize_command)
 main.add_command(detokenize_command)
 main.add_command(roundtrip_command)
 main.add_command(synth_command)
+main.add_command(dataset_group)
+main.add_command(train_command)
+main.add_command(generate_command)
+main.add_command(continue_command)

@@ -99,7 +99,7 @@ class Slider(HitObject):
     points: list[tuple[float, float]] = field(default_factory=list)
     segment_types: dict[int, str] = field(default_factory=dict)
     slides: int = 1  # number of spans: 1 = no repeat
-    length: float | None = None  # pixel length as written; None when absent
+    length: float | None = None  # pixel length as written; None when absent; 0: path's length
     edge_sounds: str | None = None
     edge_sets: str | None = None
     # Set by core.beatmap.timing.annotate_sliders when the map is parsed; not part of the file.

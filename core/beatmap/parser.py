@@ -314,8 +314,8 @@ class _Parser:
             length = parse_number(parts[7], MAX_COORDINATE_VALUE)
             if length < 0:
                 self._issue(self.line, "negative pixel length, path length used instead")
-            if length <= 0:
-                length = None  # lazer: no expected distance; the path's own length counts
+                length = None
+            # A length of 0 (kept as written) means the same to osu!: the path's own length.
         curve_type, points, segment_types = self._curve(parts[5])
         return Slider(**common, curve_type=curve_type, points=points,
                       segment_types=segment_types, slides=slides, length=length,

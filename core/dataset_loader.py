@@ -1,0 +1,233 @@
+"""Training windows from a data set that core.dataset built (DESIGN §7, §8).
+
+A window is `window_s` seconds of a song's audio features and the tokens of the map's objects in
+it, as `tokenize_window` writes them: SOS, the objects before a random split point as prefix,
+then the objects from the split to the window's end (the loss targets), then EOS. Windows start on
+a feature frame, so the first frame is centred on the window's start (time 0 of its tokens).
+
+Each map gives ceil(song / window) windows per epoch, their starts stratified over the song (one
+uniform draw inside each of as many equal slices), so an epoch covers every song about once
+whatever its length. Everything random about item i comes from (seed, epoch, i): the same seed
+and epoch give the same windows in any worker, in any order.
+
+Cheap per item: each worker process parses a map once (an LRU of parsed maps) and memory-maps
+each song's float16 features, slicing only the window's frames.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+
+from core.audio import FRAME_MS, N_MELS
+from core.beatmap.model import Beatmap
+from core.beatmap.parser import parse_bytes
+from core.dataset import FORMAT, FORMAT_VERSION, INDEX_DIR, MANIFEST, DatasetError
+from core.tokens.tokenizer import tokenize_window
+from core.tokens.vocab import Category, Vocab, VocabConfig
+
+PAD = 0  # the token language's PAD id (DESIGN §4); collate pads with it
+# Features lie in [-1, 1] with -1 the floor 80 dB below the song's peak (core.audio): audio
+# before a song's start and after its end is silence, as osu! plays it.
+SILENCE = -1.0
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """How windows are cut. Frozen: a training run records it."""
+
+    # The window: DESIGN §8 asks for ~10-20 s; 16 s holds a few bars at any osu! tempo.
+    window_s: float = 16.0
+    # The prefix: "often none", the case of a map's first window and of auto-generation; other
+    # windows split at a uniform time inside, so the prefix runs from nothing to all of it.
+    no_prefix_p: float = 0.5
+    # Randomness: item i of epoch e depends on (seed, e, i) only.
+    seed: int = 0
+    # Caches, per worker process.
+    cached_maps: int = 64  # parsed beatmaps
+    cached_features: int = 64  # memory-mapped feature files
+
+    def __post_init__(self) -> None:
+        self._verify()
+
+    def _verify(self) -> None:
+        if not self.window_s > 0 or self.frames < 1:
+            raise ValueError(f"window_s must be positive, got {self.window_s}")
+        if not 0.0 <= self.no_prefix_p <= 1.0:
+            raise ValueError(f"no_prefix_p must lie in [0, 1], got {self.no_prefix_p}")
+        if self.seed < 0 or self.cached_maps < 1 or self.cached_features < 1:
+            raise ValueError("seed must be >= 0 and cache sizes >= 1")
+
+    @property
+    def frames(self) -> int:
+        """Feature frames per window: window_s * 1000 / FRAME_MS."""
+        return round(self.window_s * 1000 / FRAME_MS)
+
+    @property
+    def window_ms(self) -> int:
+        return self.frames * FRAME_MS
+
+
+@dataclass(frozen=True)
+class MapRef:
+    """Where one difficulty's data lies, from its set's record."""
+
+    shard: Path
+    index: int  # `map.<index>` in the shard
+    difficulty: tuple[float, ...]  # (AR, CS, OD, HP, stars)
+    features: Path
+    frames: int  # audio feature frames
+    windows: int  # windows per epoch
+    source: str
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Item i of the current epoch: a dict with `tokens` (T,) int64, `prefix_length` (SOS and
+    the prefix), `audio` (N_MELS, frames) float32, `difficulty` (5,) float32 and the window's
+    `map`, `start_ms`, `split_ms`, `end_ms` (ms in the song)."""
+
+    def __init__(self, root: str | Path, config: WindowConfig = WindowConfig(),
+                 vocab: VocabConfig | None = None):
+        self.root = Path(root)
+        self.config = config
+        manifest = _manifest(self.root)
+        # The maps are stored as text: any vocabulary can cut windows, the built one by default.
+        self.vocab = Vocab(vocab or VocabConfig.from_dict(manifest["vocab"]))
+        if self.vocab.id(Category.PAD) != PAD:
+            raise DatasetError(f"vocabulary {self.vocab.config.name!r} puts PAD at "
+                               f"{self.vocab.id(Category.PAD)}, not {PAD}")
+        self.maps = _map_refs(self.root, config)
+        self._ends = list(np.cumsum([m.windows for m in self.maps]))
+        self.epoch = 0
+        self._beatmaps = _Lru(config.cached_maps, self._parse)
+        self._features = _Lru(config.cached_features,
+                              lambda path: np.load(path, mmap_mode="r", allow_pickle=False))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the windows of `epoch` from now on (call it before each epoch, as with
+        DistributedSampler)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    def __getitem__(self, i: int) -> dict:
+        map_index, start_frame, split_ms = self.window(i)
+        ref = self.maps[map_index]
+        start_ms = start_frame * FRAME_MS
+        end_ms = start_ms + self.config.window_ms
+        window = tokenize_window(self.beatmap(map_index), self.vocab, start_ms, split_ms, end_ms)
+        return {"tokens": torch.tensor(window.ids, dtype=torch.long),
+                "prefix_length": window.prefix_length,
+                "audio": self.audio(map_index, start_frame),
+                "difficulty": torch.tensor(ref.difficulty, dtype=torch.float32),
+                "map": map_index, "start_ms": start_ms, "split_ms": split_ms, "end_ms": end_ms}
+
+    def window(self, i: int) -> tuple[int, int, int]:
+        """(map index, start frame, split in ms) of item i in this epoch."""
+        if not 0 <= i < len(self):
+            raise IndexError(f"window {i} of {len(self)}")
+        map_index = bisect.bisect_right(self._ends, i)
+        j = i - (self._ends[map_index - 1] if map_index else 0)
+        ref = self.maps[map_index]
+        rng = np.random.default_rng([self.config.seed, self.epoch, i])
+        span = max(0, ref.frames - self.config.frames)  # start frames that keep it in the song
+        start_frame = math.floor((j + rng.random()) * span / ref.windows)
+        start_ms = start_frame * FRAME_MS
+        if rng.random() < self.config.no_prefix_p:
+            return map_index, start_frame, start_ms
+        return map_index, start_frame, start_ms + int(rng.integers(0, self.config.window_ms))
+
+    def beatmap(self, map_index: int) -> Beatmap:
+        """The map, parsed once per process."""
+        return self._beatmaps.get(map_index)
+
+    def audio(self, map_index: int, start_frame: int) -> torch.Tensor:
+        """(N_MELS, frames) float32 from `start_frame`, silence past the song's end."""
+        features = self._features.get(self.maps[map_index].features)
+        window = np.full((N_MELS, self.config.frames), SILENCE, dtype=np.float32)
+        piece = features[:, start_frame:start_frame + self.config.frames]
+        window[:, :piece.shape[1]] = piece
+        return torch.from_numpy(window)
+
+    def _parse(self, map_index: int) -> Beatmap:
+        ref = self.maps[map_index]
+        with safe_open(str(ref.shard), framework="numpy") as shard:
+            data = shard.get_tensor(f"map.{ref.index}").tobytes()
+        return parse_bytes(data, ref.source).beatmap
+
+
+def collate(items: list[dict]) -> dict[str, torch.Tensor]:
+    """Stack items into a batch; token sequences are right-padded with PAD.
+
+    Returns `tokens` (B, T) int64, `token_mask` (B, T) bool (true on real tokens), `loss_mask`
+    (B, T) bool (true after SOS and the prefix, false on PAD), `prefix_length` (B,), `audio`
+    (B, N_MELS, frames) float32, `difficulty` (B, 5) float32, and `map`, `start_ms`, `split_ms`,
+    `end_ms` (B,).
+    """
+    lengths = torch.tensor([len(item["tokens"]) for item in items])  # (B,)
+    prefix = torch.tensor([item["prefix_length"] for item in items])  # (B,)
+    tokens = torch.full((len(items), int(lengths.max())), PAD, dtype=torch.long)  # (B, T)
+    for row, item in enumerate(items):
+        tokens[row, :len(item["tokens"])] = item["tokens"]
+    positions = torch.arange(tokens.shape[1])[None, :]  # (1, T)
+    token_mask = positions < lengths[:, None]  # (B, T)
+    return {"tokens": tokens, "token_mask": token_mask,
+            "loss_mask": token_mask & (positions >= prefix[:, None]),
+            "prefix_length": prefix,
+            "audio": torch.stack([item["audio"] for item in items]),  # (B, N_MELS, frames)
+            "difficulty": torch.stack([item["difficulty"] for item in items]),  # (B, 5)
+            **{key: torch.tensor([item[key] for item in items])
+               for key in ("map", "start_ms", "split_ms", "end_ms")}}
+
+
+def _manifest(root: Path) -> dict:
+    try:
+        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"{root}: not a data set ({MANIFEST}: {e})") from e
+    if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
+        raise DatasetError(f"{root / MANIFEST}: not a {FORMAT} v{FORMAT_VERSION} manifest")
+    return manifest
+
+
+def _map_refs(root: Path, config: WindowConfig) -> list[MapRef]:
+    """Every map of every completed set, in record-name order (stable across runs)."""
+    refs = []
+    for path in sorted((root / INDEX_DIR).glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise DatasetError(f"{path}: unreadable record ({e})") from e
+        for index, meta in enumerate(record.get("maps", [])):
+            frames = meta["audio"]["frames"]
+            refs.append(MapRef(root / record["shard"], index, tuple(meta["difficulty"]),
+                               root / meta["audio"]["features"], frames,
+                               max(1, math.ceil(frames / config.frames)), meta["source"]))
+    return refs
+
+
+class _Lru:
+    """A small least-recently-used cache of `load(key)`."""
+
+    def __init__(self, size: int, load: Callable):
+        self.size, self.load = size, load
+        self.items: OrderedDict = OrderedDict()
+
+    def get(self, key):
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        value = self.items[key] = self.load(key)
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return value

@@ -1,0 +1,53 @@
+"""Difficulty conditioning: the (AR, CS, OD, HP, stars) vector the model is conditioned on.
+
+Stars come from rosu-pp-py (the community's port of lazer's calculator). When a user asks for a
+star rating only, the other settings follow the ranges ranked maps use at that rating (a smooth
+interpolation over typical values; the mapper can override each).
+"""
+
+from __future__ import annotations
+
+import bisect
+
+import rosu_pp_py
+
+from core.beatmap.model import Beatmap, Difficulty
+from core.beatmap.writer import write_text
+
+# stars -> (AR, CS, OD, HP), typical of ranked osu!standard maps at that rating.
+_TYPICAL = [
+    (1.0, (4.0, 3.0, 3.0, 3.0)),
+    (2.0, (5.5, 3.5, 4.5, 4.0)),
+    (3.0, (7.0, 4.0, 6.0, 5.0)),
+    (4.0, (8.5, 4.0, 7.5, 5.5)),
+    (5.0, (9.0, 4.0, 8.0, 6.0)),
+    (6.0, (9.3, 4.2, 8.7, 6.0)),
+    (7.0, (9.6, 4.3, 9.2, 6.0)),
+]
+
+
+def settings_for_stars(stars: float) -> tuple[float, float, float, float]:
+    """(AR, CS, OD, HP) typical at `stars`, interpolated and clamped to the table's ends."""
+    keys = [s for s, _ in _TYPICAL]
+    i = bisect.bisect_left(keys, stars)
+    if i == 0:
+        return _TYPICAL[0][1]
+    if i == len(keys):
+        return _TYPICAL[-1][1]
+    (s0, a), (s1, b) = _TYPICAL[i - 1], _TYPICAL[i]
+    w = (stars - s0) / (s1 - s0)
+    return tuple(round(x + (y - x) * w, 1) for x, y in zip(a, b))  # type: ignore[return-value]
+
+
+def condition_vector(difficulty: Difficulty, stars: float) -> list[float]:
+    """The model's conditioning: [AR, CS, OD, HP, stars]."""
+    return [float(difficulty.approach_rate), float(difficulty.cs), float(difficulty.od),
+            float(difficulty.hp), float(stars)]
+
+
+def star_rating(beatmap: Beatmap) -> float:
+    """osu!standard star rating of `beatmap` (0 for a map without objects)."""
+    if not beatmap.hit_objects:
+        return 0.0
+    parsed = rosu_pp_py.Beatmap(content=write_text(beatmap))
+    return float(rosu_pp_py.Difficulty().calculate(parsed).stars)

@@ -1,0 +1,83 @@
+"""What `kiai generate` is pointed at: an audio file, or a song folder with or without maps.
+
+A folder's existing osu!standard difficulty (the one with the most timing) supplies the template:
+metadata, timing for snapping, audio file name. A bare audio file gets a fresh template with no
+timing (timing estimation comes with issue 6).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.beatmap.model import Beatmap, Difficulty, Mode
+from core.beatmap.parser import BeatmapError, parse_file
+
+AUDIO_SUFFIXES = (".mp3", ".ogg", ".wav")
+
+
+class SongInputError(Exception):
+    """The input is neither an audio file nor a song folder with audio."""
+
+
+@dataclass
+class SongInput:
+    folder: Path  # where a new difficulty is written
+    audio: Path
+    template: Beatmap  # metadata, timing and general settings; no hit objects
+
+
+def resolve(path: Path) -> SongInput:
+    if path.is_file():
+        if path.suffix.lower() not in AUDIO_SUFFIXES:
+            raise SongInputError(f"{path}: not an audio file ({', '.join(AUDIO_SUFFIXES)})")
+        return SongInput(path.parent, path, fresh_template(path))
+    if not path.is_dir():
+        raise SongInputError(f"{path}: no such file or folder")
+    maps = []
+    for osu in sorted(path.glob("*.osu")):
+        try:
+            beatmap = parse_file(osu).beatmap
+        except BeatmapError:
+            continue
+        if beatmap.mode is Mode.OSU and beatmap.audio_filename:
+            maps.append(beatmap)
+    if maps:
+        source = max(maps, key=lambda b: sum(p.uninherited for p in b.timing_points))
+        audio = find_file(path, source.audio_filename)
+        if audio is not None:
+            template = copy.deepcopy(source)
+            template.hit_objects = []
+            # Break periods belonged to the old objects.
+            template.events = [e for e in template.events
+                               if not e.startswith(("2,", "Break,"))]
+            return SongInput(path, audio, template)
+    audio_files = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+    if not audio_files:
+        raise SongInputError(f"{path}: no audio file ({', '.join(AUDIO_SUFFIXES)}) in the folder")
+    return SongInput(path, audio_files[0], fresh_template(audio_files[0]))
+
+
+def find_file(folder: Path, name: str) -> Path | None:
+    """`name` in `folder`, ignoring case as osu! on Windows does (an exact match first)."""
+    exact = folder / name
+    if exact.is_file():
+        return exact
+    lowered = name.lower()
+    for candidate in folder.iterdir():
+        if candidate.name.lower() == lowered and candidate.is_file():
+            return candidate
+    return None
+
+
+def fresh_template(audio: Path) -> Beatmap:
+    beatmap = Beatmap()
+    beatmap.general = {"AudioFilename": audio.name, "AudioLeadIn": "0", "PreviewTime": "-1",
+                       "Countdown": "0", "SampleSet": "Soft", "StackLeniency": "0.7",
+                       "Mode": "0", "LetterboxInBreaks": "0", "WidescreenStoryboard": "0"}
+    beatmap.metadata = {"Title": audio.stem, "TitleUnicode": audio.stem, "Artist": "Unknown",
+                        "ArtistUnicode": "Unknown", "Creator": "kiai", "Version": "kiai",
+                        "Source": "", "Tags": "kiai", "BeatmapID": "0", "BeatmapSetID": "-1"}
+    beatmap.difficulty = Difficulty()
+    return beatmap

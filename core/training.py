@@ -1,0 +1,371 @@
+"""Training (DESIGN §7): the seed's Phase 4, in the manner of nanoGPT's train.py.
+
+Next-token cross-entropy over each window's target tokens (never SOS, the prefix or PAD), AdamW
+with decoupled weight decay, linear warmup then cosine decay, gradient clipping, a validation
+loss on held-out song sets, and checkpoints (core.checkpoint) a run can resume from exactly.
+Runs are seeded: the model's initialisation from the seed, each step's randomness (dropout,
+audio dropout) from (seed, step, rank), its batch from (seed, epoch) (core.training_data), so a
+resumed run takes the steps an uninterrupted one would.
+
+Under `torchrun` every process trains on its share of each batch with DistributedDataParallel
+(gloo on CPU, nccl on CUDA); rank 0 alone logs and writes. A run folder holds `last/` (the
+latest state, to resume from), `best/` (the lowest validation loss, for generation) and
+`metrics.jsonl` (one JSON object per step and per evaluation).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from core.checkpoint import load_model, load_optimizer, read_meta, save_checkpoint
+from core.dataset_loader import WindowConfig, WindowDataset
+from core.distributed import Processes, end_processes, start_processes
+from core.model import MapModel, ModelDims, preset_dims
+from core.tokens.vocab import VocabConfig, preset
+from core.training_data import Batches, Split, drop_audio, split_by_set
+
+LAST, BEST, METRICS = "last", "best", "metrics.jsonl"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Frozen: checkpoints record it."""
+
+    # Where: a data set folder (core.dataset) and the run folder this run writes.
+    data: Path
+    out: Path
+    # What: core.model's preset, and the token language (a core.tokens.vocab preset; None: the
+    # one the data set was built with; windows are re-tokenized from the stored maps).
+    model: str = "small"
+    vocab: str | None = None
+    # Windows: DESIGN §8's 10-20 s; held-out song sets for the validation loss.
+    window_s: float = 16.0
+    val_fraction: float = 0.1
+    # How long: steps, or whole epochs over the training windows (exactly one of the two).
+    max_steps: int | None = 2000
+    epochs: int | None = None
+    batch_size: int = 8  # windows per step and process
+    # AdamW and its schedule, nanoGPT's choices: betas (0.9, 0.95), decay 0.1 on matrices only,
+    # warmup then cosine decay to a tenth of the peak rate, gradients clipped at norm 1.
+    lr: float = 3e-4
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    clip: float = 1.0
+    # Audio-conditioning dropout (DESIGN §7): the share of windows trained on silence.
+    audio_dropout: float = 0.1
+    # Bookkeeping, in steps; eval_batches caps the validation batches per evaluation.
+    eval_interval: int = 200
+    eval_batches: int = 50
+    log_interval: int = 10
+    checkpoint_interval: int = 500
+    # Reproducibility and hardware: loader processes per training process; device "auto" is
+    # CUDA when there is one (with bf16 autocast), else CPU.
+    seed: int = 0
+    workers: int = 2
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data", Path(self.data))
+        object.__setattr__(self, "out", Path(self.out))
+        object.__setattr__(self, "betas", tuple(self.betas))
+        self._verify()
+
+    def _verify(self) -> None:
+        if (self.max_steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of max_steps and epochs")
+        if min(self.max_steps or 1, self.epochs or 1, self.batch_size) < 1:
+            raise ValueError("max_steps, epochs and batch_size must be positive")
+        if not (self.lr > 0 and 0 <= self.min_lr_ratio <= 1 and self.clip > 0):
+            raise ValueError("lr and clip must be positive and min_lr_ratio in [0, 1]")
+        if not (0 <= self.audio_dropout <= 1 and 0 <= self.val_fraction < 1):
+            raise ValueError("audio_dropout must lie in [0, 1] and val_fraction in [0, 1)")
+        if min(self.warmup_steps, self.seed, self.workers, self.weight_decay) < 0:
+            raise ValueError("warmup_steps, seed, workers and weight_decay must be >= 0")
+        if min(self.eval_interval, self.eval_batches, self.log_interval,
+               self.checkpoint_interval) < 1:
+            raise ValueError("intervals and eval_batches must be positive")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "data": str(self.data), "out": str(self.out),
+                "betas": list(self.betas)}
+
+
+@dataclass
+class TrainResult:
+    model: MapModel  # this process's copy (identical on every rank)
+    step: int
+    best_val_loss: float | None
+    metrics: dict = field(default_factory=dict)  # the last step's, plus the last val_loss
+    stopped: bool = False  # should_stop ended it early (last/ holds the state to resume from)
+
+
+def train(config: TrainConfig, *, dims: ModelDims | None = None, resume: Path | None = None,
+          on_step: Callable[[dict], None] | None = None,
+          should_stop: Callable[[int], bool] | None = None) -> TrainResult:
+    """Train per `config`, from scratch or from the checkpoint `resume`.
+
+    `dims` replaces the model preset (tests, experiments); `on_step` sees each step's metrics
+    on rank 0 (a progress bar); `should_stop(step)`, asked after each step, ends the run early
+    with `last/` written (Ctrl+C). Raises ValueError, DatasetError or CheckpointError on bad
+    input.
+    """
+    procs = start_processes(config.device)
+    try:
+        return _train(config, procs, dims, resume, on_step, should_stop or (lambda step: False))
+    finally:
+        end_processes(procs)
+
+
+def _train(config: TrainConfig, procs: Processes, dims: ModelDims | None, resume: Path | None,
+           on_step: Callable[[dict], None] | None, should_stop: Callable[[int], bool]
+           ) -> TrainResult:
+    # 1) data: windows in the run's token language, split by song set, each process's share
+    stored = read_meta(resume) if resume is not None else None
+    window = WindowConfig(**stored["window"]) if stored else \
+        WindowConfig(window_s=config.window_s, seed=config.seed)
+    data = WindowDataset(config.data, window, _vocab(config, stored))
+    vocab = data.vocab
+    val_data = WindowDataset(config.data, window, vocab.config)  # stays at epoch 0: the same
+    split = split_by_set(data, config.val_fraction)               # windows at every evaluation
+    if not split.train:
+        raise ValueError(f"{config.data}: no training windows")
+    cuda = procs.device.type == "cuda"
+    shard = {"rank": procs.rank, "world": procs.world, "workers": config.workers,
+             "pin_memory": cuda}
+    batches = Batches(data, split.train, config.batch_size, seed=config.seed, shuffle=True,
+                      **shard)
+    val_batches = Batches(val_data, split.val, config.batch_size, seed=config.seed,
+                          shuffle=False, **shard) if split.val else None
+    total = config.max_steps or config.epochs * batches.steps_per_epoch
+    # 2) the model: from the checkpoint, or new from the seed (the same on every process)
+    torch.manual_seed(config.seed)
+    if stored:
+        model = load_model(resume, procs.device)[0].train()
+    else:
+        model = MapModel(dims or preset_dims(config.model, len(vocab))).to(procs.device)
+    _check_fits(model.dims, window, len(vocab))
+    # 3) the optimizer, and the state to continue from
+    optimizer = make_optimizer(model, config, procs.device)
+    step, best = 0, None
+    if stored:
+        load_optimizer(resume, model, optimizer)
+        step, best = stored["step"], stored.get("best_val_loss")
+    ddp = DistributedDataParallel(model, device_ids=[procs.device] if cuda else None) \
+        if procs.world > 1 else model
+    run = _Run(config, procs, model, optimizer, vocab.config, window, split, on_step)
+    run.best = best
+    if procs.main:
+        log.info("training %s (%.2fM parameters) on %d+%d windows (%d held-out sets), "
+                 "%d steps of %d x %d, from step %d on %s", config.model if dims is None else
+                 "custom", model.parameter_count() / 1e6, len(split.train), len(split.val),
+                 len(split.val_sets), total, procs.world, config.batch_size, step, procs.device)
+    # 4) the loop
+    return run.loop(ddp, batches, val_batches, step, total, should_stop)
+
+
+class _Run:
+    """The loop and what it writes: metrics, evaluations, checkpoints (rank 0 writes)."""
+
+    def __init__(self, config: TrainConfig, procs: Processes, model: MapModel,
+                 optimizer: torch.optim.Optimizer, vocab: VocabConfig, window: WindowConfig,
+                 split: Split, on_step: Callable[[dict], None] | None):
+        self.config, self.procs, self.model, self.optimizer = config, procs, model, optimizer
+        self.vocab, self.window, self.split, self.on_step = vocab, window, split, on_step
+        self.best: float | None = None
+        self.epoch = 0
+        self.metrics: dict = {}
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) \
+            if procs.device.type == "cuda" else nullcontext()
+        self.metrics_file = None
+        if procs.main:
+            config.out.mkdir(parents=True, exist_ok=True)
+            self.metrics_file = (config.out / METRICS).open("a", encoding="utf-8")
+
+    def loop(self, ddp: nn.Module, batches: Batches, val_batches: Batches | None, step: int,
+             total: int, should_stop: Callable[[int], bool]) -> TrainResult:
+        config, procs = self.config, self.procs
+        stopped = False
+        try:
+            while step < total and not stopped:
+                epoch, skip = divmod(step, batches.steps_per_epoch)
+                self.epoch = epoch
+                for batch in islice(batches.epoch(epoch, skip), total - step):
+                    started = time.perf_counter()
+                    # a) this step's randomness (dropout, audio dropout) from (seed, step, rank)
+                    torch.manual_seed(_step_seed(config.seed, step, procs.rank))
+                    lr = learning_rate(step, config, total)
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = lr
+                    # b) forward, backward (DDP averages the gradients), clip, update
+                    loss_sum, count = self.batch_loss(ddp, batch, config.audio_dropout)
+                    loss = loss_sum / count
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), config.clip)
+                    self.optimizer.step()
+                    step += 1
+                    # c) bookkeeping; .item() is a CPU-GPU sync point, once per step
+                    self.record({"step": step, "total_steps": total, "epoch": epoch,
+                                 "loss": loss.item(), "lr": lr, "grad_norm": grad_norm.item(),
+                                 "tokens": int(count.item()),
+                                 "ms": round(1000 * (time.perf_counter() - started), 1)})
+                    if val_batches is not None and (step % config.eval_interval == 0
+                                                    or step == total):
+                        self.evaluate(val_batches, step)
+                    stopped = self.stop_requested(should_stop, step) and step < total
+                    if step % config.checkpoint_interval == 0 or step == total or stopped:
+                        self.save(LAST, step, with_optimizer=True)
+                    if stopped:
+                        break
+        finally:
+            if self.metrics_file is not None:
+                self.metrics_file.close()
+        return TrainResult(self.model, step, self.best, self.metrics, stopped)
+
+    def batch_loss(self, model: nn.Module, batch: dict, audio_dropout: float
+                   ) -> tuple[Tensor, Tensor]:
+        """(summed cross-entropy, number of target tokens) of one batch."""
+        device, max_tokens = self.procs.device, self.model.dims.max_tokens
+        tokens = batch["tokens"][:, :max_tokens + 1].to(device, non_blocking=True)  # (B, T+1)
+        mask = batch["loss_mask"][:, 1:max_tokens + 1].to(device, non_blocking=True)  # (B, T)
+        audio = drop_audio(batch["audio"].to(device, non_blocking=True), audio_dropout)
+        difficulty = batch["difficulty"].to(device, non_blocking=True)  # (B, 5)
+        with self.autocast:
+            logits = model(audio, tokens[:, :-1], difficulty)  # (B, T, V)
+        return next_token_loss(logits, tokens[:, 1:], mask)
+
+    @torch.no_grad()
+    def evaluate(self, val_batches: Batches, step: int) -> float:
+        """Token-weighted validation loss over the first eval_batches batches of every process,
+        without dropout of any kind."""
+        self.model.eval()
+        totals = torch.zeros(2, device=self.procs.device)  # (loss sum, tokens)
+        for batch in islice(val_batches.epoch(0), self.config.eval_batches):
+            loss_sum, count = self.batch_loss(self.model, batch, audio_dropout=0.0)
+            totals += torch.stack([loss_sum.float(), count.float()])
+        if self.procs.world > 1:
+            dist.all_reduce(totals)
+        self.model.train()
+        val_loss = (totals[0] / totals[1].clamp(min=1)).item()
+        self.metrics["val_loss"] = val_loss
+        self.record({"step": step, "val_loss": val_loss})
+        if self.best is None or val_loss < self.best:
+            self.best = val_loss
+            self.save(BEST, step, with_optimizer=False)
+        return val_loss
+
+    def record(self, metrics: dict) -> None:
+        if not self.procs.main:
+            return
+        self.metrics.update(metrics)
+        self.metrics_file.write(json.dumps(metrics) + "\n")
+        self.metrics_file.flush()
+        if "val_loss" in metrics:
+            log.info("step %d: val loss %.4f", metrics["step"], metrics["val_loss"])
+            return
+        if metrics["step"] % self.config.log_interval == 0:
+            log.info("step %d: loss %.4f, lr %.2e, grad norm %.2f, %.0f ms", metrics["step"],
+                     metrics["loss"], metrics["lr"], metrics["grad_norm"], metrics["ms"])
+        if self.on_step is not None:
+            self.on_step(dict(self.metrics))  # this step's, and the latest val_loss
+
+    def stop_requested(self, should_stop: Callable[[int], bool], step: int) -> bool:
+        """should_stop(step) on any process stops all of them at the same step."""
+        flag = bool(should_stop(step))
+        if self.procs.world == 1:
+            return flag
+        stop = torch.tensor([flag], dtype=torch.int32, device=self.procs.device)
+        dist.all_reduce(stop, op=dist.ReduceOp.MAX)
+        return bool(stop.item())
+
+    def save(self, name: str, step: int, with_optimizer: bool) -> None:
+        if not self.procs.main:
+            return
+        meta = {"window": asdict(self.window), "train": self.config.to_dict(), "step": step,
+                "epoch": self.epoch, "best_val_loss": self.best, "metrics": self.metrics,
+                "val_sets": self.split.val_sets}
+        save_checkpoint(self.config.out / name, self.model, self.vocab, meta,
+                        self.optimizer if with_optimizer else None)
+
+
+def next_token_loss(logits: Tensor, targets: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """(summed cross-entropy, count) of logits (B, T, V) against targets (B, T) where mask
+    (B, T) is true; positions where it is false (SOS, the prefix, PAD) take no part."""
+    count = mask.sum()  # ()
+    picked = logits[mask].float()  # (N, V), in float32 under autocast too
+    return F.cross_entropy(picked, targets[mask], reduction="sum"), count.clamp(min=1)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device
+                   ) -> torch.optim.AdamW:
+    """AdamW, decoupled weight decay on linear and convolution weights only: biases, norms and
+    embeddings are not decayed (decaying an embedding shrinks rare tokens' rows toward zero)."""
+    decay, no_decay = [], []
+    for module in model.modules():
+        for name, p in module.named_parameters(recurse=False):
+            is_matrix = isinstance(module, (nn.Linear, nn.Conv1d)) and name == "weight"
+            (decay if is_matrix else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": config.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    fused = True if device.type == "cuda" else None  # one kernel per step on CUDA
+    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, fused=fused)
+
+
+def learning_rate(step: int, config: TrainConfig, total: int) -> float:
+    """nanoGPT's schedule for step `step` (0-based) of `total`."""
+    min_lr = config.lr * config.min_lr_ratio
+    # 1) linear warmup for warmup_steps steps
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / (config.warmup_steps + 1)
+    # 2) past the end, the floor
+    if step >= total:
+        return min_lr
+    # 3) in between, cosine decay down to the floor at the last step
+    ratio = (step - config.warmup_steps) / max(1, total - config.warmup_steps)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (config.lr - min_lr)
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
+
+
+def _vocab(config: TrainConfig, stored: dict | None) -> VocabConfig | None:
+    """The run's token language: the checkpoint's, else the preset asked for, else None (the
+    data set's)."""
+    asked = preset(config.vocab) if config.vocab else None
+    if stored is None:
+        return asked
+    vocab = VocabConfig.from_dict(stored["vocab"])
+    if asked is not None and asked != vocab:
+        raise ValueError(f"the checkpoint was trained with the {vocab.name!r} vocabulary, not "
+                         f"{asked.name!r}")
+    return vocab
+
+
+def _check_fits(dims: ModelDims, window: WindowConfig, n_vocab: int) -> None:
+    if dims.n_vocab != n_vocab:
+        raise ValueError(f"the model has {dims.n_vocab} token ids, the vocabulary {n_vocab}")
+    if math.ceil(window.frames / 2) > dims.max_frames:
+        raise ValueError(f"{window.window_s} s windows exceed the model's {dims.max_frames} "
+                         f"encoder positions")
