@@ -9,6 +9,7 @@ slider velocity, so a slider ends where its duration says, as in the osu! editor
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -359,6 +360,7 @@ def decode_objects(ids: Sequence[int], template: Beatmap, vocab: Vocab,
     if not walker.at_object_boundary:
         raise DetokenizeError(f"the sequence ends inside an object (after token {len(ids) - 1})",
                               len(ids))
+    annotate_sliders(dataclasses.replace(template, hit_objects=reader.objects))  # durations
     return reader.objects
 
 

@@ -1,0 +1,148 @@
+"""Generation and continuation: every output is a valid, playable, on-beat map.
+
+The model is the shipped starter model when the checkout has it, else a tiny randomly initialised
+one: random weights push the constraints hardest, since nothing but the filters keeps their
+output valid.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import zipfile
+
+import pytest
+import rosu_pp_py
+import torch
+from corpus_files import require_corpus, resource
+
+from core.audio import audio_features
+from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Slider, Spinner
+from core.beatmap.parser import parse_file
+from core.beatmap.ticks import TickGrid
+from core.beatmap.writer import hit_object_line, save, write_text
+from core.checkpoint import load_model
+from core.decoding import DecodingOptions, JobCancelled
+from core.generate import Generator, continue_map
+from core.model import MapModel, ModelDims
+from core.starter import default_model_path
+from core.synth.config import SynthConfig
+from core.synth.songs import write_song
+from core.tokens.vocab import DEFAULT, Vocab
+
+COND = [8.0, 4.0, 7.0, 6.0, 4.0]
+
+
+@pytest.fixture(scope="module")
+def generator() -> Generator:
+    path = default_model_path()
+    if path is not None:
+        model, vocab, _ = load_model(path)
+        return Generator(model, vocab)
+    torch.manual_seed(0)
+    vocab = Vocab(DEFAULT)
+    dims = ModelDims(n_vocab=len(vocab), d_model=64, n_heads=4, n_layers=2, d_ff=128)
+    return Generator(MapModel(dims).eval(), vocab)
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    folder = write_song(SynthConfig(out=tmp_path_factory.mktemp("songs"), seed=11,
+                                    duration_s=30.0), 0)
+    hard = next(folder.glob("*[[]Hard[]].osu"))
+    return folder, parse_file(hard).beatmap, audio_features(folder / "audio.ogg")
+
+
+def check_valid(beatmap, objects, ticks: TickGrid | None = None) -> None:
+    assert objects, "the window produced no objects"
+    times = [o.time for o in objects]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    for previous, obj in zip(objects, objects[1:]):
+        assert obj.time > previous.end_time, "objects overlap"
+    for obj in objects:
+        if not isinstance(obj, Spinner):
+            assert 0 <= obj.x <= PLAYFIELD_WIDTH and 0 <= obj.y <= PLAYFIELD_HEIGHT
+        if isinstance(obj, Slider):
+            assert obj.length > 0 and obj.duration > 0 and obj.points
+            assert all(0 <= x <= PLAYFIELD_WIDTH and 0 <= y <= PLAYFIELD_HEIGHT
+                       for x, y in obj.points)
+        if ticks:
+            snapped = ticks.snap(obj.time, 1.0)
+            assert snapped is not None, f"object at {obj.time} ms is off the beat"
+    written = beatmap.__class__(**{**vars(beatmap), "hit_objects": list(objects)})
+    attributes = rosu_pp_py.Difficulty().calculate(rosu_pp_py.Beatmap(content=write_text(written)))
+    assert attributes.n_circles + attributes.n_sliders + attributes.n_spinners == len(objects)
+
+
+@pytest.mark.parametrize("options", [
+    DecodingOptions(method="greedy", max_tokens=400),
+    DecodingOptions(method="sample", seed=1, max_tokens=400),
+    DecodingOptions(method="sample", seed=2, temperature=1.5, top_k=40, top_p=None,
+                    max_tokens=400),
+    DecodingOptions(method="beam", beam_size=2, max_tokens=250),
+], ids=["greedy", "top-p", "top-k", "beam"])
+def test_every_sampling_method_gives_a_valid_map(generator, song, options):
+    _, template, mel = song
+    objects = generator.generate(mel, template, COND, 0.0, 18_000.0, options=options)
+    check_valid(template, objects, TickGrid(template.timing_points))
+
+
+def test_same_seed_same_map(generator, song):
+    _, template, mel = song
+    options = DecodingOptions(method="sample", seed=5, max_tokens=300)
+    a = generator.generate(mel, template, COND, 0.0, 10_000.0, options=options)
+    b = generator.generate(mel, template, COND, 0.0, 10_000.0, options=options)
+    assert [hit_object_line(o) for o in a] == [hit_object_line(o) for o in b]
+
+
+def test_cancellation_stops_between_steps(generator, song):
+    _, template, mel = song
+    calls = []
+
+    def stop_after_20() -> bool:
+        calls.append(1)
+        return len(calls) > 20
+
+    with pytest.raises(JobCancelled):
+        generator.generate(mel, template, COND, 0.0, 10_000.0,
+                           options=DecodingOptions(max_tokens=400), should_stop=stop_after_20)
+    assert len(calls) == 21
+
+
+def test_progress_reaches_one(generator, song):
+    _, template, mel = song
+    seen = []
+    generator.generate(mel, template, COND, 0.0, 20_000.0,
+                       options=DecodingOptions(max_tokens=200), progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) >= 2  # two windows
+
+
+def test_continuing_a_corpus_map_keeps_everything_before_from(generator, tmp_path):
+    root = require_corpus()
+    source = resource(root, "Soleily - Renatus (Gamu) [Insane].osu")
+    beatmap = parse_file(source).beatmap
+    # The ranked map's own mp3 is not in the corpus; a real track under its name stands in.
+    with zipfile.ZipFile(root / "osu-resources" / "triangles.osz") as z:
+        (tmp_path / beatmap.audio_filename).write_bytes(z.read("audio.mp3"))
+    shutil.copy(source, tmp_path / source.name)
+    mel = audio_features(tmp_path / beatmap.audio_filename)
+    from_ms, until_ms = 60_000.0, 75_000.0
+    result = continue_map(generator, beatmap, mel, from_ms, until_ms, COND,
+                          DecodingOptions(seed=3, max_tokens=300))
+    out = save(result, tmp_path / "continued.osu")
+    original_lines = source.read_text(encoding="utf-8-sig").splitlines()
+    written_lines = out.read_text(encoding="utf-8").splitlines()
+    start = original_lines.index("[HitObjects]") + 1
+    before = [line for line in original_lines[start:] if line.strip()
+              and int(line.split(",")[2]) < from_ms]
+    w_start = written_lines.index("[HitObjects]") + 1
+    assert written_lines[w_start: w_start + len(before)] == before  # byte for byte
+    kept_after = [o for o in beatmap.hit_objects if o.time >= until_ms]
+    assert result.hit_objects[-len(kept_after):] == kept_after
+    new = result.hit_objects[len(before): len(result.hit_objects) - len(kept_after)]
+    ticks = TickGrid(beatmap.timing_points)
+    for obj in new:
+        assert from_ms <= obj.time < until_ms
+        assert ticks.snap(obj.time, 1.0) is not None
+    assert math.isclose(parse_file(out).beatmap.hit_objects[0].time,
+                        beatmap.hit_objects[0].time)
