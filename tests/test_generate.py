@@ -7,6 +7,7 @@ output valid.
 
 from __future__ import annotations
 
+import itertools
 import math
 import shutil
 import zipfile
@@ -57,7 +58,7 @@ def check_valid(beatmap, objects, ticks: TickGrid | None = None) -> None:
     assert objects, "the window produced no objects"
     times = [o.time for o in objects]
     assert times == sorted(times) and len(set(times)) == len(times)
-    for previous, obj in zip(objects, objects[1:]):
+    for previous, obj in itertools.pairwise(objects):
         assert obj.time > previous.end_time, "objects overlap"
     for obj in objects:
         if not isinstance(obj, Spinner):
