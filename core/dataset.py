@@ -53,7 +53,7 @@ from core.audio import FEATURES_ID, AudioError
 from core.beatmap.model import Beatmap
 from core.beatmap.parser import BeatmapError, parse_bytes
 from core.feature_cache import FeatureCache
-from core.songs import UNPARSABLE, DiscoveryReport, MapEntry, SongSet
+from core.songs import UNPARSABLE, UNREADABLE, DiscoveryReport, MapEntry, SongSet
 from core.tokens.tokenizer import tokenize
 from core.tokens.vocab import Vocab, VocabConfig
 
@@ -65,7 +65,6 @@ INDEX_DIR, SHARD_DIR, FEATURE_DIR = "index", "shards", "features"
 TMP_PREFIX = ".tmp-"  # also core.feature_cache's prefix: one sweep clears both
 
 # Build-time skip reasons (discovery's are in core.songs); each counts one .osu file.
-UNREADABLE_SET = "unreadable set"
 NO_OBJECTS = "no hit objects"
 BAD_AUDIO = "bad audio"
 UNTOKENIZABLE = "untokenizable map"
@@ -95,7 +94,7 @@ class BuildConfig:
 
 @dataclass
 class SongOutcome:
-    """What building one set gave: its record (None if it failed to write) and its skips."""
+    """What building one set gave: the set's key, its maps kept and its skips."""
 
     key: str
     maps: int = 0
@@ -116,15 +115,19 @@ def build(sets: list[SongSet], config: BuildConfig,
     is done, skipped ones included. Ctrl+C stops it with every finished set recorded."""
     out = prepare(config.out, config.vocab)
     result = BuildResult()
-    todo = []
+    todo, seen = [], set()
     for song_set in sets:
+        if song_key(song_set) in seen:  # Songs folders given twice, or one inside another
+            continue
+        seen.add(song_key(song_set))
         record = read_record(out, song_set)
         if record is None:
             todo.append(song_set)
             continue
         result.done += 1
-        _count(result, _outcome_of(record))
-        on_song(_outcome_of(record))
+        outcome = _outcome_of(record)
+        _count(result, outcome)
+        on_song(outcome)
     for outcome in _run(todo, out, config):
         result.built += 1
         _count(result, outcome)
@@ -138,8 +141,13 @@ def prepare(out: Path, vocab: VocabConfig) -> Path:
     manifest = {"format": FORMAT, "version": FORMAT_VERSION, "vocab": vocab.to_dict(),
                 "features": FEATURES_ID, "difficulty_fields": list(DIFFICULTY_FIELDS)}
     path = out / MANIFEST
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{out}: not a folder")
     if path.exists():
-        existing = _read_json(path)
+        try:
+            existing = _read_json(path)
+        except OSError as e:
+            raise DatasetError(f"{path}: cannot be read ({e.strerror or e})") from e
         if existing.get("format") != FORMAT or existing.get("version") != FORMAT_VERSION:
             raise DatasetError(f"{path}: not a {FORMAT} v{FORMAT_VERSION} manifest")
         if existing.get("vocab") != json.loads(json.dumps(manifest["vocab"])):
@@ -198,7 +206,7 @@ def build_song(song_set: SongSet, out: Path, vocab_config: VocabConfig) -> SongO
                     built.append(item)
     except (OSError, zipfile.BadZipFile, KeyError, RuntimeError) as e:
         # The set changed or vanished since discovery: skip it whole, the next run retries.
-        outcome.skipped = [(UNREADABLE_SET, str(song_set.path), str(e))]
+        outcome.skipped = [(UNREADABLE, str(song_set.path), str(e))]
         return outcome
     shard = f"{SHARD_DIR}/{key}.safetensors" if built else None
     if built:
@@ -421,7 +429,7 @@ _HOLD = "hold"  # _sigint: raise a Ctrl+C received meanwhile when the block ends
 
 
 @contextmanager
-def _sigint(handling) -> Iterator[None]:
+def _sigint(handling: object) -> Iterator[None]:
     """SIGINT handled as `handling` meanwhile: SIG_IGN, or _HOLD. Only the main thread can set
     signal handlers; elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():

@@ -12,7 +12,7 @@ AudioFilename is matched against the set's files ignoring case, as osu! does on 
 usual home; NTFS is case-insensitive), preferring an exact match when both exist.
 
 Anything unusable is skipped and counted in a `DiscoveryReport`, never fatal. A skip counts one
-.osu file (a difficulty), except UNREADABLE_ARCHIVE and NO_BEATMAPS (one set) and UNSAFE_MEMBER
+.osu file (a difficulty), except UNREADABLE and NO_BEATMAPS (one set) and UNSAFE_MEMBER
 (one archive member). Discovery reads each map's header only (everything before [HitObjects]),
 so it stays cheap on a folder of thousands of maps; the data-set builder parses the whole map.
 """
@@ -42,7 +42,7 @@ MAX_AUDIO_BYTES = 512 << 20  # an hour of 320 kbit/s mp3 is 144 MB
 MAX_EXAMPLES = 3  # paths kept per skip reason
 
 # Skip reasons: the report's keys.
-UNREADABLE_ARCHIVE = "unreadable archive"
+UNREADABLE = "unreadable set"  # a folder that cannot be listed, an archive that is no zip
 UNSAFE_MEMBER = "unsafe archive member"
 NO_BEATMAPS = "no beatmaps"
 UNPARSABLE = "unparsable map"
@@ -133,10 +133,16 @@ class SongSet:
         if self.is_archive:
             with zipfile.ZipFile(self.path) as archive:
                 index = _archive_index(archive, DiscoveryReport(), str(self.path))
-                yield lambda member: _read_member(archive, index[member])
+                yield lambda member: archive.read(index[member])
         else:
             index = _folder_index(self.path)
-            yield lambda member: (self.path / index[member][0]).read_bytes()
+
+            def read(member: str) -> bytes:
+                if member not in index:  # only the set's own files: no "../" gets through
+                    raise KeyError(member)
+                return (self.path / member).read_bytes()
+
+            yield read
 
     def read(self, member: str) -> bytes:
         with self.open() as read:
@@ -209,8 +215,10 @@ def _candidates(folder: Path, depth: int, report: DiscoveryReport, top: bool = F
             yield entry
         elif entry.is_dir() and depth <= MAX_PACK_DEPTH:
             found = True
-            quiet = _Quiet() if is_set else report
-            yield from _candidates(entry, depth + 1, quiet)
+            try:
+                yield from _candidates(entry, depth + 1, _Quiet() if is_set else report)
+            except OSError as e:
+                report.skip(UNREADABLE, str(entry), e.strerror or str(e))
     if not found and not top:
         report.skip(NO_BEATMAPS, str(folder))
 
@@ -232,13 +240,13 @@ def _read_set(path: Path, report: DiscoveryReport) -> SongSet | None:
         else:
             with zipfile.ZipFile(path) as archive:
                 members = _archive_index(archive, report, str(path))
-                maps = _usable_maps(path, True, {m: (m, i.file_size) for m, i in members.items()},
-                                    lambda m: _read_member(archive, members[m]), report)
+                maps = _usable_maps(path, True, {m: i.file_size for m, i in members.items()},
+                                    lambda m: archive.read(members[m]), report)
             stat = path.stat()
             fingerprint = f"{stat.st_size}:{stat.st_mtime_ns}"
     except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError) as e:
         # RuntimeError: an encrypted member; BadZipFile also covers CRC errors.
-        report.skip(UNREADABLE_ARCHIVE, str(path), getattr(e, "strerror", None) or str(e))
+        report.skip(UNREADABLE, str(path), getattr(e, "strerror", None) or str(e))
         return None
     if maps is None:
         report.skip(NO_BEATMAPS, str(path))
@@ -246,12 +254,12 @@ def _read_set(path: Path, report: DiscoveryReport) -> SongSet | None:
     return SongSet(path, not path.is_dir(), maps, fingerprint) if maps else None
 
 
-def _usable_maps(path: Path, is_archive: bool, files: dict[str, tuple[str, int]],
+def _usable_maps(path: Path, is_archive: bool, files: dict[str, int],
                  read: Callable[[str], bytes], report: DiscoveryReport
                  ) -> tuple[MapEntry, ...] | None:
     """The set's osu!standard maps whose audio is there; None when the set has no .osu at all.
 
-    `files` maps each member name (as the set spells it) to (path, size in bytes).
+    `files` maps each member name (as the set spells it) to its size in bytes.
     """
     names = sorted(m for m in files if _is_map_name(m) and (is_archive or "/" not in m))
     if not names:
@@ -262,8 +270,8 @@ def _usable_maps(path: Path, is_archive: bool, files: dict[str, tuple[str, int]]
     kept = []
     for name in names:
         where = f"{path}::{name}" if is_archive else str(path / name)
-        if files[name][1] > MAX_MAP_BYTES:
-            report.skip(TOO_LARGE, where, f"{files[name][1]} bytes")
+        if files[name] > MAX_MAP_BYTES:
+            report.skip(TOO_LARGE, where, f"{files[name]} bytes")
             continue
         try:
             header = _header(read(name), where)
@@ -277,8 +285,8 @@ def _usable_maps(path: Path, is_archive: bool, files: dict[str, tuple[str, int]]
         if audio is None:
             report.skip(MISSING_AUDIO, where, f"AudioFilename {header.audio_filename or ''!r}")
             continue
-        if files[audio][1] > MAX_AUDIO_BYTES:
-            report.skip(TOO_LARGE, where, f"{audio}: {files[audio][1]} bytes")
+        if files[audio] > MAX_AUDIO_BYTES:
+            report.skip(TOO_LARGE, where, f"{audio}: {files[audio]} bytes")
             continue
         kept.append(MapEntry(name, audio))
     return tuple(kept)
@@ -290,7 +298,7 @@ def _header(data: bytes, where: str) -> Beatmap:
     return parse_bytes(data if cut < 0 else data[:cut], where).beatmap
 
 
-def _audio_member(header: Beatmap, files: dict[str, tuple[str, int]],
+def _audio_member(header: Beatmap, files: dict[str, int],
                   by_lower: dict[str, str]) -> str | None:
     """The member AudioFilename names: exact, else ignoring case; None if absent or unsafe."""
     named = (header.audio_filename or "").strip()
@@ -323,8 +331,8 @@ def _archive_index(archive: zipfile.ZipFile, report: DiscoveryReport, where: str
     return index
 
 
-def _folder_index(folder: Path) -> dict[str, tuple[str, int]]:
-    """Every visible file under a set folder: {'sub/name': ('sub/name', size in bytes)}.
+def _folder_index(folder: Path) -> dict[str, int]:
+    """Every visible file under a set folder: {'sub/name': size in bytes}.
 
     Symbolic links to folders are not followed (a link could lead anywhere).
     """
@@ -340,7 +348,7 @@ def _folder_index(folder: Path) -> dict[str, tuple[str, int]]:
                 size = (Path(current) / name).stat().st_size
             except OSError:
                 continue  # a dangling link
-            index[relative] = (relative, size)
+            index[relative] = size
     return index
 
 
@@ -351,7 +359,3 @@ def _folder_fingerprint(folder: Path, maps: tuple[MapEntry, ...] | None) -> str:
         stat = (folder / name).stat()
         digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:32]
-
-
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    return archive.read(info)

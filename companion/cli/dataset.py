@@ -33,17 +33,20 @@ def build_command(songs_dirs: tuple[Path, ...], out: Path, vocab_name: str, work
     Reruns skip the song sets already done and finish the rest; Ctrl+C stops after the sets
     in progress, losing nothing.
     """
+    unique: dict[Path, Path] = {}
+    for songs_dir in songs_dirs:  # a folder given twice is searched once
+        unique.setdefault(songs_dir.resolve(), songs_dir)
     report = DiscoveryReport()
     sets = []
     try:
-        for songs_dir in songs_dirs:
+        for songs_dir in unique.values():
             found, skipped = discover(songs_dir)
             sets += found
             report.merge(skipped)
     except SongsError as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"found {len(sets)} song sets with {sum(len(s.maps) for s in sets)} "
-               f"osu!standard difficulties in {len(songs_dirs)} folder(s)", err=True)
+               f"osu!standard difficulties in {len(unique)} folder(s)", err=True)
     config = BuildConfig(out=out, vocab=preset(vocab_name), workers=workers)
     try:
         with click.progressbar(length=len(sets), label="building", file=sys.stderr,
@@ -57,6 +60,6 @@ def build_command(songs_dirs: tuple[Path, ...], out: Path, vocab_name: str, work
     report.sets, report.maps = 0, 0  # what the build kept, not what discovery offered
     report.merge(result.report)
     click.echo(f"{out}: {report.maps} maps from {report.sets} song sets "
-               f"({result.built} sets built now, {result.done} done before)")
+               f"({result.built} built now, {result.done} done before)")
     for line in report.lines():
         click.echo(line)
