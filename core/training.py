@@ -20,7 +20,6 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -144,12 +143,18 @@ def _train(config: TrainConfig, procs: Processes, dims: ModelDims | None, resume
     stored = read_meta(resume) if resume is not None else None
     window = WindowConfig(**stored["window"]) if stored else \
         WindowConfig(window_s=config.window_s, seed=config.seed)
+    if stored and window.window_s != config.window_s:
+        log.warning("resuming with the checkpoint's %s s windows, not %s s", window.window_s,
+                    config.window_s)
     data = WindowDataset(config.data, window, _vocab(config, stored))
     vocab = data.vocab
     val_data = WindowDataset(config.data, window, vocab.config)  # stays at epoch 0: the same
     split = split_by_set(data, config.val_fraction)               # windows at every evaluation
     if not split.train:
         raise ValueError(f"{config.data}: no training windows")
+    if not split.val and procs.main:
+        log.warning("%s: one song set, none to hold out: no validation loss and no best/",
+                    config.data)
     cuda = procs.device.type == "cuda"
     shard = {"rank": procs.rank, "world": procs.world, "workers": config.workers,
              "pin_memory": cuda}
@@ -171,14 +176,17 @@ def _train(config: TrainConfig, procs: Processes, dims: ModelDims | None, resume
     if stored:
         load_optimizer(resume, model, optimizer)
         step, best = stored["step"], stored.get("best_val_loss")
-    ddp = DistributedDataParallel(model, device_ids=[procs.device] if cuda else None) \
-        if procs.world > 1 else model
-    run = _Run(config, procs, model, optimizer, vocab.config, window, split, on_step)
+    # The only buffers are constant sinusoids: no need to broadcast them (20 MB for `seed`) on
+    # every forward.
+    ddp = DistributedDataParallel(model, device_ids=[procs.device] if cuda else None,
+                                  broadcast_buffers=False) if procs.world > 1 else model
+    run = _Run(config, procs, model, optimizer, vocab.config, window, split, on_step, step)
     run.best = best
     if procs.main:
-        log.info("training %s (%.2fM parameters) on %d+%d windows (%d held-out sets), "
-                 "%d steps of %d x %d, from step %d on %s", config.model if dims is None else
-                 "custom", model.parameter_count() / 1e6, len(split.train), len(split.val),
+        d = model.dims
+        log.info("training a %d-wide %d-layer model (%.2fM parameters) on %d+%d windows (%d "
+                 "held-out sets), %d steps of %d x %d, from step %d on %s", d.d_model,
+                 d.n_layers, model.parameter_count() / 1e6, len(split.train), len(split.val),
                  len(split.val_sets), total, procs.world, config.batch_size, step, procs.device)
     # 4) the loop
     return run.loop(ddp, batches, val_batches, step, total, should_stop)
@@ -189,17 +197,16 @@ class _Run:
 
     def __init__(self, config: TrainConfig, procs: Processes, model: MapModel,
                  optimizer: torch.optim.Optimizer, vocab: VocabConfig, window: WindowConfig,
-                 split: Split, on_step: Callable[[dict], None] | None):
+                 split: Split, on_step: Callable[[dict], None] | None, step: int):
         self.config, self.procs, self.model, self.optimizer = config, procs, model, optimizer
         self.vocab, self.window, self.split, self.on_step = vocab, window, split, on_step
         self.best: float | None = None
         self.epoch = 0
         self.metrics: dict = {}
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) \
-            if procs.device.type == "cuda" else nullcontext()
         self.metrics_file = None
         if procs.main:
             config.out.mkdir(parents=True, exist_ok=True)
+            _truncate_metrics(config.out / METRICS, step)
             self.metrics_file = (config.out / METRICS).open("a", encoding="utf-8")
 
     def loop(self, ddp: nn.Module, batches: Batches, val_batches: Batches | None, step: int,
@@ -218,7 +225,8 @@ class _Run:
                     for group in self.optimizer.param_groups:
                         group["lr"] = lr
                     # b) forward, backward (DDP averages the gradients), clip, update
-                    loss_sum, count = self.batch_loss(ddp, batch, config.audio_dropout)
+                    loss_sum, count = batch_loss(ddp, batch, self.model.dims, procs.device,
+                                                 config.audio_dropout)
                     loss = loss_sum / count
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
@@ -243,18 +251,6 @@ class _Run:
                 self.metrics_file.close()
         return TrainResult(self.model, step, self.best, self.metrics, stopped)
 
-    def batch_loss(self, model: nn.Module, batch: dict, audio_dropout: float
-                   ) -> tuple[Tensor, Tensor]:
-        """(summed cross-entropy, number of target tokens) of one batch."""
-        device, max_tokens = self.procs.device, self.model.dims.max_tokens
-        tokens = batch["tokens"][:, :max_tokens + 1].to(device, non_blocking=True)  # (B, T+1)
-        mask = batch["loss_mask"][:, 1:max_tokens + 1].to(device, non_blocking=True)  # (B, T)
-        audio = drop_audio(batch["audio"].to(device, non_blocking=True), audio_dropout)
-        difficulty = batch["difficulty"].to(device, non_blocking=True)  # (B, 5)
-        with self.autocast:
-            logits = model(audio, tokens[:, :-1], difficulty)  # (B, T, V)
-        return next_token_loss(logits, tokens[:, 1:], mask)
-
     @torch.no_grad()
     def evaluate(self, val_batches: Batches, step: int) -> float:
         """Token-weighted validation loss over the first eval_batches batches of every process,
@@ -262,7 +258,8 @@ class _Run:
         self.model.eval()
         totals = torch.zeros(2, device=self.procs.device)  # (loss sum, tokens)
         for batch in islice(val_batches.epoch(0), self.config.eval_batches):
-            loss_sum, count = self.batch_loss(self.model, batch, audio_dropout=0.0)
+            loss_sum, count = batch_loss(self.model, batch, self.model.dims,
+                                         self.procs.device)
             totals += torch.stack([loss_sum.float(), count.float()])
         if self.procs.world > 1:
             dist.all_reduce(totals)
@@ -309,6 +306,22 @@ class _Run:
                         self.optimizer if with_optimizer else None)
 
 
+def batch_loss(model: nn.Module, batch: dict, dims: ModelDims,
+               device: torch.device | str = "cpu", audio_dropout: float = 0.0
+               ) -> tuple[Tensor, Tensor]:
+    """(summed cross-entropy, number of target tokens) of a batch from `collate`, teacher-forced:
+    the model reads tokens[:, :-1] and predicts tokens[:, 1:]. Windows longer than the model's
+    max_tokens are cut there. bf16 autocast on CUDA only (CPU bf16 is slow and of no use here)."""
+    device = torch.device(device)
+    tokens = batch["tokens"][:, :dims.max_tokens + 1].to(device, non_blocking=True)  # (B, T+1)
+    mask = batch["loss_mask"][:, 1:dims.max_tokens + 1].to(device, non_blocking=True)  # (B, T)
+    audio = drop_audio(batch["audio"].to(device, non_blocking=True), audio_dropout)  # (B, M, F)
+    difficulty = batch["difficulty"].to(device, non_blocking=True)  # (B, 5)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        logits = model(audio, tokens[:, :-1], difficulty)  # (B, T, V)
+    return next_token_loss(logits, tokens[:, 1:], mask)
+
+
 def next_token_loss(logits: Tensor, targets: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """(summed cross-entropy, count) of logits (B, T, V) against targets (B, T) where mask
     (B, T) is true; positions where it is false (SOS, the prefix, PAD) take no part."""
@@ -344,6 +357,24 @@ def learning_rate(step: int, config: TrainConfig, total: int) -> float:
     # 3) in between, cosine decay down to the floor at the last step
     ratio = (step - config.warmup_steps) / max(1, total - config.warmup_steps)
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (config.lr - min_lr)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop the records after `step`: a run killed after its last checkpoint logged steps that
+    its resumption takes again."""
+    if not path.exists():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if _record_step(line) <= step]
+    if len(kept) != len(lines):
+        path.write_text("".join(kept), encoding="utf-8")
+
+
+def _record_step(line: str) -> float:
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf  # a line cut short by the kill
 
 
 def _step_seed(seed: int, step: int, rank: int) -> int:

@@ -1,0 +1,298 @@
+"""Training: the loss falls, masked positions take no part, checkpoints round-trip without
+pickle and survive a failed save, a resumed run ends where an uninterrupted one does, two DDP
+processes stay in sync, and `kiai train` runs. A tiny model on 4 s windows of two synthetic
+songs keeps it fast."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from click.testing import CliRunner
+from safetensors.torch import load_file, save_file
+from test_songs import synth_songs
+
+import core.checkpoint
+import core.training
+from companion.cli import main
+from core.checkpoint import (
+    ASIDE_PREFIX,
+    META_FILE,
+    MODEL_FILE,
+    OPTIMIZER_FILE,
+    TMP_PREFIX,
+    load_model,
+    load_optimizer,
+    save_checkpoint,
+    save_model_only,
+)
+from core.dataset import BuildConfig, build
+from core.dataset_loader import WindowConfig, WindowDataset, collate
+from core.model import MapModel, ModelDims
+from core.songs import discover
+from core.tokens.vocab import DEFAULT, Vocab
+from core.training import (
+    LAST,
+    TrainConfig,
+    batch_loss,
+    learning_rate,
+    make_optimizer,
+    next_token_loss,
+    train,
+)
+from core.training_data import split_by_set
+
+TINY = ModelDims(n_vocab=len(Vocab(DEFAULT)), d_model=32, n_heads=2, n_layers=2, d_ff=64,
+                 encoder_layers=2, max_tokens=512, max_frames=1024)
+WINDOW_S = 4.0  # 800 frames; the songs' 20 s give 5 windows per map, 25 per set
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy 2-core machine OpenMP's
+    threads wait on each other: a step can take 50x longer."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """Two synthetic songs of 20 s, five difficulties each, built in this process."""
+    songs = tmp_path_factory.mktemp("Songs")
+    synth_songs(songs, 2, seed=5, duration_s=20.0)
+    out = tmp_path_factory.mktemp("dataset")
+    build(discover(songs)[0], BuildConfig(out=out, vocab=DEFAULT, workers=1))
+    return out
+
+
+def tiny_config(data: Path, out: Path, **changes) -> TrainConfig:
+    settings = {"window_s": WINDOW_S, "batch_size": 4, "max_steps": 8, "lr": 3e-3,
+                "warmup_steps": 3, "eval_interval": 4, "workers": 0, "device": "cpu"}
+    return TrainConfig(data=data, out=out, **(settings | changes))
+
+
+def tiny_model(seed: int = 0) -> MapModel:
+    torch.manual_seed(seed)
+    return MapModel(TINY)
+
+
+def batch_of(dataset: Path, size: int = 6) -> dict:
+    data = WindowDataset(dataset, WindowConfig(window_s=WINDOW_S, no_prefix_p=0.3))
+    return collate([data[i] for i in range(0, 5 * size, 5)])
+
+
+def test_loss_decreases(dataset, tmp_path):
+    losses = []
+    config = tiny_config(dataset, tmp_path / "run", max_steps=30, eval_interval=30)
+    result = train(config, dims=TINY, on_step=lambda m: losses.append(m["loss"]))
+    assert len(losses) == 30 == result.step
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < first - 0.3, losses
+    assert result.best_val_loss is not None and result.best_val_loss < first
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert [m["step"] for m in lines if "loss" in m] == list(range(1, 31))
+    assert any("val_loss" in m for m in lines)
+
+
+def test_schedule_and_weight_decay_groups(tmp_path):
+    config = TrainConfig(data=tmp_path, out=tmp_path, lr=1e-3, warmup_steps=10, max_steps=100)
+    rates = [learning_rate(step, config, 100) for step in range(100)]
+    assert rates[:10] == sorted(rates[:10]) and max(rates) <= 1e-3
+    assert rates[10:] == sorted(rates[10:], reverse=True)
+    assert rates[-1] == pytest.approx(1e-4, rel=0.01)  # down to a tenth of the peak
+    model = tiny_model()
+    decayed, plain = make_optimizer(model, config, torch.device("cpu")).param_groups
+    assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
+    names = {p: n for n, p in model.named_parameters()}
+    assert all(p.dim() >= 2 for p in decayed["params"])
+    assert "decoder.token_embedding.weight" in {names[p] for p in plain["params"]}
+    assert all(n.endswith("bias") or "ln" in n or "norm" in n or "embedding" in n
+               for n in (names[p] for p in plain["params"]))
+
+
+def test_masked_positions_take_no_part(dataset):
+    # The loss itself: targets under mask=False never matter.
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 20, 50, generator=g)
+    targets = torch.randint(0, 50, (3, 20), generator=g)
+    mask = torch.rand(3, 20, generator=g) < 0.5
+    changed = torch.where(mask, targets, (targets + 7) % 50)
+    assert torch.equal(next_token_loss(logits, targets, mask)[0],
+                       next_token_loss(logits, changed, mask)[0])
+    # Through the model: the batch has PAD and prefixes; PAD tokens (after every real token, so
+    # causally unseen by real positions) can be anything.
+    batch = batch_of(dataset)
+    assert (~batch["token_mask"]).any() and (batch["prefix_length"] > 1).any()
+    assert not (batch["loss_mask"] & ~batch["token_mask"]).any()
+    assert not batch["loss_mask"][:, 0].any()  # SOS is never a target
+    model = tiny_model().eval()
+    with torch.no_grad():
+        before = batch_loss(model, batch, TINY)
+        noisy = dict(batch, tokens=torch.where(batch["token_mask"], batch["tokens"], 5))
+        after = batch_loss(model, noisy, TINY)
+    assert torch.equal(before[0], after[0]) and torch.equal(before[1], after[1])
+    assert before[1] == batch["loss_mask"][:, 1:].sum()
+
+
+def test_split_holds_out_whole_song_sets(dataset):
+    data = WindowDataset(dataset, WindowConfig(window_s=WINDOW_S))
+    split = split_by_set(data, val_fraction=0.1)
+    assert len(split.val_sets) == 1 and split.train and split.val
+    shard_of = {i: data.maps[data.window(i)[0]].shard.name for i in range(len(data))}
+    assert {shard_of[i] for i in split.val} == set(split.val_sets)
+    assert not {shard_of[i] for i in split.train} & set(split.val_sets)
+    assert sorted(split.train + split.val) == list(range(len(data)))
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = tiny_model()
+    optimizer = make_optimizer(model, tiny_config(tmp_path, tmp_path), torch.device("cpu"))
+    mel, ids, difficulty = torch.randn(2, 80, 400), torch.randint(3, 700, (2, 30)), \
+        torch.rand(2, 5) * 10
+    model(mel, ids, difficulty).square().mean().backward()
+    optimizer.step()
+    model.eval()
+    path = save_checkpoint(tmp_path / "ckpt", model, DEFAULT, {"step": 1, "metrics": {}},
+                           optimizer)
+    assert sorted(p.name for p in path.iterdir()) == [META_FILE, MODEL_FILE, OPTIMIZER_FILE]
+    meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+    assert meta["model"] == TINY.to_dict() and meta["vocab"]["name"] == "default"
+    for file in path.iterdir():  # safetensors: an 8-byte header length, then a JSON header
+        head = file.read_bytes()[:9]
+        assert not head.startswith(b"\x80"), f"{file.name} looks like a pickle"
+        assert head[8:9] == b"{" if file.suffix == ".safetensors" else head[:1] == b"{"
+    loaded, vocab, meta = load_model(path)
+    assert vocab.config == DEFAULT and meta["step"] == 1 and not loaded.training
+    with torch.no_grad():
+        assert torch.equal(model(mel, ids, difficulty), loaded(mel, ids, difficulty))
+    # The optimizer's state comes back exactly, into a fresh optimizer over the loaded model.
+    fresh = make_optimizer(loaded, tiny_config(tmp_path, tmp_path), torch.device("cpu"))
+    load_optimizer(path, loaded, fresh)
+    names = dict(zip(optimizer.state_dict()["state"], [n for n, _ in model.named_parameters()]))
+    for key, state in optimizer.state_dict()["state"].items():
+        for field, value in state.items():
+            assert torch.equal(fresh.state_dict()["state"][key][field], value), names[key]
+    # float16 for shipping: half the size, close logits, float32 once loaded.
+    small = save_model_only(model, DEFAULT, tmp_path / "ship")
+    assert (small / MODEL_FILE).stat().st_size <= (path / MODEL_FILE).stat().st_size / 2 + 4096
+    half, _, _ = load_model(small)
+    assert all(p.dtype == torch.float32 for p in half.parameters())
+    with torch.no_grad():
+        full, approx = model(mel, ids, difficulty), half(mel, ids, difficulty)
+    assert (full - approx).abs().max() < 0.05 * full.abs().max()
+
+
+def test_failed_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last"
+    save_checkpoint(path, tiny_model(0), DEFAULT, {"step": 1})
+    real_save = core.checkpoint.save_file
+
+    def broken(tensors, filename, metadata=None):
+        real_save(tensors, filename, metadata)  # half-written: the weights land, then ...
+        raise OSError("disk full")
+
+    monkeypatch.setattr(core.checkpoint, "save_file", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, tiny_model(1), DEFAULT, {"step": 2})
+    monkeypatch.undo()
+    _, _, meta = load_model(path)
+    assert meta["step"] == 1
+    assert torch.equal(load_model(path)[0].decoder.head.weight, tiny_model(0).decoder.head.weight)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]  # no temporaries left
+    # A crash between the swap's two renames leaves only the moved-aside copy: still loadable,
+    # and the next save puts a whole checkpoint back in place.
+    path.rename(tmp_path / f"{ASIDE_PREFIX}last")
+    assert load_model(path)[2]["step"] == 1
+    save_checkpoint(path, tiny_model(2), DEFAULT, {"step": 3})
+    assert load_model(path)[2]["step"] == 3
+    assert not any(p.name.startswith((ASIDE_PREFIX, TMP_PREFIX)) for p in tmp_path.iterdir())
+
+
+def test_resume_matches_an_uninterrupted_run(dataset, tmp_path):
+    # 8 steps of 4 windows over 25 training windows: the break falls mid-epoch and the run
+    # crosses into the second epoch after it.
+    straight = train(tiny_config(dataset, tmp_path / "straight"), dims=TINY)
+    first = train(tiny_config(dataset, tmp_path / "resumed"), dims=TINY,
+                  should_stop=lambda step: step == 5)
+    assert first.stopped and first.step == 5
+    with (tmp_path / "resumed" / "metrics.jsonl").open("a") as metrics:
+        metrics.write('{"step": 6, "loss": 1.0}\n{"step": 7, "lo')  # killed after step 5's save
+    second = train(tiny_config(dataset, tmp_path / "resumed"), resume=tmp_path / "resumed" / LAST)
+    assert straight.step == second.step == 8 and not second.stopped
+    for (name, a), b in zip(straight.model.state_dict().items(),
+                            second.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+    assert straight.best_val_loss == pytest.approx(second.best_val_loss)
+    records = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").open()]
+    assert [r["step"] for r in records if "loss" in r] == list(range(1, 9))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, port: int, dataset: Path, out: Path, results: Path) -> None:
+    """One of two gloo processes, started as torchrun would start it."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      LOCAL_RANK=str(rank), WORLD_SIZE="2")
+    torch.set_num_threads(1)
+    saves = []
+    real_save = core.training.save_checkpoint
+    core.training.save_checkpoint = lambda *a, **k: saves.append(rank) or real_save(*a, **k)
+    result = train(tiny_config(dataset, out, max_steps=4, eval_interval=2), dims=TINY)
+    save_file(result.model.state_dict(), str(results / f"rank{rank}.safetensors"))
+    (results / f"saves{rank}.json").write_text(json.dumps(saves))
+
+
+@pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
+                    reason="this torch build has no gloo backend for CPU multi-process training")
+def test_ddp_processes_stay_in_sync(dataset, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    mp.spawn(_ddp_worker, args=(_free_port(), dataset, tmp_path / "run", results), nprocs=2)
+    rank0, rank1 = (load_file(str(results / f"rank{r}.safetensors")) for r in (0, 1))
+    assert rank0.keys() == rank1.keys()
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), name
+    initial = tiny_model(0).state_dict()  # the seed's initialisation, then trained away from it
+    assert not torch.equal(rank0["decoder.head.weight"], initial["decoder.head.weight"])
+    assert json.loads((results / "saves1.json").read_text()) == []
+    assert json.loads((results / "saves0.json").read_text())
+    assert load_model(tmp_path / "run" / LAST)[2]["step"] == 4
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert steps == [1, 2, 2, 3, 4, 4]  # rank 0 alone: each step once, evaluations after 2, 4
+
+
+def test_cli_train(dataset, tmp_path):
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--data", str(dataset), "--out", str(run),
+                                       "--steps", "3", "--model", "small", "--batch-size", "2",
+                                       "--window", str(WINDOW_S), "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    assert load_model(run / LAST)[2]["step"] == 3
+    assert (run / "best" / MODEL_FILE).is_file()
+
+
+def test_cli_train_errors(dataset, tmp_path):
+    runner = CliRunner()
+    missing = runner.invoke(main, ["train", "--data", str(tmp_path / "nowhere"),
+                                   "--out", str(tmp_path / "run")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    not_data = runner.invoke(main, ["train", "--data", str(tmp_path), "--out",
+                                    str(tmp_path / "run")])
+    assert not_data.exit_code == 1 and "not a data set" in not_data.output
+    no_data = runner.invoke(main, ["train", "--out", str(tmp_path / "run")])
+    assert no_data.exit_code == 1 and "--data" in no_data.output
+    for result in (missing, not_data, no_data):
+        assert "Traceback" not in result.output
+        assert isinstance(result.exception, SystemExit)  # click's exit, nothing unhandled
