@@ -1,0 +1,45 @@
+"""The protocol's version and its one compatibility rule.
+
+PROTOCOL_VERSION is "MAJOR.MINOR". A client and a server speak to each other when their MAJOR
+versions are equal. Within a major version, a minor release only adds:
+- methods and notifications (a server lists its own in `initialize`'s `capabilities`);
+- optional request fields (a client checks the server's minor version before sending one:
+  servers reject unknown request fields);
+- fields in results and notifications (clients ignore fields they do not know);
+- error codes (clients treat an unknown code like its JSON-RPC range: -32000..-32099 is a
+  server error).
+Anything else (removing or renaming a field, changing a type, a unit or a code's meaning) is a
+new major version.
+"""
+
+from __future__ import annotations
+
+import re
+
+from protocol.errors import IncompatibleVersionError
+
+PROTOCOL_VERSION = "1.0"
+
+VERSION_PATTERN = r"^[0-9]{1,4}\.[0-9]{1,4}$"
+
+
+def parse_version(version: str) -> tuple[int, int]:
+    """"1.0" -> (1, 0); ValueError for anything else."""
+    if not isinstance(version, str) or not re.fullmatch(VERSION_PATTERN[1:-1], version):
+        raise ValueError(f"not a MAJOR.MINOR version: {version!r}")
+    major, minor = version.split(".")
+    return int(major), int(minor)
+
+
+def is_compatible(version: str, ours: str = PROTOCOL_VERSION) -> bool:
+    """Whether a peer speaking `version` can talk to us: the major versions are equal."""
+    try:
+        return parse_version(version)[0] == parse_version(ours)[0]
+    except ValueError:
+        return False
+
+
+def check_compatible(version: str, ours: str = PROTOCOL_VERSION) -> None:
+    """Raise IncompatibleVersionError (code INCOMPATIBLE_VERSION) unless `is_compatible`."""
+    if not is_compatible(version, ours):
+        raise IncompatibleVersionError(version, ours)

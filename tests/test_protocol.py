@@ -1,0 +1,576 @@
+"""The protocol package: golden messages both ways, the schema, error codes, the validator's
+messages, and malformed input (hypothesis) that must only ever give a typed message or a
+ProtocolError with the right code."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import sys
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import protocol
+from protocol import (
+    ERROR_CLASSES,
+    MAX_REQUEST_BYTES,
+    METHODS,
+    NOTIFICATIONS,
+    PROTOCOL_VERSION,
+    BeatmapParseError,
+    ErrorCode,
+    ErrorObject,
+    ErrorResponse,
+    FileChangedError,
+    FrameTooLargeError,
+    IncompatibleVersionError,
+    InitializeParams,
+    InitializeResult,
+    JobAccepted,
+    JobFailed,
+    JobListParams,
+    JobProgress,
+    MapContinueParams,
+    Notification,
+    ProtocolError,
+    Request,
+    Response,
+    ValidationError,
+    all_capabilities,
+    bearer_header,
+    check_compatible,
+    config_dir_for,
+    decode_message,
+    decode_result,
+    encode_error,
+    encode_message,
+    encode_notification,
+    encode_request,
+    encode_response,
+    is_compatible,
+    parse_bearer,
+)
+from protocol.errors import SERVER_ERROR_RANGE
+from protocol.schema import SCHEMA_PATH, render, schema
+from protocol.validator import validate
+from protocol.wire import camel, to_wire
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures" / "protocol"
+GOLDEN = sorted(FIXTURES.glob("*.json"))
+
+# What decode_message may raise, whatever it is fed.
+DECODE_CODES = {ErrorCode.PARSE_ERROR, ErrorCode.INVALID_REQUEST, ErrorCode.METHOD_NOT_FOUND,
+                ErrorCode.INVALID_PARAMS, ErrorCode.FRAME_TOO_LARGE}
+
+
+def kind_and_name(path: Path) -> tuple[str, str]:
+    """request.map.continue.json -> ("request", "map.continue")."""
+    kind, _, name = path.stem.partition(".")
+    return kind, name
+
+
+# Golden examples, both ways
+
+
+@pytest.mark.parametrize("path", GOLDEN, ids=lambda p: p.stem)
+def test_golden_message_decodes_to_its_type_and_encodes_back(path):
+    text = path.read_text(encoding="utf-8")
+    expected = json.loads(text)
+    kind, name = kind_and_name(path)
+    message = decode_message(text)
+    if kind == "request":
+        assert isinstance(message, Request)
+        assert message.method == name and type(message.params) is METHODS[name].params
+        again = encode_message(message)
+    elif kind == "response":
+        assert isinstance(message, Response)
+        result = decode_result(name, message.result)
+        assert type(result) is METHODS[name].result
+        again = encode_response(message.id, result, method=name)
+    elif kind == "notification":
+        assert isinstance(message, Notification)
+        assert message.method == name and type(message.params) is NOTIFICATIONS[name]
+        again = encode_message(message)
+    else:
+        assert kind == "error" and isinstance(message, ErrorResponse)
+        exc = message.exception()
+        assert type(exc) is ERROR_CLASSES[message.error.code]
+        assert ErrorCode(exc.code).name == name.upper().replace("-", "_")
+        assert exc.to_json() == expected["error"]
+        again = encode_message(message)
+    assert json.loads(again) == expected  # key order aside
+    assert decode_message(again, max_bytes=None) == message
+
+
+def test_every_message_type_and_error_code_has_a_golden_example():
+    names = {kind_and_name(p) for p in GOLDEN}
+    assert {("request", m) for m in METHODS} <= names
+    assert {("response", m) for m in METHODS} <= names
+    assert {("notification", m) for m in NOTIFICATIONS} <= names
+    assert {("error", c.name.lower().replace("_", "-")) for c in ErrorCode} <= names
+
+
+def golden_error(name: str) -> dict:
+    return json.loads((FIXTURES / f"error.{name}.json").read_text(encoding="utf-8"))["error"]
+
+
+@pytest.mark.parametrize("name,exc", [
+    ("invalid-params", protocol.InvalidParamsError("params.fromMs: expected number, got string",
+                                                   "params.fromMs")),
+    ("method-not-found", protocol.MethodNotFoundError("map.remix")),
+    ("incompatible-version", IncompatibleVersionError("2.0", "1.0")),
+    ("path-outside-songs", protocol.PathOutsideSongsError("../../.ssh/id_rsa")),
+    ("file-not-found", protocol.MissingFileError("Missing/map.osu")),
+    ("job-not-found", protocol.JobNotFoundError("j-9999")),
+    ("queue-full", protocol.QueueFullError(8)),
+    ("frame-too-large", FrameTooLargeError(70000, 65536)),
+    ("rate-limited", protocol.RateLimitedError(0.5)),
+    ("unauthorized", protocol.UnauthorizedError()),
+    ("not-initialized", protocol.NotInitializedError()),
+    ("cancelled", protocol.JobCancelledError()),
+    ("internal-error", protocol.InternalError()),
+])
+def test_exceptions_serialise_to_the_golden_error_objects(name, exc):
+    assert exc.to_json() == golden_error(name)
+
+
+def test_file_errors_carry_their_data():
+    path = golden_error("file-changed")["data"]["path"]
+    changed = FileChangedError(path, "9e107d9d372bb6826bd81d3542a419d6",
+                               "e4d909c290d0fb1ca068ffaddf22cbd0")
+    assert changed.to_json() == golden_error("file-changed")
+    parse = BeatmapParseError("[HitObjects] line 212: expected x,y,time,type", path, 212)
+    assert parse.to_json() == golden_error("beatmap-parse-error")
+
+
+# The schema
+
+
+def test_committed_schema_is_current():
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == render(), \
+        "protocol/schema.json is stale: run python -m protocol.schema"
+
+
+def test_schema_is_draft_2020_12_and_lists_everything():
+    doc = schema()
+    assert doc["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert doc["x-protocolVersion"] == PROTOCOL_VERSION
+    assert list(doc["x-methods"]) == list(METHODS)
+    assert list(doc["x-notifications"]) == list(NOTIFICATIONS)
+    assert [e["code"] for e in doc["x-errors"]] == [int(c) for c in ErrorCode]
+    params = doc["$defs"]["MapContinueParams"]
+    assert params["additionalProperties"] is False  # requests reject unknown fields
+    assert "additionalProperties" not in doc["$defs"]["JobProgress"]  # replies may grow
+    assert params["properties"]["fromMs"] == {
+        "type": "number", "description": "objects from here on are generated",
+        "minimum": 0, "maximum": 86_400_000}
+
+
+@pytest.mark.parametrize("path", GOLDEN, ids=lambda p: p.stem)
+def test_golden_messages_fit_the_top_level_schema(path):
+    doc = schema()
+    validate(json.loads(path.read_text(encoding="utf-8")), doc, doc)
+
+
+def test_schema_module_check_mode(tmp_path):
+    from protocol.schema import main
+    assert main(["--check"]) == 0
+    stale = tmp_path / "schema.json"
+    stale.write_text("{}\n", encoding="utf-8")
+    assert main(["--check", "--out", str(stale)]) == 1
+    assert main(["--out", str(stale)]) == 0 and stale.read_text(encoding="utf-8") == render()
+
+
+# Error codes
+
+
+def test_error_codes_are_distinct_and_in_their_ranges():
+    codes = [int(c) for c in ErrorCode]
+    assert len(codes) == len(set(codes))
+    jsonrpc = {-32700, -32600, -32601, -32602, -32603}
+    for code in ErrorCode:
+        assert code in jsonrpc or code in SERVER_ERROR_RANGE, code
+    assert set(ERROR_CLASSES) == set(ErrorCode)
+    for code, cls in ERROR_CLASSES.items():
+        assert cls.code == code and issubclass(cls, ProtocolError)
+
+
+def test_unknown_error_codes_survive_a_round_trip():
+    exc = ProtocolError.from_json({"code": -32099, "message": "from the future", "data": [1]})
+    assert type(exc) is ProtocolError and exc.code == -32099
+    assert exc.to_json() == {"code": -32099, "message": "from the future", "data": [1]}
+
+
+# Decoding: the errors a server answers with
+
+
+def frame(method: str, params: object = None, request_id: object = 1, **extra) -> str:
+    message = {"jsonrpc": "2.0", "id": request_id, "method": method, **extra}
+    if params is not None:
+        message["params"] = params
+    return json.dumps(message)
+
+
+MAP = "Song/Artist - Song (me) [Hard].osu"
+
+
+@pytest.mark.parametrize("text,code,message", [
+    ("{", ErrorCode.PARSE_ERROR, "invalid JSON: Expecting property name"),
+    ('{"a": NaN}', ErrorCode.PARSE_ERROR, "invalid JSON: NaN is not JSON"),
+    ('{"a": 1, "a": 2}', ErrorCode.PARSE_ERROR, "invalid JSON: duplicate key 'a'"),
+    ("[" * 50_000 + "]" * 50_000, ErrorCode.FRAME_TOO_LARGE, "message of 100000 bytes"),
+    ("[" * 20_000 + "]" * 20_000, ErrorCode.PARSE_ERROR, "invalid JSON: nested too deeply"),
+    ("[]", ErrorCode.INVALID_REQUEST, "batches are not supported"),
+    ("[" + frame("job.list") + "]", ErrorCode.INVALID_REQUEST, "batches are not supported"),
+    ('"hello"', ErrorCode.INVALID_REQUEST, "expected a JSON object"),
+    ("{}", ErrorCode.INVALID_REQUEST, "expected a request (method, id)"),
+    (frame("job.list", jsonrpc="1.0"), ErrorCode.INVALID_REQUEST, 'jsonrpc: expected "2.0"'),
+    (frame("job.list", request_id=True), ErrorCode.INVALID_REQUEST,
+     "id: expected integer or string, got boolean"),
+    (frame("job.list", request_id=None), ErrorCode.INVALID_REQUEST,
+     "id: expected integer or string, got null"),
+    (frame("job.list", request_id=2**53), ErrorCode.INVALID_REQUEST, "id: expected a number <="),
+    (frame("job.list", extra=1), ErrorCode.INVALID_REQUEST, "extra: unknown field"),
+    ('{"jsonrpc": "2.0", "method": "job.list"}', ErrorCode.INVALID_REQUEST,
+     "job.list is a request: it needs an id"),
+    ('{"jsonrpc": "2.0", "id": 1, "result": 1, "error": {}}', ErrorCode.INVALID_REQUEST,
+     "a response has a result or an error, not both"),
+    (frame("map.remix"), ErrorCode.METHOD_NOT_FOUND, "unknown method 'map.remix'"),
+    (frame("job.progress", {}), ErrorCode.METHOD_NOT_FOUND, "job.progress is a notification"),
+    (frame("job.list", []), ErrorCode.INVALID_PARAMS, "params: expected object, got array"),
+    (frame("job.list", {"x": 1}), ErrorCode.INVALID_PARAMS, "params.x: unknown field"),
+    (frame("map.continue", {"beatmap": MAP, "fromMs": "62500"}), ErrorCode.INVALID_PARAMS,
+     "params.fromMs: expected number, got string"),
+    (frame("map.continue", {"beatmap": MAP, "fromMs": True}), ErrorCode.INVALID_PARAMS,
+     "params.fromMs: expected number, got boolean"),
+    (frame("map.continue", {"beatmap": MAP}), ErrorCode.INVALID_PARAMS,
+     "params.fromMs: required field is missing"),
+    (frame("map.continue", {"beatmap": MAP, "fromMs": -1}), ErrorCode.INVALID_PARAMS,
+     "params.fromMs: expected a number >= 0"),
+    ('{"jsonrpc":"2.0","id":1,"method":"map.continue","params":{"beatmap":"a.osu",'
+     '"fromMs":1e999}}', ErrorCode.INVALID_PARAMS, "params.fromMs: expected a finite number"),
+    (frame("map.continue", {"beatmap": MAP, "fromMs": 10**400}), ErrorCode.INVALID_PARAMS,
+     "params.fromMs: expected a number <= 86400000"),
+    (frame("map.continue", {"beatmap": MAP, "fromMs": 5000, "untilMs": 5000}),
+     ErrorCode.INVALID_PARAMS, "params.untilMs: expected a number > fromMs"),
+    (frame("map.continue", {"beatmap": "/etc/passwd", "fromMs": 0}), ErrorCode.INVALID_PARAMS,
+     "params.beatmap: expected a path relative to the Songs folder"),
+    (frame("map.continue", {"beatmap": "C:\\osu\\Songs\\a.osu", "fromMs": 0}),
+     ErrorCode.INVALID_PARAMS, "params.beatmap: expected a path relative"),
+    (frame("map.continue", {"beatmap": "a\x00.osu", "fromMs": 0}), ErrorCode.INVALID_PARAMS,
+     "params.beatmap: expected a path relative"),
+    (frame("map.continue", {"beatmap": "a" * 1025, "fromMs": 0}), ErrorCode.INVALID_PARAMS,
+     "params.beatmap: expected at most 1024 characters"),
+    (frame("map.continue", {"beatmap": MAP, "fromMs": 0, "write": "overwrite"}),
+     ErrorCode.INVALID_PARAMS, 'params.write: expected one of "newDifficulty", "inPlace"'),
+    (frame("map.continue", {"beatmap": MAP, "fromMs": 0, "expectedMd5": "abc"}),
+     ErrorCode.INVALID_PARAMS, "params.expectedMd5: expected at least 32 characters"),
+    (frame("map.continue", {"beatmap": MAP, "fromMs": 0, "sampling": {"topP": 0}}),
+     ErrorCode.INVALID_PARAMS, "params.sampling.topP: expected a number > 0"),
+    (frame("map.continue", {"beatmap": MAP, "fromMs": 0, "sampling": {"beamSize": 2.5}}),
+     ErrorCode.INVALID_PARAMS, "params.sampling.beamSize: expected integer, got number"),
+    (frame("map.generate", {}), ErrorCode.INVALID_PARAMS,
+     "params: expected exactly one of songFolder, audio"),
+    (frame("map.generate", {"songFolder": "a", "audio": "a/b.mp3"}), ErrorCode.INVALID_PARAMS,
+     "params: expected exactly one of songFolder, audio"),
+    (frame("initialize", {"protocolVersion": "one", "client": {"name": "x", "version": ""}}),
+     ErrorCode.INVALID_PARAMS, "params.protocolVersion: expected a MAJOR.MINOR version"),
+    ('{"jsonrpc":"2.0","id":1,"method":"map.continue","params":{"beatmap":"\\ud800",'
+     '"fromMs":0}}', ErrorCode.INVALID_PARAMS, "params.beatmap: expected valid Unicode"),
+])
+def test_malformed_messages_raise_the_right_error(text, code, message):
+    with pytest.raises(ProtocolError) as caught:
+        decode_message(text)
+    assert caught.value.code == code
+    assert caught.value.message.startswith(message), caught.value.message
+
+
+def test_binary_frames_are_parse_errors():
+    with pytest.raises(protocol.ParseError, match="binary frames"):
+        decode_message(frame("job.list").encode())
+    with pytest.raises(FrameTooLargeError):
+        decode_message(b"x" * (MAX_REQUEST_BYTES + 1))
+
+
+def test_errors_name_the_request_id_to_answer():
+    with pytest.raises(ProtocolError) as caught:
+        decode_message(frame("map.continue", {"beatmap": MAP}, request_id="abc"))
+    assert caught.value.request_id == "abc"
+    assert json.loads(encode_error(caught.value.request_id, caught.value)) == {
+        "jsonrpc": "2.0", "id": "abc", "error": {
+            "code": -32602, "message": "params.fromMs: required field is missing",
+            "data": {"field": "params.fromMs"}}}
+    for unreadable in (frame("map.remix", request_id=True), "{", frame("x", request_id=[1])):
+        with pytest.raises(ProtocolError) as caught:
+            decode_message(unreadable)
+        assert caught.value.request_id is None
+
+
+def test_params_may_be_absent_for_methods_without_fields():
+    assert decode_message('{"jsonrpc":"2.0","id":7,"method":"job.list"}') == \
+        Request(7, JobListParams())
+
+
+def test_integral_numbers_fill_integer_fields():
+    message = decode_message(frame("map.continue", {"beatmap": MAP, "fromMs": 0,
+                                                    "sampling": {"topK": 40.0}}))
+    assert message.params.sampling.top_k == 40 and type(message.params.sampling.top_k) is int
+
+
+def test_replies_and_notifications_ignore_unknown_fields():
+    text = '{"jsonrpc":"2.0","method":"job.progress","params":' \
+           '{"jobId":"j","stage":"x","percent":5,"etaS":3}}'
+    assert decode_message(text).params == JobProgress("j", "x", 5)
+    assert decode_result("map.continue", {"jobId": "j", "queuePosition": 2}) == JobAccepted("j")
+
+
+def test_bad_results_are_protocol_errors():
+    with pytest.raises(protocol.InvalidRequestError, match=r"result\.jobId: required"):
+        decode_result("map.continue", {})
+
+
+# Encoding
+
+
+def test_zero_percent_is_sent():
+    assert json.loads(encode_notification(JobProgress("j-1", "queued", 0)))["params"] == {
+        "jobId": "j-1", "stage": "queued", "percent": 0}
+
+
+def test_wire_names_are_camel_case():
+    assert [camel(n) for n in ("from_ms", "uptime_s", "top_k", "expected_md5", "job_id")] == [
+        "fromMs", "uptimeS", "topK", "expectedMd5", "jobId"]
+    params = to_wire(MapContinueParams(MAP, 1.5, until_ms=3, expected_md5="0" * 32))
+    assert params == {"beatmap": MAP, "fromMs": 1.5, "untilMs": 3, "expectedMd5": "0" * 32,
+                      "write": "newDifficulty"}
+
+
+def test_encoding_refuses_messages_the_schema_refuses():
+    with pytest.raises(ValidationError, match=r"JobProgress.percent: expected a number <= 100"):
+        encode_notification(JobProgress("j", "decoding", 100.5))
+    with pytest.raises(ValidationError, match="expected a finite number"):
+        encode_notification(JobProgress("j", "decoding", math.nan))
+    with pytest.raises(ValidationError, match="untilMs: expected a number > fromMs"):
+        encode_request(1, MapContinueParams(MAP, 10, until_ms=5))
+    with pytest.raises(TypeError):
+        encode_notification(MapContinueParams(MAP, 10))  # a request's params
+    with pytest.raises(TypeError):
+        Request(1, JobListParams()).reply(JobAccepted("j"))  # job.list answers JobListResult
+    with pytest.raises(ValueError):
+        encode_request(True, JobListParams())
+
+
+def test_encode_error_never_fails():
+    exc = protocol.InternalError("x" * 10_000, data={"not json": object()})
+    body = json.loads(encode_error(("not", "an id"), exc))
+    assert body["id"] is None and len(body["error"]["message"]) == 4096
+    assert "data" not in body["error"]
+    assert json.loads(encode_error(3, ErrorObject(-32000, "no")))["error"] == {
+        "code": -32000, "message": "no"}
+
+
+def test_job_failed_from_an_exception():
+    failed = JobFailed.from_error("j-1", protocol.AudioError("cannot decode audio.mp3"))
+    assert failed == JobFailed("j-1", -32021, "cannot decode audio.mp3")
+    assert "data" not in json.loads(encode_notification(failed))["params"]
+
+
+def test_job_times_are_rfc_3339_utc():
+    stamp = protocol.iso_utc(1738324800.25)
+    assert stamp == "2025-01-31T12:00:00.250Z"
+    info = protocol.JobInfo("j-1", "map.continue", "queued", 0, stamp)
+    assert decode_result("job.list", {"jobs": [to_wire(info)]}).jobs == (info,)
+
+
+def test_token_stays_out_of_repr():
+    params = InitializeParams(PROTOCOL_VERSION, protocol.ClientInfo("x", "1"), token="s3cret")
+    assert "s3cret" not in repr(params) and "s3cret" not in repr(Request(1, params))
+
+
+def test_initialize_result_advertises_every_method():
+    result = InitializeResult("0.1.0", PROTOCOL_VERSION, all_capabilities(),
+                              protocol.ModelInfo("starter", "default"))
+    body = json.loads(encode_response(1, result, method="initialize"))["result"]
+    assert body["capabilities"]["methods"] == list(METHODS)
+    assert body["capabilities"]["notifications"] == list(NOTIFICATIONS)
+
+
+# Version, connection
+
+
+def test_compatibility_is_the_major_version():
+    assert is_compatible("1.0") and is_compatible("1.7")
+    assert not is_compatible("2.0") and not is_compatible("0.9") and not is_compatible("1")
+    with pytest.raises(IncompatibleVersionError) as caught:
+        check_compatible("2.1")
+    assert caught.value.code == ErrorCode.INCOMPATIBLE_VERSION
+
+
+def test_config_dir_per_platform():
+    assert config_dir_for("win32", {"APPDATA": r"C:\Users\me\AppData\Roaming"}, r"C:\Users\me") \
+        == PureWindowsPath(r"C:\Users\me\AppData\Roaming\kiai")
+    assert config_dir_for("win32", {}, r"C:\Users\me") == \
+        PureWindowsPath(r"C:\Users\me\AppData\Roaming\kiai")
+    assert config_dir_for("darwin", {}, "/Users/me") == \
+        PurePosixPath("/Users/me/Library/Application Support/kiai")
+    assert config_dir_for("linux", {"XDG_CONFIG_HOME": "/x/cfg"}, "/home/me") == \
+        PurePosixPath("/x/cfg/kiai")
+    assert config_dir_for("linux", {"XDG_CONFIG_HOME": "rel"}, "/home/me") == \
+        PurePosixPath("/home/me/.config/kiai")
+    assert config_dir_for("linux", {}, "/home/me") == PurePosixPath("/home/me/.config/kiai")
+
+
+def test_bearer_tokens():
+    assert bearer_header("abc") == {"Authorization": "Bearer abc"}
+    assert parse_bearer("Bearer abc") == "abc" and parse_bearer("bearer  abc ") == "abc"
+    for bad in (None, "", "Bearer", "Bearer ", "Basic abc", "abc"):
+        assert parse_bearer(bad) is None
+
+
+# Layers: protocol is stdlib only; examples are protocol + stdlib + websockets
+
+
+def imports_of(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            roots |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_protocol_imports_the_standard_library_only():
+    for path in (REPO / "protocol").rglob("*.py"):
+        outside = imports_of(path) - set(sys.stdlib_module_names) - {"protocol"}
+        assert not outside, f"{path.name} imports {outside}"
+
+
+def test_examples_import_protocol_stdlib_and_websockets_only():
+    for path in (REPO / "examples").glob("*.py"):
+        outside = imports_of(path) - set(sys.stdlib_module_names) - {
+            "protocol", "websockets", "kiai_client"}
+        assert not outside, f"{path.name} imports {outside}"
+
+
+# Malformed input, thousands of times: a typed message or a ProtocolError, nothing else
+
+
+def decode_outcome(data: str | bytes):
+    try:
+        return decode_message(data)
+    except ProtocolError as e:
+        assert e.code in DECODE_CODES, e
+        return e
+
+
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.text(max_size=20),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                  max_size=4),
+    max_leaves=12,
+)
+# Raw fragments that json.dumps cannot produce: NaN, huge exponents, 400-digit integers.
+raw_numbers = st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "1e-999",
+                               "9" * 400, "-0", "0.0", "1E2", "4.5e+1"])
+METHOD_NAMES = list(METHODS) + list(NOTIFICATIONS) + ["", "map", "job.cancel ", "rpc.x"]
+GOLDEN_REQUESTS = [json.loads(p.read_text(encoding="utf-8")) for p in GOLDEN
+                   if p.name.startswith(("request.", "notification."))]
+
+# Thousands of frames in all; hypothesis's generation, not decoding (~70 µs), is the cost.
+FUZZ = settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FUZZ
+@given(st.one_of(st.text(max_size=200), st.binary(max_size=200),
+                 json_values.map(json.dumps)))
+def test_fuzz_arbitrary_frames(data):
+    outcome = decode_outcome(data)
+    if isinstance(data, bytes):
+        assert isinstance(outcome, protocol.ParseError)
+
+
+@FUZZ
+@given(st.sampled_from(METHOD_NAMES), json_values, json_values)
+def test_fuzz_envelopes_with_junk(method, request_id, params):
+    for message in ({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params},
+                    {"jsonrpc": "2.0", "method": method, "params": params},
+                    {"jsonrpc": "2.0", "id": request_id, "result": params},
+                    {"jsonrpc": "2.0", "id": request_id, "error": params}):
+        outcome = decode_outcome(json.dumps(message))
+        if isinstance(outcome, ProtocolError):
+            assert outcome.code != ErrorCode.PARSE_ERROR  # it was valid JSON
+    for name in METHODS:  # a client typing a junk result
+        try:
+            decode_result(name, params)
+        except ProtocolError as e:
+            assert e.code == ErrorCode.INVALID_REQUEST
+
+
+def mutate(draw, message: dict) -> tuple[dict, set[int]]:
+    """A golden request or notification with one thing broken, and the codes it may give."""
+    message = json.loads(json.dumps(message))
+    params = message.get("params", {})
+    where = draw(st.sampled_from(["drop", "replace", "add", "envelope"]))
+    if where == "drop" and params:
+        del params[draw(st.sampled_from(sorted(params)))]
+        return message, {ErrorCode.INVALID_PARAMS, 0}  # 0: an optional field was dropped
+    if where == "replace" and params:
+        key = draw(st.sampled_from(sorted(params)))
+        params[key] = draw(json_values)
+        return message, {ErrorCode.INVALID_PARAMS, 0}
+    if where == "add":
+        params[draw(st.text(min_size=1, max_size=10).filter(lambda k: k not in params))] = \
+            draw(json_values)
+        # requests refuse unknown fields; notifications accept them
+        return message, {ErrorCode.INVALID_PARAMS} if "id" in message else {0}
+    key = draw(st.sampled_from(["jsonrpc", "id", "extra"] if "id" in message
+                               else ["jsonrpc", "extra"]))
+    message[key] = draw(json_values)
+    return message, {ErrorCode.INVALID_REQUEST, 0}
+
+
+@settings(FUZZ, max_examples=1200)
+@given(st.data())
+def test_fuzz_mutated_golden_messages_give_the_right_code(data):
+    message, codes = mutate(data.draw, data.draw(st.sampled_from(GOLDEN_REQUESTS)))
+    outcome = decode_outcome(json.dumps(message))
+    code = outcome.code if isinstance(outcome, ProtocolError) else 0
+    assert code in codes, (message, outcome)
+    if code == ErrorCode.INVALID_PARAMS:
+        assert outcome.message.startswith("params")
+        if isinstance(message.get("id"), (int, str)) and not isinstance(message["id"], bool):
+            assert outcome.request_id == message["id"]
+    if code == 0:  # what decodes, encodes to the same message
+        assert decode_message(encode_message(outcome)) == outcome
+
+
+@FUZZ
+@given(st.sampled_from(GOLDEN_REQUESTS), st.sampled_from(["params", "id"]), raw_numbers)
+def test_fuzz_raw_numbers(message, where, number):
+    message = json.loads(json.dumps(message))
+    if where == "params" and message.get("params"):
+        message["params"][sorted(message["params"])[0]] = "@NUMBER@"
+    elif "id" in message:
+        message["id"] = "@NUMBER@"
+    text = json.dumps(message).replace('"@NUMBER@"', number)
+    decode_outcome(text)
+
+
+@settings(FUZZ, max_examples=500)
+@given(st.sampled_from(GOLDEN_REQUESTS), st.integers(min_value=0, max_value=4000),
+       st.text(min_size=1, max_size=3))
+def test_fuzz_truncated_and_spliced_frames(message, cut, junk):
+    text = json.dumps(message)
+    decode_outcome(text[:cut % (len(text) + 1)])
+    decode_outcome(text[:cut % (len(text) + 1)] + junk + text[cut % (len(text) + 1):])
