@@ -41,6 +41,7 @@ from core.beatmap.model import Beatmap
 from core.beatmap.parser import parse_bytes, parse_text
 from core.beatmap.timing import annotate_sliders
 from core.dataset import FORMAT, FORMAT_VERSION, INDEX_DIR, MANIFEST, DatasetError
+from core.tokens.timeline import cursor_times
 from core.tokens.tokenizer import tokenize_window
 from core.tokens.vocab import Category, Vocab, VocabConfig
 
@@ -155,6 +156,7 @@ class WindowDataset(torch.utils.data.Dataset):
         beatmap = self._texts.get(map_index).window(start_ms, end_ms)
         window = tokenize_window(beatmap, self.vocab, start_ms, split_ms, end_ms)
         return {"tokens": torch.tensor(window.ids, dtype=torch.long),
+                "times": torch.tensor(cursor_times(window.ids, self.vocab), dtype=torch.float32),
                 "prefix_length": window.prefix_length,
                 "audio": self.audio(map_index, start_frame),
                 "difficulty": torch.tensor(ref.difficulty, dtype=torch.float32),
@@ -265,11 +267,14 @@ def collate(items: list[dict]) -> dict[str, torch.Tensor]:
     lengths = torch.tensor([len(item["tokens"]) for item in items])  # (B,)
     prefix = torch.tensor([item["prefix_length"] for item in items])  # (B,)
     tokens = torch.full((len(items), int(lengths.max())), PAD, dtype=torch.long)  # (B, T)
+    times = torch.zeros(tokens.shape, dtype=torch.float32)  # (B, T), 0 under PAD
     for row, item in enumerate(items):
         tokens[row, :len(item["tokens"])] = item["tokens"]
+        if "times" in item:
+            times[row, :len(item["times"])] = item["times"]
     positions = torch.arange(tokens.shape[1])[None, :]  # (1, T)
     token_mask = positions < lengths[:, None]  # (B, T)
-    return {"tokens": tokens, "token_mask": token_mask,
+    return {"tokens": tokens, "times": times, "token_mask": token_mask,
             "loss_mask": token_mask & (positions >= prefix[:, None]),
             "prefix_length": prefix,
             "audio": torch.stack([item["audio"] for item in items]),  # (B, N_MELS, frames)

@@ -21,6 +21,7 @@ from torch import Tensor
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
 from core.model import MapModel
 from core.tokens.grammar import Grammar, GrammarWalker, State
+from core.tokens.timeline import cursor_times
 from core.tokens.vocab import Category, Vocab
 
 C = Category
@@ -215,7 +216,8 @@ def decode_window(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tens
     eos = vocab.id(C.EOS)
     cache = model.new_cache()
     tokens = torch.tensor([list(prefix)], dtype=torch.long)
-    logits = model.decoder(tokens, audio, difficulty, cache)[0, -1]
+    times = torch.tensor([cursor_times(prefix, vocab)])  # (1, T)
+    logits = model.decoder(tokens, audio, difficulty, cache, times)[0, -1]
     out: list[int] = []
     total = 0.0
     for _ in range(options.max_tokens):
@@ -229,7 +231,8 @@ def decode_window(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tens
             return WindowResult(out, True, total, len(out) + 1)
         out.append(token)
         step = torch.tensor([[token]], dtype=torch.long)
-        logits = model.decoder(step, audio, difficulty, cache)[0, -1]
+        now = torch.tensor([[state.cursor]])
+        logits = model.decoder(step, audio, difficulty, cache, now)[0, -1]
     return WindowResult(out, False, total, len(out))
 
 
@@ -242,7 +245,8 @@ def _beam_search(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tenso
     eos, width = vocab.id(C.EOS), options.beam_size
     cache = model.new_cache()
     tokens = torch.tensor([list(prefix)], dtype=torch.long)
-    logits = model.decoder(tokens, audio, difficulty, cache)[:, -1]  # (1, V)
+    times = torch.tensor([cursor_times(prefix, vocab)])  # (1, T)
+    logits = model.decoder(tokens, audio, difficulty, cache, times)[:, -1]  # (1, V)
     beams: list[tuple[float, list[int], SequenceState]] = [(0.0, [], state)]
     finished: list[tuple[float, list[int], SequenceState]] = []
     for _ in range(options.max_tokens):
@@ -273,8 +277,9 @@ def _beam_search(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tenso
         cache.reorder(torch.tensor([s[3] for s in survivors]))
         beams = [(s[0], s[1], s[2]) for s in survivors]
         step = torch.tensor([[s[1][-1]] for s in survivors], dtype=torch.long)
+        now = torch.tensor([[s[2].cursor] for s in survivors])
         logits = model.decoder(step, audio.expand(len(beams), -1, -1),
-                               difficulty.expand(len(beams), -1), cache)[:, -1]
+                               difficulty.expand(len(beams), -1), cache, now)[:, -1]
     if finished:
         score, seq, st = max(finished, key=lambda f: f[0])
         _copy_state(state, st)

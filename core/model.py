@@ -33,7 +33,10 @@ class ModelDims:
     dropout: float = 0.1
     encoder_layers: int = 3  # conv blocks; the first one halves the frame rate
     max_tokens: int = 2048  # decoder positions (prefix + generated)
-    max_frames: int = 8192  # encoder positions (40 s of 5 ms frames after 2x downsampling)
+    max_frames: int = 8192  # encoder positions (80 s: 10 ms each after 2x downsampling)
+    # Add the cursor's window time (10 ms units, the encoder's position table) to every token,
+    # so the decoder knows which audio it is at without summing TIME_SHIFTs (core.tokens.timeline).
+    time_embedding: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -195,20 +198,27 @@ class Decoder(nn.Module):
         self.token_embedding = nn.Embedding(d.n_vocab, d.d_model)
         self.condition = nn.Linear(N_CONDITIONS, d.d_model)  # difficulty, added to every token
         self.register_buffer("positions", sinusoids(d.max_tokens, d.d_model), persistent=False)
+        self.time_embedding = d.time_embedding
+        # The same table as AudioEncoder.positions: token time t and audio position t match.
+        self.register_buffer("times", sinusoids(d.max_frames, d.d_model), persistent=False)
         self.blocks = nn.ModuleList(DecoderBlock(d) for _ in range(d.n_layers))
         self.ln = nn.LayerNorm(d.d_model)
         self.head = nn.Linear(d.d_model, d.n_vocab, bias=False)
         self.drop = nn.Dropout(d.dropout)
 
     def forward(self, tokens: Tensor, audio: Tensor, difficulty: Tensor,
-                cache: KVCache | None = None) -> Tensor:
-        """tokens (B, T) after `cache.length` cached ones; audio (B, S, D); difficulty (B, 5)
-        -> logits (B, T, V). With a cache, the new tokens' keys/values are appended to it."""
+                cache: KVCache | None = None, times: Tensor | None = None) -> Tensor:
+        """tokens (B, T) after `cache.length` cached ones; audio (B, S, D); difficulty (B, 5);
+        times (B, T) ms from the window's start after each token -> logits (B, T, V). With a
+        cache, the new tokens' keys/values are appended to it."""
         offset = cache.length if cache is not None else 0
         t = tokens.shape[1]
         if offset + t > self.positions.shape[0]:
             raise ValueError(f"sequence of {offset + t} tokens exceeds max_tokens")
         x = self.token_embedding(tokens) + self.positions[offset: offset + t]
+        if self.time_embedding and times is not None:
+            steps = torch.round(times / 10.0).long().clamp(0, self.times.shape[0] - 1)  # (B, T)
+            x = x + self.times[steps]
         # AR/CS/OD/HP lie in [0, 10] and stars mostly below 10: scaled to about [0, 1].
         x = self.drop(x + self.condition(difficulty / 10.0)[:, None, :])
         for layer, block in enumerate(self.blocks):
@@ -227,9 +237,10 @@ class MapModel(nn.Module):
         self.encoder = AudioEncoder(dims)
         self.decoder = Decoder(dims)
 
-    def forward(self, mel: Tensor, tokens: Tensor, difficulty: Tensor) -> Tensor:
-        """Teacher-forced logits (B, T, V) for training."""
-        return self.decoder(tokens, self.encoder(mel), difficulty)
+    def forward(self, mel: Tensor, tokens: Tensor, difficulty: Tensor,
+                times: Tensor | None = None) -> Tensor:
+        """Teacher-forced logits (B, T, V) for training; `times` as in `Decoder.forward`."""
+        return self.decoder(tokens, self.encoder(mel), difficulty, times=times)
 
     def new_cache(self) -> KVCache:
         return KVCache(self.dims.n_layers)

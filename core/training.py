@@ -317,8 +317,11 @@ def batch_loss(model: nn.Module, batch: dict, dims: ModelDims,
     mask = batch["loss_mask"][:, 1:dims.max_tokens + 1].to(device, non_blocking=True)  # (B, T)
     audio = drop_audio(batch["audio"].to(device, non_blocking=True), audio_dropout)  # (B, M, F)
     difficulty = batch["difficulty"].to(device, non_blocking=True)  # (B, 5)
+    times = batch.get("times")
+    if times is not None:
+        times = times[:, :tokens.shape[1] - 1].to(device, non_blocking=True)  # (B, T)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        logits = model(audio, tokens[:, :-1], difficulty)  # (B, T, V)
+        logits = model(audio, tokens[:, :-1], difficulty, times)  # (B, T, V)
     return next_token_loss(logits, tokens[:, 1:], mask)
 
 

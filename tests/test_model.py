@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from core.model import MapModel, ModelDims, preset_dims
+from core.tokens.timeline import cursor_times
 from core.tokens.vocab import DEFAULT, Vocab
 
 
@@ -42,12 +43,14 @@ def test_shapes_and_presets():
 def test_cached_decoding_matches_full_forward():
     model = tiny_model()
     mel, ids, difficulty = inputs()
-    full = model(mel, ids, difficulty)
+    times = torch.cumsum(torch.randint(0, 60, ids.shape), dim=1).float()  # (B, T) ms
+    full = model(mel, ids, difficulty, times)
     audio = model.encoder(mel)
     cache = model.new_cache()
-    steps = [model.decoder(ids[:, :7], audio, difficulty, cache)]  # a prefix at once ...
+    steps = [model.decoder(ids[:, :7], audio, difficulty, cache, times[:, :7])]  # a prefix ...
     for t in range(7, ids.shape[1]):  # ... then one token at a time
-        steps.append(model.decoder(ids[:, t: t + 1], audio, difficulty, cache))
+        steps.append(model.decoder(ids[:, t: t + 1], audio, difficulty, cache,
+                                   times[:, t: t + 1]))
     cached = torch.cat(steps, dim=1)
     assert cache.length == ids.shape[1]
     assert (cached - full).abs().max().item() <= 1e-5
@@ -64,6 +67,28 @@ def test_cache_reorder_follows_beams():
     nxt = model.decoder(ids[1:2, 10:11].repeat(2, 1), audio[[1, 1]], difficulty[[1, 1]], cache)
     reference = model(mel[1:2], ids[1:2, :11], difficulty[1:2])[:, -1]
     assert (nxt[:, -1] - reference).abs().max().item() <= 1e-5
+
+
+def test_token_times_change_the_output():
+    model = tiny_model()
+    mel, ids, difficulty = inputs(batch=1)
+    with torch.no_grad():
+        a = model(mel, ids, difficulty, torch.zeros(ids.shape))
+        b = model(mel, ids, difficulty, torch.full(ids.shape, 500.0))
+    assert (a - b).abs().max().item() > 1e-3
+
+
+def test_cursor_times_follow_shifts_between_objects_only():
+    vocab = Vocab(DEFAULT)
+    t = vocab.token
+    ids = [t("SOS"), t("TIME_SHIFT_9"), t("PLACE_CIRCLE"), t("COORD_X_60"), t("COORD_Y_60"),
+           t("TIME_SHIFT_4"), t("START_SLIDER_B"), t("COORD_X_1"), t("COORD_Y_1"),
+           t("ADD_SLIDER_ANCHOR"), t("COORD_X_9"), t("COORD_Y_9"), t("TIME_SHIFT_19"),
+           t("END_SLIDER_0R"), t("TIME_SHIFT_29"), t("EOS")]
+    times = cursor_times(ids, vocab)
+    assert times[:3] == [0, 100, 100]
+    assert times[6] == 150 and times[12] == 150  # the slider's own length does not move it
+    assert times[14] == 450 and times[-1] == 450
 
 
 def test_difficulty_changes_the_output():
