@@ -14,6 +14,7 @@ import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -22,6 +23,7 @@ from core.audio import FRAME_MS
 from core.beatmap.model import Beatmap, HitObject
 from core.beatmap.ticks import TickGrid
 from core.beatmap.timing import annotate_sliders
+from core.checkpoint import load_model
 from core.decoding import DecodingOptions, SequenceState, decode_window
 from core.model import MapModel
 from core.tokens.grammar import Grammar, GrammarWalker
@@ -49,6 +51,14 @@ class Generator:
     model: MapModel
     vocab: Vocab
     windows: WindowOptions = WindowOptions()
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path) -> Generator:
+        """The model at `path`, decoding with the window length it was trained on."""
+        model, vocab, meta = load_model(path)
+        window_ms = float(meta.get("window", {}).get("window_s", 16.0)) * 1000
+        return cls(model, vocab, WindowOptions(window_ms=window_ms,
+                                               prefix_ms=min(4000.0, window_ms / 4)))
 
     def generate(self, mel: Tensor, template: Beatmap, difficulty: Sequence[float],
                  start_ms: float, end_ms: float, before: Sequence[HitObject] = (),

@@ -17,7 +17,7 @@ from core.audio import FRAME_MS, AudioError, audio_features
 from core.beatmap.model import Beatmap, Difficulty
 from core.beatmap.naming import difficulty_filename, unique_version
 from core.beatmap.writer import save
-from core.checkpoint import CheckpointError, load_model
+from core.checkpoint import CheckpointError
 from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, settings_for_stars, star_rating
 from core.generate import Generator, continue_map
@@ -74,10 +74,9 @@ def _generator(model_path: Path | None) -> Generator:
         raise click.ClickException("no model: pass --model CHECKPOINT_DIR or build the starter "
                                    "model (see README)")
     try:
-        model, vocab, _ = load_model(path)
+        return Generator.from_checkpoint(path)
     except CheckpointError as e:
         raise click.ClickException(str(e)) from e
-    return Generator(model, vocab)
 
 
 def _features(audio: Path):

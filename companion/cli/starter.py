@@ -1,0 +1,69 @@
+"""`kiai build-starter`: the one command that makes the shipped starter model.
+
+Synthetic songs (core.synth) -> a data set -> the `small` model trained for a wall-clock budget
+(the cosine schedule is sized from a few timed steps so it ends on time) -> float16 weights in
+core/starter_model/. No download: everything it learns from is generated here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import click
+
+from core.checkpoint import load_model, save_model_only
+from core.dataset import BuildConfig, build
+from core.songs import discover
+from core.starter import STARTER_MODEL
+from core.synth.config import SynthConfig
+from core.synth.songs import write_song
+from core.tokens.vocab import preset
+from core.training import TrainConfig, train
+
+
+@click.command("build-starter")
+@click.option("--work", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("build/starter"), show_default=True,
+              help="Songs, data set and run folders.")
+@click.option("--songs", "count", type=click.IntRange(1, 500), default=24, show_default=True)
+@click.option("--duration", type=float, default=60.0, show_default=True,
+              help="Seconds per synthetic song.")
+@click.option("--minutes", type=click.FloatRange(min=0.5), default=30.0, show_default=True,
+              help="Training budget (wall clock).")
+@click.option("--window", "window_s", type=float, default=10.0, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=STARTER_MODEL,
+              show_default=True, help="Where the exported model goes (replaced).")
+def build_starter_command(work: Path, count: int, duration: float, minutes: float,
+                          window_s: float, seed: int, out: Path) -> None:
+    """Train the starter model on synthetic songs and export it for shipping."""
+    songs = work / "songs"
+    if not songs.exists():
+        config = SynthConfig(out=songs, count=count, seed=seed, duration_s=duration)
+        for index in range(count):
+            write_song(config, index)
+    sets, _ = discover(songs)
+    data = work / "data"
+    build(sets, BuildConfig(out=data, vocab=preset("default"), workers=1))
+    run = work / "run"
+    shutil.rmtree(run, ignore_errors=True)
+    probe = TrainConfig(data=data, out=work / "probe", model="small", window_s=window_s,
+                        max_steps=4, warmup_steps=1, eval_interval=10_000, workers=0, seed=seed)
+    start = time.perf_counter()
+    train(probe)
+    steps = max(50, int(minutes * 60 / ((time.perf_counter() - start) / 4)))
+    config = TrainConfig(data=data, out=run, model="small", window_s=window_s, max_steps=steps,
+                         warmup_steps=max(20, steps // 25), lr=1e-3,
+                         eval_interval=max(50, steps // 6),
+                         checkpoint_interval=max(100, steps // 4), workers=0, seed=seed)
+    deadline = time.perf_counter() + minutes * 60
+    result = train(config, should_stop=lambda step: time.perf_counter() > deadline)
+    source = run / "best" if (run / "best").exists() else run / "last"
+    model, vocab, meta = load_model(source)
+    meta = {k: meta[k] for k in ("window", "train", "step", "best_val_loss") if k in meta}
+    save_model_only(model, vocab.config, out, meta=meta)
+    size = sum(p.stat().st_size for p in out.iterdir()) / 1e6
+    click.echo(f"starter model: {result.step} steps, best val loss {result.best_val_loss}, "
+               f"{size:.1f} MB in {out}")
