@@ -50,10 +50,11 @@ def build_starter_command(work: Path, count: int, duration: float, minutes: floa
     run = work / "run"
     shutil.rmtree(run, ignore_errors=True)
     probe = TrainConfig(data=data, out=work / "probe", model="small", window_s=window_s,
-                        max_steps=4, warmup_steps=1, eval_interval=10_000, workers=0, seed=seed)
-    start = time.perf_counter()
-    train(probe)
-    steps = max(50, int(minutes * 60 / ((time.perf_counter() - start) / 4)))
+                        max_steps=8, warmup_steps=1, eval_interval=10_000, workers=0, seed=seed)
+    stamps: list[float] = []
+    train(probe, on_step=lambda metrics: stamps.append(time.perf_counter()))
+    per_step = (stamps[-1] - stamps[2]) / (len(stamps) - 3)  # start-up excluded
+    steps = max(50, int(minutes * 60 / per_step))
     config = TrainConfig(data=data, out=run, model="small", window_s=window_s, max_steps=steps,
                          warmup_steps=max(20, steps // 25), lr=1e-3,
                          eval_interval=max(50, steps // 6),
