@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,8 +40,17 @@ def _bernstein(degree: int) -> np.ndarray:
     return binomial * t**k * (1 - t) ** (degree - k)
 
 
-def _arc(p: np.ndarray) -> np.ndarray | None:
-    """Samples of the circular arc through three points; None when they are (nearly) colinear."""
+class _Circle(NamedTuple):
+    x: float
+    y: float
+    radius: float
+    start: float  # angle of the first point
+    direction: float  # +1 or -1: the way that passes through the middle point
+    sweep: float  # angle from the first to the last point, that way round
+
+
+def _circle(p: Sequence[Point]) -> _Circle | None:
+    """The circle through three points, as CircularArcProperties; None when (nearly) colinear."""
     (ax, ay), (bx, by), (cx, cy) = p
     d = 2 * (ax * (by - cy) + bx * (cy - ay) + cx * (ay - by))
     if abs(d) < 1e-3:
@@ -48,14 +58,19 @@ def _arc(p: np.ndarray) -> np.ndarray | None:
     a2, b2, c2 = ax * ax + ay * ay, bx * bx + by * by, cx * cx + cy * cy
     ux = (a2 * (by - cy) + b2 * (cy - ay) + c2 * (ay - by)) / d
     uy = (a2 * (cx - bx) + b2 * (ax - cx) + c2 * (bx - ax)) / d
-    radius = math.hypot(ax - ux, ay - uy)
     start = math.atan2(ay - uy, ax - ux)
-    end = math.atan2(cy - uy, cx - ux)
-    # Go the way that passes through the middle point (CircularArcProperties).
     direction = 1.0 if (bx - ax) * (cy - ay) - (by - ay) * (cx - ax) > 0 else -1.0
-    sweep = (end - start) * direction % (2 * math.pi)
-    angles = start + direction * np.linspace(0.0, sweep, _SAMPLES)
-    return np.stack([ux + radius * np.cos(angles), uy + radius * np.sin(angles)], axis=1)
+    sweep = (math.atan2(cy - uy, cx - ux) - start) * direction % (2 * math.pi)
+    return _Circle(ux, uy, math.hypot(ax - ux, ay - uy), start, direction, sweep)
+
+
+def _arc(p: np.ndarray) -> np.ndarray | None:
+    """Samples of the circular arc through three points; None when they are colinear."""
+    c = _circle(p.tolist())
+    if c is None:
+        return None
+    angles = c.start + c.direction * np.linspace(0.0, c.sweep, _SAMPLES)
+    return np.stack([c.x + c.radius * np.cos(angles), c.y + c.radius * np.sin(angles)], axis=1)
 
 
 def _segment(letter: str, points: np.ndarray) -> np.ndarray:
@@ -81,26 +96,18 @@ def _line_end(a: Point, b: Point, length: float | None) -> Point:
 def _arc_end(p: Sequence[Point], length: float | None) -> Point | None:
     """The end of a circular arc through three points at arc length `length` (past the arc's end,
     along its tangent, as lazer extends the last path segment); None when colinear."""
-    (ax, ay), (bx, by), (cx, cy) = p
-    d = 2 * (ax * (by - cy) + bx * (cy - ay) + cx * (ay - by))
-    if abs(d) < 1e-3:
+    c = _circle(p)
+    if c is None:
         return None
-    a2, b2, c2 = ax * ax + ay * ay, bx * bx + by * by, cx * cx + cy * cy
-    ux = (a2 * (by - cy) + b2 * (cy - ay) + c2 * (ay - by)) / d
-    uy = (a2 * (cx - bx) + b2 * (ax - cx) + c2 * (bx - ax)) / d
-    radius = math.hypot(ax - ux, ay - uy)
-    start = math.atan2(ay - uy, ax - ux)
-    direction = 1.0 if (bx - ax) * (cy - ay) - (by - ay) * (cx - ax) > 0 else -1.0
-    sweep = (math.atan2(cy - uy, cx - ux) - start) * direction % (2 * math.pi)
     if length is None or length <= 0:
-        return cx, cy
-    angle = min(length / radius, sweep)
-    theta = start + direction * angle
-    x, y = ux + radius * math.cos(theta), uy + radius * math.sin(theta)
-    beyond = length - angle * radius
+        return p[2]
+    angle = min(length / c.radius, c.sweep)
+    theta = c.start + c.direction * angle
+    x, y = c.x + c.radius * math.cos(theta), c.y + c.radius * math.sin(theta)
+    beyond = length - angle * c.radius
     if beyond > 0:  # along the tangent at the arc's end
-        x -= direction * math.sin(theta) * beyond
-        y += direction * math.cos(theta) * beyond
+        x -= c.direction * math.sin(theta) * beyond
+        y += c.direction * math.cos(theta) * beyond
     return x, y
 
 
