@@ -25,7 +25,6 @@ import torch
 
 from core.audio import audio_features
 from core.beatmap.parser import parse_file
-from core.checkpoint import load_model
 from core.dataset import BuildConfig, build
 from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, star_rating
@@ -88,8 +87,7 @@ def train_for(budget_s: float, data: Path, run: Path, vocab: str, seed: int) -> 
 
 
 def evaluate(checkpoint: Path, held_out: list[Path], method: str) -> dict:
-    model, vocab, _ = load_model(checkpoint)
-    generator = Generator(model, vocab)
+    generator = Generator.from_checkpoint(checkpoint)
     f1s, stars_asked, densities = [], [], []
     for folder in held_out:
         mel = audio_features(folder / "audio.ogg")
@@ -120,11 +118,18 @@ def main() -> None:
     parser.add_argument("--method", default="greedy", choices=["greedy", "sample", "beam"])
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--evaluate", type=Path, default=None, metavar="CHECKPOINT",
+                        help="Only score this checkpoint on the held-out songs (no training).")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     work = args.workdir or Path(tempfile.mkdtemp(prefix="kiai-learning-"))
-    train_songs = songs(work / "train", args.train_songs, 1000 + args.seed, args.duration)
     held_out = songs(work / "held_out", args.held_out, 2000 + args.seed, args.duration)
+    if args.evaluate is not None:
+        s = evaluate(args.evaluate, held_out, args.method)
+        print(f"{args.evaluate}: onset F1 {s['f1']:.3f} (worst {s['f1_min']:.3f}), density r "
+              f"{s['density_r']:.2f} over {s['maps']} held-out maps ({args.method})")
+        return
+    train_songs = songs(work / "train", args.train_songs, 1000 + args.seed, args.duration)
     print(f"{len(train_songs)} training songs, {len(held_out)} held out, {args.duration:g} s "
           f"each; budget {args.budget_min:g} min per preset; decoding: {args.method}")
     rows = []
