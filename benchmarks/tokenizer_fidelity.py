@@ -18,7 +18,8 @@ from corpus import standard_maps
 from core.beatmap.curves import slider_path
 from core.beatmap.model import Slider, Spinner
 from core.beatmap.parser import parse_bytes
-from core.tokens.tokenizer import DetokenizeOptions, detokenize, tokenize
+from core.tokens.detokenizer import DetokenizeOptions, detokenize
+from core.tokens.tokenizer import tokenize
 from core.tokens.vocab import DEFAULT, SEED, Vocab
 
 BARS = {"time": 5.0, "position": 3.0, "slider_end_time": 5.0, "slider_end_position": 4.0}

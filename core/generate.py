@@ -26,13 +26,9 @@ from core.beatmap.timing import annotate_sliders
 from core.checkpoint import load_model
 from core.decoding import DecodingOptions, SequenceState, decode_window
 from core.model import MapModel
+from core.tokens.detokenizer import DetokenizeOptions, decode_objects
 from core.tokens.grammar import Grammar, GrammarWalker
-from core.tokens.tokenizer import (
-    DetokenizeOptions,
-    decode_objects,
-    snap_tolerance,
-    tokenize_objects,
-)
+from core.tokens.tokenizer import snap_tolerance, tokenize_objects
 from core.tokens.vocab import Category, Vocab
 
 Progress = Callable[[float], None]  # fraction done, 0..1

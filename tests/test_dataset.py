@@ -37,7 +37,8 @@ from core.dataset import (
 from core.dataset_loader import PAD, SILENCE, MapText, WindowConfig, WindowDataset, collate
 from core.songs import MISSING_AUDIO, OTHER_MODE, discover
 from core.synth import DIFFICULTIES
-from core.tokens.tokenizer import DetokenizeOptions, decode_objects, tokenize, tokenize_window
+from core.tokens.detokenizer import DetokenizeOptions, decode_objects
+from core.tokens.tokenizer import tokenize, tokenize_window
 from core.tokens.vocab import DEFAULT, SEED, Category, Vocab
 
 SYNTHETIC = 3

@@ -30,7 +30,8 @@ from core.beatmap.ticks import TickGrid
 from core.synth import DIFFICULTIES, SynthConfig, SynthError, write_song
 from core.synth.encode import encode, ogg_crc, ogg_supported
 from core.synth.score import compose
-from core.tokens.tokenizer import detokenize, tokenize
+from core.tokens.detokenizer import detokenize
+from core.tokens.tokenizer import tokenize
 from core.tokens.vocab import DEFAULT, Vocab
 
 ARGS = ["--count", "3", "--seed", "0", "--duration", "25", "--sample-rate", "22050"]

@@ -10,14 +10,9 @@ from corpus_files import archive_maps, require_corpus, resource, tree_maps
 
 from core.beatmap.model import Circle, Mode, Slider, Spinner, TimingPoint
 from core.beatmap.parser import BeatmapError, parse_bytes, parse_file, parse_text
+from core.tokens.detokenizer import DetokenizeError, DetokenizeOptions, detokenize
 from core.tokens.grammar import Grammar, GrammarWalker
-from core.tokens.tokenizer import (
-    DetokenizeError,
-    DetokenizeOptions,
-    UnsupportedModeError,
-    detokenize,
-    tokenize,
-)
+from core.tokens.tokenizer import UnsupportedModeError, tokenize
 from core.tokens.vocab import DEFAULT, SEED, Category, Vocab, VocabConfig
 
 RAW = DetokenizeOptions(snap=False)

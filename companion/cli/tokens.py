@@ -10,7 +10,8 @@ import click
 from core.beatmap.model import Beatmap
 from core.beatmap.parser import BeatmapError, parse_file
 from core.beatmap.writer import save
-from core.tokens.tokenizer import DetokenizeError, UnsupportedModeError, detokenize, tokenize
+from core.tokens.detokenizer import DetokenizeError, detokenize
+from core.tokens.tokenizer import UnsupportedModeError, tokenize
 from core.tokens.vocab import PRESETS, Vocab, preset
 
 _VOCAB = click.option("--vocab", "vocab_name", type=click.Choice(sorted(PRESETS)),

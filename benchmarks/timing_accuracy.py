@@ -1,0 +1,128 @@
+"""Timing estimation (core.tempo) against hand-made and synthetic ground truth; prints a table.
+
+Real tracks: the corpus's osu-resources triangles, circles and welcome .osz (audio + one map with
+hand-made timing), read from ${KIAI_TEST_CORPUS:-../shared/corpus}. Synthetic: `--synth N` songs of
+`--seconds` s from core.synth (seeds 0..N-1), whose timing points are exact, ~30% with a change.
+
+Per true uninherited point (a section), the estimated section in force at its time is compared:
+BPM error % (goal <= 0.5%; a ratio near x2, x1/2, x3/2 or x2/3 is an octave miss, shown as such),
+offset error modulo the beat in ms (goal <= 10), and seconds per song.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/timing_accuracy.py [--synth 10] [--seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from core.audio import load_audio, load_audio_bytes
+from core.beatmap.model import TimingPoint
+from core.beatmap.parser import parse_bytes, parse_file
+from core.synth.config import SynthConfig
+from core.synth.songs import write_song
+from core.tempo import estimate_timing
+
+REAL = ("triangles", "circles", "welcome")
+OCTAVES = {2.0: "x2", 0.5: "x1/2", 1.5: "x3/2", 2 / 3: "x2/3"}
+
+
+def corpus_dir() -> Path:
+    return Path(os.environ.get("KIAI_TEST_CORPUS", "../shared/corpus"))
+
+
+def uninherited(points: list[TimingPoint]) -> list[TimingPoint]:
+    return [p for p in points if p.uninherited]
+
+
+def real_tracks() -> list[tuple[str, np.ndarray, list[TimingPoint]]]:
+    out = []
+    for name in REAL:
+        path = corpus_dir() / "osu-resources" / f"{name}.osz"
+        if not path.exists():
+            print(f"(skipped {path}: missing)")
+            continue
+        with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as z:
+            osu = next(n for n in z.namelist() if n.endswith(".osu"))
+            beatmap = parse_bytes(z.read(osu), osu).beatmap
+            audio_name = (beatmap.general.get("AudioFilename") or "").strip()
+            if audio_name not in z.namelist():
+                audio_name = next(n for n in z.namelist() if n.endswith((".mp3", ".ogg")))
+            audio = load_audio_bytes(z.read(audio_name), f"{name}.osz/{audio_name}")
+        out.append((name, audio, uninherited(beatmap.timing_points)))
+    return out
+
+
+def synth_songs(count: int, seconds: float, root: Path):
+    for seed in range(count):
+        folder = write_song(SynthConfig(out=root / str(seed), seed=seed, duration_s=seconds,
+                                        difficulties=("Easy",)), 0)
+        osu = next(folder.glob("*.osu"))
+        yield (f"synth{seed}", load_audio(folder / "audio.ogg"),
+               uninherited(parse_file(osu).beatmap.timing_points))
+
+
+def compare(truth: list[TimingPoint], est: list[TimingPoint]) -> list[dict]:
+    rows = []
+    for i, t in enumerate(truth):
+        # the estimated section in force in the middle of the true section
+        end = truth[i + 1].time if i + 1 < len(truth) else t.time + 8 * t.beat_length
+        mid = (max(t.time, 0) + end) / 2
+        e = [p for p in est if p.time <= mid + 1] or est[:1]
+        e = e[-1]
+        ratio = t.beat_length / e.beat_length  # estimated BPM / true BPM
+        octave = next((label for r, label in OCTAVES.items() if abs(ratio / r - 1) < 0.02), "")
+        d = (e.time - t.time) % t.beat_length
+        offset = min(d, t.beat_length - d)
+        bar = t.beat_length * t.meter
+        d = (e.time - t.time) % bar
+        on_bar = min(d, bar - d) <= 10 if i == 0 else None  # the first point on a true downbeat
+        rows.append(dict(section=i, true_bpm=t.bpm, est_bpm=e.bpm,
+                         err=abs(ratio - 1) * 100, octave=octave, offset=offset, on_bar=on_bar,
+                         changes=(len(truth), len(est))))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--synth", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    print(f"{'song':<10} {'sec':>3} {'true BPM':>9} {'est BPM':>9} {'err %':>7} {'octave':>6} "
+          f"{'off ms':>7} {'bar':>4} {'points t/e':>10} {'time s':>7}")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        songs = [*real_tracks(), *synth_songs(args.synth, args.seconds, Path(tmp))]
+        for name, audio, truth in songs:
+            start = time.perf_counter()
+            est = estimate_timing(audio, name=name)
+            took = time.perf_counter() - start
+            for row in compare(truth, est):
+                results.append(row)
+                ok = "" if row["err"] <= 0.5 and row["offset"] <= 10 else " *"
+                points = "{}/{}".format(*row["changes"])
+                bar = {True: "yes", False: "no", None: ""}[row["on_bar"]]
+                print(f"{name:<10} {row['section']:>3} {row['true_bpm']:>9.2f} "
+                      f"{row['est_bpm']:>9.2f} {row['err']:>7.3f} {row['octave']:>6} "
+                      f"{row['offset']:>7.1f} {bar:>4} {points:>10} {took:>7.2f}{ok}")
+    hits = [r for r in results if r["err"] <= 0.5]
+    octave = [r for r in results if r["octave"]]
+    print(f"\nsections: {len(results)}; BPM within 0.5%: {len(hits)}; octave misses: "
+          f"{len(octave)}; other misses: {len(results) - len(hits) - len(octave)}")
+    if hits:
+        offs = np.array([r["offset"] for r in hits])
+        print(f"offset error where BPM is right: median {np.median(offs):.1f} ms, "
+              f"within 10 ms: {np.mean(offs <= 10) * 100:.0f}%")
+        bars = [r["on_bar"] for r in hits if r["on_bar"] is not None]
+        print(f"first point on a true downbeat (BPM right): {sum(bars)}/{len(bars)}")
+
+
+if __name__ == "__main__":
+    main()

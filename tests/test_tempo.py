@@ -1,0 +1,103 @@
+"""core.tempo: BPM, offset and tempo changes from audio, on synthetic songs and the real corpus."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.audio import SAMPLE_RATE, AudioError, load_audio, load_audio_bytes
+from core.beatmap.parser import parse_bytes, parse_file
+from core.synth.config import SynthConfig
+from core.synth.songs import write_song
+from core.tempo import TimingError, estimate_timing
+
+
+@pytest.fixture(scope="module")
+def songs(tmp_path_factory) -> dict:
+    """seed -> (audio, true uninherited points) of 30 s synthetic songs, made once."""
+    root = tmp_path_factory.mktemp("tempo_synth")
+    cache = {}
+
+    def get(seed: int):
+        if seed not in cache:
+            folder = write_song(SynthConfig(out=root / str(seed), seed=seed, duration_s=30.0,
+                                            difficulties=("Easy",)), 0)
+            truth = [p for p in parse_file(next(folder.glob("*.osu"))).beatmap.timing_points
+                     if p.uninherited]
+            cache[seed] = (load_audio(folder / "audio.ogg"), truth)
+        return cache[seed]
+
+    return get
+
+
+def beat_offset(a: float, b: float, beat: float) -> float:
+    d = (a - b) % beat
+    return min(d, beat - d)
+
+
+# seed: 0 is 166 BPM 4/4, 3 is 154 BPM 4/4, 4 is 179 BPM 6/8 (eighth-note beat), 9 is 130 BPM 4/4
+@pytest.mark.parametrize("seed", [0, 3, 4, 9])
+def test_bpm_and_offset(songs, seed):
+    audio, truth = songs(seed)
+    (point,) = estimate_timing(audio)
+    assert len(truth) == 1
+    assert abs(point.bpm / truth[0].bpm - 1) <= 0.005
+    assert beat_offset(point.time, truth[0].time, truth[0].beat_length) <= 10
+    assert point.meter in (3, 4)
+    assert point.time >= truth[0].time - 10  # the first beat at or after the music starts
+
+
+# seed 6: 220 -> 176 BPM at 5670 ms; seed 14: 182 -> 220 BPM at 5856 ms
+@pytest.mark.parametrize("seed", [6, 14])
+def test_tempo_change(songs, seed):
+    audio, truth = songs(seed)
+    est = estimate_timing(audio)
+    assert len(est) == len(truth) == 2
+    for e, t in zip(est, truth):
+        assert abs(e.bpm / t.bpm - 1) <= 0.005
+        assert beat_offset(e.time, t.time, t.beat_length) <= 10
+    assert abs(est[1].time - truth[1].time) <= 2 * truth[1].beat_length
+
+
+def test_deterministic(songs):
+    audio, _ = songs(0)
+    assert estimate_timing(audio) == estimate_timing(audio.copy())
+
+
+def test_meter_can_be_forced(songs):
+    audio, _ = songs(0)
+    assert all(p.meter == 3 for p in estimate_timing(audio, meter=3))
+
+
+def test_silence_and_short_audio_raise():
+    with pytest.raises(TimingError, match=r"quiet\.wav: silent"):
+        estimate_timing(np.zeros(10 * SAMPLE_RATE, np.float32), name="quiet.wav")
+    with pytest.raises(TimingError, match="blip: too short"):
+        estimate_timing(np.ones(SAMPLE_RATE, np.float32) * 0.1, name="blip")
+
+
+def test_missing_file_raises(tmp_path):
+    with pytest.raises(AudioError, match="missing"):
+        estimate_timing(tmp_path / "nope.ogg")
+
+
+def real(corpus: Path, name: str):
+    with zipfile.ZipFile(io.BytesIO((corpus / "osu-resources" / f"{name}.osz").read_bytes())) as z:
+        osu = next(n for n in z.namelist() if n.endswith(".osu"))
+        beatmap = parse_bytes(z.read(osu), osu).beatmap
+        audio = next(n for n in z.namelist() if n.endswith((".mp3", ".ogg")))
+        return load_audio_bytes(z.read(audio), audio), [
+            p for p in beatmap.timing_points if p.uninherited]
+
+
+# What the method achieves on the hand-timed tracks (see benchmarks/timing_accuracy.py):
+# triangles and circles get the BPM within 0.5%; welcome (120 BPM) is timed at double tempo.
+@pytest.mark.parametrize("name,ratio", [("triangles", 1.0), ("circles", 1.0), ("welcome", 2.0)])
+def test_real_tracks_bpm(corpus, name, ratio):
+    audio, truth = real(corpus, name)
+    est = estimate_timing(audio, name=name)
+    assert abs(est[0].bpm / (truth[0].bpm * ratio) - 1) <= 0.005
