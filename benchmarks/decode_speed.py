@@ -56,6 +56,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["small", "seed"])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--song", action="store_true",
+                        help="Also time `Generator.generate` over a 3-minute synthetic song with "
+                             "the shipped starter model.")
     args = parser.parse_args()
     vocab = Vocab(DEFAULT)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {STEPS} greedy steps "
@@ -82,6 +85,38 @@ def main() -> None:
             ta, tb = statistics.median(a_times), statistics.median(b_times)
             print(f"{name:<7}{n:>7}{STEPS / ta:>14.1f}{STEPS / tb:>17.1f}{tb / ta:>9.1f}"
                   f"{'yes' if same else 'NO':>13}")
+    if args.song:
+        song_end_to_end()
+
+
+def song_end_to_end() -> None:
+    """A 180 s synthetic song, start to end, as `kiai generate` runs it (features included)."""
+    import tempfile
+
+    from core.audio import FRAME_MS, audio_features
+    from core.beatmap.parser import parse_file
+    from core.decoding import DecodingOptions
+    from core.generate import Generator
+    from core.starter import default_model_path
+    from core.synth.config import SynthConfig
+    from core.synth.songs import write_song
+
+    path = default_model_path()
+    if path is None:
+        print("no starter model in this checkout: end-to-end run skipped")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_song(SynthConfig(out=Path(tmp), seed=3, duration_s=180.0), 0)
+        template = parse_file(next(folder.glob("*[[]Hard[]].osu"))).beatmap
+        template.hit_objects = []
+        generator = Generator.from_checkpoint(path)
+        start = time.perf_counter()
+        mel = audio_features(folder / "audio.ogg")
+        objects = generator.generate(mel, template, [8.0, 4.0, 7.5, 5.5, 4.0], 0.0,
+                                     mel.shape[-1] * FRAME_MS, options=DecodingOptions(seed=0))
+        took = time.perf_counter() - start
+    print(f"\n3-minute song, small starter model, sampling: {took:.1f} s end to end "
+          f"({len(objects)} objects)")
 
 
 if __name__ == "__main__":
