@@ -5,7 +5,6 @@ Both write a new difficulty beside the song, named as osu! names it, and never o
 
 from __future__ import annotations
 
-import copy
 import re
 import sys
 from pathlib import Path
@@ -13,16 +12,26 @@ from pathlib import Path
 import click
 
 from companion.cli.tokens import load_beatmap
-from core.audio import FRAME_MS, AudioError, audio_features
-from core.beatmap.model import Beatmap, Difficulty
+from companion.mapping import (
+    NoModelError,
+    Target,
+    as_new_difficulty,
+    audio_of,
+    continue_beatmap,
+    continued_version,
+    generate_beatmap,
+    load_generator,
+)
+from core.audio import AudioError
+from core.beatmap.model import Beatmap
 from core.beatmap.naming import difficulty_filename, unique_version
 from core.beatmap.writer import save
 from core.checkpoint import CheckpointError
 from core.decoding import DecodingOptions
-from core.difficulty import condition_vector, settings_for_stars, star_rating
-from core.generate import Generator, continue_map
-from core.song_input import SongInputError, find_file, resolve
-from core.starter import default_model_path
+from core.difficulty import star_rating
+from core.generate import Generator
+from core.song_input import SongInputError, resolve
+from core.tokens.tokenizer import UnsupportedModeError
 
 _TIME = re.compile(r"^(?:(\d+):)?(\d+)(?:[.:](\d{1,3}))?$")
 
@@ -69,20 +78,9 @@ def _options(sampling, temperature, top_k, top_p, beam_size, seed) -> DecodingOp
 
 
 def _generator(model_path: Path | None) -> Generator:
-    path = model_path or default_model_path()
-    if path is None:
-        raise click.ClickException("no model: pass --model CHECKPOINT_DIR or build the starter "
-                                   "model (see README)")
     try:
-        return Generator.from_checkpoint(path)
-    except CheckpointError as e:
-        raise click.ClickException(str(e)) from e
-
-
-def _features(audio: Path):
-    try:
-        return audio_features(audio)
-    except AudioError as e:
+        return load_generator(model_path)
+    except (NoModelError, CheckpointError) as e:
         raise click.ClickException(str(e)) from e
 
 
@@ -118,22 +116,14 @@ def generate_command(song: Path, stars, ar, cs, od, hp, sampling, temperature, t
         raise click.ClickException(str(e)) from e
     options = _options(sampling, temperature, top_k, top_p, beam_size, seed)
     generator = _generator(model_path)
-    target = 4.0 if stars is None else stars
-    typical = settings_for_stars(target)
-    chosen = [typical[i] if v is None else v for i, v in enumerate((ar, cs, od, hp))]
-    template = copy.deepcopy(source.template)
-    template.difficulty = Difficulty(hp=chosen[3], cs=chosen[1], od=chosen[2], ar=chosen[0],
-                                     slider_multiplier=template.difficulty.slider_multiplier,
-                                     slider_tick_rate=template.difficulty.slider_tick_rate)
-    mel = _features(source.audio)
-    song_ms = mel.shape[-1] * FRAME_MS
-    objects = generator.generate(mel, template, condition_vector(template.difficulty, target),
-                                 0.0, song_ms, options=options, progress=_progress)
-    beatmap = copy.deepcopy(template)
-    beatmap.hit_objects = objects
-    beatmap.format_version = 14
-    written = _write(beatmap, source.folder, output, f"kiai {target:.1f}")
-    click.echo(f"wrote {written} ({len(objects)} objects, {star_rating(beatmap):.2f} stars)")
+    try:
+        beatmap = generate_beatmap(generator, source, Target(stars, ar, cs, od, hp), options,
+                                   progress=_progress)
+    except AudioError as e:
+        raise click.ClickException(str(e)) from e
+    written = _write(beatmap, source.folder, output, beatmap.version)
+    click.echo(f"wrote {written} ({len(beatmap.hit_objects)} objects, "
+               f"{star_rating(beatmap):.2f} stars)")
 
 
 @click.command("continue")
@@ -151,19 +141,16 @@ def continue_command(beatmap_path: Path, from_text: str, until_text: str | None,
     if until_ms is not None and until_ms <= from_ms:
         raise click.ClickException("--until must come after --from")
     beatmap = load_beatmap(beatmap_path)
-    audio = find_file(beatmap_path.parent, beatmap.audio_filename or "")
-    if audio is None:
-        raise click.ClickException(f"{beatmap_path}: its audio file "
-                                   f"{beatmap.audio_filename!r} is not in the folder")
     options = _options(sampling, temperature, top_k, top_p, beam_size, seed)
-    generator = _generator(model_path)
-    mel = _features(audio)
-    cond = condition_vector(beatmap.difficulty, star_rating(beatmap))
-    result = continue_map(generator, beatmap, mel, from_ms, until_ms, cond, options,
-                          progress=_progress)
-    result.format_version = 14
-    written = _write(result, beatmap_path.parent, output,
-                     f"{beatmap.version or 'kiai'} (kiai)")
+    try:
+        audio = audio_of(beatmap, beatmap_path.parent)
+        generator = _generator(model_path)
+        result = continue_beatmap(generator, beatmap, audio, from_ms, until_ms, options,
+                                  progress=_progress)
+    except (AudioError, UnsupportedModeError) as e:
+        raise click.ClickException(str(e)) from e
+    written = _write(as_new_difficulty(result), beatmap_path.parent, output,
+                     continued_version(beatmap))
     kept = sum(o.time < from_ms for o in result.hit_objects)
     click.echo(f"wrote {written} ({kept} objects kept, "
                f"{len(result.hit_objects) - kept} after {from_ms:.0f} ms, "

@@ -1,0 +1,170 @@
+"""Generate and continue: the work behind `kiai generate`, `kiai continue` and the daemon's jobs.
+
+The CLI and the daemon call these same functions; they differ only in where the inputs come
+from (arguments or requests), how progress is shown and how errors are reported. Errors are
+core's own (BeatmapError, AudioError, CheckpointError, JobCancelled) plus NoModelError.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import Tensor
+
+from core.audio import FRAME_MS, AudioError, audio_features
+from core.beatmap.model import Beatmap, Difficulty, Mode
+from core.checkpoint import CheckpointError, read_meta
+from core.decoding import DecodingOptions
+from core.difficulty import condition_vector, settings_for_stars, star_rating
+from core.generate import Generator, continue_map
+from core.song_input import SongInput, find_file
+from core.starter import default_model_path
+from core.tokens.tokenizer import UnsupportedModeError
+
+Progress = Callable[[float], None]  # fraction done, 0..1
+ShouldStop = Callable[[], bool]
+Features = Callable[[Path], Tensor]  # an audio file's log-mel features (core.audio)
+
+DEFAULT_STARS = 4.0
+
+
+class NoModelError(Exception):
+    """No checkpoint given and no starter model in this checkout."""
+
+    def __init__(self) -> None:
+        super().__init__("no model: pass a checkpoint directory (--model, or `model` in the "
+                         "daemon's config.toml) or build the starter model (see README)")
+
+
+def model_path(explicit: Path | None) -> Path:
+    """The checkpoint to use: `explicit`, else the shipped starter model."""
+    path = explicit or default_model_path()
+    if path is None:
+        raise NoModelError()
+    return path
+
+
+def load_generator(explicit: Path | None) -> Generator:
+    """The model, loaded once, decoding with the window length it was trained on;
+    CheckpointError or NoModelError when there is none to load."""
+    return Generator.from_checkpoint(model_path(explicit))
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    name: str
+    vocab: str
+    preset: str | None
+
+
+def describe_model(explicit: Path | None) -> ModelSummary | None:
+    """What the checkpoint is, from its JSON alone (cheap); None when there is no model."""
+    try:
+        path = model_path(explicit)
+        meta = read_meta(path)
+    except (NoModelError, CheckpointError):  # a job that loads it reports why
+        return None
+    vocab = meta.get("vocab", {}).get("name", "unknown") if isinstance(meta.get("vocab"),
+                                                                       dict) else "unknown"
+    train = meta.get("train")
+    preset = train.get("model") if isinstance(train, dict) else None
+    name = "starter" if path == default_model_path() else path.name
+    return ModelSummary(name[:128] or "model", str(vocab)[:128] or "unknown",
+                        str(preset)[:128] if preset else None)
+
+
+def decoding_options(method: str | None = None, temperature: float | None = None,
+                     top_k: int | None = None, top_p: float | None = None,
+                     beam_size: int | None = None, seed: int | None = None) -> DecodingOptions:
+    """DecodingOptions with core's defaults for every argument left None (ValueError if bad)."""
+    given = {"method": method, "temperature": temperature, "top_k": top_k, "top_p": top_p,
+             "beam_size": beam_size, "seed": seed}
+    return DecodingOptions(**{k: v for k, v in given.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class Target:
+    """The difficulty asked for: a star rating, and settings that override its typical ones."""
+
+    stars: float | None = None
+    ar: float | None = None
+    cs: float | None = None
+    od: float | None = None
+    hp: float | None = None
+
+    @property
+    def star_rating(self) -> float:
+        return DEFAULT_STARS if self.stars is None else self.stars
+
+    def difficulty(self, template: Difficulty) -> Difficulty:
+        typical = settings_for_stars(self.star_rating)  # (AR, CS, OD, HP)
+        ar, cs, od, hp = (typical[i] if v is None else v
+                          for i, v in enumerate((self.ar, self.cs, self.od, self.hp)))
+        return Difficulty(hp=hp, cs=cs, od=od, ar=ar,
+                          slider_multiplier=template.slider_multiplier,
+                          slider_tick_rate=template.slider_tick_rate)
+
+
+def generate_beatmap(generator: Generator, source: SongInput, target: Target,
+                     options: DecodingOptions, progress: Progress | None = None,
+                     should_stop: ShouldStop | None = None,
+                     features: Features = audio_features) -> Beatmap:
+    """A whole new map for a song: its template's timing and metadata, the target difficulty,
+    and a Version (`kiai 4.5`) to be made unique when written."""
+    template = copy.deepcopy(source.template)
+    template.difficulty = target.difficulty(template.difficulty)
+    mel = features(source.audio)
+    song_ms = mel.shape[-1] * FRAME_MS
+    objects = generator.generate(mel, template, condition_vector(template.difficulty,
+                                                                 target.star_rating),
+                                 0.0, song_ms, options=options, progress=progress,
+                                 should_stop=should_stop)
+    beatmap = copy.deepcopy(template)
+    beatmap.hit_objects = objects
+    beatmap.format_version = 14
+    beatmap.metadata["Version"] = f"kiai {target.star_rating:.1f}"
+    return as_new_difficulty(beatmap)
+
+
+def audio_of(beatmap: Beatmap, folder: Path) -> Path:
+    """The audio file a map names, found in its folder as osu! finds it (AudioError if not)."""
+    name = beatmap.audio_filename or ""
+    audio = find_file(folder, name) if name else None
+    if audio is None:
+        raise AudioError(folder / name, "missing: the map's AudioFilename is not in its folder")
+    return audio
+
+
+def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_ms: float,
+                     until_ms: float | None, options: DecodingOptions,
+                     progress: Progress | None = None,
+                     should_stop: ShouldStop | None = None,
+                     features: Features = audio_features) -> Beatmap:
+    """The map with new objects from `from_ms` (to `until_ms`); objects before `from_ms` and
+    after `until_ms` kept exactly. Its Version is the original's (the caller names a new
+    difficulty with continued_version)."""
+    if beatmap.mode is not Mode.OSU:
+        raise UnsupportedModeError(f"only osu!standard maps can be continued, not mode "
+                                   f"{int(beatmap.mode)} ({beatmap.mode.name.lower()})")
+    mel = features(audio)
+    cond = condition_vector(beatmap.difficulty, star_rating(beatmap))
+    result = continue_map(generator, beatmap, mel, from_ms, until_ms, cond, options,
+                          progress=progress, should_stop=should_stop)
+    result.format_version = 14
+    return result
+
+
+def continued_version(beatmap: Beatmap) -> str:
+    """The Version of a continuation written as a new difficulty: `Hard (kiai)`."""
+    return f"{beatmap.version or 'kiai'} (kiai)"
+
+
+def as_new_difficulty(beatmap: Beatmap) -> Beatmap:
+    """Forget the online id of the difficulty it came from: osu! would otherwise take the new
+    file for that (ranked) difficulty with an update pending."""
+    if "BeatmapID" in beatmap.metadata:
+        beatmap.metadata["BeatmapID"] = "0"
+    return beatmap

@@ -1,0 +1,196 @@
+"""The daemon's answers to each JSON-RPC method, and the watcher's way into the job queue.
+
+`answer` is the one place a request's outcome is sent: a result, or the ProtocolError any
+handler raises (anything else is logged and answered INTERNAL_ERROR: the daemon keeps going).
+Before a successful `initialize`, a connection gets UNAUTHORIZED when it has no token yet and
+NOT_INITIALIZED otherwise. map.generate and map.continue answer JobAccepted before the job's
+first job.progress (0%).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from companion.mapping import ModelSummary, Target, decoding_options
+from companion.session import MAX_AUTH_FAILURES, Session, tokens_equal
+from companion.tasks import (
+    ContinueRequest,
+    check_continue,
+    check_generate,
+    continue_work,
+    generate_work,
+)
+from core.decoding import DecodingOptions
+from protocol import (
+    PROTOCOL_VERSION,
+    InitializeParams,
+    InitializeResult,
+    InternalError,
+    InvalidParamsError,
+    JobAccepted,
+    JobCancelParams,
+    JobCancelResult,
+    JobListParams,
+    JobListResult,
+    MapContinueParams,
+    MapGenerateParams,
+    ModelInfo,
+    NotInitializedError,
+    ProtocolError,
+    QueueFullError,
+    QueueInfo,
+    Request,
+    Sampling,
+    ServerStatusParams,
+    ServerStatusResult,
+    SongsDetected,
+    UnauthorizedError,
+    all_capabilities,
+    check_compatible,
+)
+
+if TYPE_CHECKING:
+    from companion.server import Daemon
+
+log = logging.getLogger(__name__)
+
+
+def server_version() -> str:
+    try:
+        return importlib.metadata.version("kiai")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+class Methods:
+    def __init__(self, daemon: Daemon, model: ModelSummary | None) -> None:
+        self.daemon = daemon
+        self.model = (ModelInfo(model.name, model.vocab, model.preset) if model is not None
+                      else ModelInfo("none", "none"))
+        self.version = server_version()
+        self._handlers: dict[type, Any] = {
+            MapContinueParams: self._continue,
+            MapGenerateParams: self._generate,
+            JobCancelParams: self._cancel,
+            JobListParams: self._list,
+            ServerStatusParams: self._status,
+        }
+
+    def answer(self, session: Session, request: Request) -> None:
+        params = request.params
+        try:
+            if isinstance(params, InitializeParams):
+                result = self._initialize(session, params)
+            elif not session.authenticated:
+                raise UnauthorizedError("send initialize with the token first")
+            elif not session.initialized:
+                raise NotInitializedError()
+            else:
+                result = self._handlers[type(params)](session, request)
+            if result is not None:
+                session.send(request.reply(result))
+        except ProtocolError as e:
+            session.send(request.reply_error(e))
+        except Exception as e:
+            log.exception("%s failed", request.method)
+            session.send(request.reply_error(InternalError(f"{type(e).__name__}: {e}")))
+
+    # initialize
+
+    def _initialize(self, session: Session, params: InitializeParams) -> InitializeResult:
+        if params.token is not None:
+            if not tokens_equal(params.token, self.daemon.token):
+                session.auth_failures += 1
+                if session.auth_failures >= MAX_AUTH_FAILURES:
+                    session.close(1008, "too many wrong tokens")
+                raise UnauthorizedError()
+            session.authenticate()
+        if not session.authenticated:
+            raise UnauthorizedError("send the token in initialize (or an Authorization header)")
+        check_compatible(params.protocol_version)
+        session.initialized = True
+        return InitializeResult(self.version, PROTOCOL_VERSION, all_capabilities(), self.model)
+
+    # map.continue, map.generate
+
+    def _continue(self, session: Session, request: Request) -> None:
+        p: MapContinueParams = request.params
+        space = self.daemon.space
+        in_place = p.write == "inPlace"
+        path = check_continue(space, p.beatmap, p.expected_md5, in_place)
+        work = continue_work(space, ContinueRequest(
+            path, p.beatmap, p.from_ms, p.until_ms, p.expected_md5, in_place,
+            _options(p.sampling)))
+        self._submit(session, request, "map.continue", work)
+
+    def _generate(self, session: Session, request: Request) -> None:
+        p: MapGenerateParams = request.params
+        song = check_generate(self.daemon.space, p.song_folder, p.audio)
+        target = Target(p.stars, p.ar, p.cs, p.od, p.hp)
+        work = generate_work(self.daemon.space, song, target, _options(p.sampling))
+        self._submit(session, request, "map.generate", work)
+
+    def _submit(self, session: Session, request: Request, method: str, work: Any) -> None:
+        jobs = self.daemon.jobs
+        if jobs is None:
+            raise InternalError("the daemon is starting")
+        jobs.submit(method, work,
+                    accepted=lambda job_id: session.send(request.reply(JobAccepted(job_id))))
+
+    # job.cancel, job.list, server.status
+
+    def _cancel(self, session: Session, request: Request) -> JobCancelResult:
+        jobs = self.daemon.jobs
+        if jobs is None:
+            raise InternalError("the daemon is starting")
+        return JobCancelResult(jobs.cancel(request.params.job_id))
+
+    def _list(self, session: Session, request: Request) -> JobListResult:
+        jobs = self.daemon.jobs
+        return JobListResult(jobs.jobs() if jobs is not None else ())
+
+    def _status(self, session: Session, request: Request) -> ServerStatusResult:
+        d = self.daemon
+        length = d.jobs.length if d.jobs is not None else 0
+        return ServerStatusResult(
+            self.version, round(time.monotonic() - d.started, 3),
+            QueueInfo(length, d.config.queue_capacity), d.watcher is not None, self.model,
+            songs_folder=str(d.songs.root))
+
+    # The watcher's new songs
+
+    def song_detected(self, folder: Path) -> None:
+        self.daemon.broadcast(SongsDetected(self.daemon.songs.relative(folder)))
+
+    def song_ready(self, folder: Path) -> bool:
+        """Queue one generation for a new song folder; False when the queue is full (the
+        watcher tries again later)."""
+        jobs = self.daemon.jobs
+        if jobs is None:
+            return False
+        try:
+            self.daemon.songs.check_links(folder)
+        except ProtocolError as e:
+            log.warning("not generating for %s: %s", folder.name, e.message)
+            return True
+        target = Target(self.daemon.config.auto_stars)
+        work = generate_work(self.daemon.space, folder, target, DecodingOptions())
+        try:
+            jobs.submit("map.generate", work)
+        except QueueFullError:
+            return False
+        return True
+
+
+def _options(sampling: Sampling | None) -> DecodingOptions:
+    if sampling is None:
+        return DecodingOptions()
+    s = sampling
+    try:
+        return decoding_options(s.method, s.temperature, s.top_k, s.top_p, s.beam_size, s.seed)
+    except ValueError as e:
+        raise InvalidParamsError(str(e), "params.sampling") from e

@@ -1,0 +1,204 @@
+"""What the daemon's jobs do: map.continue and map.generate as work for the job queue.
+
+A request is checked on the event loop before its job is queued (paths inside Songs, the file's
+MD5, decoding options), so that those mistakes are answered at once as JSON-RPC errors; what
+needs reading a whole file, the audio or the model happens in the job, on the worker thread, and
+ends as job.failed. core's errors become the protocol's here (`protocol_error`):
+
+    BeatmapError, UnsupportedModeError  BEATMAP_PARSE_ERROR  data {file, line}
+    AudioError, SongInputError          AUDIO_ERROR          data {file}
+    CheckpointError, NoModelError       MODEL_ERROR
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from companion.audio_cache import FeatureCache
+from companion.jobs import JobContext, Outcome
+from companion.mapping import (
+    NoModelError,
+    Target,
+    as_new_difficulty,
+    audio_of,
+    continue_beatmap,
+    continued_version,
+    generate_beatmap,
+)
+from companion.safety import (
+    OwnWrites,
+    SongsFolder,
+    check_md5,
+    write_in_place,
+    write_new_difficulty,
+)
+from core.audio import AudioError as CoreAudioError
+from core.beatmap.parser import BeatmapError, parse_bytes
+from core.checkpoint import CheckpointError
+from core.decoding import DecodingOptions
+from core.difficulty import star_rating
+from core.song_input import AUDIO_SUFFIXES, SongInput, SongInputError, resolve
+from core.songs import MAX_MAP_BYTES
+from core.tokens.tokenizer import UnsupportedModeError
+from protocol import (
+    AudioError,
+    BeatmapParseError,
+    InvalidParamsError,
+    ModelError,
+    ProtocolError,
+)
+
+Work = Callable[[JobContext], Outcome]
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where jobs read and write: the Songs folder and the record of the daemon's writes; the
+    audio features of recent songs."""
+
+    songs: SongsFolder
+    own: OwnWrites
+    features: FeatureCache = field(default_factory=FeatureCache)
+
+
+def protocol_error(error: Exception, songs: SongsFolder, file: str = ""
+                   ) -> ProtocolError | None:
+    """core's exception as the protocol's, with paths relative to Songs; None if not core's."""
+    if isinstance(error, BeatmapError):
+        return BeatmapParseError(str(error), _relative(Path(error.file), songs), error.line_no)
+    if isinstance(error, UnsupportedModeError):
+        return BeatmapParseError(str(error), file, None)
+    if isinstance(error, CoreAudioError):
+        file = _relative(Path(error.file), songs)
+        return AudioError(f"{file}: {error.reason}", {"file": file})
+    if isinstance(error, SongInputError):
+        return AudioError(str(error))
+    if isinstance(error, (CheckpointError, NoModelError)):
+        return ModelError(str(error))
+    return None
+
+
+def _relative(path: Path, songs: SongsFolder) -> str:
+    if not path.is_absolute():  # already as the client named it
+        return path.as_posix()
+    try:
+        return path.relative_to(songs.root).as_posix()
+    except ValueError:
+        return path.name
+
+
+def _guarded(work: Work, songs: SongsFolder, file: str = "") -> Work:
+    def run(context: JobContext) -> Outcome:
+        try:
+            return work(context)
+        except (BeatmapError, UnsupportedModeError, CoreAudioError, SongInputError,
+                CheckpointError, NoModelError) as e:
+            raise protocol_error(e, songs, file) from e  # type: ignore[misc]
+    return run
+
+
+def _decoding(context: JobContext) -> Callable[[float], None]:
+    return lambda fraction: context.progress("decoding", 100.0 * fraction)
+
+
+# map.continue
+
+
+@dataclass(frozen=True)
+class ContinueRequest:
+    beatmap: Path  # the real path, inside Songs
+    relative: str  # as the client named it
+    from_ms: float
+    until_ms: float | None
+    expected_md5: str | None
+    in_place: bool
+    options: DecodingOptions
+
+
+def check_continue(space: Workspace, beatmap: str, expected_md5: str | None, in_place: bool
+                   ) -> Path:
+    """The checks answered at once: the map is a .osu inside Songs, unchanged if an MD5 is given
+    (required for inPlace)."""
+    path = space.songs.file(beatmap)
+    if path.suffix.lower() != ".osu":
+        raise InvalidParamsError(f"{beatmap!r} is not a .osu file", "params.beatmap")
+    if path.stat().st_size > MAX_MAP_BYTES:  # read on the event loop below: keep it small
+        raise InvalidParamsError(f"{beatmap!r} is too large to be a beatmap", "params.beatmap")
+    if in_place and expected_md5 is None:
+        raise InvalidParamsError("inPlace writes need expectedMd5, the MD5 of the file you saw",
+                                 "params.expectedMd5")
+    if expected_md5 is not None:
+        check_md5(path, expected_md5, beatmap)
+    return path
+
+
+def continue_work(space: Workspace, request: ContinueRequest) -> Work:
+    def work(context: JobContext) -> Outcome:
+        r = request
+        if r.expected_md5 is not None:  # it may have changed while the job was queued
+            data = check_md5(r.beatmap, r.expected_md5, r.relative)
+        else:
+            data = r.beatmap.read_bytes()
+        beatmap = parse_bytes(data, r.relative).beatmap
+        audio = space.songs.contain(audio_of(beatmap, r.beatmap.parent))
+        generator = context.generator()
+        context.progress("decoding", 0.0)
+        result = continue_beatmap(generator, beatmap, audio, r.from_ms, r.until_ms, r.options,
+                                  progress=_decoding(context), should_stop=context.should_stop,
+                                  features=space.features)
+        context.check_cancelled()
+        context.progress("writing", 100.0)
+        backup = None
+        if r.in_place:  # check_continue required an MD5; "" would match no file
+            backup = write_in_place(result, r.beatmap, r.expected_md5 or "", r.relative,
+                                    space.own)
+            written = r.beatmap
+        else:
+            written = write_new_difficulty(as_new_difficulty(result), r.beatmap.parent,
+                                           continued_version(beatmap), space.own)
+        return Outcome(space.songs.relative(written), len(result.hit_objects),
+                       star_rating(result),
+                       None if backup is None else space.songs.relative(backup))
+
+    return _guarded(work, space.songs, request.relative)
+
+
+# map.generate (and the watcher's new songs)
+
+
+def check_generate(space: Workspace, song_folder: str | None, audio: str | None) -> Path:
+    """The song folder or audio file, checked to be inside Songs. A folder is refused when a
+    link in it leads outside: core.song_input reads every .osu in it."""
+    if song_folder is not None:
+        folder = space.songs.folder(song_folder)
+        space.songs.check_links(folder)
+        return folder
+    if audio is None:
+        raise InvalidParamsError("give songFolder or audio", "params")
+    path = space.songs.file(audio)
+    if path.suffix.lower() not in AUDIO_SUFFIXES:
+        raise InvalidParamsError(f"{audio!r} is not an audio file ({', '.join(AUDIO_SUFFIXES)})",
+                                 "params.audio")
+    return path
+
+
+def generate_work(space: Workspace, song: Path, target: Target, options: DecodingOptions
+                  ) -> Work:
+    """A new difficulty for the song folder or audio file `song` (a real path inside Songs)."""
+    def work(context: JobContext) -> Outcome:
+        source = resolve(song)
+        source = SongInput(source.folder, space.songs.contain(source.audio), source.template)
+        generator = context.generator()
+        context.progress("decoding", 0.0)
+        beatmap = generate_beatmap(generator, source, target, options,
+                                   progress=_decoding(context), should_stop=context.should_stop,
+                                   features=space.features)
+        context.check_cancelled()
+        context.progress("writing", 100.0)
+        written = write_new_difficulty(beatmap, source.folder, beatmap.version, space.own)
+        return Outcome(space.songs.relative(written), len(beatmap.hit_objects),
+                       star_rating(beatmap))
+
+    return _guarded(work, space.songs)

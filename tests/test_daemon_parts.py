@@ -1,0 +1,212 @@
+"""The daemon's parts on their own: config, paths and safe writes, the rate limit, and the
+generate/continue logic the CLI shares with the daemon."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+import pytest
+from click.testing import CliRunner
+from daemon_support import md5, shared_library, shared_model, tree
+
+import companion.safety as safety
+from companion.cli import main
+from companion.config import (
+    CONFIG_FILE_NAME,
+    Config,
+    ConfigError,
+    default_config,
+    default_songs_dir,
+    load_config,
+    write_default_config,
+)
+from companion.safety import OwnWrites, SongsFolder, write_in_place, write_new_difficulty
+from companion.session import RateLimiter
+from core.beatmap.parser import parse_file
+from protocol import (
+    FileChangedError,
+    InvalidParamsError,
+    MissingFileError,
+    PathOutsideSongsError,
+)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    return shared_library(tmp_path_factory)
+
+
+@pytest.fixture
+def song(tmp_path, library):
+    folder = tmp_path / "Songs" / "1 Song"
+    shutil.copytree(library["short"], folder)
+    return folder
+
+
+# Config
+
+
+def test_a_missing_config_is_the_defaults_and_the_written_template_reads_back(tmp_path):
+    assert load_config(tmp_path) == default_config()
+    path = write_default_config(tmp_path)
+    assert path == tmp_path / CONFIG_FILE_NAME
+    text = path.read_text(encoding="utf-8")
+    assert text.count("\n# ") > 10  # commented
+    assert load_config(tmp_path) == default_config()
+    path.write_text("# mine\nport = 1234\n", encoding="utf-8")
+    assert write_default_config(tmp_path) is None  # never replaces the user's file
+    assert load_config(tmp_path).port == 1234
+
+
+@pytest.mark.parametrize("text, message", [
+    ("prot = 1\n", "unknown key 'prot'"),
+    ("port = '24060'\n", "port = '24060': expected an integer"),
+    ("watch = 1\n", "watch = 1: expected true or false"),
+    ("port = true\n", "expected an integer"),
+    ("port = 70000\n", "port must be 0..65535"),
+    ("allowed_origins = ['http://x/']\n", "is not an origin"),
+    ("queue_capacity = 0\n", "queue_capacity must be"),
+    ("port = \n", "config.toml"),
+])
+def test_config_errors_name_the_file_and_the_key(tmp_path, text, message):
+    (tmp_path / CONFIG_FILE_NAME).write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path)
+
+
+def test_config_values_and_overrides(tmp_path):
+    (tmp_path / CONFIG_FILE_NAME).write_text(
+        'songs = "~/osu/Songs"\nmodel = ""\nallowed_origins = []\nauto_stars = 5\n',
+        encoding="utf-8")
+    config = load_config(tmp_path)
+    assert config.songs == Path.home() / "osu" / "Songs" and config.model is None
+    assert config.allowed_origins == () and config.auto_stars == 5
+    changed = config.override(port=0, watch=False, songs=None)
+    assert (changed.port, changed.watch, changed.songs) == (0, False, config.songs)
+
+
+def test_default_songs_folder_per_platform():
+    assert default_songs_dir("win32", {"LOCALAPPDATA": r"C:\Users\me\AppData\Local"},
+                             r"C:\Users\me") == PureWindowsPath(
+        r"C:\Users\me\AppData\Local\osu!\Songs")
+    assert default_songs_dir("win32", {}, r"C:\Users\me") == PureWindowsPath(
+        r"C:\Users\me\AppData\Local\osu!\Songs")
+    assert default_songs_dir("linux", {}, "/home/me") == PurePosixPath(
+        "/home/me/.local/share/osu-wine/osu!/Songs")
+    assert str(default_songs_dir("darwin", {}, "/Users/me")).endswith("drive_c/osu!/Songs")
+
+
+# Paths
+
+
+def test_songs_folder_resolution(song, tmp_path):
+    songs = SongsFolder(song.parent)
+    beatmap = next(song.glob("*.osu"))
+    assert songs.file(f"1 Song/{beatmap.name}") == beatmap.resolve()
+    assert songs.file(f"1 Song\\{beatmap.name}") == beatmap.resolve()  # a Windows client
+    assert songs.relative(beatmap.resolve()) == f"1 Song/{beatmap.name}"
+    assert songs.folder("1 Song/./") == song.resolve()
+    with pytest.raises(MissingFileError):
+        songs.file("1 Song/missing.osu")
+    with pytest.raises(MissingFileError):
+        songs.file("1 Song")  # a folder, not a file
+    with pytest.raises(InvalidParamsError):
+        songs.folder(".")
+    with pytest.raises(PathOutsideSongsError):
+        songs.file("../../etc/passwd")
+    with pytest.raises(PathOutsideSongsError):
+        songs.contain(tmp_path / "elsewhere.mp3")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        SongsFolder(tmp_path / "no Songs here")
+
+
+# Safe writes
+
+
+def test_in_place_writes_back_up_once_per_write_and_never_overwrite(song):
+    path = next(song.glob("*[[]Hard[]].osu"))
+    original = path.read_bytes()
+    beatmap = parse_file(path).beatmap
+    beatmap.hit_objects = beatmap.hit_objects[:3]
+    now = datetime(2025, 1, 31, 12, 0, 0)
+    own = OwnWrites()
+    first = write_in_place(beatmap, path, md5(path), "x", own, now=now)
+    assert first.name == f"{path.name}.20250131-120000.bak"
+    assert first.read_bytes() == original and path in own and first in own
+    rewritten = path.read_bytes()
+    beatmap.hit_objects = beatmap.hit_objects[:2]
+    second = write_in_place(beatmap, path, md5(path), "x", now=now)
+    assert second.name == f"{path.name}.20250131-120000-2.bak"
+    assert second.read_bytes() == rewritten and first.read_bytes() == original
+    assert len(parse_file(path).beatmap.hit_objects) == 2
+    assert not list(song.glob(".*.tmp"))
+
+
+def test_in_place_refuses_a_file_that_changed_even_at_the_last_moment(song, monkeypatch):
+    path = next(song.glob("*[[]Hard[]].osu"))
+    beatmap = parse_file(path).beatmap
+    before = tree(song)
+    with pytest.raises(FileChangedError):
+        write_in_place(beatmap, path, "0" * 32, "x")
+    assert tree(song) == before
+    # The mapper saves in the editor while the daemon writes: after the backup, before the
+    # rename. The write is refused, the backup removed, the mapper's save kept.
+    expected = md5(path)
+    temp_file = safety._temp_file
+
+    def save_in_the_editor_meanwhile(target, data, mode):
+        tmp = temp_file(target, data, mode)
+        if target == path:
+            path.write_bytes(path.read_bytes() + b"\r\n")
+        return tmp
+
+    monkeypatch.setattr(safety, "_temp_file", save_in_the_editor_meanwhile)
+    with pytest.raises(FileChangedError):
+        write_in_place(beatmap, path, expected, "x")
+    after = tree(song)
+    assert after.pop(path.name) == before[path.name] + b"\r\n"
+    assert after == {k: v for k, v in before.items() if k != path.name}
+
+
+def test_new_difficulties_get_a_unique_version(song):
+    source = next(song.glob("*[[]Hard[]].osu"))
+    beatmap = parse_file(source).beatmap
+    names = [write_new_difficulty(beatmap, song, "Hard").name for _ in range(3)]
+    assert names[0].endswith("[Hard 2].osu") and names[2].endswith("[Hard 4].osu")
+    assert source.read_bytes() == (song / source.name).read_bytes()
+
+
+def test_the_rate_limit_is_a_token_bucket():
+    limiter = RateLimiter(rate_per_s=0.001, burst=3)
+    assert [limiter.take() for _ in range(3)] == [None, None, None]
+    retry = limiter.take()
+    assert retry is not None and retry > 0
+
+
+# The CLI on the shared logic
+
+
+def test_cli_generate_and_continue_still_work(song, tmp_path_factory):
+    model = shared_model(tmp_path_factory)
+    runner = CliRunner()
+    hard = next(song.glob("*[[]Hard[]].osu"))
+    result = runner.invoke(main, ["continue", str(hard), "--from", "0:05", "--until", "0:12",
+                                  "--model", str(model), "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    written = song / hard.name.replace("[Hard]", "[Hard (kiai)]")
+    assert written.is_file() and "objects kept" in result.output
+    assert parse_file(written).beatmap.metadata["BeatmapID"] == "0"
+    result = runner.invoke(main, ["generate", str(song), "--stars", "2.5", "--model", str(model),
+                                  "--sampling", "greedy"])
+    assert result.exit_code == 0, result.output
+    assert list(song.glob("*[[]kiai 2.5[]].osu"))
+    result = runner.invoke(main, ["continue", str(hard), "--from", "1", "--model",
+                                  str(tmp_path_factory.mktemp("empty"))])
+    assert result.exit_code != 0 and "not a checkpoint" in result.output
+
+
+def test_config_is_frozen():
+    with pytest.raises(AttributeError):
+        Config(songs=Path("x")).port = 1  # type: ignore[misc]

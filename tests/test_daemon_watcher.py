@@ -1,0 +1,143 @@
+"""The Songs watcher: a song folder copied in slowly is detected and generated for exactly once;
+a restart generates nothing it already did; the daemon's own writes, hidden folders and .osz
+archives trigger nothing; the feature can be turned off."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import threading
+import time
+
+import pytest
+from daemon_support import Client, config_for, running, shared_library, shared_model
+
+SETTLE_S = 1.0  # well above the copier's pauses, so that a slow machine does not fire early
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return shared_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    return shared_library(tmp_path_factory)
+
+
+def copy_slowly(source, target, done, pause_s=0.3):
+    """A download or a copy in progress: the folder first, then each file, the audio in
+    chunks, with pauses shorter than the settle time between them. `done` gets the time the
+    last byte was written."""
+    target.mkdir()
+    for file in sorted(source.iterdir()):
+        time.sleep(pause_s)
+        data = file.read_bytes()
+        if file.suffix == ".ogg":
+            chunk = len(data) // 4 + 1
+            with open(target / file.name, "wb") as f:
+                for start in range(0, len(data), chunk):
+                    f.write(data[start: start + chunk])
+                    f.flush()
+                    time.sleep(pause_s)
+        else:
+            (target / file.name).write_bytes(data)
+    done.append(time.monotonic())
+
+
+def generated(folder):
+    """The maps kiai wrote in a song folder (`[kiai 4.0]`, `[Hard (kiai)]`)."""
+    return sorted(p.name for p in folder.glob("*.osu") if "kiai" in p.name.split("[")[-1])
+
+
+def test_a_new_folder_copied_in_slowly_is_generated_for_exactly_once(tmp_path, library, model):
+    songs = tmp_path / "Songs"
+    songs.mkdir()
+    existing = songs / "old song"
+    shutil.copytree(library["short"], existing)
+    config_dir = tmp_path / "config"
+    config = config_for(songs, model, watch=True, settle_s=SETTLE_S)
+    new = songs / "123 New Song"
+    done = []
+    later = songs / "456 While Stopped"
+
+    async def first_run():
+        async with running(config, config_dir) as daemon, \
+                Client.connect(daemon.port) as client:
+            copier = threading.Thread(target=copy_slowly, args=(library["short"], new, done))
+            copier.start()
+            # Things that must trigger nothing: hidden staging folders, archives (osu! imports
+            # them itself), and the daemon's own writes (a continuation in an old folder).
+            (songs / ".tmp-staging").mkdir()
+            shutil.copy(library["short"] / "audio.ogg", songs / ".tmp-staging" / "audio.ogg")
+            (songs / "789 Archive.osz").write_bytes(b"PK\x05\x06" + b"\x00" * 18)
+            old_map = next(existing.glob("*[[]Hard[]].osu"))
+            accepted = await client.call("map.continue", {
+                "beatmap": f"{existing.name}/{old_map.name}", "fromMs": 5000,
+                "untilMs": 12000})
+            await client.job_end(accepted["jobId"])
+            await asyncio.to_thread(copier.join)
+            detected = await client.wait_for(lambda n: n["method"] == "songs.detected")
+            job = await client.wait_for(lambda n: n["method"] == "job.progress"
+                                        and n["params"]["jobId"] != accepted["jobId"])
+            end = await client.job_end(job["params"]["jobId"])
+            await asyncio.sleep(SETTLE_S * 3)  # time enough for any second trigger
+            return detected, end, client.events("songs.detected"), \
+                (await client.call("job.list"))["jobs"]
+
+    detected, end, all_detected, jobs = asyncio.run(first_run())
+    assert detected["params"] == {"folder": new.name}
+    assert detected["received"] > done[0]  # only once the copy was complete
+    assert len(all_detected) == 1
+    assert end["method"] == "job.finished", end
+    assert end["params"]["path"].startswith(new.name + "/")
+    assert len(generated(new)) == 1 and generated(new)[0].endswith("[kiai 4.0].osu")
+    assert [j["method"] for j in jobs] == ["map.continue", "map.generate"]
+    assert len(generated(existing)) == 1  # the continuation only
+
+    # A restart: the handled folder stays handled; one that came while stopped is picked up.
+    shutil.copytree(library["short"], later)
+
+    async def second_run():
+        async with running(config, config_dir) as daemon, \
+                Client.connect(daemon.port) as client:
+            detected = await client.wait_for(lambda n: n["method"] == "songs.detected")
+            job = await client.wait_for(lambda n: n["method"] == "job.progress")
+            await client.job_end(job["params"]["jobId"])
+            await asyncio.sleep(SETTLE_S * 3)
+            return detected, client.events("songs.detected"), \
+                (await client.call("job.list"))["jobs"]
+
+    detected, all_detected, jobs = asyncio.run(second_run())
+    assert detected["params"] == {"folder": later.name} and len(all_detected) == 1
+    assert len(jobs) == 1
+    assert len(generated(new)) == 1 and len(generated(later)) == 1
+
+    async def third_run():
+        async with running(config, config_dir) as daemon, \
+                Client.connect(daemon.port) as client:
+            await asyncio.sleep(SETTLE_S * 3)
+            return client.events("songs.detected"), (await client.call("job.list"))["jobs"]
+
+    assert asyncio.run(third_run()) == ([], [])  # nothing new
+
+
+def test_the_first_start_leaves_the_library_alone_and_watching_can_be_off(tmp_path, library,
+                                                                          model):
+    songs = tmp_path / "Songs"
+    songs.mkdir()
+    shutil.copytree(library["short"], songs / "already here")
+
+    async def main(watch):
+        config = config_for(songs, model, watch=watch, settle_s=SETTLE_S)
+        async with running(config, tmp_path / "config") as daemon, \
+                Client.connect(daemon.port) as client:
+            if not watch:
+                shutil.copytree(library["short"], songs / "new while not watching")
+            await asyncio.sleep(SETTLE_S * 3)
+            status = await client.call("server.status")
+            return status["watching"], client.events("songs.detected")
+
+    assert asyncio.run(main(watch=True)) == (True, [])
+    assert asyncio.run(main(watch=False)) == (False, [])
+    assert not [p for p in songs.iterdir() if generated(p)]
