@@ -32,26 +32,22 @@ import functools
 import hashlib
 import json
 import math
-import multiprocessing
 import os
-import signal
 import tempfile
-import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import rosu_pp_py
-import torch
 from safetensors.numpy import save_file
 
 from core.audio import FEATURES_ID, AudioError
 from core.beatmap.model import Beatmap
 from core.beatmap.parser import BeatmapError, parse_bytes
+from core.dataset_pool import run_each
 from core.feature_cache import FeatureCache
 from core.songs import UNPARSABLE, UNREADABLE, DiscoveryReport, MapEntry, SongSet
 from core.tokens.tokenizer import tokenize
@@ -370,85 +366,14 @@ def _vocab(config: VocabConfig) -> Vocab:
 
 
 def _run(todo: list[SongSet], out: Path, config: BuildConfig) -> Iterable[SongOutcome]:
-    """Each set's outcome as it finishes: in this process for one worker, else in a pool of
-    fresh processes (forking this one could copy torch's thread pools and deadlock in them)."""
-    if not todo:
-        return
-    workers = min(config.processes, len(todo))
-    if workers == 1:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # as in a worker: throughput scales by processes, not threads
-        try:
-            for song_set in todo:
-                yield _checked(build_song, song_set, out, config.vocab)
-        finally:
-            torch.set_num_threads(threads)
-        return
-    context = _context()
-    # The workers ignore SIGINT from birth (a disposition children inherit): Ctrl+C reaches this
-    # process alone, which drops the queued sets and lets the running ones finish and record.
-    # A fork server is started with SIGINT ignored (quickly: its imports run after) and hands
-    # that on; while it forks the workers (the submits wait for it), a Ctrl+C is held back, as
-    # interrupting the handshake leaves a worker that dies with a traceback. Spawned workers
-    # inherit SIG_IGN from the submits that start them; a Ctrl+C meanwhile is lost.
-    forkserver = context.get_start_method() == "forkserver"
-    if forkserver:
-        from multiprocessing import forkserver as fork_server  # POSIX only
+    """Each set's outcome as it finishes (see core.dataset_pool)."""
+    yield from run_each(_build_checked, todo, (out, config.vocab), config.processes,
+                        preload=__name__)
 
-        with _sigint(signal.SIG_IGN):
-            fork_server.ensure_running()
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+
+def _build_checked(song_set: SongSet, out: Path, vocab: VocabConfig) -> SongOutcome:
+    """`build_song`, with a failure to write the output turned into DatasetError."""
     try:
-        with _sigint(_HOLD if forkserver else signal.SIG_IGN):
-            futures = [pool.submit(_checked, build_song, s, out, config.vocab) for s in todo]
-        for future in as_completed(futures):
-            yield future.result()
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    """Fresh processes: a fork server where there is one (it imports this module, torch
-    included, once, ~2 s, and forks each worker from that clean state), else spawn (Windows:
-    each worker imports everything itself)."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-        return context
-    return multiprocessing.get_context("spawn")
-
-
-def _init_worker() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides how to stop
-    torch.set_num_threads(1)
-
-
-_HOLD = "hold"  # _sigint: raise a Ctrl+C received meanwhile when the block ends
-
-
-@contextmanager
-def _sigint(handling: object) -> Iterator[None]:
-    """SIGINT handled as `handling` meanwhile: SIG_IGN, or _HOLD. Only the main thread can set
-    signal handlers; elsewhere this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = []
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN if handling is not _HOLD else
-                             lambda number, frame: held.append(number))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if held:
-        raise KeyboardInterrupt
-
-
-def _checked(function: Callable[..., SongOutcome], *args) -> SongOutcome:
-    """`function(*args)`, with a failure to write the output turned into DatasetError."""
-    try:
-        return function(*args)
+        return build_song(song_set, out, vocab)
     except OSError as e:
         raise DatasetError(f"cannot write the data set: {e}") from e
