@@ -29,6 +29,7 @@ from core.beatmap.model import (
     TimingPoint,
 )
 from core.beatmap.numbers import MAX_COORDINATE_VALUE, format_number, parse_int, parse_number
+from core.beatmap.timing import annotate_sliders
 
 LATEST_VERSION = 14  # lazer's LegacyDecoder fallback for a missing or corrupted header
 FIRST_LAZER_VERSION = 128  # lazer keeps fractional coordinates from this version on
@@ -375,10 +376,6 @@ class _Parser:
             self.section = "TimingPoints"
             self._issue("", "timing points out of time order; sorted by time")
             points.sort(key=lambda p: p.time)
-        try:
-            from core.beatmap.timing import annotate_sliders
-        except ImportError:  # geometry not built yet in a partial checkout
-            return
         annotate_sliders(beatmap)
 
 
