@@ -15,13 +15,15 @@ from pathlib import Path
 from torch import Tensor
 
 from core.audio import FRAME_MS, AudioError, audio_features
-from core.beatmap.model import Beatmap, Difficulty, Mode
+from core.beatmap.model import Beatmap, Difficulty, Mode, TimingPoint
+from core.beatmap.ticks import DEFAULT_BEAT_DIVISOR
 from core.checkpoint import CheckpointError, read_meta
 from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, settings_for_stars, star_rating
 from core.generate import Generator, continue_map
 from core.song_input import SongInput, find_file
 from core.starter import default_model_path
+from core.tempo import TimingError, timing_from_mel
 from core.tokens.tokenizer import UnsupportedModeError
 
 Progress = Callable[[float], None]  # fraction done, 0..1
@@ -108,25 +110,94 @@ class Target:
                           slider_tick_rate=template.slider_tick_rate)
 
 
+STAR_TOLERANCE = 0.5  # a map further than this from the requested stars is generated again
+MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A generated map and how it came about (reported by the CLI and in job.finished)."""
+
+    beatmap: Beatmap
+    stars: float  # its star rating (rosu-pp-py)
+    attempts: int  # generations run to get near the requested stars
+    timing: str  # "map" (the song's own), "estimated" (from the audio) or "none"
+
+
+def song_timing(template: Beatmap, mel: Tensor, name: str) -> tuple[list[TimingPoint], str]:
+    """The template's timing points when it has uninherited ones, else timing estimated from
+    the audio (core.tempo); no timing at all when the audio has no beat to time."""
+    if any(p.uninherited for p in template.timing_points):
+        return template.timing_points, "map"
+    try:
+        estimated = timing_from_mel(mel, name=name)
+        # green lines the template has (slider velocity, kiai) stay
+        return sorted([*estimated, *template.timing_points], key=lambda p: p.time), "estimated"
+    except TimingError:
+        return [], "none"  # generation goes on unsnapped: nothing to snap to
+
+
 def generate_beatmap(generator: Generator, source: SongInput, target: Target,
                      options: DecodingOptions, progress: Progress | None = None,
                      should_stop: ShouldStop | None = None,
-                     features: Features = audio_features) -> Beatmap:
-    """A whole new map for a song: its template's timing and metadata, the target difficulty,
-    and a Version (`kiai 4.5`) to be made unique when written."""
+                     features: Features = audio_features,
+                     on_retry: Callable[[int, float], None] | None = None,
+                     max_attempts: int = MAX_ATTEMPTS) -> Generated:
+    """A whole new map for a song: its template's timing (estimated when it has none) and
+    metadata, the target difficulty, and a Version (`kiai 4.5`) to be made unique when written.
+
+    When the map's star rating misses the target by more than STAR_TOLERANCE, it is generated
+    again with the stars it is conditioned on moved by the miss (then along the secant of the
+    attempts so far), up to `max_attempts`; the nearest attempt is returned. `on_retry(n,
+    stars)` is told before attempt n (2, 3, ...), with the stars of the best so far; `progress`
+    restarts at 0 for each attempt.
+    """
     template = copy.deepcopy(source.template)
     template.difficulty = target.difficulty(template.difficulty)
+    template.editor.setdefault("BeatDivisor", str(DEFAULT_BEAT_DIVISOR))
     mel = features(source.audio)
+    template.timing_points, timing = song_timing(template, mel, str(source.audio))
     song_ms = mel.shape[-1] * FRAME_MS
-    objects = generator.generate(mel, template, condition_vector(template.difficulty,
-                                                                 target.star_rating),
-                                 0.0, song_ms, options=options, progress=progress,
-                                 should_stop=should_stop)
-    beatmap = copy.deepcopy(template)
-    beatmap.hit_objects = objects
+    wanted = target.star_rating
+    tried: list[tuple[float, float]] = []  # (conditioned stars, got)
+    best: tuple[float, Beatmap] | None = None
+    condition = wanted
+    for attempt in range(1, max(1, max_attempts) + 1):
+        if attempt > 1:
+            if on_retry is not None:
+                on_retry(attempt, best[0])
+            condition = _next_condition(tried, wanted)
+        objects = generator.generate(mel, template,
+                                     condition_vector(template.difficulty, condition),
+                                     0.0, song_ms, options=options, progress=progress,
+                                     should_stop=should_stop)
+        beatmap = copy.deepcopy(template)
+        beatmap.hit_objects = objects
+        stars = star_rating(beatmap)
+        tried.append((condition, stars))
+        if best is None or abs(stars - wanted) < abs(best[0] - wanted):
+            best = (stars, beatmap)
+        if abs(stars - wanted) <= STAR_TOLERANCE:
+            break
+    stars, beatmap = best
     beatmap.format_version = 14
-    beatmap.metadata["Version"] = f"kiai {target.star_rating:.1f}"
-    return as_new_difficulty(beatmap)
+    beatmap.metadata["Version"] = f"kiai {wanted:.1f}"
+    return Generated(as_new_difficulty(beatmap), stars, len(tried), timing)
+
+
+def _next_condition(tried: list[tuple[float, float]], wanted: float) -> float:
+    """The stars to condition the next attempt on: the last one moved by its miss, or along the
+    secant of the last two when the model has shown how the map's stars follow the condition."""
+    condition, got = tried[-1]
+    step = wanted - got
+    if len(tried) >= 2:
+        (c0, g0), (c1, g1) = tried[-2], tried[-1]
+        if c1 != c0 and (g1 - g0) / (c1 - c0) > 0.2:  # a usable, positive slope
+            step = (wanted - g1) * (c1 - c0) / (g1 - g0)
+    return min(max(condition + step, MIN_CONDITION_STARS), MAX_CONDITION_STARS)
+
+
+MIN_CONDITION_STARS, MAX_CONDITION_STARS = 0.5, 12.0
 
 
 def audio_of(beatmap: Beatmap, folder: Path) -> Path:

@@ -192,13 +192,20 @@ def generate_work(space: Workspace, song: Path, target: Target, options: Decodin
         source = SongInput(source.folder, space.songs.contain(source.audio), source.template)
         generator = context.generator()
         context.progress("decoding", 0.0)
-        beatmap = generate_beatmap(generator, source, target, options,
-                                   progress=_decoding(context), should_stop=context.should_stop,
-                                   features=space.features)
+        stage = ["decoding"]
+
+        def retry(attempt: int, best: float) -> None:  # the stars missed: decoding restarts
+            stage[0] = f"retry {attempt}"
+            context.progress(stage[0], 0.0)
+
+        generated = generate_beatmap(
+            generator, source, target, options,
+            progress=lambda fraction: context.progress(stage[0], 100.0 * fraction),
+            should_stop=context.should_stop, features=space.features, on_retry=retry)
         context.check_cancelled()
         context.progress("writing", 100.0)
+        beatmap = generated.beatmap
         written = write_new_difficulty(beatmap, source.folder, beatmap.version, space.own)
-        return Outcome(space.songs.relative(written), len(beatmap.hit_objects),
-                       star_rating(beatmap))
+        return Outcome(space.songs.relative(written), len(beatmap.hit_objects), generated.stars)
 
     return _guarded(work, space.songs)

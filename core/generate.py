@@ -21,7 +21,7 @@ from torch import Tensor
 
 from core.audio import FRAME_MS
 from core.beatmap.model import Beatmap, HitObject
-from core.beatmap.ticks import TickGrid
+from core.beatmap.ticks import TickGrid, beat_divisor_of, divisors_for
 from core.beatmap.timing import annotate_sliders
 from core.checkpoint import load_model
 from core.decoding import DecodingOptions, SequenceState, decode_window
@@ -64,7 +64,9 @@ class Generator:
         """New objects in [start_ms, end_ms) for the song whose features are `mel` (n_mels, F).
 
         `before`: objects already placed before `start_ms` (the mapper's, for continuation);
-        `template` supplies timing (for snapping) and difficulty settings (slider velocity).
+        `template` supplies timing (for snapping), difficulty settings (slider velocity) and
+        the editor's beat snap divisor: new objects go only on the ticks it offers (1/4: 1/1,
+        1/2 and 1/4 ticks), as the mapper's own would.
         """
         options = options or DecodingOptions()
         self.model.eval()
@@ -73,6 +75,8 @@ class Generator:
         placed = list(before)
         new: list[HitObject] = []
         ticks = TickGrid(template.timing_points)
+        allowed = TickGrid(template.timing_points,
+                           divisors_for(beat_divisor_of(template.editor)))
         tolerance = snap_tolerance(self.vocab) if ticks else 0.0
         window, prefix_span = self.windows.window_ms, self.windows.prefix_ms
         position = start_ms
@@ -86,7 +90,7 @@ class Generator:
             state = SequenceState(GrammarWalker(Grammar(self.vocab.config)), self.vocab,
                                   min_start=position - origin + tolerance,
                                   window_end=stop - origin - tolerance,
-                                  on_tick=_tick_test(ticks, origin, tolerance))
+                                  on_tick=_tick_test(allowed, origin, tolerance))
             for token in ids:
                 state.step(token)
             audio = self.model.encoder(_frames(mel, origin, window)[None])  # (1, S, D)

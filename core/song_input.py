@@ -2,7 +2,7 @@
 
 A folder's existing osu!standard difficulty (the one with the most timing) supplies the template:
 metadata, timing for snapping, audio file name. A bare audio file gets a fresh template with no
-timing (timing estimation comes with issue 6).
+timing: the generator estimates it from the audio (companion.mapping.song_timing).
 """
 
 from __future__ import annotations
@@ -79,5 +79,7 @@ def fresh_template(audio: Path) -> Beatmap:
     beatmap.metadata = {"Title": audio.stem, "TitleUnicode": audio.stem, "Artist": "Unknown",
                         "ArtistUnicode": "Unknown", "Creator": "kiai", "Version": "kiai",
                         "Source": "", "Tags": "kiai", "BeatmapID": "0", "BeatmapSetID": "-1"}
+    beatmap.editor = {"DistanceSpacing": "1", "BeatDivisor": "4", "GridSize": "4",
+                      "TimelineZoom": "1"}
     beatmap.difficulty = Difficulty()
     return beatmap

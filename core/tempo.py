@@ -47,6 +47,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy.ndimage import maximum_filter1d, uniform_filter1d
 
 from core.audio import FRAME_MS, SAMPLE_RATE, load_audio, log_mel
@@ -94,7 +95,17 @@ def estimate_timing(audio: np.ndarray | str | os.PathLike, *, name: str | None =
                                 f"at least {MIN_SECONDS:g} s are needed for a tempo")
     if not np.any(audio) or float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) < 1e-4:
         raise TimingError(name, "silent: no beat to time")
-    mel = log_mel(audio).numpy()
+    return timing_from_mel(log_mel(audio), name=name, meter=meter)
+
+
+def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
+                    meter: int | None = None) -> list[TimingPoint]:
+    """estimate_timing for a song whose features (core.audio.log_mel, FRAME_MS apart) are
+    already computed, as the generator's are: the audio is not decoded twice."""
+    mel = mel.float().numpy() if isinstance(mel, torch.Tensor) else np.asarray(mel, np.float32)
+    if mel.ndim != 2 or mel.shape[1] < MIN_SECONDS * FPS:
+        raise TimingError(name, f"too short: {mel.shape[-1] / FPS:.1f} s of audio, "
+                                f"at least {MIN_SECONDS:g} s are needed for a tempo")
     env = onset_envelope(mel)
     if env.max() <= 0 or np.count_nonzero(env > 0.1 * env.max()) < 4:
         raise TimingError(name, "no onsets: nothing to time")
@@ -129,7 +140,8 @@ def estimate_timing(audio: np.ndarray | str | os.PathLike, *, name: str | None =
             beat = starts[i]
         beat_ms = _round_bpm(period * FRAME_MS, (end - beat) / period)
         time = beat * FRAME_MS + ONSET_LAG_MS
-        points.append(TimingPoint(time=round(time, 3), beat_length=beat_ms, meter=m))
+        points.append(TimingPoint(time=round(float(time), 3), beat_length=float(beat_ms),
+                                  meter=int(m)))
     return points
 
 

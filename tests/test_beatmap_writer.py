@@ -106,3 +106,13 @@ def test_saved_maps_are_ordinary_files_and_replacements_keep_permissions(tmp_pat
     save(beatmap, existing, overwrite=True)
     assert existing.stat().st_mode & 0o777 == 0o640
     assert parse_file(existing).beatmap.hit_objects[0].time == 3
+
+
+def test_numpy_numbers_are_written_as_plain_decimals():
+    import numpy as np
+
+    from core.beatmap.numbers import format_number
+
+    assert format_number(np.float64(1193.21)) == "1193.21"
+    assert format_number(np.float32(2.5)) == "2.5"
+    assert format_number(np.float64(389.0)) == "389"

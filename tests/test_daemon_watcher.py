@@ -12,6 +12,9 @@ import time
 import pytest
 from daemon_support import Client, config_for, running, shared_library, shared_model
 
+from core.beatmap.parser import parse_file
+from core.beatmap.ticks import TickGrid, divisors_for
+
 SETTLE_S = 1.0  # well above the copier's pauses, so that a slow machine does not fire early
 
 
@@ -96,7 +99,9 @@ def test_a_new_folder_copied_in_slowly_is_generated_for_exactly_once(tmp_path, l
     assert len(generated(existing)) == 1  # the continuation only
 
     # A restart: the handled folder stays handled; one that came while stopped is picked up.
-    shutil.copytree(library["short"], later)
+    # It holds only the audio (a mapper starting a new set): its timing is estimated.
+    later.mkdir()
+    shutil.copy(library["short"] / "audio.ogg", later / "audio.ogg")
 
     async def second_run():
         async with running(config, config_dir) as daemon, \
@@ -112,6 +117,13 @@ def test_a_new_folder_copied_in_slowly_is_generated_for_exactly_once(tmp_path, l
     assert detected["params"] == {"folder": later.name} and len(all_detected) == 1
     assert len(jobs) == 1
     assert len(generated(new)) == 1 and len(generated(later)) == 1
+    timed = parse_file(later / generated(later)[0]).beatmap
+    truth = [p for p in parse_file(next(library["short"].glob("*.osu"))).beatmap.timing_points
+             if p.uninherited]
+    red = [p for p in timed.timing_points if p.uninherited]
+    assert red and abs(red[0].beat_length / truth[0].beat_length - 1) < 0.005
+    ticks = TickGrid(red, divisors_for(4))
+    assert timed.hit_objects and all(ticks.snap(o.time, 1.0) for o in timed.hit_objects)
 
     async def third_run():
         async with running(config, config_dir) as daemon, \

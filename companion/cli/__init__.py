@@ -7,6 +7,7 @@ import click
 
 from companion.cli.dataset import dataset_group
 from companion.cli.generate import continue_command, generate_command
+from companion.cli.preview import preview_command
 from companion.cli.serve import serve_command
 from companion.cli.starter import build_starter_command
 from companion.cli.synth import synth_command
@@ -28,5 +29,6 @@ main.add_command(dataset_group)
 main.add_command(train_command)
 main.add_command(generate_command)
 main.add_command(continue_command)
+main.add_command(preview_command)
 main.add_command(serve_command)
 main.add_command(build_starter_command)

@@ -13,6 +13,8 @@ import click
 
 from companion.cli.tokens import load_beatmap
 from companion.mapping import (
+    STAR_TOLERANCE,
+    Generated,
     NoModelError,
     Target,
     as_new_difficulty,
@@ -116,14 +118,39 @@ def generate_command(song: Path, stars, ar, cs, od, hp, sampling, temperature, t
         raise click.ClickException(str(e)) from e
     options = _options(sampling, temperature, top_k, top_p, beam_size, seed)
     generator = _generator(model_path)
+    target = Target(stars, ar, cs, od, hp)
     try:
-        beatmap = generate_beatmap(generator, source, Target(stars, ar, cs, od, hp), options,
-                                   progress=_progress)
+        generated = generate_beatmap(generator, source, target, options, progress=_progress,
+                                     on_retry=_retrying(target.star_rating))
     except AudioError as e:
         raise click.ClickException(str(e)) from e
+    beatmap = generated.beatmap
     written = _write(beatmap, source.folder, output, beatmap.version)
     click.echo(f"wrote {written} ({len(beatmap.hit_objects)} objects, "
-               f"{star_rating(beatmap):.2f} stars)")
+               f"{generated.stars:.2f} stars for {target.star_rating:.2f} asked"
+               f"{_attempts(generated.attempts)}; {_timing(generated)})")
+
+
+def _retrying(wanted: float):
+    def report(attempt: int, best: float) -> None:
+        click.echo(f"{best:.2f} stars is more than {STAR_TOLERANCE} from {wanted:.2f}: "
+                   f"attempt {attempt}", err=True)
+    return report
+
+
+def _attempts(count: int) -> str:
+    return f", best of {count} attempts" if count > 1 else ""
+
+
+def _timing(generated: Generated) -> str:
+    """How the map was timed: its sections' BPM, and whether they were estimated."""
+    red = [p for p in generated.beatmap.timing_points if p.uninherited]
+    if not red:
+        return "no timing: the audio has no beat to time, objects are unsnapped"
+    bpm = ", ".join(f"{60000 / p.beat_length:.2f}" for p in red[:4])
+    more = f" +{len(red) - 4} more" if len(red) > 4 else ""
+    source = "estimated from the audio" if generated.timing == "estimated" else "the song's"
+    return f"timing {source}: {bpm}{more} BPM from {red[0].time:.0f} ms"
 
 
 @click.command("continue")

@@ -56,6 +56,7 @@ def format_number(value: float) -> str:
         return "1" if value else "0"
     if isinstance(value, int):
         return str(value)
+    value = float(value)  # numpy scalars too: their repr is `np.float64(...)`
     if math.isnan(value):
         return "NaN"
     if value.is_integer() and abs(value) < 1e15:

@@ -17,6 +17,27 @@ from core.beatmap.model import TimingPoint
 DIVISORS = (1, 2, 4, 3, 6, 8, 12, 16)
 
 
+DEFAULT_BEAT_DIVISOR = 4  # the editor's default, and what most maps are snapped with
+
+
+def divisors_for(beat_divisor: int) -> tuple[int, ...]:
+    """The divisors whose ticks the editor offers at beat snap divisor 1/`beat_divisor`
+    (1/4: 1/1, 1/2, 1/4; 1/6: 1/1, 1/2, 1/3, 1/6), in DIVISORS' preference order."""
+    if beat_divisor not in DIVISORS:
+        raise ValueError(f"beat divisor 1/{beat_divisor} is not one of the editor's "
+                         f"({', '.join(f'1/{d}' for d in sorted(DIVISORS))})")
+    return tuple(d for d in DIVISORS if beat_divisor % d == 0)
+
+
+def beat_divisor_of(editor: dict[str, str]) -> int:
+    """A map's [Editor] BeatDivisor when it is one of the editor's, else the default (1/4)."""
+    try:
+        value = int(editor.get("BeatDivisor", "").strip())
+    except ValueError:
+        return DEFAULT_BEAT_DIVISOR
+    return value if value in DIVISORS else DEFAULT_BEAT_DIVISOR
+
+
 class TickGrid:
     """Snap times to the ticks of the uninherited timing points (before the first: the first)."""
 

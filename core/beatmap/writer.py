@@ -42,10 +42,15 @@ def save(beatmap: Beatmap, path: str | Path, *, overwrite: bool = False) -> Path
     Refuses to replace an existing file unless `overwrite` is set; no partial file is left behind
     on error or KeyboardInterrupt.
     """
+    return write_file_atomic(path, write_text(beatmap).encode("utf-8"), overwrite=overwrite)
+
+
+def write_file_atomic(path: str | Path, data: bytes, *, overwrite: bool = False) -> Path:
+    """`data` into `path` as `save` writes a map: whole or not at all, never replacing an
+    existing file unless `overwrite` (and then keeping its permissions)."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: already exists; refusing to overwrite")
-    data = write_text(beatmap).encode("utf-8")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         # mkstemp makes the file 0600; a map in the Songs folder is an ordinary file (0644), and

@@ -1,0 +1,136 @@
+"""companion.mapping's generate: timing from the song or the audio, objects on the editor's beat
+snap ticks, and retries toward the requested star rating (issue 6)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from companion.cli import main as cli
+from companion.mapping import (
+    MAX_ATTEMPTS,
+    Target,
+    _next_condition,
+    decoding_options,
+    generate_beatmap,
+    load_generator,
+)
+from core.beatmap.parser import parse_file
+from core.beatmap.ticks import TickGrid, divisors_for
+from core.difficulty import star_rating
+from core.song_input import resolve
+from core.synth.config import SynthConfig
+from core.synth.songs import write_song
+
+
+@pytest.fixture(scope="module")
+def generator():
+    return load_generator(None)
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    """A 30 s synthetic song folder (maps + audio) and its true uninherited timing."""
+    folder = write_song(SynthConfig(out=tmp_path_factory.mktemp("songs"), seed=3,
+                                    duration_s=30.0), 0)
+    truth = [p for p in parse_file(next(folder.glob("*.osu"))).beatmap.timing_points
+             if p.uninherited]
+    return folder, truth
+
+
+def red(beatmap):
+    return [p for p in beatmap.timing_points if p.uninherited]
+
+
+def on_ticks(beatmap, divisors) -> float:
+    """The share of the map's objects within 1 ms of one of its own ticks at `divisors`."""
+    ticks = TickGrid(beatmap.timing_points, divisors)
+    return sum(ticks.snap(o.time, 1.0) is not None for o in beatmap.hit_objects) / max(
+        len(beatmap.hit_objects), 1)
+
+
+def test_a_bare_audio_file_is_timed_from_the_audio(generator, song, tmp_path):
+    folder, truth = song
+    shutil.copy(folder / "audio.ogg", tmp_path / "audio.ogg")
+    generated = generate_beatmap(generator, resolve(tmp_path / "audio.ogg"), Target(stars=4.0),
+                                 decoding_options(seed=0), max_attempts=1)
+    assert generated.timing == "estimated"
+    estimated = red(generated.beatmap)
+    assert abs(estimated[0].beat_length / truth[0].beat_length - 1) < 0.005
+    beat = truth[0].beat_length
+    phase = (estimated[0].time - truth[0].time) % beat
+    assert min(phase, beat - phase) < 10.0
+    assert generated.beatmap.editor["BeatDivisor"] == "4"
+    assert len(generated.beatmap.hit_objects) > 10
+    assert on_ticks(generated.beatmap, divisors_for(4)) == 1.0
+
+
+def test_a_song_folder_keeps_its_timing_and_its_beat_divisor(generator, song, tmp_path):
+    folder, truth = song
+    copy = shutil.copytree(folder, tmp_path / "song")
+    template = next(copy.glob("*[[]Hard[]].osu"))
+    text = template.read_text(encoding="utf-8")
+    # A mapper's set snapped in thirds: new objects go on 1/3 ticks, not 1/4 ones.
+    for other in copy.glob("*.osu"):
+        if other != template:
+            other.unlink()
+    assert "BeatDivisor: 4" in text
+    template.write_text(text.replace("BeatDivisor: 4", "BeatDivisor: 3"), encoding="utf-8")
+    generated = generate_beatmap(generator, resolve(copy), Target(stars=4.0),
+                                 decoding_options(seed=1), max_attempts=1)
+    assert generated.timing == "map"
+    assert [(p.time, p.beat_length) for p in red(generated.beatmap)] == \
+        [(p.time, p.beat_length) for p in truth]
+    assert generated.beatmap.hit_objects
+    assert on_ticks(generated.beatmap, divisors_for(3)) == 1.0
+    assert on_ticks(generated.beatmap, divisors_for(4)) < 1.0  # thirds were used
+
+
+def test_a_missed_star_rating_is_retried_and_the_nearest_attempt_kept(generator, song):
+    folder, _ = song
+    retries = []
+    wanted = 9.5  # beyond anything the starter model makes of a 30 s song
+    generated = generate_beatmap(generator, resolve(folder), Target(stars=wanted),
+                                 decoding_options(seed=0),
+                                 on_retry=lambda n, best: retries.append((n, best)))
+    assert generated.attempts == MAX_ATTEMPTS
+    assert [n for n, _ in retries] == list(range(2, MAX_ATTEMPTS + 1))
+    assert generated.stars == pytest.approx(star_rating(generated.beatmap))
+    # the reported best so far never gets worse, and the result is at least as near
+    misses = [abs(best - wanted) for _, best in retries] + [abs(generated.stars - wanted)]
+    assert misses == sorted(misses, reverse=True)
+
+
+def test_a_reachable_star_rating_takes_one_attempt(generator, song):
+    folder, _ = song
+    first = generate_beatmap(generator, resolve(folder), Target(stars=3.0),
+                             decoding_options(seed=0), max_attempts=1)
+    retries = []
+    again = generate_beatmap(generator, resolve(folder), Target(stars=first.stars),
+                             decoding_options(seed=0),
+                             on_retry=lambda n, best: retries.append(n))
+    assert again.attempts == 1 and not retries
+    assert abs(again.stars - first.stars) <= 0.5
+
+
+def test_the_next_condition_follows_the_miss_then_the_secant():
+    assert _next_condition([(4.0, 3.0)], 4.0) == pytest.approx(5.0)
+    # the map's stars rose 0.5 per conditioned star: a 1-star miss needs 2 more
+    assert _next_condition([(4.0, 3.0), (5.0, 3.5)], 4.5) == pytest.approx(7.0)
+    # no usable slope (the model ignored the condition): fall back to the miss
+    assert _next_condition([(4.0, 3.0), (5.0, 3.0)], 4.0) == pytest.approx(6.0)
+    assert _next_condition([(11.0, 1.0)], 9.0) == 12.0  # clamped
+
+
+def test_the_cli_reports_stars_and_where_the_timing_came_from(song, tmp_path):
+    folder, _ = song
+    shutil.copy(folder / "audio.ogg", tmp_path / "audio.ogg")
+    result = CliRunner().invoke(cli, ["generate", str(tmp_path / "audio.ogg"), "--stars", "3",
+                                      "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    assert "timing estimated from the audio" in result.output
+    assert "stars for 3.00 asked" in result.output
+    written = list(tmp_path.glob("*.osu"))
+    assert len(written) == 1 and red(parse_file(written[0]).beatmap)

@@ -1,0 +1,119 @@
+"""`kiai preview`: objects, ticks and spectrogram where they belong, off-beat objects in red."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from companion.cli import main as cli
+from core.audio import FRAME_MS, audio_features
+from core.beatmap.model import Circle
+from core.beatmap.parser import parse_file
+from core.preview import (
+    CIRCLE,
+    DOWNBEAT,
+    HEADER_H,
+    LABEL_H,
+    LANE_H,
+    MARGIN,
+    OFF_TICK,
+    ROW_GAP,
+    PreviewOptions,
+    render_preview,
+)
+from core.synth.config import SynthConfig
+from core.synth.songs import write_song
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    folder = write_song(SynthConfig(out=tmp_path_factory.mktemp("songs"), seed=5,
+                                    duration_s=20.0, difficulties=("Hard",)), 0)
+    osu = next(folder.glob("*.osu"))
+    return folder, osu, parse_file(osu).beatmap, audio_features(folder / "audio.ogg").numpy()
+
+
+def lane_y(row: int, n_mels: int) -> int:
+    return HEADER_H + row * (LABEL_H + n_mels + LANE_H + ROW_GAP) + LABEL_H + n_mels + LANE_H // 2
+
+
+def test_rows_span_the_song_and_objects_sit_at_their_times(song):
+    _, _, beatmap, mel = song
+    options = PreviewOptions(row_ms=5000.0, px_per_ms=0.2)
+    image = render_preview(beatmap, mel, options)
+    rows = -(-mel.shape[1] * FRAME_MS // 5000)
+    assert image.size == (1000 + 2 * MARGIN, HEADER_H + rows * (LABEL_H + 80 + LANE_H + ROW_GAP))
+    circles = [o for o in beatmap.hit_objects if isinstance(o, Circle)]
+    assert circles
+    for obj in circles:
+        row, offset = divmod(obj.time, 5000.0)
+        x = MARGIN + round(offset * 0.2)
+        assert image.getpixel((x, lane_y(int(row), 80))) == CIRCLE, obj
+
+
+def test_the_spectrogram_is_bright_where_the_music_is_loud(song):
+    _, _, beatmap, mel = song
+    image = np.asarray(render_preview(beatmap, mel, PreviewOptions(row_ms=30_000.0)))
+    top = HEADER_H + LABEL_H
+    spectrogram = image[top: top + 80, MARGIN: MARGIN + mel.shape[1]].astype(float).sum(-1)
+    loudness = mel.mean(0)
+    loud, quiet = loudness > np.quantile(loudness, 0.8), loudness < np.quantile(loudness, 0.2)
+    assert spectrogram[:, loud].mean() > 2 * spectrogram[:, quiet].mean()
+
+
+def test_off_beat_objects_are_red_and_counted(song):
+    _, _, beatmap, _ = song
+    moved = copy.deepcopy(beatmap)
+    target = next(i for i, o in enumerate(moved.hit_objects) if isinstance(o, Circle))
+    moved.hit_objects[target].time += 7  # 7 ms off its tick
+    options = PreviewOptions(row_ms=60_000.0)
+    image = render_preview(moved, None, options)
+    x = MARGIN + round(moved.hit_objects[target].time * 0.2)
+    assert image.getpixel((x, lane_y(0, 40))) == OFF_TICK
+    red_pixels = np.all(np.asarray(image) == OFF_TICK, axis=-1).sum()
+    clean = np.all(np.asarray(render_preview(beatmap, None, options)) == OFF_TICK, axis=-1).sum()
+    assert clean == 0 and red_pixels > 0
+
+
+def test_bar_lines_fall_on_the_timing(song):
+    _, _, beatmap, mel = song
+    point = next(p for p in beatmap.timing_points if p.uninherited)
+    image = render_preview(beatmap, mel, PreviewOptions(row_ms=60_000.0, px_per_ms=0.2))
+    bar = point.time + point.beat_length * point.meter
+    x = MARGIN + int(bar * 0.2)
+    column = [image.getpixel((x + dx, HEADER_H + LABEL_H + 40)) for dx in (0, 1)]
+    assert DOWNBEAT in column
+
+
+def test_bad_ranges_are_refused(song):
+    _, _, beatmap, mel = song
+    with pytest.raises(ValueError, match="not after the start"):
+        render_preview(beatmap, mel, PreviewOptions(start_ms=5000, end_ms=4000))
+    with pytest.raises(ValueError, match="rows"):
+        render_preview(beatmap, mel, PreviewOptions(row_ms=100.0))
+
+
+def test_the_cli_writes_a_png_and_never_overwrites(song, tmp_path):
+    folder, osu, _, _ = song
+    copy_dir = shutil.copytree(folder, tmp_path / "song")
+    map_path = copy_dir / osu.name
+    out = tmp_path / "preview.png"
+    runner = CliRunner()
+    result = runner.invoke(cli, ["preview", str(map_path), "-o", str(out), "--from", "0:02",
+                                 "--until", "0:10", "--row-seconds", "4"])
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.width == 800 + 2 * MARGIN
+    again = runner.invoke(cli, ["preview", str(map_path), "-o", str(out)])
+    assert again.exit_code == 1 and "refusing to overwrite" in again.output
+    (copy_dir / "audio.ogg").unlink()
+    missing = runner.invoke(cli, ["preview", str(map_path), "-o", str(tmp_path / "b.png")])
+    assert missing.exit_code == 1 and "audio.ogg" in missing.output
+    alone = runner.invoke(cli, ["preview", str(map_path), "--no-audio", "-o",
+                                str(tmp_path / "b.png")])
+    assert alone.exit_code == 0 and (tmp_path / "b.png").is_file()
