@@ -8,6 +8,7 @@ core's own (BeatmapError, AudioError, CheckpointError, JobCancelled) plus NoMode
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,8 @@ class Target:
 
 STAR_TOLERANCE = 0.5  # a map further than this from the requested stars is generated again
 MAX_ATTEMPTS = 3
+BIAS_PER_STAR = 0.3  # first guess of the density bias a missed star needs (measured ~1/3)
+MAX_BIAS_STEP, MAX_BIAS = 1.0, 2.0
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,7 @@ class Generated:
     stars: float  # its star rating (rosu-pp-py)
     attempts: int  # generations run to get near the requested stars
     timing: str  # "map" (the song's own), "estimated" (from the audio) or "none"
+    density_bias: float = 0.0  # the decoding's density bias of the attempt kept
 
 
 def song_timing(template: Beatmap, mel: Tensor, name: str) -> tuple[list[TimingPoint], str]:
@@ -146,11 +150,12 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     """A whole new map for a song: its template's timing (estimated when it has none) and
     metadata, the target difficulty, and a Version (`kiai 4.5`) to be made unique when written.
 
-    When the map's star rating misses the target by more than STAR_TOLERANCE, it is generated
-    again with the stars it is conditioned on moved by the miss (then along the secant of the
-    attempts so far), up to `max_attempts`; the nearest attempt is returned. `on_retry(n,
-    stars)` is told before attempt n (2, 3, ...), with the stars of the best so far; `progress`
-    restarts at 0 for each attempt.
+    The model is conditioned on the target. When the map's star rating misses it by more than
+    STAR_TOLERANCE, the map is generated again with the decoding's density bias (shorter or
+    longer gaps between objects) moved by the miss, then along the secant of the attempts so
+    far, up to `max_attempts`; the nearest attempt is returned. `on_retry(n, stars)` is told
+    before attempt n (2, 3, ...), with the stars of the best so far; `progress` restarts at 0
+    for each attempt.
     """
     template = copy.deepcopy(source.template)
     template.difficulty = target.difficulty(template.difficulty)
@@ -159,45 +164,44 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     template.timing_points, timing = song_timing(template, mel, str(source.audio))
     song_ms = mel.shape[-1] * FRAME_MS
     wanted = target.star_rating
-    tried: list[tuple[float, float]] = []  # (conditioned stars, got)
-    best: tuple[float, Beatmap] | None = None
-    condition = wanted
+    condition = condition_vector(template.difficulty, wanted)
+    tried: list[tuple[float, float]] = []  # (density bias, stars)
+    best: tuple[float, float, Beatmap] | None = None  # (stars, bias, map)
+    bias = options.density_bias
     for attempt in range(1, max(1, max_attempts) + 1):
         if attempt > 1:
             if on_retry is not None:
                 on_retry(attempt, best[0])
-            condition = _next_condition(tried, wanted)
-        objects = generator.generate(mel, template,
-                                     condition_vector(template.difficulty, condition),
-                                     0.0, song_ms, options=options, progress=progress,
-                                     should_stop=should_stop)
+            bias = next_density_bias(tried, wanted)
+        objects = generator.generate(mel, template, condition, 0.0, song_ms,
+                                     options=dataclasses.replace(options, density_bias=bias),
+                                     progress=progress, should_stop=should_stop)
         beatmap = copy.deepcopy(template)
         beatmap.hit_objects = objects
         stars = star_rating(beatmap)
-        tried.append((condition, stars))
+        tried.append((bias, stars))
         if best is None or abs(stars - wanted) < abs(best[0] - wanted):
-            best = (stars, beatmap)
+            best = (stars, bias, beatmap)
         if abs(stars - wanted) <= STAR_TOLERANCE:
             break
-    stars, beatmap = best
+    stars, bias, beatmap = best
     beatmap.format_version = 14
     beatmap.metadata["Version"] = f"kiai {wanted:.1f}"
-    return Generated(as_new_difficulty(beatmap), stars, len(tried), timing)
+    return Generated(as_new_difficulty(beatmap), stars, len(tried), timing, bias)
 
 
-def _next_condition(tried: list[tuple[float, float]], wanted: float) -> float:
-    """The stars to condition the next attempt on: the last one moved by its miss, or along the
-    secant of the last two when the model has shown how the map's stars follow the condition."""
-    condition, got = tried[-1]
-    step = wanted - got
+def next_density_bias(tried: list[tuple[float, float]], wanted: float) -> float:
+    """The density bias of the next attempt: the last one moved by its miss (BIAS_PER_STAR),
+    or along the secant of the last two where the stars rose with the bias; a step is at most
+    MAX_BIAS_STEP and the bias stays within +-MAX_BIAS (denser than that is unplayable)."""
+    bias, got = tried[-1]
+    step = (wanted - got) * BIAS_PER_STAR
     if len(tried) >= 2:
-        (c0, g0), (c1, g1) = tried[-2], tried[-1]
-        if c1 != c0 and (g1 - g0) / (c1 - c0) > 0.2:  # a usable, positive slope
-            step = (wanted - g1) * (c1 - c0) / (g1 - g0)
-    return min(max(condition + step, MIN_CONDITION_STARS), MAX_CONDITION_STARS)
-
-
-MIN_CONDITION_STARS, MAX_CONDITION_STARS = 0.5, 12.0
+        (b0, g0), (b1, g1) = tried[-2], tried[-1]
+        if b1 != b0 and (g1 - g0) / (b1 - b0) > 0.5:  # a usable, rising slope
+            step = (wanted - g1) * (b1 - b0) / (g1 - g0)
+    step = min(max(step, -MAX_BIAS_STEP), MAX_BIAS_STEP)
+    return min(max(bias + step, -MAX_BIAS), MAX_BIAS)
 
 
 def audio_of(beatmap: Beatmap, folder: Path) -> Path:

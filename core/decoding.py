@@ -42,6 +42,10 @@ class DecodingOptions:
     beam_size: int = 4  # beam search: hypotheses kept
     length_penalty: float = 1.0  # beam search: scores divided by length ** this
     seed: int = 0  # the same seed gives the same map
+    # Tilts the gap before each object: a gap's logit gets -density_bias * log2(gap in ms), so
+    # at 1.0 a gap half as long is twice as likely as the model says (a denser, harder map);
+    # < 0 sparser. The star-rating retries steer with it.
+    density_bias: float = 0.0
     # Limits.
     max_tokens: int = 1536  # generated tokens per window
     max_object_ms: float = 20_000.0  # the longest slider or spinner
@@ -118,6 +122,7 @@ class ConstraintFilter:
         self.step = vocab.config.time_step_ms
         self.shifts = torch.tensor(vocab.shift_values_ms)
         self.shift_span = vocab.spans[C.TIME_SHIFT]
+        self.log_gaps = torch.log2(self.shifts.clamp(min=1.0))
         self.masks: dict[tuple[State, bool], Tensor] = {}  # allowed ids per state
         for state in State:
             for anchors_full in (False, True):
@@ -163,11 +168,24 @@ class ConstraintFilter:
             if state.cursor < earliest or (state.on_tick and not state.on_tick(state.cursor)):
                 for s in self.object_ids:
                     logits[s.start: s.stop] = NEG_INF
+            if self.options.density_bias:
+                self._tilt(logits[span.start: span.stop])
         elif walker.state in (State.SLIDER_TIME, State.SPINNER_TIME, State.SLIDER_BODY,
                               State.SPINNER):
             room = self.options.max_object_ms - state.body
             allowed = max(int(torch.searchsorted(self.shifts, room, right=True)), 1)
             logits[span.start + allowed: span.stop] = NEG_INF
+
+
+    def _tilt(self, shifts: Tensor) -> None:
+        """Reweigh the gaps by density_bias, keeping their total probability (so the choice
+        between a gap, an object and the end of the map stays the model's)."""
+        allowed = torch.isfinite(shifts)
+        if not bool(allowed.any()):
+            return
+        mass = torch.logsumexp(shifts[allowed], 0)
+        tilted = shifts[allowed] - self.options.density_bias * self.log_gaps[allowed]
+        shifts[allowed] = tilted - torch.logsumexp(tilted, 0) + mass
 
 
 _X_STATES = (State.CIRCLE_X, State.HEAD_X, State.ANCHOR_X)

@@ -10,12 +10,13 @@ from click.testing import CliRunner
 
 from companion.cli import main as cli
 from companion.mapping import (
+    BIAS_PER_STAR,
     MAX_ATTEMPTS,
     Target,
-    _next_condition,
     decoding_options,
     generate_beatmap,
     load_generator,
+    next_density_bias,
 )
 from core.beatmap.parser import parse_file
 from core.beatmap.ticks import TickGrid, divisors_for
@@ -91,7 +92,7 @@ def test_a_song_folder_keeps_its_timing_and_its_beat_divisor(generator, song, tm
 def test_a_missed_star_rating_is_retried_and_the_nearest_attempt_kept(generator, song):
     folder, _ = song
     retries = []
-    wanted = 9.5  # beyond anything the starter model makes of a 30 s song
+    wanted = 14.0  # beyond anything the starter model makes of a 30 s song
     generated = generate_beatmap(generator, resolve(folder), Target(stars=wanted),
                                  decoding_options(seed=0),
                                  on_retry=lambda n, best: retries.append((n, best)))
@@ -101,6 +102,7 @@ def test_a_missed_star_rating_is_retried_and_the_nearest_attempt_kept(generator,
     # the reported best so far never gets worse, and the result is at least as near
     misses = [abs(best - wanted) for _, best in retries] + [abs(generated.stars - wanted)]
     assert misses == sorted(misses, reverse=True)
+    assert generated.density_bias > 0  # denser, to get harder
 
 
 def test_a_reachable_star_rating_takes_one_attempt(generator, song):
@@ -115,13 +117,14 @@ def test_a_reachable_star_rating_takes_one_attempt(generator, song):
     assert abs(again.stars - first.stars) <= 0.5
 
 
-def test_the_next_condition_follows_the_miss_then_the_secant():
-    assert _next_condition([(4.0, 3.0)], 4.0) == pytest.approx(5.0)
-    # the map's stars rose 0.5 per conditioned star: a 1-star miss needs 2 more
-    assert _next_condition([(4.0, 3.0), (5.0, 3.5)], 4.5) == pytest.approx(7.0)
-    # no usable slope (the model ignored the condition): fall back to the miss
-    assert _next_condition([(4.0, 3.0), (5.0, 3.0)], 4.0) == pytest.approx(6.0)
-    assert _next_condition([(11.0, 1.0)], 9.0) == 12.0  # clamped
+def test_the_next_density_bias_follows_the_miss_then_the_secant():
+    assert next_density_bias([(0.0, 3.0)], 4.0) == pytest.approx(BIAS_PER_STAR)
+    # the stars rose 2 per unit of bias: a 1-star miss needs 0.5 more
+    assert next_density_bias([(0.0, 3.0), (0.5, 4.0)], 5.0) == pytest.approx(1.0)
+    # no usable slope (the stars did not follow): fall back to the miss
+    assert next_density_bias([(0.0, 3.0), (0.5, 3.0)], 4.0) == pytest.approx(0.5 + BIAS_PER_STAR)
+    assert next_density_bias([(0.0, 1.0)], 9.0) == pytest.approx(1.0)  # one step at most
+    assert next_density_bias([(1.5, 1.0), (1.9, 1.0)], 9.0) == 2.0  # clamped
 
 
 def test_the_cli_reports_stars_and_where_the_timing_came_from(song, tmp_path):

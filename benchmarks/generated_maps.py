@@ -1,0 +1,162 @@
+"""Maps as kiai generates them (issue 6): on the beat, and at the stars asked for.
+
+Three tables, with the shipped starter model (or `--model`), sampling with seed 0:
+
+1. Known timing. Each song's own timing points (the corpus's real tracks, triangles, circles
+   and welcome, whose maps are hand-timed; synthetic songs) as the template: the share of
+   generated objects on a tick of that timing (within 1 ms), goal 100%.
+2. Estimated timing. The bare audio (kiai estimates the timing): the share of objects within
+   10 ms of a 1/4-beat tick of the TRUE timing (goal >= 85%), beside what random placement
+   and generation with the true timing give on the same songs.
+3. Star rating. A sweep of requested stars over synthetic songs: |generated - requested|,
+   with one attempt and with kiai's retries (best of 3), median and share within 0.5.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/generated_maps.py [--synth 4] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import io
+import statistics
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.timing_accuracy import REAL, corpus_dir
+from companion.mapping import Target, decoding_options, generate_beatmap, load_generator
+from core.beatmap.model import Beatmap, TimingPoint
+from core.beatmap.parser import parse_bytes, parse_file
+from core.beatmap.ticks import DIVISORS, TickGrid
+from core.song_input import SongInput, fresh_template
+from core.synth.config import SynthConfig
+from core.synth.songs import write_song
+
+STARS = (2.0, 3.0, 4.0, 5.0, 6.0)
+
+
+def red(points: list[TimingPoint]) -> list[TimingPoint]:
+    return [p for p in points if p.uninherited]
+
+
+def real_songs(root: Path) -> list[tuple[str, Path, Beatmap]]:
+    """(name, audio file, hand-made map) of the corpus's real tracks, unpacked into `root`."""
+    out = []
+    for name in REAL:
+        archive = corpus_dir() / "osu-resources" / f"{name}.osz"
+        if not archive.exists():
+            print(f"(skipped {archive}: missing)")
+            continue
+        with zipfile.ZipFile(io.BytesIO(archive.read_bytes())) as z:
+            osu = next(n for n in z.namelist() if n.endswith(".osu"))
+            beatmap = parse_bytes(z.read(osu), osu).beatmap
+            audio = next(n for n in z.namelist() if n.endswith((".mp3", ".ogg")))
+            folder = root / name
+            folder.mkdir()
+            (folder / audio).write_bytes(z.read(audio))
+        beatmap.general["AudioFilename"] = audio
+        out.append((name, folder / audio, beatmap))
+    return out
+
+
+def synth_songs(root: Path, count: int, seconds: float) -> list[tuple[str, Path, Beatmap]]:
+    out = []
+    for seed in range(count):
+        folder = write_song(SynthConfig(out=root / f"s{seed}", seed=100 + seed,
+                                        duration_s=seconds, difficulties=("Hard",)), 0)
+        out.append((f"synth{seed}", folder / "audio.ogg",
+                    parse_file(next(folder.glob("*.osu"))).beatmap))
+    return out
+
+
+def template_of(beatmap: Beatmap, audio: Path) -> Beatmap:
+    template = copy.deepcopy(beatmap)
+    template.hit_objects = []
+    template.general["AudioFilename"] = audio.name
+    return template
+
+
+def share_on(times: list[float], points: list[TimingPoint], divisors: tuple[int, ...],
+             tolerance: float) -> float:
+    ticks = TickGrid(points, divisors)
+    return float(np.mean([ticks.snap(t, tolerance) is not None for t in times])) if times \
+        else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--synth", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--model", type=Path, default=None)
+    args = parser.parse_args()
+    generator = load_generator(args.model)
+    options = decoding_options(seed=0)
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        songs = [*real_songs(Path(tmp)), *synth_songs(Path(tmp), args.synth, args.seconds)]
+
+        print("1. known timing: objects on a tick of the map's timing (within 1 ms)")
+        print(f"{'song':<10} {'objects':>7} {'on tick':>8} {'stars':>6} {'time s':>7}")
+        for name, audio, truth in songs:
+            start = time.perf_counter()
+            made = generate_beatmap(generator, SongInput(audio.parent, audio,
+                                                         template_of(truth, audio)),
+                                    Target(stars=4.0), options, max_attempts=1)
+            times = [o.time for o in made.beatmap.hit_objects]
+            on_tick = share_on(times, made.beatmap.timing_points, DIVISORS, 1.0)
+            print(f"{name:<10} {len(times):>7} {on_tick:>8.1%} {made.stars:>6.2f} "
+                  f"{time.perf_counter() - start:>7.1f}")
+
+        print("\n2. estimated timing: objects within 10 ms of a 1/4 tick of the TRUE timing")
+        print(f"{'song':<10} {'est BPM':>8} {'true BPM':>8} {'kiai':>6} {'random':>7} "
+              f"{'true timing':>11}")
+        shares = []
+        for name, audio, truth in songs:
+            made = generate_beatmap(generator, SongInput(audio.parent, audio,
+                                                         fresh_template(audio)),
+                                    Target(stars=4.0), options, max_attempts=1)
+            with_truth = generate_beatmap(generator, SongInput(audio.parent, audio,
+                                                               template_of(truth, audio)),
+                                          Target(stars=4.0), options, max_attempts=1)
+            times = [o.time for o in made.beatmap.hit_objects]
+            end = max(times) if times else 60_000.0
+            random_times = list(rng.uniform(red(truth.timing_points)[0].time, end, 2000))
+            quarter = (1, 2, 4)
+            ours = share_on(times, truth.timing_points, quarter, 10.0)
+            shares.append(ours)
+            est = red(made.beatmap.timing_points)
+            true_times = [o.time for o in with_truth.beatmap.hit_objects]
+            print(f"{name:<10} {est[0].bpm if est else float('nan'):>8.2f} "
+                  f"{red(truth.timing_points)[0].bpm:>8.2f} {ours:>6.1%} "
+                  f"{share_on(random_times, truth.timing_points, quarter, 10.0):>7.1%} "
+                  f"{share_on(true_times, truth.timing_points, quarter, 10.0):>11.1%}")
+        print(f"median over songs: {statistics.median(shares):.1%}")
+
+        print("\n3. star rating: |generated - requested| over a sweep (synthetic songs)")
+        one, best = [], []
+        for name, audio, truth in songs[-args.synth:] if args.synth else []:
+            for stars in STARS:
+                source = SongInput(audio.parent, audio, template_of(truth, audio))
+                retries: list[float] = []
+                made = generate_beatmap(generator, source, Target(stars=stars), options,
+                                        on_retry=lambda n, b, r=retries: r.append(b))
+                first = retries[0] if retries else made.stars
+                one.append(abs(first - stars))
+                best.append(abs(made.stars - stars))
+                print(f"{name:<10} asked {stars:.1f}: first {first:.2f}, kept {made.stars:.2f} "
+                      f"({made.attempts} attempt{'s' if made.attempts > 1 else ''})")
+        for label, errors in (("one attempt", one), ("with retries", best)):
+            if errors:
+                print(f"{label:<13} median error {statistics.median(errors):.2f} stars, "
+                      f"within 0.5: {np.mean(np.array(errors) <= 0.5):.0%} of {len(errors)}")
+
+
+if __name__ == "__main__":
+    main()
