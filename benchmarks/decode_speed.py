@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.model import MapModel, preset_dims
+from core.model import MapModel, pointer_fields, preset_dims
 from core.tokens.vocab import DEFAULT, Vocab
 
 STEPS = 32
@@ -67,7 +67,7 @@ def main() -> None:
           f"{'same output':>13}")
     for name in args.presets:
         torch.manual_seed(0)
-        model = MapModel(preset_dims(name, len(vocab))).eval()
+        model = MapModel(preset_dims(name, len(vocab), **pointer_fields(vocab))).eval()
         mel = torch.randn(1, 80, FRAMES)
         cond = torch.tensor([[9.0, 4.0, 8.0, 6.0, 5.0]])
         with torch.no_grad():

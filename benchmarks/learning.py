@@ -70,17 +70,20 @@ def songs(out: Path, count: int, seed: int, duration: float) -> list[Path]:
     return [write_song(config, i) for i in range(count)]
 
 
-def train_for(budget_s: float, data: Path, run: Path, vocab: str, seed: int) -> tuple[Path, int]:
+def train_for(budget_s: float, data: Path, run: Path, vocab: str, seed: int,
+              pointer: bool = True) -> tuple[Path, int]:
     """Train within `budget_s` seconds of wall clock; returns (checkpoint, steps)."""
     probe = TrainConfig(data=data, out=run / "probe", vocab=vocab, max_steps=6, warmup_steps=1,
-                        eval_interval=10_000, checkpoint_interval=10_000, seed=seed, workers=0)
+                        eval_interval=10_000, checkpoint_interval=10_000, seed=seed, workers=0,
+                        audio_pointer=pointer)
     start = time.perf_counter()
     train(probe)
     per_step = (time.perf_counter() - start) / 6
     steps = max(20, int(budget_s / per_step))
     config = TrainConfig(data=data, out=run / "main", vocab=vocab, max_steps=steps,
                          warmup_steps=max(10, steps // 20), eval_interval=max(50, steps // 5),
-                         checkpoint_interval=10_000, seed=seed, workers=0, lr=1e-3)
+                         checkpoint_interval=10_000, seed=seed, workers=0, lr=1e-3,
+                         audio_pointer=pointer)
     deadline = time.perf_counter() + budget_s
     result = train(config, should_stop=lambda step: time.perf_counter() > deadline)
     return run / "main" / "last", result.step
@@ -114,7 +117,9 @@ def main() -> None:
     parser.add_argument("--held-out", type=int, default=3)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--budget-min", type=float, default=10.0)
-    parser.add_argument("--presets", nargs="+", default=["seed", "default"])
+    parser.add_argument("--presets", nargs="+", default=["seed", "default"],
+                        help="Token languages; `default/no-pointer` trains without the audio "
+                             "pointer (core.model), to measure what it brings.")
     parser.add_argument("--method", default="greedy", choices=["greedy", "sample", "beam"])
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -133,20 +138,23 @@ def main() -> None:
     print(f"{len(train_songs)} training songs, {len(held_out)} held out, {args.duration:g} s "
           f"each; budget {args.budget_min:g} min per preset; decoding: {args.method}")
     rows = []
-    for preset in args.presets:
+    for name in args.presets:
+        preset, _, variant = name.partition("/")
         data = work / f"data-{preset}"
-        sets, _ = discover(work / "train")
-        build(sets, BuildConfig(out=data, vocab=vocab_preset(preset), workers=1))
-        checkpoint, steps = train_for(args.budget_min * 60, data, work / f"run-{preset}", preset,
-                                      args.seed)
+        if not data.exists():
+            sets, _ = discover(work / "train")
+            build(sets, BuildConfig(out=data, vocab=vocab_preset(preset), workers=1))
+        checkpoint, steps = train_for(args.budget_min * 60, data,
+                                      work / f"run-{name.replace('/', '-')}", preset, args.seed,
+                                      pointer=variant != "no-pointer")
         scores = evaluate(checkpoint, held_out, args.method)
-        rows.append((preset, steps, scores))
-        print(f"{preset}: {steps} steps, F1 {scores['f1']:.3f}", flush=True)
-    print(f"\n{'preset':<9}{'steps':>7}{'onset F1':>10}{'worst F1':>10}{'density r':>11}"
+        rows.append((name, steps, scores))
+        print(f"{name}: {steps} steps, F1 {scores['f1']:.3f}", flush=True)
+    print(f"\n{'preset':<20}{'steps':>7}{'onset F1':>10}{'worst F1':>10}{'density r':>11}"
           f"{'maps':>6}")
     for preset, steps, s in rows:
         r = "nan" if math.isnan(s["density_r"]) else f"{s['density_r']:.2f}"
-        print(f"{preset:<9}{steps:>7}{s['f1']:>10.3f}{s['f1_min']:>10.3f}{r:>11}{s['maps']:>6}")
+        print(f"{preset:<20}{steps:>7}{s['f1']:>10.3f}{s['f1_min']:>10.3f}{r:>11}{s['maps']:>6}")
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
 

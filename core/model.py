@@ -37,19 +37,40 @@ class ModelDims:
     # Add the cursor's window time (10 ms units, the encoder's position table) to every token,
     # so the decoder knows which audio it is at without summing TIME_SHIFTs (core.tokens.timeline).
     time_embedding: bool = True
+    # The audio pointer (see Decoder.pointer_logits): every TIME_SHIFT token's logit also scores
+    # the encoder output at the time the shift would move the cursor to. `shift_ms` are the
+    # vocabulary's shift values and `shift_first` the first TIME_SHIFT id; empty: no pointer
+    # (checkpoints from before it).
+    shift_first: int = 0
+    shift_ms: tuple[float, ...] = ()
+    pointer_dim: int = 64
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shift_ms", tuple(float(v) for v in self.shift_ms))  # JSON lists
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def preset_dims(name: str, n_vocab: int) -> ModelDims:
-    """`seed`: the seed's Phase 3 sizes. `small`: trains on a laptop CPU in minutes."""
+def preset_dims(name: str, n_vocab: int, shift_first: int = 0,
+                shift_ms: tuple[float, ...] = ()) -> ModelDims:
+    """`seed`: the seed's Phase 3 sizes. `small`: trains on a laptop CPU in minutes. With the
+    vocabulary's TIME_SHIFT ids and values (`pointer_fields`), the decoder has the audio pointer."""
+    pointer = {"shift_first": shift_first, "shift_ms": tuple(shift_ms)}
     if name == "seed":
-        return ModelDims(n_vocab=n_vocab)
+        return ModelDims(n_vocab=n_vocab, **pointer)
     if name == "small":
         return ModelDims(n_vocab=n_vocab, d_model=192, n_heads=4, n_layers=4, d_ff=768,
-                         dropout=0.1, encoder_layers=3)
+                         dropout=0.1, encoder_layers=3, **pointer)
     raise ValueError(f"unknown model preset {name!r}; choose from ['seed', 'small']")
+
+
+def pointer_fields(vocab) -> dict:
+    """preset_dims' pointer arguments for a core.tokens.vocab.Vocab."""
+    from core.tokens.vocab import Category
+
+    return {"shift_first": vocab.spans[Category.TIME_SHIFT].start,
+            "shift_ms": tuple(vocab.shift_values_ms)}
 
 
 def sinusoids(length: int, channels: int, max_timescale: float = 10_000) -> Tensor:
@@ -72,6 +93,7 @@ class KVCache:
         self.self_v: list[Tensor | None] = [None] * n_layers
         self.cross_k: list[Tensor | None] = [None] * n_layers
         self.cross_v: list[Tensor | None] = [None] * n_layers
+        self.pointer_k: Tensor | None = None  # (B, S, P): the audio pointer's keys
         self.length = 0  # tokens already in the cache
 
     def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
@@ -101,6 +123,8 @@ class KVCache:
             for i, t in enumerate(entries):
                 if t is not None:
                     entries[i] = t.index_select(0, index)
+        if self.pointer_k is not None:
+            self.pointer_k = self.pointer_k.index_select(0, index)
 
 
 class Attention(nn.Module):
@@ -205,6 +229,14 @@ class Decoder(nn.Module):
         self.ln = nn.LayerNorm(d.d_model)
         self.head = nn.Linear(d.d_model, d.n_vocab, bias=False)
         self.drop = nn.Dropout(d.dropout)
+        self.shift_first = d.shift_first
+        if d.shift_ms:
+            self.pointer_query = nn.Linear(d.d_model, d.pointer_dim)
+            self.pointer_key = nn.Linear(d.d_model, d.pointer_dim)
+            # encoder positions are 10 ms apart (AudioEncoder), like the time embedding's steps
+            self.register_buffer("shift_steps", torch.tensor(d.shift_ms) / 10.0, persistent=False)
+        else:
+            self.pointer_query = self.pointer_key = None
 
     def forward(self, tokens: Tensor, audio: Tensor, difficulty: Tensor,
                 cache: KVCache | None = None, times: Tensor | None = None) -> Tensor:
@@ -225,7 +257,31 @@ class Decoder(nn.Module):
             x = block(x, audio, layer, cache)
         if cache is not None:
             cache.length += t
-        return self.head(self.ln(x))
+        x = self.ln(x)
+        logits = self.head(x)
+        if self.pointer_query is not None and times is not None:
+            span = slice(self.shift_first, self.shift_first + self.shift_steps.shape[0])
+            logits[..., span] = logits[..., span] + self.pointer_logits(x, audio, times, cache)
+        return logits
+
+    def pointer_logits(self, x: Tensor, audio: Tensor, times: Tensor,
+                       cache: KVCache | None) -> Tensor:
+        """(B, T, n_shifts): how well the audio where each TIME_SHIFT would land fits the
+        decoder state. Finding the next onset becomes looking at the audio there, a local
+        feature the encoder computes, instead of addressing it through attention; shifts that
+        land past the window score 0 (the decoding constraints forbid them anyway)."""
+        if cache is not None and cache.pointer_k is not None:
+            keys = cache.pointer_k
+        else:
+            keys = self.pointer_key(audio)  # (B, S, P)
+            if cache is not None:
+                cache.pointer_k = keys
+        query = self.pointer_query(x) * keys.shape[-1] ** -0.5  # (B, T, P)
+        scores = query @ keys.transpose(1, 2)  # (B, T, S)
+        target = torch.round(times[..., None] / 10.0 + self.shift_steps).long()  # (B, T, n)
+        inside = target < keys.shape[1]
+        picked = scores.gather(-1, target.clamp(0, keys.shape[1] - 1))
+        return picked * inside
 
 
 class MapModel(nn.Module):

@@ -34,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from core.checkpoint import load_model, load_optimizer, read_meta, save_checkpoint
 from core.dataset_loader import WindowConfig, WindowDataset
 from core.distributed import Processes, end_processes, start_processes
-from core.model import MapModel, ModelDims, preset_dims
+from core.model import MapModel, ModelDims, pointer_fields, preset_dims
 from core.tokens.vocab import VocabConfig, preset
 from core.training_data import Batches, Split, drop_audio, split_by_set
 
@@ -54,6 +54,7 @@ class TrainConfig:
     # one the data set was built with; windows are re-tokenized from the stored maps).
     model: str = "small"
     vocab: str | None = None
+    audio_pointer: bool = True  # core.model's audio pointer on the TIME_SHIFT logits
     # Windows: DESIGN §8's 10-20 s; held-out song sets for the validation loss.
     window_s: float = 16.0
     val_fraction: float = 0.1
@@ -168,7 +169,9 @@ def _train(config: TrainConfig, procs: Processes, dims: ModelDims | None, resume
     if stored:
         model = load_model(resume, procs.device)[0].train()
     else:
-        model = MapModel(dims or preset_dims(config.model, len(vocab))).to(procs.device)
+        pointer = pointer_fields(vocab) if config.audio_pointer else {}
+        model = MapModel(dims or preset_dims(config.model, len(vocab), **pointer)
+                         ).to(procs.device)
     _check_fits(model.dims, window, len(vocab))
     # 3) the optimizer, and the state to continue from
     optimizer = make_optimizer(model, config, procs.device)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.model import MapModel, ModelDims, preset_dims
+from core.model import MapModel, ModelDims, pointer_fields, preset_dims
 from core.tokens.timeline import cursor_times
 from core.tokens.vocab import DEFAULT, Vocab
 
 
-def tiny_model(seed: int = 0) -> MapModel:
+def tiny_model(seed: int = 0, pointer: bool = True) -> MapModel:
     torch.manual_seed(seed)
-    dims = ModelDims(n_vocab=len(Vocab(DEFAULT)), d_model=64, n_heads=4, n_layers=3, d_ff=128,
-                     max_tokens=256, max_frames=512)
+    vocab = Vocab(DEFAULT)
+    dims = ModelDims(n_vocab=len(vocab), d_model=64, n_heads=4, n_layers=3, d_ff=128,
+                     max_tokens=256, max_frames=512, **(pointer_fields(vocab) if pointer else {}))
     return MapModel(dims).eval()
 
 
@@ -40,8 +41,9 @@ def test_shapes_and_presets():
 
 
 @torch.no_grad()
-def test_cached_decoding_matches_full_forward():
-    model = tiny_model()
+@pytest.mark.parametrize("pointer", [True, False], ids=["pointer", "no-pointer"])
+def test_cached_decoding_matches_full_forward(pointer):
+    model = tiny_model(pointer=pointer)
     mel, ids, difficulty = inputs()
     times = torch.cumsum(torch.randint(0, 60, ids.shape), dim=1).float()  # (B, T) ms
     full = model(mel, ids, difficulty, times)
@@ -98,3 +100,33 @@ def test_difficulty_changes_the_output():
         a = model(mel, ids, difficulty)
         b = model(mel, ids, difficulty + 0.5)
     assert (a - b).abs().max().item() > 1e-3
+
+
+@torch.no_grad()
+def test_the_audio_pointer_looks_where_each_shift_lands():
+    """A shift's pointer score is the audio at cursor + shift: moving the cursor 10 ms on moves
+    every fine (10 ms) shift's score one bin down; a shift past the window scores 0."""
+    model = tiny_model()
+    vocab = Vocab(DEFAULT)
+    mel = inputs(batch=1, frames=400)[0]  # 200 positions: 2 s
+    audio = model.encoder(mel)
+    x = torch.randn(1, 1, 64)
+    at = model.decoder.pointer_logits(x, audio, torch.tensor([[500.0]]), None)[0, 0]
+    later = model.decoder.pointer_logits(x, audio, torch.tensor([[510.0]]), None)[0, 0]
+    fine = vocab.config.fine_shift_bins
+    assert tuple(vocab.shift_values_ms[:3]) == (10.0, 20.0, 30.0)
+    assert torch.allclose(later[:50], at[1:51])
+    assert at[:100].abs().min() > 0 and at[150:fine].abs().max() == 0  # 500 + 1500 ms = end
+    empty = tiny_model(pointer=False)
+    assert empty.decoder.pointer_query is None
+
+
+def test_old_checkpoints_without_the_pointer_still_load(tmp_path):
+    from core.checkpoint import load_model, save_model_only
+
+    model = tiny_model(pointer=False)
+    path = save_model_only(model, DEFAULT, tmp_path / "old")
+    loaded, _, _ = load_model(path)
+    assert loaded.dims.shift_ms == () and loaded.decoder.pointer_query is None
+    pointed = save_model_only(tiny_model(), DEFAULT, tmp_path / "new")
+    assert load_model(pointed)[0].dims.shift_ms == tuple(Vocab(DEFAULT).shift_values_ms)
