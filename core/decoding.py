@@ -218,7 +218,7 @@ class WindowResult:
     steps: int = field(default=0)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def decode_window(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tensor,
                   prefix: Sequence[int], state: SequenceState, options: DecodingOptions,
                   generator: torch.Generator,

@@ -56,6 +56,7 @@ class Generator:
         return cls(model, vocab, WindowOptions(window_ms=window_ms,
                                                prefix_ms=min(4000.0, window_ms / 4)))
 
+    @torch.inference_mode()  # no autograd records: the encoder ran with them before
     def generate(self, mel: Tensor, template: Beatmap, difficulty: Sequence[float],
                  start_ms: float, end_ms: float, before: Sequence[HitObject] = (),
                  options: DecodingOptions | None = None,

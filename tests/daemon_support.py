@@ -42,22 +42,6 @@ TOSU_ORIGIN = "http://127.0.0.1:24050"
 TIMEOUT_S = 60.0  # for any one job; generous for a loaded CI machine
 
 
-_SHARED: dict[str, Any] = {}  # per test process: built once, only ever read
-
-
-def shared_model(tmp_path_factory: Any) -> Path:
-    if "model" not in _SHARED:
-        _SHARED["model"] = make_model(tmp_path_factory.mktemp("model"))
-    return _SHARED["model"]
-
-
-def shared_library(tmp_path_factory: Any) -> dict[str, Path]:
-    """make_library's songs, written once per test session (copy them; never change them)."""
-    if "library" not in _SHARED:
-        _SHARED["library"] = make_library(tmp_path_factory.mktemp("library"))
-    return _SHARED["library"]
-
-
 def make_model(folder: Path) -> Path:
     """The starter model if built, else a tiny random checkpoint written into `folder`."""
     starter = default_model_path()

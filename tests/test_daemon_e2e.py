@@ -18,24 +18,12 @@ from daemon_support import (
     hit_object_lines,
     md5,
     running,
-    shared_library,
-    shared_model,
     tree,
 )
 
 from protocol import ErrorCode
 
 RENATUS = "Soleily - Renatus (Gamu) [Insane].osu"
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return shared_model(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def library(tmp_path_factory):
-    return shared_library(tmp_path_factory)
 
 
 @pytest.fixture

@@ -13,8 +13,6 @@ from daemon_support import (
     TOKEN,
     DaemonThread,
     config_for,
-    shared_library,
-    shared_model,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -99,12 +97,11 @@ cases = st.one_of(not_json, binary, not_an_object, bad_version, unknown_method, 
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory):
+def daemon(tmp_path_factory, library, model):
     songs = tmp_path_factory.mktemp("fuzz") / "Songs"
     songs.mkdir()
-    library = shared_library(tmp_path_factory)
     shutil.copytree(library["short"], songs / library["short"].name)
-    config = config_for(songs, shared_model(tmp_path_factory), rate_per_s=1e6, rate_burst=10**6)
+    config = config_for(songs, model, rate_per_s=1e6, rate_burst=10**6)
     with DaemonThread(config) as running:
         yield running
 

@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pytest
 from click.testing import CliRunner
-from daemon_support import md5, shared_library, shared_model, tree
+from daemon_support import md5, tree
 
 import companion.safety as safety
 from companion.cli import main
@@ -31,11 +31,6 @@ from protocol import (
     MissingFileError,
     PathOutsideSongsError,
 )
-
-
-@pytest.fixture(scope="module")
-def library(tmp_path_factory):
-    return shared_library(tmp_path_factory)
 
 
 @pytest.fixture
@@ -188,8 +183,7 @@ def test_the_rate_limit_is_a_token_bucket():
 # The CLI on the shared logic
 
 
-def test_cli_generate_and_continue_still_work(song, tmp_path_factory):
-    model = shared_model(tmp_path_factory)
+def test_cli_generate_and_continue_still_work(song, model, tmp_path_factory):
     runner = CliRunner()
     hard = next(song.glob("*[[]Hard[]].osu"))
     result = runner.invoke(main, ["continue", str(hard), "--from", "0:05", "--until", "0:12",

@@ -26,8 +26,6 @@ from daemon_support import (
     config_for,
     md5,
     running,
-    shared_library,
-    shared_model,
     tree,
 )
 from websockets.asyncio.client import connect
@@ -38,16 +36,6 @@ from companion.instance import AlreadyRunning, InstanceLock, write_token
 from protocol import ErrorCode, bearer_header
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return shared_model(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def library(tmp_path_factory):
-    return shared_library(tmp_path_factory)
 
 
 @pytest.fixture

@@ -9,23 +9,12 @@ import shutil
 import threading
 import time
 
-import pytest
-from daemon_support import Client, config_for, running, shared_library, shared_model
+from daemon_support import Client, config_for, running
 
 from core.beatmap.parser import parse_file
 from core.beatmap.ticks import TickGrid, divisors_for
 
 SETTLE_S = 1.0  # well above the copier's pauses, so that a slow machine does not fire early
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return shared_model(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def library(tmp_path_factory):
-    return shared_library(tmp_path_factory)
 
 
 def copy_slowly(source, target, done, pause_s=0.3):
