@@ -17,7 +17,7 @@ from torch import Tensor
 
 from core.audio import FRAME_MS, AudioError, audio_features
 from core.beatmap.model import Beatmap, Difficulty, Mode, TimingPoint
-from core.beatmap.ticks import DEFAULT_BEAT_DIVISOR
+from core.beatmap.ticks import DEFAULT_BEAT_DIVISOR, divisor_for_tempo
 from core.checkpoint import CheckpointError, read_meta
 from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, settings_for_stars, star_rating
@@ -162,6 +162,9 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     template.editor.setdefault("BeatDivisor", str(DEFAULT_BEAT_DIVISOR))
     mel = features(source.audio)
     template.timing_points, timing = song_timing(template, mel, str(source.audio))
+    red = [p for p in template.timing_points if p.uninherited]
+    if timing == "estimated":
+        template.editor["BeatDivisor"] = str(divisor_for_tempo(red[0].beat_length))
     song_ms = mel.shape[-1] * FRAME_MS
     wanted = target.star_rating
     condition = condition_vector(template.difficulty, wanted)

@@ -19,7 +19,7 @@ from companion.mapping import (
     next_density_bias,
 )
 from core.beatmap.parser import parse_file
-from core.beatmap.ticks import TickGrid, divisors_for
+from core.beatmap.ticks import TickGrid, divisor_for_tempo, divisors_for
 from core.difficulty import star_rating
 from core.song_input import resolve
 from core.synth.config import SynthConfig
@@ -137,3 +137,29 @@ def test_the_cli_reports_stars_and_where_the_timing_came_from(song, tmp_path):
     assert "stars for 3.00 asked" in result.output
     written = list(tmp_path.glob("*.osu"))
     assert len(written) == 1 and red(parse_file(written[0]).beatmap)
+
+
+def test_fast_estimated_tempos_snap_in_halves(generator, tmp_path):
+    """A click every 250 ms is timed at 240 BPM; its map snaps to 1/2 ticks (1/4 of 120 BPM,
+    the tempo a doubled estimate most often is)."""
+    import numpy as np
+    import soundfile as sf
+
+    rate = 24_000
+    audio = np.zeros(rate * 20, dtype=np.float32)
+    click = (np.sin(np.arange(240) * 2 * np.pi * 2000 / rate) * np.hanning(240)).astype("f4")
+    for start in range(rate // 2, len(audio) - 240, rate // 4):
+        audio[start: start + 240] += click
+    sf.write(tmp_path / "clicks.wav", audio, rate)
+    generated = generate_beatmap(generator, resolve(tmp_path / "clicks.wav"), Target(stars=3.0),
+                                 decoding_options(seed=0), max_attempts=1)
+    assert generated.timing == "estimated"
+    assert red(generated.beatmap)[0].bpm == pytest.approx(240, rel=0.005)
+    assert generated.beatmap.editor["BeatDivisor"] == "2"
+    assert on_ticks(generated.beatmap, divisors_for(2)) == 1.0
+
+
+def test_the_divisor_for_a_tempo_keeps_ticks_playable():
+    assert divisor_for_tempo(60_000 / 180) == 4  # 83 ms ticks
+    assert divisor_for_tempo(60_000 / 200) == 4  # 75 ms
+    assert divisor_for_tempo(60_000 / 240) == 2  # 62.5 ms at 1/4: halves instead

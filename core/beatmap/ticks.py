@@ -29,6 +29,17 @@ def divisors_for(beat_divisor: int) -> tuple[int, ...]:
     return tuple(d for d in DIVISORS if beat_divisor % d == 0)
 
 
+FASTEST_TICK_MS = 70.0  # finer ticks than this are streams faster than ~214 BPM 1/4
+
+
+def divisor_for_tempo(beat_length: float) -> int:
+    """The beat snap divisor for estimated timing: 1/4 unless its ticks would come faster than
+    FASTEST_TICK_MS, then 1/2. A fast estimate is most often a slow song's doubled tempo (the
+    octave error timing estimation makes most), and 1/2 of 240 BPM is 1/4 of the 120 BPM the
+    song has; at a true 240 BPM, 1/2 is what maps use most too."""
+    return DEFAULT_BEAT_DIVISOR if beat_length / DEFAULT_BEAT_DIVISOR >= FASTEST_TICK_MS else 2
+
+
 def beat_divisor_of(editor: dict[str, str]) -> int:
     """A map's [Editor] BeatDivisor when it is one of the editor's, else the default (1/4)."""
     try:
