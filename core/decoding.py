@@ -26,6 +26,7 @@ from core.tokens.vocab import Category, Vocab
 
 C = Category
 NEG_INF = float("-inf")
+LANDING_MS = 2000.0  # gaps up to this must land on a tick when timing is known (longer: breaks)
 
 
 class JobCancelled(Exception):
@@ -123,6 +124,8 @@ class ConstraintFilter:
         self.shifts = torch.tensor(vocab.shift_values_ms)
         self.shift_span = vocab.spans[C.TIME_SHIFT]
         self.log_gaps = torch.log2(self.shifts.clamp(min=1.0))
+        self.shift_values = list(vocab.shift_values_ms)
+        self.landing_count = sum(v <= LANDING_MS for v in self.shift_values)
         self.masks: dict[tuple[State, bool], Tensor] = {}  # allowed ids per state
         for state in State:
             for anchors_full in (False, True):
@@ -163,6 +166,11 @@ class ConstraintFilter:
             room = state.window_end - state.cursor
             allowed = int(torch.searchsorted(self.shifts, room, right=False))
             logits[span.start + allowed: span.stop] = NEG_INF
+            # With known timing, a gap of up to LANDING_MS must land where an object may start:
+            # the model picks the next object's time with its gap, and a gap that ends off the
+            # ticks would only force another (a sampled chain of them can skip a window).
+            if state.on_tick is not None:
+                self._land_on_ticks(logits, state, allowed)
             # ... and an object may start only after the generation start and the last object.
             earliest = max(state.min_start, state.last_end + self.step)
             if state.cursor < earliest or (state.on_tick and not state.on_tick(state.cursor)):
@@ -176,6 +184,14 @@ class ConstraintFilter:
             allowed = max(int(torch.searchsorted(self.shifts, room, right=True)), 1)
             logits[span.start + allowed: span.stop] = NEG_INF
 
+
+    def _land_on_ticks(self, logits: Tensor, state: SequenceState, allowed: int) -> None:
+        span = self.shift_span
+        earliest = max(state.min_start, state.last_end + self.step)
+        for j in range(min(allowed, self.landing_count)):
+            landing = state.cursor + self.shift_values[j]
+            if landing >= earliest and not state.on_tick(landing):
+                logits[span.start + j] = NEG_INF
 
     def _tilt(self, shifts: Tensor) -> None:
         """Reweigh the gaps by density_bias, keeping their total probability (so the choice
@@ -242,6 +258,10 @@ def decode_window(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tens
         if should_stop is not None and should_stop():
             raise JobCancelled("cancelled between decoding steps")
         filt.apply(logits, state)
+        if int(torch.argmax(logits)) != eos:
+            # Ending the window is final (the next window starts at this one's end): sampled
+            # only where it is the model's first choice, never on one unlucky draw.
+            logits[eos] = NEG_INF
         token = choose(logits, options, generator)
         total += float(torch.log_softmax(logits, -1)[token])
         state.step(token)

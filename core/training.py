@@ -27,16 +27,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from core.checkpoint import load_model, load_optimizer, read_meta, save_checkpoint
 from core.dataset_loader import WindowConfig, WindowDataset
 from core.distributed import Processes, end_processes, start_processes
 from core.model import MapModel, ModelDims, pointer_fields, preset_dims
+from core.objective import batch_loss
 from core.tokens.vocab import VocabConfig, preset
-from core.training_data import Batches, Split, drop_audio, split_by_set
+from core.training_data import Batches, Split, split_by_set
 
 LAST, BEST, METRICS = "last", "best", "metrics.jsonl"
 
@@ -307,33 +307,6 @@ class _Run:
                 "val_sets": self.split.val_sets}
         save_checkpoint(self.config.out / name, self.model, self.vocab, meta,
                         self.optimizer if with_optimizer else None)
-
-
-def batch_loss(model: nn.Module, batch: dict, dims: ModelDims,
-               device: torch.device | str = "cpu", audio_dropout: float = 0.0
-               ) -> tuple[Tensor, Tensor]:
-    """(summed cross-entropy, number of target tokens) of a batch from `collate`, teacher-forced:
-    the model reads tokens[:, :-1] and predicts tokens[:, 1:]. Windows longer than the model's
-    max_tokens are cut there. bf16 autocast on CUDA only (CPU bf16 is slow and of no use here)."""
-    device = torch.device(device)
-    tokens = batch["tokens"][:, :dims.max_tokens + 1].to(device, non_blocking=True)  # (B, T+1)
-    mask = batch["loss_mask"][:, 1:dims.max_tokens + 1].to(device, non_blocking=True)  # (B, T)
-    audio = drop_audio(batch["audio"].to(device, non_blocking=True), audio_dropout)  # (B, M, F)
-    difficulty = batch["difficulty"].to(device, non_blocking=True)  # (B, 5)
-    times = batch.get("times")
-    if times is not None:
-        times = times[:, :tokens.shape[1] - 1].to(device, non_blocking=True)  # (B, T)
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        logits = model(audio, tokens[:, :-1], difficulty, times)  # (B, T, V)
-    return next_token_loss(logits, tokens[:, 1:], mask)
-
-
-def next_token_loss(logits: Tensor, targets: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """(summed cross-entropy, count) of logits (B, T, V) against targets (B, T) where mask
-    (B, T) is true; positions where it is false (SOS, the prefix, PAD) take no part."""
-    count = mask.sum()  # ()
-    picked = logits[mask].float()  # (N, V), in float32 under autocast too
-    return F.cross_entropy(picked, targets[mask], reduction="sum"), count.clamp(min=1)
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device

@@ -35,15 +35,14 @@ from core.checkpoint import (
 from core.dataset import BuildConfig, build
 from core.dataset_loader import WindowConfig, WindowDataset, collate
 from core.model import MapModel, ModelDims
+from core.objective import batch_loss, next_token_loss
 from core.songs import discover
 from core.tokens.vocab import DEFAULT, Vocab
 from core.training import (
     LAST,
     TrainConfig,
-    batch_loss,
     learning_rate,
     make_optimizer,
-    next_token_loss,
     train,
 )
 from core.training_data import split_by_set
@@ -164,7 +163,7 @@ def test_checkpoint_round_trip(tmp_path):
                            optimizer)
     assert sorted(p.name for p in path.iterdir()) == [META_FILE, MODEL_FILE, OPTIMIZER_FILE]
     meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
-    assert meta["model"] == TINY.to_dict() and meta["vocab"]["name"] == "default"
+    assert ModelDims(**meta["model"]) == TINY and meta["vocab"]["name"] == "default"
     for file in path.iterdir():  # safetensors: an 8-byte header length, then a JSON header
         head = file.read_bytes()[:9]
         assert not head.startswith(b"\x80"), f"{file.name} looks like a pickle"

@@ -1,0 +1,93 @@
+"""core.decoding's constraints on their own: where gaps may land, the density tilt, and EOS."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from core.beatmap.model import TimingPoint
+from core.beatmap.ticks import TickGrid, divisors_for
+from core.decoding import LANDING_MS, ConstraintFilter, DecodingOptions, SequenceState
+from core.tokens.grammar import Grammar, GrammarWalker
+from core.tokens.vocab import DEFAULT, Category, Vocab
+
+VOCAB = Vocab(DEFAULT)
+TICKS = TickGrid([TimingPoint(time=103.0, beat_length=400.0)], divisors_for(4))  # 150 BPM
+
+
+def state(cursor: float, on_tick=None, last_end: float = -math.inf) -> SequenceState:
+    walker = GrammarWalker(Grammar(VOCAB.config))
+    walker.step(Category.SOS)
+    return SequenceState(walker, VOCAB, cursor=cursor, last_end=last_end, window_end=16_000.0,
+                         on_tick=on_tick)
+
+
+def on_tick(t: float) -> bool:
+    return TICKS.snap(t, 6.0) is not None
+
+
+def allowed_gaps(seq: SequenceState, options: DecodingOptions | None = None) -> dict:
+    logits = torch.zeros(len(VOCAB))
+    ConstraintFilter(VOCAB, options or DecodingOptions()).apply(logits, seq)
+    span = VOCAB.spans[Category.TIME_SHIFT]
+    return {VOCAB.shift_values_ms[j]: float(logits[span.start + j])
+            for j in range(span.stop - span.start) if math.isfinite(float(logits[span.start + j]))}
+
+
+def test_with_timing_every_gap_lands_on_a_tick():
+    seq = state(cursor=200.0, on_tick=on_tick, last_end=200.0)
+    gaps = allowed_gaps(seq)
+    short = [g for g in gaps if g <= LANDING_MS]
+    assert short, "no gap may land anywhere"
+    assert all(on_tick(200.0 + g) for g in short)
+    # ticks at 303, 403, ... ms: 300 is 3 ms from one (it snaps there), 310 is 7 ms off
+    assert 100.0 in gaps and 110.0 not in gaps and 150.0 not in gaps and 200.0 in gaps
+    # ... longer gaps (breaks) need not: a fine gap after them lands on a tick
+    assert any(g > LANDING_MS for g in gaps)
+
+
+def test_without_timing_any_gap_goes():
+    gaps = allowed_gaps(state(cursor=200.0))
+    assert {10.0, 20.0, 30.0, 1990.0} <= set(gaps)
+
+
+def test_the_density_tilt_keeps_the_gaps_total_probability():
+    seq = state(cursor=200.0)
+    plain = torch.tensor(list(allowed_gaps(seq).values()))
+    tilted = allowed_gaps(seq, DecodingOptions(density_bias=1.0))
+    values = torch.tensor(list(tilted.values()))
+    assert torch.isclose(torch.logsumexp(values, 0), torch.logsumexp(plain, 0))
+    assert abs((tilted[100.0] - tilted[200.0]) - 1.0) < 1e-5  # half the gap: twice as likely
+
+
+class _FixedModel:
+    """Stands in for MapModel: the same logits at every step (EOS likely, not the likeliest)."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        self.logits = logits
+
+    def new_cache(self):
+        return None
+
+    def decoder(self, tokens, audio, difficulty, cache=None, times=None):
+        return self.logits.expand(tokens.shape[0], tokens.shape[1], -1)
+
+
+def test_the_end_of_a_window_is_never_a_lucky_draw():
+    from core.decoding import decode_window
+
+    logits = torch.full((len(VOCAB),), -30.0)
+    eos = VOCAB.id(Category.EOS)
+    shift = VOCAB.spans[Category.TIME_SHIFT].start + 49  # a 500 ms gap
+    logits[eos], logits[shift] = 0.0, 0.4  # EOS has 40% of the probability, the gap 60%
+    model = _FixedModel(logits)
+    sos = [VOCAB.id(Category.SOS)]
+    lengths = []
+    for seed in range(20):
+        seq = state(cursor=0.0)
+        result = decode_window(model, VOCAB, None, None, sos, seq,
+                               DecodingOptions(seed=seed, max_tokens=6, top_p=None),
+                               torch.Generator().manual_seed(seed))
+        lengths.append(len(result.tokens))
+    assert lengths == [6] * 20  # never ended early: EOS was never the first choice
