@@ -124,6 +124,7 @@ class ConstraintFilter:
         self.shifts = torch.tensor(vocab.shift_values_ms)
         self.shift_span = vocab.spans[C.TIME_SHIFT]
         self.log_gaps = torch.log2(self.shifts.clamp(min=1.0))
+        self.eos = vocab.id(C.EOS)
         self.shift_values = list(vocab.shift_values_ms)
         self.landing_count = sum(v <= LANDING_MS for v in self.shift_values)
         self.masks: dict[tuple[State, bool], Tensor] = {}  # allowed ids per state
@@ -162,6 +163,13 @@ class ConstraintFilter:
         elif walker.state in _Y_STATES:
             logits.masked_fill_(self.off_playfield[C.COORD_Y], NEG_INF)
         elif walker.state is State.OBJECT:
+            # Ending the window is final (the next window starts at this one's end), so it is
+            # decided, not drawn: only where the model finds it likelier than going on (beam
+            # search weighs it in its scores instead).
+            eos_logit = float(logits[self.eos])
+            if (self.options.method != "beam" and math.isfinite(eos_logit)
+                    and float(torch.softmax(logits, -1)[self.eos]) < 0.5):
+                logits[self.eos] = NEG_INF
             # A shift may not move the cursor to or past the window's end ...
             room = state.window_end - state.cursor
             allowed = int(torch.searchsorted(self.shifts, room, right=False))
@@ -178,6 +186,8 @@ class ConstraintFilter:
                     logits[s.start: s.stop] = NEG_INF
             if self.options.density_bias:
                 self._tilt(logits[span.start: span.stop])
+            if not bool(torch.isfinite(logits).any()):  # nowhere left to go: the window ends
+                logits[self.eos] = eos_logit
         elif walker.state in (State.SLIDER_TIME, State.SPINNER_TIME, State.SLIDER_BODY,
                               State.SPINNER):
             room = self.options.max_object_ms - state.body
@@ -258,10 +268,6 @@ def decode_window(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tens
         if should_stop is not None and should_stop():
             raise JobCancelled("cancelled between decoding steps")
         filt.apply(logits, state)
-        if int(torch.argmax(logits)) != eos:
-            # Ending the window is final (the next window starts at this one's end): sampled
-            # only where it is the model's first choice, never on one unlucky draw.
-            logits[eos] = NEG_INF
         token = choose(logits, options, generator)
         total += float(torch.log_softmax(logits, -1)[token])
         state.step(token)

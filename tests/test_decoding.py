@@ -90,4 +90,9 @@ def test_the_end_of_a_window_is_never_a_lucky_draw():
                                DecodingOptions(seed=seed, max_tokens=6, top_p=None),
                                torch.Generator().manual_seed(seed))
         lengths.append(len(result.tokens))
-    assert lengths == [6] * 20  # never ended early: EOS was never the first choice
+    assert lengths == [6] * 20  # never ended early: EOS was never likelier than going on
+    logits[eos] = 1.0  # now it is (62%): the window ends at once, whatever the draw
+    result = decode_window(model, VOCAB, None, None, sos, state(cursor=0.0),
+                           DecodingOptions(seed=0, max_tokens=6, top_p=None),
+                           torch.Generator().manual_seed(0))
+    assert result.finished and result.tokens == []
