@@ -174,13 +174,14 @@ class ConstraintFilter:
             room = state.window_end - state.cursor
             allowed = int(torch.searchsorted(self.shifts, room, right=False))
             logits[span.start + allowed: span.stop] = NEG_INF
-            # With known timing, a gap of up to LANDING_MS must land where an object may start:
+            # With known timing, a gap of up to LANDING_MS must land where an object may start
+            # (on a tick, after the earliest start):
             # the model picks the next object's time with its gap, and a gap that ends off the
             # ticks would only force another (a sampled chain of them can skip a window).
             if state.on_tick is not None:
                 self._land_on_ticks(logits, state, allowed)
             # ... and an object may start only after the generation start and the last object.
-            earliest = max(state.min_start, state.last_end + self.step)
+            earliest = self._earliest(state)
             if state.cursor < earliest or (state.on_tick and not state.on_tick(state.cursor)):
                 for s in self.object_ids:
                     logits[s.start: s.stop] = NEG_INF
@@ -195,12 +196,19 @@ class ConstraintFilter:
             logits[span.start + allowed: span.stop] = NEG_INF
 
 
+    def _earliest(self, state: SequenceState) -> float:
+        """Where the next object may start: after the generation start and the last object's
+        end; two steps after it when times snap to ticks (one step apart, both could snap onto
+        the same tick)."""
+        gap = 2 * self.step if state.on_tick is not None else self.step
+        return max(state.min_start, state.last_end + gap)
+
     def _land_on_ticks(self, logits: Tensor, state: SequenceState, allowed: int) -> None:
         span = self.shift_span
-        earliest = max(state.min_start, state.last_end + self.step)
+        earliest = self._earliest(state)
         for j in range(min(allowed, self.landing_count)):
             landing = state.cursor + self.shift_values[j]
-            if landing >= earliest and not state.on_tick(landing):
+            if landing < earliest or not state.on_tick(landing):
                 logits[span.start + j] = NEG_INF
 
     def _tilt(self, shifts: Tensor) -> None:

@@ -41,6 +41,7 @@ def test_with_timing_every_gap_lands_on_a_tick():
     short = [g for g in gaps if g <= LANDING_MS]
     assert short, "no gap may land anywhere"
     assert all(on_tick(200.0 + g) for g in short)
+    assert min(short) >= 20.0  # nothing lands 10 ms after an object: both could snap alike
     # ticks at 303, 403, ... ms: 300 is 3 ms from one (it snaps there), 310 is 7 ms off
     assert 100.0 in gaps and 110.0 not in gaps and 150.0 not in gaps and 200.0 in gaps
     # ... longer gaps (breaks) need not: a fine gap after them lands on a tick
