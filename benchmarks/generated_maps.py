@@ -18,22 +18,20 @@ from __future__ import annotations
 
 import argparse
 import copy
-import io
 import statistics
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.timing_accuracy import REAL, corpus_dir
+from benchmarks.timing_accuracy import read_real_tracks
 from companion.mapping import Target, decoding_options, generate_beatmap, load_generator
 from core.beatmap.model import Beatmap, TimingPoint
-from core.beatmap.parser import parse_bytes, parse_file
+from core.beatmap.parser import parse_file
 from core.beatmap.ticks import DIVISORS, TickGrid
 from core.song_input import SongInput, fresh_template
 from core.synth.config import SynthConfig
@@ -49,20 +47,12 @@ def red(points: list[TimingPoint]) -> list[TimingPoint]:
 def real_songs(root: Path) -> list[tuple[str, Path, Beatmap]]:
     """(name, audio file, hand-made map) of the corpus's real tracks, unpacked into `root`."""
     out = []
-    for name in REAL:
-        archive = corpus_dir() / "osu-resources" / f"{name}.osz"
-        if not archive.exists():
-            print(f"(skipped {archive}: missing)")
-            continue
-        with zipfile.ZipFile(io.BytesIO(archive.read_bytes())) as z:
-            osu = next(n for n in z.namelist() if n.endswith(".osu"))
-            beatmap = parse_bytes(z.read(osu), osu).beatmap
-            audio = next(n for n in z.namelist() if n.endswith((".mp3", ".ogg")))
-            folder = root / name
-            folder.mkdir()
-            (folder / audio).write_bytes(z.read(audio))
-        beatmap.general["AudioFilename"] = audio
-        out.append((name, folder / audio, beatmap))
+    for name, beatmap, audio_name, data in read_real_tracks():
+        folder = root / name
+        folder.mkdir()
+        (folder / audio_name).write_bytes(data)
+        beatmap.general["AudioFilename"] = audio_name
+        out.append((name, folder / audio_name, beatmap))
     return out
 
 

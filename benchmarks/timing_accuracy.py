@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from core.audio import load_audio, load_audio_bytes
-from core.beatmap.model import TimingPoint
+from core.beatmap.model import Beatmap, TimingPoint
 from core.beatmap.parser import parse_bytes, parse_file
 from core.synth.config import SynthConfig
 from core.synth.songs import write_song
@@ -42,7 +42,8 @@ def uninherited(points: list[TimingPoint]) -> list[TimingPoint]:
     return [p for p in points if p.uninherited]
 
 
-def real_tracks() -> list[tuple[str, np.ndarray, list[TimingPoint]]]:
+def read_real_tracks() -> list[tuple[str, Beatmap, str, bytes]]:
+    """(name, hand-made map, audio member name, audio bytes) of each real track in the corpus."""
     out = []
     for name in REAL:
         path = corpus_dir() / "osu-resources" / f"{name}.osz"
@@ -55,9 +56,14 @@ def real_tracks() -> list[tuple[str, np.ndarray, list[TimingPoint]]]:
             audio_name = (beatmap.general.get("AudioFilename") or "").strip()
             if audio_name not in z.namelist():
                 audio_name = next(n for n in z.namelist() if n.endswith((".mp3", ".ogg")))
-            audio = load_audio_bytes(z.read(audio_name), f"{name}.osz/{audio_name}")
-        out.append((name, audio, uninherited(beatmap.timing_points)))
+            out.append((name, beatmap, audio_name, z.read(audio_name)))
     return out
+
+
+def real_tracks() -> list[tuple[str, np.ndarray, list[TimingPoint]]]:
+    return [(name, load_audio_bytes(data, f"{name}.osz/{audio_name}"),
+             uninherited(beatmap.timing_points))
+            for name, beatmap, audio_name, data in read_real_tracks()]
 
 
 def synth_songs(count: int, seconds: float, root: Path):
