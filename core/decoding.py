@@ -178,10 +178,10 @@ class ConstraintFilter:
             # (on a tick, after the earliest start):
             # the model picks the next object's time with its gap, and a gap that ends off the
             # ticks would only force another (a sampled chain of them can skip a window).
-            if state.on_tick is not None:
-                self._land_on_ticks(logits, state, allowed)
             # ... and an object may start only after the generation start and the last object.
             earliest = self._earliest(state)
+            if state.on_tick is not None:
+                self._land_on_ticks(logits, state, allowed, earliest)
             if state.cursor < earliest or (state.on_tick and not state.on_tick(state.cursor)):
                 for s in self.object_ids:
                     logits[s.start: s.stop] = NEG_INF
@@ -203,9 +203,9 @@ class ConstraintFilter:
         gap = 2 * self.step if state.on_tick is not None else self.step
         return max(state.min_start, state.last_end + gap)
 
-    def _land_on_ticks(self, logits: Tensor, state: SequenceState, allowed: int) -> None:
+    def _land_on_ticks(self, logits: Tensor, state: SequenceState, allowed: int,
+                       earliest: float) -> None:
         span = self.shift_span
-        earliest = self._earliest(state)
         for j in range(min(allowed, self.landing_count)):
             landing = state.cursor + self.shift_values[j]
             if landing < earliest or not state.on_tick(landing):
