@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, settings_for_stars, star_rating
 from core.generate import Generator, continue_map
 from core.song_input import SongInput, find_file
+from core.spacing import observed_spacing, spacing_for_stars
 from core.starter import default_model_path
 from core.tempo import TimingError, timing_from_mel
 from core.tokens.tokenizer import UnsupportedModeError
@@ -113,8 +115,12 @@ class Target:
 
 STAR_TOLERANCE = 0.5  # a map further than this from the requested stars is generated again
 MAX_ATTEMPTS = 3
-BIAS_PER_STAR = 0.3  # first guess of the density bias a missed star needs (measured ~1/3)
-MAX_BIAS_STEP, MAX_BIAS = 1.0, 2.0
+# The retries' one lever, `effort`: the spacing ceiling is scaled by exp(effort) (wider jumps:
+# more aim) and the density bias moved by DENSITY_PER_EFFORT * effort (shorter gaps: more
+# speed), so that both halves of the star rating follow it.
+DENSITY_PER_EFFORT = 0.5
+EFFORT_PER_STAR = 0.4  # first guess of the effort a missed star needs
+MAX_EFFORT_STEP, MAX_EFFORT = 1.0, 2.0
 
 
 @dataclass(frozen=True)
@@ -125,7 +131,8 @@ class Generated:
     stars: float  # its star rating (rosu-pp-py)
     attempts: int  # generations run to get near the requested stars
     timing: str  # "map" (the song's own), "estimated" (from the audio) or "none"
-    density_bias: float = 0.0  # the decoding's density bias of the attempt kept
+    spacing: float | None = None  # the spacing ceiling (px/ms) of the attempt kept ...
+    density_bias: float = 0.0  # ... and its density bias (core.decoding.DecodingOptions)
 
 
 def song_timing(template: Beatmap, mel: Tensor, name: str) -> tuple[list[TimingPoint], str]:
@@ -150,12 +157,14 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     """A whole new map for a song: its template's timing (estimated when it has none) and
     metadata, the target difficulty, and a Version (`kiai 4.5`) to be made unique when written.
 
-    The model is conditioned on the target. When the map's star rating misses it by more than
-    STAR_TOLERANCE, the map is generated again with the decoding's density bias (shorter or
-    longer gaps between objects) moved by the miss, then along the secant of the attempts so
-    far, up to `max_attempts`; the nearest attempt is returned. `on_retry(n, stars)` is told
-    before attempt n (2, 3, ...), with the stars of the best so far; `progress` restarts at 0
-    for each attempt.
+    The model is conditioned on the target, and its jumps are bounded by the spacing typical
+    of ranked maps at the target's stars (core.spacing; `options.spacing` when given). When the
+    map's star rating misses the target by more than STAR_TOLERANCE, the map is generated again
+    with more or less effort (wider jumps and shorter gaps, or the reverse) by the miss, then
+    along the secant of the attempts so far, up to `max_attempts`; the nearest attempt is
+    returned. `on_retry(n, stars)` is told before
+    attempt n (2, 3, ...), with the stars of the best so far; `progress` restarts at 0 for each
+    attempt.
     """
     template = copy.deepcopy(source.template)
     template.difficulty = target.difficulty(template.difficulty)
@@ -168,43 +177,48 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     song_ms = mel.shape[-1] * FRAME_MS
     wanted = target.star_rating
     condition = condition_vector(template.difficulty, wanted)
-    tried: list[tuple[float, float]] = []  # (density bias, stars)
-    best: tuple[float, float, Beatmap] | None = None  # (stars, bias, map)
-    bias = options.density_bias
+    base = options.spacing or spacing_for_stars(wanted)
+    tried: list[tuple[float, float]] = []  # (effort, stars)
+    best: tuple[float, Beatmap, DecodingOptions] | None = None  # (stars, map, options)
+    effort = 0.0
     for attempt in range(1, max(1, max_attempts) + 1):
         if attempt > 1:
             if on_retry is not None:
                 on_retry(attempt, best[0])
-            bias = next_density_bias(tried, wanted)
+            effort = next_effort(tried, wanted)
+        tried_options = dataclasses.replace(
+            options, spacing=base * math.exp(effort),
+            density_bias=options.density_bias + DENSITY_PER_EFFORT * effort)
         objects = generator.generate(mel, template, condition, 0.0, song_ms,
-                                     options=dataclasses.replace(options, density_bias=bias),
-                                     progress=progress, should_stop=should_stop)
+                                     options=tried_options, progress=progress,
+                                     should_stop=should_stop)
         beatmap = copy.deepcopy(template)
         beatmap.hit_objects = objects
         stars = star_rating(beatmap)
-        tried.append((bias, stars))
+        tried.append((effort, stars))
         if best is None or abs(stars - wanted) < abs(best[0] - wanted):
-            best = (stars, bias, beatmap)
+            best = (stars, beatmap, tried_options)
         if abs(stars - wanted) <= STAR_TOLERANCE:
             break
-    stars, bias, beatmap = best
+    stars, beatmap, kept = best
     beatmap.format_version = 14
     beatmap.metadata["Version"] = f"kiai {wanted:.1f}"
-    return Generated(as_new_difficulty(beatmap), stars, len(tried), timing, bias)
+    return Generated(as_new_difficulty(beatmap), stars, len(tried), timing, kept.spacing,
+                     kept.density_bias)
 
 
-def next_density_bias(tried: list[tuple[float, float]], wanted: float) -> float:
-    """The density bias of the next attempt: the last one moved by its miss (BIAS_PER_STAR),
-    or along the secant of the last two where the stars rose with the bias; a step is at most
-    MAX_BIAS_STEP and the bias stays within +-MAX_BIAS (denser than that is unplayable)."""
-    bias, got = tried[-1]
-    step = (wanted - got) * BIAS_PER_STAR
+def next_effort(tried: list[tuple[float, float]], wanted: float) -> float:
+    """The effort of the next attempt: the last one moved by its miss (EFFORT_PER_STAR), or
+    along the secant of the last two where the stars rose with the effort; a step is at most
+    MAX_EFFORT_STEP and the effort stays within +-MAX_EFFORT."""
+    effort, got = tried[-1]
+    step = (wanted - got) * EFFORT_PER_STAR
     if len(tried) >= 2:
-        (b0, g0), (b1, g1) = tried[-2], tried[-1]
-        if b1 != b0 and (g1 - g0) / (b1 - b0) > 0.5:  # a usable, rising slope
-            step = (wanted - g1) * (b1 - b0) / (g1 - g0)
-    step = min(max(step, -MAX_BIAS_STEP), MAX_BIAS_STEP)
-    return min(max(bias + step, -MAX_BIAS), MAX_BIAS)
+        (e0, g0), (e1, g1) = tried[-2], tried[-1]
+        if e1 != e0 and (g1 - g0) / (e1 - e0) > 0.5:  # a usable, rising slope
+            step = (wanted - g1) * (e1 - e0) / (g1 - g0)
+    step = min(max(step, -MAX_EFFORT_STEP), MAX_EFFORT_STEP)
+    return min(max(effort + step, -MAX_EFFORT), MAX_EFFORT)
 
 
 def audio_of(beatmap: Beatmap, folder: Path) -> Path:
@@ -222,13 +236,15 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
                      should_stop: ShouldStop | None = None,
                      features: Features = audio_features) -> Beatmap:
     """The map with new objects from `from_ms` (to `until_ms`); objects before `from_ms` and
-    after `until_ms` kept exactly. Its Version is the original's (the caller names a new
-    difficulty with continued_version)."""
+    after `until_ms` kept exactly, new jumps no wider than the map's before `from_ms`. Its
+    Version is the original's (the caller names a new difficulty with continued_version)."""
     if beatmap.mode is not Mode.OSU:
         raise UnsupportedModeError(f"only osu!standard maps can be continued, not mode "
                                    f"{int(beatmap.mode)} ({beatmap.mode.name.lower()})")
     mel = features(audio)
     cond = condition_vector(beatmap.difficulty, star_rating(beatmap))
+    if options.spacing is None:  # keep the map's own spacing (None: too few jumps to tell)
+        options = dataclasses.replace(options, spacing=observed_spacing(beatmap, from_ms))
     result = continue_map(generator, beatmap, mel, from_ms, until_ms, cond, options,
                           progress=progress, should_stop=should_stop)
     result.format_version = 14

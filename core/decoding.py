@@ -26,6 +26,7 @@ from core.tokens.vocab import Category, Vocab
 
 C = Category
 NEG_INF = float("-inf")
+SPINNER_POSITION = (PLAYFIELD_WIDTH / 2, PLAYFIELD_HEIGHT / 2)
 LANDING_MS = 2000.0  # gaps up to this must land on a tick when timing is known (longer: breaks)
 
 
@@ -47,6 +48,10 @@ class DecodingOptions:
     # at 1.0 a gap half as long is twice as likely as the model says (a denser, harder map);
     # < 0 sparser. The star-rating retries steer with it.
     density_bias: float = 0.0
+    # osu!'s distance snap as a ceiling: a new object starts at most this many osu!pixels per ms
+    # of gap from where the previous one ended (the jumps a map has decide most of its star
+    # rating; core.spacing has typical values per star rating). None: no limit.
+    spacing: float | None = None
     # Limits.
     max_tokens: int = 1536  # generated tokens per window
     max_object_ms: float = 20_000.0  # the longest slider or spinner
@@ -65,6 +70,8 @@ class DecodingOptions:
             raise ValueError("top_p must lie in (0, 1]")
         if self.beam_size < 1 or self.max_tokens < 1:
             raise ValueError("beam_size and max_tokens must be >= 1")
+        if self.spacing is not None and not self.spacing > 0:
+            raise ValueError("spacing must be > 0 px/ms (or None for no limit)")
 
 
 @dataclass
@@ -80,6 +87,15 @@ class SequenceState:
     last_end: float = -math.inf  # the end of the last placed object
     objects: int = 0
     finished: bool = False
+    # Where the last placed object ends (osu!pixels; None before the first) and the x of the
+    # object being placed, for the spacing limit.
+    last_position: tuple[float, float] | None = None
+    path: tuple[tuple[float, float], ...] = ()  # the slider being placed: head and anchors
+    pending_x: float = 0.0
+    gap: float = math.inf  # from the last object's end to the start of the one being placed
+    # osu!pixels per ms a slider starting at a window time travels (the map's slider velocity),
+    # to know where a slider ends; None: at its last anchor.
+    slider_speed: Callable[[float], float] | None = None
     # When the map's timing is known: whether an object may start at a cursor time (it will be
     # snapped onto a tick there).
     on_tick: Callable[[float], bool] | None = None
@@ -99,11 +115,45 @@ class SequenceState:
                 state in (State.OBJECT, State.NEW_COMBO):
             self.body = 0.0
             self.objects += 1
+            self.gap = self.cursor - self.last_end
             self.last_end = self.cursor
         elif category in (C.END_SLIDER, C.END_SPINNER):
             self.last_end = self.cursor + self.body
+            if category is C.END_SPINNER:
+                self.last_position = SPINNER_POSITION
+            elif self.path:
+                self.last_position = self._slider_end(spans=index + 1)
+        elif category is C.COORD_X:
+            self.pending_x = self.vocab.x_values[index]
+        elif category is C.COORD_Y:
+            point = (self.pending_x, self.vocab.y_values[index])
+            if state is State.CIRCLE_Y:
+                self.last_position = point
+            elif state is State.HEAD_Y:
+                self.path = (point,)
+            else:
+                self.path = (*self.path, point)
         elif category is C.EOS:
             self.finished = True
+
+    def _slider_end(self, spans: int) -> tuple[float, float]:
+        """Where the slider just placed ends: back at its head after an even number of spans,
+        else as far along its anchors (a polyline, extended past the last) as its velocity
+        carries it in one span; at its last anchor when the velocity is unknown."""
+        head = self.path[0]
+        if spans % 2 == 0:
+            return head
+        if self.slider_speed is None or len(self.path) < 2:
+            return self.path[-1]
+        left = self.slider_speed(self.cursor) * self.body / spans
+        last = len(self.path) - 2
+        for i, ((ax, ay), (bx, by)) in enumerate(zip(self.path, self.path[1:])):
+            length = math.hypot(bx - ax, by - ay)
+            if length > 0 and (left <= length or i == last):
+                w = left / length
+                return ax + (bx - ax) * w, ay + (by - ay) * w
+            left -= length
+        return self.path[-1]
 
     def clone(self) -> SequenceState:
         walker = GrammarWalker(self.walker.grammar, self.walker.state)
@@ -136,6 +186,9 @@ class ConstraintFilter:
                     span = vocab.spans[category]
                     mask[span.start: span.stop] = True
                 self.masks[(state, anchors_full)] = mask
+        self.x_values = torch.tensor(vocab.x_values)
+        self.y_values = torch.tensor(vocab.y_values)
+        self.min_reach = math.hypot(vocab.x_step, vocab.y_step)  # the nearest cell is in reach
         self.object_ids = [vocab.spans[c] for c in
                            (C.NEW_COMBO, C.PLACE_CIRCLE, C.START_SLIDER, C.PLACE_SPINNER)]
         # Positions the reader writes inside the playfield (real maps put some slider anchors
@@ -160,8 +213,12 @@ class ConstraintFilter:
         span = self.shift_span
         if walker.state in _X_STATES:
             logits.masked_fill_(self.off_playfield[C.COORD_X], NEG_INF)
+            if walker.state is not State.ANCHOR_X:
+                self._limit_spacing(logits, state, C.COORD_X)
         elif walker.state in _Y_STATES:
             logits.masked_fill_(self.off_playfield[C.COORD_Y], NEG_INF)
+            if walker.state is not State.ANCHOR_Y:
+                self._limit_spacing(logits, state, C.COORD_Y)
         elif walker.state is State.OBJECT:
             # Ending the window is final (the next window starts at this one's end), so it is
             # decided, not drawn: only where the model finds it likelier than going on (beam
@@ -195,6 +252,26 @@ class ConstraintFilter:
             allowed = max(int(torch.searchsorted(self.shifts, room, right=True)), 1)
             logits[span.start + allowed: span.stop] = NEG_INF
 
+
+    def _limit_spacing(self, logits: Tensor, state: SequenceState, axis: Category) -> None:
+        """Keep the new object within `spacing` x gap of where the last one ended: x first,
+        then y for the x chosen. The cells nearest the last position always stay open (a stack);
+        where the limit leaves nothing the model may choose, it is not applied."""
+        if self.options.spacing is None or state.last_position is None:
+            return
+        reach = max(self.options.spacing * max(state.gap, self.step), self.min_reach)
+        lx, ly = state.last_position  # measured from the nearest point on the playfield
+        lx, ly = min(max(lx, 0.0), PLAYFIELD_WIDTH), min(max(ly, 0.0), PLAYFIELD_HEIGHT)
+        span = self.vocab.spans[axis]
+        if axis is C.COORD_X:
+            far = (self.x_values - lx).abs() > reach
+        else:
+            room = math.sqrt(max(reach ** 2 - (state.pending_x - lx) ** 2, 0.0))
+            far = (self.y_values - ly).abs() > max(room, self.vocab.y_step / 2)
+        cells = logits[span.start: span.stop]
+        limited = cells.masked_fill(far, NEG_INF)
+        if bool(torch.isfinite(limited).any()):
+            cells.copy_(limited)
 
     def _earliest(self, state: SequenceState) -> float:
         """Where the next object may start: after the generation start and the last object's

@@ -20,9 +20,9 @@ import torch
 from torch import Tensor
 
 from core.audio import FRAME_MS
-from core.beatmap.model import Beatmap, HitObject
+from core.beatmap.model import Beatmap, HitObject, Slider
 from core.beatmap.ticks import TickGrid, beat_divisor_of, divisors_for
-from core.beatmap.timing import annotate_sliders
+from core.beatmap.timing import ControlPoints, annotate_sliders, slider_velocity
 from core.checkpoint import load_model
 from core.decoding import DecodingOptions, SequenceState, decode_window
 from core.model import MapModel
@@ -91,7 +91,8 @@ class Generator:
             state = SequenceState(GrammarWalker(Grammar(self.vocab.config)), self.vocab,
                                   min_start=position - origin + tolerance,
                                   window_end=stop - origin - tolerance,
-                                  on_tick=_tick_test(allowed, origin, tolerance))
+                                  on_tick=_tick_test(allowed, origin, tolerance),
+                                  slider_speed=_slider_speed(template, origin))
             for token in ids:
                 state.step(token)
             audio = self.model.encoder(_frames(mel, origin, window)[None])  # (1, S, D)
@@ -144,6 +145,16 @@ def _tick_test(ticks: TickGrid, origin: float, tolerance: float) -> Callable[[fl
         return memo[t]
 
     return on_tick
+
+
+def _slider_speed(template: Beatmap, origin: float) -> Callable[[float], float]:
+    """osu!pixels per ms of a slider starting at a window-relative time (the map's timing)."""
+    points = ControlPoints(template.timing_points)
+
+    def speed(t: float) -> float:
+        return slider_velocity(Slider(x=0, y=0, time=origin + t), template.difficulty, points)
+
+    return speed
 
 
 def _grid(ms: float, vocab: Vocab) -> float:

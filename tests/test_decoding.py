@@ -97,3 +97,59 @@ def test_the_end_of_a_window_is_never_a_lucky_draw():
                            DecodingOptions(seed=0, max_tokens=6, top_p=None),
                            torch.Generator().manual_seed(0))
     assert result.finished and result.tokens == []
+
+
+def feed(seq: SequenceState, *names: str) -> None:
+    for name in names:
+        seq.step(VOCAB.token(name))
+
+
+def coord(axis: Category, value: float) -> str:
+    index = VOCAB.x_index(value) if axis is Category.COORD_X else VOCAB.y_index(value)
+    return f"{axis.value}_{index}"
+
+
+def allowed_cells(seq: SequenceState, axis: Category, options: DecodingOptions) -> list[float]:
+    logits = torch.zeros(len(VOCAB))
+    ConstraintFilter(VOCAB, options).apply(logits, seq)
+    span = VOCAB.spans[axis]
+    values = VOCAB.x_values if axis is Category.COORD_X else VOCAB.y_values
+    return [values[j] for j in range(span.size) if math.isfinite(float(logits[span.start + j]))]
+
+
+def test_the_spacing_limit_keeps_a_jump_within_its_reach():
+    x, y = Category.COORD_X, Category.COORD_Y
+    seq = state(cursor=0.0)
+    feed(seq, "PLACE_CIRCLE", coord(x, 200.0), coord(y, 200.0), "TIME_SHIFT_19")  # 200 ms on
+    assert seq.last_position == (200.0, 200.0) and seq.cursor == 200.0
+    options = DecodingOptions(spacing=0.5)  # 100 px in 200 ms
+    feed(seq, "PLACE_CIRCLE")
+    xs = allowed_cells(seq, x, options)
+    assert min(xs) == 100.0 and max(xs) == 300.0
+    assert len(allowed_cells(seq, x, DecodingOptions())) > len(xs)  # no limit: the playfield
+    feed(seq, coord(x, 260.0))  # 60 px to the right leaves 80 px up or down
+    ys = allowed_cells(seq, y, options)
+    assert min(ys) == 120.0 and max(ys) == 280.0
+
+
+def test_a_slider_ends_where_its_velocity_carries_it():
+    x, y = Category.COORD_X, Category.COORD_Y
+    seq = state(cursor=0.0)
+    seq.slider_speed = lambda t: 0.5  # px per ms
+    feed(seq, "START_SLIDER_L", coord(x, 100.0), coord(y, 100.0), "ADD_SLIDER_ANCHOR",
+         coord(x, 200.0), coord(y, 100.0), "TIME_SHIFT_29")  # 300 ms: 150 px, past the anchor
+    one_span = seq.clone()
+    feed(one_span, "END_SLIDER_0R")
+    assert one_span.last_position == (250.0, 100.0)  # extended in a straight line
+    assert one_span.last_end == 300.0
+    feed(seq, "END_SLIDER_1R")  # two spans of 75 px: back at the head
+    assert seq.last_position == (100.0, 100.0)
+
+
+def test_the_spacing_limit_gives_way_where_it_would_leave_nothing():
+    seq = state(cursor=0.0)
+    seq.last_position, seq.last_end = (-300.0, 200.0), -10.0  # far off the playfield
+    feed(seq, "PLACE_CIRCLE")
+    xs = allowed_cells(seq, Category.COORD_X, DecodingOptions(spacing=0.1))
+    assert xs and min(xs) >= 0.0  # measured from the playfield's edge, not given up
+    assert max(xs) <= 4.0

@@ -3,6 +3,7 @@ snap ticks, and retries toward the requested star rating (issue 6)."""
 
 from __future__ import annotations
 
+import math
 import shutil
 
 import pytest
@@ -10,18 +11,20 @@ from click.testing import CliRunner
 
 from companion.cli import main as cli
 from companion.mapping import (
-    BIAS_PER_STAR,
+    DENSITY_PER_EFFORT,
+    EFFORT_PER_STAR,
     MAX_ATTEMPTS,
     Target,
     decoding_options,
     generate_beatmap,
     load_generator,
-    next_density_bias,
+    next_effort,
 )
 from core.beatmap.parser import parse_file
 from core.beatmap.ticks import TickGrid, divisor_for_tempo, divisors_for
 from core.difficulty import star_rating
 from core.song_input import resolve
+from core.spacing import spacing_for_stars
 from core.synth.config import SynthConfig
 from core.synth.songs import write_song
 
@@ -101,7 +104,8 @@ def test_a_missed_star_rating_is_retried_and_the_nearest_attempt_kept(generator,
     # the reported best so far never gets worse, and the result is at least as near
     misses = [abs(best - wanted) for _, best in retries] + [abs(generated.stars - wanted)]
     assert misses == sorted(misses, reverse=True)
-    assert generated.density_bias > 0  # denser, to get harder
+    # wider jumps and shorter gaps, to get harder
+    assert generated.spacing > spacing_for_stars(wanted) and generated.density_bias > 0
 
 
 def test_a_first_attempt_within_half_a_star_is_kept(generator, song):
@@ -121,14 +125,26 @@ def test_a_first_attempt_within_half_a_star_is_kept(generator, song):
             assert abs(multi.stars - wanted) <= abs(single.stars - wanted)
 
 
-def test_the_next_density_bias_follows_the_miss_then_the_secant():
-    assert next_density_bias([(0.0, 3.0)], 4.0) == pytest.approx(BIAS_PER_STAR)
-    # the stars rose 2 per unit of bias: a 1-star miss needs 0.5 more
-    assert next_density_bias([(0.0, 3.0), (0.5, 4.0)], 5.0) == pytest.approx(1.0)
+def test_the_next_effort_follows_the_miss_then_the_secant():
+    assert next_effort([(0.0, 3.0)], 4.0) == pytest.approx(EFFORT_PER_STAR)
+    # the stars rose 2 per unit of effort: a 1-star miss needs 0.5 more
+    assert next_effort([(0.0, 3.0), (0.5, 4.0)], 5.0) == pytest.approx(1.0)
     # no usable slope (the stars did not follow): fall back to the miss
-    assert next_density_bias([(0.0, 3.0), (0.5, 3.0)], 4.0) == pytest.approx(0.5 + BIAS_PER_STAR)
-    assert next_density_bias([(0.0, 1.0)], 9.0) == pytest.approx(1.0)  # one step at most
-    assert next_density_bias([(1.5, 1.0), (1.9, 1.0)], 9.0) == 2.0  # clamped
+    assert next_effort([(0.0, 3.0), (0.5, 3.0)], 4.0) == pytest.approx(0.5 + EFFORT_PER_STAR)
+    assert next_effort([(0.0, 1.0)], 9.0) == pytest.approx(1.0)  # one step at most
+    assert next_effort([(1.5, 1.0), (1.9, 1.0)], 9.0) == 2.0  # clamped
+    assert next_effort([(0.0, 6.0)], 5.0) == pytest.approx(-EFFORT_PER_STAR)  # and down
+
+
+def test_retries_move_the_spacing_and_the_density_together(generator, song):
+    folder, _ = song
+    generated = generate_beatmap(generator, resolve(folder), Target(stars=0.5),
+                                 decoding_options(seed=0))
+    if generated.attempts == 1:
+        pytest.skip("the first attempt was already within half a star of 0.5")
+    effort = math.log(generated.spacing / spacing_for_stars(0.5))
+    assert effort < 0  # easier: narrower jumps ...
+    assert generated.density_bias == pytest.approx(DENSITY_PER_EFFORT * effort)  # ... longer gaps
 
 
 def test_the_cli_reports_stars_and_where_the_timing_came_from(song, tmp_path):
