@@ -56,10 +56,11 @@ def real_songs(root: Path) -> list[tuple[str, Path, Beatmap]]:
     return out
 
 
-def synth_songs(root: Path, count: int, seconds: float) -> list[tuple[str, Path, Beatmap]]:
+def synth_songs(root: Path, count: int, seconds: float, first_seed: int = 100
+                ) -> list[tuple[str, Path, Beatmap]]:
     out = []
     for seed in range(count):
-        folder = write_song(SynthConfig(out=root / f"s{seed}", seed=100 + seed,
+        folder = write_song(SynthConfig(out=root / f"s{seed}", seed=first_seed + seed,
                                         duration_s=seconds, difficulties=("Hard",)), 0)
         out.append((f"synth{seed}", folder / "audio.ogg",
                     parse_file(next(folder.glob("*.osu"))).beatmap))
@@ -84,68 +85,87 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--synth", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--synth-seed", type=int, default=100,
+                        help="the first synthetic song's seed (the star table was set on 100-102)")
+    parser.add_argument("--tables", default="123", help="which tables to print, e.g. 3")
     parser.add_argument("--model", type=Path, default=None)
     args = parser.parse_args()
     generator = load_generator(args.model)
     options = decoding_options(seed=0)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
-        songs = [*real_songs(Path(tmp)), *synth_songs(Path(tmp), args.synth, args.seconds)]
+        songs = [*real_songs(Path(tmp)),
+                 *synth_songs(Path(tmp), args.synth, args.seconds, args.synth_seed)]
+        if "1" in args.tables:
+            known_timing(generator, songs, options)
+        if "2" in args.tables:
+            estimated_timing(generator, songs, options, rng)
+        if "3" in args.tables:
+            star_sweep(generator, songs[-args.synth:] if args.synth else [], options)
 
-        print("1. known timing: objects on a tick of the map's timing (within 1 ms)")
-        print(f"{'song':<10} {'objects':>7} {'on tick':>8} {'stars':>6} {'time s':>7}")
-        for name, audio, truth in songs:
-            start = time.perf_counter()
-            made = generate_beatmap(generator, SongInput(audio.parent, audio,
-                                                         template_of(truth, audio)),
-                                    Target(stars=4.0), options, max_attempts=1)
-            times = [o.time for o in made.beatmap.hit_objects]
-            on_tick = share_on(times, made.beatmap.timing_points, DIVISORS, 1.0)
-            print(f"{name:<10} {len(times):>7} {on_tick:>8.1%} {made.stars:>6.2f} "
-                  f"{time.perf_counter() - start:>7.1f}")
 
-        print("\n2. estimated timing: objects within 10 ms of a 1/4 tick of the TRUE timing")
-        print(f"{'song':<10} {'est BPM':>8} {'true BPM':>8} {'kiai':>6} {'random':>7} "
-              f"{'true timing':>11}")
-        shares = []
-        for name, audio, truth in songs:
-            made = generate_beatmap(generator, SongInput(audio.parent, audio,
-                                                         fresh_template(audio)),
-                                    Target(stars=4.0), options, max_attempts=1)
-            with_truth = generate_beatmap(generator, SongInput(audio.parent, audio,
-                                                               template_of(truth, audio)),
-                                          Target(stars=4.0), options, max_attempts=1)
-            times = [o.time for o in made.beatmap.hit_objects]
-            end = max(times) if times else 60_000.0
-            random_times = list(rng.uniform(red(truth.timing_points)[0].time, end, 2000))
-            quarter = (1, 2, 4)
-            ours = share_on(times, truth.timing_points, quarter, 10.0)
-            shares.append(ours)
-            est = red(made.beatmap.timing_points)
-            true_times = [o.time for o in with_truth.beatmap.hit_objects]
-            print(f"{name:<10} {est[0].bpm if est else float('nan'):>8.2f} "
-                  f"{red(truth.timing_points)[0].bpm:>8.2f} {ours:>6.1%} "
-                  f"{share_on(random_times, truth.timing_points, quarter, 10.0):>7.1%} "
-                  f"{share_on(true_times, truth.timing_points, quarter, 10.0):>11.1%}")
-        print(f"median over songs: {statistics.median(shares):.1%}")
+def known_timing(generator, songs, options) -> None:
+    print("1. known timing: objects on a tick of the map's timing (within 1 ms)")
+    print(f"{'song':<10} {'objects':>7} {'on tick':>8} {'stars':>6} {'time s':>7}")
+    for name, audio, truth in songs:
+        start = time.perf_counter()
+        made = generate_beatmap(generator, SongInput(audio.parent, audio,
+                                                     template_of(truth, audio)),
+                                Target(stars=4.0), options, max_attempts=1)
+        times = [o.time for o in made.beatmap.hit_objects]
+        on_tick = share_on(times, made.beatmap.timing_points, DIVISORS, 1.0)
+        print(f"{name:<10} {len(times):>7} {on_tick:>8.1%} {made.stars:>6.2f} "
+              f"{time.perf_counter() - start:>7.1f}")
 
-        print("\n3. star rating: |generated - requested| over a sweep (synthetic songs)")
-        one, best = [], []
-        for name, audio, truth in songs[-args.synth:] if args.synth else []:
-            for stars in STARS:
-                source = SongInput(audio.parent, audio, template_of(truth, audio))
-                retries: list[float] = []
-                made = generate_beatmap(generator, source, Target(stars=stars), options,
-                                        on_retry=lambda n, b, r=retries: r.append(b))
-                first = retries[0] if retries else made.stars
-                one.append(abs(first - stars))
-                best.append(abs(made.stars - stars))
-                print(f"{name:<10} asked {stars:.1f}: first {first:.2f}, kept {made.stars:.2f} "
-                      f"({made.attempts} attempt{'s' if made.attempts > 1 else ''})")
-        for label, errors in (("one attempt", one), ("with retries", best)):
-            if errors:
-                print(f"{label:<13} median error {statistics.median(errors):.2f} stars, "
-                      f"within 0.5: {np.mean(np.array(errors) <= 0.5):.0%} of {len(errors)}")
+
+
+def estimated_timing(generator, songs, options, rng) -> None:
+    print("\n2. estimated timing: objects within 10 ms of a 1/4 tick of the TRUE timing")
+    print(f"{'song':<10} {'est BPM':>8} {'true BPM':>8} {'kiai':>6} {'random':>7} "
+          f"{'true timing':>11}")
+    shares = []
+    for name, audio, truth in songs:
+        made = generate_beatmap(generator, SongInput(audio.parent, audio,
+                                                     fresh_template(audio)),
+                                Target(stars=4.0), options, max_attempts=1)
+        with_truth = generate_beatmap(generator, SongInput(audio.parent, audio,
+                                                           template_of(truth, audio)),
+                                      Target(stars=4.0), options, max_attempts=1)
+        times = [o.time for o in made.beatmap.hit_objects]
+        end = max(times) if times else 60_000.0
+        random_times = list(rng.uniform(red(truth.timing_points)[0].time, end, 2000))
+        quarter = (1, 2, 4)
+        ours = share_on(times, truth.timing_points, quarter, 10.0)
+        shares.append(ours)
+        est = red(made.beatmap.timing_points)
+        true_times = [o.time for o in with_truth.beatmap.hit_objects]
+        print(f"{name:<10} {est[0].bpm if est else float('nan'):>8.2f} "
+              f"{red(truth.timing_points)[0].bpm:>8.2f} {ours:>6.1%} "
+              f"{share_on(random_times, truth.timing_points, quarter, 10.0):>7.1%} "
+              f"{share_on(true_times, truth.timing_points, quarter, 10.0):>11.1%}")
+    print(f"median over songs: {statistics.median(shares):.1%}")
+
+
+
+def star_sweep(generator, songs, options) -> None:
+    print("\n3. star rating: |generated - requested| over a sweep (synthetic songs)")
+    one, best = [], []
+    for name, audio, truth in songs:
+        for stars in STARS:
+            source = SongInput(audio.parent, audio, template_of(truth, audio))
+            retries: list[float] = []
+            made = generate_beatmap(generator, source, Target(stars=stars), options,
+                                    on_retry=lambda n, b, r=retries: r.append(b))
+            first = retries[0] if retries else made.stars
+            one.append(abs(first - stars))
+            best.append(abs(made.stars - stars))
+            print(f"{name:<10} asked {stars:.1f}: first {first:.2f}, kept {made.stars:.2f} "
+                  f"({made.attempts} attempt{'s' if made.attempts > 1 else ''}; spacing "
+                  f"{made.spacing:.2f} px/ms, density bias {made.density_bias:+.2f})")
+    for label, errors in (("one attempt", one), ("with retries", best)):
+        if errors:
+            print(f"{label:<13} median error {statistics.median(errors):.2f} stars, "
+                  f"within 0.5: {np.mean(np.array(errors) <= 0.5):.0%} of {len(errors)}")
 
 
 if __name__ == "__main__":

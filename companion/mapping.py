@@ -157,12 +157,12 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     """A whole new map for a song: its template's timing (estimated when it has none) and
     metadata, the target difficulty, and a Version (`kiai 4.5`) to be made unique when written.
 
-    The model is conditioned on the target, and its jumps are bounded by the spacing typical
-    of ranked maps at the target's stars (core.spacing; `options.spacing` when given). When the
-    map's star rating misses the target by more than STAR_TOLERANCE, the map is generated again
-    with more or less effort (wider jumps and shorter gaps, or the reverse) by the miss, then
-    along the secant of the attempts so far, up to `max_attempts`; the nearest attempt is
-    returned. `on_retry(n, stars)` is told before
+    The model is conditioned on the target, and its jumps are bounded by the spacing that
+    gives the target's stars (core.spacing), or by `options.spacing`, which stays as given.
+    When the map's star rating misses the target by more than STAR_TOLERANCE, the map is
+    generated again with more or less effort (wider jumps and shorter gaps, or the reverse; only
+    the gaps when the spacing is given) by the miss, then along the secant of the attempts so
+    far, up to `max_attempts`; the nearest attempt is returned. `on_retry(n, stars)` is told before
     attempt n (2, 3, ...), with the stars of the best so far; `progress` restarts at 0 for each
     attempt.
     """
@@ -177,7 +177,7 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     song_ms = mel.shape[-1] * FRAME_MS
     wanted = target.star_rating
     condition = condition_vector(template.difficulty, wanted)
-    base = options.spacing or spacing_for_stars(wanted)
+    base = spacing_for_stars(wanted)
     tried: list[tuple[float, float]] = []  # (effort, stars)
     best: tuple[float, Beatmap, DecodingOptions] | None = None  # (stars, map, options)
     effort = 0.0
@@ -187,7 +187,7 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
                 on_retry(attempt, best[0])
             effort = next_effort(tried, wanted)
         tried_options = dataclasses.replace(
-            options, spacing=base * math.exp(effort),
+            options, spacing=options.spacing or base * math.exp(effort),
             density_bias=options.density_bias + DENSITY_PER_EFFORT * effort)
         objects = generator.generate(mel, template, condition, 0.0, song_ms,
                                      options=tried_options, progress=progress,

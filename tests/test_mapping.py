@@ -183,3 +183,20 @@ def test_the_divisor_for_a_tempo_keeps_ticks_playable():
     assert divisor_for_tempo(60_000 / 180) == 4  # 83 ms ticks
     assert divisor_for_tempo(60_000 / 200) == 4  # 75 ms
     assert divisor_for_tempo(60_000 / 240) == 2  # 62.5 ms at 1/4: halves instead
+
+
+def test_a_spacing_given_on_the_command_line_bounds_every_jump(song, tmp_path):
+    folder, _ = song
+    shutil.copy(folder / "audio.ogg", tmp_path / "audio.ogg")
+    out = tmp_path / "spaced.osu"
+    result = CliRunner().invoke(cli, ["generate", str(tmp_path / "audio.ogg"), "--stars", "5",
+                                      "--spacing", "0.2", "--seed", "0", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    objects = parse_file(out).beatmap.hit_objects
+    circles = [(a, b) for a, b in zip(objects, objects[1:])
+               if type(a).__name__ == "Circle" and type(b).__name__ != "Spinner"]
+    assert len(circles) >= 5
+    for a, b in circles:  # 10 ms for times snapping onto ticks
+        assert math.dist((a.x, a.y), (b.x, b.y)) <= 0.2 * (b.time - a.time + 10) + 6, (a, b)
+    bad = CliRunner().invoke(cli, ["generate", str(tmp_path / "audio.ogg"), "--spacing", "0"])
+    assert bad.exit_code != 0 and "spacing must be > 0" in bad.output

@@ -61,6 +61,10 @@ def decoding_options(f):
         click.option("--beam-size", type=int, default=4, show_default=True),
         click.option("--seed", type=int, default=0, show_default=True,
                      help="The same seed gives the same map."),
+        click.option("--spacing", type=float, default=None, metavar="PX_PER_MS",
+                     help="The widest jump: a new object starts at most this many osu!pixels "
+                          "per ms of gap from where the previous one ends (default: typical "
+                          "of the stars asked for; continue: the map's own)."),
         click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
                      help="A checkpoint directory (default: the shipped starter model)."),
         click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
@@ -71,10 +75,10 @@ def decoding_options(f):
     return f
 
 
-def _options(sampling, temperature, top_k, top_p, beam_size, seed) -> DecodingOptions:
+def _options(sampling, temperature, top_k, top_p, beam_size, seed, spacing) -> DecodingOptions:
     try:
         return DecodingOptions(method=sampling, temperature=temperature, top_k=top_k,
-                               top_p=top_p, beam_size=beam_size, seed=seed)
+                               top_p=top_p, beam_size=beam_size, seed=seed, spacing=spacing)
     except ValueError as e:
         raise click.ClickException(str(e)) from e
 
@@ -110,13 +114,13 @@ def _write(beatmap: Beatmap, folder: Path, output: Path | None, version: str) ->
 @click.option("--hp", type=float, default=None)
 @decoding_options
 def generate_command(song: Path, stars, ar, cs, od, hp, sampling, temperature, top_k, top_p,
-                     beam_size, seed, model_path, output) -> None:
+                     beam_size, seed, spacing, model_path, output) -> None:
     """Write a new difficulty for a song (an audio file, or a song folder)."""
     try:
         source = resolve(song)
     except SongInputError as e:
         raise click.ClickException(str(e)) from e
-    options = _options(sampling, temperature, top_k, top_p, beam_size, seed)
+    options = _options(sampling, temperature, top_k, top_p, beam_size, seed, spacing)
     generator = _generator(model_path)
     target = Target(stars, ar, cs, od, hp)
     try:
@@ -161,14 +165,15 @@ def _timing(generated: Generated) -> str:
               help="Stop here; objects after it are kept.")
 @decoding_options
 def continue_command(beatmap_path: Path, from_text: str, until_text: str | None, sampling,
-                     temperature, top_k, top_p, beam_size, seed, model_path, output) -> None:
+                     temperature, top_k, top_p, beam_size, seed, spacing, model_path,
+                     output) -> None:
     """Continue MAP.osu from a time: its objects before it stay exactly as they are."""
     from_ms = parse_time_ms(from_text)
     until_ms = parse_time_ms(until_text) if until_text else None
     if until_ms is not None and until_ms <= from_ms:
         raise click.ClickException("--until must come after --from")
     beatmap = load_beatmap(beatmap_path)
-    options = _options(sampling, temperature, top_k, top_p, beam_size, seed)
+    options = _options(sampling, temperature, top_k, top_p, beam_size, seed, spacing)
     try:
         audio = audio_of(beatmap, beatmap_path.parent)
         generator = _generator(model_path)
