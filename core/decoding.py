@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
+from core.beatmap.curves import slider_path
+from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, CurveType, Slider
 from core.model import MapModel
 from core.tokens.grammar import Grammar, GrammarWalker, State
 from core.tokens.timeline import cursor_times
@@ -27,6 +28,7 @@ from core.tokens.vocab import Category, Vocab
 C = Category
 NEG_INF = float("-inf")
 SPINNER_POSITION = (PLAYFIELD_WIDTH / 2, PLAYFIELD_HEIGHT / 2)
+ARC_MARGIN = 8.0  # osu!pixels a perfect-circle arc may bulge past the playfield's edge
 LANDING_MS = 2000.0  # gaps up to this must land on a tick when timing is known (longer: breaks)
 
 
@@ -90,7 +92,8 @@ class SequenceState:
     # Where the last placed object ends (osu!pixels; None before the first) and the x of the
     # object being placed, for the spacing limit.
     last_position: tuple[float, float] | None = None
-    path: tuple[tuple[float, float], ...] = ()  # the slider being placed: head and anchors
+    path: tuple[tuple[float, float], ...] = ()  # the slider being placed: head and anchors ...
+    curve: str = "B"  # ... and its curve letter (the first segment's)
     pending_x: float = 0.0
     gap: float = math.inf  # from the last object's end to the start of the one being placed
     # osu!pixels per ms a slider starting at a window time travels (the map's slider velocity),
@@ -113,6 +116,8 @@ class SequenceState:
             self.body += self.vocab.spinner_durations_ms[index]
         elif category in (C.PLACE_CIRCLE, C.START_SLIDER, C.PLACE_SPINNER) and \
                 state in (State.OBJECT, State.NEW_COMBO):
+            if category is C.START_SLIDER:
+                self.curve = self.vocab.config.slider_curves[index]
             self.body = 0.0
             self.objects += 1
             self.gap = self.cursor - self.last_end
@@ -189,6 +194,7 @@ class ConstraintFilter:
         self.x_values = torch.tensor(vocab.x_values)
         self.y_values = torch.tensor(vocab.y_values)
         self.min_reach = math.hypot(vocab.x_step, vocab.y_step)  # the nearest cell is in reach
+        self.curves: dict[tuple[str, tuple[tuple[float, float], ...]], float] = {}  # reach
         self.object_ids = [vocab.spans[c] for c in
                            (C.NEW_COMBO, C.PLACE_CIRCLE, C.START_SLIDER, C.PLACE_SPINNER)]
         # Positions the reader writes inside the playfield (real maps put some slider anchors
@@ -249,6 +255,8 @@ class ConstraintFilter:
         elif walker.state in (State.SLIDER_TIME, State.SPINNER_TIME, State.SLIDER_BODY,
                               State.SPINNER):
             room = self.options.max_object_ms - state.body
+            if walker.state in (State.SLIDER_BODY, State.SLIDER_TIME):
+                room = min(room, self._slider_room(state))
             allowed = max(int(torch.searchsorted(self.shifts, room, right=True)), 1)
             logits[span.start + allowed: span.stop] = NEG_INF
 
@@ -272,6 +280,19 @@ class ConstraintFilter:
         limited = cells.masked_fill(far, NEG_INF)
         if bool(torch.isfinite(limited).any()):
             cells.copy_(limited)
+
+    def _slider_room(self, state: SequenceState) -> float:
+        """How much longer (ms) the slider being placed may last before its end leaves the
+        playfield: a slider longer than its curve goes on in a straight line past its end
+        (osu! extends the path), and a span is the longest its end travels. Unbounded when
+        its velocity is unknown."""
+        if state.slider_speed is None or len(state.path) < 2:
+            return math.inf
+        key = (state.curve, state.path)
+        if key not in self.curves:
+            self.curves[key] = _curve_reach(*key)
+        speed = state.slider_speed(state.cursor)
+        return self.curves[key] / speed - state.body if speed > 0 else math.inf
 
     def _earliest(self, state: SequenceState) -> float:
         """Where the next object may start: after the generation start and the last object's
@@ -297,6 +318,46 @@ class ConstraintFilter:
         mass = torch.logsumexp(shifts[allowed], 0)
         tilted = shifts[allowed] - self.options.density_bias * self.log_gaps[allowed]
         shifts[allowed] = tilted - torch.logsumexp(tilted, 0) + mass
+
+
+def _curve_reach(curve: str, path: tuple[tuple[float, float], ...]) -> float:
+    """How long a slider with these anchors can be before its end leaves the playfield: its
+    curve's length (as osu! computes it) plus the straight run from the curve's end to the edge."""
+    head, *anchors = path
+    slider = Slider(x=head[0], y=head[1], time=0.0, curve_type=curve, points=list(anchors))
+    keep_arc_inside(slider)
+    curve_path = slider_path(slider, 14)
+    points = curve_path.points.tolist()
+    (ax, ay), (bx, by) = next(((a, b) for a, b in zip(points[-2::-1], points[::-1]) if a != b),
+                              (points[-1], points[-1]))
+    length = math.hypot(bx - ax, by - ay)
+    if length == 0:
+        return math.inf
+    ux, uy = (bx - ax) / length, (by - ay) / length
+    beyond = min(_to_edge(bx, ux, PLAYFIELD_WIDTH), _to_edge(by, uy, PLAYFIELD_HEIGHT))
+    return curve_path.distance + beyond
+
+
+def keep_arc_inside(slider: Slider, format_version: int = 14) -> None:
+    """A perfect-circle slider whose arc leaves the playfield becomes a Bezier through the same
+    anchors (decoding then measures its length as such). Three anchors that double back make a
+    huge circle; a Bezier stays within its anchors' hull, which decoding keeps on the
+    playfield."""
+    if slider.curve_type != CurveType.PERFECT:
+        return
+    points = slider_path(slider, format_version).points
+    if ((points < -ARC_MARGIN).any() or (points[:, 0] > PLAYFIELD_WIDTH + ARC_MARGIN).any()
+            or (points[:, 1] > PLAYFIELD_HEIGHT + ARC_MARGIN).any()):
+        slider.curve_type = CurveType.BEZIER
+
+
+def _to_edge(position: float, direction: float, size: float) -> float:
+    """How far from `position` a line moving by `direction` per unit stays within 0..size."""
+    if direction > 0:
+        return max(size - position, 0.0) / direction
+    if direction < 0:
+        return max(position, 0.0) / -direction
+    return math.inf
 
 
 _X_STATES = (State.CIRCLE_X, State.HEAD_X, State.ANCHOR_X)

@@ -24,7 +24,7 @@ from core.beatmap.model import Beatmap, HitObject, Slider
 from core.beatmap.ticks import TickGrid, beat_divisor_of, divisors_for
 from core.beatmap.timing import ControlPoints, annotate_sliders, slider_velocity
 from core.checkpoint import load_model
-from core.decoding import DecodingOptions, SequenceState, decode_window
+from core.decoding import DecodingOptions, SequenceState, decode_window, keep_arc_inside
 from core.model import MapModel
 from core.tokens.detokenizer import DetokenizeOptions, decode_objects
 from core.tokens.grammar import Grammar, GrammarWalker
@@ -101,6 +101,9 @@ class Generator:
             decoded = decode_objects(ids + result.tokens, template, self.vocab,
                                      DetokenizeOptions(origin_ms=origin, snap=bool(ticks)))
             fresh = [o for o in decoded[len(prefix):] if start_ms <= o.time < end_ms]
+            for obj in fresh:
+                if isinstance(obj, Slider):
+                    keep_arc_inside(obj, template.format_version)
             placed += fresh
             new += fresh
             position = stop

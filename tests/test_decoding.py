@@ -153,3 +153,33 @@ def test_the_spacing_limit_gives_way_where_it_would_leave_nothing():
     xs = allowed_cells(seq, Category.COORD_X, DecodingOptions(spacing=0.1))
     assert xs and min(xs) >= 0.0  # measured from the playfield's edge, not given up
     assert max(xs) <= 4.0
+
+
+def test_a_slider_may_not_run_on_past_the_playfield():
+    x, y = Category.COORD_X, Category.COORD_Y
+    seq = state(cursor=0.0)
+    seq.slider_speed = lambda t: 1.0  # px per ms
+    # a line from x=400 to x=480, heading right: 112 px to the edge at 512
+    feed(seq, "START_SLIDER_L", coord(x, 400.0), coord(y, 200.0), "ADD_SLIDER_ANCHOR",
+         coord(x, 480.0), coord(y, 200.0))
+    gaps = allowed_gaps(seq)
+    assert max(gaps) == 110.0  # 112 ms at 1 px/ms, in 10 ms steps
+    feed(seq, "TIME_SHIFT_4")  # 50 ms in: 62 ms left
+    assert max(allowed_gaps(seq)) == 60.0
+    # with no velocity known there is no such limit
+    free = state(cursor=0.0)
+    feed(free, "START_SLIDER_L", coord(x, 400.0), coord(y, 200.0), "ADD_SLIDER_ANCHOR",
+         coord(x, 480.0), coord(y, 200.0))
+    assert max(allowed_gaps(free)) > 1000.0
+
+
+def test_an_arc_that_would_leave_the_playfield_becomes_a_bezier():
+    from core.beatmap.model import Slider
+    from core.decoding import keep_arc_inside
+
+    doubling_back = Slider(x=184, y=300, time=0, curve_type="P", points=[(188, 20), (200, 328)])
+    keep_arc_inside(doubling_back)
+    assert doubling_back.curve_type == "B"
+    gentle = Slider(x=100, y=200, time=0, curve_type="P", points=[(150, 150), (200, 200)])
+    keep_arc_inside(gentle)
+    assert gentle.curve_type == "P"
