@@ -9,6 +9,7 @@ first job.progress (0%).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import logging
 import time
@@ -124,14 +125,14 @@ class Methods:
         path = check_continue(space, p.beatmap, p.expected_md5, in_place)
         work = continue_work(space, ContinueRequest(
             path, p.beatmap, p.from_ms, p.until_ms, p.expected_md5, in_place,
-            _options(p.sampling)))
+            _options(p.sampling, p.spacing)))
         self._submit(session, request, "map.continue", work)
 
     def _generate(self, session: Session, request: Request) -> None:
         p: MapGenerateParams = request.params
         song = check_generate(self.daemon.space, p.song_folder, p.audio)
         target = Target(p.stars, p.ar, p.cs, p.od, p.hp)
-        work = generate_work(self.daemon.space, song, target, _options(p.sampling))
+        work = generate_work(self.daemon.space, song, target, _options(p.sampling, p.spacing))
         self._submit(session, request, "map.generate", work)
 
     def _submit(self, session: Session, request: Request, method: str, work: Any) -> None:
@@ -186,11 +187,11 @@ class Methods:
         return True
 
 
-def _options(sampling: Sampling | None) -> DecodingOptions:
-    if sampling is None:
-        return DecodingOptions()
-    s = sampling
+def _options(sampling: Sampling | None, spacing: float | None = None) -> DecodingOptions:
+    s = sampling or Sampling()
     try:
-        return decoding_options(s.method, s.temperature, s.top_k, s.top_p, s.beam_size, s.seed)
+        options = decoding_options(s.method, s.temperature, s.top_k, s.top_p, s.beam_size,
+                                   s.seed)
     except ValueError as e:
         raise InvalidParamsError(str(e), "params.sampling") from e
+    return dataclasses.replace(options, spacing=spacing)  # the schema keeps it > 0

@@ -92,8 +92,9 @@ class SequenceState:
     # Where the last placed object ends (osu!pixels; None before the first) and the x of the
     # object being placed, for the spacing limit.
     last_position: tuple[float, float] | None = None
-    path: tuple[tuple[float, float], ...] = ()  # the slider being placed: head and anchors ...
-    curve: str = "B"  # ... and its curve letter (the first segment's)
+    path: tuple[tuple[float, float], ...] = ()  # the slider being placed: head and anchors,
+    curve: str = "B"  # its curve letter,
+    segments: tuple[tuple[int, str], ...] = ()  # and (anchor index, letter) of later segments
     pending_x: float = 0.0
     gap: float = math.inf  # from the last object's end to the start of the one being placed
     # osu!pixels per ms a slider starting at a window time travels (the map's slider velocity),
@@ -117,17 +118,20 @@ class SequenceState:
         elif category in (C.PLACE_CIRCLE, C.START_SLIDER, C.PLACE_SPINNER) and \
                 state in (State.OBJECT, State.NEW_COMBO):
             if category is C.START_SLIDER:
-                self.curve = self.vocab.config.slider_curves[index]
+                self.curve, self.segments = self.vocab.config.slider_curves[index], ()
             self.body = 0.0
             self.objects += 1
             self.gap = self.cursor - self.last_end
             self.last_end = self.cursor
+        elif category is C.START_SLIDER:  # a new segment from the next anchor on
+            letter = self.vocab.config.slider_curves[index]
+            self.segments = (*self.segments, (len(self.path) - 1, letter))
         elif category in (C.END_SLIDER, C.END_SPINNER):
             self.last_end = self.cursor + self.body
             if category is C.END_SPINNER:
                 self.last_position = SPINNER_POSITION
             elif self.path:
-                self.last_position = self._slider_end(spans=index + 1)
+                self._end_slider(spans=index + 1)
         elif category is C.COORD_X:
             self.pending_x = self.vocab.x_values[index]
         elif category is C.COORD_Y:
@@ -141,24 +145,36 @@ class SequenceState:
         elif category is C.EOS:
             self.finished = True
 
-    def _slider_end(self, spans: int) -> tuple[float, float]:
-        """Where the slider just placed ends: back at its head after an even number of spans,
-        else as far along its anchors (a polyline, extended past the last) as its velocity
-        carries it in one span; at its last anchor when the velocity is unknown."""
+    def slider(self, length: float | None = None) -> Slider:
+        """The slider being placed, as osu! will draw it (an arc that would leave the playfield
+        is a Bezier, see keep_arc_inside); `length` None: its whole curve."""
+        (x, y), *anchors = self.path
+        slider = Slider(x=x, y=y, time=0.0, curve_type=self.curve, points=list(anchors),
+                        segment_types=dict(self.segments), length=length)
+        keep_arc_inside(slider)
+        return slider
+
+    def _end_slider(self, spans: int) -> None:
+        """Where (and, without end times in the tokens, when) the slider just placed ends: as
+        far along its path as its velocity carries it in one span (osu! extends the path
+        straight past its curve), back at its head after an even number of spans; at its last
+        anchor when the velocity is unknown."""
         head = self.path[0]
-        if spans % 2 == 0:
-            return head
         if self.slider_speed is None or len(self.path) < 2:
-            return self.path[-1]
-        left = self.slider_speed(self.cursor) * self.body / spans
-        last = len(self.path) - 2
-        for i, ((ax, ay), (bx, by)) in enumerate(zip(self.path, self.path[1:])):
-            length = math.hypot(bx - ax, by - ay)
-            if length > 0 and (left <= length or i == last):
-                w = left / length
-                return ax + (bx - ax) * w, ay + (by - ay) * w
-            left -= length
-        return self.path[-1]
+            self.last_position = head if spans % 2 == 0 else self.path[-1]
+            return
+        speed = self.slider_speed(self.cursor)
+        try:
+            if self.body == 0 and not self.vocab.config.slider_end_time:
+                # the `seed` language: a slider runs its whole curve
+                end = slider_path(self.slider(), 14)
+                self.last_end = self.cursor + spans * end.distance / max(speed, 1e-6)
+            else:
+                end = slider_path(self.slider(speed * self.body / spans), 14)
+            tail = end.end_position
+        except (ValueError, ArithmeticError):  # a degenerate path ends where it starts
+            tail = self.path[-1]
+        self.last_position = head if spans % 2 == 0 else tail
 
     def clone(self) -> SequenceState:
         walker = GrammarWalker(self.walker.grammar, self.walker.state)
@@ -194,7 +210,7 @@ class ConstraintFilter:
         self.x_values = torch.tensor(vocab.x_values)
         self.y_values = torch.tensor(vocab.y_values)
         self.min_reach = math.hypot(vocab.x_step, vocab.y_step)  # the nearest cell is in reach
-        self.curves: dict[tuple[str, tuple[tuple[float, float], ...]], float] = {}  # reach
+        self.curves: dict[tuple, float] = {}  # a slider's reach (ms) by its path
         self.object_ids = [vocab.spans[c] for c in
                            (C.NEW_COMBO, C.PLACE_CIRCLE, C.START_SLIDER, C.PLACE_SPINNER)]
         # Positions the reader writes inside the playfield (real maps put some slider anchors
@@ -257,7 +273,9 @@ class ConstraintFilter:
             room = self.options.max_object_ms - state.body
             if walker.state in (State.SLIDER_BODY, State.SLIDER_TIME):
                 room = min(room, self._slider_room(state))
-            allowed = max(int(torch.searchsorted(self.shifts, room, right=True)), 1)
+            allowed = int(torch.searchsorted(self.shifts, room, right=True))
+            if walker.state in (State.SLIDER_BODY, State.SPINNER):
+                allowed = max(allowed, 1)  # a shift is all that may follow: the shortest stays
             logits[span.start + allowed: span.stop] = NEG_INF
 
 
@@ -288,9 +306,9 @@ class ConstraintFilter:
         its velocity is unknown."""
         if state.slider_speed is None or len(state.path) < 2:
             return math.inf
-        key = (state.curve, state.path)
+        key = (state.curve, state.path, state.segments)
         if key not in self.curves:
-            self.curves[key] = _curve_reach(*key)
+            self.curves[key] = _curve_reach(state.slider())
         speed = state.slider_speed(state.cursor)
         return self.curves[key] / speed - state.body if speed > 0 else math.inf
 
@@ -320,12 +338,9 @@ class ConstraintFilter:
         shifts[allowed] = tilted - torch.logsumexp(tilted, 0) + mass
 
 
-def _curve_reach(curve: str, path: tuple[tuple[float, float], ...]) -> float:
-    """How long a slider with these anchors can be before its end leaves the playfield: its
-    curve's length (as osu! computes it) plus the straight run from the curve's end to the edge."""
-    head, *anchors = path
-    slider = Slider(x=head[0], y=head[1], time=0.0, curve_type=curve, points=list(anchors))
-    keep_arc_inside(slider)
+def _curve_reach(slider: Slider) -> float:
+    """How long a slider can be before its end leaves the playfield: its curve's length (as
+    osu! computes it) plus the straight run from the curve's end to the edge."""
     curve_path = slider_path(slider, 14)
     points = curve_path.points.tolist()
     (ax, ay), (bx, by) = next(((a, b) for a, b in zip(points[-2::-1], points[::-1]) if a != b),
@@ -343,12 +358,16 @@ def keep_arc_inside(slider: Slider, format_version: int = 14) -> None:
     anchors (decoding then measures its length as such). Three anchors that double back make a
     huge circle; a Bezier stays within its anchors' hull, which decoding keeps on the
     playfield."""
-    if slider.curve_type != CurveType.PERFECT:
+    perfect = CurveType.PERFECT
+    if slider.curve_type != perfect and perfect not in slider.segment_types.values():
         return
     points = slider_path(slider, format_version).points
     if ((points < -ARC_MARGIN).any() or (points[:, 0] > PLAYFIELD_WIDTH + ARC_MARGIN).any()
             or (points[:, 1] > PLAYFIELD_HEIGHT + ARC_MARGIN).any()):
-        slider.curve_type = CurveType.BEZIER
+        if slider.curve_type == perfect:
+            slider.curve_type = CurveType.BEZIER
+        slider.segment_types = {i: CurveType.BEZIER if letter == perfect else letter
+                                for i, letter in slider.segment_types.items()}
 
 
 def _to_edge(position: float, direction: float, size: float) -> float:

@@ -45,6 +45,7 @@ from protocol import (
     MapContinueParams,
     ProtocolError,
     ServerStatusParams,
+    parse_version,
 )
 
 
@@ -57,6 +58,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="where the generated part starts")
     parser.add_argument("--until", type=parse_time, default=None,
                         help="where it ends (default: the end of the audio)")
+    parser.add_argument("--spacing", type=float, default=None,
+                        help="widest jump, osu!pixels per ms of gap (default: the map's own; "
+                             "needs a protocol 1.1 server)")
     parser.add_argument("--in-place", action="store_true",
                         help="overwrite MAP (after a backup) instead of writing a new difficulty")
     add_connection_arguments(parser)
@@ -64,6 +68,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.until is not None and args.until <= args.at:
         parser.error("--until must be after --at")
     return args
+
+
+def speaks(version: str, minor: int) -> bool:
+    """Whether a server of `version` (same major, see protocol.version) knows a field added in
+    minor version `minor`."""
+    return parse_version(version)[1] >= minor
 
 
 def is_absolute(path: str) -> bool:
@@ -122,9 +132,13 @@ async def main_async(args: argparse.Namespace) -> int:
     async with KiaiClient.connect(url_of(args), token, "continue_from_here") as client:
         status = await client.call(ServerStatusParams())
         beatmap, local = locate(args.map, status.songs_folder)
+        if args.spacing is not None and not speaks(client.server.protocol_version, 1):
+            print(f"--spacing needs protocol 1.1; the daemon speaks "
+                  f"{client.server.protocol_version}", file=sys.stderr)
+            return EXIT_FAILED
         params = MapContinueParams(
             beatmap=beatmap, from_ms=args.at, until_ms=args.until, expected_md5=md5_of(local),
-            write="inPlace" if args.in_place else "newDifficulty")
+            write="inPlace" if args.in_place else "newDifficulty", spacing=args.spacing)
         try:
             accepted = await client.call(params)
         except ProtocolError as e:

@@ -131,6 +131,9 @@ class MapGenerateParams:
     od: Annotated[Setting | None, "overall difficulty"] = None
     hp: Annotated[Setting | None, "HP drain"] = None
     sampling: Sampling | None = None
+    spacing: Annotated[float | None, Range(exclusive_minimum=0, maximum=20),
+                       "since 1.1: the widest jump, osu!pixels per ms of gap from the previous "
+                       "object's end; default: what gives the target stars"] = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,9 @@ class MapContinueParams:
                      "newDifficulty: a new .osu beside it; inPlace: overwrite after a backup"
                      ] = "newDifficulty"
     sampling: Sampling | None = None
+    spacing: Annotated[float | None, Range(exclusive_minimum=0, maximum=20),
+                       "since 1.1: the widest jump, osu!pixels per ms of gap from the previous "
+                       "object's end; default: the map's own before fromMs"] = None
 
     def check(self) -> None:
         """The rule between fields that JSON Schema cannot say."""

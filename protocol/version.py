@@ -18,7 +18,7 @@ import re
 
 from protocol.errors import IncompatibleVersionError
 
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"  # 1.1: `spacing` in map.generate and map.continue
 
 VERSION_PATTERN = r"^[0-9]{1,4}\.[0-9]{1,4}$"
 

@@ -4,6 +4,7 @@ Songs folder (a ranked corpus map with a real track, and synthetic songs) and a 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import shutil
 
 import pytest
@@ -53,7 +54,7 @@ def test_initialize_with_the_header_or_in_params(songs, model):
                     await client.call("server.status")
                 assert e.value.code == ErrorCode.NOT_INITIALIZED
                 result = await client.initialize()
-                assert result["protocolVersion"] == "1.0"
+                assert result["protocolVersion"] == "1.1"
                 assert "map.continue" in result["capabilities"]["methods"]
                 assert result["model"]["name"]
             # A browser page (an allowed Origin) cannot set headers: the token goes in params.
@@ -235,3 +236,28 @@ def test_job_failures_carry_their_codes(songs, library, model, tmp_path):
     assert missing.code == ErrorCode.FILE_NOT_FOUND
     assert no_model["code"] == ErrorCode.MODEL_ERROR
     assert tree(songs) == before  # failed jobs write nothing
+
+
+def test_continue_keeps_to_the_spacing_asked_for_and_refuses_a_bad_one(songs, renatus, model):
+    from core.beatmap.parser import parse_file
+
+    async def main():
+        async with running(config_for(songs, model)) as daemon, \
+                Client.connect(daemon.port) as client:
+            with pytest.raises(RpcError) as e:
+                await client.call("map.continue", {"beatmap": rel(songs, renatus),
+                                                   "fromMs": 60_000, "spacing": 0})
+            assert e.value.code == ErrorCode.INVALID_PARAMS and "spacing" in e.value.message
+            accepted = await client.call("map.continue", {
+                "beatmap": rel(songs, renatus), "fromMs": 60_000, "untilMs": 75_000,
+                "spacing": 0.1})
+            return await client.job_end(accepted["jobId"])
+
+    end = asyncio.run(main())
+    assert end["method"] == "job.finished", end
+    objects = parse_file(songs / end["params"]["path"]).beatmap.hit_objects
+    pairs = [(a, b) for a, b in itertools.pairwise(objects) if 60_000 <= b.time < 75_000
+             and type(a).__name__ == "Circle" and type(b).__name__ != "Spinner"]
+    assert len(pairs) >= 3
+    for a, b in pairs:  # 10 ms for times snapping onto ticks, 4 px cells
+        assert ((a.x - b.x) ** 2 + (a.y - b.y) ** 2) ** 0.5 <= 0.1 * (b.time - a.time + 10) + 9

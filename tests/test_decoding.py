@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from core.beatmap.model import TimingPoint
@@ -166,6 +167,8 @@ def test_a_slider_may_not_run_on_past_the_playfield():
     assert max(gaps) == 110.0  # 112 ms at 1 px/ms, in 10 ms steps
     feed(seq, "TIME_SHIFT_4")  # 50 ms in: 62 ms left
     assert max(allowed_gaps(seq)) == 60.0
+    feed(seq, "TIME_SHIFT_5")  # 110 ms in: no more time, only the end
+    assert allowed_gaps(seq) == {}
     # with no velocity known there is no such limit
     free = state(cursor=0.0)
     feed(free, "START_SLIDER_L", coord(x, 400.0), coord(y, 200.0), "ADD_SLIDER_ANCHOR",
@@ -183,3 +186,42 @@ def test_an_arc_that_would_leave_the_playfield_becomes_a_bezier():
     gentle = Slider(x=100, y=200, time=0, curve_type="P", points=[(150, 150), (200, 200)])
     keep_arc_inside(gentle)
     assert gentle.curve_type == "P"
+
+
+def test_a_curved_slider_ends_on_its_curve_not_its_anchors_polyline():
+    from core.beatmap.curves import slider_path
+    from core.beatmap.model import Slider
+
+    x, y = Category.COORD_X, Category.COORD_Y
+    seq = state(cursor=0.0)
+    seq.slider_speed = lambda t: 1.0
+    curve = slider_path(Slider(x=100, y=200, time=0, curve_type="B",
+                               points=[(200, 100), (300, 200)]), 14).distance  # ~230 px
+    feed(seq, "START_SLIDER_B", coord(x, 100.0), coord(y, 200.0), "ADD_SLIDER_ANCHOR",
+         coord(x, 200.0), coord(y, 100.0), "ADD_SLIDER_ANCHOR", coord(x, 300.0),
+         coord(y, 200.0), f"TIME_SHIFT_{round(curve / 10) - 1}", "END_SLIDER_0R")
+    assert math.dist(seq.last_position, (300.0, 200.0)) < 6.0  # the polyline would say ~45 px off
+
+
+def test_in_the_seed_language_a_slider_runs_its_whole_curve():
+    from core.tokens.vocab import SEED
+
+    vocab = Vocab(SEED)
+    walker = GrammarWalker(Grammar(SEED))
+    walker.step(Category.SOS)
+    seq = SequenceState(walker, vocab, slider_speed=lambda t: 0.5)
+
+    def at(axis: Category, value: float) -> int:
+        index = vocab.x_index(value) if axis is Category.COORD_X else vocab.y_index(value)
+        return vocab.id(axis, index)
+
+    head = (vocab.x_values[vocab.x_index(100.0)], vocab.y_values[vocab.y_index(100.0)])
+    tail = (vocab.x_values[vocab.x_index(300.0)], head[1])
+    for token in (vocab.token("START_SLIDER_L"), at(Category.COORD_X, 100.0),
+                  at(Category.COORD_Y, 100.0), vocab.token("ADD_SLIDER_ANCHOR"),
+                  at(Category.COORD_X, 300.0), at(Category.COORD_Y, 100.0),
+                  vocab.token("END_SLIDER_0R")):
+        seq.step(token)
+    length = tail[0] - head[0]
+    assert seq.last_end == pytest.approx(length / 0.5, abs=0.1)  # not its start
+    assert seq.last_position == pytest.approx(tail, abs=0.5)

@@ -3,6 +3,7 @@ snap ticks, and retries toward the requested star rating (issue 6)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import shutil
 
@@ -193,7 +194,7 @@ def test_a_spacing_given_on_the_command_line_bounds_every_jump(song, tmp_path):
                                       "--spacing", "0.2", "--seed", "0", "-o", str(out)])
     assert result.exit_code == 0, result.output
     objects = parse_file(out).beatmap.hit_objects
-    circles = [(a, b) for a, b in zip(objects, objects[1:])
+    circles = [(a, b) for a, b in itertools.pairwise(objects)
                if type(a).__name__ == "Circle" and type(b).__name__ != "Spinner"]
     assert len(circles) >= 5
     for a, b in circles:  # 10 ms for times snapping onto ticks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import zipfile
 
@@ -73,8 +74,9 @@ def test_a_continuation_keeps_the_maps_spacing(tmp_path):
     new = [o for o in result.hit_objects if 60_000 <= o.time < 80_000]
     assert len(new) > 10
     checked = 0
-    for previous, obj in zip(result.hit_objects, result.hit_objects[1:]):
-        if not from_ms <= obj.time < 80_000 or not isinstance(previous, Circle) or isinstance(obj, Spinner):
+    for previous, obj in itertools.pairwise(result.hit_objects):
+        if not from_ms <= obj.time < 80_000 or not isinstance(previous, Circle) \
+                or isinstance(obj, Spinner):
             continue
         gap = obj.time - previous.time
         # decoding measures in 10 ms steps before times snap to ticks (up to 10 ms closer),
