@@ -58,6 +58,8 @@ class Outcome:
     objects: int
     stars: float
     backup_path: str | None = None
+    timing: str | None = None  # map.generate: where its timing came from (mapping.Generated)
+    attempts: int | None = None  # map.generate: generations run
 
 
 @dataclass(eq=False)
@@ -201,7 +203,8 @@ class JobQueue:
             duration = time.monotonic() - started
             if isinstance(outcome, Outcome):
                 self._end(job, "finished", JobFinished(
-                    job.id, outcome.path, JobStats(outcome.objects, outcome.stars, duration),
+                    job.id, outcome.path, JobStats(outcome.objects, outcome.stars, duration,
+                                                   outcome.timing, outcome.attempts),
                     backup_path=outcome.backup_path))
             else:
                 state = "cancelled" if isinstance(outcome, JobCancelledError) else "failed"

@@ -206,6 +206,7 @@ def generate_work(space: Workspace, song: Path, target: Target, options: Decodin
         context.progress("writing", 100.0)
         beatmap = generated.beatmap
         written = write_new_difficulty(beatmap, source.folder, beatmap.version, space.own)
-        return Outcome(space.songs.relative(written), len(beatmap.hit_objects), generated.stars)
+        return Outcome(space.songs.relative(written), len(beatmap.hit_objects), generated.stars,
+                       timing=generated.timing, attempts=generated.attempts)
 
     return _guarded(work, space.songs)

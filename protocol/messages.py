@@ -238,6 +238,11 @@ class JobStats:
     objects: Annotated[Count, "hit objects written"]
     stars: Annotated[float, Range(minimum=0, maximum=1000), "star rating of the result"]
     duration_s: Annotated[Seconds, "how long the job ran"]
+    timing: Annotated[Literal["map", "estimated", "none"] | None,
+                      "since 1.1, map.generate: the song's own timing, timing estimated from "
+                      "the audio, or none (the audio has no beat; objects unsnapped)"] = None
+    attempts: Annotated[Count | None, "since 1.1, map.generate: generations run to get near "
+                        "the requested stars (the nearest is written)"] = None
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ def test_a_new_folder_copied_in_slowly_is_generated_for_exactly_once(tmp_path, l
     assert detected["received"] > done[0]  # only once the copy was complete
     assert len(all_detected) == 1
     assert end["method"] == "job.finished", end
+    assert end["params"]["stats"]["timing"] == "map"  # the song's own maps are timed
     assert end["params"]["path"].startswith(new.name + "/")
     assert len(generated(new)) == 1 and generated(new)[0].endswith("[kiai 4.0].osu")
     assert [j["method"] for j in jobs] == ["map.continue", "map.generate"]
@@ -97,13 +98,15 @@ def test_a_new_folder_copied_in_slowly_is_generated_for_exactly_once(tmp_path, l
                 Client.connect(daemon.port) as client:
             detected = await client.wait_for(lambda n: n["method"] == "songs.detected")
             job = await client.wait_for(lambda n: n["method"] == "job.progress")
-            await client.job_end(job["params"]["jobId"])
+            end = await client.job_end(job["params"]["jobId"])
             await asyncio.sleep(SETTLE_S * 3)
-            return detected, client.events("songs.detected"), \
+            return detected, end, client.events("songs.detected"), \
                 (await client.call("job.list"))["jobs"]
 
-    detected, all_detected, jobs = asyncio.run(second_run())
+    detected, end, all_detected, jobs = asyncio.run(second_run())
     assert detected["params"] == {"folder": later.name} and len(all_detected) == 1
+    assert end["params"]["stats"]["timing"] == "estimated"  # and it says so
+    assert end["params"]["stats"]["attempts"] >= 1
     assert len(jobs) == 1
     assert len(generated(new)) == 1 and len(generated(later)) == 1
     timed = parse_file(later / generated(later)[0]).beatmap
