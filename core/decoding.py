@@ -442,7 +442,7 @@ def decode_window(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tens
         step = torch.tensor([[token]], dtype=torch.long)
         now = torch.tensor([[state.cursor]])
         logits = model.decoder(step, audio, difficulty, cache, now)[0, -1]
-    return WindowResult(out, False, total, len(out))
+    return WindowResult(whole_objects(out, vocab), False, total, len(out))
 
 
 def _beam_search(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tensor,
@@ -495,7 +495,19 @@ def _beam_search(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tenso
         return WindowResult(seq, True, score, len(seq) + 1)
     score, seq, st = beams[0]
     _copy_state(state, st)
-    return WindowResult(seq, False, score, len(seq))
+    return WindowResult(whole_objects(seq, vocab), False, score, len(seq))
+
+
+def whole_objects(tokens: list[int], vocab: Vocab) -> list[int]:
+    """`tokens` (generated after a prefix of whole objects) cut after their last whole object:
+    a window that ran out of tokens may stop inside one."""
+    walker = GrammarWalker(Grammar(vocab.config), State.OBJECT)
+    whole = 0
+    for i, token in enumerate(tokens):
+        walker.step(vocab.category(token))
+        if walker.at_object_boundary:
+            whole = i + 1
+    return tokens[:whole]
 
 
 def _copy_state(target: SequenceState, source: SequenceState) -> None:

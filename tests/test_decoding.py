@@ -225,3 +225,14 @@ def test_in_the_seed_language_a_slider_runs_its_whole_curve():
     length = tail[0] - head[0]
     assert seq.last_end == pytest.approx(length / 0.5, abs=0.1)  # not its start
     assert seq.last_position == pytest.approx(tail, abs=0.5)
+
+
+def test_a_window_that_runs_out_of_tokens_keeps_only_whole_objects():
+    from core.decoding import whole_objects
+
+    x, y = Category.COORD_X, Category.COORD_Y
+    names = ["TIME_SHIFT_9", "PLACE_CIRCLE", coord(x, 100.0), coord(y, 100.0), "TIME_SHIFT_9",
+             "PLACE_CIRCLE", coord(x, 200.0)]  # the second circle has no y yet
+    tokens = [VOCAB.token(n) for n in names]
+    assert whole_objects(tokens, VOCAB) == tokens[:5]
+    assert whole_objects(tokens[:4], VOCAB) == tokens[:4]
