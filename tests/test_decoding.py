@@ -1,4 +1,4 @@
-"""core.decoding's constraints on their own: where gaps may land, the density tilt, and EOS."""
+"""core.constraints on their own: where gaps may land, the density tilt, and EOS."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import torch
 
 from core.beatmap.model import TimingPoint
 from core.beatmap.ticks import TickGrid, divisors_for
-from core.decoding import LANDING_MS, ConstraintFilter, DecodingOptions, SequenceState
+from core.constraints import LANDING_MS, ConstraintFilter, SequenceState
+from core.decoding import DecodingOptions
 from core.tokens.grammar import Grammar, GrammarWalker
 from core.tokens.vocab import DEFAULT, Category, Vocab
 
@@ -178,7 +179,7 @@ def test_a_slider_may_not_run_on_past_the_playfield():
 
 def test_an_arc_that_would_leave_the_playfield_becomes_a_bezier():
     from core.beatmap.model import Slider
-    from core.decoding import keep_arc_inside
+    from core.constraints import keep_arc_inside
 
     doubling_back = Slider(x=184, y=300, time=0, curve_type="P", points=[(188, 20), (200, 328)])
     keep_arc_inside(doubling_back)

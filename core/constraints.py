@@ -1,0 +1,339 @@
+"""The rules decoding keeps to: which tokens may come next in one sequence (DESIGN §8).
+
+Every sequence the filter allows is a valid map: the grammar's categories, time moving forward,
+objects that start inside the window, after the generation start and after the previous object's
+end, on the map's ticks when its timing is known, within the playfield, with jumps no wider than
+the spacing ceiling and sliders that end on the playfield. `SequenceState.step` updates what the
+rules know per token, never rescanning the history.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from core.beatmap.curves import slider_path
+from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, CurveType, Slider
+from core.tokens.grammar import Grammar, GrammarWalker, State
+from core.tokens.vocab import Category, Vocab
+
+if TYPE_CHECKING:
+    from core.decoding import DecodingOptions
+
+C = Category
+NEG_INF = float("-inf")
+SPINNER_POSITION = (PLAYFIELD_WIDTH / 2, PLAYFIELD_HEIGHT / 2)
+ARC_MARGIN = 8.0  # osu!pixels a perfect-circle arc may bulge past the playfield's edge
+LANDING_MS = 2000.0  # gaps up to this must land on a tick when timing is known (longer: breaks)
+
+
+@dataclass
+class SequenceState:
+    """What the constraints know about one sequence; times in ms from the window's start."""
+
+    walker: GrammarWalker
+    vocab: Vocab
+    min_start: float = 0.0  # new objects start at or after this (the generation start)
+    window_end: float = math.inf  # ... and before this
+    cursor: float = 0.0  # the current object's start
+    body: float = 0.0  # shifts inside a slider or spinner (its duration so far)
+    last_end: float = -math.inf  # the end of the last placed object
+    objects: int = 0
+    finished: bool = False
+    # Where the last placed object ends (osu!pixels; None before the first) and the x of the
+    # object being placed, for the spacing limit.
+    last_position: tuple[float, float] | None = None
+    path: tuple[tuple[float, float], ...] = ()  # the slider being placed: head and anchors,
+    curve: str = "B"  # its curve letter,
+    segments: tuple[tuple[int, str], ...] = ()  # and (anchor index, letter) of later segments
+    pending_x: float = 0.0
+    gap: float = math.inf  # from the last object's end to the start of the one being placed
+    # osu!pixels per ms a slider starting at a window time travels (the map's slider velocity),
+    # to know where a slider ends; None: at its last anchor.
+    slider_speed: Callable[[float], float] | None = None
+    # When the map's timing is known: whether an object may start at a cursor time (it will be
+    # snapped onto a tick there).
+    on_tick: Callable[[float], bool] | None = None
+
+    def step(self, token: int) -> None:
+        category, index = self.vocab.split(token)
+        state = self.walker.state
+        self.walker.step(category)
+        if category is C.TIME_SHIFT:
+            if state is State.OBJECT:
+                self.cursor += self.vocab.shift_values_ms[index]
+            else:
+                self.body += self.vocab.shift_values_ms[index]
+        elif category is C.SPINNER_DURATION:
+            self.body += self.vocab.spinner_durations_ms[index]
+        elif category in (C.PLACE_CIRCLE, C.START_SLIDER, C.PLACE_SPINNER) and \
+                state in (State.OBJECT, State.NEW_COMBO):
+            if category is C.START_SLIDER:
+                self.curve, self.segments = self.vocab.config.slider_curves[index], ()
+            self.body = 0.0
+            self.objects += 1
+            self.gap = self.cursor - self.last_end
+            self.last_end = self.cursor
+        elif category is C.START_SLIDER:  # a new segment from the next anchor on
+            letter = self.vocab.config.slider_curves[index]
+            self.segments = (*self.segments, (len(self.path) - 1, letter))
+        elif category in (C.END_SLIDER, C.END_SPINNER):
+            self.last_end = self.cursor + self.body
+            if category is C.END_SPINNER:
+                self.last_position = SPINNER_POSITION
+            elif self.path:
+                self._end_slider(spans=index + 1)
+        elif category is C.COORD_X:
+            self.pending_x = self.vocab.x_values[index]
+        elif category is C.COORD_Y:
+            point = (self.pending_x, self.vocab.y_values[index])
+            if state is State.CIRCLE_Y:
+                self.last_position = point
+            elif state is State.HEAD_Y:
+                self.path = (point,)
+            else:
+                self.path = (*self.path, point)
+        elif category is C.EOS:
+            self.finished = True
+
+    def slider(self, length: float | None = None) -> Slider:
+        """The slider being placed, as osu! will draw it (an arc that would leave the playfield
+        is a Bezier, see keep_arc_inside); `length` None: its whole curve."""
+        (x, y), *anchors = self.path
+        slider = Slider(x=x, y=y, time=0.0, curve_type=self.curve, points=list(anchors),
+                        segment_types=dict(self.segments), length=length)
+        keep_arc_inside(slider)
+        return slider
+
+    def _end_slider(self, spans: int) -> None:
+        """Where (and, without end times in the tokens, when) the slider just placed ends: as
+        far along its path as its velocity carries it in one span (osu! extends the path
+        straight past its curve), back at its head after an even number of spans; at its last
+        anchor when the velocity is unknown."""
+        head = self.path[0]
+        if self.slider_speed is None or len(self.path) < 2:
+            self.last_position = head if spans % 2 == 0 else self.path[-1]
+            return
+        speed = self.slider_speed(self.cursor)
+        try:
+            if self.body == 0 and not self.vocab.config.slider_end_time:
+                # the `seed` language: a slider runs its whole curve
+                end = slider_path(self.slider(), 14)
+                self.last_end = self.cursor + spans * end.distance / max(speed, 1e-6)
+            else:
+                end = slider_path(self.slider(speed * self.body / spans), 14)
+            tail = end.end_position
+        except (ValueError, ArithmeticError):  # a degenerate path ends where it starts
+            tail = self.path[-1]
+        self.last_position = head if spans % 2 == 0 else tail
+
+    def clone(self) -> SequenceState:
+        walker = GrammarWalker(self.walker.grammar, self.walker.state)
+        walker.anchors, walker.position = self.walker.anchors, self.walker.position
+        copy = SequenceState(**{k: v for k, v in vars(self).items() if k != "walker"},
+                             walker=walker)
+        return copy
+
+
+class ConstraintFilter:
+    """Masks every token the grammar or the timing rules forbid (see the module docstring)."""
+
+    def __init__(self, vocab: Vocab, options: DecodingOptions) -> None:
+        self.vocab = vocab
+        self.options = options
+        self.grammar = Grammar(vocab.config)
+        self.step = vocab.config.time_step_ms
+        self.shifts = torch.tensor(vocab.shift_values_ms)
+        self.shift_span = vocab.spans[C.TIME_SHIFT]
+        self.log_gaps = torch.log2(self.shifts.clamp(min=1.0))
+        self.eos = vocab.id(C.EOS)
+        self.shift_values = list(vocab.shift_values_ms)
+        self.landing_count = sum(v <= LANDING_MS for v in self.shift_values)
+        self.masks: dict[tuple[State, bool], Tensor] = {}  # allowed ids per state
+        for state in State:
+            for anchors_full in (False, True):
+                anchors = self.grammar.max_anchors if anchors_full else 0
+                mask = torch.zeros(len(vocab), dtype=torch.bool)
+                for category in self.grammar.allowed(state, anchors):
+                    span = vocab.spans[category]
+                    mask[span.start: span.stop] = True
+                self.masks[(state, anchors_full)] = mask
+        self.x_values = torch.tensor(vocab.x_values)
+        self.y_values = torch.tensor(vocab.y_values)
+        self.min_reach = math.hypot(vocab.x_step, vocab.y_step)  # the nearest cell is in reach
+        self.curves: dict[tuple, float] = {}  # a slider's reach (ms) by its path
+        self.object_ids = [vocab.spans[c] for c in
+                           (C.NEW_COMBO, C.PLACE_CIRCLE, C.START_SLIDER, C.PLACE_SPINNER)]
+        # Positions the reader writes inside the playfield (real maps put some slider anchors
+        # outside it; generated ones stay in, which is always playable).
+        self.off_playfield = {
+            C.COORD_X: self._outside(C.COORD_X, vocab.x_values, PLAYFIELD_WIDTH),
+            C.COORD_Y: self._outside(C.COORD_Y, vocab.y_values, PLAYFIELD_HEIGHT),
+        }
+
+    def _outside(self, category: Category, values: Sequence[float], size: int) -> Tensor:
+        mask = torch.zeros(len(self.vocab), dtype=torch.bool)
+        start = self.vocab.spans[category].start
+        for i, value in enumerate(values):
+            mask[start + i] = not 0 <= round(value) <= size
+        return mask
+
+    def apply(self, logits: Tensor, state: SequenceState) -> None:
+        """Edit `logits` (V,) in place for the next token of `state`."""
+        walker = state.walker
+        full = walker.anchors >= self.grammar.max_anchors
+        logits.masked_fill_(~self.masks[(walker.state, full)], NEG_INF)
+        span = self.shift_span
+        if walker.state in _X_STATES:
+            logits.masked_fill_(self.off_playfield[C.COORD_X], NEG_INF)
+            if walker.state is not State.ANCHOR_X:
+                self._limit_spacing(logits, state, C.COORD_X)
+        elif walker.state in _Y_STATES:
+            logits.masked_fill_(self.off_playfield[C.COORD_Y], NEG_INF)
+            if walker.state is not State.ANCHOR_Y:
+                self._limit_spacing(logits, state, C.COORD_Y)
+        elif walker.state is State.OBJECT:
+            # Ending the window is final (the next window starts at this one's end), so it is
+            # decided, not drawn: only where the model finds it likelier than going on (beam
+            # search weighs it in its scores instead).
+            eos_logit = float(logits[self.eos])
+            if (self.options.method != "beam" and math.isfinite(eos_logit)
+                    and float(torch.softmax(logits, -1)[self.eos]) < 0.5):
+                logits[self.eos] = NEG_INF
+            # A shift may not move the cursor to or past the window's end ...
+            room = state.window_end - state.cursor
+            allowed = int(torch.searchsorted(self.shifts, room, right=False))
+            logits[span.start + allowed: span.stop] = NEG_INF
+            # With known timing, a gap of up to LANDING_MS must land where an object may start
+            # (on a tick, after the earliest start):
+            # the model picks the next object's time with its gap, and a gap that ends off the
+            # ticks would only force another (a sampled chain of them can skip a window).
+            # ... and an object may start only after the generation start and the last object.
+            earliest = self._earliest(state)
+            if state.on_tick is not None:
+                self._land_on_ticks(logits, state, allowed, earliest)
+            if state.cursor < earliest or (state.on_tick and not state.on_tick(state.cursor)):
+                for s in self.object_ids:
+                    logits[s.start: s.stop] = NEG_INF
+            if self.options.density_bias:
+                self._tilt(logits[span.start: span.stop])
+            if not bool(torch.isfinite(logits).any()):  # nowhere left to go: the window ends
+                logits[self.eos] = eos_logit
+        elif walker.state in (State.SLIDER_TIME, State.SPINNER_TIME, State.SLIDER_BODY,
+                              State.SPINNER):
+            room = self.options.max_object_ms - state.body
+            if walker.state in (State.SLIDER_BODY, State.SLIDER_TIME):
+                room = min(room, self._slider_room(state))
+            allowed = int(torch.searchsorted(self.shifts, room, right=True))
+            if walker.state in (State.SLIDER_BODY, State.SPINNER):
+                allowed = max(allowed, 1)  # a shift is all that may follow: the shortest stays
+            logits[span.start + allowed: span.stop] = NEG_INF
+
+
+    def _limit_spacing(self, logits: Tensor, state: SequenceState, axis: Category) -> None:
+        """Keep the new object within `spacing` x gap of where the last one ended: x first,
+        then y for the x chosen. The cells nearest the last position always stay open (a stack);
+        where the limit leaves nothing the model may choose, it is not applied."""
+        if self.options.spacing is None or state.last_position is None:
+            return
+        reach = max(self.options.spacing * max(state.gap, self.step), self.min_reach)
+        lx, ly = state.last_position  # measured from the nearest point on the playfield
+        lx, ly = min(max(lx, 0.0), PLAYFIELD_WIDTH), min(max(ly, 0.0), PLAYFIELD_HEIGHT)
+        span = self.vocab.spans[axis]
+        if axis is C.COORD_X:
+            far = (self.x_values - lx).abs() > reach
+        else:
+            room = math.sqrt(max(reach ** 2 - (state.pending_x - lx) ** 2, 0.0))
+            far = (self.y_values - ly).abs() > max(room, self.vocab.y_step / 2)
+        cells = logits[span.start: span.stop]
+        limited = cells.masked_fill(far, NEG_INF)
+        if bool(torch.isfinite(limited).any()):
+            cells.copy_(limited)
+
+    def _slider_room(self, state: SequenceState) -> float:
+        """How much longer (ms) the slider being placed may last before its end leaves the
+        playfield: a slider longer than its curve goes on in a straight line past its end
+        (osu! extends the path), and a span is the longest its end travels. Unbounded when
+        its velocity is unknown."""
+        if state.slider_speed is None or len(state.path) < 2:
+            return math.inf
+        key = (state.curve, state.path, state.segments)
+        if key not in self.curves:
+            self.curves[key] = _curve_reach(state.slider())
+        speed = state.slider_speed(state.cursor)
+        return self.curves[key] / speed - state.body if speed > 0 else math.inf
+
+    def _earliest(self, state: SequenceState) -> float:
+        """Where the next object may start: after the generation start and the last object's
+        end; two steps after it when times snap to ticks (one step apart, both could snap onto
+        the same tick)."""
+        gap = 2 * self.step if state.on_tick is not None else self.step
+        return max(state.min_start, state.last_end + gap)
+
+    def _land_on_ticks(self, logits: Tensor, state: SequenceState, allowed: int,
+                       earliest: float) -> None:
+        span = self.shift_span
+        for j in range(min(allowed, self.landing_count)):
+            landing = state.cursor + self.shift_values[j]
+            if landing < earliest or not state.on_tick(landing):
+                logits[span.start + j] = NEG_INF
+
+    def _tilt(self, shifts: Tensor) -> None:
+        """Reweigh the gaps by density_bias, keeping their total probability (so the choice
+        between a gap, an object and the end of the map stays the model's)."""
+        allowed = torch.isfinite(shifts)
+        if not bool(allowed.any()):
+            return
+        mass = torch.logsumexp(shifts[allowed], 0)
+        tilted = shifts[allowed] - self.options.density_bias * self.log_gaps[allowed]
+        shifts[allowed] = tilted - torch.logsumexp(tilted, 0) + mass
+
+
+def _curve_reach(slider: Slider) -> float:
+    """How long a slider can be before its end leaves the playfield: its curve's length (as
+    osu! computes it) plus the straight run from the curve's end to the edge."""
+    curve_path = slider_path(slider, 14)
+    points = curve_path.points.tolist()
+    (ax, ay), (bx, by) = next(((a, b) for a, b in zip(points[-2::-1], points[::-1]) if a != b),
+                              (points[-1], points[-1]))
+    length = math.hypot(bx - ax, by - ay)
+    if length == 0:
+        return math.inf
+    ux, uy = (bx - ax) / length, (by - ay) / length
+    beyond = min(_to_edge(bx, ux, PLAYFIELD_WIDTH), _to_edge(by, uy, PLAYFIELD_HEIGHT))
+    return curve_path.distance + beyond
+
+
+def keep_arc_inside(slider: Slider, format_version: int = 14) -> None:
+    """A perfect-circle slider whose arc leaves the playfield becomes a Bezier through the same
+    anchors (decoding then measures its length as such). Three anchors that double back make a
+    huge circle; a Bezier stays within its anchors' hull, which decoding keeps on the
+    playfield."""
+    perfect = CurveType.PERFECT
+    if slider.curve_type != perfect and perfect not in slider.segment_types.values():
+        return
+    points = slider_path(slider, format_version).points
+    if ((points < -ARC_MARGIN).any() or (points[:, 0] > PLAYFIELD_WIDTH + ARC_MARGIN).any()
+            or (points[:, 1] > PLAYFIELD_HEIGHT + ARC_MARGIN).any()):
+        if slider.curve_type == perfect:
+            slider.curve_type = CurveType.BEZIER
+        slider.segment_types = {i: CurveType.BEZIER if letter == perfect else letter
+                                for i, letter in slider.segment_types.items()}
+
+
+def _to_edge(position: float, direction: float, size: float) -> float:
+    """How far from `position` a line moving by `direction` per unit stays within 0..size."""
+    if direction > 0:
+        return max(size - position, 0.0) / direction
+    if direction < 0:
+        return max(position, 0.0) / -direction
+    return math.inf
+
+
+_X_STATES = (State.CIRCLE_X, State.HEAD_X, State.ANCHOR_X)
+_Y_STATES = (State.CIRCLE_Y, State.HEAD_Y, State.ANCHOR_Y)
