@@ -19,6 +19,7 @@ from torch import Tensor
 
 from core.beatmap.curves import slider_path
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, CurveType, Slider
+from core.spacing import SPINNER_POSITION, end_position
 from core.tokens.grammar import Grammar, GrammarWalker, State
 from core.tokens.vocab import Category, Vocab
 
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 C = Category
 NEG_INF = float("-inf")
-SPINNER_POSITION = (PLAYFIELD_WIDTH / 2, PLAYFIELD_HEIGHT / 2)
 ARC_MARGIN = 8.0  # osu!pixels a perfect-circle arc may bulge past the playfield's edge
 LANDING_MS = 2000.0  # gaps up to this must land on a tick when timing is known (longer: breaks)
 
@@ -111,26 +111,26 @@ class SequenceState:
         return slider
 
     def _end_slider(self, spans: int) -> None:
-        """Where (and, without end times in the tokens, when) the slider just placed ends: as
-        far along its path as its velocity carries it in one span (osu! extends the path
-        straight past its curve), back at its head after an even number of spans; at its last
-        anchor when the velocity is unknown."""
-        head = self.path[0]
+        """Where (and, without end times in the tokens, when) the slider just placed ends
+        (core.spacing.end_position): as far along its path as its velocity carries it in one
+        span, back at its head after an even number of spans; at its last anchor when the
+        velocity is unknown."""
         if self.slider_speed is None or len(self.path) < 2:
-            self.last_position = head if spans % 2 == 0 else self.path[-1]
+            self.last_position = self.path[0] if spans % 2 == 0 else self.path[-1]
             return
         speed = self.slider_speed(self.cursor)
-        try:
-            if self.body == 0 and not self.vocab.config.slider_end_time:
-                # the `seed` language: a slider runs its whole curve
-                end = slider_path(self.slider(), 14)
-                self.last_end = self.cursor + spans * end.distance / max(speed, 1e-6)
-            else:
-                end = slider_path(self.slider(speed * self.body / spans), 14)
-            tail = end.end_position
-        except (ValueError, ArithmeticError):  # a degenerate path ends where it starts
-            tail = self.path[-1]
-        self.last_position = head if spans % 2 == 0 else tail
+        length = None  # the `seed` language has no end times: a slider runs its whole curve
+        if self.body or self.vocab.config.slider_end_time:
+            length = speed * self.body / spans
+        slider = self.slider(length)
+        slider.slides = spans
+        if length is None:
+            try:
+                distance = slider_path(slider, 14).distance
+            except (ValueError, ArithmeticError):
+                distance = 0.0
+            self.last_end = self.cursor + spans * distance / max(speed, 1e-6)
+        self.last_position = end_position(slider, 14)
 
     def clone(self) -> SequenceState:
         walker = GrammarWalker(self.walker.grammar, self.walker.state)

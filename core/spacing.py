@@ -25,6 +25,7 @@ from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Beatmap, Slide
 # stars -> the spacing ceiling (px/ms) that gives that rating (see the module docstring)
 _TYPICAL = [(1.0, 0.2), (2.0, 0.3), (3.0, 0.4), (4.0, 0.5), (5.0, 0.65), (6.0, 0.85),
             (7.0, 1.1), (8.0, 1.4), (10.0, 2.2)]
+SPINNER_POSITION = (PLAYFIELD_WIDTH / 2, PLAYFIELD_HEIGHT / 2)  # where a spinner leaves the cursor
 MAX_GAP_MS = 1000.0  # longer gaps are pauses, not jumps
 QUANTILE = 0.9
 
@@ -65,7 +66,7 @@ def end_position(obj: object, format_version: int) -> tuple[float, float]:
     """Where the cursor is when an object ends: a spinner at the centre, a slider at its tail
     (back at its head after an even number of spans)."""
     if isinstance(obj, Spinner):
-        return PLAYFIELD_WIDTH / 2, PLAYFIELD_HEIGHT / 2
+        return SPINNER_POSITION
     if isinstance(obj, Slider) and obj.slides % 2 == 1:
         try:
             return slider_path(obj, format_version).end_position
