@@ -71,11 +71,11 @@ def songs(out: Path, count: int, seed: int, duration: float) -> list[Path]:
 
 
 def train_for(budget_s: float, data: Path, run: Path, vocab: str, seed: int,
-              pointer: bool = True) -> tuple[Path, int]:
+              pointer: bool = True, coord_weight: float = 1.0) -> tuple[Path, int]:
     """Train within `budget_s` seconds of wall clock; returns (checkpoint, steps)."""
     probe = TrainConfig(data=data, out=run / "probe", vocab=vocab, max_steps=6, warmup_steps=1,
                         eval_interval=10_000, checkpoint_interval=10_000, seed=seed, workers=0,
-                        audio_pointer=pointer)
+                        audio_pointer=pointer, coord_weight=coord_weight)
     start = time.perf_counter()
     train(probe)
     per_step = (time.perf_counter() - start) / 6
@@ -83,7 +83,7 @@ def train_for(budget_s: float, data: Path, run: Path, vocab: str, seed: int,
     config = TrainConfig(data=data, out=run / "main", vocab=vocab, max_steps=steps,
                          warmup_steps=max(10, steps // 20), eval_interval=max(50, steps // 5),
                          checkpoint_interval=10_000, seed=seed, workers=0, lr=1e-3,
-                         audio_pointer=pointer)
+                         audio_pointer=pointer, coord_weight=coord_weight)
     deadline = time.perf_counter() + budget_s
     result = train(config, should_stop=lambda step: time.perf_counter() > deadline)
     return run / "main" / "last", result.step
@@ -119,7 +119,8 @@ def main() -> None:
     parser.add_argument("--budget-min", type=float, default=10.0)
     parser.add_argument("--presets", nargs="+", default=["seed", "default"],
                         help="Token languages; `default/no-pointer` trains without the audio "
-                             "pointer (core.model), to measure what it brings.")
+                             "pointer (core.model), `default/coord=0.25` with coordinate tokens "
+                             "weighing 0.25 in the loss (core.objective), to measure each.")
     parser.add_argument("--method", default="greedy", choices=["greedy", "sample", "beam"])
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -144,9 +145,10 @@ def main() -> None:
         if not data.exists():
             sets, _ = discover(work / "train")
             build(sets, BuildConfig(out=data, vocab=vocab_preset(preset), workers=1))
+        weight = float(variant.split("=", 1)[1]) if variant.startswith("coord=") else 1.0
         checkpoint, steps = train_for(args.budget_min * 60, data,
                                       work / f"run-{name.replace('/', '-')}", preset, args.seed,
-                                      pointer=variant != "no-pointer")
+                                      pointer=variant != "no-pointer", coord_weight=weight)
         scores = evaluate(checkpoint, held_out, args.method)
         rows.append((name, steps, scores))
         print(f"{name}: {steps} steps, F1 {scores['f1']:.3f}", flush=True)

@@ -34,8 +34,8 @@ from core.checkpoint import load_model, load_optimizer, read_meta, save_checkpoi
 from core.dataset_loader import WindowConfig, WindowDataset
 from core.distributed import Processes, end_processes, start_processes
 from core.model import MapModel, ModelDims, pointer_fields, preset_dims
-from core.objective import batch_loss
-from core.tokens.vocab import VocabConfig, preset
+from core.objective import batch_loss, token_weights
+from core.tokens.vocab import Vocab, VocabConfig, preset
 from core.training_data import Batches, Split, split_by_set
 
 LAST, BEST, METRICS = "last", "best", "metrics.jsonl"
@@ -72,6 +72,9 @@ class TrainConfig:
     clip: float = 1.0
     # Audio-conditioning dropout (DESIGN §7): the share of windows trained on silence.
     audio_dropout: float = 0.1
+    # Loss weight of coordinate tokens against the rest (core.objective.token_weights); the
+    # validation loss is weighed alike, so best/ is the best at this objective.
+    coord_weight: float = 1.0
     # Bookkeeping, in steps; eval_batches caps the validation batches per evaluation.
     eval_interval: int = 200
     eval_batches: int = 50
@@ -96,6 +99,8 @@ class TrainConfig:
             raise ValueError("max_steps, epochs and batch_size must be positive")
         if not (self.lr > 0 and 0 <= self.min_lr_ratio <= 1 and self.clip > 0):
             raise ValueError("lr and clip must be positive and min_lr_ratio in [0, 1]")
+        if not 0 < self.coord_weight <= 10:
+            raise ValueError(f"coord_weight must lie in (0, 10], got {self.coord_weight}")
         if not (0 <= self.audio_dropout <= 1 and 0 <= self.val_fraction < 1):
             raise ValueError("audio_dropout must lie in [0, 1] and val_fraction in [0, 1)")
         if min(self.warmup_steps, self.seed, self.workers, self.weight_decay) < 0:
@@ -203,6 +208,7 @@ class _Run:
                  split: Split, on_step: Callable[[dict], None] | None, step: int):
         self.config, self.procs, self.model, self.optimizer = config, procs, model, optimizer
         self.vocab, self.window, self.split, self.on_step = vocab, window, split, on_step
+        self.weights = token_weights(Vocab(vocab), config.coord_weight)
         self.best: float | None = None
         self.epoch = 0
         self.metrics: dict = {}
@@ -229,7 +235,7 @@ class _Run:
                         group["lr"] = lr
                     # b) forward, backward (DDP averages the gradients), clip, update
                     loss_sum, count = batch_loss(ddp, batch, self.model.dims, procs.device,
-                                                 config.audio_dropout)
+                                                 config.audio_dropout, self.weights)
                     loss = loss_sum / count
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
@@ -262,7 +268,7 @@ class _Run:
         totals = torch.zeros(2, device=self.procs.device)  # (loss sum, tokens)
         for batch in islice(val_batches.epoch(0), self.config.eval_batches):
             loss_sum, count = batch_loss(self.model, batch, self.model.dims,
-                                         self.procs.device)
+                                         self.procs.device, weights=self.weights)
             totals += torch.stack([loss_sum.float(), count.float()])
         if self.procs.world > 1:
             dist.all_reduce(totals)

@@ -35,9 +35,9 @@ from core.checkpoint import (
 from core.dataset import BuildConfig, build
 from core.dataset_loader import WindowConfig, WindowDataset, collate
 from core.model import MapModel, ModelDims
-from core.objective import batch_loss, next_token_loss
+from core.objective import batch_loss, next_token_loss, token_weights
 from core.songs import discover
-from core.tokens.vocab import DEFAULT, Vocab
+from core.tokens.vocab import DEFAULT, Category, Vocab
 from core.training import (
     LAST,
     TrainConfig,
@@ -139,6 +139,29 @@ def test_masked_positions_take_no_part(dataset):
         after = batch_loss(model, noisy, TINY)
     assert torch.equal(before[0], after[0]) and torch.equal(before[1], after[1])
     assert before[1] == batch["loss_mask"][:, 1:].sum()
+
+
+def test_coordinate_weight_scales_only_coordinate_targets():
+    vocab = Vocab(DEFAULT)
+    assert token_weights(vocab, 1.0) is None  # the plain cross-entropy
+    weights = token_weights(vocab, 0.25)
+    x, y, shift = (vocab.spans[c] for c in (Category.COORD_X, Category.COORD_Y,
+                                            Category.TIME_SHIFT))
+    assert weights[x.start] == weights[y.stop - 1] == 0.25 and weights[shift.start] == 1.0
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 30, len(vocab), generator=g)
+    targets = torch.randint(0, len(vocab), (2, 30), generator=g)
+    targets[0, :10] = x.start + 3  # some coordinate targets among the rest
+    mask = torch.ones(2, 30, dtype=torch.bool)
+    plain, n = next_token_loss(logits, targets, mask)
+    weighed, w = next_token_loss(logits, targets, mask, weights)
+    per_token = torch.nn.functional.cross_entropy(logits.view(-1, len(vocab)), targets.view(-1),
+                                                  reduction="none").view(2, 30)
+    is_coord = (targets >= x.start) & (targets < y.stop)
+    assert n == 60 and w == pytest.approx(60 - 0.75 * int(is_coord.sum()))
+    assert weighed == pytest.approx(float(per_token[~is_coord].sum()
+                                          + 0.25 * per_token[is_coord].sum()), rel=1e-5)
+    assert weighed < plain
 
 
 def test_split_holds_out_whole_song_sets(dataset):

@@ -104,6 +104,9 @@ def _duration(seconds: float) -> str:
               default=_DEFAULTS["window_s"], show_default=True, help="Window length, seconds.")
 @click.option("--audio-dropout", type=click.FloatRange(0, 1), default=_DEFAULTS["audio_dropout"],
               show_default=True, help="Share of windows trained with silent audio.")
+@click.option("--coord-weight", type=click.FloatRange(0, 10, min_open=True),
+              default=_DEFAULTS["coord_weight"], show_default=True,
+              help="Loss weight of coordinate tokens (rhythm tokens weigh 1).")
 @click.option("--eval-interval", type=click.IntRange(min=1), default=_DEFAULTS["eval_interval"],
               show_default=True, help="Steps between validation losses.")
 @click.option("--checkpoint-interval", type=click.IntRange(min=1),
