@@ -158,7 +158,7 @@ def _train(config: TrainConfig, procs: Processes, dims: ModelDims | None, resume
     split = split_by_set(data, config.val_fraction)               # windows at every evaluation
     if not split.train:
         raise ValueError(f"{config.data}: no training windows")
-    if not split.val and procs.main:
+    if not split.val and procs.main and config.val_fraction > 0:
         log.warning("%s: one song set, none to hold out: no validation loss and no best/",
                     config.data)
     cuda = procs.device.type == "cuda"
