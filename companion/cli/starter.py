@@ -33,11 +33,13 @@ from core.training import TrainConfig, train
 @click.option("--minutes", type=click.FloatRange(min=0.5), default=30.0, show_default=True,
               help="Training budget (wall clock).")
 @click.option("--window", "window_s", type=float, default=10.0, show_default=True)
+@click.option("--coord-weight", type=click.FloatRange(0, 10, min_open=True), default=1.0,
+              show_default=True, help="Loss weight of coordinate tokens (kiai train's).")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=STARTER_MODEL,
               show_default=True, help="Where the exported model goes (replaced).")
 def build_starter_command(work: Path, count: int, duration: float, minutes: float,
-                          window_s: float, seed: int, out: Path) -> None:
+                          window_s: float, coord_weight: float, seed: int, out: Path) -> None:
     """Train the starter model on synthetic songs and export it for shipping."""
     songs = work / "songs"
     if not songs.exists():
@@ -50,7 +52,8 @@ def build_starter_command(work: Path, count: int, duration: float, minutes: floa
     run = work / "run"
     shutil.rmtree(run, ignore_errors=True)
     probe = TrainConfig(data=data, out=work / "probe", model="small", window_s=window_s,
-                        max_steps=8, warmup_steps=1, eval_interval=10_000, workers=0, seed=seed)
+                        max_steps=8, warmup_steps=1, eval_interval=10_000, workers=0, seed=seed,
+                        coord_weight=coord_weight)
     stamps: list[float] = []
     train(probe, on_step=lambda metrics: stamps.append(time.perf_counter()))
     per_step = (stamps[-1] - stamps[2]) / (len(stamps) - 3)  # start-up excluded
@@ -58,7 +61,8 @@ def build_starter_command(work: Path, count: int, duration: float, minutes: floa
     config = TrainConfig(data=data, out=run, model="small", window_s=window_s, max_steps=steps,
                          warmup_steps=max(20, steps // 25), lr=1e-3,
                          eval_interval=max(50, steps // 6),
-                         checkpoint_interval=max(100, steps // 4), workers=0, seed=seed)
+                         checkpoint_interval=max(100, steps // 4), workers=0, seed=seed,
+                         coord_weight=coord_weight)
     deadline = time.perf_counter() + minutes * 60
     result = train(config, should_stop=lambda step: time.perf_counter() > deadline)
     source = run / "best" if (run / "best").exists() else run / "last"
