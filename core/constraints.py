@@ -235,6 +235,28 @@ class ConstraintFilter:
             logits[span.start + allowed: span.stop] = NEG_INF
 
 
+    def decide_timing(self, logits: Tensor, state: SequenceState) -> None:
+        """Leave only the likeliest timing choice in filtered `logits` (V,): when things happen
+        is decided, not drawn, while what happens stays the model's to sample. Where a time
+        shift may come next (before an object, or in a slider's or spinner's duration), the
+        likelier of "a shift" and "anything else" (an object here, the end, an anchor) wins;
+        a shift is then the likeliest shift."""
+        if state.walker.state not in _TIMED_STATES:
+            return
+        span = self.shift_span
+        probs = torch.softmax(logits, -1)
+        shifts = probs[span.start: span.stop]
+        moved = float(shifts.sum())
+        if moved <= 0.0:
+            return
+        if moved < 0.5:  # something other than a shift is likelier: sample among those
+            logits[span.start: span.stop] = NEG_INF
+            return
+        best = span.start + int(torch.argmax(shifts))
+        keep = float(logits[best])
+        logits.fill_(NEG_INF)
+        logits[best] = keep
+
     def _limit_spacing(self, logits: Tensor, state: SequenceState, axis: Category) -> None:
         """Keep the new object within `spacing` x gap of where the last one ended: x first,
         then y for the x chosen. The cells nearest the last position always stay open (a stack);
@@ -335,5 +357,7 @@ def _to_edge(position: float, direction: float, size: float) -> float:
     return math.inf
 
 
+_TIMED_STATES = (State.OBJECT, State.SLIDER_TIME, State.SLIDER_BODY, State.SPINNER_TIME,
+                 State.SPINNER)
 _X_STATES = (State.CIRCLE_X, State.HEAD_X, State.ANCHOR_X)
 _Y_STATES = (State.CIRCLE_Y, State.HEAD_Y, State.ANCHOR_Y)

@@ -74,7 +74,8 @@ class _FixedModel:
         return None
 
     def decoder(self, tokens, audio, difficulty, cache=None, times=None):
-        return self.logits.expand(tokens.shape[0], tokens.shape[1], -1)
+        return self.logits.expand(tokens.shape[0], tokens.shape[1], -1).clone()  # fresh, as
+        # a model's are: the filter edits them in place
 
 
 def test_the_end_of_a_window_is_never_a_lucky_draw():
@@ -237,3 +238,44 @@ def test_a_window_that_runs_out_of_tokens_keeps_only_whole_objects():
     tokens = [VOCAB.token(n) for n in names]
     assert whole_objects(tokens, VOCAB) == tokens[:5]
     assert whole_objects(tokens[:4], VOCAB) == tokens[:4]
+
+
+def test_when_things_happen_is_decided_while_what_happens_is_drawn():
+    from core.decoding import decode_window
+
+    span = VOCAB.spans[Category.TIME_SHIFT]
+    short, long = span.start + 29, span.start + 49  # 300 and 500 ms gaps
+    logits = torch.full((len(VOCAB),), -30.0)
+    logits[short], logits[long] = 0.3, 0.4  # the gaps are nearly as likely as each other
+    logits[VOCAB.id(Category.NEW_COMBO)] = logits[VOCAB.id(Category.PLACE_CIRCLE)] = 1.0
+    model = _FixedModel(logits)
+    sos = [VOCAB.id(Category.SOS)]
+
+    def run(seed: int, draw_gaps: bool) -> list[int]:
+        options = DecodingOptions(seed=seed, max_tokens=60, top_p=None, draw_gaps=draw_gaps)
+        return decode_window(model, VOCAB, None, None, sos, state(cursor=0.0), options,
+                             torch.Generator().manual_seed(seed)).tokens
+
+    decided = [run(seed, draw_gaps=False) for seed in range(8)]
+    shifts = {t for tokens in decided for t in tokens if span.start <= t < span.stop}
+    assert shifts == {long}  # every gap is the likeliest one, whatever the seed
+    combos = {tokens.count(VOCAB.id(Category.NEW_COMBO)) for tokens in decided}
+    assert len(combos) > 1  # ... while new combos (what goes there) are still drawn
+    drawn = {t for seed in range(8) for t in run(seed, draw_gaps=True)}
+    assert short in drawn and long in drawn
+
+
+def test_an_object_is_placed_where_objects_are_likelier_than_moving_on():
+    seq = state(cursor=500.0, last_end=0.0)  # objects may start here
+    logits = torch.full((len(VOCAB),), -30.0)
+    circle, shift = VOCAB.id(Category.PLACE_CIRCLE), VOCAB.spans[Category.TIME_SHIFT].start + 19
+    slider = VOCAB.spans[Category.START_SLIDER].start
+    logits[circle], logits[slider], logits[shift] = 0.0, -0.5, -0.2  # a shift: 34%
+    filt = ConstraintFilter(VOCAB, DecodingOptions())
+    filt.apply(logits, seq)
+    filt.decide_timing(logits, seq)
+    assert not math.isfinite(float(logits[shift]))
+    assert float(logits[circle] - logits[slider]) == pytest.approx(0.5)  # drawn as the model says
+    logits[circle], logits[slider], logits[shift] = -1.0, -1.5, 0.0  # a shift: 64%
+    filt.decide_timing(logits, seq)
+    assert torch.isfinite(logits).sum() == 1 and math.isfinite(float(logits[shift]))

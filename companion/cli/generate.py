@@ -61,6 +61,9 @@ def decoding_options(f):
         click.option("--beam-size", type=int, default=4, show_default=True),
         click.option("--seed", type=int, default=0, show_default=True,
                      help="The same seed gives the same map."),
+        click.option("--draw-gaps", is_flag=True, default=False,
+                     help="Sampling: draw when objects come too (by default the timing is the "
+                          "model's likeliest, and what comes there is drawn)."),
         click.option("--spacing", type=float, default=None, metavar="PX_PER_MS",
                      help="The widest jump: a new object starts at most this many osu!pixels "
                           "per ms of gap from where the previous one ends (default: typical "
@@ -75,10 +78,12 @@ def decoding_options(f):
     return f
 
 
-def _options(sampling, temperature, top_k, top_p, beam_size, seed, spacing) -> DecodingOptions:
+def _options(sampling, temperature, top_k, top_p, beam_size, seed, draw_gaps,
+             spacing) -> DecodingOptions:
     try:
         return DecodingOptions(method=sampling, temperature=temperature, top_k=top_k,
-                               top_p=top_p, beam_size=beam_size, seed=seed, spacing=spacing)
+                               top_p=top_p, beam_size=beam_size, seed=seed, draw_gaps=draw_gaps,
+                               spacing=spacing)
     except ValueError as e:
         raise click.ClickException(str(e)) from e
 
@@ -114,13 +119,13 @@ def _write(beatmap: Beatmap, folder: Path, output: Path | None, version: str) ->
 @click.option("--hp", type=float, default=None)
 @decoding_options
 def generate_command(song: Path, stars, ar, cs, od, hp, sampling, temperature, top_k, top_p,
-                     beam_size, seed, spacing, model_path, output) -> None:
+                     beam_size, seed, draw_gaps, spacing, model_path, output) -> None:
     """Write a new difficulty for a song (an audio file, or a song folder)."""
     try:
         source = resolve(song)
     except SongInputError as e:
         raise click.ClickException(str(e)) from e
-    options = _options(sampling, temperature, top_k, top_p, beam_size, seed, spacing)
+    options = _options(sampling, temperature, top_k, top_p, beam_size, seed, draw_gaps, spacing)
     generator = _generator(model_path)
     target = Target(stars, ar, cs, od, hp)
     try:
@@ -165,15 +170,15 @@ def _timing(generated: Generated) -> str:
               help="Stop here; objects after it are kept.")
 @decoding_options
 def continue_command(beatmap_path: Path, from_text: str, until_text: str | None, sampling,
-                     temperature, top_k, top_p, beam_size, seed, spacing, model_path,
-                     output) -> None:
+                     temperature, top_k, top_p, beam_size, seed, draw_gaps, spacing,
+                     model_path, output) -> None:
     """Continue MAP.osu from a time: its objects before it stay exactly as they are."""
     from_ms = parse_time_ms(from_text)
     until_ms = parse_time_ms(until_text) if until_text else None
     if until_ms is not None and until_ms <= from_ms:
         raise click.ClickException("--until must come after --from")
     beatmap = load_beatmap(beatmap_path)
-    options = _options(sampling, temperature, top_k, top_p, beam_size, seed, spacing)
+    options = _options(sampling, temperature, top_k, top_p, beam_size, seed, draw_gaps, spacing)
     try:
         audio = audio_of(beatmap, beatmap_path.parent)
         generator = _generator(model_path)
