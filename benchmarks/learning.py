@@ -33,7 +33,7 @@ from core.songs import discover
 from core.synth.config import SynthConfig
 from core.synth.songs import write_song
 from core.tokens.vocab import preset as vocab_preset
-from core.training import TrainConfig, train
+from core.training import TrainConfig, steady_step_seconds, train
 
 TOLERANCE_MS = 20.0
 
@@ -86,10 +86,7 @@ def train_for(budget_s: float, data: Path, run: Path, vocab: str, seed: int,
     probe = TrainConfig(data=data, out=run / "probe", vocab=vocab, max_steps=8, warmup_steps=1,
                         val_fraction=0.0, checkpoint_interval=10_000, seed=seed, workers=0,
                         audio_pointer=pointer, coord_weight=coord_weight)
-    stamps: list[float] = []
-    train(probe, on_step=lambda metrics: stamps.append(time.perf_counter()))
-    per_step = (stamps[-1] - stamps[2]) / (len(stamps) - 3)
-    steps = max(20, int(budget_s / per_step))
+    steps = max(20, int(budget_s / steady_step_seconds(probe)))
     config = TrainConfig(data=data, out=run / "main", vocab=vocab, max_steps=steps,
                          warmup_steps=max(10, steps // 20), val_fraction=0.0,
                          checkpoint_interval=steps, seed=seed, workers=0, lr=1e-3,

@@ -142,6 +142,15 @@ def train(config: TrainConfig, *, dims: ModelDims | None = None, resume: Path | 
         end_processes(procs)
 
 
+def steady_step_seconds(probe: TrainConfig) -> float:
+    """Seconds per step of a short `probe` run (max_steps >= 4), its first steps excluded: they
+    carry start-up (data set, model, first batches), which would size a budgeted schedule ~40%
+    too short."""
+    stamps: list[float] = []
+    train(probe, on_step=lambda metrics: stamps.append(time.perf_counter()))
+    return (stamps[-1] - stamps[2]) / (len(stamps) - 3)
+
+
 def _train(config: TrainConfig, procs: Processes, dims: ModelDims | None, resume: Path | None,
            on_step: Callable[[dict], None] | None, should_stop: Callable[[int], bool]
            ) -> TrainResult:

@@ -20,7 +20,7 @@ from core.starter import STARTER_MODEL
 from core.synth.config import SynthConfig
 from core.synth.songs import write_song
 from core.tokens.vocab import preset
-from core.training import TrainConfig, train
+from core.training import TrainConfig, steady_step_seconds, train
 
 
 @click.command("build-starter")
@@ -54,10 +54,7 @@ def build_starter_command(work: Path, count: int, duration: float, minutes: floa
     probe = TrainConfig(data=data, out=work / "probe", model="small", window_s=window_s,
                         max_steps=8, warmup_steps=1, eval_interval=10_000, workers=0, seed=seed,
                         coord_weight=coord_weight)
-    stamps: list[float] = []
-    train(probe, on_step=lambda metrics: stamps.append(time.perf_counter()))
-    per_step = (stamps[-1] - stamps[2]) / (len(stamps) - 3)  # start-up excluded
-    steps = max(50, int(minutes * 60 / per_step))
+    steps = max(50, int(minutes * 60 / steady_step_seconds(probe)))
     config = TrainConfig(data=data, out=run, model="small", window_s=window_s, max_steps=steps,
                          warmup_steps=max(20, steps // 25), lr=1e-3,
                          eval_interval=max(50, steps // 6),
