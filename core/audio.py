@@ -55,6 +55,16 @@ N_MELS = 80
 FRAMES_PER_SECOND = 1000 // FRAME_MS  # 200
 LOG_RANGE = 8.0  # decades of mel power kept below the track's peak: 80 dB
 SILENCE_DBFS = -80.0  # a track whose RMS is below this is silent (16-bit dither is ~-101 dBFS)
+# osu! beatmap time runs this many ms ahead of the audio file: a timing point or an object sits
+# LATENCY_MS before the sound it marks. lazer's editor draws its waveform shifted by the same
+# constant (osu.Game.Screens.Edit.Editor.WAVEFORM_VISUAL_OFFSET, ppy/osu#26136): "historically,
+# osu! beatmaps have an assumption of full system latency baked in" (stable's platform offset,
+# playback latency, universal offsets tuned to older maps), measured by ppy to about 2 ms.
+# Everything that reads audio at a beatmap time adds it (the encoder's windows, training
+# windows, the preview's spectrogram); timing from audio subtracts it; synthetic songs sound
+# it. A multiple of FRAME_MS, so windows stay frame-aligned.
+LATENCY_MS = 20
+LATENCY_FRAMES = LATENCY_MS // FRAME_MS
 # STFT frames per call: one call over a whole song spends most of its time faulting in fresh
 # pages for its 37 MB temporaries; 2048-frame slices keep them at a few MB, reused by the
 # allocator (log-mel of 3 minutes: ~70 ms instead of ~200 ms on 2 cores).

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from safetensors import safe_open
 
-from core.audio import FRAME_MS, N_MELS
+from core.audio import FRAME_MS, LATENCY_FRAMES, N_MELS
 from core.beatmap.model import Beatmap
 from core.beatmap.parser import parse_bytes, parse_text
 from core.beatmap.timing import annotate_sliders
@@ -183,10 +183,12 @@ class WindowDataset(torch.utils.data.Dataset):
         return self._beatmaps.get(map_index)
 
     def audio(self, map_index: int, start_frame: int) -> torch.Tensor:
-        """(N_MELS, frames) float32 from `start_frame`, silence past the song's end."""
+        """(N_MELS, frames) float32 of the window whose beatmap time starts at `start_frame`
+        (the audio's LATENCY_MS later), silence past the song's end."""
         features = self._features.get(self.maps[map_index].features)
         window = np.full((N_MELS, self.config.frames), SILENCE, dtype=np.float32)
-        piece = features[:, start_frame:start_frame + self.config.frames]
+        first = start_frame + LATENCY_FRAMES
+        piece = features[:, first:first + self.config.frames]
         window[:, :piece.shape[1]] = piece
         return torch.from_numpy(window)
 

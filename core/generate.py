@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from core.audio import FRAME_MS
+from core.audio import FRAME_MS, LATENCY_FRAMES
 from core.beatmap.model import Beatmap, HitObject, Slider
 from core.beatmap.ticks import TickGrid, beat_divisor_of, divisors_for
 from core.beatmap.timing import ControlPoints, annotate_sliders, slider_velocity
@@ -168,8 +168,9 @@ def _grid(ms: float, vocab: Vocab) -> float:
 
 
 def _frames(mel: Tensor, origin_ms: float, window_ms: float) -> Tensor:
-    """(n_mels, frames) of the window, silence (-1) past the song's end."""
-    start = int(origin_ms // FRAME_MS)
+    """(n_mels, frames) of the window that starts at beatmap time `origin_ms` (the audio's
+    LATENCY_MS later), silence (-1) past the song's end."""
+    start = int(origin_ms // FRAME_MS) + LATENCY_FRAMES
     count = round(window_ms / FRAME_MS)
     out = torch.full((mel.shape[0], count), -1.0, dtype=mel.dtype)
     piece = mel[:, start: start + count]

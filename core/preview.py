@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from core.audio import FRAME_MS
+from core.audio import FRAME_MS, LATENCY_MS
 from core.beatmap.model import Beatmap, HitObject, Slider, Spinner, TimingPoint
 from core.beatmap.ticks import TickGrid
 
@@ -124,7 +124,9 @@ def _lut() -> np.ndarray:
 def _spectrogram(mel: np.ndarray, view: _View, lut: np.ndarray) -> Image.Image:
     """The row's columns of `mel` (low bands at the bottom); silence past the song's end."""
     ms = view.start_ms + (np.arange(view.width) + 0.5) / view.px_per_ms
-    frames = np.floor(ms / FRAME_MS).astype(int)
+    # the sound heard at beatmap time t is the file's at t + LATENCY_MS (lazer's editor shifts
+    # its waveform alike), so a well-timed object sits on its onset in the picture
+    frames = np.floor((ms + LATENCY_MS) / FRAME_MS).astype(int)
     inside = (frames >= 0) & (frames < mel.shape[1])
     columns = np.full((mel.shape[0], view.width), -1.0, dtype=np.float32)
     columns[:, inside] = mel[:, frames[inside]]

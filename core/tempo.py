@@ -36,8 +36,9 @@ randomness, no threads whose order matters) and take ~0.3 s for 30 s and ~0.5-1.
    beats carry the most onset strength plus spectral change (chords change on the bar line).
    Meter 4 by default, 3 when its accent contrast is 1.5x that of 4 (6/8 songs come out as 3).
 
-Output times are ms; beat_length ms per beat; BPM is rounded to 0.01 only where that moves the
-grid by less than 2 ms over the section.
+Output times are ms of beatmap time, LATENCY_MS before the audio's onsets (core.audio: osu! maps
+are timed so, and lazer's editor draws its waveform so); beat_length ms per beat; BPM is rounded
+to 0.01 only where that moves the grid by less than 2 ms over the section.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ import numpy as np
 import torch
 from scipy.ndimage import maximum_filter1d, uniform_filter1d
 
-from core.audio import FRAME_MS, SAMPLE_RATE, load_audio, log_mel
+from core.audio import FRAME_MS, LATENCY_MS, SAMPLE_RATE, load_audio, log_mel
 from core.beatmap.model import TimingPoint
 
 MIN_BPM, MAX_BPM = 60.0, 250.0
@@ -139,7 +140,7 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
             m = meter or points[-1].meter
             beat = starts[i]
         beat_ms = _round_bpm(period * FRAME_MS, (end - beat) / period)
-        time = beat * FRAME_MS + ONSET_LAG_MS
+        time = beat * FRAME_MS + ONSET_LAG_MS - LATENCY_MS  # in beatmap time
         points.append(TimingPoint(time=round(float(time), 3), beat_length=float(beat_ms),
                                   meter=int(m)))
     return points

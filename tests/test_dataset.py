@@ -19,7 +19,7 @@ from test_songs import RENATUS_QUICK, corpus_archive, synth_songs, variant
 
 import core.dataset
 from companion.cli import main
-from core.audio import FRAME_MS, N_MELS
+from core.audio import FRAME_MS, LATENCY_FRAMES, N_MELS
 from core.beatmap.model import Circle, Mode, Slider
 from core.beatmap.parser import BeatmapError, parse_bytes
 from core.dataset import (
@@ -35,6 +35,7 @@ from core.dataset import (
     song_key,
 )
 from core.dataset_loader import PAD, SILENCE, MapText, WindowConfig, WindowDataset, collate
+from core.generate import _frames
 from core.songs import MISSING_AUDIO, OTHER_MODE, discover
 from core.synth import DIFFICULTIES
 from core.tokens.detokenizer import DetokenizeOptions, decode_objects
@@ -258,20 +259,31 @@ def test_windows_line_up_with_the_maps(windows):
 
 
 def test_window_audio_is_the_songs_features(windows):
+    """A window's audio starts LATENCY_MS after its beatmap time, as osu! maps are timed."""
     for i in range(0, len(windows), 7):
         item = windows[i]
         ref = windows.maps[item["map"]]
         stored = np.load(ref.features, allow_pickle=False).astype(np.float32)
-        first = item["start_ms"] // FRAME_MS
+        first = item["start_ms"] // FRAME_MS + LATENCY_FRAMES
         piece = stored[:, first:first + windows.config.frames]
         assert torch.equal(item["audio"][:, :piece.shape[1]], torch.from_numpy(piece))
         assert bool((item["audio"][:, piece.shape[1]:] == SILENCE).all())
     stored = torch.from_numpy(np.load(windows.maps[0].features).astype(np.float32))
     middle = stored.shape[1] - windows.config.frames // 2
     tail = windows.audio(0, middle)  # the song's last half window, then silence
-    assert torch.equal(tail[:, :stored.shape[1] - middle], stored[:, middle:])
-    assert bool((tail[:, stored.shape[1] - middle:] == SILENCE).all())
-    assert not bool((stored[:, middle:] == SILENCE).all())
+    heard = middle + LATENCY_FRAMES
+    assert torch.equal(tail[:, :stored.shape[1] - heard], stored[:, heard:])
+    assert bool((tail[:, stored.shape[1] - heard:] == SILENCE).all())
+    assert not bool((stored[:, heard:] == SILENCE).all())
+
+
+def test_generation_reads_the_audio_training_read(windows):
+    """The encoder sees the same frames for a window at inference as in training."""
+    stored = torch.from_numpy(np.load(windows.maps[0].features).astype(np.float32))
+    for start_frame in (0, 400, stored.shape[1] - windows.config.frames // 3):
+        trained = windows.audio(0, start_frame)
+        generated = _frames(stored, start_frame * FRAME_MS, windows.config.window_ms)
+        assert torch.equal(trained, generated), start_frame
 
 
 def test_windows_are_seeded(built, windows):

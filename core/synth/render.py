@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.audio import LATENCY_MS
 from core.synth.score import Note, Score
 
 PEAK = 0.89  # -1 dBFS: headroom for the Vorbis encoder's overshoot, so decoding never clips
@@ -20,12 +21,15 @@ VARIANTS = 4  # noise drums come in a few takes, so repeated hits are not sample
 
 
 def render(score: Score, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
-    """The song as float32 samples (N,), N = duration_ms * sample_rate / 1000, peak at `PEAK`."""
-    out = np.zeros(int(np.ceil(score.duration_ms * sample_rate / 1000)), dtype=np.float64)
+    """The song as float32 samples (N,), N = (duration_ms + LATENCY_MS) * sample_rate / 1000,
+    peak at `PEAK`. The score's times are beatmap times: each note sounds LATENCY_MS after its
+    tick, where an osu! map timed by a mapper would have it."""
+    out = np.zeros(int(np.ceil((score.duration_ms + LATENCY_MS) * sample_rate / 1000)),
+                   dtype=np.float64)
     drums = {name: [make(rng, sample_rate) for _ in range(VARIANTS)]
              for name, make in _DRUMS.items()}
     for note in score.notes:
-        start = round(score.ms(note.tick) * sample_rate / 1000)
+        start = round((score.ms(note.tick) + LATENCY_MS) * sample_rate / 1000)
         if note.instrument in drums:
             sound = drums[note.instrument][int(rng.integers(VARIANTS))]
         else:
