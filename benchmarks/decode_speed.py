@@ -6,7 +6,9 @@ threads. "tok/s at N" is that marginal rate: the cost of a token once the sequen
 The greedy outputs of both methods must be identical. The cached method's one-off prefill (the
 prefix fed at once, as a window's start does) is timed apart and printed in its own column; it
 is not in the marginal rate (before, it was, which put a 2,016-token prefill into the cost of 32
-tokens and understated the cache at 2048 tokens ~3x). Weights are random (speed does not depend
+tokens and understated the cache at 2048 tokens ~3x). "cached" steps through
+core.incremental.StepDecoder, as decoding does; "module tok/s" is the same cache stepped through
+Decoder.forward, for the dispatch it saves. Weights are random (speed does not depend
 on training); `--song` adds an end-to-end run of `Generator.generate` over a long song.
 """
 
@@ -22,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.incremental import StepDecoder
 from core.model import MapModel, pointer_fields, preset_dims
 from core.tokens.vocab import DEFAULT, Vocab
 
@@ -31,27 +34,36 @@ FRAMES = 3200  # 16 s of 5 ms frames
 
 
 @torch.inference_mode()
-def cached(model: MapModel, audio, cond, prefix) -> tuple[list[int], float, float]:
-    """(tokens, prefill seconds, seconds for the STEPS tokens after it)."""
+def cached(model: MapModel, audio, cond, prefix, times,
+           fast: bool = True) -> tuple[list[int], float, float]:
+    """(tokens, prefill seconds, seconds for the STEPS tokens after it). `fast`: one token a
+    step through core.incremental's StepDecoder, as decoding runs; else Decoder.forward."""
     cache = model.new_cache()
+    n = prefix.shape[1]
     start = time.perf_counter()
-    logits = model.decoder(prefix, audio, cond, cache)[0, -1]
+    logits = model.decoder(prefix, audio, cond, cache, times[:, :n])[0, -1]
     filled = time.perf_counter()
+    step = StepDecoder(model.decoder) if fast else None
     out = []
-    for _ in range(STEPS):
+    for i in range(STEPS):
         token = int(torch.argmax(logits))
         out.append(token)
-        logits = model.decoder(torch.tensor([[token]]), audio, cond, cache)[0, -1]
+        now = times[:, n + i: n + i + 1]
+        if step is not None:
+            logits = step(torch.tensor([[token]]), audio, cond, cache, now)[0]
+        else:
+            logits = model.decoder(torch.tensor([[token]]), audio, cond, cache, now)[0, -1]
     return out, filled - start, time.perf_counter() - filled
 
 
 @torch.inference_mode()
-def recompute(model: MapModel, audio, cond, prefix) -> tuple[list[int], float]:
+def recompute(model: MapModel, audio, cond, prefix, times) -> tuple[list[int], float]:
     seq = prefix
     out = []
     start = time.perf_counter()
     for _ in range(STEPS):
-        token = int(torch.argmax(model.decoder(seq, audio, cond)[0, -1]))
+        token = int(torch.argmax(model.decoder(seq, audio, cond, times=times[:, :seq.shape[1]])
+                                 [0, -1]))
         out.append(token)
         seq = torch.cat([seq, torch.tensor([[token]])], dim=1)
     return out, time.perf_counter() - start
@@ -69,7 +81,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {STEPS} greedy steps "
           f"per measurement, median of {args.repeats}")
     print(f"{'preset':<7}{'tokens':>7}{'cached tok/s':>14}{'recompute tok/s':>17}{'speedup':>9}"
-          f"{'same output':>13}{'prefill s':>11}")
+          f"{'same output':>13}{'prefill s':>11}{'module tok/s':>14}")
     for name in args.presets:
         torch.manual_seed(0)
         model = MapModel(preset_dims(name, len(vocab), **pointer_fields(vocab))).eval()
@@ -80,17 +92,22 @@ def main() -> None:
         for n in LENGTHS:
             prefix = torch.randint(3, len(vocab), (1, n - STEPS), generator=torch.Generator()
                                    .manual_seed(n))
-            a_times, b_times, fills, same = [], [], [], True
+            # cursor times as a window's tokens have them: rising through the 16 s window
+            times = torch.linspace(0.0, 15_000.0, n)[None].round()
+            a_times, b_times, m_times, fills, same = [], [], [], [], True
             for _ in range(args.repeats):
-                a, fill, ta = cached(model, audio, cond, prefix)
-                b, tb = recompute(model, audio, cond, prefix)
+                a, fill, ta = cached(model, audio, cond, prefix, times)
+                b, tb = recompute(model, audio, cond, prefix, times)
+                m, _, tm = cached(model, audio, cond, prefix, times, fast=False)
                 a_times.append(ta)
                 b_times.append(tb)
+                m_times.append(tm)
                 fills.append(fill)
-                same &= a == b
+                same &= a == b == m
             ta, tb = statistics.median(a_times), statistics.median(b_times)
             print(f"{name:<7}{n:>7}{STEPS / ta:>14.1f}{STEPS / tb:>17.1f}{tb / ta:>9.1f}"
-                  f"{'yes' if same else 'NO':>13}{statistics.median(fills):>11.2f}")
+                  f"{'yes' if same else 'NO':>13}{statistics.median(fills):>11.2f}"
+                  f"{STEPS / statistics.median(m_times):>14.1f}")
     if args.song:
         song_end_to_end()
 

@@ -154,6 +154,10 @@ class ConstraintFilter:
         self.eos = vocab.id(C.EOS)
         self.shift_values = list(vocab.shift_values_ms)
         self.landing_count = sum(v <= LANDING_MS for v in self.shift_values)
+        self.landings = torch.tensor(self.shift_values[: self.landing_count], dtype=torch.float64)
+        # on_tick at every time-step multiple of the window, filled as far as landings reach:
+        # shifts are whole steps, so every cursor and landing is one (see _land_on_ticks)
+        self.tick_table: tuple[Callable[[float], bool] | None, Tensor] = (None, _EMPTY)
         self.masks: dict[tuple[State, bool], Tensor] = {}  # allowed ids per state
         for state in State:
             for anchors_full in (False, True):
@@ -299,11 +303,28 @@ class ConstraintFilter:
 
     def _land_on_ticks(self, logits: Tensor, state: SequenceState, allowed: int,
                        earliest: float) -> None:
-        span = self.shift_span
-        for j in range(min(allowed, self.landing_count)):
-            landing = state.cursor + self.shift_values[j]
-            if landing < earliest or not state.on_tick(landing):
-                logits[span.start + j] = NEG_INF
+        """Close the gaps (up to LANDING_MS) that land before `earliest` or off the ticks."""
+        count = min(allowed, self.landing_count)
+        if count <= 0:
+            return
+        landing = state.cursor + self.landings[:count]
+        steps = torch.round(landing / self.step).long()
+        on = self._ticks(state, int(steps[-1]))[steps]
+        start = self.shift_span.start
+        logits[start: start + count].masked_fill_(~on | (landing < earliest), NEG_INF)
+
+    def _ticks(self, state: SequenceState, last: int) -> Tensor:
+        """Whether each time step 0..last of the window (step * i ms) is on a tick: asked of
+        `state.on_tick` once per step and window, not once per gap and decoding step."""
+        owner, table = self.tick_table
+        if owner is not state.on_tick:
+            owner, table = state.on_tick, _EMPTY
+        if table.numel() <= last:
+            grown = max(last + 1, 2 * table.numel())
+            more = [state.on_tick(i * self.step) for i in range(table.numel(), grown)]
+            table = torch.cat([table, torch.tensor(more, dtype=torch.bool)])
+        self.tick_table = (owner, table)
+        return table
 
     def _tilt(self, shifts: Tensor) -> None:
         """Reweigh the gaps by density_bias, keeping their total probability (so the choice
@@ -357,6 +378,7 @@ def _to_edge(position: float, direction: float, size: float) -> float:
     return math.inf
 
 
+_EMPTY = torch.zeros(0, dtype=torch.bool)
 _TIMED_STATES = (State.OBJECT, State.SLIDER_TIME, State.SLIDER_BODY, State.SPINNER_TIME,
                  State.SPINNER)
 _X_STATES = (State.CIRCLE_X, State.HEAD_X, State.ANCHOR_X)

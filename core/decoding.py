@@ -7,13 +7,16 @@ beam search share, so every sequence they produce is a valid map.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from core.constraints import NEG_INF, ConstraintFilter, SequenceState
+from core.incremental import step_decoder
 from core.model import MapModel
 from core.tokens.grammar import Grammar, GrammarWalker, State
 from core.tokens.timeline import cursor_times
@@ -73,22 +76,44 @@ class DecodingOptions:
 
 
 
-def choose(logits: Tensor, options: DecodingOptions, generator: torch.Generator) -> int:
-    """One token from filtered logits (V,): greedy, or sampled with temperature/top-k/top-p."""
+def choose(logits: Tensor, options: DecodingOptions,
+           generator: torch.Generator) -> tuple[int, float]:
+    """One token from filtered logits (V,), greedy or sampled with temperature/top-k/top-p,
+    and its log-probability under `logits`. Only the tokens the filter left open are looked at
+    (often a few dozen of the vocabulary's ~700, one where the timing was decided), in numpy:
+    at these sizes each torch call's overhead is worth more than its arithmetic."""
+    values = logits.detach().cpu().numpy().astype(np.float64)
+    open_ids = np.flatnonzero(np.isfinite(values))
+    if open_ids.size <= 1:  # nothing to choose (or the filter left nothing: keep argmax)
+        return (int(open_ids[0]), 0.0) if open_ids.size else (int(np.argmax(values)), NEG_INF)
+    candidates = values[open_ids]
+    top = candidates.max()
+    log_probs = candidates - top - math.log(float(np.exp(candidates - top).sum()))
+    pick = _pick(candidates, options, generator)
+    return int(open_ids[pick]), float(log_probs[pick])
+
+
+def _pick(logits: np.ndarray, options: DecodingOptions, generator: torch.Generator) -> int:
+    """The index chosen among finite `logits`: the likeliest, or drawn (by inverse CDF on one
+    uniform from `generator`) from the tokens that top-k and then top-p keep."""
     if options.method == "greedy" or options.temperature == 0:
-        return int(torch.argmax(logits))
-    logits = logits / options.temperature
-    if options.top_k is not None and options.top_k < logits.shape[0]:
-        threshold = torch.topk(logits, options.top_k).values[-1]
-        logits = logits.masked_fill(logits < threshold, NEG_INF)
-    if options.top_p is not None and options.top_p < 1:
-        ordered, order = torch.sort(logits, descending=True)
-        cumulative = torch.softmax(ordered, dim=-1).cumsum(-1)
-        drop = cumulative - torch.softmax(ordered, dim=-1) > options.top_p  # keep the first over
-        logits = logits.clone()
-        logits[order[drop]] = NEG_INF
-    probs = torch.softmax(logits, dim=-1)
-    return int(torch.multinomial(probs, 1, generator=generator))
+        return int(np.argmax(logits))
+    scaled = logits / options.temperature
+    order = np.argsort(-scaled, kind="stable")
+    ordered = scaled[order]
+    probs = np.exp(ordered - ordered[0])
+    probs /= probs.sum()
+    cumulative = np.cumsum(probs)
+    keep = len(ordered)
+    if options.top_k is not None:
+        keep = min(keep, options.top_k)
+    if options.top_p is not None and options.top_p < 1:  # the first token over top_p stays
+        total = cumulative[keep - 1]
+        keep = int(np.count_nonzero(cumulative[:keep] - probs[:keep]
+                                    <= options.top_p * total))
+    u = float(torch.rand((), generator=generator, dtype=torch.float64)) * cumulative[keep - 1]
+    index = min(int(np.searchsorted(cumulative[:keep], u, side="right")), keep - 1)
+    return int(order[index])
 
 
 @dataclass
@@ -113,6 +138,7 @@ def decode_window(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tens
         return _beam_search(model, vocab, audio, difficulty, prefix, state, options, should_stop)
     filt = ConstraintFilter(vocab, options)
     eos = vocab.id(C.EOS)
+    next_logits = step_decoder(model)
     cache = model.new_cache()
     tokens = torch.tensor([list(prefix)], dtype=torch.long)
     times = torch.tensor([cursor_times(prefix, vocab)])  # (1, T)
@@ -125,15 +151,15 @@ def decode_window(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tens
         filt.apply(logits, state)
         if not options.draw_gaps and options.method == "sample":
             filt.decide_timing(logits, state)
-        token = choose(logits, options, generator)
-        total += float(torch.log_softmax(logits, -1)[token])
+        token, log_prob = choose(logits, options, generator)
+        total += log_prob
         state.step(token)
         if token == eos:
             return WindowResult(out, True, total, len(out) + 1)
         out.append(token)
         step = torch.tensor([[token]], dtype=torch.long)
         now = torch.tensor([[state.cursor]])
-        logits = model.decoder(step, audio, difficulty, cache, now)[0, -1]
+        logits = next_logits(step, audio, difficulty, cache, now)[0]
     return WindowResult(whole_objects(out, vocab), False, total, len(out))
 
 
@@ -144,6 +170,7 @@ def _beam_search(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tenso
     log-probability. The cache is reordered to the surviving beams after every step."""
     filt = ConstraintFilter(vocab, options)
     eos, width = vocab.id(C.EOS), options.beam_size
+    next_logits = step_decoder(model)
     cache = model.new_cache()
     tokens = torch.tensor([list(prefix)], dtype=torch.long)
     times = torch.tensor([cursor_times(prefix, vocab)])  # (1, T)
@@ -179,8 +206,8 @@ def _beam_search(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tenso
         beams = [(s[0], s[1], s[2]) for s in survivors]
         step = torch.tensor([[s[1][-1]] for s in survivors], dtype=torch.long)
         now = torch.tensor([[s[2].cursor] for s in survivors])
-        logits = model.decoder(step, audio.expand(len(beams), -1, -1),
-                               difficulty.expand(len(beams), -1), cache, now)[:, -1]
+        logits = next_logits(step, audio.expand(len(beams), -1, -1),
+                             difficulty.expand(len(beams), -1), cache, now)
     if finished:
         score, seq, st = max(finished, key=lambda f: f[0])
         _copy_state(state, st)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from core.incremental import StepDecoder
 from core.model import MapModel, ModelDims, pointer_fields, preset_dims
 from core.tokens.timeline import cursor_times
 from core.tokens.vocab import DEFAULT, Vocab
@@ -42,7 +43,10 @@ def test_shapes_and_presets():
 
 @torch.no_grad()
 @pytest.mark.parametrize("pointer", [True, False], ids=["pointer", "no-pointer"])
-def test_cached_decoding_matches_full_forward(pointer):
+@pytest.mark.parametrize("stepper", ["module", "step-decoder"])
+def test_cached_decoding_matches_full_forward(pointer, stepper):
+    """One token at a time, through Decoder.forward or decoding's StepDecoder (fused
+    self-attention projections, no modules), gives the full forward's logits."""
     model = tiny_model(pointer=pointer)
     mel, ids, difficulty = inputs()
     times = torch.cumsum(torch.randint(0, 60, ids.shape), dim=1).float()  # (B, T) ms
@@ -50,9 +54,14 @@ def test_cached_decoding_matches_full_forward(pointer):
     audio = model.encoder(mel)
     cache = model.new_cache()
     steps = [model.decoder(ids[:, :7], audio, difficulty, cache, times[:, :7])]  # a prefix ...
+    step = StepDecoder(model.decoder)
     for t in range(7, ids.shape[1]):  # ... then one token at a time
-        steps.append(model.decoder(ids[:, t: t + 1], audio, difficulty, cache,
-                                   times[:, t: t + 1]))
+        if stepper == "module":
+            steps.append(model.decoder(ids[:, t: t + 1], audio, difficulty, cache,
+                                       times[:, t: t + 1]))
+        else:
+            steps.append(step(ids[:, t: t + 1], audio, difficulty, cache, times[:, t: t + 1])
+                         [:, None])
     cached = torch.cat(steps, dim=1)
     assert cache.length == ids.shape[1]
     assert (cached - full).abs().max().item() <= 1e-5
