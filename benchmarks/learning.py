@@ -75,7 +75,8 @@ def songs(out: Path, count: int, seed: int, duration: float) -> list[Path]:
 
 
 def train_for(budget_s: float, data: Path, run: Path, vocab: str, seed: int,
-              pointer: bool = True, coord_weight: float = 1.0) -> tuple[Path, int]:
+              pointer: bool = True, coord_weight: float = 1.0,
+              beat_grid: bool = True) -> tuple[Path, int]:
     """Train within `budget_s` seconds of wall clock; returns (checkpoint, steps).
 
     The budget is for training steps: the schedule's length comes from the probe's steady step
@@ -85,12 +86,13 @@ def train_for(budget_s: float, data: Path, run: Path, vocab: str, seed: int,
     third of the budget, and the validation songs were never trained on)."""
     probe = TrainConfig(data=data, out=run / "probe", vocab=vocab, max_steps=8, warmup_steps=1,
                         val_fraction=0.0, checkpoint_interval=10_000, seed=seed, workers=0,
-                        audio_pointer=pointer, coord_weight=coord_weight)
+                        audio_pointer=pointer, coord_weight=coord_weight, beat_grid=beat_grid)
     steps = max(20, int(budget_s / steady_step_seconds(probe)))
     config = TrainConfig(data=data, out=run / "main", vocab=vocab, max_steps=steps,
                          warmup_steps=max(10, steps // 20), val_fraction=0.0,
                          checkpoint_interval=steps, seed=seed, workers=0, lr=1e-3,
-                         audio_pointer=pointer, coord_weight=coord_weight)
+                         audio_pointer=pointer, coord_weight=coord_weight,
+                         beat_grid=beat_grid)
     deadline = time.perf_counter() + budget_s
     result = train(config, should_stop=lambda step: time.perf_counter() > deadline)
     return run / "main" / "last", result.step
@@ -126,7 +128,8 @@ def main() -> None:
     parser.add_argument("--budget-min", type=float, default=10.0)
     parser.add_argument("--presets", nargs="+", default=["seed", "default"],
                         help="Token languages; `default/no-pointer` trains without the audio "
-                             "pointer (core.model), `default/coord=0.25` with coordinate tokens "
+                             "pointer (core.model), `default/no-grid` without the beat grid "
+                             "(core.beat_grid), `default/coord=0.25` with coordinate tokens "
                              "weighing 0.25 in the loss (core.objective), to measure each.")
     parser.add_argument("--method", default="greedy", choices=["greedy", "sample", "beam"])
     parser.add_argument("--workdir", type=Path, default=None)
@@ -155,7 +158,8 @@ def main() -> None:
         weight = float(variant.split("=", 1)[1]) if variant.startswith("coord=") else 1.0
         checkpoint, steps = train_for(args.budget_min * 60, data,
                                       work / f"run-{name.replace('/', '-')}", preset, args.seed,
-                                      pointer=variant != "no-pointer", coord_weight=weight)
+                                      pointer=variant != "no-pointer", coord_weight=weight,
+                                      beat_grid=variant != "no-grid")
         scores = evaluate(checkpoint, held_out, args.method)
         rows.append((name, steps, scores))
         print(f"{name}: {steps} steps, F1 {scores['f1']:.3f}", flush=True)

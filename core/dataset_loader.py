@@ -37,6 +37,7 @@ import torch
 from safetensors import safe_open
 
 from core.audio import FRAME_MS, LATENCY_FRAMES, N_MELS
+from core.beat_grid import grid_classes
 from core.beatmap.model import Beatmap
 from core.beatmap.parser import parse_bytes, parse_text
 from core.beatmap.timing import annotate_sliders
@@ -105,7 +106,8 @@ class MapRef:
 
 class WindowDataset(torch.utils.data.Dataset):
     """Item i of the current epoch: a dict with `tokens` (T,) int64, `prefix_length` (SOS and
-    the prefix), `audio` (N_MELS, frames) float32, `difficulty` (5,) float32 and the window's
+    the prefix), `audio` (N_MELS, frames) float32, `grid` (frames / 2,) int64 (the beat grid
+    at the encoder's positions, core.beat_grid), `difficulty` (5,) float32 and the window's
     `map`, `start_ms`, `split_ms`, `end_ms` (ms in the song)."""
 
     def __init__(self, root: str | Path, config: WindowConfig = WindowConfig(),
@@ -159,6 +161,8 @@ class WindowDataset(torch.utils.data.Dataset):
                 "times": torch.tensor(cursor_times(window.ids, self.vocab), dtype=torch.float32),
                 "prefix_length": window.prefix_length,
                 "audio": self.audio(map_index, start_frame),
+                "grid": torch.from_numpy(grid_classes(beatmap.timing_points, start_ms,
+                                                      -(-self.config.frames // 2))),
                 "difficulty": torch.tensor(ref.difficulty, dtype=torch.float32),
                 "map": map_index, "start_ms": start_ms, "split_ms": split_ms, "end_ms": end_ms}
 
@@ -263,8 +267,8 @@ def collate(items: list[dict]) -> dict[str, torch.Tensor]:
 
     Returns `tokens` (B, T) int64, `token_mask` (B, T) bool (true on real tokens), `loss_mask`
     (B, T) bool (true after SOS and the prefix, false on PAD), `prefix_length` (B,), `audio`
-    (B, N_MELS, frames) float32, `difficulty` (B, 5) float32, and `map`, `start_ms`, `split_ms`,
-    `end_ms` (B,).
+    (B, N_MELS, frames) float32, `grid` (B, frames / 2) int64, `difficulty` (B, 5) float32, and
+    `map`, `start_ms`, `split_ms`, `end_ms` (B,).
     """
     lengths = torch.tensor([len(item["tokens"]) for item in items])  # (B,)
     prefix = torch.tensor([item["prefix_length"] for item in items])  # (B,)
@@ -280,6 +284,8 @@ def collate(items: list[dict]) -> dict[str, torch.Tensor]:
             "loss_mask": token_mask & (positions >= prefix[:, None]),
             "prefix_length": prefix,
             "audio": torch.stack([item["audio"] for item in items]),  # (B, N_MELS, frames)
+            **({"grid": torch.stack([item["grid"] for item in items])}  # (B, frames / 2)
+               if all("grid" in item for item in items) else {}),
             "difficulty": torch.stack([item["difficulty"] for item in items]),  # (B, 5)
             **{key: torch.tensor([item[key] for item in items])
                for key in ("map", "start_ms", "split_ms", "end_ms")}}

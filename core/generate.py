@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from core.audio import FRAME_MS, LATENCY_FRAMES
+from core.beat_grid import grid_classes
 from core.beatmap.model import Beatmap, HitObject, Slider
 from core.beatmap.ticks import TickGrid, beat_divisor_of, divisors_for
 from core.beatmap.timing import ControlPoints, annotate_sliders, slider_velocity
@@ -96,7 +97,10 @@ class Generator:
                                   slider_speed=_slider_speed(template, origin))
             for token in ids:
                 state.step(token)
-            audio = self.model.encoder(_frames(mel, origin, window)[None])  # (1, S, D)
+            frames = _frames(mel, origin, window)
+            grid = torch.from_numpy(grid_classes(template.timing_points, origin,
+                                                 -(-frames.shape[-1] // 2)))
+            audio = self.model.encoder(frames[None], grid[None])  # (1, S, D)
             result = decode_window(self.model, self.vocab, audio, cond, ids, state, options,
                                    rng, should_stop)
             decoded = decode_objects(ids + result.tokens, template, self.vocab,

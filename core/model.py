@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.audio import N_MELS
+from core.beat_grid import N_CLASSES as N_GRID_CLASSES
 
 N_CONDITIONS = 5  # AR, CS, OD, HP, stars
 
@@ -44,6 +45,9 @@ class ModelDims:
     shift_first: int = 0
     shift_ms: tuple[float, ...] = ()
     pointer_dim: int = 64
+    # The map's beat grid (core.beat_grid) added to the encoder's output as an embedding: which
+    # tick each audio position is on. False in checkpoints from before it.
+    beat_grid: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shift_ms", tuple(float(v) for v in self.shift_ms))  # JSON lists
@@ -53,10 +57,11 @@ class ModelDims:
 
 
 def preset_dims(name: str, n_vocab: int, shift_first: int = 0,
-                shift_ms: tuple[float, ...] = ()) -> ModelDims:
+                shift_ms: tuple[float, ...] = (), beat_grid: bool = False) -> ModelDims:
     """`seed`: the seed's Phase 3 sizes. `small`: trains on a laptop CPU in minutes. With the
-    vocabulary's TIME_SHIFT ids and values (`pointer_fields`), the decoder has the audio pointer."""
-    pointer = {"shift_first": shift_first, "shift_ms": tuple(shift_ms)}
+    vocabulary's TIME_SHIFT ids and values (`pointer_fields`), the decoder has the audio pointer;
+    with `beat_grid`, the encoder reads the map's beat grid."""
+    pointer = {"shift_first": shift_first, "shift_ms": tuple(shift_ms), "beat_grid": beat_grid}
     if name == "seed":
         return ModelDims(n_vocab=n_vocab, **pointer)
     if name == "small":
@@ -204,16 +209,25 @@ class AudioEncoder(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(d.d_model) for _ in convs)
         self.proj = nn.Linear(d.d_model, d.d_model)
         self.register_buffer("positions", sinusoids(d.max_frames, d.d_model), persistent=False)
+        self.grid = nn.Embedding(N_GRID_CLASSES, d.d_model) if d.beat_grid else None
 
-    def forward(self, mel: Tensor) -> Tensor:
-        """mel (B, n_mels, F) -> (B, S, D) with S = ceil(F / 2)."""
+    def forward(self, mel: Tensor, grid: Tensor | None = None) -> Tensor:
+        """mel (B, n_mels, F) -> (B, S, D) with S = ceil(F / 2); `grid` (B, S) the beat-grid
+        class of each position (core.beat_grid; None: unknown timing), for models with one."""
         x = mel
         for conv, norm in zip(self.convs, self.norms):
             x = F.gelu(norm(conv(x).transpose(1, 2))).transpose(1, 2)  # (B, D, S)
         x = self.proj(x.transpose(1, 2))  # (B, S, D)
         if x.shape[1] > self.positions.shape[0]:
             raise ValueError(f"audio window of {x.shape[1]} positions exceeds max_frames")
-        return x + self.positions[: x.shape[1]]
+        x = x + self.positions[: x.shape[1]]
+        if self.grid is not None:
+            classes = torch.zeros(x.shape[:2], dtype=torch.long, device=x.device)  # UNKNOWN
+            if grid is not None:
+                n = min(grid.shape[1], x.shape[1])
+                classes[:, :n] = grid[:, :n]
+            x = x + self.grid(classes)
+        return x
 
 
 class Decoder(nn.Module):
@@ -294,9 +308,10 @@ class MapModel(nn.Module):
         self.decoder = Decoder(dims)
 
     def forward(self, mel: Tensor, tokens: Tensor, difficulty: Tensor,
-                times: Tensor | None = None) -> Tensor:
-        """Teacher-forced logits (B, T, V) for training; `times` as in `Decoder.forward`."""
-        return self.decoder(tokens, self.encoder(mel), difficulty, times=times)
+                times: Tensor | None = None, grid: Tensor | None = None) -> Tensor:
+        """Teacher-forced logits (B, T, V) for training; `times` as in `Decoder.forward`,
+        `grid` as in `AudioEncoder.forward`."""
+        return self.decoder(tokens, self.encoder(mel, grid), difficulty, times=times)
 
     def new_cache(self) -> KVCache:
         return KVCache(self.dims.n_layers)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.beat_grid import UNKNOWN
 from core.model import ModelDims
 from core.tokens.vocab import Category, Vocab
 from core.training_data import drop_audio
@@ -32,10 +33,12 @@ def token_weights(vocab: Vocab, coord_weight: float = 1.0) -> Tensor | None:
 
 def batch_loss(model: nn.Module, batch: dict, dims: ModelDims,
                device: torch.device | str = "cpu", audio_dropout: float = 0.0,
-               weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
+               weights: Tensor | None = None, grid_dropout: float = 0.0
+               ) -> tuple[Tensor, Tensor]:
     """(summed cross-entropy, number of target tokens) of a batch from `collate`, teacher-forced:
     the model reads tokens[:, :-1] and predicts tokens[:, 1:]. Windows longer than the model's
-    max_tokens are cut there; `weights` (V,) weigh each target by its id (token_weights).
+    max_tokens are cut there; `weights` (V,) weigh each target by its id (token_weights);
+    `grid_dropout` of the windows lose their beat grid (UNKNOWN), as a song without timing.
     bf16 autocast on CUDA only (CPU bf16 is slow and of no use here)."""
     device = torch.device(device)
     tokens = batch["tokens"][:, :dims.max_tokens + 1].to(device, non_blocking=True)  # (B, T+1)
@@ -45,8 +48,14 @@ def batch_loss(model: nn.Module, batch: dict, dims: ModelDims,
     times = batch.get("times")
     if times is not None:
         times = times[:, :tokens.shape[1] - 1].to(device, non_blocking=True)  # (B, T)
+    grid = batch.get("grid")
+    if grid is not None:
+        grid = grid.to(device, non_blocking=True)
+        if grid_dropout > 0:
+            unknown = torch.rand(grid.shape[0], device=device) < grid_dropout
+            grid = grid.masked_fill(unknown[:, None], UNKNOWN)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        logits = model(audio, tokens[:, :-1], difficulty, times)  # (B, T, V)
+        logits = model(audio, tokens[:, :-1], difficulty, times, grid)  # (B, T, V)
     return next_token_loss(logits, tokens[:, 1:], mask,
                            None if weights is None else weights.to(device))
 

@@ -55,6 +55,7 @@ class TrainConfig:
     model: str = "small"
     vocab: str | None = None
     audio_pointer: bool = True  # core.model's audio pointer on the TIME_SHIFT logits
+    beat_grid: bool = True  # the encoder reads the map's beat grid (core.beat_grid)
     # Windows: DESIGN §8's 10-20 s; held-out song sets for the validation loss.
     window_s: float = 16.0
     val_fraction: float = 0.1
@@ -71,7 +72,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     clip: float = 1.0
     # Audio-conditioning dropout (DESIGN §7): the share of windows trained on silence.
-    audio_dropout: float = 0.1
+    audio_dropout: float = 0.1  # also the share of windows trained without their beat grid
     # Loss weight of coordinate tokens against the rest (core.objective.token_weights); the
     # validation loss is weighed alike, so best/ is the best at this objective.
     coord_weight: float = 1.0
@@ -184,8 +185,8 @@ def _train(config: TrainConfig, procs: Processes, dims: ModelDims | None, resume
         model = load_model(resume, procs.device)[0].train()
     else:
         pointer = pointer_fields(vocab) if config.audio_pointer else {}
-        model = MapModel(dims or preset_dims(config.model, len(vocab), **pointer)
-                         ).to(procs.device)
+        model = MapModel(dims or preset_dims(config.model, len(vocab), **pointer,
+                                             beat_grid=config.beat_grid)).to(procs.device)
     _check_fits(model.dims, window, len(vocab))
     # 3) the optimizer, and the state to continue from
     optimizer = make_optimizer(model, config, procs.device)
@@ -244,7 +245,8 @@ class _Run:
                         group["lr"] = lr
                     # b) forward, backward (DDP averages the gradients), clip, update
                     loss_sum, count = batch_loss(ddp, batch, self.model.dims, procs.device,
-                                                 config.audio_dropout, self.weights)
+                                                 config.audio_dropout, self.weights,
+                                                 grid_dropout=config.audio_dropout)
                     loss = loss_sum / count
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()

@@ -20,6 +20,7 @@ from test_songs import RENATUS_QUICK, corpus_archive, synth_songs, variant
 import core.dataset
 from companion.cli import main
 from core.audio import FRAME_MS, LATENCY_FRAMES, N_MELS
+from core.beat_grid import DOWNBEAT, OFF, grid_classes
 from core.beatmap.model import Circle, Mode, Slider
 from core.beatmap.parser import BeatmapError, parse_bytes
 from core.dataset import (
@@ -275,6 +276,18 @@ def test_window_audio_is_the_songs_features(windows):
     assert torch.equal(tail[:, :stored.shape[1] - heard], stored[:, heard:])
     assert bool((tail[:, stored.shape[1] - heard:] == SILENCE).all())
     assert not bool((stored[:, heard:] == SILENCE).all())
+
+
+def test_window_grid_is_the_maps_beat_grid_at_the_encoders_positions(windows):
+    batch = collate([windows[i] for i in range(0, len(windows), 5)][:6])
+    assert batch["grid"].shape == (6, windows.config.frames // 2)
+    for row, map_index in enumerate(batch["map"].tolist()):
+        beatmap = windows.beatmap(map_index)
+        expected = grid_classes(beatmap.timing_points, float(batch["start_ms"][row]),
+                                windows.config.frames // 2)
+        assert torch.equal(batch["grid"][row], torch.from_numpy(expected))
+        ticks = batch["grid"][row]
+        assert int((ticks == DOWNBEAT).sum()) >= 1 and float((ticks == OFF).float().mean()) < 1
 
 
 def test_generation_reads_the_audio_training_read(windows):

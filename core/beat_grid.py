@@ -1,0 +1,61 @@
+"""The map's beat grid as a model input: which tick, if any, each 10 ms audio position is on.
+
+A mapper places objects by the beat: downbeats and beats first, then 1/2, 1/4 and triplet
+ticks. The decoder's constraints already keep objects on the ticks (core.constraints), but
+without the grid the model has to infer from audio alone which of the allowed ticks are
+downbeats or off-beats. Every map has its timing (its own or estimated, core.tempo), so the
+encoder gets it too: one class per encoder position (10 ms apart, the positions the audio
+pointer reads for each TIME_SHIFT's landing), added to the audio as a learned embedding.
+
+Classes: UNKNOWN (no timing: the model still works, it is trained with some windows so),
+OFF (no tick within half a position), then the coarsest tick within it: DOWNBEAT, BEAT and
+the divisors 1/2, 1/4, 1/3, 1/6, 1/8 (finer ticks count as OFF).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from core.beatmap.model import TimingPoint
+
+UNKNOWN, OFF, DOWNBEAT, BEAT = 0, 1, 2, 3
+DIVISOR_CLASSES = {2: 4, 4: 5, 3: 6, 6: 7, 8: 8}  # preference order as core.beatmap.ticks
+N_CLASSES = 9
+POSITION_MS = 10.0  # encoder positions: 5 ms frames downsampled twice
+
+
+def grid_classes(timing_points: Sequence[TimingPoint], start_ms: float, count: int,
+                 step_ms: float = POSITION_MS) -> np.ndarray:
+    """(count,) int64 class of positions start_ms + i * step_ms (beatmap time): the tick each
+    lies on within half a step, by the uninherited point in force there (before the first:
+    the first, as osu! extends it); all UNKNOWN without one."""
+    points = sorted((p for p in timing_points if p.uninherited and math.isfinite(p.beat_length)
+                     and p.beat_length > 0), key=lambda p: p.time)
+    out = np.full(count, UNKNOWN, dtype=np.int64)
+    if not points:
+        return out
+    times = start_ms + step_ms * np.arange(count)
+    section = np.maximum(np.searchsorted([p.time for p in points], times, side="right") - 1, 0)
+    tolerance = step_ms / 2 + 1e-6  # a tick halfway between two positions marks both
+    for index in np.unique(section):
+        point = points[index]
+        where = np.flatnonzero(section == index)
+        beats = (times[where] - point.time) / point.beat_length
+        classes = np.full(len(where), OFF, dtype=np.int64)
+        open_ = np.ones(len(where), dtype=bool)
+        for divisor, label in ((1, BEAT), *DIVISOR_CLASSES.items()):
+            scaled = beats * divisor
+            nearest = np.round(scaled)
+            on = open_ & (np.abs(scaled - nearest) * point.beat_length / divisor <= tolerance)
+            if divisor == 1:
+                meter = max(int(point.meter), 1)
+                classes[on & (np.mod(nearest, meter) == 0)] = DOWNBEAT
+                classes[on & (np.mod(nearest, meter) != 0)] = BEAT
+            else:
+                classes[on] = label
+            open_ &= ~on
+        out[where] = classes
+    return out
