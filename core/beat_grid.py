@@ -14,16 +14,17 @@ the divisors 1/2, 1/4, 1/3, 1/6, 1/8 (finer ticks count as OFF).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from core.beatmap.model import TimingPoint
+from core.beatmap.ticks import DIVISORS, TickGrid
 
 UNKNOWN, OFF, DOWNBEAT, BEAT = 0, 1, 2, 3
-DIVISOR_CLASSES = {2: 4, 4: 5, 3: 6, 6: 7, 8: 8}  # preference order as core.beatmap.ticks
-N_CLASSES = 9
+# 1/2 ... 1/8 in core.beatmap.ticks' preference order, each its own class after BEAT
+DIVISOR_CLASSES = {d: BEAT + 1 + i for i, d in enumerate(d for d in DIVISORS if 1 < d <= 8)}
+N_CLASSES = BEAT + 1 + len(DIVISOR_CLASSES)
 POSITION_MS = 10.0  # encoder positions: 5 ms frames downsampled twice
 
 
@@ -32,13 +33,13 @@ def grid_classes(timing_points: Sequence[TimingPoint], start_ms: float, count: i
     """(count,) int64 class of positions start_ms + i * step_ms (beatmap time): the tick each
     lies on within half a step, by the uninherited point in force there (before the first:
     the first, as osu! extends it); all UNKNOWN without one."""
-    points = sorted((p for p in timing_points if p.uninherited and math.isfinite(p.beat_length)
-                     and p.beat_length > 0), key=lambda p: p.time)
+    ticks = TickGrid(timing_points)  # its valid uninherited points, in time order
+    points = ticks.points
     out = np.full(count, UNKNOWN, dtype=np.int64)
     if not points:
         return out
     times = start_ms + step_ms * np.arange(count)
-    section = np.maximum(np.searchsorted([p.time for p in points], times, side="right") - 1, 0)
+    section = np.maximum(np.searchsorted(ticks.times, times, side="right") - 1, 0)
     tolerance = step_ms / 2 + 1e-6  # a tick halfway between two positions marks both
     for index in np.unique(section):
         point = points[index]
