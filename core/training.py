@@ -1,8 +1,10 @@
 """Training (DESIGN §7): the seed's Phase 4, in the manner of nanoGPT's train.py.
 
 Next-token cross-entropy over each window's target tokens (never SOS, the prefix or PAD), AdamW
-with decoupled weight decay, linear warmup then cosine decay, gradient clipping, a validation
-loss on held-out song sets, and checkpoints (core.checkpoint) a run can resume from exactly.
+with decoupled weight decay, warmup then cosine decay over the steps or a wall-clock budget
+(core.schedule), gradient clipping, a validation loss on held-out song sets, and checkpoints
+(core.checkpoint) a run can resume from exactly.
+
 Runs are seeded: the model's initialisation from the seed, each step's randomness (dropout,
 audio dropout) from (seed, step, rank), its batch from (seed, epoch) (core.training_data), so a
 resumed run takes the steps an uninterrupted one would.
@@ -35,6 +37,7 @@ from core.dataset_loader import WindowConfig, WindowDataset
 from core.distributed import Processes, end_processes, start_processes
 from core.model import MapModel, ModelDims, pointer_fields, preset_dims
 from core.objective import batch_loss, token_weights
+from core.schedule import BudgetClock, learning_rate
 from core.tokens.vocab import Vocab, VocabConfig, preset
 from core.training_data import Batches, Split, split_by_set
 
@@ -62,6 +65,11 @@ class TrainConfig:
     # How long: steps, or whole epochs over the training windows (exactly one of the two).
     max_steps: int | None = 2000
     epochs: int | None = None
+    # Or a wall-clock budget (s) for the loop: the cosine then runs on the share of it spent
+    # (or of the steps, whichever is further on), and the run ends, evaluated and saved, when it
+    # is spent; the steps or epochs only cap it. A schedule sized from timed steps ends early or
+    # late on a machine whose speed drifts; this one ends on time at the floor.
+    budget_s: float | None = None
     batch_size: int = 8  # windows per step and process
     # AdamW and its schedule, nanoGPT's choices: betas (0.9, 0.95), decay 0.1 on matrices only,
     # warmup then cosine decay to a tenth of the peak rate, gradients clipped at norm 1.
@@ -109,6 +117,8 @@ class TrainConfig:
         if min(self.eval_interval, self.eval_batches, self.log_interval,
                self.checkpoint_interval) < 1:
             raise ValueError("intervals and eval_batches must be positive")
+        if self.budget_s is not None and not self.budget_s > 0:
+            raise ValueError(f"budget_s must be positive, got {self.budget_s}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
@@ -190,16 +200,17 @@ def _train(config: TrainConfig, procs: Processes, dims: ModelDims | None, resume
     _check_fits(model.dims, window, len(vocab))
     # 3) the optimizer, and the state to continue from
     optimizer = make_optimizer(model, config, procs.device)
-    step, best = 0, None
+    step, best, elapsed = 0, None, 0.0
     if stored:
         load_optimizer(resume, model, optimizer)
         step, best = stored["step"], stored.get("best_val_loss")
+        elapsed = float(stored.get("elapsed_s", 0.0))
     # The only buffers are constant sinusoids: no need to broadcast them (20 MB for `seed`) on
     # every forward.
     ddp = DistributedDataParallel(model, device_ids=[procs.device] if cuda else None,
                                   broadcast_buffers=False) if procs.world > 1 else model
     run = _Run(config, procs, model, optimizer, vocab.config, window, split, on_step, step)
-    run.best = best
+    run.best, run.elapsed = best, elapsed
     if procs.main:
         d = model.dims
         log.info("training a %d-wide %d-layer model (%.2fM parameters) on %d+%d windows (%d "
@@ -220,6 +231,7 @@ class _Run:
         self.vocab, self.window, self.split, self.on_step = vocab, window, split, on_step
         self.weights = token_weights(Vocab(vocab), config.coord_weight)
         self.best: float | None = None
+        self.elapsed = 0.0  # loop seconds before this process's start (a resumed run's)
         self.epoch = 0
         self.metrics: dict = {}
         self.metrics_file = None
@@ -231,16 +243,17 @@ class _Run:
     def loop(self, ddp: nn.Module, batches: Batches, val_batches: Batches | None, step: int,
              total: int, should_stop: Callable[[int], bool]) -> TrainResult:
         config, procs = self.config, self.procs
-        stopped = False
+        stopped = spent = False
+        clock = BudgetClock(config.budget_s, self.elapsed, procs)
         try:
-            while step < total and not stopped:
+            while step < total and not stopped and not spent:
                 epoch, skip = divmod(step, batches.steps_per_epoch)
                 self.epoch = epoch
                 for batch in islice(batches.epoch(epoch, skip), total - step):
                     started = time.perf_counter()
                     # a) this step's randomness (dropout, audio dropout) from (seed, step, rank)
                     torch.manual_seed(_step_seed(config.seed, step, procs.rank))
-                    lr = learning_rate(step, config, total)
+                    lr = learning_rate(step, config, total, clock.share())
                     for group in self.optimizer.param_groups:
                         group["lr"] = lr
                     # b) forward, backward (DDP averages the gradients), clip, update
@@ -254,17 +267,23 @@ class _Run:
                     self.optimizer.step()
                     step += 1
                     # c) bookkeeping; .item() is a CPU-GPU sync point, once per step
-                    self.record({"step": step, "total_steps": total, "epoch": epoch,
-                                 "loss": loss.item(), "lr": lr, "grad_norm": grad_norm.item(),
-                                 "tokens": int(count.item()),
-                                 "ms": round(1000 * (time.perf_counter() - started), 1)})
-                    if val_batches is not None and (step % config.eval_interval == 0
-                                                    or step == total):
+                    share = clock.share()
+                    spent = share >= 1.0
+                    record = {"step": step, "total_steps": total, "epoch": epoch,
+                              "loss": loss.item(), "lr": lr, "grad_norm": grad_norm.item(),
+                              "tokens": int(count.item()),
+                              "ms": round(1000 * (time.perf_counter() - started), 1)}
+                    if config.budget_s is not None:
+                        record["budget_left_s"] = round(max(0.0, 1 - share) * config.budget_s, 1)
+                    self.record(record)
+                    final = step == total or spent
+                    if val_batches is not None and (step % config.eval_interval == 0 or final):
                         self.evaluate(val_batches, step)
-                    stopped = self.stop_requested(should_stop, step) and step < total
-                    if step % config.checkpoint_interval == 0 or step == total or stopped:
+                    stopped = not final and self.stop_requested(should_stop, step)
+                    self.elapsed = clock.seconds()
+                    if step % config.checkpoint_interval == 0 or final or stopped:
                         self.save(LAST, step, with_optimizer=True)
-                    if stopped:
+                    if stopped or spent:
                         break
         finally:
             if self.metrics_file is not None:
@@ -321,7 +340,7 @@ class _Run:
             return
         meta = {"window": asdict(self.window), "train": self.config.to_dict(), "step": step,
                 "epoch": self.epoch, "best_val_loss": self.best, "metrics": self.metrics,
-                "val_sets": self.split.val_sets}
+                "val_sets": self.split.val_sets, "elapsed_s": round(self.elapsed, 3)}
         save_checkpoint(self.config.out / name, self.model, self.vocab, meta,
                         self.optimizer if with_optimizer else None)
 
@@ -339,20 +358,6 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device
               {"params": no_decay, "weight_decay": 0.0}]
     fused = True if device.type == "cuda" else None  # one kernel per step on CUDA
     return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, fused=fused)
-
-
-def learning_rate(step: int, config: TrainConfig, total: int) -> float:
-    """nanoGPT's schedule for step `step` (0-based) of `total`."""
-    min_lr = config.lr * config.min_lr_ratio
-    # 1) linear warmup for warmup_steps steps
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / (config.warmup_steps + 1)
-    # 2) past the end, the floor
-    if step >= total:
-        return min_lr
-    # 3) in between, cosine decay down to the floor at the last step
-    ratio = (step - config.warmup_steps) / max(1, total - config.warmup_steps)
-    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (config.lr - min_lr)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from test_songs import synth_songs
 
 import core.checkpoint
+import core.schedule
 import core.training
 from companion.cli import main
 from core.checkpoint import (
@@ -115,6 +116,54 @@ def test_schedule_and_weight_decay_groups(tmp_path):
     assert "decoder.token_embedding.weight" in {names[p] for p in plain["params"]}
     assert all(n.endswith("bias") or "ln" in n or "norm" in n or "embedding" in n
                for n in (names[p] for p in plain["params"]))
+
+
+def test_budget_share_moves_the_cosine_on(tmp_path):
+    config = TrainConfig(data=tmp_path, out=tmp_path, lr=1e-3, warmup_steps=10, max_steps=1000,
+                         budget_s=60.0)
+    floor = 1e-4
+    halfway = floor + 0.5 * (1e-3 - floor)  # the cosine at half its length
+    assert learning_rate(20, config, 1000, share=0.5) == pytest.approx(halfway)
+    assert learning_rate(505, config, 1000, share=0.1) == pytest.approx(halfway)  # steps lead
+    assert learning_rate(20, config, 1000, share=1.0) == floor
+    assert learning_rate(5, config, 1000, share=0.9) < 1e-3 * 6 / 11 + 1e-12  # still warming
+    with pytest.raises(ValueError, match="budget_s"):
+        TrainConfig(data=tmp_path, out=tmp_path, budget_s=0.0)
+
+
+class _SteppedClock:
+    """time.perf_counter for core.schedule that moves one second a call: a budgeted run's
+    length in steps is then the same on any machine."""
+
+    now = 0.0
+
+    @classmethod
+    def perf_counter(cls) -> float:
+        cls.now += 1.0
+        return cls.now
+
+
+def test_budget_ends_the_run_on_time_and_resumes_what_is_left(dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr(core.schedule, "time", _SteppedClock)
+    budget = {"budget_s": 40.0, "max_steps": 1000, "eval_interval": 1000,
+              "checkpoint_interval": 1000}
+    rates = []
+    straight = train(tiny_config(dataset, tmp_path / "straight", **budget), dims=TINY,
+                     on_step=lambda m: rates.append(m["lr"]))
+    assert 3 < straight.step < 1000 and not straight.stopped
+    assert rates[3:] == sorted(rates[3:], reverse=True) and rates[-1] < 1.5e-3  # near 3e-4
+    records = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").open()]
+    assert records[-1] == {"step": straight.step, "val_loss": straight.metrics["val_loss"]}
+    assert [r["budget_left_s"] for r in records if "loss" in r][-1] == 0.0
+    meta = load_model(tmp_path / "straight" / LAST)[2]
+    assert meta["step"] == straight.step and meta["elapsed_s"] >= 40.0
+    # Stopped after two steps and resumed, the run spends only what its budget has left.
+    first = train(tiny_config(dataset, tmp_path / "resumed", **budget), dims=TINY,
+                  should_stop=lambda step: step == 2)
+    assert first.stopped and first.step == 2
+    second = train(tiny_config(dataset, tmp_path / "resumed", **budget),
+                   resume=tmp_path / "resumed" / LAST)
+    assert abs(second.step - straight.step) <= 1 and not second.stopped
 
 
 def test_masked_positions_take_no_part(dataset):
@@ -263,7 +312,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank: int, port: int, dataset: Path, out: Path, results: Path) -> None:
+def _ddp_worker(rank: int, port: int, dataset: Path, out: Path, results: Path,
+                budget_s: float | None = None) -> None:
     """One of two gloo processes, started as torchrun would start it."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       LOCAL_RANK=str(rank), WORLD_SIZE="2")
@@ -271,7 +321,8 @@ def _ddp_worker(rank: int, port: int, dataset: Path, out: Path, results: Path) -
     saves = []
     real_save = core.training.save_checkpoint
     core.training.save_checkpoint = lambda *a, **k: saves.append(rank) or real_save(*a, **k)
-    result = train(tiny_config(dataset, out, max_steps=4, eval_interval=2), dims=TINY)
+    steps = {"max_steps": 4} if budget_s is None else {"max_steps": 1000, "budget_s": budget_s}
+    result = train(tiny_config(dataset, out, eval_interval=2, **steps), dims=TINY)
     save_file(result.model.state_dict(), str(results / f"rank{rank}.safetensors"))
     (results / f"saves{rank}.json").write_text(json.dumps(saves))
 
@@ -295,6 +346,24 @@ def test_ddp_processes_stay_in_sync(dataset, tmp_path):
     assert steps == [1, 2, 2, 3, 4, 4]  # rank 0 alone: each step once, evaluations after 2, 4
 
 
+@pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
+                    reason="this torch build has no gloo backend for CPU multi-process training")
+def test_ddp_processes_share_one_budget_clock(dataset, tmp_path):
+    """Each process's own clock would set its own learning rate and stop at its own step (and
+    the other would wait for it forever); rank 0's, broadcast, keeps them together."""
+    results = tmp_path / "results"
+    results.mkdir()
+    mp.spawn(_ddp_worker, args=(_free_port(), dataset, tmp_path / "run", results, 4.0),
+             nprocs=2)
+    rank0, rank1 = (load_file(str(results / f"rank{r}.safetensors")) for r in (0, 1))
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), name
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    steps = [r["step"] for r in records if "loss" in r]
+    assert steps == list(range(1, len(steps) + 1)) and load_model(tmp_path / "run" / LAST)[2][
+        "step"] == steps[-1] < 1000
+
+
 def test_cli_train(dataset, tmp_path):
     run = tmp_path / "run"
     result = CliRunner().invoke(main, ["train", "--data", str(dataset), "--out", str(run),
@@ -303,6 +372,18 @@ def test_cli_train(dataset, tmp_path):
     assert result.exit_code == 0, result.output
     assert load_model(run / LAST)[2]["step"] == 3
     assert (run / "best" / MODEL_FILE).is_file()
+
+
+def test_cli_train_for_minutes(dataset, tmp_path):
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--data", str(dataset), "--out", str(run),
+                                       "--minutes", "0.02", "--model", "small",
+                                       "--batch-size", "2", "--window", str(WINDOW_S),
+                                       "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    meta = load_model(run / LAST)[2]
+    assert meta["train"]["budget_s"] == pytest.approx(1.2) and meta["elapsed_s"] >= 1.2
+    assert 1 <= meta["step"] < 1000  # the clock ended it, not a step count
 
 
 def test_cli_train_errors(dataset, tmp_path):

@@ -20,6 +20,7 @@ from core.tokens.vocab import PRESETS, preset
 from core.training import LAST, TrainConfig, train
 
 _DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
+BUDGET_STEP_CAP = 10_000_000  # --minutes without --steps: the time decides
 
 
 class _StopAfterStep:
@@ -61,9 +62,13 @@ class _ProgressLine:
         if "val_loss" in metrics:
             self.val = f"  val {metrics['val_loss']:.3f}"
         left = metrics["total_steps"] - metrics["step"]
-        eta = "" if self.per_step is None else \
-            f"  {self.per_step:.2f} s/step  eta {_duration(left * self.per_step)}"
-        self.stream.write(f"\rstep {metrics['step']}/{metrics['total_steps']}  "
+        budget = metrics.get("budget_left_s")  # a --minutes run ends when its time is spent
+        eta = ""
+        if self.per_step is not None:
+            seconds = left * self.per_step if budget is None else min(left * self.per_step, budget)
+            eta = f"  {self.per_step:.2f} s/step  eta {_duration(seconds)}"
+        total = "" if budget is not None else f"/{metrics['total_steps']}"
+        self.stream.write(f"\rstep {metrics['step']}{total}  "
                           f"loss {metrics['loss']:.3f}{self.val}{eta}\033[K")
         self.stream.flush()
 
@@ -94,6 +99,9 @@ def _duration(seconds: float) -> str:
               help=f"Optimizer steps [default: {_DEFAULTS['max_steps']} unless --epochs].")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Whole passes over the training windows, instead of --steps.")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Wall-clock budget: the schedule ends on time and the run stops there "
+                   "(--steps or --epochs, if given, cap it).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=_DEFAULTS["batch_size"],
               show_default=True, help="Windows per step (per process under torchrun).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=_DEFAULTS["lr"],
@@ -121,7 +129,7 @@ def _duration(seconds: float) -> str:
 @click.option("--resume", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Continue from a checkpoint (RUN_DIR/last); --data defaults to its data set.")
 def train_command(data: Path | None, songs_dirs: tuple[Path, ...], resume: Path | None,
-                  max_steps: int | None, **options) -> None:
+                  max_steps: int | None, minutes: float | None, **options) -> None:
     """Train a model on the data set DATA (or SONGS folders) and write checkpoints into OUT."""
     rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(level=logging.WARNING if sys.stderr.isatty() else logging.INFO,
@@ -129,8 +137,9 @@ def train_command(data: Path | None, songs_dirs: tuple[Path, ...], resume: Path 
     try:
         data = _data_set(data, songs_dirs, resume, options["out"], options["vocab"])
         if max_steps is None and options["epochs"] is None:
-            max_steps = _DEFAULTS["max_steps"]
-        config = TrainConfig(data=data, max_steps=max_steps, **options)
+            max_steps = BUDGET_STEP_CAP if minutes else _DEFAULTS["max_steps"]
+        config = TrainConfig(data=data, max_steps=max_steps,
+                             budget_s=minutes * 60 if minutes else None, **options)
     except (ValueError, DatasetError, SongsError, CheckpointError) as e:
         raise click.ClickException(str(e)) from e
     progress = _ProgressLine(sys.stderr) if rank == 0 and sys.stderr.isatty() else None
