@@ -1,14 +1,23 @@
 """Shared fixtures. `corpus` is the read-only corpus of real osu! files (see corpus_files.py);
-`model` and `library` are the daemon tests' checkpoint and synthetic song folders, made once per
-session (copy the songs; never change them)."""
+`model` and `library` are the daemon tests' checkpoint and synthetic song folders, and
+`dataset_songs` and `built_dataset` the data set tests' Songs folder and its build, made once
+per session (copy them; never change them)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
-from corpus_files import require_corpus
+from corpus_files import require_corpus, resource
 from daemon_support import make_library, make_model
+from test_songs import RENATUS_QUICK, corpus_archive, synth_songs, variant
+
+from core.dataset import BuildConfig, build
+from core.songs import discover
+from core.tokens.vocab import DEFAULT
+
+SYNTHETIC = 3  # synthetic songs in dataset_songs
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +39,28 @@ def model(tmp_path_factory) -> Path:
 def library(tmp_path_factory) -> dict[str, Path]:
     """Synthetic song folders `short` (20 s) and `long` (90 s) to copy into a Songs folder."""
     return make_library(tmp_path_factory.mktemp("library"))
+
+
+@pytest.fixture(scope="session")
+def dataset_songs(tmp_path_factory) -> Path:
+    """A Songs folder for the data set tests: SYNTHETIC synthetic songs, a copy sharing one's
+    audio, corpus archives (triangles, an empty map, Renatus) and the folders a build skips."""
+    root = tmp_path_factory.mktemp("Songs")
+    synthetic = synth_songs(root, SYNTHETIC, seed=21, duration_s=24.0)
+    shutil.copytree(synthetic[0], root / "999 Copy - Same Audio")  # shares its audio's hash
+    for name in ("triangles.osz", "ogg-beatmap.osz", RENATUS_QUICK):
+        shutil.copy(corpus_archive(name), root / name)
+    variant(synthetic[1], root / "1 Missing - Audio", ("audio.ogg", "nothere.mp3"), "audio.ogg")
+    variant(synthetic[1], root / "2 Mania - Map", ("Mode: 0", "Mode: 3"), "audio.ogg")
+    bad = variant(synthetic[1], root / "3 Bad - Audio", ("Mode: 0", "Mode: 0"), None)
+    shutil.copy(resource(require_corpus(), "corrupt.wav"), bad / "audio.ogg")
+    return root
+
+
+@pytest.fixture(scope="session")
+def built_dataset(dataset_songs, tmp_path_factory):
+    """(out, discovery report, build result) of the whole Songs folder, in this process."""
+    out = tmp_path_factory.mktemp("dataset")
+    sets, report = discover(dataset_songs)
+    result = build(sets, BuildConfig(out=out, vocab=DEFAULT, workers=1))
+    return out, report, result

@@ -1,5 +1,6 @@
-"""The protocol package: golden messages both ways, the schema, error codes, the validator's
-messages, encoding, versions and layering (malformed input: test_protocol_fuzz.py)."""
+"""The protocol package: golden messages both ways, the schema, error codes, encoding, versions
+and layering (the validator's messages for malformed input: test_protocol_decoding.py and
+test_protocol_fuzz.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import pytest
 import protocol
 from protocol import (
     ERROR_CLASSES,
-    MAX_REQUEST_BYTES,
     METHODS,
     NOTIFICATIONS,
     PROTOCOL_VERSION,
@@ -59,6 +59,7 @@ from protocol.wire import camel, to_wire
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "protocol"
 GOLDEN = sorted(FIXTURES.glob("*.json"))
+MAP = "Song/Artist - Song (me) [Hard].osu"
 
 
 def kind_and_name(path: Path) -> tuple[str, str]:
@@ -197,134 +198,6 @@ def test_unknown_error_codes_survive_a_round_trip():
     exc = ProtocolError.from_json({"code": -32099, "message": "from the future", "data": [1]})
     assert type(exc) is ProtocolError and exc.code == -32099
     assert exc.to_json() == {"code": -32099, "message": "from the future", "data": [1]}
-
-
-# Decoding: the errors a server answers with
-
-
-def frame(method: str, params: object = None, request_id: object = 1, **extra) -> str:
-    message = {"jsonrpc": "2.0", "id": request_id, "method": method, **extra}
-    if params is not None:
-        message["params"] = params
-    return json.dumps(message)
-
-
-MAP = "Song/Artist - Song (me) [Hard].osu"
-
-
-@pytest.mark.parametrize("text,code,message", [
-    ("{", ErrorCode.PARSE_ERROR, "invalid JSON: Expecting property name"),
-    ('{"a": NaN}', ErrorCode.PARSE_ERROR, "invalid JSON: NaN is not JSON"),
-    ('{"a": 1, "a": 2}', ErrorCode.PARSE_ERROR, "invalid JSON: duplicate key 'a'"),
-    ("[" * 50_000 + "]" * 50_000, ErrorCode.FRAME_TOO_LARGE, "message of 100000 bytes"),
-    ("[" * 20_000 + "]" * 20_000, ErrorCode.PARSE_ERROR, "invalid JSON: nested too deeply"),
-    ("[]", ErrorCode.INVALID_REQUEST, "batches are not supported"),
-    ("[" + frame("job.list") + "]", ErrorCode.INVALID_REQUEST, "batches are not supported"),
-    ('"hello"', ErrorCode.INVALID_REQUEST, "expected a JSON object"),
-    ("{}", ErrorCode.INVALID_REQUEST, "expected a request (method, id)"),
-    (frame("job.list", jsonrpc="1.0"), ErrorCode.INVALID_REQUEST, 'jsonrpc: expected "2.0"'),
-    (frame("job.list", request_id=True), ErrorCode.INVALID_REQUEST,
-     "id: expected integer or string, got boolean"),
-    (frame("job.list", request_id=None), ErrorCode.INVALID_REQUEST,
-     "id: expected integer or string, got null"),
-    (frame("job.list", request_id=2**53), ErrorCode.INVALID_REQUEST, "id: expected a number <="),
-    (frame("job.list", extra=1), ErrorCode.INVALID_REQUEST, "extra: unknown field"),
-    ('{"jsonrpc": "2.0", "method": "job.list"}', ErrorCode.INVALID_REQUEST,
-     "job.list is a request: it needs an id"),
-    ('{"jsonrpc": "2.0", "id": 1, "result": 1, "error": {}}', ErrorCode.INVALID_REQUEST,
-     "a response has a result or an error, not both"),
-    (frame("map.remix"), ErrorCode.METHOD_NOT_FOUND, "unknown method 'map.remix'"),
-    (frame("job.progress", {}), ErrorCode.METHOD_NOT_FOUND, "job.progress is a notification"),
-    (frame("job.list", []), ErrorCode.INVALID_PARAMS, "params: expected object, got array"),
-    (frame("job.list", {"x": 1}), ErrorCode.INVALID_PARAMS, "params.x: unknown field"),
-    (frame("map.continue", {"beatmap": MAP, "fromMs": "62500"}), ErrorCode.INVALID_PARAMS,
-     "params.fromMs: expected number, got string"),
-    (frame("map.continue", {"beatmap": MAP, "fromMs": True}), ErrorCode.INVALID_PARAMS,
-     "params.fromMs: expected number, got boolean"),
-    (frame("map.continue", {"beatmap": MAP}), ErrorCode.INVALID_PARAMS,
-     "params.fromMs: required field is missing"),
-    (frame("map.continue", {"beatmap": MAP, "fromMs": -1}), ErrorCode.INVALID_PARAMS,
-     "params.fromMs: expected a number >= 0"),
-    ('{"jsonrpc":"2.0","id":1,"method":"map.continue","params":{"beatmap":"a.osu",'
-     '"fromMs":1e999}}', ErrorCode.INVALID_PARAMS, "params.fromMs: expected a finite number"),
-    (frame("map.continue", {"beatmap": MAP, "fromMs": 10**400}), ErrorCode.INVALID_PARAMS,
-     "params.fromMs: expected a number <= 86400000"),
-    (frame("map.continue", {"beatmap": MAP, "fromMs": 5000, "untilMs": 5000}),
-     ErrorCode.INVALID_PARAMS, "params.untilMs: expected a number > fromMs"),
-    (frame("map.continue", {"beatmap": "/etc/passwd", "fromMs": 0}), ErrorCode.INVALID_PARAMS,
-     "params.beatmap: expected a path relative to the Songs folder"),
-    (frame("map.continue", {"beatmap": "C:\\osu\\Songs\\a.osu", "fromMs": 0}),
-     ErrorCode.INVALID_PARAMS, "params.beatmap: expected a path relative"),
-    (frame("map.continue", {"beatmap": "a\x00.osu", "fromMs": 0}), ErrorCode.INVALID_PARAMS,
-     "params.beatmap: expected a path relative"),
-    (frame("map.continue", {"beatmap": "a" * 1025, "fromMs": 0}), ErrorCode.INVALID_PARAMS,
-     "params.beatmap: expected at most 1024 characters"),
-    (frame("map.continue", {"beatmap": MAP, "fromMs": 0, "write": "overwrite"}),
-     ErrorCode.INVALID_PARAMS, 'params.write: expected one of "newDifficulty", "inPlace"'),
-    (frame("map.continue", {"beatmap": MAP, "fromMs": 0, "expectedMd5": "abc"}),
-     ErrorCode.INVALID_PARAMS, "params.expectedMd5: expected at least 32 characters"),
-    (frame("map.continue", {"beatmap": MAP, "fromMs": 0, "sampling": {"topP": 0}}),
-     ErrorCode.INVALID_PARAMS, "params.sampling.topP: expected a number > 0"),
-    (frame("map.continue", {"beatmap": MAP, "fromMs": 0, "sampling": {"beamSize": 2.5}}),
-     ErrorCode.INVALID_PARAMS, "params.sampling.beamSize: expected integer, got number"),
-    (frame("map.generate", {}), ErrorCode.INVALID_PARAMS,
-     "params: expected exactly one of songFolder, audio"),
-    (frame("map.generate", {"songFolder": "a", "audio": "a/b.mp3"}), ErrorCode.INVALID_PARAMS,
-     "params: expected exactly one of songFolder, audio"),
-    (frame("initialize", {"protocolVersion": "one", "client": {"name": "x", "version": ""}}),
-     ErrorCode.INVALID_PARAMS, "params.protocolVersion: expected a MAJOR.MINOR version"),
-    ('{"jsonrpc":"2.0","id":1,"method":"map.continue","params":{"beatmap":"\\ud800",'
-     '"fromMs":0}}', ErrorCode.INVALID_PARAMS, "params.beatmap: expected valid Unicode"),
-])
-def test_malformed_messages_raise_the_right_error(text, code, message):
-    with pytest.raises(ProtocolError) as caught:
-        decode_message(text)
-    assert caught.value.code == code
-    assert caught.value.message.startswith(message), caught.value.message
-
-
-def test_binary_frames_are_parse_errors():
-    with pytest.raises(protocol.ParseError, match="binary frames"):
-        decode_message(frame("job.list").encode())
-    with pytest.raises(FrameTooLargeError):
-        decode_message(b"x" * (MAX_REQUEST_BYTES + 1))
-
-
-def test_errors_name_the_request_id_to_answer():
-    with pytest.raises(ProtocolError) as caught:
-        decode_message(frame("map.continue", {"beatmap": MAP}, request_id="abc"))
-    assert caught.value.request_id == "abc"
-    assert json.loads(encode_error(caught.value.request_id, caught.value)) == {
-        "jsonrpc": "2.0", "id": "abc", "error": {
-            "code": -32602, "message": "params.fromMs: required field is missing",
-            "data": {"field": "params.fromMs"}}}
-    for unreadable in (frame("map.remix", request_id=True), "{", frame("x", request_id=[1])):
-        with pytest.raises(ProtocolError) as caught:
-            decode_message(unreadable)
-        assert caught.value.request_id is None
-
-
-def test_params_may_be_absent_for_methods_without_fields():
-    assert decode_message('{"jsonrpc":"2.0","id":7,"method":"job.list"}') == \
-        Request(7, JobListParams())
-
-
-def test_integral_numbers_fill_integer_fields():
-    message = decode_message(frame("map.continue", {"beatmap": MAP, "fromMs": 0,
-                                                    "sampling": {"topK": 40.0}}))
-    assert message.params.sampling.top_k == 40 and type(message.params.sampling.top_k) is int
-
-
-def test_replies_and_notifications_ignore_unknown_fields():
-    text = '{"jsonrpc":"2.0","method":"job.progress","params":' \
-           '{"jobId":"j","stage":"x","percent":5,"etaS":3}}'
-    assert decode_message(text).params == JobProgress("j", "x", 5)
-    assert decode_result("map.continue", {"jobId": "j", "queuePosition": 2}) == JobAccepted("j")
-
-
-def test_bad_results_are_protocol_errors():
-    with pytest.raises(protocol.InvalidRequestError, match=r"result\.jobId: required"):
-        decode_result("map.continue", {})
 
 
 # Encoding
