@@ -2,7 +2,7 @@
 
 Next-token cross-entropy over each window's target tokens (never SOS, the prefix or PAD), AdamW
 with decoupled weight decay, warmup then cosine decay over the steps or a wall-clock budget
-(core.schedule), gradient clipping, a validation loss on held-out song sets, and checkpoints
+(core.optimizer), gradient clipping, a validation loss on held-out song sets, and checkpoints
 (core.checkpoint) a run can resume from exactly.
 
 Runs are seeded: the model's initialisation from the seed, each step's randomness (dropout,
@@ -37,7 +37,7 @@ from core.dataset_loader import WindowConfig, WindowDataset
 from core.distributed import Processes, end_processes, start_processes
 from core.model import MapModel, ModelDims, pointer_fields, preset_dims
 from core.objective import batch_loss, token_weights
-from core.schedule import BudgetClock, learning_rate
+from core.optimizer import BudgetClock, learning_rate, make_optimizer
 from core.tokens.vocab import Vocab, VocabConfig, preset
 from core.training_data import Batches, Split, split_by_set
 
@@ -343,21 +343,6 @@ class _Run:
                 "val_sets": self.split.val_sets, "elapsed_s": round(self.elapsed, 3)}
         save_checkpoint(self.config.out / name, self.model, self.vocab, meta,
                         self.optimizer if with_optimizer else None)
-
-
-def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device
-                   ) -> torch.optim.AdamW:
-    """AdamW, decoupled weight decay on linear and convolution weights only: biases, norms and
-    embeddings are not decayed (decaying an embedding shrinks rare tokens' rows toward zero)."""
-    decay, no_decay = [], []
-    for module in model.modules():
-        for name, p in module.named_parameters(recurse=False):
-            is_matrix = isinstance(module, (nn.Linear, nn.Conv1d)) and name == "weight"
-            (decay if is_matrix else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": config.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    fused = True if device.type == "cuda" else None  # one kernel per step on CUDA
-    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, fused=fused)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from test_songs import synth_songs
 
 import core.checkpoint
-import core.schedule
+import core.optimizer
 import core.training
 from companion.cli import main
 from core.checkpoint import (
@@ -42,7 +42,6 @@ from core.tokens.vocab import DEFAULT, Category, Vocab
 from core.training import (
     LAST,
     TrainConfig,
-    learning_rate,
     make_optimizer,
     train,
 )
@@ -102,37 +101,8 @@ def test_loss_decreases(dataset, tmp_path):
     assert any("val_loss" in m for m in lines)
 
 
-def test_schedule_and_weight_decay_groups(tmp_path):
-    config = TrainConfig(data=tmp_path, out=tmp_path, lr=1e-3, warmup_steps=10, max_steps=100)
-    rates = [learning_rate(step, config, 100) for step in range(100)]
-    assert rates[:10] == sorted(rates[:10]) and max(rates) <= 1e-3
-    assert rates[10:] == sorted(rates[10:], reverse=True)
-    assert rates[-1] == pytest.approx(1e-4, rel=0.01)  # down to a tenth of the peak
-    model = tiny_model()
-    decayed, plain = make_optimizer(model, config, torch.device("cpu")).param_groups
-    assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
-    names = {p: n for n, p in model.named_parameters()}
-    assert all(p.dim() >= 2 for p in decayed["params"])
-    assert "decoder.token_embedding.weight" in {names[p] for p in plain["params"]}
-    assert all(n.endswith("bias") or "ln" in n or "norm" in n or "embedding" in n
-               for n in (names[p] for p in plain["params"]))
-
-
-def test_budget_share_moves_the_cosine_on(tmp_path):
-    config = TrainConfig(data=tmp_path, out=tmp_path, lr=1e-3, warmup_steps=10, max_steps=1000,
-                         budget_s=60.0)
-    floor = 1e-4
-    halfway = floor + 0.5 * (1e-3 - floor)  # the cosine at half its length
-    assert learning_rate(20, config, 1000, share=0.5) == pytest.approx(halfway)
-    assert learning_rate(505, config, 1000, share=0.1) == pytest.approx(halfway)  # steps lead
-    assert learning_rate(20, config, 1000, share=1.0) == floor
-    assert learning_rate(5, config, 1000, share=0.9) < 1e-3 * 6 / 11 + 1e-12  # still warming
-    with pytest.raises(ValueError, match="budget_s"):
-        TrainConfig(data=tmp_path, out=tmp_path, budget_s=0.0)
-
-
 class _SteppedClock:
-    """time.perf_counter for core.schedule that moves one second a call: a budgeted run's
+    """time.perf_counter for core.optimizer that moves one second a call: a budgeted run's
     length in steps is then the same on any machine."""
 
     now = 0.0
@@ -144,7 +114,7 @@ class _SteppedClock:
 
 
 def test_budget_ends_the_run_on_time_and_resumes_what_is_left(dataset, tmp_path, monkeypatch):
-    monkeypatch.setattr(core.schedule, "time", _SteppedClock)
+    monkeypatch.setattr(core.optimizer, "time", _SteppedClock)
     budget = {"budget_s": 40.0, "max_steps": 1000, "eval_interval": 1000,
               "checkpoint_interval": 1000}
     rates = []

@@ -1,9 +1,11 @@
-"""When a training run learns how fast: the learning-rate schedule, and a budgeted run's clock.
+"""How a training run steps: AdamW's parameter groups, the learning-rate schedule, and a budgeted
+run's clock.
 
-nanoGPT's schedule (linear warmup, cosine decay to a floor) over the run's steps, or over its
-wall-clock budget (`TrainConfig.budget_s`) when that is further along: sized in steps from a few
-timed ones, a schedule ended early or late on a machine whose speed drifted (a 55-minute CPU run
-lost 147 of its 3,197 steps and never reached the floor); on the clock it ends on time.
+nanoGPT's choices: weight decay on matrices only; linear warmup, then cosine decay to a floor
+over the run's steps, or over its wall-clock budget (`TrainConfig.budget_s`) when that is
+further along. Sized in steps from a few timed ones, a schedule ended early or late on a machine
+whose speed drifted (a 55-minute CPU run lost 147 of its 3,197 steps and never reached the
+floor); on the clock it ends on time.
 """
 
 from __future__ import annotations
@@ -14,11 +16,27 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from core.distributed import Processes
 
 if TYPE_CHECKING:
     from core.training import TrainConfig
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device
+                   ) -> torch.optim.AdamW:
+    """AdamW, decoupled weight decay on linear and convolution weights only: biases, norms and
+    embeddings are not decayed (decaying an embedding shrinks rare tokens' rows toward zero)."""
+    decay, no_decay = [], []
+    for module in model.modules():
+        for name, p in module.named_parameters(recurse=False):
+            is_matrix = isinstance(module, (nn.Linear, nn.Conv1d)) and name == "weight"
+            (decay if is_matrix else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": config.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    fused = True if device.type == "cuda" else None  # one kernel per step on CUDA
+    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, fused=fused)
 
 
 def learning_rate(step: int, config: TrainConfig, total: int, share: float = 0.0) -> float:
