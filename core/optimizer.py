@@ -41,17 +41,20 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device
 
 def learning_rate(step: int, config: TrainConfig, total: int, share: float = 0.0) -> float:
     """nanoGPT's schedule for step `step` (0-based) of `total`; `share` (0-1), a budgeted run's
-    share of its time spent, moves the cosine on when it is further along than the steps."""
+    share of its time spent, moves the cosine on when it is further along than the steps. The
+    warmup scales the rate rather than preceding the cosine, so a budget spent mid-warmup still
+    ends low, and a warmup that took a share of the budget ends on the cosine where it is."""
     min_lr = config.lr * config.min_lr_ratio
-    # 1) linear warmup for warmup_steps steps
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / (config.warmup_steps + 1)
-    # 2) past the end, the floor
+    # 1) past the end (of the steps or the budget), the floor
     if step >= total or share >= 1.0:
         return min_lr
-    # 3) in between, cosine decay down to the floor at the last step (or the budget's end)
-    ratio = max((step - config.warmup_steps) / max(1, total - config.warmup_steps), share)
-    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (config.lr - min_lr)
+    # 2) cosine decay down to the floor at the last step (or the budget's end) ...
+    ratio = max((step - config.warmup_steps) / max(1, total - config.warmup_steps), share, 0.0)
+    rate = min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (config.lr - min_lr)
+    # 3) ... scaled by a linear warmup over the first warmup_steps steps
+    if step < config.warmup_steps:
+        rate *= (step + 1) / (config.warmup_steps + 1)
+    return rate
 
 
 class BudgetClock:

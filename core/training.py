@@ -243,8 +243,9 @@ class _Run:
     def loop(self, ddp: nn.Module, batches: Batches, val_batches: Batches | None, step: int,
              total: int, should_stop: Callable[[int], bool]) -> TrainResult:
         config, procs = self.config, self.procs
-        stopped = spent = False
+        stopped = False
         clock = BudgetClock(config.budget_s, self.elapsed, procs)
+        spent = clock.share() >= 1.0  # a resumed run whose budget is gone takes no step
         try:
             while step < total and not stopped and not spent:
                 epoch, skip = divmod(step, batches.steps_per_epoch)
@@ -277,10 +278,10 @@ class _Run:
                         record["budget_left_s"] = round(max(0.0, 1 - share) * config.budget_s, 1)
                     self.record(record)
                     final = step == total or spent
+                    self.elapsed = clock.seconds()
                     if val_batches is not None and (step % config.eval_interval == 0 or final):
                         self.evaluate(val_batches, step)
                     stopped = not final and self.stop_requested(should_stop, step)
-                    self.elapsed = clock.seconds()
                     if step % config.checkpoint_interval == 0 or final or stopped:
                         self.save(LAST, step, with_optimizer=True)
                     if stopped or spent:

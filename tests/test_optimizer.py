@@ -3,6 +3,8 @@ over a wall-clock budget (a budgeted run itself: test_training.py)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -41,6 +43,11 @@ def test_budget_share_moves_the_cosine_on(tmp_path):
     assert learning_rate(20, config, 1000, share=0.5) == pytest.approx(halfway)
     assert learning_rate(505, config, 1000, share=0.1) == pytest.approx(halfway)  # steps lead
     assert learning_rate(20, config, 1000, share=1.0) == floor
-    assert learning_rate(5, config, 1000, share=0.9) < 1e-3 * 6 / 11 + 1e-12  # still warming
+    # The warmup scales the cosine: a budget spent mid-warmup still ends below the floor, and
+    # a warmup that took a fifth of the budget ends where the cosine is at a fifth.
+    assert learning_rate(5, config, 1000, share=0.99) < floor
+    at_fifth = floor + 0.5 * (1 + math.cos(math.pi * 0.2)) * (1e-3 - floor)
+    assert learning_rate(9, config, 1000, share=0.2) == pytest.approx(at_fifth * 10 / 11)
+    assert learning_rate(10, config, 1000, share=0.2) == pytest.approx(at_fifth)
     with pytest.raises(ValueError, match="budget_s"):
         TrainConfig(data=tmp_path, out=tmp_path, budget_s=0.0)

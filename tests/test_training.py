@@ -134,6 +134,12 @@ def test_budget_ends_the_run_on_time_and_resumes_what_is_left(dataset, tmp_path,
     second = train(tiny_config(dataset, tmp_path / "resumed", **budget),
                    resume=tmp_path / "resumed" / LAST)
     assert abs(second.step - straight.step) <= 1 and not second.stopped
+    # Resumed once more, with its budget gone, it takes no step and writes nothing.
+    written = (tmp_path / "resumed" / "metrics.jsonl").read_text()
+    third = train(tiny_config(dataset, tmp_path / "resumed", **budget),
+                  resume=tmp_path / "resumed" / LAST)
+    assert third.step == second.step
+    assert (tmp_path / "resumed" / "metrics.jsonl").read_text() == written
 
 
 def test_masked_positions_take_no_part(dataset):
@@ -354,6 +360,11 @@ def test_cli_train_for_minutes(dataset, tmp_path):
     meta = load_model(run / LAST)[2]
     assert meta["train"]["budget_s"] == pytest.approx(1.2) and meta["elapsed_s"] >= 1.2
     assert 1 <= meta["step"] < 1000  # the clock ended it, not a step count
+    # Resumed without --minutes, the run keeps its own budget: spent, so no step more.
+    again = CliRunner().invoke(main, ["train", "--resume", str(run / LAST), "--out", str(run),
+                                      "--workers", "0"])
+    assert again.exit_code == 0, again.output
+    assert load_model(run / LAST)[2]["step"] == meta["step"]
 
 
 def test_cli_train_errors(dataset, tmp_path):

@@ -127,7 +127,8 @@ def _duration(seconds: float) -> str:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
               default=_DEFAULTS["device"], show_default=True, help="auto: CUDA if present.")
 @click.option("--resume", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Continue from a checkpoint (RUN_DIR/last); --data defaults to its data set.")
+              help="Continue from a checkpoint (RUN_DIR/last); --data defaults to its data set, "
+                   "and the run's length (--steps, --epochs, --minutes) to its own.")
 def train_command(data: Path | None, songs_dirs: tuple[Path, ...], resume: Path | None,
                   max_steps: int | None, minutes: float | None, **options) -> None:
     """Train a model on the data set DATA (or SONGS folders) and write checkpoints into OUT."""
@@ -136,10 +137,17 @@ def train_command(data: Path | None, songs_dirs: tuple[Path, ...], resume: Path 
                         format="%(message)s", stream=sys.stderr)
     try:
         data = _data_set(data, songs_dirs, resume, options["out"], options["vocab"])
-        if max_steps is None and options["epochs"] is None:
-            max_steps = BUDGET_STEP_CAP if minutes else _DEFAULTS["max_steps"]
-        config = TrainConfig(data=data, max_steps=max_steps,
-                             budget_s=minutes * 60 if minutes else None, **options)
+        budget_s = minutes * 60 if minutes else None
+        if max_steps is None and options["epochs"] is None and budget_s is None:
+            if resume is not None:  # the run's own length: its steps, epochs or budget
+                stored = read_meta(resume)["train"]
+                max_steps, options["epochs"] = stored["max_steps"], stored["epochs"]
+                budget_s = stored.get("budget_s")
+            else:
+                max_steps = _DEFAULTS["max_steps"]
+        elif max_steps is None and options["epochs"] is None:
+            max_steps = BUDGET_STEP_CAP  # --minutes alone: the time decides
+        config = TrainConfig(data=data, max_steps=max_steps, budget_s=budget_s, **options)
     except (ValueError, DatasetError, SongsError, CheckpointError) as e:
         raise click.ClickException(str(e)) from e
     progress = _ProgressLine(sys.stderr) if rank == 0 and sys.stderr.isatty() else None
