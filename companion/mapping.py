@@ -83,10 +83,11 @@ def describe_model(explicit: Path | None) -> ModelSummary | None:
 
 def decoding_options(method: str | None = None, temperature: float | None = None,
                      top_k: int | None = None, top_p: float | None = None,
-                     beam_size: int | None = None, seed: int | None = None) -> DecodingOptions:
+                     beam_size: int | None = None, seed: int | None = None,
+                     draw_gaps: bool | None = None) -> DecodingOptions:
     """DecodingOptions with core's defaults for every argument left None (ValueError if bad)."""
     given = {"method": method, "temperature": temperature, "top_k": top_k, "top_p": top_p,
-             "beam_size": beam_size, "seed": seed}
+             "beam_size": beam_size, "seed": seed, "draw_gaps": draw_gaps}
     return DecodingOptions(**{k: v for k, v in given.items() if v is not None})
 
 

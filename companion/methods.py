@@ -191,7 +191,7 @@ def _options(sampling: Sampling | None, spacing: float | None = None) -> Decodin
     s = sampling or Sampling()
     try:
         options = decoding_options(s.method, s.temperature, s.top_k, s.top_p, s.beam_size,
-                                   s.seed)
+                                   s.seed, s.draw_gaps)
     except ValueError as e:
         raise InvalidParamsError(str(e), "params.sampling") from e
     return dataclasses.replace(options, spacing=spacing)  # the schema keeps it > 0

@@ -69,6 +69,9 @@ class Sampling:
                          "beam search: hypotheses kept"] = None
     seed: Annotated[int | None, Range(minimum=0, maximum=MAX_SAFE_INTEGER),
                     "the same seed gives the same map"] = None
+    draw_gaps: Annotated[bool | None, "since 1.2, method sample: draw when objects come too; "
+                         "default false: each gap is the model's likeliest, what comes there "
+                         "is drawn"] = None
 
 
 @dataclass(frozen=True)

@@ -204,3 +204,21 @@ def test_cli_generate_and_continue_still_work(song, model, tmp_path_factory):
 def test_config_is_frozen():
     with pytest.raises(AttributeError):
         Config(songs=Path("x")).port = 1  # type: ignore[misc]
+
+
+def test_sampling_params_reach_the_decoder():
+    """Each protocol Sampling field becomes its DecodingOptions field; absent ones are core's
+    defaults (drawGaps, since 1.2, is the CLI's --draw-gaps)."""
+    from companion.methods import _options
+    from core.decoding import DecodingOptions
+    from protocol import Sampling
+
+    given = _options(Sampling(method="sample", temperature=0.8, top_k=20, top_p=0.9, seed=3,
+                              draw_gaps=True), spacing=0.7)
+    assert (given.method, given.temperature, given.top_k, given.top_p, given.seed,
+            given.draw_gaps, given.spacing) == ("sample", 0.8, 20, 0.9, 3, True, 0.7)
+    assert _options(None) == DecodingOptions()
+    assert _options(Sampling(draw_gaps=False)).draw_gaps is False
+    with pytest.raises(InvalidParamsError, match="beam_size"):
+        _options(Sampling(beam_size=0))
+

@@ -89,6 +89,8 @@ MAP = "Song/Artist - Song (me) [Hard].osu"
      ErrorCode.INVALID_PARAMS, "params.sampling.topP: expected a number > 0"),
     (frame("map.continue", {"beatmap": MAP, "fromMs": 0, "sampling": {"beamSize": 2.5}}),
      ErrorCode.INVALID_PARAMS, "params.sampling.beamSize: expected integer, got number"),
+    (frame("map.continue", {"beatmap": MAP, "fromMs": 0, "sampling": {"drawGaps": 1}}),
+     ErrorCode.INVALID_PARAMS, "params.sampling.drawGaps: expected boolean, got integer"),
     (frame("map.generate", {}), ErrorCode.INVALID_PARAMS,
      "params: expected exactly one of songFolder, audio"),
     (frame("map.generate", {"songFolder": "a", "audio": "a/b.mp3"}), ErrorCode.INVALID_PARAMS,
@@ -135,6 +137,14 @@ def test_integral_numbers_fill_integer_fields():
     message = decode_message(frame("map.continue", {"beatmap": MAP, "fromMs": 0,
                                                     "sampling": {"topK": 40.0}}))
     assert message.params.sampling.top_k == 40 and type(message.params.sampling.top_k) is int
+
+
+def test_sampling_draw_gaps_is_a_boolean_since_1_2():
+    drawn = decode_message(frame("map.generate", {"songFolder": "a", "sampling": {
+        "drawGaps": True}}))
+    assert drawn.params.sampling.draw_gaps is True
+    assert decode_message(frame("map.generate", {"songFolder": "a", "sampling": {}})
+                          ).params.sampling.draw_gaps is None  # the server's default
 
 
 def test_replies_and_notifications_ignore_unknown_fields():
