@@ -44,6 +44,7 @@ from protocol import (
     JobProgress,
     MapContinueParams,
     ProtocolError,
+    Sampling,
     ServerStatusParams,
     parse_version,
 )
@@ -61,6 +62,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--spacing", type=float, default=None,
                         help="widest jump, osu!pixels per ms of gap (default: the map's own; "
                              "needs a protocol 1.1 server)")
+    parser.add_argument("--draw-gaps", action="store_true",
+                        help="draw when objects come too, not only what comes (default: each "
+                             "gap is the model's likeliest; needs a protocol 1.2 server)")
     parser.add_argument("--in-place", action="store_true",
                         help="overwrite MAP (after a backup) instead of writing a new difficulty")
     add_connection_arguments(parser)
@@ -136,9 +140,14 @@ async def main_async(args: argparse.Namespace) -> int:
             print(f"--spacing needs protocol 1.1; the daemon speaks "
                   f"{client.server.protocol_version}", file=sys.stderr)
             return EXIT_FAILED
+        if args.draw_gaps and not speaks(client.server.protocol_version, 2):
+            print(f"--draw-gaps needs protocol 1.2; the daemon speaks "
+                  f"{client.server.protocol_version}", file=sys.stderr)
+            return EXIT_FAILED
         params = MapContinueParams(
             beatmap=beatmap, from_ms=args.at, until_ms=args.until, expected_md5=md5_of(local),
-            write="inPlace" if args.in_place else "newDifficulty", spacing=args.spacing)
+            write="inPlace" if args.in_place else "newDifficulty", spacing=args.spacing,
+            sampling=Sampling(draw_gaps=True) if args.draw_gaps else None)
         try:
             accepted = await client.call(params)
         except ProtocolError as e:

@@ -31,6 +31,7 @@ from protocol import (
     ModelInfo,
     ProtocolError,
     QueueInfo,
+    Sampling,
     ServerStatusParams,
     ServerStatusResult,
     SongsDetected,
@@ -169,6 +170,16 @@ def test_continue_from_here_sends_the_map_and_prints_progress(songs, token_file)
     assert "wrote " + str(songs / "Song/Artist - Song (me) [kiai].osu") in out
     assert isinstance(daemon.requests[0], InitializeParams)
     assert daemon.requests[0].token is None  # the token went in the header
+
+
+def test_continue_from_here_asks_to_draw_the_gaps(songs, token_file):
+    daemon = FakeDaemon(songs)
+    code, _, err = with_daemon(daemon, lambda port: run_example(
+        "continue_from_here.py", MAP, "--at", "62.5", "--draw-gaps", "--port", str(port),
+        "--token-file", str(token_file)))
+    assert code == 0, err
+    request = next(p for p in daemon.requests if isinstance(p, MapContinueParams))
+    assert request.sampling == Sampling(draw_gaps=True) and request.from_ms == 62500
 
 
 def test_continue_from_here_reports_a_failed_job(songs, token_file):
