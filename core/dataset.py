@@ -12,7 +12,9 @@ On disk (no pickle anywhere: JSON, .npy and safetensors):
                                 and re-tokenize windows from), `difficulty` float32 (maps, 5)
     OUT/index/<key>.json        the set's completion record: source, fingerprint, shard, and per
                                 map the metadata, difficulty vector, counts, audio features
-                                and frames; plus the set's build-time skips
+                                and frames (features null for a map kept without its audio,
+                                core.songs.discover's audioless: its windows are silent); plus
+                                the set's build-time skips
 
 `<key>` is a digest of the set's absolute path. The record is written last, atomically: a set is
 done when its record exists and its fingerprint matches the set's files, so a rerun skips done
@@ -44,7 +46,7 @@ import numpy as np
 import rosu_pp_py
 from safetensors.numpy import save_file
 
-from core.audio import FEATURES_ID, AudioError
+from core.audio import FEATURES_ID, FRAME_MS, AudioError
 from core.beatmap.model import Beatmap
 from core.beatmap.parser import BeatmapError, parse_bytes
 from core.dataset_pool import run_each
@@ -58,6 +60,7 @@ FORMAT_VERSION = 1
 DIFFICULTY_FIELDS = ("ar", "cs", "od", "hp", "stars")
 MANIFEST = "dataset.json"
 INDEX_DIR, SHARD_DIR, FEATURE_DIR = "index", "shards", "features"
+AUDIOLESS_TAIL_MS = 2000  # an audio-less map's windows reach this far past its last object
 TMP_PREFIX = ".tmp-"  # also core.feature_cache's prefix: one sweep clears both
 
 # Build-time skip reasons (discovery's are in core.songs); each counts one .osu file.
@@ -251,9 +254,14 @@ def _build_map(song_set: SongSet, entry: MapEntry, read: Callable[[str], bytes],
         return _skip(outcome, UNPARSABLE, where, str(e))
     if not beatmap.hit_objects:
         return _skip(outcome, NO_OBJECTS, where)
-    features, why = audio.get(entry.audio)
-    if features is None:
-        return _skip(outcome, BAD_AUDIO, where, f"{entry.audio}: {why}")
+    if entry.audio is None:  # kept without its audio (discover's audioless): silent windows
+        end = max(o.end_time for o in beatmap.hit_objects) + AUDIOLESS_TAIL_MS
+        features = {"member": None, "sha256": None, "features": None,
+                    "frames": math.ceil(end / FRAME_MS)}
+    else:
+        features, why = audio.get(entry.audio)
+        if features is None:
+            return _skip(outcome, BAD_AUDIO, where, f"{entry.audio}: {why}")
     try:
         ids = np.asarray(tokenize(beatmap, vocab), dtype=np.int32)
     except Exception as e:

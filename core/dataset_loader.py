@@ -98,8 +98,8 @@ class MapRef:
     shard: Path
     index: int  # `map.<index>` in the shard
     difficulty: tuple[float, ...]  # (AR, CS, OD, HP, stars)
-    features: Path
-    frames: int  # audio feature frames
+    features: Path | None  # None: a map kept without its audio (its windows are silent)
+    frames: int  # audio feature frames (an audio-less map's: to its last object and a tail)
     windows: int  # windows per epoch
     source: str
 
@@ -188,9 +188,12 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def audio(self, map_index: int, start_frame: int) -> torch.Tensor:
         """(N_MELS, frames) float32 of the window whose beatmap time starts at `start_frame`
-        (the audio's LATENCY_MS later), silence past the song's end."""
-        features = self._features.get(self.maps[map_index].features)
+        (the audio's LATENCY_MS later), silence past the song's end (and for a map kept
+        without its audio)."""
         window = np.full((N_MELS, self.config.frames), SILENCE, dtype=np.float32)
+        if self.maps[map_index].features is None:
+            return torch.from_numpy(window)
+        features = self._features.get(self.maps[map_index].features)
         first = start_frame + LATENCY_FRAMES
         piece = features[:, first:first + self.config.frames]
         window[:, :piece.shape[1]] = piece
@@ -315,9 +318,9 @@ def _map_refs(root: Path, config: WindowConfig) -> list[MapRef]:
         except (OSError, ValueError) as e:
             raise DatasetError(f"{path}: unreadable record ({e})") from e
         for index, meta in enumerate(record.get("maps", [])):
-            frames = meta["audio"]["frames"]
+            frames, features = meta["audio"]["frames"], meta["audio"]["features"]
             refs.append(MapRef(root / record["shard"], index, tuple(meta["difficulty"]),
-                               root / meta["audio"]["features"], frames,
+                               None if features is None else root / features, frames,
                                max(1, math.ceil(frames / config.frames)), meta["source"]))
     return refs
 

@@ -99,10 +99,11 @@ class DiscoveryReport:
 @dataclass(frozen=True)
 class MapEntry:
     """One osu!standard difficulty of a set: its file and the audio file it names, both as
-    '/'-separated paths inside the set (as the set spells them, not as AudioFilename does)."""
+    '/'-separated paths inside the set (as the set spells them, not as AudioFilename does);
+    audio None for a map kept without its audio (discover's `audioless`)."""
 
     member: str
-    audio: str
+    audio: str | None
 
 
 @dataclass(frozen=True)
@@ -149,11 +150,14 @@ class SongSet:
             return read(member)
 
 
-def discover(songs_dir: str | os.PathLike) -> tuple[list[SongSet], DiscoveryReport]:
+def discover(songs_dir: str | os.PathLike, *, audioless: bool = False
+             ) -> tuple[list[SongSet], DiscoveryReport]:
     """The song sets under `songs_dir`, sorted by path, and what was skipped on the way.
 
     `songs_dir` is a Songs folder, or a single set's folder (one that holds .osu files itself).
-    Raises SongsError only when `songs_dir` itself cannot be listed.
+    With `audioless`, maps whose audio file is missing are kept (MapEntry.audio None) instead
+    of skipped: trained on silence, they teach placement (DESIGN §7). Raises SongsError only
+    when `songs_dir` itself cannot be listed.
     """
     root = Path(songs_dir)
     if not root.is_dir():
@@ -166,7 +170,7 @@ def discover(songs_dir: str | os.PathLike) -> tuple[list[SongSet], DiscoveryRepo
     except OSError as e:
         raise SongsError(f"{root}: cannot be listed ({e.strerror or e})") from e
     for path in candidates:
-        song_set = _read_set(path, report)
+        song_set = _read_set(path, report, audioless)
         if song_set is not None:
             sets.append(song_set)
             report.sets += 1
@@ -230,18 +234,19 @@ class _Quiet(DiscoveryReport):
         pass
 
 
-def _read_set(path: Path, report: DiscoveryReport) -> SongSet | None:
+def _read_set(path: Path, report: DiscoveryReport, audioless: bool = False) -> SongSet | None:
     """The set at `path` with its usable maps, or None (reported) when it has none."""
     try:
         if path.is_dir():
             files = _folder_index(path)
-            maps = _usable_maps(path, False, files, lambda m: (path / m).read_bytes(), report)
+            maps = _usable_maps(path, False, files, lambda m: (path / m).read_bytes(), report,
+                                audioless)
             fingerprint = _folder_fingerprint(path, maps)
         else:
             with zipfile.ZipFile(path) as archive:
                 members = _archive_index(archive, report, str(path))
                 maps = _usable_maps(path, True, {m: i.file_size for m, i in members.items()},
-                                    lambda m: archive.read(members[m]), report)
+                                    lambda m: archive.read(members[m]), report, audioless)
             stat = path.stat()
             fingerprint = f"{stat.st_size}:{stat.st_mtime_ns}"
     except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError) as e:
@@ -251,13 +256,16 @@ def _read_set(path: Path, report: DiscoveryReport) -> SongSet | None:
     if maps is None:
         report.skip(NO_BEATMAPS, str(path))
         return None
+    if any(m.audio is None for m in maps):  # a build without them is not this set's build
+        fingerprint += ":audioless"
     return SongSet(path, not path.is_dir(), maps, fingerprint) if maps else None
 
 
 def _usable_maps(path: Path, is_archive: bool, files: dict[str, int],
-                 read: Callable[[str], bytes], report: DiscoveryReport
+                 read: Callable[[str], bytes], report: DiscoveryReport, audioless: bool = False
                  ) -> tuple[MapEntry, ...] | None:
-    """The set's osu!standard maps whose audio is there; None when the set has no .osu at all.
+    """The set's osu!standard maps whose audio is there (or, `audioless`, is not); None when
+    the set has no .osu at all.
 
     `files` maps each member name (as the set spells it) to its size in bytes.
     """
@@ -283,7 +291,11 @@ def _usable_maps(path: Path, is_archive: bool, files: dict[str, int],
             continue
         audio = _audio_member(header, files, by_lower)
         if audio is None:
-            report.skip(MISSING_AUDIO, where, f"AudioFilename {header.audio_filename or ''!r}")
+            if audioless:
+                kept.append(MapEntry(name, None))
+            else:
+                report.skip(MISSING_AUDIO, where,
+                            f"AudioFilename {header.audio_filename or ''!r}")
             continue
         if files[audio] > MAX_AUDIO_BYTES:
             report.skip(TOO_LARGE, where, f"{audio}: {files[audio]} bytes")
@@ -355,7 +367,8 @@ def _folder_index(folder: Path) -> dict[str, int]:
 def _folder_fingerprint(folder: Path, maps: tuple[MapEntry, ...] | None) -> str:
     """A digest of (name, size, mtime) of the files a folder set's data depends on."""
     digest = hashlib.sha256()
-    for name in sorted({m.member for m in maps or ()} | {m.audio for m in maps or ()}):
+    for name in sorted({m.member for m in maps or ()}
+                       | {m.audio for m in maps or () if m.audio is not None}):
         stat = (folder / name).stat()
         digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:32]

@@ -212,6 +212,28 @@ def test_cli_builds_and_prints_the_report(songs, tmp_path):
     assert f"(0 built now, {SYNTHETIC + 4} done before)" in again.output
 
 
+def test_cli_keeps_maps_without_audio_when_asked(songs, tmp_path):
+    folder = str(songs / "1 Missing - Audio")
+    plain = CliRunner().invoke(main, ["dataset", "build", folder, "--out", str(tmp_path / "a"),
+                                      "--workers", "1"])
+    assert plain.exit_code == 0 and "0 maps from 0 song sets" in plain.output, plain.output
+    assert "skipped 1:" in plain.output and "(AudioFilename 'nothere.mp3')" in plain.output
+    kept = CliRunner().invoke(main, ["dataset", "build", folder, "--out", str(tmp_path / "b"),
+                                     "--workers", "1", "--audioless"])
+    assert kept.exit_code == 0 and "1 maps from 1 song sets" in kept.output, kept.output
+    assert "nothing skipped" in kept.output
+
+
+def test_the_starter_trains_on_real_maps_without_their_audio_too(songs):
+    from companion.cli.starter import starter_sets
+    synthetic = [s for s in discover(songs)[0] if s.path.name.startswith("2100")]
+    extra = songs / "1 Missing - Audio"
+    sets = starter_sets(synthetic[0].path, (extra,))
+    assert [s.path for s in sets] == [synthetic[0].path, extra]
+    assert [m.audio for m in sets[1].maps] == [None]
+    assert all(m.audio is not None for m in sets[0].maps)
+
+
 @pytest.mark.parametrize("case", ["missing songs", "songs is a file", "foreign out", "vocab"])
 def test_cli_errors_are_clean(built, songs, tmp_path, case):
     out, _, _ = built

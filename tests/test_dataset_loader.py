@@ -16,8 +16,10 @@ from core.audio import FRAME_MS, LATENCY_FRAMES, N_MELS
 from core.beat_grid import DOWNBEAT, OFF, grid_classes
 from core.beatmap.model import Circle, Mode, Slider
 from core.beatmap.parser import BeatmapError, parse_bytes
+from core.dataset import AUDIOLESS_TAIL_MS, BuildConfig, build
 from core.dataset_loader import PAD, SILENCE, MapText, WindowConfig, WindowDataset, collate
 from core.generate import _frames
+from core.songs import discover
 from core.tokens.detokenizer import DetokenizeOptions, decode_objects
 from core.tokens.tokenizer import tokenize_window
 from core.tokens.vocab import DEFAULT, SEED, Category, Vocab
@@ -72,6 +74,31 @@ def test_windows_line_up_with_the_maps(windows):
             assert item["audio"].shape == (N_MELS, 8000 // FRAME_MS)
     assert checked["targets"] > 300 and checked["prefixes"] > 100 and checked["splits"] > 10
     assert {Circle, Slider} <= kinds
+
+
+def test_a_map_kept_without_its_audio_trains_on_silence(dataset_songs, tmp_path):
+    """discover(audioless=True) keeps a map whose audio is missing (DESIGN §7: maps without
+    their audio teach placement); its windows are silent and its tokens line up as any map's."""
+    folder = dataset_songs / "1 Missing - Audio"  # names nothere.mp3, which is not there
+    assert discover(folder)[0] == []
+    sets, report = discover(folder, audioless=True)
+    assert [m.audio for s in sets for m in s.maps] == [None] and not report.skipped
+    assert sets[0].fingerprint.endswith(":audioless")  # not mistaken for a build without it
+    build(sets, BuildConfig(out=tmp_path / "data", vocab=DEFAULT, workers=1))
+    data = WindowDataset(tmp_path / "data", WindowConfig(window_s=8.0, seed=2))
+    beatmap = data.beatmap(0)
+    last = max(o.end_time for o in beatmap.hit_objects)
+    assert data.maps[0].features is None
+    assert data.maps[0].frames == math.ceil((last + AUDIOLESS_TAIL_MS) / FRAME_MS)
+    objects_seen = 0
+    for i in range(len(data)):
+        item = data[i]
+        assert bool((item["audio"] == SILENCE).all())
+        objects, inside = decoded(data, item)
+        assert len(objects) == len(inside)
+        assert all(abs(a.time - b.time) <= TIME_TOLERANCE_MS for a, b in zip(objects, inside))
+        objects_seen += len(objects)
+    assert objects_seen > 10
 
 
 def test_window_audio_is_the_songs_features(windows):

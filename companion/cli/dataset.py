@@ -27,7 +27,11 @@ def dataset_group() -> None:
               show_default=True, help="Token language preset of the stored tokens.")
 @click.option("--workers", type=click.IntRange(min=0), default=0,
               help=f"Processes; 0 (the default) is one per core ({os.cpu_count()} here).")
-def build_command(songs_dirs: tuple[Path, ...], out: Path, vocab_name: str, workers: int) -> None:
+@click.option("--audioless", is_flag=True,
+              help="Also keep maps whose audio file is missing: trained on silent windows, "
+                   "they teach placement (spacing, sliders, patterns) without the rhythm.")
+def build_command(songs_dirs: tuple[Path, ...], out: Path, vocab_name: str, workers: int,
+                  audioless: bool) -> None:
     """Write the data set of every osu!standard map in SONGS_DIR... into OUT.
 
     Reruns skip the song sets already done and finish the rest; Ctrl+C stops after the sets
@@ -40,7 +44,7 @@ def build_command(songs_dirs: tuple[Path, ...], out: Path, vocab_name: str, work
     sets = []
     try:
         for songs_dir in unique.values():
-            found, skipped = discover(songs_dir)
+            found, skipped = discover(songs_dir, audioless=audioless)
             sets += found
             report.merge(skipped)
     except SongsError as e:

@@ -14,7 +14,7 @@ import click
 
 from core.checkpoint import load_model, save_model_only
 from core.dataset import BuildConfig, build
-from core.songs import discover
+from core.songs import SongSet, discover
 from core.starter import STARTER_MODEL
 from core.synth.config import SynthConfig
 from core.synth.songs import write_song
@@ -34,20 +34,25 @@ from core.training import TrainConfig, steady_step_seconds, train
 @click.option("--window", "window_s", type=float, default=10.0, show_default=True)
 @click.option("--coord-weight", type=click.FloatRange(0, 10, min_open=True), default=1.0,
               show_default=True, help="Loss weight of coordinate tokens (kiai train's).")
+@click.option("--maps", "maps_dirs", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Songs folders of real maps to train on too, with or without their audio "
+                   "(a map without it trains on silence: placement, not rhythm; DESIGN §7).")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=STARTER_MODEL,
               show_default=True, help="Where the exported model goes (replaced).")
 def build_starter_command(work: Path, count: int, duration: float, minutes: float,
-                          window_s: float, coord_weight: float, seed: int, out: Path) -> None:
+                          window_s: float, coord_weight: float, maps_dirs: tuple[Path, ...],
+                          seed: int, out: Path) -> None:
     """Train the starter model on synthetic songs and export it for shipping."""
     songs = work / "songs"
     if not songs.exists():
         config = SynthConfig(out=songs, count=count, seed=seed, duration_s=duration)
         for index in range(count):
             write_song(config, index)
-    sets, _ = discover(songs)
     data = work / "data"
-    build(sets, BuildConfig(out=data, vocab=preset("default"), workers=1))
+    build(starter_sets(songs, maps_dirs), BuildConfig(out=data, vocab=preset("default"),
+                                                      workers=1))
     run = work / "run"
     shutil.rmtree(run, ignore_errors=True)
     # A few timed steps size the warmup and the evaluation and checkpoint intervals; the
@@ -70,3 +75,12 @@ def build_starter_command(work: Path, count: int, duration: float, minutes: floa
     size = sum(p.stat().st_size for p in out.iterdir()) / 1e6
     click.echo(f"starter model: {result.step} steps, best val loss {result.best_val_loss}, "
                f"{size:.1f} MB in {out}")
+
+
+def starter_sets(songs: Path, maps_dirs: tuple[Path, ...] = ()) -> list[SongSet]:
+    """The synthetic songs' sets, then those of `maps_dirs`, whose maps are kept without their
+    audio where it is missing (they teach placement from human maps, DESIGN §7)."""
+    sets, _ = discover(songs)
+    for maps_dir in maps_dirs:
+        sets += discover(maps_dir, audioless=True)[0]
+    return sets
