@@ -23,8 +23,8 @@ from core.beatmap.curves import slider_path
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Beatmap, Slider, Spinner
 
 # stars -> the spacing ceiling (px/ms) that gives that rating (see the module docstring)
-_TYPICAL = [(1.0, 0.2), (2.0, 0.3), (3.0, 0.4), (4.0, 0.5), (5.0, 0.65), (6.0, 0.85),
-            (7.0, 1.1), (8.0, 1.4), (10.0, 2.2)]
+_TYPICAL = [(1.0, 0.2), (2.0, 0.27), (3.0, 0.41), (4.0, 0.54), (5.0, 0.7), (6.0, 0.92),
+            (7.0, 1.15), (8.0, 1.45), (10.0, 2.2)]
 SPINNER_POSITION = (PLAYFIELD_WIDTH / 2, PLAYFIELD_HEIGHT / 2)  # where a spinner leaves the cursor
 MAX_GAP_MS = 1000.0  # longer gaps are pauses, not jumps
 QUANTILE = 0.9
