@@ -98,9 +98,11 @@ class Generator:
             for token in ids:
                 state.step(token)
             frames = _frames(mel, origin, window)
-            grid = torch.from_numpy(grid_classes(template.timing_points, origin,
-                                                 -(-frames.shape[-1] // 2)))
-            audio = self.model.encoder(frames[None], grid[None])  # (1, S, D)
+            grid = None
+            if self.model.dims.beat_grid:  # older checkpoints do not read it
+                grid = torch.from_numpy(grid_classes(template.timing_points, origin,
+                                                     -(-frames.shape[-1] // 2)))[None]
+            audio = self.model.encoder(frames[None], grid)  # (1, S, D)
             result = decode_window(self.model, self.vocab, audio, cond, ids, state, options,
                                    rng, should_stop)
             decoded = decode_objects(ids + result.tokens, template, self.vocab,

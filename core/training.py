@@ -245,7 +245,8 @@ class _Run:
         config, procs = self.config, self.procs
         stopped = False
         clock = BudgetClock(config.budget_s, self.elapsed, procs)
-        spent = clock.share() >= 1.0  # a resumed run whose budget is gone takes no step
+        share = clock.share()  # read once a step (a collective under DDP), after its update
+        spent = share >= 1.0  # a resumed run whose budget is gone takes no step
         try:
             while step < total and not stopped and not spent:
                 epoch, skip = divmod(step, batches.steps_per_epoch)
@@ -254,7 +255,7 @@ class _Run:
                     started = time.perf_counter()
                     # a) this step's randomness (dropout, audio dropout) from (seed, step, rank)
                     torch.manual_seed(_step_seed(config.seed, step, procs.rank))
-                    lr = learning_rate(step, config, total, clock.share())
+                    lr = learning_rate(step, config, total, share)
                     for group in self.optimizer.param_groups:
                         group["lr"] = lr
                     # b) forward, backward (DDP averages the gradients), clip, update
