@@ -200,7 +200,8 @@ def _beam_search(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tenso
                 survivors.append((score, seq, st, row))
             if len(survivors) == width:
                 break
-        if len(finished) >= width or not survivors:
+        if not survivors or _settled(finished, survivors, width, options.length_penalty):
+            beams = []  # the search ended on its own: only finished hypotheses count
             break
         cache.reorder(torch.tensor([s[3] for s in survivors]))
         beams = [(s[0], s[1], s[2]) for s in survivors]
@@ -208,13 +209,31 @@ def _beam_search(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tenso
         now = torch.tensor([[s[2].cursor] for s in survivors])
         logits = next_logits(step, audio.expand(len(beams), -1, -1),
                              difficulty.expand(len(beams), -1), cache, now)
+    # A live beam that ran out of tokens competes too, at its length-normalised score: the
+    # window's end cut it, not the model (else an early EOS, an empty window, won by default).
+    def normalised(beam: tuple) -> float:
+        return beam[0] / max(len(beam[1]), 1) ** options.length_penalty
+
     if finished:
         score, seq, st = max(finished, key=lambda f: f[0])
-        _copy_state(state, st)
-        return WindowResult(seq, True, score, len(seq) + 1)
-    score, seq, st = beams[0]
+        if not beams or score >= max(map(normalised, beams)):
+            _copy_state(state, st)
+            return WindowResult(seq, True, score, len(seq) + 1)
+    score, seq, st = max(beams, key=normalised)
     _copy_state(state, st)
     return WindowResult(whole_objects(seq, vocab), False, score, len(seq))
+
+
+def _settled(finished: list, survivors: list, width: int, length_penalty: float) -> bool:
+    """Whether beam search can stop: `width` hypotheses have finished and the best live one,
+    normalised at its length now, is no better than the worst of them (transformers' rule).
+    Stopping as soon as `width` had finished let two early EOS (an empty window, one object)
+    end the search before any longer hypothesis could compete."""
+    if len(finished) < width:
+        return False
+    worst = sorted((f[0] for f in finished), reverse=True)[width - 1]
+    best_live = max(s[0] / len(s[1]) ** length_penalty for s in survivors)
+    return best_live <= worst
 
 
 def whole_objects(tokens: list[int], vocab: Vocab) -> list[int]:

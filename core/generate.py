@@ -64,7 +64,8 @@ class Generator:
                  options: DecodingOptions | None = None,
                  progress: Progress | None = None,
                  should_stop: Callable[[], bool] | None = None) -> list[HitObject]:
-        """New objects in [start_ms, end_ms) for the song whose features are `mel` (n_mels, F).
+        """New objects in [start_ms, end_ms) for the song whose features are `mel` (n_mels, F),
+        none before the template's first uninherited timing point.
 
         `before`: objects already placed before `start_ms` (the mapper's, for continuation);
         `template` supplies timing (for snapping), difficulty settings (slider velocity) and
@@ -82,7 +83,10 @@ class Generator:
                            divisors_for(beat_divisor_of(template.editor)))
         tolerance = snap_tolerance(self.vocab) if ticks else 0.0
         window, prefix_span = self.windows.window_ms, self.windows.prefix_ms
-        position = start_ms
+        # Nothing before the first red line: mappers put it on or before the first note (the
+        # intro before it is silence or count-in, where the starter wrote streams), and an
+        # estimated one is moved back a bar for pickup notes (core.tempo).
+        position = max(start_ms, ticks.times[0] - tolerance) if ticks else start_ms
         while position < end_ms - tolerance:
             origin = max(0.0, _grid(position - prefix_span, self.vocab))
             stop = min(origin + window, end_ms)

@@ -32,7 +32,9 @@ randomness, no threads whose order matters) and take ~0.3 s for 30 s and ~0.5-1.
    triplet-feel bar), not a change. Each change is placed on the beat of the new grid that best
    splits onset strength between the two grids.
 5. Offset: the first DOWNBEAT at or after the first strong onset (strength > 0.3 of its 99.5th
-   percentile, with a quarter beat of slack); the downbeat is the beat class (mod meter) whose
+   percentile, with a quarter beat of slack), or the one a bar before it where the music starts
+   with pickup notes (as mappers do: no note before the first red line, and generation places
+   none there); the downbeat is the beat class (mod meter) whose
    beats carry the most onset strength plus spectral change (chords change on the bar line).
    Meter 4 by default, 3 when its accent contrast is 1.5x that of 4 (6/8 songs come out as 3).
 
@@ -82,9 +84,10 @@ def estimate_timing(audio: np.ndarray | str | os.PathLike, *, name: str | None =
                     meter: int | None = None) -> list[TimingPoint]:
     """Uninherited timing points for mono audio at SAMPLE_RATE (an array) or an audio file.
 
-    The first point is on the first downbeat at or after the music's first strong onset (see the
-    module docstring); later points mark tempo changes. `meter` forces the meter (else 4, or 3
-    when the accents say so). Raises TimingError (or AudioError for an unreadable file).
+    The first point is on the first downbeat at or after the music's first strong onset, or a
+    bar before it when the music starts with pickup notes (see the module docstring); later
+    points mark tempo changes. `meter` forces the meter (else 4, or 3 when the accents say so).
+    Raises TimingError (or AudioError for an unreadable file).
     """
     if isinstance(audio, (str, os.PathLike)):
         name = name or str(audio)
@@ -136,6 +139,8 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
         if i == 0:
             m = meter or _meter(env, novelty, period, phase, end)
             beat = _downbeat(env, novelty, period, phase, m, max(first - period / 4, 0), end)
+            if beat - first > period / 4:  # pickup notes: the red line goes a bar earlier
+                beat -= m * period
         else:
             m = meter or points[-1].meter
             beat = starts[i]

@@ -10,7 +10,7 @@ import torch
 from core.beatmap.model import TimingPoint
 from core.beatmap.ticks import TickGrid, divisors_for
 from core.constraints import LANDING_MS, ConstraintFilter, SequenceState
-from core.decoding import DecodingOptions
+from core.decoding import DecodingOptions, _settled
 from core.tokens.grammar import Grammar, GrammarWalker
 from core.tokens.vocab import DEFAULT, Category, Vocab
 
@@ -279,3 +279,13 @@ def test_an_object_is_placed_where_objects_are_likelier_than_moving_on():
     logits[circle], logits[slider], logits[shift] = -1.0, -1.5, 0.0  # a shift: 64%
     filt.decide_timing(logits, seq)
     assert torch.isfinite(logits).sum() == 1 and math.isfinite(float(logits[shift]))
+
+
+def test_beam_search_waits_for_live_hypotheses_that_can_still_win():
+    # (normalised score, tokens) finished; (score, tokens, state, row) live
+    early = [(-10.3, []), (-4.0, [5])]  # an empty window, one object: poor per token
+    live = [(-2.0 * 40, list(range(40)), None, 0)]  # -2 a token over 40 tokens
+    assert not _settled(early, live, width=2, length_penalty=1.0)
+    assert _settled(early, [(-12.0 * 40, list(range(40)), None, 0)], width=2, length_penalty=1.0)
+    assert not _settled(early[:1], [(-50.0 * 40, list(range(40)), None, 0)], width=2,
+                        length_penalty=1.0)  # fewer than `width` finished

@@ -88,6 +88,17 @@ def test_every_sampling_method_gives_a_valid_map(generator, song, options):
     check_valid(template, objects, TickGrid(template.timing_points))
 
 
+def test_nothing_before_the_first_red_line(generator, song):
+    # The song's first red line is on its first note, after ~1.5 s of silence: the starter
+    # used to write a stream into it when asked for the whole song from 0 ms.
+    _, template, mel = song
+    first = min(p.time for p in template.timing_points if p.uninherited)
+    assert first > 500
+    objects = generator.generate(mel, template, COND, 0.0, 8_000.0,
+                                 options=DecodingOptions(method="sample", seed=4, max_tokens=300))
+    assert objects and min(o.time for o in objects) >= first
+
+
 def test_same_seed_same_map(generator, song):
     _, template, mel = song
     options = DecodingOptions(method="sample", seed=5, max_tokens=300)

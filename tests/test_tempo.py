@@ -114,3 +114,35 @@ def test_real_track_offset_is_in_beatmap_time(corpus):
                                                     np.float32), audio]))
     assert abs(late[0].time % late[0].beat_length - point.time % point.beat_length
                - LATENCY_MS) <= 2.5  # delayed audio, delayed timing (to half a 5 ms frame)
+
+
+def click_track(bpm: float, first_ms: float, pickups: int, seconds: float) -> np.ndarray:
+    """Clicks on every beat from `first_ms`, the first `pickups` of them before the first bar of
+    4/4; each bar starts with a louder click over a low tone (an accented downbeat)."""
+    audio = np.zeros(int(seconds * SAMPLE_RATE), np.float32)
+    beat = 60_000 / bpm
+    t = np.arange(int(0.08 * SAMPLE_RATE)) / SAMPLE_RATE
+    for i in range(int((seconds * 1000 - first_ms) / beat) - 1):
+        start = int((first_ms + i * beat) * SAMPLE_RATE / 1000)
+        downbeat = (i - pickups) % 4 == 0 and i >= pickups
+        gain = 0.9 if downbeat else 0.35
+        sound = gain * np.sin(2 * np.pi * 1500 * t) * np.exp(-t / 0.01)
+        if downbeat:
+            sound = sound + 0.6 * np.sin(2 * np.pi * 110 * t) * np.exp(-t / 0.04)
+        audio[start:start + len(sound)] += sound
+    return audio
+
+
+def test_pickup_notes_put_the_red_line_a_bar_earlier():
+    # 120 BPM, two pickup beats at 1000 and 1500 ms, the first bar at 2000 ms (in the audio)
+    (point,) = estimate_timing(click_track(120.0, 1000.0, pickups=2, seconds=20.0))
+    assert abs(point.bpm - 120.0) <= 0.6
+    first_bar = 2000.0 - LATENCY_MS  # beatmap time
+    assert beat_offset(point.time, first_bar, 500.0) <= 10
+    # on a downbeat (a whole bar before the first), so that the pickups come after it
+    assert abs(point.time - (first_bar - 2000.0)) <= 10
+
+
+def test_without_pickups_the_red_line_is_the_first_bar():
+    (point,) = estimate_timing(click_track(120.0, 2000.0, pickups=0, seconds=20.0))
+    assert abs(point.time - (2000.0 - LATENCY_MS)) <= 10
