@@ -56,6 +56,9 @@ class TrainConfig:
     # What: core.model's preset, and the token language (a core.tokens.vocab preset; None: the
     # one the data set was built with; windows are re-tokenized from the stored maps).
     model: str = "small"
+    # Or the weights of a model checkpoint to start from (fine-tuning, e.g. core/starter_model):
+    # its sizes and token language, with a fresh optimizer, schedule and step count.
+    init: Path | None = None
     vocab: str | None = None
     audio_pointer: bool = True  # core.model's audio pointer on the TIME_SHIFT logits
     beat_grid: bool = True  # the encoder reads the map's beat grid (core.beat_grid)
@@ -98,6 +101,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", Path(self.data))
         object.__setattr__(self, "out", Path(self.out))
+        if self.init is not None:
+            object.__setattr__(self, "init", Path(self.init))
         object.__setattr__(self, "betas", tuple(self.betas))
         self._verify()
 
@@ -124,6 +129,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "data": str(self.data), "out": str(self.out),
+                "init": None if self.init is None else str(self.init),
                 "betas": list(self.betas)}
 
 
@@ -172,7 +178,8 @@ def _train(config: TrainConfig, procs: Processes, dims: ModelDims | None, resume
     if stored and window.window_s != config.window_s:
         log.warning("resuming with the checkpoint's %s s windows, not %s s", window.window_s,
                     config.window_s)
-    data = WindowDataset(config.data, window, _vocab(config, stored))
+    init = read_meta(config.init) if config.init is not None and not stored else None
+    data = WindowDataset(config.data, window, _vocab(config, stored or init))
     vocab = data.vocab
     val_data = WindowDataset(config.data, window, vocab.config)  # stays at epoch 0: the same
     split = split_by_set(data, config.val_fraction)               # windows at every evaluation
@@ -193,6 +200,8 @@ def _train(config: TrainConfig, procs: Processes, dims: ModelDims | None, resume
     torch.manual_seed(config.seed)
     if stored:
         model = load_model(resume, procs.device)[0].train()
+    elif init:
+        model = load_model(config.init, procs.device)[0].train()
     else:
         pointer = pointer_fields(vocab) if config.audio_pointer else {}
         model = MapModel(dims or preset_dims(config.model, len(vocab), **pointer,
@@ -370,8 +379,8 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
 
 
 def _vocab(config: TrainConfig, stored: dict | None) -> VocabConfig | None:
-    """The run's token language: the checkpoint's, else the preset asked for, else None (the
-    data set's)."""
+    """The run's token language: the checkpoint's (resumed or started from), else the preset
+    asked for, else None (the data set's)."""
     asked = preset(config.vocab) if config.vocab else None
     if stored is None:
         return asked

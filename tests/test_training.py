@@ -30,6 +30,7 @@ from core.checkpoint import (
     TMP_PREFIX,
     load_model,
     load_optimizer,
+    read_meta,
     save_checkpoint,
     save_model_only,
 )
@@ -280,6 +281,23 @@ def test_resume_matches_an_uninterrupted_run(dataset, tmp_path):
     assert straight.best_val_loss == pytest.approx(second.best_val_loss)
     records = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").open()]
     assert [r["step"] for r in records if "loss" in r] == list(range(1, 9))
+
+
+def test_init_starts_from_a_checkpoints_weights(dataset, tmp_path):
+    base = train(tiny_config(dataset, tmp_path / "base"), dims=TINY)
+    slow = {"max_steps": 2, "lr": 1e-7, "warmup_steps": 1}  # too little to move the weights
+    tuned = train(tiny_config(dataset, tmp_path / "tuned", init=tmp_path / "base" / LAST,
+                              **slow))
+    assert tuned.step == 2  # a fresh count, not the base run's 8
+    for (name, a), b in zip(base.model.state_dict().items(), tuned.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-4, msg=name)
+    fresh = train(tiny_config(dataset, tmp_path / "fresh", **slow), dims=TINY)
+    assert not torch.allclose(base.model.decoder.head.weight, fresh.model.decoder.head.weight,
+                              atol=1e-2)
+    assert read_meta(tmp_path / "tuned" / LAST)["train"]["init"] == str(tmp_path / "base" / LAST)
+    with pytest.raises(ValueError, match="vocabulary"):
+        train(tiny_config(dataset, tmp_path / "other", init=tmp_path / "base" / LAST,
+                          vocab="seed", **slow))
 
 
 def _free_port() -> int:

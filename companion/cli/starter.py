@@ -38,12 +38,17 @@ from core.training import TrainConfig, steady_step_seconds, train
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Songs folders of real maps to train on too, with or without their audio "
                    "(a map without it trains on silence: placement, not rhythm; DESIGN §7).")
+@click.option("--init", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Continue from this model's weights (e.g. the shipped core/starter_model, "
+                   "with a new --seed for new songs) instead of from scratch.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3,
+              show_default=True, help="Peak learning rate (lower when continuing with --init).")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=STARTER_MODEL,
               show_default=True, help="Where the exported model goes (replaced).")
 def build_starter_command(work: Path, count: int, duration: float, minutes: float,
                           window_s: float, coord_weight: float, maps_dirs: tuple[Path, ...],
-                          seed: int, out: Path) -> None:
+                          init: Path | None, lr: float, seed: int, out: Path) -> None:
     """Train the starter model on synthetic songs and export it for shipping."""
     songs = work / "songs"
     if not songs.exists():
@@ -59,14 +64,14 @@ def build_starter_command(work: Path, count: int, duration: float, minutes: floa
     # schedule itself runs on the wall clock (TrainConfig.budget_s), so it ends on time.
     probe = TrainConfig(data=data, out=work / "probe", model="small", window_s=window_s,
                         max_steps=8, warmup_steps=1, eval_interval=10_000, workers=0, seed=seed,
-                        coord_weight=coord_weight)
+                        coord_weight=coord_weight, init=init)
     steps = max(50, int(minutes * 60 / steady_step_seconds(probe)))
     config = TrainConfig(data=data, out=run, model="small", window_s=window_s,
                          max_steps=10 * steps, budget_s=minutes * 60,
-                         warmup_steps=max(20, steps // 25), lr=1e-3,
+                         warmup_steps=max(20, steps // 25), lr=lr,
                          eval_interval=max(50, steps // 6),
                          checkpoint_interval=max(100, steps // 4), workers=0, seed=seed,
-                         coord_weight=coord_weight)
+                         coord_weight=coord_weight, init=init)
     result = train(config)
     source = run / "best" if (run / "best").exists() else run / "last"
     model, vocab, meta = load_model(source)

@@ -126,6 +126,9 @@ def _duration(seconds: float) -> str:
               show_default=True, help="Data loading processes (0: in this process).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
               default=_DEFAULTS["device"], show_default=True, help="auto: CUDA if present.")
+@click.option("--init", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Start from this model's weights (a checkpoint, e.g. core/starter_model): "
+                   "fine-tuning with a fresh optimizer and schedule; its sizes and vocabulary.")
 @click.option("--resume", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Continue from a checkpoint (RUN_DIR/last); --data defaults to its data set, "
                    "and the run's length (--steps, --epochs, --minutes) to its own.")
