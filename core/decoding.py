@@ -177,6 +177,7 @@ def _beam_search(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tenso
     logits = model.decoder(tokens, audio, difficulty, cache, times)[:, -1]  # (1, V)
     beams: list[tuple[float, list[int], SequenceState]] = [(0.0, [], state)]
     finished: list[tuple[float, list[int], SequenceState]] = []
+    ran_out = False  # the token limit, not the search, ended it: live beams compete too
     for _ in range(options.max_tokens):
         if should_stop is not None and should_stop():
             raise JobCancelled("cancelled between decoding steps")
@@ -195,13 +196,12 @@ def _beam_search(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tenso
             st.step(token)
             seq = [*beams[row][1], token]
             if token == eos:
-                finished.append((score / len(seq) ** options.length_penalty, seq[:-1], st))
+                finished.append((_normalised(score, seq, options.length_penalty), seq[:-1], st))
             else:
                 survivors.append((score, seq, st, row))
             if len(survivors) == width:
                 break
         if not survivors or _settled(finished, survivors, width, options.length_penalty):
-            beams = []  # the search ended on its own: only finished hypotheses count
             break
         cache.reorder(torch.tensor([s[3] for s in survivors]))
         beams = [(s[0], s[1], s[2]) for s in survivors]
@@ -209,14 +209,16 @@ def _beam_search(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tenso
         now = torch.tensor([[s[2].cursor] for s in survivors])
         logits = next_logits(step, audio.expand(len(beams), -1, -1),
                              difficulty.expand(len(beams), -1), cache, now)
-    # A live beam that ran out of tokens competes too, at its length-normalised score: the
-    # window's end cut it, not the model (else an early EOS, an empty window, won by default).
+    else:
+        ran_out = True
+    # A live beam that ran out of tokens competes at its length-normalised score: the window's
+    # end cut it, not the model (else an early EOS, an empty window, won by default).
     def normalised(beam: tuple) -> float:
-        return beam[0] / max(len(beam[1]), 1) ** options.length_penalty
+        return _normalised(beam[0], beam[1], options.length_penalty)
 
     if finished:
         score, seq, st = max(finished, key=lambda f: f[0])
-        if not beams or score >= max(map(normalised, beams)):
+        if not ran_out or score >= max(map(normalised, beams)):
             _copy_state(state, st)
             return WindowResult(seq, True, score, len(seq) + 1)
     score, seq, st = max(beams, key=normalised)
@@ -232,8 +234,12 @@ def _settled(finished: list, survivors: list, width: int, length_penalty: float)
     if len(finished) < width:
         return False
     worst = sorted((f[0] for f in finished), reverse=True)[width - 1]
-    best_live = max(s[0] / len(s[1]) ** length_penalty for s in survivors)
-    return best_live <= worst
+    return max(_normalised(s[0], s[1], length_penalty) for s in survivors) <= worst
+
+
+def _normalised(score: float, tokens: list[int], length_penalty: float) -> float:
+    """A hypothesis' log-probability per token ** length_penalty, as beam search ranks them."""
+    return score / max(len(tokens), 1) ** length_penalty
 
 
 def whole_objects(tokens: list[int], vocab: Vocab) -> list[int]:

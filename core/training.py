@@ -178,8 +178,8 @@ def _train(config: TrainConfig, procs: Processes, dims: ModelDims | None, resume
     if stored and window.window_s != config.window_s:
         log.warning("resuming with the checkpoint's %s s windows, not %s s", window.window_s,
                     config.window_s)
-    init = read_meta(config.init) if config.init is not None and not stored else None
-    data = WindowDataset(config.data, window, _vocab(config, stored or init))
+    init_meta = read_meta(config.init) if config.init is not None and not stored else None
+    data = WindowDataset(config.data, window, _vocab(config, stored or init_meta))
     vocab = data.vocab
     val_data = WindowDataset(config.data, window, vocab.config)  # stays at epoch 0: the same
     split = split_by_set(data, config.val_fraction)               # windows at every evaluation
@@ -200,7 +200,7 @@ def _train(config: TrainConfig, procs: Processes, dims: ModelDims | None, resume
     torch.manual_seed(config.seed)
     if stored:
         model = load_model(resume, procs.device)[0].train()
-    elif init:
+    elif init_meta:
         model = load_model(config.init, procs.device)[0].train()
     else:
         pointer = pointer_fields(vocab) if config.audio_pointer else {}
