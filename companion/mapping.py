@@ -23,6 +23,7 @@ from core.checkpoint import CheckpointError, read_meta
 from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, settings_for_stars, star_rating
 from core.generate import Generator, continue_map
+from core.rhythm import gap_shares_for_stars, observed_gap_shares
 from core.song_input import SongInput, find_file
 from core.spacing import observed_spacing, spacing_for_stars
 from core.starter import default_model_path
@@ -117,8 +118,9 @@ class Target:
 STAR_TOLERANCE = 0.5  # a map further than this from the requested stars is generated again
 MAX_ATTEMPTS = 3
 # The retries' one lever, `effort`: the spacing ceiling is scaled by exp(effort) (wider jumps:
-# more aim) and the density bias moved by DENSITY_PER_EFFORT * effort (shorter gaps: more
-# speed), so that both halves of the star rating follow it.
+# more aim), the density bias moved by DENSITY_PER_EFFORT * effort (shorter gaps: more speed)
+# and the caps on short gaps taken from core.rhythm's table at the stars asked for plus
+# effort / EFFORT_PER_STAR (streams: speed), so that both halves of the star rating follow it.
 DENSITY_PER_EFFORT = 0.5
 EFFORT_PER_STAR = 0.4  # first guess of the effort a missed star needs
 MAX_EFFORT_STEP, MAX_EFFORT = 1.0, 2.0
@@ -133,7 +135,8 @@ class Generated:
     attempts: int  # generations run to get near the requested stars
     timing: str  # "map" (the song's own), "estimated" (from the audio) or "none"
     spacing: float | None = None  # the spacing ceiling (px/ms) of the attempt kept ...
-    density_bias: float = 0.0  # ... and its density bias (core.decoding.DecodingOptions)
+    density_bias: float = 0.0  # ... its density bias (core.decoding.DecodingOptions) ...
+    gap_shares: tuple[float, ...] | None = None  # ... and its caps on short gaps (core.rhythm)
 
 
 def song_timing(template: Beatmap, mel: Tensor, name: str) -> tuple[list[TimingPoint], str]:
@@ -158,11 +161,12 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     """A whole new map for a song: its template's timing (estimated when it has none) and
     metadata, the target difficulty, and a Version (`kiai 4.5`) to be made unique when written.
 
-    The model is conditioned on the target, and its jumps are bounded by the spacing that
-    gives the target's stars (core.spacing), or by `options.spacing`, which stays as given.
+    The model is conditioned on the target, its jumps are bounded by the spacing that gives
+    the target's stars (core.spacing) and its short gaps by the shares typical of them
+    (core.rhythm), or by `options.spacing` and `options.gap_shares`, which stay as given.
     When the map's star rating misses the target by more than STAR_TOLERANCE, the map is
-    generated again with more or less effort (wider jumps and shorter gaps, or the reverse; only
-    the gaps when the spacing is given) by the miss, then along the secant of the attempts so
+    generated again with more or less effort (wider jumps, shorter gaps and more of them fast,
+    or the reverse; only what is not given) by the miss, then along the secant of the attempts so
     far, up to `max_attempts`; the nearest attempt is returned. `on_retry(n, stars)` is told before
     attempt n (2, 3, ...), with the stars of the best so far; `progress` restarts at 0 for each
     attempt.
@@ -187,9 +191,13 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
             if on_retry is not None:
                 on_retry(attempt, best[0])
             effort = next_effort(tried, wanted)
+        shares = options.gap_shares
+        if shares is None:
+            shares = gap_shares_for_stars(wanted + effort / EFFORT_PER_STAR)
         tried_options = dataclasses.replace(
             options, spacing=options.spacing or base * math.exp(effort),
-            density_bias=options.density_bias + DENSITY_PER_EFFORT * effort)
+            density_bias=options.density_bias + DENSITY_PER_EFFORT * effort,
+            gap_shares=shares)
         objects = generator.generate(mel, template, condition, 0.0, song_ms,
                                      options=tried_options, progress=progress,
                                      should_stop=should_stop)
@@ -205,7 +213,7 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     beatmap.format_version = 14
     beatmap.metadata["Version"] = f"kiai {wanted:.1f}"
     return Generated(as_new_difficulty(beatmap), stars, len(tried), timing, kept.spacing,
-                     kept.density_bias)
+                     kept.density_bias, kept.gap_shares)
 
 
 def next_effort(tried: list[tuple[float, float]], wanted: float) -> float:
@@ -237,8 +245,9 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
                      should_stop: ShouldStop | None = None,
                      features: Features = audio_features) -> Beatmap:
     """The map with new objects from `from_ms` (to `until_ms`); objects before `from_ms` and
-    after `until_ms` kept exactly, new jumps no wider than the map's before `from_ms`. Its
-    Version is the original's (the caller names a new difficulty with continued_version)."""
+    after `until_ms` kept exactly, new jumps no wider and short gaps no more frequent than the
+    map's before `from_ms`. Its Version is the original's (the caller names a new difficulty
+    with continued_version)."""
     if beatmap.mode is not Mode.OSU:
         raise UnsupportedModeError(f"only osu!standard maps can be continued, not mode "
                                    f"{int(beatmap.mode)} ({beatmap.mode.name.lower()})")
@@ -246,6 +255,8 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
     cond = condition_vector(beatmap.difficulty, star_rating(beatmap))
     if options.spacing is None:  # keep the map's own spacing (None: too few jumps to tell)
         options = dataclasses.replace(options, spacing=observed_spacing(beatmap, from_ms))
+    if options.gap_shares is None:  # ... and its own rhythm's density
+        options = dataclasses.replace(options, gap_shares=observed_gap_shares(beatmap, from_ms))
     result = continue_map(generator, beatmap, mel, from_ms, until_ms, cond, options,
                           progress=progress, should_stop=should_stop)
     result.format_version = 14

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from core.beatmap.curves import slider_path
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, CurveType, Slider
+from core.rhythm import GAP_LEVELS_MS, MAX_GAP_MS
 from core.spacing import SPINNER_POSITION, end_position
 from core.tokens.grammar import Grammar, GrammarWalker, State
 from core.tokens.vocab import Category, Vocab
@@ -43,7 +44,12 @@ class SequenceState:
     cursor: float = 0.0  # the current object's start
     body: float = 0.0  # shifts inside a slider or spinner (its duration so far)
     last_end: float = -math.inf  # the end of the last placed object
+    last_start: float = -math.inf  # ... and its start
     objects: int = 0
+    # Gaps from one object's start to the next one's so far, and how many of them were shorter
+    # than each of core.rhythm.GAP_LEVELS_MS (DecodingOptions.gap_shares).
+    gaps: int = 0
+    short_gaps: tuple[int, ...] = (0,) * len(GAP_LEVELS_MS)
     finished: bool = False
     # Where the last placed object ends (osu!pixels; None before the first) and the x of the
     # object being placed, for the spacing limit.
@@ -77,8 +83,13 @@ class SequenceState:
                 self.curve, self.segments = self.vocab.config.slider_curves[index], ()
             self.body = 0.0
             self.objects += 1
+            gap = self.cursor - self.last_start
+            if gap <= MAX_GAP_MS:  # not the first object, nor one after a pause
+                self.gaps += 1
+                self.short_gaps = tuple(n + (gap < level)
+                                        for n, level in zip(self.short_gaps, GAP_LEVELS_MS))
             self.gap = self.cursor - self.last_end
-            self.last_end = self.cursor
+            self.last_end = self.last_start = self.cursor
         elif category is C.START_SLIDER:  # a new segment from the next anchor on
             letter = self.vocab.config.slider_curves[index]
             self.segments = (*self.segments, (len(self.path) - 1, letter))
@@ -297,9 +308,16 @@ class ConstraintFilter:
     def _earliest(self, state: SequenceState) -> float:
         """Where the next object may start: after the generation start and the last object's
         end; two steps after it when times snap to ticks (one step apart, both could snap onto
-        the same tick)."""
+        the same tick); and a GAP_LEVELS_MS level after the last one's start where one more gap
+        under it would take the sequence's share of them over its `gap_shares`."""
         gap = 2 * self.step if state.on_tick is not None else self.step
-        return max(state.min_start, state.last_end + gap)
+        earliest = max(state.min_start, state.last_end + gap)
+        if self.options.gap_shares is not None:
+            for level, share, count in zip(GAP_LEVELS_MS, self.options.gap_shares,
+                                           state.short_gaps):
+                if count + 1 > share * (state.gaps + 1):
+                    earliest = max(earliest, state.last_start + level)
+        return earliest
 
     def _land_on_ticks(self, logits: Tensor, state: SequenceState, allowed: int,
                        earliest: float) -> None:

@@ -18,6 +18,7 @@ from torch import Tensor
 from core.constraints import NEG_INF, ConstraintFilter, SequenceState
 from core.incremental import step_decoder
 from core.model import MapModel
+from core.rhythm import GAP_LEVELS_MS
 from core.tokens.grammar import Grammar, GrammarWalker, State
 from core.tokens.timeline import cursor_times
 from core.tokens.vocab import Category, Vocab
@@ -51,6 +52,11 @@ class DecodingOptions:
     # of gap from where the previous one ended (the jumps a map has decide most of its star
     # rating; core.spacing has typical values per star rating). None: no limit.
     spacing: float | None = None
+    # The rhythm's density as caps: at most gap_shares[i] of the objects may start sooner than
+    # core.rhythm.GAP_LEVELS_MS[i] after the previous one's start (streams, then 1/2 rhythms:
+    # the speed half of the star rating; core.rhythm has typical values per star rating),
+    # counted over the window's prefix and output. None: no limit.
+    gap_shares: tuple[float, ...] | None = None
     # Limits.
     max_tokens: int = 1536  # generated tokens per window
     max_object_ms: float = 20_000.0  # the longest slider or spinner
@@ -71,9 +77,10 @@ class DecodingOptions:
             raise ValueError("beam_size and max_tokens must be >= 1")
         if self.spacing is not None and not self.spacing > 0:
             raise ValueError("spacing must be > 0 px/ms (or None for no limit)")
-
-
-
+        if self.gap_shares is not None and (len(self.gap_shares) != len(GAP_LEVELS_MS) or
+                                            not all(0 <= s <= 1 for s in self.gap_shares)):
+            raise ValueError(f"gap_shares must be {len(GAP_LEVELS_MS)} shares in [0, 1] "
+                             f"(or None for no limit)")
 
 
 def choose(logits: Tensor, options: DecodingOptions,

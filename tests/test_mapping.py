@@ -24,6 +24,7 @@ from companion.mapping import (
 from core.beatmap.parser import parse_file
 from core.beatmap.ticks import TickGrid, divisor_for_tempo, divisors_for
 from core.difficulty import star_rating
+from core.rhythm import GAP_LEVELS_MS, gap_shares_for_stars, start_gaps
 from core.song_input import resolve
 from core.spacing import spacing_for_stars
 from core.synth.config import SynthConfig
@@ -137,7 +138,7 @@ def test_the_next_effort_follows_the_miss_then_the_secant():
     assert next_effort([(0.0, 6.0)], 5.0) == pytest.approx(-EFFORT_PER_STAR)  # and down
 
 
-def test_retries_move_the_spacing_and_the_density_together(generator, song):
+def test_retries_move_the_spacing_the_density_and_the_gap_caps_together(generator, song):
     folder, _ = song
     generated = generate_beatmap(generator, resolve(folder), Target(stars=0.5),
                                  decoding_options(seed=0))
@@ -146,6 +147,21 @@ def test_retries_move_the_spacing_and_the_density_together(generator, song):
     effort = math.log(generated.spacing / spacing_for_stars(0.5))
     assert effort < 0  # easier: narrower jumps ...
     assert generated.density_bias == pytest.approx(DENSITY_PER_EFFORT * effort)  # ... longer gaps
+    # ... and fewer short ones: the caps of a map that much easier
+    assert generated.gap_shares == pytest.approx(
+        gap_shares_for_stars(0.5 + effort / EFFORT_PER_STAR))
+
+
+def test_the_first_attempt_caps_short_gaps_as_the_stars_asked_for(generator, song):
+    folder, _ = song
+    for wanted in (2.0, 5.0):
+        generated = generate_beatmap(generator, resolve(folder), Target(stars=wanted),
+                                     decoding_options(seed=0), max_attempts=1)
+        assert generated.gap_shares == gap_shares_for_stars(wanted)
+        gaps = start_gaps(generated.beatmap)
+        streamed = sum(g < GAP_LEVELS_MS[0] - 10 for g in gaps)  # 10 ms: times snap to ticks
+        if wanted == 2.0:  # a Normal's cap is none at all
+            assert gaps and streamed == 0
 
 
 def test_the_cli_reports_stars_and_where_the_timing_came_from(song, tmp_path):
