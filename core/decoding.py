@@ -80,7 +80,7 @@ class DecodingOptions:
         if self.gap_shares is not None and (len(self.gap_shares) != len(GAP_LEVELS_MS) or
                                             not all(0 <= s <= 1 for s in self.gap_shares)):
             raise ValueError(f"gap_shares must be {len(GAP_LEVELS_MS)} shares in [0, 1] "
-                             f"(or None for no limit)")
+                             "(or None for no limit)")
 
 
 def choose(logits: Tensor, options: DecodingOptions,

@@ -142,3 +142,9 @@ def test_a_continuation_keeps_the_maps_rhythm(tmp_path):
     assert count > 10 and fast == 0
     free, _ = fast_gaps(DecodingOptions(seed=1, max_tokens=400, gap_shares=(1.0, 1.0)))
     assert free > 0  # the model streams here when it may
+
+
+@pytest.mark.parametrize("shares", [(0.5,), (0.1, 1.5), (-0.1, 0.5)])
+def test_caps_are_a_share_per_level(shares):
+    with pytest.raises(ValueError, match="gap_shares"):
+        DecodingOptions(gap_shares=shares)
