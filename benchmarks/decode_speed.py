@@ -8,8 +8,11 @@ prefix fed at once, as a window's start does) is timed apart and printed in its 
 is not in the marginal rate (before, it was, which put a 2,016-token prefill into the cost of 32
 tokens and understated the cache at 2048 tokens ~3x). "cached" steps through
 core.incremental.StepDecoder, as decoding does; "module tok/s" is the same cache stepped through
-Decoder.forward, for the dispatch it saves. Weights are random (speed does not depend
-on training); `--song` adds an end-to-end run of `Generator.generate` over a long song.
+Decoder.forward, for the dispatch it saves; "int8 tok/s" is StepDecoder at precision int8 (int8
+weights, bfloat16 blocks and cache; its greedy tokens are not compared: random weights give
+near-flat logits, where ~1% moves the argmax; benchmarks/learning.py --precision int8 measures
+its maps). Weights are random (speed does not depend on training); `--song` adds an end-to-end
+run of `Generator.generate` over a long song at both precisions.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ FRAMES = 3200  # 16 s of 5 ms frames
 
 
 @torch.inference_mode()
-def cached(model: MapModel, audio, cond, prefix, times,
-           fast: bool = True) -> tuple[list[int], float, float]:
+def cached(model: MapModel, audio, cond, prefix, times, fast: bool = True,
+           precision: str = "float32") -> tuple[list[int], float, float]:
     """(tokens, prefill seconds, seconds for the STEPS tokens after it). `fast`: one token a
     step through core.incremental's StepDecoder, as decoding runs; else Decoder.forward."""
     cache = model.new_cache()
@@ -43,7 +46,7 @@ def cached(model: MapModel, audio, cond, prefix, times,
     start = time.perf_counter()
     logits = model.decoder(prefix, audio, cond, cache, times[:, :n])[0, -1]
     filled = time.perf_counter()
-    step = StepDecoder(model.decoder) if fast else None
+    step = StepDecoder(model.decoder, precision) if fast else None
     out = []
     for i in range(STEPS):
         token = int(torch.argmax(logits))
@@ -81,7 +84,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {STEPS} greedy steps "
           f"per measurement, median of {args.repeats}")
     print(f"{'preset':<7}{'tokens':>7}{'cached tok/s':>14}{'recompute tok/s':>17}{'speedup':>9}"
-          f"{'same output':>13}{'prefill s':>11}{'module tok/s':>14}")
+          f"{'same output':>13}{'prefill s':>11}{'module tok/s':>14}{'int8 tok/s':>12}"
+          f"{'int8 x':>8}")
     for name in args.presets:
         torch.manual_seed(0)
         model = MapModel(preset_dims(name, len(vocab), **pointer_fields(vocab))).eval()
@@ -94,11 +98,12 @@ def main() -> None:
                                    .manual_seed(n))
             # cursor times as a window's tokens have them: rising through the 16 s window
             times = torch.linspace(0.0, 15_000.0, n)[None].round()
-            a_times, b_times, m_times, fills, same = [], [], [], [], True
+            a_times, b_times, m_times, q_times, fills, same = [], [], [], [], [], True
             for _ in range(args.repeats):
                 a, fill, ta = cached(model, audio, cond, prefix, times)
                 b, tb = recompute(model, audio, cond, prefix, times)
                 m, _, tm = cached(model, audio, cond, prefix, times, fast=False)
+                q_times.append(cached(model, audio, cond, prefix, times, precision="int8")[2])
                 a_times.append(ta)
                 b_times.append(tb)
                 m_times.append(tm)
@@ -107,7 +112,9 @@ def main() -> None:
             ta, tb = statistics.median(a_times), statistics.median(b_times)
             print(f"{name:<7}{n:>7}{STEPS / ta:>14.1f}{STEPS / tb:>17.1f}{tb / ta:>9.1f}"
                   f"{'yes' if same else 'NO':>13}{statistics.median(fills):>11.2f}"
-                  f"{STEPS / statistics.median(m_times):>14.1f}")
+                  f"{STEPS / statistics.median(m_times):>14.1f}"
+                  f"{STEPS / statistics.median(q_times):>12.1f}"
+                  f"{ta / statistics.median(q_times):>8.2f}")
     if args.song:
         song_end_to_end()
 
@@ -133,13 +140,16 @@ def song_end_to_end() -> None:
         template = parse_file(next(folder.glob("*[[]Hard[]].osu"))).beatmap
         template.hit_objects = []
         generator = Generator.from_checkpoint(path)
-        start = time.perf_counter()
-        mel = audio_features(folder / "audio.ogg")
-        objects = generator.generate(mel, template, [8.0, 4.0, 7.5, 5.5, 4.0], 0.0,
-                                     mel.shape[-1] * FRAME_MS, options=DecodingOptions(seed=0))
-        took = time.perf_counter() - start
-    print(f"\n3-minute song, small starter model, sampling: {took:.1f} s end to end "
-          f"({len(objects)} objects)")
+        print()
+        for precision in ("float32", "int8"):
+            start = time.perf_counter()
+            mel = audio_features(folder / "audio.ogg")
+            objects = generator.generate(mel, template, [8.0, 4.0, 7.5, 5.5, 4.0], 0.0,
+                                         mel.shape[-1] * FRAME_MS,
+                                         options=DecodingOptions(seed=0, precision=precision))
+            took = time.perf_counter() - start
+            print(f"3-minute song, small starter model, sampling, {precision}: {took:.1f} s end "
+                  f"to end ({len(objects)} objects)")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from core.dataset import BuildConfig, build
 from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, star_rating
 from core.generate import Generator
+from core.incremental import PRECISIONS
 from core.songs import discover
 from core.synth.config import SynthConfig
 from core.synth.songs import write_song
@@ -97,7 +98,8 @@ def train_for(budget_s: float, data: Path, run: Path, vocab: str, seed: int,
     return run / "main" / "last", result.step
 
 
-def evaluate(checkpoint: Path, held_out: list[Path], method: str) -> dict:
+def evaluate(checkpoint: Path, held_out: list[Path], method: str,
+             precision: str = "float32") -> dict:
     generator = Generator.from_checkpoint(checkpoint)
     f1s, stars_asked, densities = [], [], []
     for folder in held_out:
@@ -110,7 +112,8 @@ def evaluate(checkpoint: Path, held_out: list[Path], method: str) -> dict:
             template.hit_objects = []
             objects = generator.generate(mel, template, condition_vector(reference.difficulty,
                                                                          stars), 0.0, end,
-                                         options=DecodingOptions(method=method, seed=0))
+                                         options=DecodingOptions(method=method, seed=0,
+                                                                precision=precision))
             f1s.append(onset_f1([o.time for o in reference.hit_objects],
                                 [o.time for o in objects])[2])
             stars_asked.append(stars)
@@ -131,6 +134,8 @@ def main() -> None:
                              "(core.beat_grid), `default/coord=0.25` with coordinate tokens "
                              "weighing 0.25 in the loss (core.objective), to measure each.")
     parser.add_argument("--method", default="greedy", choices=["greedy", "sample", "beam"])
+    parser.add_argument("--precision", default="float32", choices=list(PRECISIONS),
+                        help="The decoder's step arithmetic (core.incremental).")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--evaluate", type=Path, default=None, metavar="CHECKPOINT",
@@ -140,9 +145,10 @@ def main() -> None:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="kiai-learning-"))
     held_out = songs(work / "held_out", args.held_out, 2000 + args.seed, args.duration)
     if args.evaluate is not None:
-        s = evaluate(args.evaluate, held_out, args.method)
+        s = evaluate(args.evaluate, held_out, args.method, args.precision)
         print(f"{args.evaluate}: onset F1 {s['f1']:.3f} (worst {s['f1_min']:.3f}), density r "
-              f"{s['density_r']:.2f} over {s['maps']} held-out maps ({args.method})")
+              f"{s['density_r']:.2f} over {s['maps']} held-out maps ({args.method}, "
+              f"{args.precision})")
         return
     train_songs = songs(work / "train", args.train_songs, 1000 + args.seed, args.duration)
     print(f"{len(train_songs)} training songs, {len(held_out)} held out, {args.duration:g} s "

@@ -125,14 +125,15 @@ class Methods:
         path = check_continue(space, p.beatmap, p.expected_md5, in_place)
         work = continue_work(space, ContinueRequest(
             path, p.beatmap, p.from_ms, p.until_ms, p.expected_md5, in_place,
-            _options(p.sampling, p.spacing)))
+            _options(p.sampling, p.spacing, self.daemon.config.precision)))
         self._submit(session, request, "map.continue", work)
 
     def _generate(self, session: Session, request: Request) -> None:
         p: MapGenerateParams = request.params
         song = check_generate(self.daemon.space, p.song_folder, p.audio)
         target = Target(p.stars, p.ar, p.cs, p.od, p.hp)
-        work = generate_work(self.daemon.space, song, target, _options(p.sampling, p.spacing))
+        work = generate_work(self.daemon.space, song, target,
+                             _options(p.sampling, p.spacing, self.daemon.config.precision))
         self._submit(session, request, "map.generate", work)
 
     def _submit(self, session: Session, request: Request, method: str, work: Any) -> None:
@@ -179,7 +180,8 @@ class Methods:
             log.warning("not generating for %s: %s", folder.name, e.message)
             return True
         target = Target(self.daemon.config.auto_stars)
-        work = generate_work(self.daemon.space, folder, target, DecodingOptions())
+        work = generate_work(self.daemon.space, folder, target,
+                             DecodingOptions(precision=self.daemon.config.precision))
         try:
             jobs.submit("map.generate", work)
         except QueueFullError:
@@ -187,11 +189,13 @@ class Methods:
         return True
 
 
-def _options(sampling: Sampling | None, spacing: float | None = None) -> DecodingOptions:
+def _options(sampling: Sampling | None, spacing: float | None = None,
+             precision: str = "float32") -> DecodingOptions:
     s = sampling or Sampling()
     try:
         options = decoding_options(s.method, s.temperature, s.top_k, s.top_p, s.beam_size,
                                    s.seed, s.draw_gaps)
     except ValueError as e:
         raise InvalidParamsError(str(e), "params.sampling") from e
-    return dataclasses.replace(options, spacing=spacing)  # the schema keeps it > 0
+    # the schema keeps spacing > 0; the config checked precision
+    return dataclasses.replace(options, spacing=spacing, precision=precision)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from core.constraints import NEG_INF, ConstraintFilter, SequenceState
-from core.incremental import step_decoder
+from core.incremental import PRECISIONS, step_decoder
 from core.model import MapModel
 from core.rhythm import GAP_LEVELS_MS
 from core.tokens.grammar import Grammar, GrammarWalker, State
@@ -57,6 +57,10 @@ class DecodingOptions:
     # the speed half of the star rating; core.rhythm has typical values per star rating),
     # counted over the window's prefix and output. None: no limit.
     gap_shares: tuple[float, ...] | None = None
+    # How the decoder's steps compute (core.incremental.PRECISIONS): "int8" weights and
+    # bfloat16 activations step the seed preset ~1.9x faster on an AVX-512 CPU at ~1% of the
+    # logits; "float32" matches training exactly.
+    precision: str = "float32"
     # Limits.
     max_tokens: int = 1536  # generated tokens per window
     max_object_ms: float = 20_000.0  # the longest slider or spinner
@@ -73,6 +77,9 @@ class DecodingOptions:
             raise ValueError("top_k must be >= 1")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise ValueError("top_p must lie in (0, 1]")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r} "
+                             f"(one of {', '.join(PRECISIONS)})")
         if self.beam_size < 1 or self.max_tokens < 1:
             raise ValueError("beam_size and max_tokens must be >= 1")
         if self.spacing is not None and not self.spacing > 0:
@@ -145,7 +152,7 @@ def decode_window(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tens
         return _beam_search(model, vocab, audio, difficulty, prefix, state, options, should_stop)
     filt = ConstraintFilter(vocab, options)
     eos = vocab.id(C.EOS)
-    next_logits = step_decoder(model)
+    next_logits = step_decoder(model, options.precision)
     cache = model.new_cache()
     tokens = torch.tensor([list(prefix)], dtype=torch.long)
     times = torch.tensor([cursor_times(prefix, vocab)])  # (1, T)
@@ -177,7 +184,7 @@ def _beam_search(model: MapModel, vocab: Vocab, audio: Tensor, difficulty: Tenso
     log-probability. The cache is reordered to the surviving beams after every step."""
     filt = ConstraintFilter(vocab, options)
     eos, width = vocab.id(C.EOS), options.beam_size
-    next_logits = step_decoder(model)
+    next_logits = step_decoder(model, options.precision)
     cache = model.new_cache()
     tokens = torch.tensor([list(prefix)], dtype=torch.long)
     times = torch.tensor([cursor_times(prefix, vocab)])  # (1, T)

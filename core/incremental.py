@@ -6,6 +6,12 @@ maths. `StepDecoder` runs the same computation as `Decoder.forward` with a cache
 weights, with the self-attention's query, key and value fused into one matrix and no dropout
 (inference only), calling torch's functional ops directly. Prefill (many tokens at once) stays
 with `Decoder.forward`; `tests/test_model.py` checks that both give the same logits.
+
+A step is memory-bound: the seed preset reads ~84 MB of fp32 weights and ~60 MB of keys and
+values per token. Precision "int8" holds each matrix as int8 with a scale per output channel and
+runs the blocks in bfloat16 (activations and the cache's keys and values), the embeddings, final
+norm, head and audio pointer staying float32: on an AVX-512 CPU the seed preset steps ~1.9x
+faster (benchmarks/decode_speed.py); logits move by ~1% (tests/test_model.py bounds it).
 """
 
 from __future__ import annotations
@@ -18,12 +24,14 @@ from torch import Tensor
 
 from core.model import Decoder, DecoderBlock, KVCache
 
+PRECISIONS = ("float32", "int8")
 
-def step_decoder(model) -> Callable[..., Tensor]:
+
+def step_decoder(model, precision: str = "float32") -> Callable[..., Tensor]:
     """The one-token step for `model`: a StepDecoder for a MapModel's decoder; any other
     decoder (a test's stand-in) is called as it is, its last position's logits taken."""
     if isinstance(model.decoder, Decoder):
-        return StepDecoder(model.decoder)
+        return StepDecoder(model.decoder, precision)
     return lambda tokens, audio, difficulty, cache, times: model.decoder(
         tokens, audio, difficulty, cache, times)[:, -1]
 
@@ -33,11 +41,17 @@ class StepDecoder:
     holds its own copies of the weight matrices, transposed for addmm, so later training does
     not reach it). Activations are (B, D): with one token a step, heads need no transposes."""
 
-    def __init__(self, decoder: Decoder) -> None:
+    def __init__(self, decoder: Decoder, precision: str = "float32") -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r} (one of {', '.join(PRECISIONS)})")
         self.decoder = decoder
         self.d_model = decoder.token_embedding.weight.shape[1]
         self.heads = decoder.blocks[0].self_attn.n_heads if len(decoder.blocks) else 1
-        self.layers = [_layer_weights(block) for block in decoder.blocks]
+        int8 = precision == "int8"
+        self.block_dtype = torch.bfloat16 if int8 else torch.float32
+        self.linear = _int8_linear if int8 else _linear
+        self.layers = [_layer_weights(block, _int8_affine if int8 else _affine,
+                                      self.block_dtype) for block in decoder.blocks]
         self.final = _norm_weights(decoder.ln)
         self.head = decoder.head.weight.t().contiguous()
         self.condition = _affine(decoder.condition.weight, decoder.condition.bias)
@@ -63,24 +77,27 @@ class StepDecoder:
         times = times.view(b)
         if dec.time_embedding:
             x = x + dec.times[torch.round(times / 10.0).long().clamp(0, dec.times.shape[0] - 1)]
-        x = x + self._condition(difficulty)
+        x = (x + self._condition(difficulty)).to(self.block_dtype)
+        if cache.cross_k[0].dtype != self.block_dtype:  # just prefilled by Decoder.forward
+            cache.cast(self.block_dtype)
+        linear = self.linear
         # torch.layer_norm and plain slicing, not F.layer_norm and Tensor.split: their Python
         # wrappers cost more than the arithmetic at these sizes (~5 and ~25 us a call).
         for layer, (ln_self, qkv, out, ln_cross, cross_q, cross_out, ln_mlp, up, down) in \
                 enumerate(self.layers):
-            qkv_x = torch.addmm(qkv[1], torch.layer_norm(x, *ln_self), qkv[0])  # (B, 3D)
+            qkv_x = linear(qkv, torch.layer_norm(x, *ln_self))  # (B, 3D)
             k, v = cache.append(layer, _heads(qkv_x[:, d:2 * d], heads),
                                 _heads(qkv_x[:, 2 * d:], heads))
             y = F.scaled_dot_product_attention(_heads(qkv_x[:, :d], heads), k, v)
-            x = torch.addmm(out[1], y.view(b, d), out[0]).add_(x)
-            q = torch.addmm(cross_q[1], torch.layer_norm(x, *ln_cross), cross_q[0])
+            x = linear(out, y.view(b, d)).add_(x)
+            q = linear(cross_q, torch.layer_norm(x, *ln_cross))
             y = F.scaled_dot_product_attention(_heads(q, heads), cache.cross_k[layer],
                                                cache.cross_v[layer])
-            x = torch.addmm(cross_out[1], y.view(b, d), cross_out[0]).add_(x)
-            h = F.gelu(torch.addmm(up[1], torch.layer_norm(x, *ln_mlp), up[0]))
-            x = torch.addmm(down[1], h, down[0]).add_(x)
+            x = linear(cross_out, y.view(b, d)).add_(x)
+            h = F.gelu(linear(up, torch.layer_norm(x, *ln_mlp)))
+            x = linear(down, h).add_(x)
         cache.length += 1
-        x = torch.layer_norm(x, *self.final)
+        x = torch.layer_norm(x.float(), *self.final)
         logits = x @ self.head  # (B, V)
         if self.pointer is not None:  # Decoder.pointer_logits, with the cached keys
             span, (weight, bias), shift_steps = self.pointer
@@ -101,17 +118,19 @@ class StepDecoder:
         return value
 
 
-def _layer_weights(block: DecoderBlock) -> tuple:
-    """A block's tensors in the order StepDecoder uses them; the self-attention's query, key
-    and value projections as one (D, 3D) matrix (the key has no bias)."""
+def _layer_weights(block: DecoderBlock, affine: Callable[[Tensor, Tensor], tuple],
+                   dtype: torch.dtype) -> tuple:
+    """A block's tensors in the order StepDecoder uses them, each Linear packed by `affine`;
+    the self-attention's query, key and value projections as one (3D, D) matrix (the key has
+    no bias)."""
     a, c = block.self_attn, block.cross_attn
-    qkv = _affine(torch.cat([a.query.weight, a.key.weight, a.value.weight]),
-                  torch.cat([a.query.bias, torch.zeros_like(a.query.bias), a.value.bias]))
+    qkv = affine(torch.cat([a.query.weight, a.key.weight, a.value.weight]),
+                 torch.cat([a.query.bias, torch.zeros_like(a.query.bias), a.value.bias]))
     up, down = block.mlp[0], block.mlp[2]
-    return (_norm_weights(block.ln_self), qkv, _affine(a.out.weight, a.out.bias),
-            _norm_weights(block.ln_cross), _affine(c.query.weight, c.query.bias),
-            _affine(c.out.weight, c.out.bias), _norm_weights(block.ln_mlp),
-            _affine(up.weight, up.bias), _affine(down.weight, down.bias))
+    return (_norm_weights(block.ln_self, dtype), qkv, affine(a.out.weight, a.out.bias),
+            _norm_weights(block.ln_cross, dtype), affine(c.query.weight, c.query.bias),
+            affine(c.out.weight, c.out.bias), _norm_weights(block.ln_mlp, dtype),
+            affine(up.weight, up.bias), affine(down.weight, down.bias))
 
 
 def _affine(weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
@@ -119,8 +138,24 @@ def _affine(weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
     return weight.t().contiguous(), bias
 
 
-def _norm_weights(ln: torch.nn.LayerNorm) -> tuple:
-    return ln.normalized_shape, ln.weight, ln.bias, ln.eps
+def _linear(packed: tuple[Tensor, Tensor], x: Tensor) -> Tensor:
+    return torch.addmm(packed[1], x, packed[0])
+
+
+def _int8_affine(weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(W as int8 (N, K), a bfloat16 scale per output row, the bias in bfloat16): symmetric
+    per-channel rounding, the largest weight of a row to +-127."""
+    scale = weight.abs().amax(dim=1).clamp_min(1e-12) / 127.0
+    q = torch.round(weight / scale[:, None]).clamp_(-127, 127).to(torch.int8).contiguous()
+    return q, scale.to(torch.bfloat16), bias.to(torch.bfloat16)
+
+
+def _int8_linear(packed: tuple[Tensor, Tensor, Tensor], x: Tensor) -> Tensor:
+    return torch._weight_int8pack_mm(x, packed[0], packed[1]).add_(packed[2])
+
+
+def _norm_weights(ln: torch.nn.LayerNorm, dtype: torch.dtype = torch.float32) -> tuple:
+    return ln.normalized_shape, ln.weight.to(dtype), ln.bias.to(dtype), ln.eps
 
 
 def _heads(x: Tensor, heads: int) -> Tensor:

@@ -122,6 +122,14 @@ class KVCache:
             new[:, :, : self.length] = old[:, :, : self.length]
         return new
 
+    def cast(self, dtype: torch.dtype) -> None:
+        """Hold the attention keys and values as `dtype` (the pointer's keys stay as they are):
+        an int8 StepDecoder reads them in bfloat16, half the memory traffic of a step."""
+        for entries in (self.self_k, self.self_v, self.cross_k, self.cross_v):
+            for i, t in enumerate(entries):
+                if t is not None and t.dtype != dtype:
+                    entries[i] = t.to(dtype)
+
     def reorder(self, index: Tensor) -> None:
         """Keep batch rows `index` (B',): beam search's surviving hypotheses."""
         for entries in (self.self_k, self.self_v, self.cross_k, self.cross_v):

@@ -63,6 +63,7 @@ def test_a_missing_config_is_the_defaults_and_the_written_template_reads_back(tm
     ("port = 70000\n", "port must be 0..65535"),
     ("allowed_origins = ['http://x/']\n", "is not an origin"),
     ("queue_capacity = 0\n", "queue_capacity must be"),
+    ("precision = 'int4'\n", "precision must be one of float32, int8, got 'int4'"),
     ("port = \n", "config.toml"),
 ])
 def test_config_errors_name_the_file_and_the_key(tmp_path, text, message):
@@ -73,9 +74,10 @@ def test_config_errors_name_the_file_and_the_key(tmp_path, text, message):
 
 def test_config_values_and_overrides(tmp_path):
     (tmp_path / CONFIG_FILE_NAME).write_text(
-        'songs = "~/osu/Songs"\nmodel = ""\nallowed_origins = []\nauto_stars = 5\n',
-        encoding="utf-8")
+        'songs = "~/osu/Songs"\nmodel = ""\nallowed_origins = []\nauto_stars = 5\n'
+        'precision = "int8"\n', encoding="utf-8")
     config = load_config(tmp_path)
+    assert config.precision == "int8"
     assert config.songs == Path.home() / "osu" / "Songs" and config.model is None
     assert config.allowed_origins == () and config.auto_stars == 5
     changed = config.override(port=0, watch=False, songs=None)

@@ -81,7 +81,9 @@ def check_valid(beatmap, objects, ticks: TickGrid | None = None) -> None:
     DecodingOptions(method="sample", seed=2, temperature=1.5, top_k=40, top_p=None,
                     max_tokens=400),
     DecodingOptions(method="beam", beam_size=2, max_tokens=250),
-], ids=["greedy", "top-p", "top-k", "beam"])
+    DecodingOptions(method="sample", seed=3, max_tokens=400, precision="int8"),
+    DecodingOptions(method="beam", beam_size=2, max_tokens=250, precision="int8"),
+], ids=["greedy", "top-p", "top-k", "beam", "top-p-int8", "beam-int8"])
 def test_every_sampling_method_gives_a_valid_map(generator, song, options):
     _, template, mel = song
     objects = generator.generate(mel, template, COND, 0.0, 18_000.0, options=options)

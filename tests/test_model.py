@@ -68,6 +68,30 @@ def test_cached_decoding_matches_full_forward(pointer, stepper):
 
 
 @torch.no_grad()
+def test_int8_step_decoder_stays_close_to_float32():
+    """Precision int8 (int8 weights, bfloat16 blocks and cache) moves logits by ~1% of their
+    range and keeps the likeliest token; a wrong scale or layout would scramble them."""
+    model = tiny_model()
+    mel, ids, difficulty = inputs()
+    times = torch.cumsum(torch.randint(0, 60, ids.shape), dim=1).float()
+    full = model(mel, ids, difficulty, times)[:, 7:]
+    audio = model.encoder(mel)
+    cache = model.new_cache()
+    model.decoder(ids[:, :7], audio, difficulty, cache, times[:, :7])
+    step = StepDecoder(model.decoder, "int8")
+    cached = torch.stack([step(ids[:, t: t + 1], audio, difficulty, cache, times[:, t: t + 1])
+                          for t in range(7, ids.shape[1])], dim=1)
+    assert cached.dtype == torch.float32 and cache.self_k[0].dtype == torch.bfloat16
+    error = (cached - full).abs().max().item()
+    spread = (full.amax(-1) - full.amin(-1)).min().item()
+    assert 0 < error <= 0.03 * spread
+    agree = (cached.argmax(-1) == full.argmax(-1)).float().mean().item()
+    assert agree >= 0.95
+    with pytest.raises(ValueError, match="unknown precision"):
+        StepDecoder(model.decoder, "int4")
+
+
+@torch.no_grad()
 def test_cache_reorder_follows_beams():
     model = tiny_model()
     mel, ids, difficulty = inputs()

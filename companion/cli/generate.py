@@ -68,6 +68,10 @@ def decoding_options(f):
                      help="The widest jump: a new object starts at most this many osu!pixels "
                           "per ms of gap from where the previous one ends (default: typical "
                           "of the stars asked for; continue: the map's own)."),
+        click.option("--precision", type=click.Choice(["float32", "int8"]), default="float32",
+                     show_default=True,
+                     help="The model's arithmetic: int8 weights and bfloat16 activations are "
+                          "~2x faster for large models on CPUs with AVX-512."),
         click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
                      help="A checkpoint directory (default: the shipped starter model)."),
         click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
@@ -79,11 +83,11 @@ def decoding_options(f):
 
 
 def _options(sampling, temperature, top_k, top_p, beam_size, seed, draw_gaps,
-             spacing) -> DecodingOptions:
+             spacing, precision) -> DecodingOptions:
     try:
         return DecodingOptions(method=sampling, temperature=temperature, top_k=top_k,
                                top_p=top_p, beam_size=beam_size, seed=seed, draw_gaps=draw_gaps,
-                               spacing=spacing)
+                               spacing=spacing, precision=precision)
     except ValueError as e:
         raise click.ClickException(str(e)) from e
 
@@ -119,13 +123,15 @@ def _write(beatmap: Beatmap, folder: Path, output: Path | None, version: str) ->
 @click.option("--hp", type=float, default=None)
 @decoding_options
 def generate_command(song: Path, stars, ar, cs, od, hp, sampling, temperature, top_k, top_p,
-                     beam_size, seed, draw_gaps, spacing, model_path, output) -> None:
+                     beam_size, seed, draw_gaps, spacing, precision, model_path,
+                     output) -> None:
     """Write a new difficulty for a song (an audio file, or a song folder)."""
     try:
         source = resolve(song)
     except SongInputError as e:
         raise click.ClickException(str(e)) from e
-    options = _options(sampling, temperature, top_k, top_p, beam_size, seed, draw_gaps, spacing)
+    options = _options(sampling, temperature, top_k, top_p, beam_size, seed, draw_gaps, spacing,
+                       precision)
     generator = _generator(model_path)
     target = Target(stars, ar, cs, od, hp)
     try:
@@ -171,14 +177,15 @@ def _timing(generated: Generated) -> str:
 @decoding_options
 def continue_command(beatmap_path: Path, from_text: str, until_text: str | None, sampling,
                      temperature, top_k, top_p, beam_size, seed, draw_gaps, spacing,
-                     model_path, output) -> None:
+                     precision, model_path, output) -> None:
     """Continue MAP.osu from a time: its objects before it stay exactly as they are."""
     from_ms = parse_time_ms(from_text)
     until_ms = parse_time_ms(until_text) if until_text else None
     if until_ms is not None and until_ms <= from_ms:
         raise click.ClickException("--until must come after --from")
     beatmap = load_beatmap(beatmap_path)
-    options = _options(sampling, temperature, top_k, top_p, beam_size, seed, draw_gaps, spacing)
+    options = _options(sampling, temperature, top_k, top_p, beam_size, seed, draw_gaps, spacing,
+                       precision)
     try:
         audio = audio_of(beatmap, beatmap_path.parent)
         generator = _generator(model_path)

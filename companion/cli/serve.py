@@ -25,9 +25,12 @@ from protocol import default_config_dir
               help="Generate for new song folders (config: watch).")
 @click.option("--model", type=click.Path(path_type=Path), default=None,
               help="A checkpoint directory (config: model; default: the starter model).")
+@click.option("--precision", type=click.Choice(["float32", "int8"]), default=None,
+              help="The model's arithmetic (config: precision; int8: faster on AVX-512).")
 @click.option("-v", "--verbose", is_flag=True, help="Log every job and connection.")
 def serve_command(songs: Path | None, port: int | None, config_dir: Path | None,
-                  watch: bool | None, model: Path | None, verbose: bool) -> None:
+                  watch: bool | None, model: Path | None, precision: str | None,
+                  verbose: bool) -> None:
     """Run the daemon: a websocket on 127.0.0.1 for clients, and the Songs folder watcher."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -37,7 +40,7 @@ def serve_command(songs: Path | None, port: int | None, config_dir: Path | None,
         if written is not None:
             click.echo(f"wrote the default config to {written}", err=True)
         config = load_config(config_dir).override(songs=songs, port=port, watch=watch,
-                                                  model=model)
+                                                  model=model, precision=precision)
     except (ConfigError, OSError) as e:
         raise click.ClickException(str(e)) from e
     if not config.songs.is_dir():
