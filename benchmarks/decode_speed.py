@@ -18,6 +18,7 @@ run of `Generator.generate` over a long song at both precisions.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
@@ -120,9 +121,14 @@ def main() -> None:
 
 
 def song_end_to_end() -> None:
-    """A 180 s synthetic song, start to end, as `kiai generate` runs it (features included)."""
+    """A 180 s synthetic song, start to end, as `kiai generate` runs it (features included),
+    with the shipped starter at both precisions; then the `seed` preset (random weights, the
+    starter's window length) made to choose the very tokens the starter chose: the same
+    windows, prefixes, constraint filtering and token count, with the seed preset's compute.
+    There is no trained seed-preset model to ship; this is its cost for a real map's tokens."""
     import tempfile
 
+    import core.decoding
     from core.audio import FRAME_MS, audio_features
     from core.beatmap.parser import parse_file
     from core.decoding import DecodingOptions
@@ -135,21 +141,64 @@ def song_end_to_end() -> None:
     if path is None:
         print("no starter model in this checkout: end-to-end run skipped")
         return
+    choose = core.decoding.choose
+    chosen: list[tuple[int, float]] = []
+
+    def recording(*args):
+        chosen.append(choose(*args))
+        return chosen[-1]
+
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_song(SynthConfig(out=Path(tmp), seed=3, duration_s=180.0), 0)
         template = parse_file(next(folder.glob("*[[]Hard[]].osu"))).beatmap
         template.hit_objects = []
-        generator = Generator.from_checkpoint(path)
-        print()
-        for precision in ("float32", "int8"):
+        starter = Generator.from_checkpoint(path)
+        torch.manual_seed(0)
+        seed_model = MapModel(dataclasses.replace(
+            preset_dims("seed", len(starter.vocab), **pointer_fields(starter.vocab)),
+            beat_grid=starter.model.dims.beat_grid)).eval()
+        seed = Generator(seed_model, starter.vocab, starter.windows)
+
+        def run(generator: Generator, precision: str) -> tuple[float, int]:
             start = time.perf_counter()
             mel = audio_features(folder / "audio.ogg")
             objects = generator.generate(mel, template, [8.0, 4.0, 7.5, 5.5, 4.0], 0.0,
                                          mel.shape[-1] * FRAME_MS,
                                          options=DecodingOptions(seed=0, precision=precision))
-            took = time.perf_counter() - start
-            print(f"3-minute song, small starter model, sampling, {precision}: {took:.1f} s end "
-                  f"to end ({len(objects)} objects)")
+            return time.perf_counter() - start, len(objects)
+
+        print()
+        core.decoding.choose = recording
+        try:
+            took, objects = run(starter, "float32")
+        finally:
+            core.decoding.choose = choose
+        print(f"3-minute song, small starter model, sampling, float32: {took:.1f} s end to end "
+              f"({objects} objects, {len(chosen)} tokens)")
+        took, objects = run(starter, "int8")
+        print(f"3-minute song, small starter model, sampling, int8: {took:.1f} s end to end "
+              f"({objects} objects)")
+        for precision in ("float32", "int8"):
+            core.decoding.choose = _replaying(chosen)
+            try:
+                took, objects = run(seed, precision)
+            finally:
+                core.decoding.choose = choose
+            print(f"3-minute song, seed preset choosing the starter's tokens, {precision}: "
+                  f"{took:.1f} s end to end ({objects} objects)")
+
+
+def _replaying(chosen: list[tuple[int, float]]):
+    """A stand-in for core.decoding.choose that returns `chosen`, in order, whatever the
+    logits."""
+    replay = iter(chosen)
+
+    def choose(*_args):
+        try:
+            return next(replay)
+        except StopIteration:
+            raise RuntimeError("the replay asked for more tokens than were recorded") from None
+    return choose
 
 
 if __name__ == "__main__":

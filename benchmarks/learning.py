@@ -28,7 +28,7 @@ from core.dataset import BuildConfig, build
 from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, star_rating
 from core.generate import Generator
-from core.incremental import PRECISIONS
+from core.incremental import PRECISIONS, resolve_precision
 from core.songs import discover
 from core.synth.config import SynthConfig
 from core.synth.songs import write_song
@@ -99,7 +99,7 @@ def train_for(budget_s: float, data: Path, run: Path, vocab: str, seed: int,
 
 
 def evaluate(checkpoint: Path, held_out: list[Path], method: str,
-             precision: str = "float32") -> dict:
+             precision: str = "auto") -> dict:
     generator = Generator.from_checkpoint(checkpoint)
     f1s, stars_asked, densities = [], [], []
     for folder in held_out:
@@ -134,7 +134,7 @@ def main() -> None:
                              "(core.beat_grid), `default/coord=0.25` with coordinate tokens "
                              "weighing 0.25 in the loss (core.objective), to measure each.")
     parser.add_argument("--method", default="greedy", choices=["greedy", "sample", "beam"])
-    parser.add_argument("--precision", default="float32", choices=list(PRECISIONS),
+    parser.add_argument("--precision", default="auto", choices=list(PRECISIONS),
                         help="The decoder's step arithmetic (core.incremental).")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -148,7 +148,7 @@ def main() -> None:
         s = evaluate(args.evaluate, held_out, args.method, args.precision)
         print(f"{args.evaluate}: onset F1 {s['f1']:.3f} (worst {s['f1_min']:.3f}), density r "
               f"{s['density_r']:.2f} over {s['maps']} held-out maps ({args.method}, "
-              f"{args.precision})")
+              f"{resolve_precision(args.precision, torch.device('cpu'))})")
         return
     train_songs = songs(work / "train", args.train_songs, 1000 + args.seed, args.duration)
     print(f"{len(train_songs)} training songs, {len(held_out)} held out, {args.duration:g} s "

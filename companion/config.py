@@ -76,8 +76,8 @@ class Config:
     settle_s: float = 1.5
     # A checkpoint directory; None: the shipped starter model.
     model: Path | None = None
-    # The decoder's step arithmetic (core.incremental.PRECISIONS); "int8" is faster on AVX-512.
-    precision: str = "float32"
+    # The decoder's step arithmetic (core.incremental.PRECISIONS): auto, float32 or int8.
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         self._verify()
@@ -217,7 +217,8 @@ settle_s = 1.5
 # A checkpoint directory; empty: the starter model shipped with kiai.
 model = ""
 
-# How the model computes: "float32", or "int8" (int8 weights, bfloat16 arithmetic: about twice
-# as fast for large models on CPUs with AVX-512, the same maps within ~1% of the logits).
-precision = "float32"
+# How the model computes: "int8" (int8 weights, bfloat16 arithmetic: up to twice as fast on
+# CPUs with AVX-512 bfloat16, slower without; maps the same within ~1% of the logits),
+# "float32" (as trained), or "auto": int8 where it is faster.
+precision = "auto"
 """

@@ -190,7 +190,7 @@ class Methods:
 
 
 def _options(sampling: Sampling | None, spacing: float | None = None,
-             precision: str = "float32") -> DecodingOptions:
+             precision: str = "auto") -> DecodingOptions:
     s = sampling or Sampling()
     try:
         options = decoding_options(s.method, s.temperature, s.top_k, s.top_p, s.beam_size,

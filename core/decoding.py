@@ -59,8 +59,9 @@ class DecodingOptions:
     gap_shares: tuple[float, ...] | None = None
     # How the decoder's steps compute (core.incremental.PRECISIONS): "int8" weights and
     # bfloat16 activations step the seed preset ~1.9x faster on an AVX-512 CPU at ~1% of the
-    # logits; "float32" matches training exactly.
-    precision: str = "float32"
+    # logits, and slower with AVX2 only; "float32" matches training exactly; "auto" takes int8
+    # where it pays (core.incremental.int8_pays).
+    precision: str = "auto"
     # Limits.
     max_tokens: int = 1536  # generated tokens per window
     max_object_ms: float = 20_000.0  # the longest slider or spinner

@@ -10,12 +10,15 @@ with `Decoder.forward`; `tests/test_model.py` checks that both give the same log
 A step is memory-bound: the seed preset reads ~84 MB of fp32 weights and ~60 MB of keys and
 values per token. Precision "int8" holds each matrix as int8 with a scale per output channel and
 runs the blocks in bfloat16 (activations and the cache's keys and values), the embeddings, final
-norm, head and audio pointer staying float32: on an AVX-512 CPU the seed preset steps ~1.9x
-faster (benchmarks/decode_speed.py); logits move by ~1% (tests/test_model.py bounds it).
+norm, head and audio pointer staying float32: on an AVX-512 CPU with bfloat16 the seed preset
+steps ~1.9x faster (benchmarks/decode_speed.py); logits move by ~1% (tests/test_model.py bounds
+it). With AVX2 kernels only, bfloat16 attention is slow and int8 steps run 0.5-0.75x as fast, so
+"auto" (decoding's default) takes int8 only where it pays.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -24,7 +27,24 @@ from torch import Tensor
 
 from core.model import Decoder, DecoderBlock, KVCache
 
-PRECISIONS = ("float32", "int8")
+PRECISIONS = ("auto", "float32", "int8")
+
+
+@functools.cache
+def int8_pays() -> bool:
+    """Whether this CPU steps faster in int8: torch dispatches AVX-512 kernels here and the
+    CPU has AVX-512 bfloat16 (ATEN_CPU_CAPABILITY=avx2 turns it off)."""
+    has_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    return torch.backends.cpu.get_cpu_capability() == "AVX512" and bool(has_bf16())
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"auto" made concrete: int8 on a CPU where it pays, else float32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r} (one of {', '.join(PRECISIONS)})")
+    if precision != "auto":
+        return precision
+    return "int8" if device.type == "cpu" and int8_pays() else "float32"
 
 
 def step_decoder(model, precision: str = "float32") -> Callable[..., Tensor]:
@@ -42,8 +62,8 @@ class StepDecoder:
     not reach it). Activations are (B, D): with one token a step, heads need no transposes."""
 
     def __init__(self, decoder: Decoder, precision: str = "float32") -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r} (one of {', '.join(PRECISIONS)})")
+        precision = resolve_precision(precision, decoder.token_embedding.weight.device)
+        self.precision = precision
         self.decoder = decoder
         self.d_model = decoder.token_embedding.weight.shape[1]
         self.heads = decoder.blocks[0].self_attn.n_heads if len(decoder.blocks) else 1

@@ -63,7 +63,7 @@ def test_a_missing_config_is_the_defaults_and_the_written_template_reads_back(tm
     ("port = 70000\n", "port must be 0..65535"),
     ("allowed_origins = ['http://x/']\n", "is not an origin"),
     ("queue_capacity = 0\n", "queue_capacity must be"),
-    ("precision = 'int4'\n", "precision must be one of float32, int8, got 'int4'"),
+    ("precision = 'int4'\n", "precision must be one of auto, float32, int8, got 'int4'"),
     ("port = \n", "config.toml"),
 ])
 def test_config_errors_name_the_file_and_the_key(tmp_path, text, message):
@@ -220,6 +220,7 @@ def test_sampling_params_reach_the_decoder():
     assert (given.method, given.temperature, given.top_k, given.top_p, given.seed,
             given.draw_gaps, given.spacing) == ("sample", 0.8, 20, 0.9, 3, True, 0.7)
     assert _options(None) == DecodingOptions()
+    assert _options(None, precision="int8").precision == "int8"  # config.precision
     assert _options(Sampling(draw_gaps=False)).draw_gaps is False
     with pytest.raises(InvalidParamsError, match="beam_size"):
         _options(Sampling(beam_size=0))

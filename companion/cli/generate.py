@@ -68,10 +68,11 @@ def decoding_options(f):
                      help="The widest jump: a new object starts at most this many osu!pixels "
                           "per ms of gap from where the previous one ends (default: typical "
                           "of the stars asked for; continue: the map's own)."),
-        click.option("--precision", type=click.Choice(["float32", "int8"]), default="float32",
-                     show_default=True,
+        click.option("--precision", type=click.Choice(["auto", "float32", "int8"]),
+                     default="auto", show_default=True,
                      help="The model's arithmetic: int8 weights and bfloat16 activations are "
-                          "~2x faster for large models on CPUs with AVX-512."),
+                          "up to 2x faster on CPUs with AVX-512 bfloat16, slower without; auto "
+                          "takes them where they are faster."),
         click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
                      help="A checkpoint directory (default: the shipped starter model)."),
         click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),

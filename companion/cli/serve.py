@@ -25,8 +25,9 @@ from protocol import default_config_dir
               help="Generate for new song folders (config: watch).")
 @click.option("--model", type=click.Path(path_type=Path), default=None,
               help="A checkpoint directory (config: model; default: the starter model).")
-@click.option("--precision", type=click.Choice(["float32", "int8"]), default=None,
-              help="The model's arithmetic (config: precision; int8: faster on AVX-512).")
+@click.option("--precision", type=click.Choice(["auto", "float32", "int8"]), default=None,
+              help="The model's arithmetic (config: precision; default auto: int8 where the "
+                   "CPU runs it faster).")
 @click.option("-v", "--verbose", is_flag=True, help="Log every job and connection.")
 def serve_command(songs: Path | None, port: int | None, config_dir: Path | None,
                   watch: bool | None, model: Path | None, precision: str | None,
