@@ -19,6 +19,7 @@ from torch import Tensor
 from core.audio import FRAME_MS, AudioError, audio_features
 from core.beatmap.model import Beatmap, Difficulty, Mode, TimingPoint
 from core.beatmap.ticks import DEFAULT_BEAT_DIVISOR, divisor_for_tempo
+from core.beatmap.timing import DEFAULT_BEAT_LENGTH
 from core.checkpoint import CheckpointError, read_meta
 from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, settings_for_stars, star_rating
@@ -141,15 +142,15 @@ class Generated:
 
 def song_timing(template: Beatmap, mel: Tensor, name: str) -> tuple[list[TimingPoint], str]:
     """The template's timing points when it has uninherited ones, else timing estimated from
-    the audio (core.tempo); no timing at all when the audio has no beat to time."""
+    the audio (core.tempo); only its green lines when the audio has no beat to time."""
     if any(p.uninherited for p in template.timing_points):
         return template.timing_points, "map"
     try:
         estimated = timing_from_mel(mel, name=name)
         # green lines the template has (slider velocity, kiai) stay
         return sorted([*estimated, *template.timing_points], key=lambda p: p.time), "estimated"
-    except TimingError:
-        return [], "none"  # generation goes on unsnapped: nothing to snap to
+    except TimingError:  # generation goes on unsnapped: nothing to snap to
+        return list(template.timing_points), "none"
 
 
 def generate_beatmap(generator: Generator, source: SongInput, target: Target,
@@ -210,10 +211,21 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
         if abs(stars - wanted) <= STAR_TOLERANCE:
             break
     stars, beatmap, kept = best
+    if timing == "none":
+        beatmap.timing_points = [placeholder_red_line(beatmap.timing_points),
+                                 *beatmap.timing_points]
     beatmap.format_version = 14
     beatmap.metadata["Version"] = f"kiai {wanted:.1f}"
     return Generated(as_new_difficulty(beatmap), stars, len(tried), timing, kept.spacing,
                      kept.density_bias, kept.gap_shares)
+
+
+def placeholder_red_line(points: list[TimingPoint]) -> TimingPoint:
+    """The red line a map of beatless audio is written with: osu! stable needs one to load a
+    map, and its 60 BPM (lazer's default, DEFAULT_BEAT_LENGTH) is what the sliders' durations
+    were generated against, so they keep them. The mapper times the song over it."""
+    start = min([0.0, *(p.time for p in points)])
+    return TimingPoint(time=start, beat_length=DEFAULT_BEAT_LENGTH, meter=4)
 
 
 def next_effort(tried: list[tuple[float, float]], wanted: float) -> float:

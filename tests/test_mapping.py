@@ -3,11 +3,14 @@ snap ticks, and retries toward the requested star rating (issue 6)."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import shutil
 
+import numpy as np
 import pytest
+import soundfile as sf
 from click.testing import CliRunner
 
 from companion.cli import main as cli
@@ -21,8 +24,11 @@ from companion.mapping import (
     load_generator,
     next_effort,
 )
+from core.beatmap.model import Slider, TimingPoint
 from core.beatmap.parser import parse_file
 from core.beatmap.ticks import TickGrid, divisor_for_tempo, divisors_for
+from core.beatmap.timing import annotate_sliders
+from core.beatmap.writer import save
 from core.difficulty import star_rating
 from core.rhythm import GAP_LEVELS_MS, gap_shares_for_stars, start_gaps
 from core.song_input import resolve
@@ -71,6 +77,37 @@ def test_a_bare_audio_file_is_timed_from_the_audio(generator, song, tmp_path):
     assert generated.beatmap.editor["BeatDivisor"] == "4"
     assert len(generated.beatmap.hit_objects) > 10
     assert on_ticks(generated.beatmap, divisors_for(4)) == 1.0
+
+
+def test_beatless_audio_gets_a_placeholder_red_line_its_sliders_keep(generator, tmp_path):
+    """A drone has no beat to time: the map is written with one red line at 0 ms, 60 BPM
+    (osu! stable loads no map without one), the default the sliders were generated against,
+    so reading the file back gives every slider the duration it was generated with."""
+    rate = 44_100
+    t = np.arange(rate * 20) / rate
+    drone = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.2 * np.sin(2 * np.pi * 0.1 * t))
+    sf.write(tmp_path / "drone.ogg", drone, rate)
+    generated = generate_beatmap(generator, resolve(tmp_path / "drone.ogg"), Target(stars=4.0),
+                                 decoding_options(seed=0), max_attempts=1)
+    assert generated.timing == "none"
+    beatmap = generated.beatmap
+    assert beatmap.timing_points == [TimingPoint(time=0.0, beat_length=1000.0)]
+    assert len(beatmap.hit_objects) > 10
+    # The starter puts circles on a drone; a slider timed as generation times one (no timing:
+    # the default beat) keeps its duration through the placeholder, written and read back.
+    beatmap.hit_objects.append(Slider(x=100, y=100, time=15_000.0, curve_type="L",
+                                      points=[(300.0, 100.0)], slides=2, length=200.0))
+    untimed = copy.deepcopy(beatmap)
+    untimed.timing_points = []
+    annotate_sliders(untimed)
+    written = parse_file(save(beatmap, tmp_path / "drone.osu")).beatmap
+    assert len(written.hit_objects) == len(beatmap.hit_objects)
+    (read,) = [o for o in written.hit_objects if isinstance(o, Slider)]
+    (meant,) = [o for o in untimed.hit_objects if isinstance(o, Slider)]
+    assert read.duration == pytest.approx(meant.duration)
+    # two spans of 200 px at the template's slider multiplier, a 1000 ms beat
+    multiplier = beatmap.difficulty.slider_multiplier
+    assert meant.duration == pytest.approx(2 * 200 / (100 * multiplier) * 1000)
 
 
 def test_a_song_folder_keeps_its_timing_and_its_beat_divisor(generator, song, tmp_path):

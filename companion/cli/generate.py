@@ -161,8 +161,9 @@ def _attempts(count: int) -> str:
 def _timing(generated: Generated) -> str:
     """How the map was timed: its sections' BPM, and whether they were estimated."""
     red = [p for p in generated.beatmap.timing_points if p.uninherited]
-    if not red:
-        return "no timing: the audio has no beat to time, objects are unsnapped"
+    if generated.timing == "none":
+        return ("no timing: the audio has no beat to time; objects are unsnapped, under a "
+                "placeholder red line (60 BPM) to retime in the editor")
     bpm = ", ".join(f"{60000 / p.beat_length:.2f}" for p in red[:4])
     more = f" +{len(red) - 4} more" if len(red) > 4 else ""
     source = "estimated from the audio" if generated.timing == "estimated" else "the song's"
