@@ -19,6 +19,7 @@ it). With AVX2 kernels only, bfloat16 attention is slow and int8 steps run 0.5-0
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable
 
 import torch
@@ -47,19 +48,34 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "int8" if device.type == "cpu" and int8_pays() else "float32"
 
 
+# decoder -> ((precision, weights' identity), StepDecoder): packing the seed preset's weights
+# as int8 takes ~0.3 s, once per model and precision instead of once per window.
+_steps: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def step_decoder(model, precision: str = "float32") -> Callable[..., Tensor]:
-    """The one-token step for `model`: a StepDecoder for a MapModel's decoder; any other
-    decoder (a test's stand-in) is called as it is, its last position's logits taken."""
+    """The one-token step for `model`: a StepDecoder for a MapModel's decoder (reused while
+    its weights are unchanged: an optimizer step or load_state_dict bumps their versions);
+    any other decoder (a test's stand-in) is called as it is, its last position's logits
+    taken."""
     if isinstance(model.decoder, Decoder):
-        return StepDecoder(model.decoder, precision)
+        decoder = model.decoder
+        precision = resolve_precision(precision, decoder.token_embedding.weight.device)
+        key = (precision, tuple((p.data_ptr(), p._version) for p in decoder.parameters()))
+        cached = _steps.get(decoder)
+        if cached is None or cached[0] != key:
+            cached = (key, StepDecoder(decoder, precision))
+            _steps[decoder] = cached
+        return cached[1]
     return lambda tokens, audio, difficulty, cache, times: model.decoder(
         tokens, audio, difficulty, cache, times)[:, -1]
 
 
 class StepDecoder:
-    """A frozen view of `decoder`'s weights for one-token steps; build it per decoding run (it
-    holds its own copies of the weight matrices, transposed for addmm, so later training does
-    not reach it). Activations are (B, D): with one token a step, heads need no transposes."""
+    """A frozen view of `decoder`'s weights for one-token steps (it holds its own copies of the
+    weight matrices, transposed for addmm or packed as int8, so later training does not reach
+    it: `step_decoder` builds a new one when the weights change). Activations are (B, D): with
+    one token a step, heads need no transposes."""
 
     def __init__(self, decoder: Decoder, precision: str = "float32") -> None:
         precision = resolve_precision(precision, decoder.token_embedding.weight.device)

@@ -110,6 +110,25 @@ def test_auto_precision_takes_int8_only_where_it_pays(monkeypatch):
     assert StepDecoder(tiny_model().decoder).precision == "float32"  # the exact default
 
 
+def test_step_decoder_is_reused_until_the_weights_change():
+    """Decoding builds its step once per model (int8 packing is slow), not per window, and
+    builds it again after training moves a weight or a checkpoint is loaded."""
+    from core.incremental import step_decoder
+
+    model = tiny_model()
+    first = step_decoder(model, "float32")
+    assert step_decoder(model, "float32") is first
+    assert step_decoder(model, "int8").precision == "int8"
+    assert step_decoder(model, "float32") is not first  # one precision cached at a time
+    first = step_decoder(model, "float32")
+    with torch.no_grad():
+        model.decoder.head.weight.add_(1.0)  # as an optimizer step does, in place
+    moved = step_decoder(model, "float32")
+    assert moved is not first and torch.equal(moved.head, model.decoder.head.weight.t())
+    model.load_state_dict(tiny_model(seed=1).state_dict())
+    assert step_decoder(model, "float32") is not moved
+
+
 @torch.no_grad()
 def test_cache_reorder_follows_beams():
     model = tiny_model()
