@@ -165,7 +165,7 @@ def main() -> None:
                                       work / f"run-{name.replace('/', '-')}", preset, args.seed,
                                       pointer=variant != "no-pointer", coord_weight=weight,
                                       beat_grid=variant != "no-grid")
-        scores = evaluate(checkpoint, held_out, args.method)
+        scores = evaluate(checkpoint, held_out, args.method, args.precision)
         rows.append((name, steps, scores))
         print(f"{name}: {steps} steps, F1 {scores['f1']:.3f}", flush=True)
     print(f"\n{'preset':<20}{'steps':>7}{'onset F1':>10}{'worst F1':>10}{'density r':>11}"

@@ -142,7 +142,10 @@ class Generated:
 
 def song_timing(template: Beatmap, mel: Tensor, name: str) -> tuple[list[TimingPoint], str]:
     """The template's timing points when it has uninherited ones, else timing estimated from
-    the audio (core.tempo); only its green lines when the audio has no beat to time."""
+    the audio (core.tempo); only its green lines when the audio has no beat to time. A kiai
+    map's placeholder red line (placeholder_red_line) is no timing: it is estimated again."""
+    if has_placeholder_timing(template):
+        template = untimed(template)
     if any(p.uninherited for p in template.timing_points):
         return template.timing_points, "map"
     try:
@@ -228,6 +231,21 @@ def placeholder_red_line(points: list[TimingPoint]) -> TimingPoint:
     return TimingPoint(time=start, beat_length=DEFAULT_BEAT_LENGTH, meter=4)
 
 
+def has_placeholder_timing(beatmap: Beatmap) -> bool:
+    """Whether the map's only red line is the placeholder a kiai map of beatless audio got:
+    generating for its folder again, or continuing it, must not snap to that 60 BPM grid."""
+    red = [p for p in beatmap.timing_points if p.uninherited]
+    return ("kiai" in beatmap.version.lower() and len(red) == 1
+            and red[0].beat_length == DEFAULT_BEAT_LENGTH and red[0].time <= 0)
+
+
+def untimed(beatmap: Beatmap) -> Beatmap:
+    """A copy without red lines (green ones stay)."""
+    bare = copy.deepcopy(beatmap)
+    bare.timing_points = [p for p in beatmap.timing_points if not p.uninherited]
+    return bare
+
+
 def next_effort(tried: list[tuple[float, float]], wanted: float) -> float:
     """The effort of the next attempt: the last one moved by its miss (EFFORT_PER_STAR), or
     along the secant of the last two where the stars rose with the effort; a step is at most
@@ -269,8 +287,11 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
         options = dataclasses.replace(options, spacing=observed_spacing(beatmap, from_ms))
     if options.gap_shares is None:  # ... and its own rhythm's density
         options = dataclasses.replace(options, gap_shares=observed_gap_shares(beatmap, from_ms))
-    result = continue_map(generator, beatmap, mel, from_ms, until_ms, cond, options,
-                          progress=progress, should_stop=should_stop)
+    placeholder = has_placeholder_timing(beatmap)  # nothing to snap to; the slider speed
+    result = continue_map(generator, untimed(beatmap) if placeholder else beatmap, mel, from_ms,
+                          until_ms, cond, options, progress=progress, should_stop=should_stop)
+    if placeholder:  # ... without it is the placeholder's (lazer's default beat)
+        result.timing_points = copy.deepcopy(beatmap.timing_points)
     result.format_version = 14
     return result
 

@@ -49,19 +49,23 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 # decoder -> ((precision, weights' identity), StepDecoder): packing the seed preset's weights
-# as int8 takes ~0.3 s, once per model and precision instead of once per window.
+# as int8 takes ~0.3 s, once per model and precision instead of once per window. A StepDecoder
+# holds tensors, never the decoder, so an entry goes when its model does.
 _steps: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def step_decoder(model, precision: str = "float32") -> Callable[..., Tensor]:
     """The one-token step for `model`: a StepDecoder for a MapModel's decoder (reused while
-    its weights are unchanged: an optimizer step or load_state_dict bumps their versions);
-    any other decoder (a test's stand-in) is called as it is, its last position's logits
-    taken."""
+    its weights are unchanged: an optimizer step, `copy_` or load_state_dict bumps their
+    versions; writes through `.data` do not, so call StepDecoder yourself after those); any
+    other decoder (a test's stand-in) is called as it is, its last position's logits taken."""
     if isinstance(model.decoder, Decoder):
         decoder = model.decoder
         precision = resolve_precision(precision, decoder.token_embedding.weight.device)
-        key = (precision, tuple((p.data_ptr(), p._version) for p in decoder.parameters()))
+        try:
+            key = (precision, tuple((p.data_ptr(), p._version) for p in decoder.parameters()))
+        except RuntimeError:  # weights made under inference_mode have no version: no reuse
+            return StepDecoder(decoder, precision)
         cached = _steps.get(decoder)
         if cached is None or cached[0] != key:
             cached = (key, StepDecoder(decoder, precision))
@@ -80,7 +84,9 @@ class StepDecoder:
     def __init__(self, decoder: Decoder, precision: str = "float32") -> None:
         precision = resolve_precision(precision, decoder.token_embedding.weight.device)
         self.precision = precision
-        self.decoder = decoder
+        # the embeddings are read, not copied: a step indexes them
+        self.embedding, self.positions = decoder.token_embedding.weight, decoder.positions
+        self.times = decoder.times if decoder.time_embedding else None
         self.d_model = decoder.token_embedding.weight.shape[1]
         self.heads = decoder.blocks[0].self_attn.n_heads if len(decoder.blocks) else 1
         int8 = precision == "int8"
@@ -105,14 +111,14 @@ class StepDecoder:
         """Logits (B, V) of the next token after `tokens` (B, 1), whose cursor times are
         `times` (B, 1); appends their keys and values to `cache` (already prefilled: the
         cross-attention and pointer keys come from it)."""
-        dec, d, heads = self.decoder, self.d_model, self.heads
+        d, heads = self.d_model, self.heads
         b, offset = tokens.shape[0], cache.length
-        if offset + 1 > dec.positions.shape[0]:
+        if offset + 1 > self.positions.shape[0]:
             raise ValueError(f"sequence of {offset + 1} tokens exceeds max_tokens")
-        x = dec.token_embedding.weight[tokens.view(-1)] + dec.positions[offset]  # (B, D)
+        x = self.embedding[tokens.view(-1)] + self.positions[offset]  # (B, D)
         times = times.view(b)
-        if dec.time_embedding:
-            x = x + dec.times[torch.round(times / 10.0).long().clamp(0, dec.times.shape[0] - 1)]
+        if self.times is not None:
+            x = x + self.times[torch.round(times / 10.0).long().clamp(0, self.times.shape[0] - 1)]
         x = (x + self._condition(difficulty)).to(self.block_dtype)
         if cache.cross_k[0].dtype != self.block_dtype:  # just prefilled by Decoder.forward
             cache.cast(self.block_dtype)

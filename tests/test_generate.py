@@ -17,6 +17,7 @@ import rosu_pp_py
 import torch
 from corpus_files import require_corpus, resource
 
+import core.decoding
 from core.audio import audio_features
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Slider, Spinner
 from core.beatmap.parser import parse_file
@@ -25,6 +26,7 @@ from core.beatmap.writer import hit_object_line, save, write_text
 from core.checkpoint import load_model
 from core.decoding import DecodingOptions, JobCancelled
 from core.generate import Generator, continue_map
+from core.incremental import resolve_precision, step_decoder
 from core.model import MapModel, ModelDims
 from core.starter import default_model_path
 from core.synth.config import SynthConfig
@@ -84,10 +86,19 @@ def check_valid(beatmap, objects, ticks: TickGrid | None = None) -> None:
     DecodingOptions(method="sample", seed=3, max_tokens=400, precision="int8"),
     DecodingOptions(method="beam", beam_size=2, max_tokens=250, precision="int8"),
 ], ids=["greedy", "top-p", "top-k", "beam", "top-p-int8", "beam-int8"])
-def test_every_sampling_method_gives_a_valid_map(generator, song, options):
+def test_every_sampling_method_gives_a_valid_map(generator, song, options, monkeypatch):
     _, template, mel = song
+    steps = []  # the step decoders decoding used: the options' precision must reach them
+
+    def recording(model, precision):
+        steps.append(step_decoder(model, precision))
+        return steps[-1]
+
+    monkeypatch.setattr(core.decoding, "step_decoder", recording)
     objects = generator.generate(mel, template, COND, 0.0, 18_000.0, options=options)
     check_valid(template, objects, TickGrid(template.timing_points))
+    expected = resolve_precision(options.precision, torch.device("cpu"))
+    assert steps and {s.precision for s in steps} == {expected}
 
 
 def test_nothing_before_the_first_red_line(generator, song):

@@ -19,6 +19,7 @@ from companion.mapping import (
     EFFORT_PER_STAR,
     MAX_ATTEMPTS,
     Target,
+    continue_beatmap,
     decoding_options,
     generate_beatmap,
     load_generator,
@@ -108,6 +109,19 @@ def test_beatless_audio_gets_a_placeholder_red_line_its_sliders_keep(generator, 
     # two spans of 200 px at the template's slider multiplier, a 1000 ms beat
     multiplier = beatmap.difficulty.slider_multiplier
     assert meant.duration == pytest.approx(2 * 200 / (100 * multiplier) * 1000)
+    # The placeholder is not timing: generating for the folder again (whose only map is this
+    # one) and continuing this map neither snap to its 60 BPM grid nor add a second one.
+    again = generate_beatmap(generator, resolve(tmp_path), Target(stars=4.0),
+                             decoding_options(seed=1), max_attempts=1)
+    assert again.timing == "none" and again.beatmap.timing_points == beatmap.timing_points
+    continued = continue_beatmap(generator, parse_file(tmp_path / "drone.osu").beatmap,
+                                 tmp_path / "drone.ogg", 10_000.0, None, decoding_options(seed=0))
+    assert continued.timing_points == beatmap.timing_points
+    for generated_map, start in ((again.beatmap, 0.0), (continued, 10_000.0)):
+        times = [o.time for o in generated_map.hit_objects if o.time >= start]
+        assert len(times) > 10
+        off_grid = [t for t in times if min(t % 250, 250 - t % 250) > 1]
+        assert len(off_grid) > len(times) / 2  # 1/4 ticks of 60 BPM: every 250 ms
 
 
 def test_a_song_folder_keeps_its_timing_and_its_beat_divisor(generator, song, tmp_path):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 import torch
 
@@ -127,6 +130,10 @@ def test_step_decoder_is_reused_until_the_weights_change():
     assert moved is not first and torch.equal(moved.head, model.decoder.head.weight.t())
     model.load_state_dict(tiny_model(seed=1).state_dict())
     assert step_decoder(model, "float32") is not moved
+    decoder = weakref.ref(model.decoder)  # the cache keeps no model alive
+    del model
+    gc.collect()
+    assert decoder() is None
 
 
 @torch.no_grad()
