@@ -11,7 +11,7 @@ A step is memory-bound: the seed preset reads ~84 MB of fp32 weights and ~60 MB 
 values per token. Precision "int8" holds each matrix as int8 with a scale per output channel and
 runs the blocks in bfloat16 (activations and the cache's keys and values), the embeddings, final
 norm, head and audio pointer staying float32: on an AVX-512 CPU with bfloat16 the seed preset
-steps ~1.9x faster (benchmarks/decode_speed.py); logits move by ~1% (tests/test_model.py bounds
+steps 1.7-1.9x faster (benchmarks/decode_speed.py); logits move by ~1% (tests/test_model.py bounds
 it). With AVX2 kernels only, bfloat16 attention is slow and int8 steps run 0.5-0.75x as fast, so
 "auto" (decoding's default) takes int8 only where it pays.
 """
