@@ -114,13 +114,25 @@ def free_port() -> int:
 
 async def run_example(script: str, *args: str, stdin: bytes = b"", timeout: float = 20,
                       on_start=None) -> tuple[int, str, str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # faulthandler: a hung example dumps every thread's stack on SIGABRT, into the failure
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONFAULTHANDLER": "1"}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(EXAMPLES / script), *args, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
     if on_start is not None:
         await on_start(proc)
-    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    talk = asyncio.ensure_future(proc.communicate(stdin))
+    try:
+        out, err = await asyncio.wait_for(asyncio.shield(talk), timeout)
+    except asyncio.TimeoutError:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            out, err = await asyncio.wait_for(talk, 5)
+        except asyncio.TimeoutError:
+            proc.kill()
+            out, err = await talk
+        raise AssertionError(f"{script} was still running after {timeout:g} s; its output:\n"
+                             f"{out.decode()}\n{err.decode()}") from None
     return proc.returncode, out.decode(), err.decode()
 
 
