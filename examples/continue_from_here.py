@@ -148,22 +148,32 @@ async def main_async(args: argparse.Namespace) -> int:
             beatmap=beatmap, from_ms=args.at, until_ms=args.until, expected_md5=md5_of(local),
             write="inPlace" if args.in_place else "newDifficulty", spacing=args.spacing,
             sampling=Sampling(draw_gaps=True) if args.draw_gaps else None)
+        submit = asyncio.ensure_future(client.call(params))
         try:
-            accepted = await client.call(params)
+            # shielded: Ctrl+C while the daemon is accepting the job must still learn its id
+            accepted = await asyncio.shield(submit)
         except ProtocolError as e:
             print(f"refused: {e.message} (code {e.code})", file=sys.stderr)
             return EXIT_FAILED
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await cancel_job(client, (await asyncio.wait_for(submit, 2)).job_id)
+            raise
         until = f" until {format_time(args.until)}" if args.until is not None else ""
         print(f"job {accepted.job_id}: continuing {beatmap} from {format_time(args.at)}{until}")
         try:
             return await follow(client, accepted.job_id, status.songs_folder)
         except asyncio.CancelledError:
-            # Ctrl+C (Python 3.11+ cancels the main task): a job outlives its client, so cancel
-            # it explicitly; best effort.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.call(JobCancelParams(accepted.job_id)), 2)
-                print(f"cancelled job {accepted.job_id}", file=sys.stderr)
+            await cancel_job(client, accepted.job_id)
             raise
+
+
+async def cancel_job(client: KiaiClient, job_id: str) -> None:
+    """After Ctrl+C (Python 3.11+ cancels the main task): a job outlives its client, so cancel
+    it explicitly; best effort."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(client.call(JobCancelParams(job_id)), 2)
+        print(f"cancelled job {job_id}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,8 +51,9 @@ MAP = "Song/Artist - Song (me) [Hard].osu"
 class FakeDaemon:
     """Just enough daemon for the examples: the real codec, token check and canned jobs."""
 
-    def __init__(self, songs: Path, job: str = "finish", after_status=(), close_after=False):
-        self.songs, self.job = songs, job
+    def __init__(self, songs: Path, job: str = "finish", after_status=(), close_after=False,
+                 accept_delay_s: float = 0.0):
+        self.songs, self.job, self.accept_delay_s = songs, job, accept_delay_s
         self.after_status, self.close_after = list(after_status), close_after
         self.requests: list = []
         self.cancel_seen = asyncio.Event()
@@ -87,6 +88,9 @@ class FakeDaemon:
             if self.close_after:
                 await ws.close()
         elif isinstance(params, MapContinueParams):
+            if self.accept_delay_s:  # the job runs before its id reaches the client
+                self.job_started.set()
+                await asyncio.sleep(self.accept_delay_s)
             await ws.send(message.reply(JobAccepted("j-1")))
             await self.run_job(ws, params)
         elif isinstance(params, JobCancelParams):
@@ -208,6 +212,21 @@ def test_continue_from_here_cancels_its_job_on_ctrl_c(songs, token_file):
     async def interrupt(proc):
         await asyncio.wait_for(daemon.job_started.wait(), 15)
         await asyncio.sleep(0.3)  # let it print the progress so far
+        proc.send_signal(signal.SIGINT)
+
+    code, _, err = with_daemon(daemon, lambda port: run_example(
+        "continue_from_here.py", MAP, "--at", "62.5", "--port", str(port),
+        "--token-file", str(token_file), on_start=interrupt))
+    assert code == 130 and daemon.cancel_seen.is_set(), err
+    assert "cancelled job j-1" in err
+
+
+def test_ctrl_c_before_the_job_id_arrives_still_cancels_the_job(songs, token_file):
+    daemon = FakeDaemon(songs, job="hang", accept_delay_s=1.0)
+
+    async def interrupt(proc):
+        await asyncio.wait_for(daemon.job_started.wait(), 15)
+        await asyncio.sleep(0.3)  # inside the daemon's delay: the reply is not sent yet
         proc.send_signal(signal.SIGINT)
 
     code, _, err = with_daemon(daemon, lambda port: run_example(
