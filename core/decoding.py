@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from core.constraints import NEG_INF, ConstraintFilter, SequenceState
-from core.incremental import PRECISIONS, step_decoder
+from core.incremental import check_precision, step_decoder
 from core.model import MapModel
 from core.rhythm import GAP_LEVELS_MS
 from core.tokens.grammar import Grammar, GrammarWalker, State
@@ -58,7 +58,7 @@ class DecodingOptions:
     # counted over the window's prefix and output. None: no limit.
     gap_shares: tuple[float, ...] | None = None
     # How the decoder's steps compute (core.incremental.PRECISIONS): "int8" weights and
-    # bfloat16 activations step the seed preset ~1.9x faster on an AVX-512 CPU at ~1% of the
+    # bfloat16 activations step the seed preset 1.7-1.9x faster on an AVX-512 CPU at ~1% of the
     # logits, and slower with AVX2 only; "float32" matches training exactly; "auto" takes int8
     # where it pays (core.incremental.int8_pays).
     precision: str = "auto"
@@ -78,9 +78,7 @@ class DecodingOptions:
             raise ValueError("top_k must be >= 1")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise ValueError("top_p must lie in (0, 1]")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r} "
-                             f"(one of {', '.join(PRECISIONS)})")
+        check_precision(self.precision)
         if self.beam_size < 1 or self.max_tokens < 1:
             raise ValueError("beam_size and max_tokens must be >= 1")
         if self.spacing is not None and not self.spacing > 0:

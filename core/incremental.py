@@ -39,10 +39,15 @@ def int8_pays() -> bool:
     return torch.backends.cpu.get_cpu_capability() == "AVX512" and bool(has_bf16())
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """"auto" made concrete: int8 on a CPU where it pays, else float32."""
+def check_precision(precision: str) -> None:
+    """ValueError unless `precision` is one of PRECISIONS."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r} (one of {', '.join(PRECISIONS)})")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"auto" made concrete: int8 on a CPU where it pays, else float32."""
+    check_precision(precision)
     if precision != "auto":
         return precision
     return "int8" if device.type == "cpu" and int8_pays() else "float32"

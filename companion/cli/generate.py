@@ -32,6 +32,7 @@ from core.checkpoint import CheckpointError
 from core.decoding import DecodingOptions
 from core.difficulty import star_rating
 from core.generate import Generator
+from core.incremental import PRECISIONS
 from core.song_input import SongInputError, resolve
 from core.tokens.tokenizer import UnsupportedModeError
 
@@ -68,7 +69,7 @@ def decoding_options(f):
                      help="The widest jump: a new object starts at most this many osu!pixels "
                           "per ms of gap from where the previous one ends (default: typical "
                           "of the stars asked for; continue: the map's own)."),
-        click.option("--precision", type=click.Choice(["auto", "float32", "int8"]),
+        click.option("--precision", type=click.Choice(PRECISIONS),
                      default="auto", show_default=True,
                      help="The model's arithmetic: int8 weights and bfloat16 activations are "
                           "up to 2x faster on CPUs with AVX-512 bfloat16, slower without; auto "

@@ -11,6 +11,7 @@ import click
 from companion.config import ConfigError, load_config, write_default_config
 from companion.instance import AlreadyRunning
 from companion.server import run_daemon
+from core.incremental import PRECISIONS
 from protocol import default_config_dir
 
 
@@ -25,7 +26,7 @@ from protocol import default_config_dir
               help="Generate for new song folders (config: watch).")
 @click.option("--model", type=click.Path(path_type=Path), default=None,
               help="A checkpoint directory (config: model; default: the starter model).")
-@click.option("--precision", type=click.Choice(["auto", "float32", "int8"]), default=None,
+@click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="The model's arithmetic (config: precision; default auto: int8 where the "
                    "CPU runs it faster).")
 @click.option("-v", "--verbose", is_flag=True, help="Log every job and connection.")
