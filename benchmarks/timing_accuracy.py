@@ -8,6 +8,12 @@ Per true uninherited point (a section), the estimated section in force at its ti
 BPM error % (goal <= 0.5%; a ratio near x2, x1/2, x3/2 or x2/3 is an octave miss, shown as such),
 offset error modulo the beat in ms (goal <= 10), and seconds per song.
 
+Then, per real track, where its onsets sit on its own hand-made grid: the onset envelope
+(core.tempo) folded on the true beat, its peak in ms after the true beat line (plus the flux's
+ONSET_LAG_MS). That is the audio latency the track's timing implies, to compare with
+core.audio.LATENCY_MS (lazer's 20 ms for stable-timed maps): no one latency puts every track's
+offset within 10 ms when their hand-made grids imply latencies more than 20 ms apart.
+
     PYTHONPATH=. .venv/bin/python benchmarks/timing_accuracy.py [--synth 10] [--seconds 30]
 """
 
@@ -23,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.audio import load_audio, load_audio_bytes
+from core.audio import FRAME_MS, LATENCY_MS, load_audio, load_audio_bytes, log_mel
 from core.beatmap.model import Beatmap, TimingPoint
 from core.beatmap.parser import parse_bytes, parse_file
 from core.synth.config import SynthConfig
 from core.synth.songs import write_song
-from core.tempo import estimate_timing
+from core.tempo import ONSET_LAG_MS, estimate_timing, onset_envelope
 
 REAL = ("triangles", "circles", "welcome")
 OCTAVES = {2.0: "x2", 0.5: "x1/2", 1.5: "x3/2", 2 / 3: "x2/3"}
@@ -75,6 +81,19 @@ def synth_songs(count: int, seconds: float, root: Path):
                uninherited(parse_file(osu).beatmap.timing_points))
 
 
+def onset_lag_ms(audio: np.ndarray, point: TimingPoint, beats: int = 400) -> float:
+    """The audio latency the hand-made `point` implies: where the onsets of `audio` peak on its
+    grid (first `beats` beats), in ms after the beat line, plus core.tempo's ONSET_LAG_MS (the
+    flux peaks that much before a note)."""
+    env = onset_envelope(log_mel(audio))
+    lags = np.arange(-point.beat_length / 2, point.beat_length / 2, 0.5)  # ms
+    beat_times = point.time + point.beat_length * np.arange(beats)
+    frames = (beat_times[None, :] + lags[:, None]) / FRAME_MS
+    inside = (frames >= 0) & (frames <= len(env) - 1)
+    strength = np.where(inside, np.interp(frames, np.arange(len(env)), env), 0.0).sum(axis=1)
+    return float(lags[np.argmax(strength)]) + ONSET_LAG_MS
+
+
 def compare(truth: list[TimingPoint], est: list[TimingPoint]) -> list[dict]:
     rows = []
     for i, t in enumerate(truth):
@@ -105,7 +124,9 @@ def main() -> None:
           f"{'off ms':>7} {'bar':>4} {'points t/e':>10} {'time s':>7}")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        songs = [*real_tracks(), *synth_songs(args.synth, args.seconds, Path(tmp))]
+        real = real_tracks()
+        lags = {name: onset_lag_ms(audio, truth[0]) for name, audio, truth in real}
+        songs = [*real, *synth_songs(args.synth, args.seconds, Path(tmp))]
         for name, audio, truth in songs:
             start = time.perf_counter()
             est = estimate_timing(audio, name=name)
@@ -128,6 +149,10 @@ def main() -> None:
               f"within 10 ms: {np.mean(offs <= 10) * 100:.0f}%")
         bars = [r["on_bar"] for r in hits if r["on_bar"] is not None]
         print(f"first point on a true downbeat (BPM right): {sum(bars)}/{len(bars)}")
+    if lags:
+        print("onsets after the hand-made beat lines (the latency each track's timing implies; "
+              f"LATENCY_MS is {LATENCY_MS:g}): "
+              + ", ".join(f"{name} {lag:.1f} ms" for name, lag in lags.items()))
 
 
 if __name__ == "__main__":

@@ -262,8 +262,11 @@ def next_effort(tried: list[tuple[float, float]], wanted: float) -> float:
 
 def audio_of(beatmap: Beatmap, folder: Path) -> Path:
     """The audio file a map names, found in its folder as osu! finds it (AudioError if not)."""
-    name = beatmap.audio_filename or ""
-    audio = find_file(folder, name) if name else None
+    name = (beatmap.audio_filename or "").strip()
+    if not name:
+        raise AudioError(folder, "the map names no audio file ([General] AudioFilename is "
+                                 "empty or absent): set it to the song's file in this folder")
+    audio = find_file(folder, name)
     if audio is None:
         raise AudioError(folder / name, "missing: the map's AudioFilename is not in its folder")
     return audio
@@ -282,6 +285,10 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
         raise UnsupportedModeError(f"only osu!standard maps can be continued, not mode "
                                    f"{int(beatmap.mode)} ({beatmap.mode.name.lower()})")
     mel = features(audio)
+    audio_ms = mel.shape[-1] * FRAME_MS
+    if from_ms >= audio_ms:  # else a "continuation" of silence: a map with nothing new
+        raise AudioError(audio, f"the audio ends at {audio_ms / 1000:.3f} s, before the "
+                                f"continuation's start at {from_ms / 1000:.3f} s: nothing to map")
     cond = condition_vector(beatmap.difficulty, star_rating(beatmap))
     if options.spacing is None:  # keep the map's own spacing (None: too few jumps to tell)
         options = dataclasses.replace(options, spacing=observed_spacing(beatmap, from_ms))

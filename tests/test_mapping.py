@@ -268,3 +268,28 @@ def test_a_spacing_given_on_the_command_line_bounds_every_jump(song, tmp_path):
         assert math.dist((a.x, a.y), (b.x, b.y)) <= 0.2 * (b.time - a.time + 10) + 6, (a, b)
     bad = CliRunner().invoke(cli, ["generate", str(tmp_path / "audio.ogg"), "--spacing", "0"])
     assert bad.exit_code != 0 and "spacing must be > 0" in bad.output
+
+
+def test_continuing_a_map_that_names_no_audio_says_so(song, tmp_path):
+    folder, _ = song
+    source = next(folder.glob("*.osu"))
+    text = source.read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if not line.startswith("AudioFilename")]
+    assert len(lines) < len(text.splitlines())
+    bare = tmp_path / source.name
+    bare.write_text("\n".join(lines), encoding="utf-8")
+    shutil.copy(folder / "audio.ogg", tmp_path / "audio.ogg")
+    result = CliRunner().invoke(cli, ["continue", str(bare), "--from", "10000"])
+    assert result.exit_code != 0
+    assert "names no audio file" in result.output and "AudioFilename" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([bare.name, "audio.ogg"])
+
+
+def test_continuing_from_past_the_audios_end_is_refused(song, tmp_path):
+    folder, _ = song  # 30 s of audio
+    source = next(folder.glob("*.osu"))
+    result = CliRunner().invoke(cli, ["continue", str(source), "--from", "40000",
+                                      "-o", str(tmp_path / "out.osu")])
+    assert result.exit_code != 0
+    assert "audio ends at 29.2" in result.output and "40.000 s" in result.output
+    assert not (tmp_path / "out.osu").exists()
