@@ -28,6 +28,10 @@ _TYPICAL = [(1.0, 0.2), (2.0, 0.27), (3.0, 0.41), (4.0, 0.54), (5.0, 0.7), (6.0,
 SPINNER_POSITION = (PLAYFIELD_WIDTH / 2, PLAYFIELD_HEIGHT / 2)  # where a spinner leaves the cursor
 MAX_GAP_MS = 1000.0  # longer gaps are pauses, not jumps
 QUANTILE = 0.9
+# the least ceiling a map's own spacing gives: a map whose objects are all stacked measures 0,
+# which would forbid any move (and is no ceiling DecodingOptions takes); 0.05 px/ms stays
+# within a circle's radius over the gaps of a stream
+MIN_SPACING = 0.05
 
 
 def spacing_for_stars(stars: float) -> float:
@@ -54,12 +58,12 @@ def spacings(beatmap: Beatmap, until_ms: float = math.inf) -> list[float]:
 
 def observed_spacing(beatmap: Beatmap, until_ms: float = math.inf,
                      minimum_jumps: int = 8) -> float | None:
-    """The map's spacing ceiling (its QUANTILE) over the objects before `until_ms`; None when
-    it has fewer than `minimum_jumps` to measure."""
+    """The map's spacing ceiling (its QUANTILE, at least MIN_SPACING) over the objects before
+    `until_ms`; None when it has fewer than `minimum_jumps` to measure."""
     values = spacings(beatmap, until_ms)
     if len(values) < minimum_jumps:
         return None
-    return float(np.quantile(values, QUANTILE))
+    return max(float(np.quantile(values, QUANTILE)), MIN_SPACING)
 
 
 def end_position(obj: object, format_version: int) -> tuple[float, float]:

@@ -13,7 +13,13 @@ from companion.mapping import continue_beatmap, load_generator
 from core.beatmap.model import Beatmap, Circle, Difficulty, Slider, Spinner, TimingPoint
 from core.beatmap.parser import parse_file
 from core.decoding import DecodingOptions
-from core.spacing import end_position, observed_spacing, spacing_for_stars, spacings
+from core.spacing import (
+    MIN_SPACING,
+    end_position,
+    observed_spacing,
+    spacing_for_stars,
+    spacings,
+)
 
 
 def small_map() -> Beatmap:
@@ -51,6 +57,14 @@ def test_a_slider_with_an_even_number_of_spans_ends_at_its_head():
 def test_too_few_jumps_tell_nothing():
     assert observed_spacing(small_map()) is None
     assert observed_spacing(small_map(), minimum_jumps=3) == pytest.approx(0.9)
+
+
+def test_a_stacked_map_still_gives_a_ceiling_decoding_takes():
+    beatmap = small_map()
+    beatmap.hit_objects = [Circle(x=256, y=192, time=100 * i) for i in range(12)]
+    assert spacings(beatmap) == [0.0] * 11
+    assert observed_spacing(beatmap) == MIN_SPACING
+    DecodingOptions(spacing=observed_spacing(beatmap))  # 0 px/ms was refused here
 
 
 def test_the_ceiling_rises_with_the_stars():
