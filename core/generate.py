@@ -25,9 +25,10 @@ from core.beatmap.model import Beatmap, HitObject, Slider
 from core.beatmap.ticks import TickGrid, beat_divisor_of, divisors_for
 from core.beatmap.timing import ControlPoints, annotate_sliders, slider_velocity
 from core.checkpoint import load_model
-from core.constraints import SequenceState, keep_arc_inside
+from core.constraints import SequenceState
 from core.decoding import DecodingOptions, decode_window
 from core.model import MapModel
+from core.playfield import keep_arc_inside
 from core.tokens.detokenizer import DetokenizeOptions, decode_objects
 from core.tokens.grammar import Grammar, GrammarWalker
 from core.tokens.tokenizer import snap_tolerance, tokenize_objects

@@ -180,7 +180,7 @@ def test_a_slider_may_not_run_on_past_the_playfield():
 
 def test_an_arc_that_would_leave_the_playfield_becomes_a_bezier():
     from core.beatmap.model import Slider
-    from core.constraints import keep_arc_inside
+    from core.playfield import keep_arc_inside
 
     doubling_back = Slider(x=184, y=300, time=0, curve_type="P", points=[(188, 20), (200, 328)])
     keep_arc_inside(doubling_back)
