@@ -21,6 +21,7 @@ from core.audio import N_MELS
 from core.beat_grid import N_CLASSES as N_GRID_CLASSES
 
 N_CONDITIONS = 5  # AR, CS, OD, HP, stars
+GROW_TOKENS = 256  # a KV cache that grows leaves room for at least this many more tokens
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,9 @@ class KVCache:
         start, stop = self.length, self.length + k.shape[2]
         buf_k = self.self_k[layer]
         if buf_k is None or buf_k.shape[2] < stop or buf_k.shape[0] != k.shape[0]:
-            capacity = max(stop, 2 * (buf_k.shape[2] if buf_k is not None else 64))
+            # room for GROW_TOKENS more steps at least: a window's prefix is fed at once, and
+            # a buffer cut to it would be copied again by the very next token
+            capacity = max(stop + GROW_TOKENS, 2 * (buf_k.shape[2] if buf_k is not None else 0))
             buf_k = self._grow(buf_k, k, capacity)
             self.self_v[layer] = self._grow(self.self_v[layer], v, capacity)
             self.self_k[layer] = buf_k
@@ -117,7 +120,7 @@ class KVCache:
 
     def _grow(self, old: Tensor | None, like: Tensor, capacity: int) -> Tensor:
         b, h, _, d = like.shape
-        new = like.new_zeros(b, h, capacity, d)
+        new = like.new_empty(b, h, capacity, d)  # only [:length] is ever read
         if old is not None and old.shape[0] == b:
             new[:, :, : self.length] = old[:, :, : self.length]
         return new

@@ -47,9 +47,12 @@ def test_shapes_and_presets():
 @torch.no_grad()
 @pytest.mark.parametrize("pointer", [True, False], ids=["pointer", "no-pointer"])
 @pytest.mark.parametrize("stepper", ["module", "step-decoder"])
-def test_cached_decoding_matches_full_forward(pointer, stepper):
+@pytest.mark.parametrize("grow", [256, 3], ids=["room", "regrown"])
+def test_cached_decoding_matches_full_forward(pointer, stepper, grow, monkeypatch):
     """One token at a time, through Decoder.forward or decoding's StepDecoder (fused
-    self-attention projections, no modules), gives the full forward's logits."""
+    self-attention projections, no modules), gives the full forward's logits; also where the
+    cache's buffers fill up and are regrown (copied) every few tokens."""
+    monkeypatch.setattr("core.model.GROW_TOKENS", grow)
     model = tiny_model(pointer=pointer)
     mel, ids, difficulty = inputs()
     times = torch.cumsum(torch.randint(0, 60, ids.shape), dim=1).float()  # (B, T) ms
@@ -67,6 +70,7 @@ def test_cached_decoding_matches_full_forward(pointer, stepper):
                          [:, None])
     cached = torch.cat(steps, dim=1)
     assert cache.length == ids.shape[1]
+    assert cache.self_k[0].shape[2] == (7 + 256 if grow == 256 else 40)  # 10 -> 20 -> 40
     assert (cached - full).abs().max().item() <= 1e-5
 
 
