@@ -17,9 +17,10 @@ from pathlib import Path
 from torch import Tensor
 
 from core.audio import FRAME_MS, AudioError, audio_features
+from core.beatmap.breaks import update_breaks
 from core.beatmap.model import Beatmap, Difficulty, Mode, TimingPoint
 from core.beatmap.ticks import DEFAULT_BEAT_DIVISOR, divisor_for_tempo
-from core.beatmap.timing import DEFAULT_BEAT_LENGTH
+from core.beatmap.timing import DEFAULT_BEAT_LENGTH, annotate_sliders
 from core.checkpoint import CheckpointError, read_meta
 from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, settings_for_stars, star_rating
@@ -217,6 +218,8 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     if timing == "none":
         beatmap.timing_points = [placeholder_red_line(beatmap.timing_points),
                                  *beatmap.timing_points]
+    annotate_sliders(beatmap)
+    update_breaks(beatmap)
     beatmap.format_version = 14
     beatmap.metadata["Version"] = f"kiai {wanted:.1f}"
     return Generated(as_new_difficulty(beatmap), stars, len(tried), timing, kept.spacing,
@@ -299,6 +302,9 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
                           until_ms, cond, options, progress=progress, should_stop=should_stop)
     if placeholder:  # ... without it is the placeholder's (lazer's default beat)
         result.timing_points = copy.deepcopy(beatmap.timing_points)
+    annotate_sliders(result)
+    # no break where the new objects are, one in each long gap they leave
+    update_breaks(result, within=(from_ms, math.inf if until_ms is None else until_ms))
     result.format_version = 14
     return result
 

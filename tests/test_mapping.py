@@ -25,6 +25,7 @@ from companion.mapping import (
     load_generator,
     next_effort,
 )
+from core.beatmap.breaks import break_span
 from core.beatmap.model import Slider, TimingPoint
 from core.beatmap.parser import parse_file
 from core.beatmap.ticks import TickGrid, divisor_for_tempo, divisors_for
@@ -293,3 +294,32 @@ def test_continuing_from_past_the_audios_end_is_refused(song, tmp_path):
     assert result.exit_code != 0
     assert "audio ends at 29.2" in result.output and "40.000 s" in result.output
     assert not (tmp_path / "out.osu").exists()
+
+
+def test_generated_and_continued_maps_get_breaks_in_their_long_gaps(generator, song, tmp_path):
+    """Written maps carry a break in each long gap (HP would drain through it otherwise) and
+    none over an object: a continuation from after a gap in the mapper's map gets a break
+    there, and a break of theirs that its new objects fill is dropped."""
+    folder, _ = song
+    source = parse_file(next(folder.glob("*[[]Normal[]].osu"))).beatmap
+    source.hit_objects = [o for o in source.hit_objects if not 12_000 <= o.time < 25_000]
+    source.events.append("2,16000,20000")
+    continued = continue_beatmap(generator, source, folder / "audio.ogg", 15_000.0, 25_000.0,
+                                 decoding_options(seed=0))
+    new = [o.time for o in continued.hit_objects if 15_000 <= o.time < 25_000]
+    assert new and min(new) < 16_000 and max(new) > 20_000
+    last_before = max(o.end_time for o in continued.hit_objects if o.time < 12_000)
+    generated = generate_beatmap(generator, resolve(folder), Target(stars=3.0),
+                                 decoding_options(seed=0), max_attempts=1).beatmap
+    for beatmap in (continued, generated):
+        breaks = [s for s in map(break_span, beatmap.events) if s is not None]
+        objects = beatmap.hit_objects
+        for start, end in breaks:
+            assert not any(o.time <= end and o.end_time >= start for o in objects)
+        for a, b in itertools.pairwise(objects):
+            if b.time - a.end_time > 3000:
+                assert any(a.end_time < s and e < b.time for s, e in breaks), (a, b, breaks)
+    breaks = [s for s in map(break_span, continued.events) if s is not None]
+    assert [(s, e) for s, e in breaks if s < 16_000] == [
+        (math.ceil(last_before + 200), math.floor(min(new) - 2 * source.timing_points[0]
+                                                  .beat_length))]
