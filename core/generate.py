@@ -35,6 +35,11 @@ from core.tokens.tokenizer import snap_tolerance, tokenize_objects
 from core.tokens.vocab import Category, Vocab
 
 Progress = Callable[[float], None]  # fraction done, 0..1
+# No object starts where the audio is silent: every mel band SILENCE_DB under the song's peak
+# (log_mel's -1..1 spans 80 dB) throughout SILENCE_REACH_MS either side. Real silence only: a
+# quiet passage sits 20-40 dB under the peak, a reverb tail above 60.
+SILENCE_DB = 60.0
+SILENCE_REACH_MS = 50.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class Generator:
         ticks = TickGrid(template.timing_points)
         allowed = TickGrid(template.timing_points,
                            divisors_for(beat_divisor_of(template.editor)))
+        audible = audible_frames(mel)
         tolerance = snap_tolerance(self.vocab) if ticks else 0.0
         window, prefix_span = self.windows.window_ms, self.windows.prefix_ms
         # Nothing before the first red line: mappers put it on or before the first note (the
@@ -98,7 +104,7 @@ class Generator:
             state = SequenceState(GrammarWalker(Grammar(self.vocab.config)), self.vocab,
                                   min_start=position - origin + tolerance,
                                   window_end=stop - origin - tolerance,
-                                  on_tick=_tick_test(allowed, origin, tolerance),
+                                  on_tick=_tick_test(allowed, origin, tolerance, audible),
                                   slider_speed=_slider_speed(template, origin))
             for token in ids:
                 state.step(token)
@@ -148,15 +154,30 @@ def continue_map(generator: Generator, beatmap: Beatmap, mel: Tensor, from_ms: f
     return result
 
 
-def _tick_test(ticks: TickGrid, origin: float, tolerance: float) -> Callable[[float], bool] | None:
-    """Whether a window-relative time snaps onto a tick (None without timing: anything goes)."""
+def audible_frames(mel: Tensor) -> Tensor:
+    """(F,) bool per feature frame (audio time): whether any sound above SILENCE_DB under the
+    song's peak is within SILENCE_REACH_MS of it (core.audio.log_mel's scale: 80 dB over -1..1)."""
+    level = -1.0 + 2.0 * (80.0 - SILENCE_DB) / 80.0
+    loud = (mel.amax(dim=0) > level).float()[None, None]  # (1, 1, F)
+    reach = int(SILENCE_REACH_MS // FRAME_MS)
+    return torch.nn.functional.max_pool1d(loud, 2 * reach + 1, stride=1, padding=reach)[0, 0] > 0
+
+
+def _tick_test(ticks: TickGrid, origin: float, tolerance: float, audible: Tensor | None = None
+               ) -> Callable[[float], bool] | None:
+    """Whether an object may start at a window-relative time: on a tick, and (given `audible`,
+    per feature frame) not in silence. None without timing: anything goes."""
     if not ticks:
         return None
     memo: dict[float, bool] = {}
 
     def on_tick(t: float) -> bool:
         if t not in memo:
-            memo[t] = ticks.snap(origin + t, tolerance) is not None
+            ok = ticks.snap(origin + t, tolerance) is not None
+            if ok and audible is not None:
+                frame = int((origin + t) // FRAME_MS) + LATENCY_FRAMES
+                ok = 0 <= frame < audible.shape[0] and bool(audible[frame])
+            memo[t] = ok
         return memo[t]
 
     return on_tick

@@ -25,6 +25,7 @@ from companion.mapping import (
     load_generator,
     next_effort,
 )
+from core.audio import FRAME_MS, audio_features
 from core.beatmap.breaks import break_span
 from core.beatmap.model import Slider, TimingPoint
 from core.beatmap.parser import parse_file
@@ -32,6 +33,7 @@ from core.beatmap.ticks import TickGrid, divisor_for_tempo, divisors_for
 from core.beatmap.timing import annotate_sliders
 from core.beatmap.writer import save
 from core.difficulty import star_rating
+from core.generate import audible_frames
 from core.rhythm import GAP_LEVELS_MS, gap_shares_for_stars, start_gaps
 from core.song_input import resolve
 from core.spacing import spacing_for_stars
@@ -323,3 +325,25 @@ def test_generated_and_continued_maps_get_breaks_in_their_long_gaps(generator, s
     assert [(s, e) for s, e in breaks if s < 16_000] == [
         (math.ceil(last_before + 200), math.floor(min(new) - 2 * source.timing_points[0]
                                                   .beat_length))]
+
+
+def test_no_object_starts_in_silence(generator, song, tmp_path):
+    """Seven seconds of digital silence in the middle of a song: the starter, which hears a
+    beat grid there, mapped on through it (every beat, 18 objects); now nothing starts inside
+    it, the map resumes with the music and the gap gets a break."""
+    folder, _ = song
+    audio, rate = sf.read(folder / "audio.ogg")
+    audio[int(12 * rate): int(19 * rate)] = 0.0
+    shutil.copy(next(folder.glob("*[[]Normal[]].osu")), tmp_path / "map.osu")
+    sf.write(tmp_path / "audio.ogg", audio, rate)
+    mel = audio_features(tmp_path / "audio.ogg")
+    audible = audible_frames(mel)
+    assert not audible[round(12_100 / FRAME_MS): round(18_900 / FRAME_MS)].any()
+    assert audible[round(2_000 / FRAME_MS): round(11_900 / FRAME_MS)].all()  # music
+    generated = generate_beatmap(generator, resolve(tmp_path), Target(stars=3.0),
+                                 decoding_options(seed=0), max_attempts=1).beatmap
+    times = [o.time for o in generated.hit_objects]
+    # beatmap time is LATENCY_MS before the audio: the silence is 11,980-18,980 ms
+    assert not [t for t in times if 12_000 <= t < 18_950]
+    assert any(18_950 <= t < 21_000 for t in times) and any(10_000 <= t < 12_000 for t in times)
+    assert [s for s in map(break_span, generated.events) if s and 12_000 < s[0] < s[1] < 19_000]
