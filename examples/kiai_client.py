@@ -94,8 +94,10 @@ class KiaiClient:
     @contextlib.asynccontextmanager
     async def connect(cls, url: str, token: str, client_name: str) -> AsyncIterator[KiaiClient]:
         """Connect with the token in an `Authorization: Bearer` header, then `initialize`."""
+        # the daemon is trusted: job lists may be long (max_size); a close after Ctrl+C waits at
+        # most 2 s for its handshake (websockets' default, 10 s, is a long hang on exit)
         options: dict[str, Any] = {"additional_headers": bearer_header(token), "open_timeout": 5,
-                                   "max_size": None}  # the daemon is trusted: job lists may be long
+                                   "close_timeout": 2, "max_size": None}
         if int(websockets.__version__.split(".")[0]) >= 15:
             options["proxy"] = None  # a loopback daemon: never through $HTTP_PROXY
         try:
