@@ -16,7 +16,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from core.audio import FRAME_MS, AudioError, audio_features
+from core.audio import FRAME_MS, LATENCY_MS, AudioError, audio_features
 from core.beatmap.breaks import update_breaks
 from core.beatmap.model import Beatmap, Difficulty, Mode, TimingPoint
 from core.beatmap.ticks import DEFAULT_BEAT_DIVISOR, divisor_for_tempo
@@ -288,7 +288,7 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
         raise UnsupportedModeError(f"only osu!standard maps can be continued, not mode "
                                    f"{int(beatmap.mode)} ({beatmap.mode.name.lower()})")
     mel = features(audio)
-    audio_ms = mel.shape[-1] * FRAME_MS
+    audio_ms = mel.shape[-1] * FRAME_MS - LATENCY_MS  # its end in beatmap time
     if from_ms >= audio_ms:  # else a "continuation" of silence: a map with nothing new
         raise AudioError(audio, f"the audio ends at {audio_ms / 1000:.3f} s, before the "
                                 f"continuation's start at {from_ms / 1000:.3f} s: nothing to map")

@@ -88,7 +88,7 @@ def sinusoids(length: int, channels: int, max_timescale: float = 10_000) -> Tens
 
 
 class KVCache:
-    """Keys and values for incremental decoding, preallocated for `capacity` tokens.
+    """Keys and values for incremental decoding, in buffers grown ahead of the tokens.
 
     Self-attention entries are written at `length` and grow as tokens are fed; cross-attention
     entries are filled once from the encoder output. `reorder` follows beam search's choices.
@@ -123,6 +123,9 @@ class KVCache:
         new = like.new_empty(b, h, capacity, d)  # only [:length] is ever read
         if old is not None and old.shape[0] == b:
             new[:, :, : self.length] = old[:, :, : self.length]
+        elif self.length > 0:  # the rows would be uninitialised: reorder() changes the batch
+            raise RuntimeError(f"KV cache of batch {old.shape[0] if old is not None else 0} "
+                               f"fed a batch of {b} after {self.length} tokens")
         return new
 
     def cast(self, dtype: torch.dtype) -> None:

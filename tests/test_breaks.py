@@ -56,11 +56,36 @@ def test_breaks_over_objects_go_and_the_others_stay_in_place():
                                    " F,0,0,1000,0,1"]
 
 
-def test_within_adds_breaks_only_where_new_objects_are():
-    beatmap = gapped_map(0, 4000, 8000, 12000)
-    update_breaks(beatmap, within=(7000.0, 20000.0))
-    # the gaps 0-4000 (the mapper's) stay as they were; 4000-8000 reaches into the span
-    assert spans(beatmap) == [(4200.0, 7000.0), (8200.0, 11000.0)]
+def test_a_continuation_redoes_breaks_only_around_its_new_objects():
+    # the mapper's objects at 0, 1000, 4000 and 20000, new ones from 8000 (the first exactly at
+    # `from`) to 12000
+    beatmap = gapped_map(0, 1000, 4000, 8000, 12000, 20000)
+    beatmap.events = ["2,1000,3000", "2,4500,6000", "2,9000,11000"]
+    update_breaks(beatmap, within=(8000.0, 16000.0))
+    # 1000-3000 lies before the stretch the continuation redid (from the mapper's object at
+    # 4000 to theirs at 20000): it stays as it was, though it touches their object at 1000;
+    # 4500-6000 and 9000-11000 were in it and are redone as lazer places them
+    assert spans(beatmap) == [(1000.0, 3000.0), (4200.0, 7000.0), (8200.0, 11000.0),
+                              (12200.0, 19000.0)]
+    # new combos after the new breaks, on new objects only: not on the mapper's at 20000
+    assert [o.new_combo for o in beatmap.hit_objects] == [False, False, False, True, True,
+                                                          False]
+
+
+def test_a_new_map_starts_a_combo_after_each_break():
+    beatmap = gapped_map(0, 500, 5000, 5500)
+    update_breaks(beatmap)
+    assert [o.new_combo for o in beatmap.hit_objects] == [False, False, True, False]
+
+
+def test_breaks_go_after_the_background_and_a_videos_commands():
+    beatmap = gapped_map(0, 5000)
+    beatmap.events = ['Video,0,"v.mp4"', " F,0,0,1000,0,1", 'Background,0,"bg.jpg"',
+                      'Sprite,Foreground,Centre,"s.png",320,240', "_M,0,0,500,0,0"]
+    update_breaks(beatmap)
+    assert beatmap.events == ['Video,0,"v.mp4"', " F,0,0,1000,0,1", 'Background,0,"bg.jpg"',
+                              "2,200,4000", 'Sprite,Foreground,Centre,"s.png",320,240',
+                              "_M,0,0,500,0,0"]
 
 
 def test_no_objects_no_breaks():

@@ -32,24 +32,38 @@ def break_span(line: str) -> tuple[float, float] | None:
 
 
 def update_breaks(beatmap: Beatmap, within: tuple[float, float] | None = None) -> None:
-    """Set the map's breaks for its objects, in place: keep each break no object overlaps (and
-    that lies between the first and last object), drop the others, and add one in every other
-    gap with room for MIN_BREAK_DURATION between GAP_BEFORE_BREAK after the previous object's
-    end and max(GAP_AFTER_BREAK, two beats) before the next object. `within` (start, end) ms:
-    add breaks only in gaps that reach into that span (a continuation's; the mapper's own gaps
-    elsewhere stay as they were). Sliders need their durations
-    (core.beatmap.timing.annotate_sliders)."""
+    """Set the map's breaks for its objects, in place, and start a new combo after each.
+
+    Without `within` (a map kiai wrote whole): keep each break no object overlaps (and that lies
+    between the first and last object), drop the others, and add one in every other gap with
+    room for MIN_BREAK_DURATION between GAP_BEFORE_BREAK after the previous object's end and
+    max(GAP_AFTER_BREAK, two beats) before the next object; the first object after each break
+    starts a new combo, as osu! stable does and lazer's editor enforces.
+
+    `within` (from, until) ms, a continuation's span, whose objects are the new ones: only the
+    stretch from the last object before it to the first after it is redone (the mapper's breaks
+    there dropped, one added in each gap with room, new combos set on new objects only); the
+    mapper's breaks and objects elsewhere stay exactly as they were. Sliders need their
+    durations (core.beatmap.timing.annotate_sliders)."""
     objects = sorted(beatmap.hit_objects, key=lambda o: o.time)
+    if within is None:
+        low, high = -math.inf, math.inf
+    else:
+        low = max((_end(o) for o in objects if o.time < within[0]), default=-math.inf)
+        high = min((o.time for o in objects if o.time >= within[1]), default=math.inf)
     kept = []
     for line in beatmap.events:
         span = break_span(line)
-        if span is not None and _keeps(span, objects):
+        if span is None:
+            continue
+        outside = within is not None and (span[1] <= low or span[0] >= high)
+        if outside or (within is None and _keeps(span, objects)):
             kept.append(span)
     added = []
     latest_end = -math.inf
     for previous, following in itertools.pairwise(objects):
         latest_end = max(latest_end, _end(previous))
-        if within is not None and not (latest_end < within[1] and following.time > within[0]):
+        if within is not None and not (previous.time < within[1] and following.time >= within[0]):
             continue
         start = math.ceil(latest_end + GAP_BEFORE_BREAK)
         end = math.floor(following.time - max(GAP_AFTER_BREAK,
@@ -59,6 +73,8 @@ def update_breaks(beatmap: Beatmap, within: tuple[float, float] | None = None) -
         if any(s < end and start < e for s, e in kept):
             continue
         added.append((float(start), float(end)))
+        if within is None or within[0] <= following.time < within[1]:
+            following.new_combo = True
     spans = sorted(kept + added)
     others = [line for line in beatmap.events if break_span(line) is None]
     at = _insert_at(others)
@@ -95,12 +111,14 @@ def _beat_length(beatmap: Beatmap, time: float) -> float:
 
 def _insert_at(events: list[str]) -> int:
     """Where breaks go among the other event lines: after the background and video lines
-    (types 0, 1, Video, and comments before the storyboard), as stable writes them."""
+    (0, 1, Background, Video) and the indented commands a video may carry, before the
+    storyboard, as stable writes them."""
     at = 0
     for i, line in enumerate(events):
-        kind = line.split(",", 1)[0].strip()
-        if kind in ("0", "1", "Video"):
+        if line.split(",", 1)[0].strip() in ("0", "1", "Background", "Video"):
             at = i + 1
+            while at < len(events) and events[at][:1] in (" ", "_"):
+                at += 1
     return at
 
 

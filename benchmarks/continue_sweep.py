@@ -1,0 +1,125 @@
+"""Continue every osu!standard map of the corpus from its middle, as `kiai continue` does; a table.
+
+Real maps are the test of "continue from here": format versions 3-14 and 128, odd sliders,
+stacked streams, maps with no AudioFilename. The corpus has their .osu files but not their
+songs, so each map gets a stand-in track: the corpus's triangles, repeated to 15 minutes (a
+real song's sound, under the map's own AudioFilename). Per map: continue from its middle object
+for `--seconds`, write it through the CLI's writer, and check what the CLI promises: every
+object line before the start unchanged, the new objects inside the span, on the playfield,
+times rising, and rosu-pp reading as many objects. A map refused with a clear message (no audio
+named, a start past the audio's end) counts as refused, not failed; a traceback is a failure.
+
+    .venv/bin/python benchmarks/continue_sweep.py [--seconds 8] [--min-objects 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import re
+import tempfile
+import time
+import traceback
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import rosu_pp_py as rosu
+import soundfile as sf
+from corpus import corpus_root, standard_maps
+
+from companion.mapping import audio_of, continue_beatmap, decoding_options, load_generator
+from core.audio import SAMPLE_RATE, AudioError, load_audio_bytes
+from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
+from core.beatmap.parser import parse_bytes, parse_file
+from core.beatmap.writer import save
+
+TRACK_S = 900
+
+
+def stand_in_track(out: Path) -> Path:
+    with zipfile.ZipFile(corpus_root() / "osu-resources" / "triangles.osz") as z:
+        audio = load_audio_bytes(z.read("audio.mp3"), "triangles.osz/audio.mp3")
+    reps = -(-TRACK_S * SAMPLE_RATE // len(audio))
+    sf.write(out, np.tile(audio, reps)[: TRACK_S * SAMPLE_RATE], SAMPLE_RATE, subtype="PCM_16")
+    return out
+
+
+def object_lines(text: str, before_ms: float) -> list[str]:
+    """The [HitObjects] lines of an .osu text whose time is before `before_ms`."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "[HitObjects]") + 1
+    out = []
+    for line in lines[start:]:
+        fields = line.split(",")
+        if line.startswith("[") and line.strip().endswith("]"):
+            break
+        if (len(fields) >= 3 and re.fullmatch(r"-?[0-9.]+", fields[2].strip())
+                and float(fields[2]) < before_ms):
+            out.append(line)
+    return out
+
+
+def check(source: str, written: Path, from_ms: float, until_ms: float) -> list[str]:
+    problems = []
+    if object_lines(written.read_text(encoding="utf-8"), from_ms) != object_lines(source, from_ms):
+        problems.append("an object line before the start changed")
+    beatmap = parse_file(written).beatmap
+    new = [o for o in beatmap.hit_objects if from_ms <= o.time < until_ms]
+    times = [o.time for o in beatmap.hit_objects]
+    if any(b < a for a, b in itertools.pairwise(times)):
+        problems.append("times go backwards")
+    if any(not (0 <= o.x <= PLAYFIELD_WIDTH and 0 <= o.y <= PLAYFIELD_HEIGHT) for o in new):
+        problems.append("a new object off the playfield")
+    if rosu.Beatmap(path=str(written)).n_objects != len(beatmap.hit_objects):
+        problems.append("rosu-pp counts other objects")
+    return problems
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--min-objects", type=int, default=10)
+    args = parser.parse_args()
+    generator = load_generator(None)
+    counts = {"ok": 0, "refused": 0, "failed": 0}
+    started = time.perf_counter()
+    print(f"{'map':<72} {'objects':>7} {'from s':>7} {'new':>4}  result")
+    with tempfile.TemporaryDirectory() as tmp:
+        track = stand_in_track(Path(tmp) / "track.wav")
+        for index, (name, data) in enumerate(standard_maps()):
+            beatmap = parse_bytes(data, name).beatmap
+            if len(beatmap.hit_objects) < args.min_objects:
+                continue
+            folder = Path(tmp) / f"set{index}"
+            folder.mkdir()
+            audio_name = (beatmap.audio_filename or "").strip()
+            if audio_name and "/" not in audio_name and "\\" not in audio_name:
+                (folder / audio_name).symlink_to(track)
+            from_ms = float(beatmap.hit_objects[len(beatmap.hit_objects) // 2].time)
+            until_ms = from_ms + args.seconds * 1000
+            new = 0
+            try:
+                audio = audio_of(beatmap, folder)
+                result = continue_beatmap(generator, beatmap, audio, from_ms, until_ms,
+                                          decoding_options(seed=0))
+                written = save(result, folder / "continued.osu")
+                new = sum(from_ms <= o.time < until_ms for o in result.hit_objects)
+                problems = check(data.decode("utf-8-sig", "replace"), written, from_ms,
+                                 until_ms)
+                outcome = "FAILED: " + "; ".join(problems) if problems else "ok"
+            except AudioError as e:
+                outcome = f"refused: {e.reason}"
+            except Exception as e:  # a benchmark reports a failure, it does not stop
+                outcome = f"FAILED: {type(e).__name__}: {e}"
+                traceback.print_exc()
+            key = outcome.split(":")[0].lower()
+            counts[key] += 1
+            print(f"{name[-72:]:<72} {len(beatmap.hit_objects):>7} {from_ms / 1000:>7.1f} "
+                  f"{new:>4}  {outcome[:90]}", flush=True)
+    print(f"\n{sum(counts.values())} maps: {counts['ok']} ok, {counts['refused']} refused with a "
+          f"message, {counts['failed']} failed; {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
