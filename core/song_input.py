@@ -1,8 +1,9 @@
 """What `kiai generate` is pointed at: an audio file, or a song folder with or without maps.
 
-A folder's existing osu!standard difficulty (the one with the most timing) supplies the template:
-metadata, timing for snapping, audio file name. A bare audio file gets a fresh template with no
-timing: the generator estimates it from the audio (companion.mapping.song_timing).
+A folder's existing osu!standard difficulty (the one with the most timing; else one of another
+mode) supplies the template: metadata, timing for snapping, audio file name. A bare audio file
+gets a fresh template with no timing: the generator estimates it from the audio
+(companion.mapping.song_timing).
 """
 
 from __future__ import annotations
@@ -41,18 +42,19 @@ def resolve(path: Path) -> SongInput:
             beatmap = parse_file(osu).beatmap
         except BeatmapError:
             continue
-        if beatmap.mode is Mode.OSU and beatmap.audio_filename:
+        if beatmap.audio_filename and find_file(path, beatmap.audio_filename) is not None:
             maps.append(beatmap)
     if maps:
-        source = max(maps, key=lambda b: sum(p.uninherited for p in b.timing_points))
-        audio = find_file(path, source.audio_filename)
-        if audio is not None:
-            template = copy.deepcopy(source)
-            template.hit_objects = []
-            # Break periods belonged to the old objects.
-            template.events = [e for e in template.events
-                               if not e.startswith(("2,", "Break,"))]
-            return SongInput(path, audio, template)
+        # an osu!standard difficulty first; else a taiko, catch or mania one: its timing is the
+        # song's all the same, and the new difficulty is osu!standard
+        source = max(maps, key=lambda b: (b.mode is Mode.OSU,
+                                          sum(p.uninherited for p in b.timing_points)))
+        template = copy.deepcopy(source)
+        template.hit_objects = []
+        template.general["Mode"] = str(int(Mode.OSU))
+        # Break periods belonged to the old objects.
+        template.events = [e for e in template.events if not e.startswith(("2,", "Break,"))]
+        return SongInput(path, find_file(path, source.audio_filename), template)
     audio_files = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
     if not audio_files:
         raise SongInputError(f"{path}: no audio file ({', '.join(AUDIO_SUFFIXES)}) in the folder")

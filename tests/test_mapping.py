@@ -147,6 +147,26 @@ def test_a_song_folder_keeps_its_timing_and_its_beat_divisor(generator, song, tm
     assert on_ticks(generated.beatmap, divisors_for(3)) == 1.0  # no 1/2 or 1/4 ticks
 
 
+def test_a_mania_set_lends_its_timing_to_an_osu_difficulty(generator, song, tmp_path):
+    """A set with only a mania difficulty: its timing is the song's, so the new osu!standard
+    map takes it (it was estimated from the audio, the hand-made timing ignored)."""
+    folder, truth = song
+    copy = shutil.copytree(folder, tmp_path / "song")
+    for other in copy.glob("*.osu"):
+        if "[Hard]" not in other.name:
+            other.unlink()
+    (hard,) = copy.glob("*.osu")
+    hard.write_text(hard.read_text(encoding="utf-8").replace("Mode: 0", "Mode: 3"),
+                    encoding="utf-8")
+    assert parse_file(hard).beatmap.mode.name == "MANIA"
+    generated = generate_beatmap(generator, resolve(copy), Target(stars=3.0),
+                                 decoding_options(seed=0), max_attempts=1)
+    assert generated.timing == "map" and generated.beatmap.mode.name == "OSU"
+    assert [(p.time, p.beat_length) for p in red(generated.beatmap)] == \
+        [(p.time, p.beat_length) for p in truth]
+    assert generated.beatmap.hit_objects
+
+
 def test_a_missed_star_rating_is_retried_and_the_nearest_attempt_kept(generator, song):
     folder, _ = song
     retries = []
