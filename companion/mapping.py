@@ -302,6 +302,13 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
                           until_ms, cond, options, progress=progress, should_stop=should_stop)
     if placeholder:  # ... without it is the placeholder's (lazer's default beat)
         result.timing_points = copy.deepcopy(beatmap.timing_points)
+    kept = sum(o.time < from_ms or (until_ms is not None and o.time >= until_ms)
+               for o in beatmap.hit_objects)
+    if len(result.hit_objects) == kept:  # nothing new: writing it would only add clutter
+        span = f"from {from_ms / 1000:.3f} s" + (
+            "" if until_ms is None else f" to {until_ms / 1000:.3f} s")
+        raise AudioError(audio, f"nothing to place {span}: the audio there is silent, or the "
+                                f"span holds no tick free of the map's own objects")
     annotate_sliders(result)
     # no break where the new objects are, one in each long gap they leave
     update_breaks(result, within=(from_ms, math.inf if until_ms is None else until_ms))

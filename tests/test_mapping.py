@@ -367,3 +367,17 @@ def test_no_object_starts_in_silence(generator, song, tmp_path):
     assert not [t for t in times if 12_000 <= t < 18_950]
     assert any(18_950 <= t < 21_000 for t in times) and any(10_000 <= t < 12_000 for t in times)
     assert [s for s in map(break_span, generated.events) if s and 12_000 < s[0] < s[1] < 19_000]
+
+
+def test_continuing_into_silence_writes_nothing(song, tmp_path):
+    """A continuation that places nothing (here the song's last seconds are silenced) is
+    refused: a copy of the map as a new difficulty would only clutter the set."""
+    folder, _ = song
+    audio, rate = sf.read(folder / "audio.ogg")
+    audio[int(22 * rate):] = 0.0
+    shutil.copy(next(folder.glob("*[[]Normal[]].osu")), tmp_path / "map.osu")
+    sf.write(tmp_path / "audio.ogg", audio, rate)
+    result = CliRunner().invoke(cli, ["continue", str(tmp_path / "map.osu"), "--from", "23000",
+                                      "-o", str(tmp_path / "out.osu")])
+    assert result.exit_code != 0 and "nothing to place from 23.000 s" in result.output
+    assert not (tmp_path / "out.osu").exists()
