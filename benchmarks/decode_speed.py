@@ -9,7 +9,8 @@ is not in the marginal rate (before, it was, which put a 2,016-token prefill int
 tokens and understated the cache at 2048 tokens ~3x). "cached" steps through
 core.incremental.StepDecoder, as decoding does; "module tok/s" is the same cache stepped through
 Decoder.forward, for the dispatch it saves; "int8 tok/s" is StepDecoder at precision int8 (int8
-weights, bfloat16 blocks and cache; its greedy tokens are not compared: random weights give
+weights, bfloat16 blocks and cache, which is cast once after the prefill and timed with it, as
+a window's other one-off work; its greedy tokens are not compared: random weights give
 near-flat logits, where ~1% moves the argmax; benchmarks/learning.py --precision int8 measures
 its maps). Weights are random (speed does not depend on training); `--song` adds an end-to-end
 run of `Generator.generate` over a long song at both precisions.
@@ -47,6 +48,8 @@ def cached(model: MapModel, audio, cond, prefix, times, fast: bool = True,
     step = StepDecoder(model.decoder, precision) if fast else None  # once per model: untimed
     start = time.perf_counter()
     logits = model.decoder(prefix, audio, cond, cache, times[:, :n])[0, -1]
+    if step is not None:  # int8 steps read a bfloat16 cache: cast once per window, as prefill
+        cache.cast(step.block_dtype)
     filled = time.perf_counter()
     out = []
     for i in range(STEPS):
