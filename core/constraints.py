@@ -212,6 +212,12 @@ class ConstraintFilter:
             logits.masked_fill_(self.off_playfield[C.COORD_Y], NEG_INF)
             if walker.state is not State.ANCHOR_Y:
                 self._limit_spacing(logits, state, C.COORD_Y)
+            elif len(state.path) == 1 and state.pending_x == state.path[0][0]:
+                # the first anchor may not sit on the head: a path of no extent is a slider
+                # of no length (osu! cannot extend it), which no player can follow
+                head_y = self.vocab.spans[C.COORD_Y].start + self.vocab.y_values.index(
+                    state.path[0][1])
+                logits[head_y] = NEG_INF
         elif walker.state is State.OBJECT:
             # Ending the window is final (the next window starts at this one's end), so it is
             # decided, not drawn: only where the model finds it likelier than going on (beam

@@ -158,6 +158,25 @@ def test_the_spacing_limit_gives_way_where_it_would_leave_nothing():
     assert max(xs) <= 4.0
 
 
+def test_a_sliders_first_anchor_may_not_sit_on_its_head():
+    """A line from the head to the head has no length and osu! cannot extend it: the shipped
+    starter wrote one (a zero-duration slider) once it learned from human maps."""
+    x, y = Category.COORD_X, Category.COORD_Y
+    seq = state(cursor=0.0)
+    feed(seq, "START_SLIDER_L", coord(x, 336.0), coord(y, 152.0), "ADD_SLIDER_ANCHOR",
+         coord(x, 336.0))
+    ys = allowed_cells(seq, y, DecodingOptions())
+    head_y = VOCAB.y_values[VOCAB.y_index(152.0)]
+    assert head_y not in ys and len(ys) == VOCAB.spans[y].size - 1 - sum(
+        not 0 <= round(v) <= 384 for v in VOCAB.y_values)
+    beside = seq.clone()  # another x: the head's y is fine
+    beside.pending_x = VOCAB.x_values[VOCAB.x_index(340.0)]
+    assert head_y in allowed_cells(beside, y, DecodingOptions())
+    # a second anchor may repeat a point (a red anchor): the path already has extent
+    feed(seq, coord(y, 200.0), "ADD_SLIDER_ANCHOR", coord(x, 336.0))
+    assert VOCAB.y_values[VOCAB.y_index(200.0)] in allowed_cells(seq, y, DecodingOptions())
+
+
 def test_a_slider_may_not_run_on_past_the_playfield():
     x, y = Category.COORD_X, Category.COORD_Y
     seq = state(cursor=0.0)
