@@ -116,13 +116,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _as_from_a_terminal() -> None:
+    """In the example's process before it starts: Ctrl+C (SIGINT) at its default, as a
+    terminal gives it. A test run started in the background (`cmd &` in a script, nohup) has
+    SIGINT ignored, every child inherits that, and Python then never installs its Ctrl+C
+    handler: the Ctrl+C tests' examples ran on until killed (seen twice in clean-clone runs)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def run_example(script: str, *args: str, stdin: bytes = b"", timeout: float = 20,
                       on_start=None) -> tuple[int, str, str]:
     # faulthandler: a hung example dumps every thread's stack on SIGABRT, into the failure
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONFAULTHANDLER": "1"}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(EXAMPLES / script), *args, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        preexec_fn=_as_from_a_terminal if sys.platform != "win32" else None)
     if on_start is not None:
         await on_start(proc)
     talk = asyncio.ensure_future(proc.communicate(stdin))
