@@ -12,6 +12,8 @@ import copy
 from dataclasses import dataclass
 from pathlib import Path
 
+import soundfile
+
 from core.beatmap.model import Beatmap, Difficulty, Mode
 from core.beatmap.parser import BeatmapError, parse_file
 
@@ -36,14 +38,16 @@ def resolve(path: Path) -> SongInput:
         return SongInput(path.parent, path, fresh_template(path))
     if not path.is_dir():
         raise SongInputError(f"{path}: no such file or folder")
-    maps = []
+    maps, named = [], set()
     for osu in sorted(path.glob("*.osu")):
         try:
             beatmap = parse_file(osu).beatmap
         except BeatmapError:
             continue
-        if beatmap.audio_filename and find_file(path, beatmap.audio_filename) is not None:
-            maps.append(beatmap)
+        if beatmap.audio_filename:
+            named.add(beatmap.audio_filename.strip())
+            if find_file(path, beatmap.audio_filename) is not None:
+                maps.append(beatmap)
     if maps:
         # an osu!standard difficulty first; else a taiko, catch or mania one: its timing is the
         # song's all the same, and the new difficulty is osu!standard
@@ -55,10 +59,22 @@ def resolve(path: Path) -> SongInput:
         # Break periods belonged to the old objects.
         template.events = [e for e in template.events if not e.startswith(("2,", "Break,"))]
         return SongInput(path, find_file(path, source.audio_filename), template)
+    if named:  # the song is missing; the folder's other audio files are hitsound samples
+        raise SongInputError(f"{path}: its maps' audio file ({', '.join(sorted(named))}) is not "
+                             f"in the folder")
     audio_files = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
     if not audio_files:
         raise SongInputError(f"{path}: no audio file ({', '.join(AUDIO_SUFFIXES)}) in the folder")
-    return SongInput(path, audio_files[0], fresh_template(audio_files[0]))
+    song = max(audio_files, key=_seconds)  # the song, not a hitsound sample beside it
+    return SongInput(path, song, fresh_template(song))
+
+
+def _seconds(audio: Path) -> float:
+    """The file's duration from its header (0 where it cannot be read: decoding says why)."""
+    try:
+        return float(soundfile.info(str(audio)).duration)
+    except (RuntimeError, OSError, ValueError):  # LibsndfileError is a RuntimeError
+        return 0.0
 
 
 def find_file(folder: Path, name: str) -> Path | None:
