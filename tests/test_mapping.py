@@ -35,7 +35,7 @@ from core.beatmap.writer import save
 from core.difficulty import star_rating
 from core.generate import audible_frames
 from core.rhythm import GAP_LEVELS_MS, gap_shares_for_stars, start_gaps
-from core.song_input import SongInputError, resolve
+from core.song_input import resolve
 from core.spacing import spacing_for_stars
 from core.synth.config import SynthConfig
 from core.synth.songs import write_song
@@ -381,21 +381,3 @@ def test_continuing_into_silence_writes_nothing(song, tmp_path):
                                       "-o", str(tmp_path / "out.osu")])
     assert result.exit_code != 0 and "nothing to place from 23.000 s" in result.output
     assert not (tmp_path / "out.osu").exists()
-
-
-def test_a_folder_picks_its_song_not_a_hitsound_sample(song, tmp_path):
-    """Hitsound samples sit beside the song: without maps the longest audio is the song (a
-    clap sorts first); with maps whose song is missing, the folder is refused (a 2-object map of
-    D_Clap.wav was written for ppy's Renatus_virtual archive)."""
-    folder, _ = song
-    bare = tmp_path / "bare"
-    bare.mkdir()
-    shutil.copy(folder / "audio.ogg", bare / "song.ogg")
-    sf.write(bare / "a-clap.wav", np.zeros(4410) + 0.1, 44_100)
-    assert resolve(bare).audio.name == "song.ogg"
-    mapped = tmp_path / "mapped"
-    mapped.mkdir()
-    shutil.copy(bare / "a-clap.wav", mapped / "a-clap.wav")
-    shutil.copy(next(folder.glob("*[[]Hard[]].osu")), mapped / "map.osu")  # names audio.ogg
-    with pytest.raises(SongInputError, match=r"audio file \(audio.ogg\) is not in the folder"):
-        resolve(mapped)

@@ -1,0 +1,38 @@
+"""core.song_input: what `kiai generate` maps when pointed at a folder."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from core.song_input import SongInputError, resolve
+from core.synth.config import SynthConfig
+from core.synth.songs import write_song
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    """A 30 s synthetic song folder: maps and audio.ogg."""
+    return write_song(SynthConfig(out=tmp_path_factory.mktemp("songs"), seed=3,
+                                  duration_s=30.0), 0)
+
+
+def test_a_folder_picks_its_song_not_a_hitsound_sample(song, tmp_path):
+    """Hitsound samples sit beside the song: without maps the longest audio is the song (a
+    clap sorts first); with maps whose song is missing, the folder is refused (a 2-object map of
+    D_Clap.wav was written for ppy's Renatus_virtual archive)."""
+    folder = song
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(folder / "audio.ogg", bare / "song.ogg")
+    sf.write(bare / "a-clap.wav", np.zeros(4410) + 0.1, 44_100)
+    assert resolve(bare).audio.name == "song.ogg"
+    mapped = tmp_path / "mapped"
+    mapped.mkdir()
+    shutil.copy(bare / "a-clap.wav", mapped / "a-clap.wav")
+    shutil.copy(next(folder.glob("*[[]Hard[]].osu")), mapped / "map.osu")  # names audio.ogg
+    with pytest.raises(SongInputError, match=r"audio file \(audio.ogg\) is not in the folder"):
+        resolve(mapped)
