@@ -90,14 +90,34 @@ def find_file(folder: Path, name: str) -> Path | None:
 
 
 def fresh_template(audio: Path) -> Beatmap:
+    """A new map's settings for a bare audio file; title and artist from its tags (ID3, Vorbis
+    comments, WAV INFO) where it has them, else the file's name and Unknown."""
+    tags = _tags(audio)
+    title, artist = tags.get("title") or audio.stem, tags.get("artist") or "Unknown"
     beatmap = Beatmap()
     beatmap.general = {"AudioFilename": audio.name, "AudioLeadIn": "0", "PreviewTime": "-1",
                        "Countdown": "0", "SampleSet": "Soft", "StackLeniency": "0.7",
                        "Mode": "0", "LetterboxInBreaks": "0", "WidescreenStoryboard": "0"}
-    beatmap.metadata = {"Title": audio.stem, "TitleUnicode": audio.stem, "Artist": "Unknown",
-                        "ArtistUnicode": "Unknown", "Creator": "kiai", "Version": "kiai",
+    beatmap.metadata = {"Title": _ascii(title) or audio.stem, "TitleUnicode": title,
+                        "Artist": _ascii(artist) or "Unknown", "ArtistUnicode": artist,
+                        "Creator": "kiai", "Version": "kiai",
                         "Source": "", "Tags": "kiai", "BeatmapID": "0", "BeatmapSetID": "-1"}
     beatmap.editor = {"DistanceSpacing": "1", "BeatDivisor": "4", "GridSize": "4",
                       "TimelineZoom": "1"}
     beatmap.difficulty = Difficulty()
     return beatmap
+
+
+def _tags(audio: Path) -> dict[str, str]:
+    """The file's title and artist tags, stripped, as libsndfile reads them ({} if none)."""
+    try:
+        with soundfile.SoundFile(str(audio)) as f:
+            tags = f.copy_metadata()
+    except (RuntimeError, OSError, ValueError):
+        return {}
+    return {k: " ".join(str(v).split()) for k, v in tags.items() if k in ("title", "artist")}
+
+
+def _ascii(text: str) -> str:
+    """osu!'s romanised field: the text if it is ASCII, else empty (the mapper romanises it)."""
+    return text if text.isascii() else ""

@@ -36,3 +36,21 @@ def test_a_folder_picks_its_song_not_a_hitsound_sample(song, tmp_path):
     shutil.copy(next(folder.glob("*[[]Hard[]].osu")), mapped / "map.osu")  # names audio.ogg
     with pytest.raises(SongInputError, match=r"audio file \(audio.ogg\) is not in the folder"):
         resolve(mapped)
+
+
+def test_a_bare_audio_files_tags_name_the_map(tmp_path):
+    tagged = tmp_path / "track01.ogg"
+    with sf.SoundFile(tagged, "w", 44_100, 1, format="OGG", subtype="VORBIS") as f:
+        f.title, f.artist = "Blue Zenith", "xi"
+        f.write(np.zeros(44_100, dtype=np.float32))
+    metadata = resolve(tagged).template.metadata
+    assert (metadata["Artist"], metadata["Title"]) == ("xi", "Blue Zenith")
+    assert (metadata["ArtistUnicode"], metadata["TitleUnicode"]) == ("xi", "Blue Zenith")
+    japanese = tmp_path / "track02.wav"
+    with sf.SoundFile(japanese, "w", 44_100, 1) as f:
+        f.title = "夜に駆ける"
+        f.write(np.zeros(44_100, dtype=np.float32))
+    metadata = resolve(japanese).template.metadata
+    # the romanised fields must be ASCII: the file's name until the mapper romanises it
+    assert (metadata["Title"], metadata["TitleUnicode"]) == ("track02", "夜に駆ける")
+    assert (metadata["Artist"], metadata["ArtistUnicode"]) == ("Unknown", "Unknown")
