@@ -20,7 +20,7 @@ from core.audio import FRAME_MS, LATENCY_MS, AudioError, audio_features
 from core.beatmap.breaks import update_breaks
 from core.beatmap.model import Beatmap, Difficulty, Mode, TimingPoint
 from core.beatmap.ticks import DEFAULT_BEAT_DIVISOR, divisor_for_tempo
-from core.beatmap.timing import DEFAULT_BEAT_LENGTH, annotate_sliders
+from core.beatmap.timing import DEFAULT_BEAT_LENGTH
 from core.checkpoint import CheckpointError, read_meta
 from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, settings_for_stars, star_rating
@@ -218,8 +218,7 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     if timing == "none":
         beatmap.timing_points = [placeholder_red_line(beatmap.timing_points),
                                  *beatmap.timing_points]
-    annotate_sliders(beatmap)
-    update_breaks(beatmap)
+    update_breaks(beatmap)  # the sliders' durations: decoding set them
     beatmap.format_version = 14
     beatmap.metadata["Version"] = f"kiai {wanted:.1f}"
     return Generated(as_new_difficulty(beatmap), stars, len(tried), timing, kept.spacing,
@@ -309,8 +308,8 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
             "" if until_ms is None else f" to {until_ms / 1000:.3f} s")
         raise AudioError(audio, f"nothing to place {span}: the audio there is silent, or the "
                                 f"span holds no tick free of the map's own objects")
-    annotate_sliders(result)
-    # no break where the new objects are, one in each long gap they leave
+    # no break where the new objects are, one in each long gap they leave (continue_map set the
+    # sliders' durations)
     update_breaks(result, within=(from_ms, math.inf if until_ms is None else until_ms))
     result.format_version = 14
     return result

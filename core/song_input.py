@@ -14,6 +14,7 @@ from pathlib import Path
 
 import soundfile
 
+from core.beatmap.breaks import break_span
 from core.beatmap.model import Beatmap, Difficulty, Mode
 from core.beatmap.parser import BeatmapError, parse_file
 
@@ -57,7 +58,7 @@ def resolve(path: Path) -> SongInput:
         template.hit_objects = []
         template.general["Mode"] = str(int(Mode.OSU))
         # Break periods belonged to the old objects.
-        template.events = [e for e in template.events if not e.startswith(("2,", "Break,"))]
+        template.events = [e for e in template.events if break_span(e) is None]
         return SongInput(path, find_file(path, source.audio_filename), template)
     if named:  # the song is missing; the folder's other audio files are hitsound samples
         raise SongInputError(f"{path}: its maps' audio file ({', '.join(sorted(named))}) is not "

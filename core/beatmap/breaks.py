@@ -13,6 +13,7 @@ import itertools
 import math
 
 from core.beatmap.model import Beatmap, HitObject
+from core.beatmap.timing import ControlPoints
 
 GAP_BEFORE_BREAK = 200.0  # ms from the previous object's end to the break
 GAP_AFTER_BREAK = 450.0  # ms from the break to the next object (the approach time at AR 10)
@@ -46,6 +47,8 @@ def update_breaks(beatmap: Beatmap, within: tuple[float, float] | None = None) -
     mapper's breaks and objects elsewhere stay exactly as they were. Sliders need their
     durations (core.beatmap.timing.annotate_sliders)."""
     objects = sorted(beatmap.hit_objects, key=lambda o: o.time)
+    timing = ControlPoints(beatmap.timing_points)
+    last_end = max((_end(o) for o in objects), default=-math.inf)
     if within is None:
         low, high = -math.inf, math.inf
     else:
@@ -57,7 +60,7 @@ def update_breaks(beatmap: Beatmap, within: tuple[float, float] | None = None) -
         if span is None:
             continue
         outside = within is not None and (span[1] <= low or span[0] >= high)
-        if outside or (within is None and _keeps(span, objects)):
+        if outside or (within is None and _keeps(span, objects, last_end)):
             kept.append(span)
     added = []
     latest_end = -math.inf
@@ -67,7 +70,7 @@ def update_breaks(beatmap: Beatmap, within: tuple[float, float] | None = None) -
             continue
         start = math.ceil(latest_end + GAP_BEFORE_BREAK)
         end = math.floor(following.time - max(GAP_AFTER_BREAK,
-                                              2 * _beat_length(beatmap, following.time)))
+                                              2 * timing.beat_length_at(following.time)))
         if end - start < MIN_BREAK_DURATION:
             continue
         if any(s < end and start < e for s, e in kept):
@@ -82,12 +85,13 @@ def update_breaks(beatmap: Beatmap, within: tuple[float, float] | None = None) -
         others[at:]
 
 
-def _keeps(span: tuple[float, float], objects: list[HitObject]) -> bool:
-    """lazer's rule for a break the mapper placed: inside the objects' span, overlapping none."""
+def _keeps(span: tuple[float, float], objects: list[HitObject], last_end: float) -> bool:
+    """lazer's rule for a break the mapper placed: inside the objects' span (from the first
+    object to `last_end`, the latest end), overlapping none."""
     start, end = span
     if not objects or end <= start:
         return False
-    if end <= objects[0].time or start >= max(_end(o) for o in objects):
+    if end <= objects[0].time or start >= last_end:
         return False
     return not any(o.time <= end and _end(o) >= start for o in objects)
 
@@ -95,18 +99,6 @@ def _keeps(span: tuple[float, float], objects: list[HitObject]) -> bool:
 def _end(obj: HitObject) -> float:
     end = obj.end_time
     return end if math.isfinite(end) else float(obj.time)
-
-
-def _beat_length(beatmap: Beatmap, time: float) -> float:
-    """The beat length of the red line in force at `time` (the first one before all)."""
-    red = [p for p in beatmap.timing_points if p.uninherited and p.beat_length > 0]
-    if not red:
-        return 0.0
-    current = red[0]
-    for point in red:
-        if point.time <= time:
-            current = point
-    return current.beat_length
 
 
 def _insert_at(events: list[str]) -> int:
