@@ -93,7 +93,9 @@ class StepDecoder:
         self.embedding, self.positions = decoder.token_embedding.weight, decoder.positions
         self.times = decoder.times if decoder.time_embedding else None
         self.d_model = decoder.token_embedding.weight.shape[1]
-        self.heads = decoder.blocks[0].self_attn.n_heads if len(decoder.blocks) else 1
+        attn = decoder.blocks[0].self_attn if len(decoder.blocks) else None
+        self.heads = attn.n_heads if attn else 1
+        self.kv_heads = attn.n_kv_heads if attn else 1
         int8 = precision == "int8"
         self.block_dtype = torch.bfloat16 if int8 else torch.float32
         self.linear = _int8_linear if int8 else _linear
@@ -116,7 +118,8 @@ class StepDecoder:
         """Logits (B, V) of the next token after `tokens` (B, 1), whose cursor times are
         `times` (B, 1); appends their keys and values to `cache` (already prefilled: the
         cross-attention and pointer keys come from it)."""
-        d, heads = self.d_model, self.heads
+        d, heads, kv_heads = self.d_model, self.heads, self.kv_heads
+        kv = d // heads * kv_heads  # width of the keys (and of the values)
         b, offset = tokens.shape[0], cache.length
         if offset + 1 > self.positions.shape[0]:
             raise ValueError(f"sequence of {offset + 1} tokens exceeds max_tokens")
@@ -133,13 +136,13 @@ class StepDecoder:
         for layer, (ln_self, qkv, out, ln_cross, cross_q, cross_out, ln_mlp, up, down) in \
                 enumerate(self.layers):
             qkv_x = linear(qkv, torch.layer_norm(x, *ln_self))  # (B, 3D)
-            k, v = cache.append(layer, _heads(qkv_x[:, d:2 * d], heads),
-                                _heads(qkv_x[:, 2 * d:], heads))
-            y = F.scaled_dot_product_attention(_heads(qkv_x[:, :d], heads), k, v)
+            k, v = cache.append(layer, _heads(qkv_x[:, d:d + kv], kv_heads),
+                                _heads(qkv_x[:, d + kv:], kv_heads))
+            y = F.scaled_dot_product_attention(_queries(qkv_x[:, :d], heads, kv_heads), k, v)
             x = linear(out, y.view(b, d)).add_(x)
             q = linear(cross_q, torch.layer_norm(x, *ln_cross))
-            y = F.scaled_dot_product_attention(_heads(q, heads), cache.cross_k[layer],
-                                               cache.cross_v[layer])
+            y = F.scaled_dot_product_attention(_queries(q, heads, kv_heads),
+                                               cache.cross_k[layer], cache.cross_v[layer])
             x = linear(cross_out, y.view(b, d)).add_(x)
             h = F.gelu(linear(up, torch.layer_norm(x, *ln_mlp)))
             x = linear(down, h).add_(x)
@@ -172,7 +175,8 @@ def _layer_weights(block: DecoderBlock, affine: Callable[[Tensor, Tensor], tuple
     no bias)."""
     a, c = block.self_attn, block.cross_attn
     qkv = affine(torch.cat([a.query.weight, a.key.weight, a.value.weight]),
-                 torch.cat([a.query.bias, torch.zeros_like(a.query.bias), a.value.bias]))
+                 torch.cat([a.query.bias, a.value.bias.new_zeros(a.key.out_features),
+                            a.value.bias]))
     up, down = block.mlp[0], block.mlp[2]
     return (_norm_weights(block.ln_self, dtype), qkv, affine(a.out.weight, a.out.bias),
             _norm_weights(block.ln_cross, dtype), affine(c.query.weight, c.query.bias),
@@ -210,3 +214,12 @@ def _heads(x: Tensor, heads: int) -> Tensor:
     fused q/k/v is strided, hence reshape: a view where it can be)."""
     b, d = x.shape
     return x.reshape(b, heads, 1, d // heads)
+
+
+def _queries(x: Tensor, heads: int, kv_heads: int) -> Tensor:
+    """One position's queries (B, H * K) as (B, kv_heads, H // kv_heads, K): the query heads
+    sharing a key/value head become that head's query rows (head h = group * G + g, as SDPA's
+    enable_gqa pairs them), so grouped-query attention is one plain SDPA call that reads each
+    key once. With kv_heads == H it is _heads."""
+    b, d = x.shape
+    return x.reshape(b, kv_heads, heads // kv_heads, d // heads)

@@ -14,11 +14,12 @@ from core.tokens.timeline import cursor_times
 from core.tokens.vocab import DEFAULT, Vocab
 
 
-def tiny_model(seed: int = 0, pointer: bool = True) -> MapModel:
+def tiny_model(seed: int = 0, pointer: bool = True, kv_heads: int | None = None) -> MapModel:
     torch.manual_seed(seed)
     vocab = Vocab(DEFAULT)
-    dims = ModelDims(n_vocab=len(vocab), d_model=64, n_heads=4, n_layers=3, d_ff=128,
-                     max_tokens=256, max_frames=512, **(pointer_fields(vocab) if pointer else {}))
+    dims = ModelDims(n_vocab=len(vocab), d_model=64, n_heads=4, n_kv_heads=kv_heads, n_layers=3,
+                     d_ff=128, max_tokens=256, max_frames=512,
+                     **(pointer_fields(vocab) if pointer else {}))
     return MapModel(dims).eval()
 
 
@@ -39,6 +40,9 @@ def test_shapes_and_presets():
     seed = preset_dims("seed", 703)
     assert (seed.d_model, seed.n_heads, seed.n_layers, seed.d_ff, seed.dropout) == \
         (512, 8, 6, 2048, 0.1)
+    assert seed.kv_heads == 2 and preset_dims("small", 703).kv_heads == 4
+    with pytest.raises(ValueError, match="n_kv_heads 3"):
+        ModelDims(n_vocab=10, d_model=64, n_heads=4, n_kv_heads=3)
     assert preset_dims("small", 703).d_model < 512
     with pytest.raises(ValueError, match="unknown model preset"):
         preset_dims("huge", 703)
@@ -48,12 +52,14 @@ def test_shapes_and_presets():
 @pytest.mark.parametrize("pointer", [True, False], ids=["pointer", "no-pointer"])
 @pytest.mark.parametrize("stepper", ["module", "step-decoder"])
 @pytest.mark.parametrize("grow", [256, 3], ids=["room", "regrown"])
-def test_cached_decoding_matches_full_forward(pointer, stepper, grow, monkeypatch):
+@pytest.mark.parametrize("kv_heads", [None, 2, 1], ids=["mha", "gqa", "mqa"])
+def test_cached_decoding_matches_full_forward(pointer, stepper, grow, kv_heads, monkeypatch):
     """One token at a time, through Decoder.forward or decoding's StepDecoder (fused
     self-attention projections, no modules), gives the full forward's logits; also where the
-    cache's buffers fill up and are regrown (copied) every few tokens."""
+    cache's buffers fill up and are regrown (copied) every few tokens, and with grouped-query
+    attention (fewer key/value heads: the step decoder folds query heads per group)."""
     monkeypatch.setattr("core.model.GROW_TOKENS", grow)
-    model = tiny_model(pointer=pointer)
+    model = tiny_model(pointer=pointer, kv_heads=kv_heads)
     mel, ids, difficulty = inputs()
     times = torch.cumsum(torch.randint(0, 60, ids.shape), dim=1).float()  # (B, T) ms
     full = model(mel, ids, difficulty, times)
@@ -71,14 +77,16 @@ def test_cached_decoding_matches_full_forward(pointer, stepper, grow, monkeypatc
     cached = torch.cat(steps, dim=1)
     assert cache.length == ids.shape[1]
     assert cache.self_k[0].shape[2] == (7 + 256 if grow == 256 else 40)  # 10 -> 20 -> 40
+    assert cache.self_k[0].shape[1] == cache.cross_v[0].shape[1] == (kv_heads or 4)
     assert (cached - full).abs().max().item() <= 1e-5
 
 
 @torch.no_grad()
-def test_int8_step_decoder_stays_close_to_float32():
+@pytest.mark.parametrize("kv_heads", [None, 2], ids=["mha", "gqa"])
+def test_int8_step_decoder_stays_close_to_float32(kv_heads):
     """Precision int8 (int8 weights, bfloat16 blocks and cache) moves logits by ~1% of their
     range and keeps the likeliest token; a wrong scale or layout would scramble them."""
-    model = tiny_model()
+    model = tiny_model(kv_heads=kv_heads)
     mel, ids, difficulty = inputs()
     times = torch.cumsum(torch.randint(0, 60, ids.shape), dim=1).float()
     full = model(mel, ids, difficulty, times)[:, 7:]
