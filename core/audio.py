@@ -31,7 +31,9 @@ same values it would have read in the whole.
 MP3 note: libsndfile (>= 1.1, here 1.2) decodes mp3 through mpg123, which trims the encoder delay
 and padding that a LAME/Xing header announces: the corpus's test-sample.mp3 decodes to exactly the
 127,770 samples of test-sample.ogg, aligned to the sample. Decoders that ignore that header start
-~25-50 ms late. mpg123 prints warnings (e.g. "Xing stream size off") straight to stderr.
+~25-50 ms late. Without that header both keep the delay, as osu! does (BASS with MP3_OLDGAPS,
+set by stable and lazer), so time 0 is osu!'s either way. mpg123 prints warnings (e.g. "Xing
+stream size off") straight to stderr.
 """
 
 from __future__ import annotations

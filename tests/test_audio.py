@@ -100,6 +100,30 @@ def test_mp3_and_ogg_of_one_sample_are_aligned():
     assert correlation[0] > 0.9
 
 
+def test_mp3_start_is_where_osu_puts_it():
+    """osu! (stable and lazer: BASS with MP3_OLDGAPS) trims an mp3's encoder and decoder delay
+    (576 + 529 samples from LAME) only where a LAME/Xing header announces it, and keeps both
+    where there is none; mpg123 under libsndfile does the same, so beatmap time 0 is the same
+    sample in both. A decoder change that trimmed headerless files would move their maps'
+    timing by 25 ms."""
+    rate = 44_100
+    clicks = np.zeros(rate * 2, dtype=np.float32)
+    clicks[rate // 2: rate // 2 + 30] = 0.8
+    tagged = wav_bytes(clicks, rate, "MP3")
+    assert b"Xing" in tagged[:1024] or b"Info" in tagged[:1024]
+    header = tagged[:4]  # the first frame carries the header; MPEG-1 layer III at 44.1 kHz
+    kbps = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320][header[2] >> 4]
+    bare = tagged[144 * kbps * 1000 // rate + ((header[2] >> 1) & 1):]  # without that frame
+
+    def first_click(data: bytes) -> int:
+        audio, got = sf.read(io.BytesIO(data), dtype="float32")
+        assert got == rate
+        return int(np.argmax(np.abs(audio) > 0.3))
+
+    assert first_click(tagged) == rate // 2
+    assert first_click(bare) == rate // 2 + 576 + 529
+
+
 def test_clicks_land_on_their_frames():
     """Through decode, resampling and the STFT, a click at t ms peaks on frame_of_ms(t)."""
     rate, clicks_ms = 44_100, [1000.0, 1501.0, 2008.9, 2513.3]
