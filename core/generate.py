@@ -166,14 +166,15 @@ def audible_frames(mel: Tensor) -> Tensor:
 def _tick_test(ticks: TickGrid, origin: float, tolerance: float, audible: Tensor | None = None
                ) -> Callable[[float], bool] | None:
     """Whether an object may start at a window-relative time: on a tick, and (given `audible`,
-    per feature frame) not in silence. None without timing: anything goes."""
-    if not ticks:
+    per feature frame) not in silence. Without timing only the silence test, and None (anything
+    goes) where the song has no silence either."""
+    if not ticks and (audible is None or bool(audible.all())):
         return None
     memo: dict[float, bool] = {}
 
     def on_tick(t: float) -> bool:
         if t not in memo:
-            ok = ticks.snap(origin + t, tolerance) is not None
+            ok = not ticks or ticks.snap(origin + t, tolerance) is not None
             if ok and audible is not None:
                 frame = int((origin + t) // FRAME_MS) + LATENCY_FRAMES
                 ok = 0 <= frame < audible.shape[0] and bool(audible[frame])

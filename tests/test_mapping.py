@@ -22,6 +22,7 @@ from companion.mapping import (
     continue_beatmap,
     decoding_options,
     generate_beatmap,
+    has_placeholder_timing,
     load_generator,
     next_effort,
 )
@@ -39,6 +40,7 @@ from core.song_input import resolve
 from core.spacing import spacing_for_stars
 from core.synth.config import SynthConfig
 from core.synth.songs import write_song
+from core.tempo import TimingError
 
 
 @pytest.fixture(scope="module")
@@ -347,14 +349,22 @@ def test_generated_and_continued_maps_get_breaks_in_their_long_gaps(generator, s
                                                   .beat_length))]
 
 
-def test_no_object_starts_in_silence(generator, song, tmp_path):
+@pytest.mark.parametrize("timing", ["estimated", "none"])
+def test_no_object_starts_in_silence(generator, song, tmp_path, timing, monkeypatch):
     """Seven seconds of digital silence in the middle of a song: the starter, which hears a
     beat grid there, mapped on through it (every beat, 18 objects); now nothing starts inside
-    it, the map resumes with the music and the gap gets a break."""
+    it, the map resumes with the music and the gap gets a break. Also where the audio has no
+    beat to time ("none": objects are not snapped, and silence is the only rule)."""
+    if timing == "none":
+        def no_beat(mel, name):
+            raise TimingError(name, "no onsets: nothing to time")
+        monkeypatch.setattr("companion.mapping.timing_from_mel", no_beat)
     folder, _ = song
     audio, rate = sf.read(folder / "audio.ogg")
     audio[int(12 * rate): int(19 * rate)] = 0.0
-    shutil.copy(next(folder.glob("*[[]Normal[]].osu")), tmp_path / "map.osu")
+    untimed = parse_file(next(folder.glob("*[[]Normal[]].osu"))).beatmap
+    untimed.timing_points = [p for p in untimed.timing_points if not p.uninherited]
+    save(untimed, tmp_path / "map.osu")
     sf.write(tmp_path / "audio.ogg", audio, rate)
     mel = audio_features(tmp_path / "audio.ogg")
     audible = audible_frames(mel)
@@ -362,6 +372,7 @@ def test_no_object_starts_in_silence(generator, song, tmp_path):
     assert audible[round(2_000 / FRAME_MS): round(11_900 / FRAME_MS)].all()  # music
     generated = generate_beatmap(generator, resolve(tmp_path), Target(stars=3.0),
                                  decoding_options(seed=0), max_attempts=1).beatmap
+    assert has_placeholder_timing(generated) == (timing == "none")
     times = [o.time for o in generated.hit_objects]
     # beatmap time is LATENCY_MS before the audio: the silence is 11,980-18,980 ms
     assert not [t for t in times if 12_000 <= t < 18_950]
