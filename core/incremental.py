@@ -135,7 +135,7 @@ class StepDecoder:
         # wrappers cost more than the arithmetic at these sizes (~5 and ~25 us a call).
         for layer, (ln_self, qkv, out, ln_cross, cross_q, cross_out, ln_mlp, up, down) in \
                 enumerate(self.layers):
-            qkv_x = linear(qkv, torch.layer_norm(x, *ln_self))  # (B, 3D)
+            qkv_x = linear(qkv, torch.layer_norm(x, *ln_self))  # (B, D + 2 * kv)
             k, v = cache.append(layer, _heads(qkv_x[:, d:d + kv], kv_heads),
                                 _heads(qkv_x[:, d + kv:], kv_heads))
             y = F.scaled_dot_product_attention(_queries(qkv_x[:, :d], heads, kv_heads), k, v)
