@@ -98,8 +98,8 @@ def onset_lag_ms(audio: np.ndarray, point: TimingPoint, beats: int = 400) -> flo
 def attack_lag_ms(audio: np.ndarray, point: TimingPoint, beats: int = 400) -> float:
     """The same question without core.tempo's onset detector: the track's loudness (1 ms RMS)
     averaged over the first `beats` beat lines of `point`, and where near them it rises most
-    steeply, in ms after the line. A cross-check that a track's implied latency is its timing's, not an
-    artefact of the spectral flux."""
+    steeply, in ms after the line. A cross-check that a track's implied latency is its
+    timing's, not an artefact of the spectral flux."""
     per_ms = SAMPLE_RATE // 1000
     n = len(audio) // per_ms
     rms = np.sqrt((audio[: n * per_ms].astype(np.float64).reshape(n, per_ms) ** 2).mean(axis=1))

@@ -62,8 +62,8 @@ class SequenceState:
     # osu!pixels per ms a slider starting at a window time travels (the map's slider velocity),
     # to know where a slider ends; None: at its last anchor.
     slider_speed: Callable[[float], float] | None = None
-    # When the map's timing is known: whether an object may start at a cursor time (it will be
-    # snapped onto a tick there).
+    # Whether an object may start at a cursor time: on a tick where the map's timing is known (it
+    # will be snapped onto it there), and not in silence; None: anywhere.
     on_tick: Callable[[float], bool] | None = None
 
     def step(self, token: int) -> None:
@@ -230,8 +230,9 @@ class ConstraintFilter:
             room = state.window_end - state.cursor
             allowed = int(torch.searchsorted(self.shifts, room, right=False))
             logits[span.start + allowed: span.stop] = NEG_INF
-            # With known timing, a gap of up to LANDING_MS must land where an object may start
-            # (on a tick, after the earliest start):
+            # With a start test (known timing, or silence in the song), a gap of up to
+            # LANDING_MS must land where an object may start (on a tick, not in silence, after
+            # the earliest start):
             # the model picks the next object's time with its gap, and a gap that ends off the
             # ticks would only force another (a sampled chain of them can skip a window).
             # ... and an object may start only after the generation start and the last object.

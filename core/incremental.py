@@ -7,11 +7,12 @@ weights, with the self-attention's query, key and value fused into one matrix an
 (inference only), calling torch's functional ops directly. Prefill (many tokens at once) stays
 with `Decoder.forward`; `tests/test_model.py` checks that both give the same logits.
 
-A step is memory-bound: the seed preset reads ~84 MB of fp32 weights and ~60 MB of keys and
-values per token. Precision "int8" holds each matrix as int8 with a scale per output channel and
-runs the blocks in bfloat16 (activations and the cache's keys and values), the embeddings, final
-norm, head and audio pointer staying float32: on an AVX-512 CPU with bfloat16 the seed preset
-steps 1.7-1.9x faster (benchmarks/decode_speed.py); logits move by ~1% (tests/test_model.py bounds
+A step is memory-bound: the seed preset reads ~80 MB of fp32 weights and, at 2,048 tokens,
+~23 MB of keys and values (8 query heads over 2 key/value heads; ~90 MB with 8) per token.
+Precision "int8" holds each matrix as int8 with a scale per output channel and runs the blocks
+in bfloat16 (activations and the cache's keys and values), the embeddings, final norm, head and
+audio pointer staying float32: on an AVX-512 CPU with bfloat16 the seed preset steps 1.8-2.0x
+faster (benchmarks/decode_speed.py); logits move by ~1% (tests/test_model.py bounds
 it). With AVX2 kernels only, bfloat16 attention is slow and int8 steps run 0.5-0.75x as fast, so
 "auto" (decoding's default) takes int8 only where it pays.
 """
@@ -139,11 +140,11 @@ class StepDecoder:
             k, v = cache.append(layer, _heads(qkv_x[:, d:d + kv], kv_heads),
                                 _heads(qkv_x[:, d + kv:], kv_heads))
             y = F.scaled_dot_product_attention(_queries(qkv_x[:, :d], heads, kv_heads), k, v)
-            x = linear(out, y.view(b, d)).add_(x)
+            x = linear(out, y.reshape(b, d)).add_(x)
             q = linear(cross_q, torch.layer_norm(x, *ln_cross))
             y = F.scaled_dot_product_attention(_queries(q, heads, kv_heads),
                                                cache.cross_k[layer], cache.cross_v[layer])
-            x = linear(cross_out, y.view(b, d)).add_(x)
+            x = linear(cross_out, y.reshape(b, d)).add_(x)
             h = F.gelu(linear(up, torch.layer_norm(x, *ln_mlp)))
             x = linear(down, h).add_(x)
         cache.length += 1
@@ -171,8 +172,8 @@ class StepDecoder:
 def _layer_weights(block: DecoderBlock, affine: Callable[[Tensor, Tensor], tuple],
                    dtype: torch.dtype) -> tuple:
     """A block's tensors in the order StepDecoder uses them, each Linear packed by `affine`;
-    the self-attention's query, key and value projections as one (3D, D) matrix (the key has
-    no bias)."""
+    the self-attention's query, key and value projections as one (D + 2 kv, D) matrix (the key
+    has no bias; kv is the width of the keys, D where heads are not grouped)."""
     a, c = block.self_attn, block.cross_attn
     qkv = affine(torch.cat([a.query.weight, a.key.weight, a.value.weight]),
                  torch.cat([a.query.bias, a.value.bias.new_zeros(a.key.out_features),

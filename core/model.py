@@ -32,7 +32,7 @@ class ModelDims:
     d_model: int = 512
     n_heads: int = 8
     # Key/value heads (grouped-query attention, Ainslie et al. 2023): each serves n_heads //
-    # n_kv_heads query heads. None: as many as query heads (plain multi-head attention).
+    # n_kv_heads query heads. None (or 0): as many as query heads (plain multi-head attention).
     n_kv_heads: int | None = None
     n_layers: int = 6
     d_ff: int = 2048
@@ -56,7 +56,8 @@ class ModelDims:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shift_ms", tuple(float(v) for v in self.shift_ms))  # JSON lists
-        if self.d_model % self.n_heads or self.n_heads % self.kv_heads:
+        if (self.n_heads < 1 or self.kv_heads < 1 or self.d_model % self.n_heads
+                or self.n_heads % self.kv_heads):
             raise ValueError(f"d_model {self.d_model} must split into n_heads {self.n_heads}, "
                              f"and those into n_kv_heads {self.kv_heads} groups")
 
@@ -187,14 +188,17 @@ class Attention(nn.Module):
         """x (B, T, D) attends over k, v (B, H, S, K); causal when `causal_offset` is given
         (query i sits at absolute position causal_offset + i)."""
         q = self._heads(self.query(x))
-        mask = None
+        mask, causal = None, False
         if causal_offset is not None and q.shape[2] > 1:
             t, s = q.shape[2], k.shape[2]
-            rows = torch.arange(t, device=x.device)[:, None] + causal_offset
-            mask = torch.arange(s, device=x.device)[None, :] <= rows  # (T, S)
+            if causal_offset == 0 and t == s:  # training: no mask tensor, so CUDA keeps flash
+                causal = True
+            else:
+                rows = torch.arange(t, device=x.device)[:, None] + causal_offset
+                mask = torch.arange(s, device=x.device)[None, :] <= rows  # (T, S)
         # No dropout on the attention weights: on the CPU it forces SDPA's slow math path (a
         # small-model step took 2.8x longer); the residual dropout in DecoderBlock regularises.
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
                                            enable_gqa=self.n_kv_heads != self.n_heads)
         b, h, t, kd = y.shape
         return self.out(y.transpose(1, 2).reshape(b, t, h * kd))

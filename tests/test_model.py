@@ -41,8 +41,9 @@ def test_shapes_and_presets():
     assert (seed.d_model, seed.n_heads, seed.n_layers, seed.d_ff, seed.dropout) == \
         (512, 8, 6, 2048, 0.1)
     assert seed.kv_heads == 2 and preset_dims("small", 703).kv_heads == 4
-    with pytest.raises(ValueError, match="n_kv_heads 3"):
-        ModelDims(n_vocab=10, d_model=64, n_heads=4, n_kv_heads=3)
+    for bad in (3, -2):
+        with pytest.raises(ValueError, match=f"n_kv_heads {bad}"):
+            ModelDims(n_vocab=10, d_model=64, n_heads=4, n_kv_heads=bad)
     assert preset_dims("small", 703).d_model < 512
     with pytest.raises(ValueError, match="unknown model preset"):
         preset_dims("huge", 703)
