@@ -87,7 +87,9 @@ class Generator:
         ticks = TickGrid(template.timing_points)
         allowed = TickGrid(template.timing_points,
                            divisors_for(beat_divisor_of(template.editor)))
-        audible = audible_frames(mel)
+        audible: Tensor | None = audible_frames(mel)
+        if bool(audible.all()):  # no silence in the song: no frame to refuse
+            audible = None
         tolerance = snap_tolerance(self.vocab) if ticks else 0.0
         window, prefix_span = self.windows.window_ms, self.windows.prefix_ms
         # Nothing before the first red line: mappers put it on or before the first note (the
@@ -167,8 +169,8 @@ def _tick_test(ticks: TickGrid, origin: float, tolerance: float, audible: Tensor
                ) -> Callable[[float], bool] | None:
     """Whether an object may start at a window-relative time: on a tick, and (given `audible`,
     per feature frame) not in silence. Without timing only the silence test, and None (anything
-    goes) where the song has no silence either."""
-    if not ticks and (audible is None or bool(audible.all())):
+    goes) without `audible` either."""
+    if not ticks and audible is None:
         return None
     memo: dict[float, bool] = {}
 

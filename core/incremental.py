@@ -97,6 +97,7 @@ class StepDecoder:
         attn = decoder.blocks[0].self_attn if len(decoder.blocks) else None
         self.heads = attn.n_heads if attn else 1
         self.kv_heads = attn.n_kv_heads if attn else 1
+        self.kv_width = self.d_model // self.heads * self.kv_heads  # keys' (and values') width
         int8 = precision == "int8"
         self.block_dtype = torch.bfloat16 if int8 else torch.float32
         self.linear = _int8_linear if int8 else _linear
@@ -119,8 +120,7 @@ class StepDecoder:
         """Logits (B, V) of the next token after `tokens` (B, 1), whose cursor times are
         `times` (B, 1); appends their keys and values to `cache` (already prefilled: the
         cross-attention and pointer keys come from it)."""
-        d, heads, kv_heads = self.d_model, self.heads, self.kv_heads
-        kv = d // heads * kv_heads  # width of the keys (and of the values)
+        d, heads, kv_heads, kv = self.d_model, self.heads, self.kv_heads, self.kv_width
         b, offset = tokens.shape[0], cache.length
         if offset + 1 > self.positions.shape[0]:
             raise ValueError(f"sequence of {offset + 1} tokens exceeds max_tokens")
