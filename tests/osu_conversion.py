@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.beatmap.curves import FIRST_LAZER_VERSION, SliderPath, slider_path
+from core.beatmap.curves import SliderPath, slider_path
 from core.beatmap.model import Beatmap, Circle, Slider, Spinner
+from core.beatmap.path_string import FIRST_LAZER_VERSION
 from core.beatmap.timing import (
     SLIDER_TICK_RATE_RANGE,
     ControlPoints,

@@ -24,14 +24,9 @@ import math
 from collections.abc import Iterable, Sequence
 
 from core.beatmap.approximator import round_f32
-from core.beatmap.curves import (
-    FIRST_LAZER_VERSION,
-    expected_distance,
-    path_type,
-    slider_path,
-    slider_paths,
-)
+from core.beatmap.curves import expected_distance, slider_path, slider_paths
 from core.beatmap.model import Beatmap, Difficulty, Mode, Slider, TimingPoint
+from core.beatmap.path_string import FIRST_LAZER_VERSION, path_type
 
 DEFAULT_BEAT_LENGTH = 1000.0  # TimingControlPoint.DEFAULT (60 BPM) when a map has no timing
 MIN_BEAT_LENGTH = 6.0  # TimingControlPoint.BeatLengthBindable.MinValue

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from core.beatmap.curves import control_points
 from core.beatmap.model import Beatmap, Circle, HitObject, Mode, Slider, Spinner
+from core.beatmap.path_string import control_points
 from core.beatmap.ticks import TickGrid
 from core.beatmap.timing import ControlPoints, slider_velocity
 from core.tokens.anchor_fit import AnchorFit
