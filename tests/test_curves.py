@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.beatmap.approximator import MAX_BEZIER_PIECES, approximate_bezier, flatten_beziers
+from core.beatmap.bezier import MAX_BEZIER_PIECES, approximate_bezier, flatten_beziers
 from core.beatmap.curves import position_at_time, slider_path, slider_paths
 from core.beatmap.model import Slider
 from core.beatmap.path_string import control_points

@@ -28,12 +28,11 @@ import numpy as np
 from core.beatmap.approximator import (
     F32,
     approximate_arc,
-    approximate_bspline,
     approximate_catmull,
-    flatten_beziers,
     optimise_catmull_path,
 )
 from core.beatmap.approximator import round_f32 as _f32
+from core.beatmap.bezier import approximate_bspline, flatten_beziers
 from core.beatmap.model import Slider
 from core.beatmap.path_string import FIRST_LAZER_VERSION, Vec, control_points, coordinate
 
