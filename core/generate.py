@@ -36,8 +36,9 @@ from core.tokens.vocab import Category, Vocab
 
 Progress = Callable[[float], None]  # fraction done, 0..1
 # No object starts where the audio is silent: every mel band SILENCE_DB under the song's peak
-# (log_mel's -1..1 spans 80 dB) throughout SILENCE_REACH_MS either side. Real silence only: a
-# quiet passage sits 20-40 dB under the peak, a reverb tail above 60.
+# (log_mel's -1..1 spans 80 dB) from its time to SILENCE_REACH_MS after. Sound before it does not
+# count: an object marks a sound that starts or goes on where it is, not one that has stopped.
+# Real silence only: a quiet passage sits 20-40 dB under the peak, a reverb tail above 60.
 SILENCE_DB = 60.0
 SILENCE_REACH_MS = 50.0
 
@@ -158,11 +159,13 @@ def continue_map(generator: Generator, beatmap: Beatmap, mel: Tensor, from_ms: f
 
 def audible_frames(mel: Tensor) -> Tensor:
     """(F,) bool per feature frame (audio time): whether any sound above SILENCE_DB under the
-    song's peak is within SILENCE_REACH_MS of it (core.audio.log_mel's scale: 80 dB over -1..1)."""
+    song's peak is in it or the SILENCE_REACH_MS after it (core.audio.log_mel's scale: 80 dB
+    over -1..1)."""
     level = -1.0 + 2.0 * (80.0 - SILENCE_DB) / 80.0
     loud = (mel.amax(dim=0) > level).float()[None, None]  # (1, 1, F)
     reach = int(SILENCE_REACH_MS // FRAME_MS)
-    return torch.nn.functional.max_pool1d(loud, 2 * reach + 1, stride=1, padding=reach)[0, 0] > 0
+    ahead = torch.nn.functional.pad(loud, (0, reach))  # frame f sees frames f .. f + reach
+    return torch.nn.functional.max_pool1d(ahead, reach + 1, stride=1)[0, 0] > 0
 
 
 def _tick_test(ticks: TickGrid, origin: float, tolerance: float, audible: Tensor | None = None

@@ -368,7 +368,8 @@ def test_no_object_starts_in_silence(generator, song, tmp_path, timing, monkeypa
     sf.write(tmp_path / "audio.ogg", audio, rate)
     mel = audio_features(tmp_path / "audio.ogg")
     audible = audible_frames(mel)
-    assert not audible[round(12_100 / FRAME_MS): round(18_900 / FRAME_MS)].any()
+    # silent from just after the music stops (the sound before an object does not count)
+    assert not audible[round(12_030 / FRAME_MS): round(18_900 / FRAME_MS)].any()
     assert audible[round(2_000 / FRAME_MS): round(11_900 / FRAME_MS)].all()  # music
     generated = generate_beatmap(generator, resolve(tmp_path), Target(stars=3.0),
                                  decoding_options(seed=0), max_attempts=1).beatmap
@@ -377,7 +378,10 @@ def test_no_object_starts_in_silence(generator, song, tmp_path, timing, monkeypa
     # beatmap time is LATENCY_MS before the audio: the silence is 11,980-18,980 ms
     assert not [t for t in times if 12_000 <= t < 18_950]
     assert any(18_950 <= t < 21_000 for t in times) and any(10_000 <= t < 12_000 for t in times)
-    assert [s for s in map(break_span, generated.events) if s and 12_000 < s[0] < s[1] < 19_000]
+    # a break spans most of the silence: from 200 ms after the last object before it to the
+    # next one's lead-in (two beats with timing, 2 s without)
+    assert [s for s in map(break_span, generated.events)
+            if s and 11_000 < s[0] < 12_500 and 16_500 < s[1] < 19_000]
 
 
 def test_continuing_into_silence_writes_nothing(song, tmp_path):
