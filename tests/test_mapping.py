@@ -379,7 +379,7 @@ def test_no_object_starts_in_silence(generator, song, tmp_path, timing, monkeypa
     assert not [t for t in times if 12_000 <= t < 18_950]
     assert any(18_950 <= t < 21_000 for t in times) and any(10_000 <= t < 12_000 for t in times)
     # a break spans most of the silence: from 200 ms after the last object before it to the
-    # next one's lead-in (two beats with timing, 2 s without)
+    # two beats before the next one (2 s on the placeholder red line where there is no timing)
     assert [s for s in map(break_span, generated.events)
             if s and 11_000 < s[0] < 12_500 and 16_500 < s[1] < 19_000]
 
