@@ -34,7 +34,7 @@ from core.beatmap.approximator import (
 from core.beatmap.approximator import round_f32 as _f32
 from core.beatmap.bezier import approximate_bspline, flatten_beziers
 from core.beatmap.model import Slider
-from core.beatmap.path_string import FIRST_LAZER_VERSION, Vec, control_points, coordinate
+from core.beatmap.path_string import Vec, control_points, head
 
 DOUBLE_EPSILON = 1e-7  # osu.Framework Precision.DOUBLE_EPSILON
 
@@ -240,11 +240,6 @@ class SliderPath:
         return self.position_at(1.0)
 
 
-def _head(slider: Slider, format_version: int) -> tuple[float, float]:
-    lazer = format_version >= FIRST_LAZER_VERSION
-    return coordinate(slider.x, lazer), coordinate(slider.y, lazer)
-
-
 def expected_distance(slider: Slider) -> float | None:
     """ConvertHitObjectParser: a length <= 0 (or absent) is no expected distance at all."""
     length = slider.length
@@ -273,7 +268,7 @@ def slider_paths(sliders: Sequence[Slider], format_version: int,
         for slider, segments in zip(sliders, per_slider, strict=True):
             path, optimised = _join(segments)
             path, cumulative = calculate_length(path, optimised, expected_distance(slider))
-            paths.append(SliderPath(_head(slider, format_version), path, cumulative))
+            paths.append(SliderPath(head(slider, format_version), path, cumulative))
     return paths
 
 

@@ -29,6 +29,12 @@ def coordinate(value: float, lazer_format: bool) -> float:
     return float(math.trunc(value))
 
 
+def head(slider: Slider, format_version: int) -> tuple[float, float]:
+    """The slider's head as the parser reads it (the origin its control points are relative to)."""
+    lazer = format_version >= FIRST_LAZER_VERSION
+    return coordinate(slider.x, lazer), coordinate(slider.y, lazer)
+
+
 def control_points(slider: Slider, format_version: int) -> tuple[list[Vec], list[str | None]]:
     """Lazer's `PathControlPoint`s of a slider: head-relative positions and their segment types.
 
@@ -36,8 +42,7 @@ def control_points(slider: Slider, format_version: int) -> tuple[list[Vec], list
     typed point, as in `SliderPath.calculatePath`. The first point is the head itself (0, 0).
     """
     lazer = format_version >= FIRST_LAZER_VERSION
-    hx = coordinate(slider.x, lazer)
-    hy = coordinate(slider.y, lazer)
+    hx, hy = head(slider, format_version)
     if lazer:  # float32 subtraction, as `readPoint(...) - startPos` on Vector2
         points = [(_f32(coordinate(x, True) - hx), _f32(coordinate(y, True) - hy))
                   for x, y in slider.points]
