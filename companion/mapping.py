@@ -141,16 +141,19 @@ class Generated:
     gap_shares: tuple[float, ...] | None = None  # ... and its caps on short gaps (core.rhythm)
 
 
-def song_timing(template: Beatmap, mel: Tensor, name: str) -> tuple[list[TimingPoint], str]:
+def song_timing(template: Beatmap, mel: Tensor, name: str,
+                bpm: float | None = None) -> tuple[list[TimingPoint], str]:
     """The template's timing points when it has uninherited ones, else timing estimated from
     the audio (core.tempo); only its green lines when the audio has no beat to time. A kiai
-    map's placeholder red line (placeholder_red_line) is no timing: it is estimated again."""
-    if has_placeholder_timing(template):
+    map's placeholder red line (placeholder_red_line) is no timing: it is estimated again.
+    A `bpm` the mapper gives replaces the template's red lines: the audio is timed at that
+    tempo (a folder's earlier kiai difficulty may carry an estimate an octave off)."""
+    if has_placeholder_timing(template) or bpm is not None:
         template = untimed(template)
     if any(p.uninherited for p in template.timing_points):
         return template.timing_points, "map"
     try:
-        estimated = timing_from_mel(mel, name=name)
+        estimated = timing_from_mel(mel, name=name, bpm=bpm)
         # green lines the template has (slider velocity, kiai) stay
         return sorted([*estimated, *template.timing_points], key=lambda p: p.time), "estimated"
     except TimingError:  # generation goes on unsnapped: nothing to snap to
@@ -162,7 +165,7 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
                      should_stop: ShouldStop | None = None,
                      features: Features = audio_features,
                      on_retry: Callable[[int, float], None] | None = None,
-                     max_attempts: int = MAX_ATTEMPTS) -> Generated:
+                     max_attempts: int = MAX_ATTEMPTS, bpm: float | None = None) -> Generated:
     """A whole new map for a song: its template's timing (estimated when it has none) and
     metadata, the target difficulty, and a Version (`kiai 4.5`) to be made unique when written.
 
@@ -180,7 +183,7 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     template.difficulty = target.difficulty(template.difficulty)
     template.editor.setdefault("BeatDivisor", str(DEFAULT_BEAT_DIVISOR))
     mel = features(source.audio)
-    template.timing_points, timing = song_timing(template, mel, str(source.audio))
+    template.timing_points, timing = song_timing(template, mel, str(source.audio), bpm)
     red = [p for p in template.timing_points if p.uninherited]
     if timing == "estimated":
         template.editor["BeatDivisor"] = str(divisor_for_tempo(red[0].beat_length))

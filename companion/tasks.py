@@ -184,9 +184,10 @@ def check_generate(space: Workspace, song_folder: str | None, audio: str | None)
     return path
 
 
-def generate_work(space: Workspace, song: Path, target: Target, options: DecodingOptions
-                  ) -> Work:
-    """A new difficulty for the song folder or audio file `song` (a real path inside Songs)."""
+def generate_work(space: Workspace, song: Path, target: Target, options: DecodingOptions,
+                  bpm: float | None = None) -> Work:
+    """A new difficulty for the song folder or audio file `song` (a real path inside Songs),
+    timed at `bpm` when it is given (companion.mapping.song_timing)."""
     def work(context: JobContext) -> Outcome:
         source = resolve(song)
         source = SongInput(source.folder, space.songs.contain(source.audio), source.template)
@@ -201,7 +202,7 @@ def generate_work(space: Workspace, song: Path, target: Target, options: Decodin
         generated = generate_beatmap(
             generator, source, target, options,
             progress=lambda fraction: context.progress(stage[0], 100.0 * fraction),
-            should_stop=context.should_stop, features=space.features, on_retry=retry)
+            should_stop=context.should_stop, features=space.features, on_retry=retry, bpm=bpm)
         context.check_cancelled()
         context.progress("writing", 100.0)
         beatmap = generated.beatmap

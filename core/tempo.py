@@ -24,6 +24,9 @@ randomness, no threads whose order matters) and take ~0.3 s for 30 s and ~0.5-1.
    the onset strength aligned on the grid over the whole section, which fixes BPM to ~0.01% on a
    long section and the phase to a fraction of a frame. A constant ONSET_LAG_MS is then added:
    the flux peaks ~4.5 ms before a sample-exact synthetic note (the 21 ms window sees it coming).
+   The grid moves half a beat where that puts more of the onsets below ~2 kHz (kick, snare
+   body, bass, chords) plus spectral change on its beats: off-beat hi-hats can outweigh the
+   beats in the full-band flux (welcome's do).
 4. Tempo changes: the tempo is estimated in 5 s windows every 0.5 s (within x/÷1.55 of the global
    one); runs of windows that agree (within 2.5%, octave flips counting as agreement) form
    sections, runs shorter than 3 s are dropped. A section is kept as a change only if its own grid
@@ -37,6 +40,9 @@ randomness, no threads whose order matters) and take ~0.3 s for 30 s and ~0.5-1.
    none there); the downbeat is the beat class (mod meter) whose
    beats carry the most onset strength plus spectral change (chords change on the bar line).
    Meter 4 by default, 3 when its accent contrast is 1.5x that of 4 (6/8 songs come out as 3).
+
+A tempo the caller gives (`bpm`: the mapper knows it, and the octave rule is a factor 2 off on
+about one song in four) replaces steps 2 and 4: one section at exactly that tempo.
 
 Output times are ms of beatmap time, LATENCY_MS before the audio's onsets (core.audio: osu! maps
 are timed so, and lazer's editor draws its waveform so); beat_length ms per beat; BPM is rounded
@@ -57,6 +63,8 @@ from core.audio import FRAME_MS, LATENCY_MS, SAMPLE_RATE, load_audio, log_mel
 from core.beatmap.model import TimingPoint
 
 MIN_BPM, MAX_BPM = 60.0, 250.0
+LOW_MID_BANDS = 40  # log-mel bands below ~2 kHz: kick, snare body, bass, chords; no hi-hats
+MIN_GIVEN_BPM, MAX_GIVEN_BPM = 20.0, 1000.0  # a tempo the caller gives (osu! maps: ~30-400)
 PRIOR_BPM = 150.0  # centre of the weak tempo prior (osu! maps: mostly 120-200 BPM)
 PRIOR_OCTAVES = 1.0  # its width (std. dev. in octaves)
 OCTAVE_GAMMA = 0.7  # weight of tempo against per-beat strength in the octave rule
@@ -81,12 +89,14 @@ class TimingError(Exception):
 
 
 def estimate_timing(audio: np.ndarray | str | os.PathLike, *, name: str | None = None,
-                    meter: int | None = None) -> list[TimingPoint]:
+                    meter: int | None = None, bpm: float | None = None) -> list[TimingPoint]:
     """Uninherited timing points for mono audio at SAMPLE_RATE (an array) or an audio file.
 
     The first point is on the first downbeat at or after the music's first strong onset, or a
     bar before it when the music starts with pickup notes (see the module docstring); later
     points mark tempo changes. `meter` forces the meter (else 4, or 3 when the accents say so).
+    `bpm` gives the tempo (the mapper knows it; the octave rule can be a factor 2 off): one
+    section at exactly that tempo, whose offset is found from the audio.
     Raises TimingError (or AudioError for an unreadable file).
     """
     if isinstance(audio, (str, os.PathLike)):
@@ -99,11 +109,11 @@ def estimate_timing(audio: np.ndarray | str | os.PathLike, *, name: str | None =
                                 f"at least {MIN_SECONDS:g} s are needed for a tempo")
     if not np.any(audio) or float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) < 1e-4:
         raise TimingError(name, "silent: no beat to time")
-    return timing_from_mel(log_mel(audio), name=name, meter=meter)
+    return timing_from_mel(log_mel(audio), name=name, meter=meter, bpm=bpm)
 
 
 def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
-                    meter: int | None = None) -> list[TimingPoint]:
+                    meter: int | None = None, bpm: float | None = None) -> list[TimingPoint]:
     """estimate_timing for a song whose features (core.audio.log_mel, FRAME_MS apart) are
     already computed, as the generator's are: the audio is not decoded twice."""
     mel = mel.float().numpy() if isinstance(mel, torch.Tensor) else np.asarray(mel, np.float32)
@@ -113,8 +123,16 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
     env = onset_envelope(mel)
     if env.max() <= 0 or np.count_nonzero(env > 0.1 * env.max()) < 4:
         raise TimingError(name, "no onsets: nothing to time")
-    sections = _sections(env)
-    grids = [_fit_grid(env, a, b, p) for a, b, p in sections]
+    if bpm is not None:
+        if not MIN_GIVEN_BPM <= bpm <= MAX_GIVEN_BPM:
+            raise TimingError(name, f"{bpm:g} BPM: expected {MIN_GIVEN_BPM:g} to "
+                                    f"{MAX_GIVEN_BPM:g}")
+        period = 60_000 / bpm / FRAME_MS
+        strength, phase, _ = _fold(env, 0, period)
+        sections, grids = [(0, len(env), period)], [(period, phase, strength)]
+    else:
+        sections = _sections(env)
+        grids = [_fit_grid(env, a, b, p) for a, b, p in sections]
     i = 1
     while i < len(grids):  # a change must fit its section clearly better than the tempo before
         a, b, _ = sections[i]
@@ -133,8 +151,10 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
         starts.append(_change_at(env, grids[i - 1], grids[i], sections[i][0]))
     first = _first_onset(env)
     novelty = _novelty(mel)
+    below = onset_envelope(mel[:LOW_MID_BANDS])
     points: list[TimingPoint] = []
     for i, (period, phase, _) in enumerate(grids):
+        phase = _on_the_beat(below, novelty, period, phase)
         end = starts[i + 1] if i + 1 < len(grids) else len(env)
         if i == 0:
             m = meter or _meter(env, novelty, period, phase, end)
@@ -144,7 +164,8 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
         else:
             m = meter or points[-1].meter
             beat = starts[i]
-        beat_ms = _round_bpm(period * FRAME_MS, (end - beat) / period)
+        beat_ms = 60_000 / bpm if bpm is not None else _round_bpm(period * FRAME_MS,
+                                                                   (end - beat) / period)
         time = beat * FRAME_MS + ONSET_LAG_MS - LATENCY_MS  # in beatmap time
         points.append(TimingPoint(time=round(float(time), 3), beat_length=float(beat_ms),
                                   meter=int(m)))
@@ -352,6 +373,16 @@ def _downbeat(env: np.ndarray, novelty: np.ndarray, period: float, phase: float,
     k = math.ceil((after - phase) / period)
     k += (cls - k) % meter
     return phase + k * period
+
+
+def _on_the_beat(below: np.ndarray, novelty: np.ndarray, period: float, phase: float) -> float:
+    """`phase`, or the half beat after it where that carries more of the onsets below ~2 kHz
+    plus spectral change: a grid fitted to all the onsets can sit on off-beat hi-hats."""
+    def accent(p: float) -> float:
+        return float(_grid_sum(below, period, p, 0, len(below))[1].mean()
+                     + _grid_sum(novelty, period, p, 0, len(novelty))[1].mean())
+    half = (phase + period / 2) % period
+    return half if accent(half) > accent(phase) else phase
 
 
 def _round_bpm(beat_ms: float, beats: float) -> float:

@@ -137,6 +137,10 @@ class MapGenerateParams:
     spacing: Annotated[float | None, Range(exclusive_minimum=0, maximum=20),
                        "since 1.1: the widest jump, osu!pixels per ms of gap from the previous "
                        "object's end; default: what gives the target stars"] = None
+    bpm: Annotated[float | None, Range(minimum=20, maximum=1000),  # core.tempo's given range
+                   "since 1.3: the song's tempo: the audio is timed at it (one red line, its "
+                   "offset from the audio) instead of the song's maps' timing or an estimate"
+                   ] = None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ import re
 
 from protocol.errors import IncompatibleVersionError
 
-PROTOCOL_VERSION = "1.2"  # 1.1: `spacing` in map.generate and map.continue; 1.2: drawGaps
+PROTOCOL_VERSION = "1.3"  # 1.1: `spacing` in map.generate and map.continue; 1.2: drawGaps;
+# 1.3: `bpm` in map.generate
 
 VERSION_PATTERN = r"^[0-9]{1,4}\.[0-9]{1,4}$"
 

@@ -54,7 +54,7 @@ def test_initialize_with_the_header_or_in_params(songs, model):
                     await client.call("server.status")
                 assert e.value.code == ErrorCode.NOT_INITIALIZED
                 result = await client.initialize()
-                assert result["protocolVersion"] == "1.2"
+                assert result["protocolVersion"] == "1.3"
                 assert "map.continue" in result["capabilities"]["methods"]
                 assert result["model"]["name"]
             # A browser page (an allowed Origin) cannot set headers: the token goes in params.
@@ -166,6 +166,34 @@ def test_generate_list_status_and_a_disconnected_client(songs, library, model):
     assert [(j["method"], j["state"]) for j in jobs] == [("map.continue", "finished"),
                                                           ("map.generate", "finished")]
     assert status["queue"] == {"length": 0, "capacity": 8} and status["watching"] is False
+
+
+def test_generate_at_a_given_bpm_and_refuse_a_bad_one(songs, library, model):
+    """map.generate's `bpm` (1.3): checked against the schema, then the song is timed at it."""
+    from core.beatmap.parser import parse_file
+
+    folder = library["short"].name
+    (truth,) = [p for p in parse_file(next((songs / folder).glob("*.osu"))).beatmap.timing_points
+                if p.uninherited]
+
+    async def main():
+        async with running(config_for(songs, model)) as daemon, \
+                Client.connect(daemon.port) as client:
+            with pytest.raises(RpcError) as e:
+                await client.call("map.generate", {"songFolder": folder, "bpm": 5})
+            assert e.value.code == ErrorCode.INVALID_PARAMS and "bpm" in e.value.message
+            accepted = await client.call("map.generate", {"songFolder": folder, "stars": 3,
+                                                          "bpm": truth.bpm * 2})
+            return await client.job_end(accepted["jobId"])
+
+    end = asyncio.run(main())
+    assert end["method"] == "job.finished", end
+    assert end["params"]["stats"]["timing"] == "estimated"
+    (line,) = [p for p in parse_file(songs / end["params"]["path"]).beatmap.timing_points
+               if p.uninherited]
+    assert abs(line.beat_length - truth.beat_length / 2) < 1e-9
+    d = (line.time - truth.time) % line.beat_length
+    assert min(d, line.beat_length - d) <= 10
 
 
 def test_cancel_a_running_job_and_a_full_queue(songs, library, model):

@@ -252,6 +252,26 @@ def test_the_cli_reports_stars_and_where_the_timing_came_from(song, tmp_path):
     assert len(written) == 1 and red(parse_file(written[0]).beatmap)
 
 
+def test_a_bpm_given_on_the_command_line_retimes_the_song(song, tmp_path):
+    """--bpm replaces the folder's own timing (an earlier kiai difficulty's estimate can be an
+    octave off): the new map has one red line at exactly that tempo, on the song's beats."""
+    folder, truth = song
+    copy = shutil.copytree(folder, tmp_path / "song")
+    half = truth[0].bpm / 2
+    result = CliRunner().invoke(cli, ["generate", str(copy), "--stars", "3", "--seed", "0",
+                                      "--bpm", f"{half}"])
+    assert result.exit_code == 0, result.output
+    assert f"timed from the audio at the given {half:.2f} BPM" in result.output
+    (written,) = [p for p in copy.glob("*.osu") if p.name not in {q.name for q in
+                                                                   folder.glob("*.osu")}]
+    (line,) = red(parse_file(written).beatmap)
+    assert line.beat_length == 2 * truth[0].beat_length
+    beat = truth[0].beat_length
+    assert min((line.time - truth[0].time) % beat, -(line.time - truth[0].time) % beat) <= 10
+    refused = CliRunner().invoke(cli, ["generate", str(copy), "--bpm", "5"])
+    assert refused.exit_code != 0 and "--bpm" in refused.output
+
+
 def test_fast_estimated_tempos_snap_in_halves(generator, tmp_path):
     """A click every 250 ms is timed at 240 BPM; its map snaps to 1/2 ticks (1/4 of 120 BPM,
     the tempo a doubled estimate most often is)."""

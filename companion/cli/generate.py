@@ -34,6 +34,7 @@ from core.difficulty import star_rating
 from core.generate import Generator
 from core.incremental import PRECISIONS
 from core.song_input import SongInputError, resolve
+from core.tempo import MAX_GIVEN_BPM, MIN_GIVEN_BPM
 from core.tokens.tokenizer import UnsupportedModeError
 
 _TIME = re.compile(r"^(?:(\d+):)?(\d+)(?:[.:](\d{1,3}))?$")
@@ -123,9 +124,13 @@ def _write(beatmap: Beatmap, folder: Path, output: Path | None, version: str) ->
 @click.option("--cs", type=float, default=None)
 @click.option("--od", type=float, default=None)
 @click.option("--hp", type=float, default=None)
+@click.option("--bpm", type=click.FloatRange(MIN_GIVEN_BPM, MAX_GIVEN_BPM), default=None,
+              help="The song's tempo, where you know it: the audio is timed at it (its offset "
+                   "found from the audio) instead of by the song's maps or an estimate, which "
+                   "can come out at twice or half the tempo.")
 @decoding_options
-def generate_command(song: Path, stars, ar, cs, od, hp, sampling, temperature, top_k, top_p,
-                     beam_size, seed, draw_gaps, spacing, precision, model_path,
+def generate_command(song: Path, stars, ar, cs, od, hp, bpm, sampling, temperature, top_k,
+                     top_p, beam_size, seed, draw_gaps, spacing, precision, model_path,
                      output) -> None:
     """Write a new difficulty for a song (an audio file, or a song folder)."""
     try:
@@ -138,14 +143,14 @@ def generate_command(song: Path, stars, ar, cs, od, hp, sampling, temperature, t
     target = Target(stars, ar, cs, od, hp)
     try:
         generated = generate_beatmap(generator, source, target, options, progress=_progress,
-                                     on_retry=_retrying(target.star_rating))
+                                     on_retry=_retrying(target.star_rating), bpm=bpm)
     except AudioError as e:
         raise click.ClickException(str(e)) from e
     beatmap = generated.beatmap
     written = _write(beatmap, source.folder, output, beatmap.version)
     click.echo(f"wrote {written} ({len(beatmap.hit_objects)} objects, "
                f"{generated.stars:.2f} stars for {target.star_rating:.2f} asked"
-               f"{_attempts(generated.attempts)}; {_timing(generated)})")
+               f"{_attempts(generated.attempts)}; {_timing(generated, bpm)})")
 
 
 def _retrying(wanted: float):
@@ -159,16 +164,21 @@ def _attempts(count: int) -> str:
     return f", best of {count} attempts" if count > 1 else ""
 
 
-def _timing(generated: Generated) -> str:
-    """How the map was timed: its sections' BPM, and whether they were estimated."""
+def _timing(generated: Generated, bpm: float | None = None) -> str:
+    """How the map was timed: its sections' BPM, and whether they were estimated (an estimate
+    says how to give the tempo instead: the octave rule can be a factor 2 off)."""
     red = [p for p in generated.beatmap.timing_points if p.uninherited]
     if generated.timing == "none":
         return ("no timing: the audio has no beat to time; objects are unsnapped, under a "
                 "placeholder red line (60 BPM) to retime in the editor")
-    bpm = ", ".join(f"{60000 / p.beat_length:.2f}" for p in red[:4])
+    tempo = ", ".join(f"{60000 / p.beat_length:.2f}" for p in red[:4])
     more = f" +{len(red) - 4} more" if len(red) > 4 else ""
-    source = "estimated from the audio" if generated.timing == "estimated" else "the song's"
-    return f"timing {source}: {bpm}{more} BPM from {red[0].time:.0f} ms"
+    if generated.timing == "map":
+        return f"timing the song's: {tempo}{more} BPM from {red[0].time:.0f} ms"
+    if bpm is not None:
+        return f"timed from the audio at the given {tempo} BPM, from {red[0].time:.0f} ms"
+    return (f"timing estimated from the audio: {tempo}{more} BPM from {red[0].time:.0f} ms; "
+            f"--bpm gives the tempo where it is wrong")
 
 
 @click.command("continue")
