@@ -37,8 +37,9 @@ randomness, no threads whose order matters) and take ~0.3 s for 30 s and ~0.5-1.
 5. Offset: the first DOWNBEAT at or after the first strong onset (strength > 0.3 of its 99.5th
    percentile, with a quarter beat of slack), or the one a bar before it where the music starts
    with pickup notes (as mappers do: no note before the first red line, and generation places
-   none there); the downbeat is the beat class (mod meter) whose
-   beats carry the most onset strength plus spectral change (chords change on the bar line).
+   none there); the downbeat is the beat class (mod meter) whose beats carry the most onset
+   strength below ~2 kHz plus spectral change (kick and chords change on the bar line; hi-hats
+   say nothing about it).
    Meter 4 by default, 3 when its accent contrast is 1.5x that of 4 (6/8 songs come out as 3).
 
 A tempo the caller gives (`bpm`: the mapper knows it, and the octave rule is a factor 2 off on
@@ -158,7 +159,7 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
         end = starts[i + 1] if i + 1 < len(grids) else len(env)
         if i == 0:
             m = meter or _meter(env, novelty, period, phase, end)
-            beat = _downbeat(env, novelty, period, phase, m, max(first - period / 4, 0), end)
+            beat = _downbeat(below, novelty, period, phase, m, max(first - period / 4, 0), end)
             if beat - first > period / 4:  # pickup notes: the red line goes a bar earlier
                 beat -= m * period
         else:

@@ -132,10 +132,12 @@ def test_the_beat_is_not_the_off_beat_hi_hat(corpus):
     """welcome's off-beat hi-hats carry more onset strength than its beats: a grid fitted to
     all onsets at its 120 BPM sits half a beat off (228 ms). The beat is where the onsets below
     ~2 kHz and the chord changes are; the line then lands 22 ms from peppy's, welcome's timing
-    being ~20 ms earlier than the norm (see test_real_track_offset_is_in_beatmap_time)."""
+    being ~20 ms earlier than the norm (see test_real_track_offset_is_in_beatmap_time), and
+    on his bar line: the downbeat is found in the same onsets (with all of them, a beat late)."""
     audio, truth = real(corpus, "welcome")
     (point,) = estimate_timing(audio, name="welcome", bpm=120)
     assert beat_offset(point.time, truth[0].time, truth[0].beat_length) <= 30
+    assert beat_offset(point.time, truth[0].time, 4 * truth[0].beat_length) <= 30
 
 
 def click_track(bpm: float, first_ms: float, pickups: int, seconds: float) -> np.ndarray:
