@@ -155,8 +155,8 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
     below = onset_envelope(mel[:LOW_MID_BANDS])
     points: list[TimingPoint] = []
     for i, (period, phase, _) in enumerate(grids):
-        phase = _on_the_beat(below, novelty, period, phase)
         end = starts[i + 1] if i + 1 < len(grids) else len(env)
+        phase = _on_the_beat(below, novelty, period, phase, starts[i], end)
         if i == 0:
             m = meter or _meter(env, novelty, period, phase, end)
             beat = _downbeat(below, novelty, period, phase, m, max(first - period / 4, 0), end)
@@ -376,12 +376,14 @@ def _downbeat(env: np.ndarray, novelty: np.ndarray, period: float, phase: float,
     return phase + k * period
 
 
-def _on_the_beat(below: np.ndarray, novelty: np.ndarray, period: float, phase: float) -> float:
+def _on_the_beat(below: np.ndarray, novelty: np.ndarray, period: float, phase: float,
+                 lo: float, hi: float) -> float:
     """`phase`, or the half beat after it where that carries more of the onsets below ~2 kHz
-    plus spectral change: a grid fitted to all the onsets can sit on off-beat hi-hats."""
+    plus spectral change within frames [lo, hi): a grid fitted to all the onsets can sit on
+    off-beat hi-hats."""
     def accent(p: float) -> float:
-        return float(_grid_sum(below, period, p, 0, len(below))[1].mean()
-                     + _grid_sum(novelty, period, p, 0, len(novelty))[1].mean())
+        return float(_grid_sum(below, period, p, lo, hi)[1].mean()
+                     + _grid_sum(novelty, period, p, lo, hi)[1].mean())
     half = (phase + period / 2) % period
     return half if accent(half) > accent(phase) else phase
 
