@@ -376,7 +376,7 @@ def test_no_object_starts_in_silence(generator, song, tmp_path, timing, monkeypa
     it, the map resumes with the music and the gap gets a break. Also where the audio has no
     beat to time ("none": objects are not snapped, and silence is the only rule)."""
     if timing == "none":
-        def no_beat(mel, name):
+        def no_beat(mel, name, bpm=None):
             raise TimingError(name, "no onsets: nothing to time")
         monkeypatch.setattr("companion.mapping.timing_from_mel", no_beat)
     folder, _ = song
