@@ -1,0 +1,195 @@
+"""companion.mapping's timing: the song's own, estimated from the audio, or at a tempo the
+mapper gives, and objects on the editor's beat snap ticks (issue 6)."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+from mapping_support import on_ticks, red, starter_generator, timed_song
+
+from companion.cli import main as cli
+from companion.mapping import (
+    Target,
+    continue_beatmap,
+    decoding_options,
+    generate_beatmap,
+)
+from core.beatmap.model import Slider, TimingPoint
+from core.beatmap.parser import parse_file
+from core.beatmap.ticks import divisor_for_tempo, divisors_for
+from core.beatmap.timing import annotate_sliders
+from core.beatmap.writer import save
+from core.song_input import resolve
+
+
+@pytest.fixture(scope="module")
+def generator():
+    return starter_generator()
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    return timed_song(tmp_path_factory)
+
+
+def test_a_bare_audio_file_is_timed_from_the_audio(generator, song, tmp_path):
+    folder, truth = song
+    shutil.copy(folder / "audio.ogg", tmp_path / "audio.ogg")
+    generated = generate_beatmap(generator, resolve(tmp_path / "audio.ogg"), Target(stars=4.0),
+                                 decoding_options(seed=0), max_attempts=1)
+    assert generated.timing == "estimated"
+    estimated = red(generated.beatmap)
+    assert abs(estimated[0].beat_length / truth[0].beat_length - 1) < 0.005
+    beat = truth[0].beat_length
+    phase = (estimated[0].time - truth[0].time) % beat
+    assert min(phase, beat - phase) < 10.0
+    assert generated.beatmap.editor["BeatDivisor"] == "4"
+    assert len(generated.beatmap.hit_objects) > 10
+    assert on_ticks(generated.beatmap, divisors_for(4)) == 1.0
+
+
+def test_beatless_audio_gets_a_placeholder_red_line_its_sliders_keep(generator, tmp_path):
+    """A drone has no beat to time: the map is written with one red line at 0 ms, 60 BPM
+    (osu! stable loads no map without one), the default the sliders were generated against,
+    so reading the file back gives every slider the duration it was generated with."""
+    rate = 44_100
+    t = np.arange(rate * 20) / rate
+    drone = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.2 * np.sin(2 * np.pi * 0.1 * t))
+    sf.write(tmp_path / "drone.ogg", drone, rate)
+    generated = generate_beatmap(generator, resolve(tmp_path / "drone.ogg"), Target(stars=4.0),
+                                 decoding_options(seed=0), max_attempts=1)
+    assert generated.timing == "none"
+    beatmap = generated.beatmap
+    assert beatmap.timing_points == [TimingPoint(time=0.0, beat_length=1000.0)]
+    assert len(beatmap.hit_objects) > 10
+    # The starter puts circles on a drone; a slider timed as generation times one (no timing:
+    # the default beat) keeps its duration through the placeholder, written and read back.
+    beatmap.hit_objects.append(Slider(x=100, y=100, time=15_000.0, curve_type="L",
+                                      points=[(300.0, 100.0)], slides=2, length=200.0))
+    untimed = copy.deepcopy(beatmap)
+    untimed.timing_points = []
+    annotate_sliders(untimed)
+    written = parse_file(save(beatmap, tmp_path / "drone.osu")).beatmap
+    assert len(written.hit_objects) == len(beatmap.hit_objects)
+    (read,) = [o for o in written.hit_objects if isinstance(o, Slider)]
+    (meant,) = [o for o in untimed.hit_objects if isinstance(o, Slider)]
+    assert read.duration == pytest.approx(meant.duration)
+    # two spans of 200 px at the template's slider multiplier, a 1000 ms beat
+    multiplier = beatmap.difficulty.slider_multiplier
+    assert meant.duration == pytest.approx(2 * 200 / (100 * multiplier) * 1000)
+    # The placeholder is not timing: generating for the folder again (whose only map is this
+    # one) and continuing this map neither snap to its 60 BPM grid nor add a second one.
+    again = generate_beatmap(generator, resolve(tmp_path), Target(stars=4.0),
+                             decoding_options(seed=1), max_attempts=1)
+    assert again.timing == "none" and again.beatmap.timing_points == beatmap.timing_points
+    continued = continue_beatmap(generator, parse_file(tmp_path / "drone.osu").beatmap,
+                                 tmp_path / "drone.ogg", 10_000.0, None, decoding_options(seed=0))
+    assert continued.timing_points == beatmap.timing_points
+    for generated_map, start in ((again.beatmap, 0.0), (continued, 10_000.0)):
+        times = [o.time for o in generated_map.hit_objects if o.time >= start]
+        assert len(times) > 10
+        off_grid = [t for t in times if min(t % 250, 250 - t % 250) > 1]
+        assert len(off_grid) > len(times) / 2  # 1/4 ticks of 60 BPM: every 250 ms
+
+
+def test_a_song_folder_keeps_its_timing_and_its_beat_divisor(generator, song, tmp_path):
+    folder, truth = song
+    copy = shutil.copytree(folder, tmp_path / "song")
+    template = next(copy.glob("*[[]Hard[]].osu"))
+    text = template.read_text(encoding="utf-8")
+    # A mapper's set snapped in thirds: new objects go on 1/3 ticks, not 1/4 ones.
+    for other in copy.glob("*.osu"):
+        if other != template:
+            other.unlink()
+    assert "BeatDivisor: 4" in text
+    template.write_text(text.replace("BeatDivisor: 4", "BeatDivisor: 3"), encoding="utf-8")
+    generated = generate_beatmap(generator, resolve(copy), Target(stars=4.0),
+                                 decoding_options(seed=1), max_attempts=1)
+    assert generated.timing == "map"
+    assert [(p.time, p.beat_length) for p in red(generated.beatmap)] == \
+        [(p.time, p.beat_length) for p in truth]
+    assert generated.beatmap.hit_objects
+    assert on_ticks(generated.beatmap, divisors_for(3)) == 1.0  # no 1/2 or 1/4 ticks
+
+
+def test_a_mania_set_lends_its_timing_to_an_osu_difficulty(generator, song, tmp_path):
+    """A set with only a mania difficulty: its timing is the song's, so the new osu!standard
+    map takes it (it was estimated from the audio, the hand-made timing ignored)."""
+    folder, truth = song
+    copy = shutil.copytree(folder, tmp_path / "song")
+    for other in copy.glob("*.osu"):
+        if "[Hard]" not in other.name:
+            other.unlink()
+    (hard,) = copy.glob("*.osu")
+    hard.write_text(hard.read_text(encoding="utf-8").replace("Mode: 0", "Mode: 3"),
+                    encoding="utf-8")
+    assert parse_file(hard).beatmap.mode.name == "MANIA"
+    generated = generate_beatmap(generator, resolve(copy), Target(stars=3.0),
+                                 decoding_options(seed=0), max_attempts=1)
+    assert generated.timing == "map" and generated.beatmap.mode.name == "OSU"
+    assert [(p.time, p.beat_length) for p in red(generated.beatmap)] == \
+        [(p.time, p.beat_length) for p in truth]
+    assert generated.beatmap.hit_objects
+
+
+def test_the_cli_reports_stars_and_where_the_timing_came_from(song, tmp_path):
+    folder, _ = song
+    shutil.copy(folder / "audio.ogg", tmp_path / "audio.ogg")
+    result = CliRunner().invoke(cli, ["generate", str(tmp_path / "audio.ogg"), "--stars", "3",
+                                      "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    assert "timing estimated from the audio" in result.output
+    assert "stars for 3.00 asked" in result.output
+    written = list(tmp_path.glob("*.osu"))
+    assert len(written) == 1 and red(parse_file(written[0]).beatmap)
+
+
+def test_a_bpm_given_on_the_command_line_retimes_the_song(song, tmp_path):
+    """--bpm replaces the folder's own timing (an earlier kiai difficulty's estimate can be an
+    octave off): the new map has one red line at exactly that tempo, on the song's beats."""
+    folder, truth = song
+    copy = shutil.copytree(folder, tmp_path / "song")
+    half = truth[0].bpm / 2
+    result = CliRunner().invoke(cli, ["generate", str(copy), "--stars", "3", "--seed", "0",
+                                      "--bpm", f"{half}"])
+    assert result.exit_code == 0, result.output
+    assert f"timed from the audio at the given {half:.2f} BPM" in result.output
+    (written,) = [p for p in copy.glob("*.osu") if p.name not in {q.name for q in
+                                                                   folder.glob("*.osu")}]
+    (line,) = red(parse_file(written).beatmap)
+    assert line.beat_length == 2 * truth[0].beat_length
+    beat = truth[0].beat_length
+    assert min((line.time - truth[0].time) % beat, -(line.time - truth[0].time) % beat) <= 10
+    refused = CliRunner().invoke(cli, ["generate", str(copy), "--bpm", "5"])
+    assert refused.exit_code != 0 and "--bpm" in refused.output
+
+
+def test_fast_estimated_tempos_snap_in_halves(generator, tmp_path):
+    """A click every 250 ms is timed at 240 BPM; its map snaps to 1/2 ticks (1/4 of 120 BPM,
+    the tempo a doubled estimate most often is)."""
+    import numpy as np
+    import soundfile as sf
+
+    rate = 24_000
+    audio = np.zeros(rate * 20, dtype=np.float32)
+    click = (np.sin(np.arange(240) * 2 * np.pi * 2000 / rate) * np.hanning(240)).astype("f4")
+    for start in range(rate // 2, len(audio) - 240, rate // 4):
+        audio[start: start + 240] += click
+    sf.write(tmp_path / "clicks.wav", audio, rate)
+    generated = generate_beatmap(generator, resolve(tmp_path / "clicks.wav"), Target(stars=3.0),
+                                 decoding_options(seed=0), max_attempts=1)
+    assert generated.timing == "estimated"
+    assert red(generated.beatmap)[0].bpm == pytest.approx(240, rel=0.005)
+    assert generated.beatmap.editor["BeatDivisor"] == "2"
+    assert on_ticks(generated.beatmap, divisors_for(2)) == 1.0
+
+
+def test_the_divisor_for_a_tempo_keeps_ticks_playable():
+    assert divisor_for_tempo(60_000 / 180) == 4  # 83 ms ticks
+    assert divisor_for_tempo(60_000 / 200) == 4  # 75 ms
+    assert divisor_for_tempo(60_000 / 240) == 2  # 62.5 ms at 1/4: halves instead
