@@ -348,13 +348,16 @@ def _novelty(mel: np.ndarray) -> np.ndarray:
 
 
 def _accents(env: np.ndarray, novelty: np.ndarray, period: float, phase: float, meter: int,
-             end: float) -> np.ndarray:
-    """Mean accent (onset strength + spectral change) of each beat class modulo `meter`."""
-    beats = phase + period * np.arange(0, int((min(end, len(env)) - phase) / period))
-    idx = np.round(beats).astype(int)
-    idx = idx[(idx >= 0) & (idx < len(env))]
+             end: float, start: float = 0.0) -> np.ndarray:
+    """Mean accent (onset strength + spectral change) of each beat class modulo `meter` over the
+    grid's beats in frames [start, end); class 0 holds the beat at `phase`."""
+    k = np.arange(max(math.ceil((start - phase) / period), 0),
+                  int((min(end, len(env)) - phase) / period))
+    idx = np.round(phase + period * k).astype(int)
+    inside = (idx >= 0) & (idx < len(env))
+    k, idx = k[inside], idx[inside]
     accent = maximum_filter1d(env, 3)[idx] + maximum_filter1d(novelty, 5)[idx]
-    return np.array([accent[j::meter].mean() if len(accent[j::meter]) else 0.0
+    return np.array([accent[k % meter == j].mean() if np.any(k % meter == j) else 0.0
                      for j in range(meter)])
 
 
@@ -381,11 +384,8 @@ def _on_the_beat(below: np.ndarray, novelty: np.ndarray, period: float, phase: f
     """`phase`, or the half beat after it where that carries more of the onsets below ~2 kHz
     plus spectral change within frames [lo, hi): a grid fitted to all the onsets can sit on
     off-beat hi-hats."""
-    def accent(p: float) -> float:
-        return float(_grid_sum(below, period, p, lo, hi)[1].mean()
-                     + _grid_sum(novelty, period, p, lo, hi)[1].mean())
-    half = (phase + period / 2) % period
-    return half if accent(half) > accent(phase) else phase
+    on, off = _accents(below, novelty, period / 2, phase, 2, hi, start=lo)
+    return (phase + period / 2) % period if off > on else phase
 
 
 def _round_bpm(beat_ms: float, beats: float) -> float:
