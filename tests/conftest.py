@@ -1,6 +1,7 @@
 """Shared fixtures. `corpus` is the read-only corpus of real osu! files (see corpus_files.py);
 `model` and `library` are the daemon tests' checkpoint and synthetic song folders, and
-`dataset_songs` and `built_dataset` the data set tests' Songs folder and its build, made once
+`dataset_songs` and `built_dataset` the data set tests' Songs folder and its build,
+`starter_generator` and `timed_song` the companion.mapping tests' generator and song, made once
 per session (copy them; never change them)."""
 
 from __future__ import annotations
@@ -13,8 +14,13 @@ from corpus_files import require_corpus, resource
 from daemon_support import make_library, make_model
 from test_songs import RENATUS_QUICK, corpus_archive, synth_songs, variant
 
+from companion.mapping import load_generator
+from core.beatmap.parser import parse_file
 from core.dataset import BuildConfig, build
+from core.generate import Generator
 from core.songs import discover
+from core.synth.config import SynthConfig
+from core.synth.songs import write_song
 from core.tokens.vocab import DEFAULT
 
 SYNTHETIC = 3  # synthetic songs in dataset_songs
@@ -64,3 +70,19 @@ def built_dataset(dataset_songs, tmp_path_factory):
     sets, report = discover(dataset_songs)
     result = build(sets, BuildConfig(out=out, vocab=DEFAULT, workers=1))
     return out, report, result
+
+
+@pytest.fixture(scope="session")
+def starter_generator() -> Generator:
+    """The shipped starter model's generator."""
+    return load_generator(None)
+
+
+@pytest.fixture(scope="session")
+def timed_song(tmp_path_factory):
+    """A 30 s synthetic song folder (maps + audio) and its true uninherited timing."""
+    folder = write_song(SynthConfig(out=tmp_path_factory.mktemp("songs"), seed=3,
+                                    duration_s=30.0), 0)
+    truth = [p for p in parse_file(next(folder.glob("*.osu"))).beatmap.timing_points
+             if p.uninherited]
+    return folder, truth

@@ -1,26 +1,8 @@
-"""Shared by the companion.mapping tests: the starter generator, a timed synthetic song, and
-what the tests read off a generated map."""
+"""What the companion.mapping tests read off a generated map (their fixtures are in conftest)."""
 
 from __future__ import annotations
 
-from companion.mapping import load_generator
-from core.beatmap.parser import parse_file
 from core.beatmap.ticks import TickGrid
-from core.synth.config import SynthConfig
-from core.synth.songs import write_song
-
-
-def starter_generator():
-    return load_generator(None)
-
-
-def timed_song(tmp_path_factory):
-    """A 30 s synthetic song folder (maps + audio) and its true uninherited timing."""
-    folder = write_song(SynthConfig(out=tmp_path_factory.mktemp("songs"), seed=3,
-                                    duration_s=30.0), 0)
-    truth = [p for p in parse_file(next(folder.glob("*.osu"))).beatmap.timing_points
-             if p.uninherited]
-    return folder, truth
 
 
 def red(beatmap):

@@ -10,7 +10,6 @@ import shutil
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
-from mapping_support import starter_generator, timed_song
 
 from companion.cli import main as cli
 from companion.mapping import (
@@ -36,22 +35,13 @@ from core.spacing import spacing_for_stars
 from core.tempo import TimingError
 
 
-@pytest.fixture(scope="module")
-def generator():
-    return starter_generator()
-
-
-@pytest.fixture(scope="module")
-def song(tmp_path_factory):
-    return timed_song(tmp_path_factory)
-
-
-def test_a_missed_star_rating_is_retried_and_the_nearest_attempt_kept(generator, song):
-    folder, _ = song
+def test_a_missed_star_rating_is_retried_and_the_nearest_attempt_kept(
+        starter_generator, timed_song):
+    folder, _ = timed_song
     retries = []
     wanted = 14.0  # beyond anything the starter model makes of a 30 s song
-    generated = generate_beatmap(generator, resolve(folder), Target(stars=wanted),
-                                 decoding_options(seed=0),
+    generated = generate_beatmap(starter_generator, resolve(folder),
+                                 Target(stars=wanted), decoding_options(seed=0),
                                  on_retry=lambda n, best: retries.append((n, best)))
     assert generated.attempts == MAX_ATTEMPTS
     assert [n for n, _ in retries] == list(range(2, MAX_ATTEMPTS + 1))
@@ -63,13 +53,13 @@ def test_a_missed_star_rating_is_retried_and_the_nearest_attempt_kept(generator,
     assert generated.spacing > spacing_for_stars(wanted) and generated.density_bias > 0
 
 
-def test_a_first_attempt_within_half_a_star_is_kept(generator, song):
-    folder, _ = song
+def test_a_first_attempt_within_half_a_star_is_kept(starter_generator, timed_song):
+    folder, _ = timed_song
     for wanted in (1.5, 2.5, 3.5):
-        single = generate_beatmap(generator, resolve(folder), Target(stars=wanted),
+        single = generate_beatmap(starter_generator, resolve(folder), Target(stars=wanted),
                                   decoding_options(seed=0), max_attempts=1)
         retries = []
-        multi = generate_beatmap(generator, resolve(folder), Target(stars=wanted),
+        multi = generate_beatmap(starter_generator, resolve(folder), Target(stars=wanted),
                                  decoding_options(seed=0),
                                  on_retry=lambda n, best, r=retries: r.append(n))
         hit = abs(single.stars - wanted) <= 0.5
@@ -91,10 +81,11 @@ def test_the_next_effort_follows_the_miss_then_the_secant():
     assert next_effort([(0.0, 6.0)], 5.0) == pytest.approx(-EFFORT_PER_STAR)  # and down
 
 
-def test_retries_move_the_spacing_the_density_and_the_gap_caps_together(generator, song):
-    folder, _ = song
-    generated = generate_beatmap(generator, resolve(folder), Target(stars=0.5),
-                                 decoding_options(seed=0))
+def test_retries_move_the_spacing_the_density_and_the_gap_caps_together(
+        starter_generator, timed_song):
+    folder, _ = timed_song
+    generated = generate_beatmap(starter_generator, resolve(folder),
+                                 Target(stars=0.5), decoding_options(seed=0))
     if generated.attempts == 1:
         pytest.skip("the first attempt was already within half a star of 0.5")
     effort = math.log(generated.spacing / spacing_for_stars(0.5))
@@ -105,11 +96,11 @@ def test_retries_move_the_spacing_the_density_and_the_gap_caps_together(generato
         gap_shares_for_stars(0.5 + effort / EFFORT_PER_STAR))
 
 
-def test_the_first_attempt_caps_short_gaps_as_the_stars_asked_for(generator, song):
-    folder, _ = song
+def test_the_first_attempt_caps_short_gaps_as_the_stars_asked_for(starter_generator, timed_song):
+    folder, _ = timed_song
     for wanted in (2.0, 5.0):
-        generated = generate_beatmap(generator, resolve(folder), Target(stars=wanted),
-                                     decoding_options(seed=0), max_attempts=1)
+        generated = generate_beatmap(starter_generator, resolve(folder),
+                                 Target(stars=wanted),     decoding_options(seed=0), max_attempts=1)
         assert generated.gap_shares == gap_shares_for_stars(wanted)
         gaps = start_gaps(generated.beatmap)
         streamed = sum(g < GAP_LEVELS_MS[0] - 10 for g in gaps)  # 10 ms: times snap to ticks
@@ -117,8 +108,8 @@ def test_the_first_attempt_caps_short_gaps_as_the_stars_asked_for(generator, son
             assert gaps and streamed == 0
 
 
-def test_a_spacing_given_on_the_command_line_bounds_every_jump(song, tmp_path):
-    folder, _ = song
+def test_a_spacing_given_on_the_command_line_bounds_every_jump(timed_song, tmp_path):
+    folder, _ = timed_song
     shutil.copy(folder / "audio.ogg", tmp_path / "audio.ogg")
     out = tmp_path / "spaced.osu"
     result = CliRunner().invoke(cli, ["generate", str(tmp_path / "audio.ogg"), "--stars", "5",
@@ -134,8 +125,8 @@ def test_a_spacing_given_on_the_command_line_bounds_every_jump(song, tmp_path):
     assert bad.exit_code != 0 and "spacing must be > 0" in bad.output
 
 
-def test_continuing_a_map_that_names_no_audio_says_so(song, tmp_path):
-    folder, _ = song
+def test_continuing_a_map_that_names_no_audio_says_so(timed_song, tmp_path):
+    folder, _ = timed_song
     source = next(folder.glob("*.osu"))
     text = source.read_text(encoding="utf-8")
     lines = [line for line in text.splitlines() if not line.startswith("AudioFilename")]
@@ -149,8 +140,8 @@ def test_continuing_a_map_that_names_no_audio_says_so(song, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([bare.name, "audio.ogg"])
 
 
-def test_continuing_from_past_the_audios_end_is_refused(song, tmp_path):
-    folder, _ = song  # 30 s of audio
+def test_continuing_from_past_the_audios_end_is_refused(timed_song, tmp_path):
+    folder, _ = timed_song  # 30 s of audio
     source = next(folder.glob("*.osu"))
     result = CliRunner().invoke(cli, ["continue", str(source), "--from", "40000",
                                       "-o", str(tmp_path / "out.osu")])
@@ -159,20 +150,21 @@ def test_continuing_from_past_the_audios_end_is_refused(song, tmp_path):
     assert not (tmp_path / "out.osu").exists()
 
 
-def test_generated_and_continued_maps_get_breaks_in_their_long_gaps(generator, song, tmp_path):
+def test_generated_and_continued_maps_get_breaks_in_their_long_gaps(
+        starter_generator, timed_song, tmp_path):
     """Written maps carry a break in each long gap (HP would drain through it otherwise) and
     none over an object: a continuation from after a gap in the mapper's map gets a break
     there, and a break of theirs that its new objects fill is dropped."""
-    folder, _ = song
+    folder, _ = timed_song
     source = parse_file(next(folder.glob("*[[]Normal[]].osu"))).beatmap
     source.hit_objects = [o for o in source.hit_objects if not 12_000 <= o.time < 25_000]
     source.events.append("2,16000,20000")
-    continued = continue_beatmap(generator, source, folder / "audio.ogg", 15_000.0, 25_000.0,
-                                 decoding_options(seed=0))
+    continued = continue_beatmap(starter_generator, source, folder / "audio.ogg", 15_000.0,
+                                 25_000.0, decoding_options(seed=0))
     new = [o.time for o in continued.hit_objects if 15_000 <= o.time < 25_000]
     assert new and min(new) < 16_000 and max(new) > 20_000
     last_before = max(o.end_time for o in continued.hit_objects if o.time < 12_000)
-    generated = generate_beatmap(generator, resolve(folder), Target(stars=3.0),
+    generated = generate_beatmap(starter_generator, resolve(folder), Target(stars=3.0),
                                  decoding_options(seed=0), max_attempts=1).beatmap
     for beatmap in (continued, generated):
         breaks = [s for s in map(break_span, beatmap.events) if s is not None]
@@ -189,7 +181,7 @@ def test_generated_and_continued_maps_get_breaks_in_their_long_gaps(generator, s
 
 
 @pytest.mark.parametrize("timing", ["estimated", "none"])
-def test_no_object_starts_in_silence(generator, song, tmp_path, timing, monkeypatch):
+def test_no_object_starts_in_silence(starter_generator, timed_song, tmp_path, timing, monkeypatch):
     """Seven seconds of digital silence in the middle of a song: the starter, which hears a
     beat grid there, mapped on through it (every beat, 18 objects); now nothing starts inside
     it, the map resumes with the music and the gap gets a break. Also where the audio has no
@@ -198,7 +190,7 @@ def test_no_object_starts_in_silence(generator, song, tmp_path, timing, monkeypa
         def no_beat(mel, name, bpm=None):
             raise TimingError(name, "no onsets: nothing to time")
         monkeypatch.setattr("companion.mapping.timing_from_mel", no_beat)
-    folder, _ = song
+    folder, _ = timed_song
     audio, rate = sf.read(folder / "audio.ogg")
     audio[int(12 * rate): int(19 * rate)] = 0.0
     untimed = parse_file(next(folder.glob("*[[]Normal[]].osu"))).beatmap
@@ -210,7 +202,7 @@ def test_no_object_starts_in_silence(generator, song, tmp_path, timing, monkeypa
     # silent from just after the music stops (the sound before an object does not count)
     assert not audible[round(12_030 / FRAME_MS): round(18_900 / FRAME_MS)].any()
     assert audible[round(2_000 / FRAME_MS): round(11_900 / FRAME_MS)].all()  # music
-    generated = generate_beatmap(generator, resolve(tmp_path), Target(stars=3.0),
+    generated = generate_beatmap(starter_generator, resolve(tmp_path), Target(stars=3.0),
                                  decoding_options(seed=0), max_attempts=1).beatmap
     assert has_placeholder_timing(generated) == (timing == "none")
     times = [o.time for o in generated.hit_objects]
@@ -223,10 +215,10 @@ def test_no_object_starts_in_silence(generator, song, tmp_path, timing, monkeypa
             if s and 11_000 < s[0] < 12_500 and 16_500 < s[1] < 19_000]
 
 
-def test_continuing_into_silence_writes_nothing(song, tmp_path):
+def test_continuing_into_silence_writes_nothing(timed_song, tmp_path):
     """A continuation that places nothing (here the song's last seconds are silenced) is
     refused: a copy of the map as a new difficulty would only clutter the set."""
-    folder, _ = song
+    folder, _ = timed_song
     audio, rate = sf.read(folder / "audio.ogg")
     audio[int(22 * rate):] = 0.0
     shutil.copy(next(folder.glob("*[[]Normal[]].osu")), tmp_path / "map.osu")

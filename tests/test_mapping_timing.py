@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
-from mapping_support import on_ticks, red, starter_generator, timed_song
+from mapping_support import on_ticks, red
 
 from companion.cli import main as cli
 from companion.mapping import (
@@ -27,21 +27,11 @@ from core.beatmap.writer import save
 from core.song_input import resolve
 
 
-@pytest.fixture(scope="module")
-def generator():
-    return starter_generator()
-
-
-@pytest.fixture(scope="module")
-def song(tmp_path_factory):
-    return timed_song(tmp_path_factory)
-
-
-def test_a_bare_audio_file_is_timed_from_the_audio(generator, song, tmp_path):
-    folder, truth = song
+def test_a_bare_audio_file_is_timed_from_the_audio(starter_generator, timed_song, tmp_path):
+    folder, truth = timed_song
     shutil.copy(folder / "audio.ogg", tmp_path / "audio.ogg")
-    generated = generate_beatmap(generator, resolve(tmp_path / "audio.ogg"), Target(stars=4.0),
-                                 decoding_options(seed=0), max_attempts=1)
+    generated = generate_beatmap(starter_generator, resolve(tmp_path / "audio.ogg"),
+                                 Target(stars=4.0), decoding_options(seed=0), max_attempts=1)
     assert generated.timing == "estimated"
     estimated = red(generated.beatmap)
     assert abs(estimated[0].beat_length / truth[0].beat_length - 1) < 0.005
@@ -53,7 +43,7 @@ def test_a_bare_audio_file_is_timed_from_the_audio(generator, song, tmp_path):
     assert on_ticks(generated.beatmap, divisors_for(4)) == 1.0
 
 
-def test_beatless_audio_gets_a_placeholder_red_line_its_sliders_keep(generator, tmp_path):
+def test_beatless_audio_gets_a_placeholder_red_line_its_sliders_keep(starter_generator, tmp_path):
     """A drone has no beat to time: the map is written with one red line at 0 ms, 60 BPM
     (osu! stable loads no map without one), the default the sliders were generated against,
     so reading the file back gives every slider the duration it was generated with."""
@@ -61,8 +51,8 @@ def test_beatless_audio_gets_a_placeholder_red_line_its_sliders_keep(generator, 
     t = np.arange(rate * 20) / rate
     drone = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.2 * np.sin(2 * np.pi * 0.1 * t))
     sf.write(tmp_path / "drone.ogg", drone, rate)
-    generated = generate_beatmap(generator, resolve(tmp_path / "drone.ogg"), Target(stars=4.0),
-                                 decoding_options(seed=0), max_attempts=1)
+    generated = generate_beatmap(starter_generator, resolve(tmp_path / "drone.ogg"),
+                                 Target(stars=4.0), decoding_options(seed=0), max_attempts=1)
     assert generated.timing == "none"
     beatmap = generated.beatmap
     assert beatmap.timing_points == [TimingPoint(time=0.0, beat_length=1000.0)]
@@ -84,10 +74,10 @@ def test_beatless_audio_gets_a_placeholder_red_line_its_sliders_keep(generator, 
     assert meant.duration == pytest.approx(2 * 200 / (100 * multiplier) * 1000)
     # The placeholder is not timing: generating for the folder again (whose only map is this
     # one) and continuing this map neither snap to its 60 BPM grid nor add a second one.
-    again = generate_beatmap(generator, resolve(tmp_path), Target(stars=4.0),
+    again = generate_beatmap(starter_generator, resolve(tmp_path), Target(stars=4.0),
                              decoding_options(seed=1), max_attempts=1)
     assert again.timing == "none" and again.beatmap.timing_points == beatmap.timing_points
-    continued = continue_beatmap(generator, parse_file(tmp_path / "drone.osu").beatmap,
+    continued = continue_beatmap(starter_generator, parse_file(tmp_path / "drone.osu").beatmap,
                                  tmp_path / "drone.ogg", 10_000.0, None, decoding_options(seed=0))
     assert continued.timing_points == beatmap.timing_points
     for generated_map, start in ((again.beatmap, 0.0), (continued, 10_000.0)):
@@ -97,8 +87,9 @@ def test_beatless_audio_gets_a_placeholder_red_line_its_sliders_keep(generator, 
         assert len(off_grid) > len(times) / 2  # 1/4 ticks of 60 BPM: every 250 ms
 
 
-def test_a_song_folder_keeps_its_timing_and_its_beat_divisor(generator, song, tmp_path):
-    folder, truth = song
+def test_a_song_folder_keeps_its_timing_and_its_beat_divisor(
+        starter_generator, timed_song, tmp_path):
+    folder, truth = timed_song
     copy = shutil.copytree(folder, tmp_path / "song")
     template = next(copy.glob("*[[]Hard[]].osu"))
     text = template.read_text(encoding="utf-8")
@@ -108,8 +99,8 @@ def test_a_song_folder_keeps_its_timing_and_its_beat_divisor(generator, song, tm
             other.unlink()
     assert "BeatDivisor: 4" in text
     template.write_text(text.replace("BeatDivisor: 4", "BeatDivisor: 3"), encoding="utf-8")
-    generated = generate_beatmap(generator, resolve(copy), Target(stars=4.0),
-                                 decoding_options(seed=1), max_attempts=1)
+    generated = generate_beatmap(starter_generator, resolve(copy),
+                                 Target(stars=4.0), decoding_options(seed=1), max_attempts=1)
     assert generated.timing == "map"
     assert [(p.time, p.beat_length) for p in red(generated.beatmap)] == \
         [(p.time, p.beat_length) for p in truth]
@@ -117,10 +108,10 @@ def test_a_song_folder_keeps_its_timing_and_its_beat_divisor(generator, song, tm
     assert on_ticks(generated.beatmap, divisors_for(3)) == 1.0  # no 1/2 or 1/4 ticks
 
 
-def test_a_mania_set_lends_its_timing_to_an_osu_difficulty(generator, song, tmp_path):
+def test_a_mania_set_lends_its_timing_to_an_osu_difficulty(starter_generator, timed_song, tmp_path):
     """A set with only a mania difficulty: its timing is the song's, so the new osu!standard
     map takes it (it was estimated from the audio, the hand-made timing ignored)."""
-    folder, truth = song
+    folder, truth = timed_song
     copy = shutil.copytree(folder, tmp_path / "song")
     for other in copy.glob("*.osu"):
         if "[Hard]" not in other.name:
@@ -129,16 +120,16 @@ def test_a_mania_set_lends_its_timing_to_an_osu_difficulty(generator, song, tmp_
     hard.write_text(hard.read_text(encoding="utf-8").replace("Mode: 0", "Mode: 3"),
                     encoding="utf-8")
     assert parse_file(hard).beatmap.mode.name == "MANIA"
-    generated = generate_beatmap(generator, resolve(copy), Target(stars=3.0),
-                                 decoding_options(seed=0), max_attempts=1)
+    generated = generate_beatmap(starter_generator, resolve(copy),
+                                 Target(stars=3.0), decoding_options(seed=0), max_attempts=1)
     assert generated.timing == "map" and generated.beatmap.mode.name == "OSU"
     assert [(p.time, p.beat_length) for p in red(generated.beatmap)] == \
         [(p.time, p.beat_length) for p in truth]
     assert generated.beatmap.hit_objects
 
 
-def test_the_cli_reports_stars_and_where_the_timing_came_from(song, tmp_path):
-    folder, _ = song
+def test_the_cli_reports_stars_and_where_the_timing_came_from(timed_song, tmp_path):
+    folder, _ = timed_song
     shutil.copy(folder / "audio.ogg", tmp_path / "audio.ogg")
     result = CliRunner().invoke(cli, ["generate", str(tmp_path / "audio.ogg"), "--stars", "3",
                                       "--seed", "0"])
@@ -149,10 +140,10 @@ def test_the_cli_reports_stars_and_where_the_timing_came_from(song, tmp_path):
     assert len(written) == 1 and red(parse_file(written[0]).beatmap)
 
 
-def test_a_bpm_given_on_the_command_line_retimes_the_song(song, tmp_path):
+def test_a_bpm_given_on_the_command_line_retimes_the_song(timed_song, tmp_path):
     """--bpm replaces the folder's own timing (an earlier kiai difficulty's estimate can be an
     octave off): the new map has one red line at exactly that tempo, on the song's beats."""
-    folder, truth = song
+    folder, truth = timed_song
     copy = shutil.copytree(folder, tmp_path / "song")
     half = truth[0].bpm / 2
     result = CliRunner().invoke(cli, ["generate", str(copy), "--stars", "3", "--seed", "0",
@@ -169,7 +160,7 @@ def test_a_bpm_given_on_the_command_line_retimes_the_song(song, tmp_path):
     assert refused.exit_code != 0 and "--bpm" in refused.output
 
 
-def test_fast_estimated_tempos_snap_in_halves(generator, tmp_path):
+def test_fast_estimated_tempos_snap_in_halves(starter_generator, tmp_path):
     """A click every 250 ms is timed at 240 BPM; its map snaps to 1/2 ticks (1/4 of 120 BPM,
     the tempo a doubled estimate most often is)."""
     import numpy as np
@@ -181,8 +172,8 @@ def test_fast_estimated_tempos_snap_in_halves(generator, tmp_path):
     for start in range(rate // 2, len(audio) - 240, rate // 4):
         audio[start: start + 240] += click
     sf.write(tmp_path / "clicks.wav", audio, rate)
-    generated = generate_beatmap(generator, resolve(tmp_path / "clicks.wav"), Target(stars=3.0),
-                                 decoding_options(seed=0), max_attempts=1)
+    generated = generate_beatmap(starter_generator, resolve(tmp_path / "clicks.wav"),
+                                 Target(stars=3.0), decoding_options(seed=0), max_attempts=1)
     assert generated.timing == "estimated"
     assert red(generated.beatmap)[0].bpm == pytest.approx(240, rel=0.005)
     assert generated.beatmap.editor["BeatDivisor"] == "2"
