@@ -75,9 +75,9 @@ def songs(out: Path, count: int, seed: int, duration: float) -> list[Path]:
 
 
 def train_for(budget_s: float, data: Path, run: Path, vocab: str, seed: int,
-              pointer: bool = True, coord_weight: float = 1.0,
-              beat_grid: bool = True) -> tuple[Path, int]:
-    """Train within `budget_s` seconds of wall clock; returns (checkpoint, steps).
+              **settings) -> tuple[Path, int]:
+    """Train within `budget_s` seconds of wall clock; returns (checkpoint, steps). `settings`
+    are TrainConfig fields (a variant's, see `variant_settings`).
 
     The schedule runs on the wall clock (TrainConfig.budget_s): both presets' cosines end at
     the budget, whatever each step costs (sized from a probe's step time instead, a machine
@@ -87,15 +87,35 @@ def train_for(budget_s: float, data: Path, run: Path, vocab: str, seed: int,
     and the validation songs were never trained on)."""
     probe = TrainConfig(data=data, out=run / "probe", vocab=vocab, max_steps=8, warmup_steps=1,
                         val_fraction=0.0, checkpoint_interval=10_000, seed=seed, workers=0,
-                        audio_pointer=pointer, coord_weight=coord_weight, beat_grid=beat_grid)
+                        **settings)
     steps = max(20, int(budget_s / steady_step_seconds(probe)))
     config = TrainConfig(data=data, out=run / "main", vocab=vocab, max_steps=10 * steps,
                          budget_s=budget_s, warmup_steps=max(10, steps // 20), val_fraction=0.0,
-                         checkpoint_interval=10 * steps, seed=seed, workers=0, lr=1e-3,
-                         audio_pointer=pointer, coord_weight=coord_weight,
-                         beat_grid=beat_grid)
+                         checkpoint_interval=10 * steps, seed=seed, workers=0,
+                         **{"lr": 1e-3, **settings})
     result = train(config)
     return run / "main" / "last", result.step
+
+
+# A variant's parts (joined by "+"): TrainConfig settings, `name=value` for the numeric ones.
+VARIANT_FLAGS = {"no-pointer": {"audio_pointer": False}, "no-grid": {"beat_grid": False},
+                 "fp32": {"precision": "float32"}, "bf16": {"precision": "bfloat16"}}
+VARIANT_VALUES = {"coord": "coord_weight", "dropout": "dropout", "lr": "lr", "window": "window_s"}
+
+
+def variant_settings(variant: str) -> dict:
+    """TrainConfig settings of a variant such as `coord=0.2+dropout=0+fp32` ('' is none)."""
+    settings: dict = {}
+    for part in filter(None, variant.split("+")):
+        name, eq, value = part.partition("=")
+        if not eq and part in VARIANT_FLAGS:
+            settings.update(VARIANT_FLAGS[part])
+        elif eq and name in VARIANT_VALUES:
+            settings[VARIANT_VALUES[name]] = float(value)
+        else:
+            raise SystemExit(f"unknown variant part {part!r}: one of {', '.join(VARIANT_FLAGS)}"
+                             f" or {', '.join(k + '=X' for k in VARIANT_VALUES)}")
+    return settings
 
 
 def evaluate(checkpoint: Path, held_out: list[Path], method: str,
@@ -129,10 +149,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--budget-min", type=float, default=10.0)
     parser.add_argument("--presets", nargs="+", default=["seed", "default"],
-                        help="Token languages; `default/no-pointer` trains without the audio "
-                             "pointer (core.model), `default/no-grid` without the beat grid "
-                             "(core.beat_grid), `default/coord=0.25` with coordinate tokens "
-                             "weighing 0.25 in the loss (core.objective), to measure each.")
+                        help="Token languages, each with an optional variant after a slash "
+                             "whose parts join with +: no-pointer (no audio pointer, "
+                             "core.model), no-grid (no beat grid, core.beat_grid), coord=W "
+                             "(coordinate tokens weigh W in the loss, core.objective), "
+                             "dropout=P, lr=X, window=S (seconds), fp32 or bf16 "
+                             "(TrainConfig.precision; default auto); e.g. "
+                             "default/coord=0.2+dropout=0.")
     parser.add_argument("--method", default="greedy", choices=["greedy", "sample", "beam"])
     parser.add_argument("--precision", default="auto", choices=list(PRECISIONS),
                         help="The decoder's step arithmetic (core.incremental).")
@@ -160,11 +183,9 @@ def main() -> None:
         if not data.exists():
             sets, _ = discover(work / "train")
             build(sets, BuildConfig(out=data, vocab=vocab_preset(preset), workers=1))
-        weight = float(variant.split("=", 1)[1]) if variant.startswith("coord=") else 1.0
         checkpoint, steps = train_for(args.budget_min * 60, data,
                                       work / f"run-{name.replace('/', '-')}", preset, args.seed,
-                                      pointer=variant != "no-pointer", coord_weight=weight,
-                                      beat_grid=variant != "no-grid")
+                                      **variant_settings(variant))
         scores = evaluate(checkpoint, held_out, args.method, args.precision)
         rows.append((name, steps, scores))
         print(f"{name}: {steps} steps, F1 {scores['f1']:.3f}", flush=True)

@@ -60,7 +60,7 @@ class DecodingOptions:
     # How the decoder's steps compute (core.incremental.PRECISIONS): "int8" weights and
     # bfloat16 activations step the seed preset 1.7-1.9x faster on an AVX-512 CPU at ~1% of the
     # logits, and slower with AVX2 only; "float32" matches training exactly; "auto" takes int8
-    # where it pays (core.incremental.int8_pays).
+    # where it pays (core.cpu.fast_bfloat16).
     precision: str = "auto"
     # Limits.
     max_tokens: int = 1536  # generated tokens per window

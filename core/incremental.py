@@ -19,7 +19,6 @@ it). With AVX2 kernels only, bfloat16 attention is slow and int8 steps run 0.5-0
 
 from __future__ import annotations
 
-import functools
 import weakref
 from collections.abc import Callable
 
@@ -27,17 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from core.cpu import fast_bfloat16
 from core.model import Decoder, DecoderBlock, KVCache
 
 PRECISIONS = ("auto", "float32", "int8")
-
-
-@functools.cache
-def int8_pays() -> bool:
-    """Whether this CPU steps faster in int8: torch dispatches AVX-512 kernels here and the
-    CPU has AVX-512 bfloat16 (ATEN_CPU_CAPABILITY=avx2 turns it off)."""
-    has_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
-    return torch.backends.cpu.get_cpu_capability() == "AVX512" and bool(has_bf16())
 
 
 def check_precision(precision: str) -> None:
@@ -47,11 +39,11 @@ def check_precision(precision: str) -> None:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """"auto" made concrete: int8 on a CPU where it pays, else float32."""
+    """"auto" made concrete: int8 on a CPU with fast bfloat16 (core.cpu), else float32."""
     check_precision(precision)
     if precision != "auto":
         return precision
-    return "int8" if device.type == "cpu" and int8_pays() else "float32"
+    return "int8" if device.type == "cpu" and fast_bfloat16() else "float32"
 
 
 # decoder -> ((precision, weights' identity), StepDecoder): packing the seed preset's weights

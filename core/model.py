@@ -12,7 +12,7 @@ heads where grouped), K head size.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -353,6 +353,13 @@ class MapModel(nn.Module):
         """Teacher-forced logits (B, T, V) for training; `times` as in `Decoder.forward`,
         `grid` as in `AudioEncoder.forward`."""
         return self.decoder(tokens, self.encoder(mel, grid), difficulty, times=times)
+
+    def set_dropout(self, p: float) -> None:
+        """Every residual dropout to `p`, recorded in dims (so checkpoints say what trained)."""
+        self.dims = replace(self.dims, dropout=p)
+        for module in self.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = p
 
     def new_cache(self) -> KVCache:
         return KVCache(self.dims.n_layers)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.beat_grid import UNKNOWN
+from core.cpu import fast_bfloat16
 from core.model import ModelDims
 from core.tokens.vocab import Category, Vocab
 from core.training_data import drop_audio
@@ -31,15 +32,24 @@ def token_weights(vocab: Vocab, coord_weight: float = 1.0) -> Tensor | None:
     return weights
 
 
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The forward pass's autocast type for TrainConfig.precision on `device` (None: float32):
+    "auto" is bfloat16 on CUDA and on a CPU with fast bfloat16 (core.cpu)."""
+    if precision == "auto":
+        fast = device.type == "cuda" or (device.type == "cpu" and fast_bfloat16())
+        return torch.bfloat16 if fast else None
+    return torch.bfloat16 if precision == "bfloat16" else None
+
+
 def batch_loss(model: nn.Module, batch: dict, dims: ModelDims,
                device: torch.device | str = "cpu", audio_dropout: float = 0.0,
-               weights: Tensor | None = None, grid_dropout: float = 0.0
-               ) -> tuple[Tensor, Tensor]:
+               weights: Tensor | None = None, grid_dropout: float = 0.0,
+               autocast: torch.dtype | None = None) -> tuple[Tensor, Tensor]:
     """(summed cross-entropy, number of target tokens) of a batch from `collate`, teacher-forced:
     the model reads tokens[:, :-1] and predicts tokens[:, 1:]. Windows longer than the model's
     max_tokens are cut there; `weights` (V,) weigh each target by its id (token_weights);
     `grid_dropout` of the windows lose their beat grid (UNKNOWN), as a song without timing.
-    bf16 autocast on CUDA only (CPU bf16 is slow and of no use here)."""
+    `autocast` (autocast_dtype) runs the forward pass in that type; the loss is float32."""
     device = torch.device(device)
     tokens = batch["tokens"][:, :dims.max_tokens + 1].to(device, non_blocking=True)  # (B, T+1)
     mask = batch["loss_mask"][:, 1:dims.max_tokens + 1].to(device, non_blocking=True)  # (B, T)
@@ -54,7 +64,8 @@ def batch_loss(model: nn.Module, batch: dict, dims: ModelDims,
         if grid_dropout > 0:
             unknown = torch.rand(grid.shape[0], device=device) < grid_dropout
             grid = grid.masked_fill(unknown[:, None], UNKNOWN)
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with torch.autocast(device.type, dtype=autocast or torch.bfloat16,
+                        enabled=autocast is not None):
         logits = model(audio, tokens[:, :-1], difficulty, times, grid)  # (B, T, V)
     return next_token_loss(logits, tokens[:, 1:], mask,
                            None if weights is None else weights.to(device))

@@ -36,101 +36,15 @@ from core.checkpoint import load_model, load_optimizer, read_meta, save_checkpoi
 from core.dataset_loader import WindowConfig, WindowDataset
 from core.distributed import Processes, end_processes, start_processes
 from core.model import MapModel, ModelDims, pointer_fields, preset_dims
-from core.objective import batch_loss, token_weights
+from core.objective import autocast_dtype, batch_loss, token_weights
 from core.optimizer import BudgetClock, learning_rate, make_optimizer
 from core.tokens.vocab import Vocab, VocabConfig, preset
+from core.train_config import TrainConfig
 from core.training_data import Batches, Split, split_by_set
 
 LAST, BEST, METRICS = "last", "best", "metrics.jsonl"
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """One training run. Frozen: checkpoints record it."""
-
-    # Where: a data set folder (core.dataset) and the run folder this run writes.
-    data: Path
-    out: Path
-    # What: core.model's preset, and the token language (a core.tokens.vocab preset; None: the
-    # one the data set was built with; windows are re-tokenized from the stored maps).
-    model: str = "small"
-    # Or the weights of a model checkpoint to start from (fine-tuning, e.g. core/starter_model):
-    # its sizes and token language, with a fresh optimizer, schedule and step count.
-    init: Path | None = None
-    vocab: str | None = None
-    audio_pointer: bool = True  # core.model's audio pointer on the TIME_SHIFT logits
-    beat_grid: bool = True  # the encoder reads the map's beat grid (core.beat_grid)
-    # Windows: DESIGN §8's 10-20 s; held-out song sets for the validation loss.
-    window_s: float = 16.0
-    val_fraction: float = 0.1
-    # How long: steps, or whole epochs over the training windows (exactly one of the two).
-    max_steps: int | None = 2000
-    epochs: int | None = None
-    # Or a wall-clock budget (s) for the loop: the cosine then runs on the share of it spent
-    # (or of the steps, whichever is further on), and the run ends, evaluated and saved, when it
-    # is spent; the steps or epochs only cap it. A schedule sized from timed steps ends early or
-    # late on a machine whose speed drifts; this one ends on time at the floor.
-    budget_s: float | None = None
-    batch_size: int = 8  # windows per step and process
-    # AdamW and its schedule, nanoGPT's choices: betas (0.9, 0.95), decay 0.1 on matrices only,
-    # warmup then cosine decay to a tenth of the peak rate, gradients clipped at norm 1.
-    lr: float = 3e-4
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 100
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.95)
-    clip: float = 1.0
-    # Audio-conditioning dropout (DESIGN §7): the share of windows trained on silence.
-    audio_dropout: float = 0.1  # also the share of windows trained without their beat grid
-    # Loss weight of coordinate tokens against the rest (core.objective.token_weights); the
-    # validation loss is weighed alike, so best/ is the best at this objective.
-    coord_weight: float = 1.0
-    # Bookkeeping, in steps; eval_batches caps the validation batches per evaluation.
-    eval_interval: int = 200
-    eval_batches: int = 50
-    log_interval: int = 10
-    checkpoint_interval: int = 500
-    # Reproducibility and hardware: loader processes per training process; device "auto" is
-    # CUDA when there is one (with bf16 autocast), else CPU.
-    seed: int = 0
-    workers: int = 2
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "data", Path(self.data))
-        object.__setattr__(self, "out", Path(self.out))
-        if self.init is not None:
-            object.__setattr__(self, "init", Path(self.init))
-        object.__setattr__(self, "betas", tuple(self.betas))
-        self._verify()
-
-    def _verify(self) -> None:
-        if (self.max_steps is None) == (self.epochs is None):
-            raise ValueError("give exactly one of max_steps and epochs")
-        if min(self.max_steps or 1, self.epochs or 1, self.batch_size) < 1:
-            raise ValueError("max_steps, epochs and batch_size must be positive")
-        if not (self.lr > 0 and 0 <= self.min_lr_ratio <= 1 and self.clip > 0):
-            raise ValueError("lr and clip must be positive and min_lr_ratio in [0, 1]")
-        if not 0 < self.coord_weight <= 10:
-            raise ValueError(f"coord_weight must lie in (0, 10], got {self.coord_weight}")
-        if not (0 <= self.audio_dropout <= 1 and 0 <= self.val_fraction < 1):
-            raise ValueError("audio_dropout must lie in [0, 1] and val_fraction in [0, 1)")
-        if min(self.warmup_steps, self.seed, self.workers, self.weight_decay) < 0:
-            raise ValueError("warmup_steps, seed, workers and weight_decay must be >= 0")
-        if min(self.eval_interval, self.eval_batches, self.log_interval,
-               self.checkpoint_interval) < 1:
-            raise ValueError("intervals and eval_batches must be positive")
-        if self.budget_s is not None and not self.budget_s > 0:
-            raise ValueError(f"budget_s must be positive, got {self.budget_s}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "data": str(self.data), "out": str(self.out),
-                "init": None if self.init is None else str(self.init),
-                "betas": list(self.betas)}
 
 
 @dataclass
@@ -206,6 +120,8 @@ def _train(config: TrainConfig, procs: Processes, dims: ModelDims | None, resume
         pointer = pointer_fields(vocab) if config.audio_pointer else {}
         model = MapModel(dims or preset_dims(config.model, len(vocab), **pointer,
                                              beat_grid=config.beat_grid)).to(procs.device)
+    if config.dropout is not None:
+        model.set_dropout(config.dropout)
     _check_fits(model.dims, window, len(vocab))
     # 3) the optimizer, and the state to continue from
     optimizer = make_optimizer(model, config, procs.device)
@@ -239,6 +155,7 @@ class _Run:
         self.config, self.procs, self.model, self.optimizer = config, procs, model, optimizer
         self.vocab, self.window, self.split, self.on_step = vocab, window, split, on_step
         self.weights = token_weights(Vocab(vocab), config.coord_weight)
+        self.autocast = autocast_dtype(config.precision, procs.device)
         self.best: float | None = None
         self.elapsed = 0.0  # loop seconds before this process's start (a resumed run's)
         self.epoch = 0
@@ -270,7 +187,8 @@ class _Run:
                     # b) forward, backward (DDP averages the gradients), clip, update
                     loss_sum, count = batch_loss(ddp, batch, self.model.dims, procs.device,
                                                  config.audio_dropout, self.weights,
-                                                 grid_dropout=config.audio_dropout)
+                                                 grid_dropout=config.audio_dropout,
+                                                 autocast=self.autocast)
                     loss = loss_sum / count
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
@@ -309,7 +227,8 @@ class _Run:
         totals = torch.zeros(2, device=self.procs.device)  # (loss sum, tokens)
         for batch in islice(val_batches.epoch(0), self.config.eval_batches):
             loss_sum, count = batch_loss(self.model, batch, self.model.dims,
-                                         self.procs.device, weights=self.weights)
+                                         self.procs.device, weights=self.weights,
+                                         autocast=self.autocast)
             totals += torch.stack([loss_sum.float(), count.float()])
         if self.procs.world > 1:
             dist.all_reduce(totals)

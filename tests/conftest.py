@@ -1,8 +1,9 @@
 """Shared fixtures. `corpus` is the read-only corpus of real osu! files (see corpus_files.py);
 `model` and `library` are the daemon tests' checkpoint and synthetic song folders, and
 `dataset_songs` and `built_dataset` the data set tests' Songs folder and its build,
-`starter_generator` and `timed_song` the companion.mapping tests' generator and song, made once
-per session (copy them; never change them)."""
+`starter_generator` and `timed_song` the companion.mapping tests' generator and song, and
+`training_set` the training tests' data set, made once per session (copy them; never change
+them). `one_thread` runs a module's tests on one torch thread."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from corpus_files import require_corpus, resource
 from daemon_support import make_library, make_model
 from test_songs import RENATUS_QUICK, corpus_archive, synth_songs, variant
@@ -24,6 +26,26 @@ from core.synth.songs import write_song
 from core.tokens.vocab import DEFAULT
 
 SYNTHETIC = 3  # synthetic songs in dataset_songs
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy 2-core machine OpenMP's
+    threads wait on each other: a step can take 50x longer."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def training_set(tmp_path_factory) -> Path:
+    """Two synthetic songs of 20 s, five difficulties each, built as a data set."""
+    songs = tmp_path_factory.mktemp("TrainingSongs")
+    synth_songs(songs, 2, seed=5, duration_s=20.0)
+    out = tmp_path_factory.mktemp("training_set")
+    build(discover(songs)[0], BuildConfig(out=out, vocab=DEFAULT, workers=1))
+    return out
 
 
 @pytest.fixture(scope="session")

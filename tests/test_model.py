@@ -111,6 +111,7 @@ def test_auto_precision_takes_int8_only_where_it_pays(monkeypatch):
     """auto: int8 on a CPU running AVX-512 kernels with bfloat16, float32 with AVX2 kernels
     (int8 steps ran 0.5-0.75x as fast there) and on GPUs."""
     from core import incremental
+    from core.cpu import fast_bfloat16
 
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     for capability, bf16, expected in [("AVX512", True, "int8"), ("AVX512", False, "float32"),
@@ -118,11 +119,11 @@ def test_auto_precision_takes_int8_only_where_it_pays(monkeypatch):
         monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda c=capability: c)
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda b=bf16: b,
                             raising=False)
-        incremental.int8_pays.cache_clear()
+        fast_bfloat16.cache_clear()
         assert incremental.resolve_precision("auto", cpu) == expected
         assert incremental.resolve_precision("auto", gpu) == "float32"
         assert incremental.resolve_precision("int8", gpu) == "int8"
-    incremental.int8_pays.cache_clear()
+    fast_bfloat16.cache_clear()
     assert StepDecoder(tiny_model().decoder).precision == "float32"  # the exact default
 
 

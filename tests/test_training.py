@@ -16,7 +16,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
-from test_songs import synth_songs
+from training_support import TINY, WINDOW_S, batch_of, tiny_config, tiny_model
 
 import core.checkpoint
 import core.optimizer
@@ -34,64 +34,25 @@ from core.checkpoint import (
     save_checkpoint,
     save_model_only,
 )
-from core.dataset import BuildConfig, build
-from core.dataset_loader import WindowConfig, WindowDataset, collate
-from core.model import MapModel, ModelDims
+from core.dataset_loader import WindowConfig, WindowDataset
+from core.model import ModelDims
 from core.objective import batch_loss, next_token_loss, token_weights
-from core.songs import discover
 from core.tokens.vocab import DEFAULT, Category, Vocab
 from core.training import (
     LAST,
-    TrainConfig,
     make_optimizer,
     train,
 )
 from core.training_data import split_by_set
 
-TINY = ModelDims(n_vocab=len(Vocab(DEFAULT)), d_model=32, n_heads=2, n_layers=2, d_ff=64,
-                 encoder_layers=2, max_tokens=512, max_frames=1024)
-WINDOW_S = 4.0  # 800 frames; the songs' 20 s give 5 windows per map, 25 per set
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy 2-core machine OpenMP's
-    threads wait on each other: a step can take 50x longer."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    """Two synthetic songs of 20 s, five difficulties each, built in this process."""
-    songs = tmp_path_factory.mktemp("Songs")
-    synth_songs(songs, 2, seed=5, duration_s=20.0)
-    out = tmp_path_factory.mktemp("dataset")
-    build(discover(songs)[0], BuildConfig(out=out, vocab=DEFAULT, workers=1))
-    return out
-
-
-def tiny_config(data: Path, out: Path, **changes) -> TrainConfig:
-    settings = {"window_s": WINDOW_S, "batch_size": 4, "max_steps": 8, "lr": 3e-3,
-                "warmup_steps": 3, "eval_interval": 4, "workers": 0, "device": "cpu"}
-    return TrainConfig(data=data, out=out, **(settings | changes))
-
-
-def tiny_model(seed: int = 0) -> MapModel:
-    torch.manual_seed(seed)
-    return MapModel(TINY)
-
-
-def batch_of(dataset: Path, size: int = 6) -> dict:
-    data = WindowDataset(dataset, WindowConfig(window_s=WINDOW_S, no_prefix_p=0.3))
-    return collate([data[i] for i in range(0, 5 * size, 5)])
-
-
-def test_loss_decreases(dataset, tmp_path):
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_loss_decreases(training_set, tmp_path, precision):
     losses = []
-    config = tiny_config(dataset, tmp_path / "run", max_steps=30, eval_interval=30)
+    config = tiny_config(training_set, tmp_path / "run", max_steps=30, eval_interval=30,
+                         precision=precision)
     result = train(config, dims=TINY, on_step=lambda m: losses.append(m["loss"]))
     assert len(losses) == 30 == result.step
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
@@ -114,12 +75,12 @@ class _SteppedClock:
         return cls.now
 
 
-def test_budget_ends_the_run_on_time_and_resumes_what_is_left(dataset, tmp_path, monkeypatch):
+def test_budget_ends_the_run_on_time_and_resumes_what_is_left(training_set, tmp_path, monkeypatch):
     monkeypatch.setattr(core.optimizer, "time", _SteppedClock)
     budget = {"budget_s": 40.0, "max_steps": 1000, "eval_interval": 1000,
               "checkpoint_interval": 1000}
     rates = []
-    straight = train(tiny_config(dataset, tmp_path / "straight", **budget), dims=TINY,
+    straight = train(tiny_config(training_set, tmp_path / "straight", **budget), dims=TINY,
                      on_step=lambda m: rates.append(m["lr"]))
     assert 3 < straight.step < 1000 and not straight.stopped
     assert rates[3:] == sorted(rates[3:], reverse=True) and rates[-1] < 1.5e-3  # near 3e-4
@@ -129,21 +90,21 @@ def test_budget_ends_the_run_on_time_and_resumes_what_is_left(dataset, tmp_path,
     meta = load_model(tmp_path / "straight" / LAST)[2]
     assert meta["step"] == straight.step and meta["elapsed_s"] >= 40.0
     # Stopped after two steps and resumed, the run spends only what its budget has left.
-    first = train(tiny_config(dataset, tmp_path / "resumed", **budget), dims=TINY,
+    first = train(tiny_config(training_set, tmp_path / "resumed", **budget), dims=TINY,
                   should_stop=lambda step: step == 2)
     assert first.stopped and first.step == 2
-    second = train(tiny_config(dataset, tmp_path / "resumed", **budget),
+    second = train(tiny_config(training_set, tmp_path / "resumed", **budget),
                    resume=tmp_path / "resumed" / LAST)
     assert abs(second.step - straight.step) <= 1 and not second.stopped
     # Resumed once more, with its budget gone, it takes no step and writes nothing.
     written = (tmp_path / "resumed" / "metrics.jsonl").read_text()
-    third = train(tiny_config(dataset, tmp_path / "resumed", **budget),
+    third = train(tiny_config(training_set, tmp_path / "resumed", **budget),
                   resume=tmp_path / "resumed" / LAST)
     assert third.step == second.step
     assert (tmp_path / "resumed" / "metrics.jsonl").read_text() == written
 
 
-def test_masked_positions_take_no_part(dataset):
+def test_masked_positions_take_no_part(training_set):
     # The loss itself: targets under mask=False never matter.
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(3, 20, 50, generator=g)
@@ -154,7 +115,7 @@ def test_masked_positions_take_no_part(dataset):
                        next_token_loss(logits, changed, mask)[0])
     # Through the model: the batch has PAD and prefixes; PAD tokens (after every real token, so
     # causally unseen by real positions) can be anything.
-    batch = batch_of(dataset)
+    batch = batch_of(training_set)
     assert (~batch["token_mask"]).any() and (batch["prefix_length"] > 1).any()
     assert not (batch["loss_mask"] & ~batch["token_mask"]).any()
     assert not batch["loss_mask"][:, 0].any()  # SOS is never a target
@@ -190,8 +151,8 @@ def test_coordinate_weight_scales_only_coordinate_targets():
     assert weighed < plain
 
 
-def test_split_holds_out_whole_song_sets(dataset):
-    data = WindowDataset(dataset, WindowConfig(window_s=WINDOW_S))
+def test_split_holds_out_whole_song_sets(training_set):
+    data = WindowDataset(training_set, WindowConfig(window_s=WINDOW_S))
     split = split_by_set(data, val_fraction=0.1)
     assert len(split.val_sets) == 1 and split.train and split.val
     shard_of = {i: data.maps[data.window(i)[0]].shard.name for i in range(len(data))}
@@ -264,16 +225,17 @@ def test_failed_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     assert not any(p.name.startswith((ASIDE_PREFIX, TMP_PREFIX)) for p in tmp_path.iterdir())
 
 
-def test_resume_matches_an_uninterrupted_run(dataset, tmp_path):
+def test_resume_matches_an_uninterrupted_run(training_set, tmp_path):
     # 8 steps of 4 windows over 25 training windows: the break falls mid-epoch and the run
     # crosses into the second epoch after it.
-    straight = train(tiny_config(dataset, tmp_path / "straight"), dims=TINY)
-    first = train(tiny_config(dataset, tmp_path / "resumed"), dims=TINY,
+    straight = train(tiny_config(training_set, tmp_path / "straight"), dims=TINY)
+    first = train(tiny_config(training_set, tmp_path / "resumed"), dims=TINY,
                   should_stop=lambda step: step == 5)
     assert first.stopped and first.step == 5
     with (tmp_path / "resumed" / "metrics.jsonl").open("a") as metrics:
         metrics.write('{"step": 6, "loss": 1.0}\n{"step": 7, "lo')  # killed after step 5's save
-    second = train(tiny_config(dataset, tmp_path / "resumed"), resume=tmp_path / "resumed" / LAST)
+    second = train(tiny_config(training_set, tmp_path / "resumed"),
+                   resume=tmp_path / "resumed" / LAST)
     assert straight.step == second.step == 8 and not second.stopped
     for (name, a), b in zip(straight.model.state_dict().items(),
                             second.model.state_dict().values()):
@@ -283,20 +245,20 @@ def test_resume_matches_an_uninterrupted_run(dataset, tmp_path):
     assert [r["step"] for r in records if "loss" in r] == list(range(1, 9))
 
 
-def test_init_starts_from_a_checkpoints_weights(dataset, tmp_path):
-    base = train(tiny_config(dataset, tmp_path / "base"), dims=TINY)
+def test_init_starts_from_a_checkpoints_weights(training_set, tmp_path):
+    base = train(tiny_config(training_set, tmp_path / "base"), dims=TINY)
     slow = {"max_steps": 2, "lr": 1e-7, "warmup_steps": 1}  # too little to move the weights
-    tuned = train(tiny_config(dataset, tmp_path / "tuned", init=tmp_path / "base" / LAST,
+    tuned = train(tiny_config(training_set, tmp_path / "tuned", init=tmp_path / "base" / LAST,
                               **slow))
     assert tuned.step == 2  # a fresh count, not the base run's 8
     for (name, a), b in zip(base.model.state_dict().items(), tuned.model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-4, msg=name)
-    fresh = train(tiny_config(dataset, tmp_path / "fresh", **slow), dims=TINY)
+    fresh = train(tiny_config(training_set, tmp_path / "fresh", **slow), dims=TINY)
     assert not torch.allclose(base.model.decoder.head.weight, fresh.model.decoder.head.weight,
                               atol=1e-2)
     assert read_meta(tmp_path / "tuned" / LAST)["train"]["init"] == str(tmp_path / "base" / LAST)
     with pytest.raises(ValueError, match="vocabulary"):
-        train(tiny_config(dataset, tmp_path / "other", init=tmp_path / "base" / LAST,
+        train(tiny_config(training_set, tmp_path / "other", init=tmp_path / "base" / LAST,
                           vocab="seed", **slow))
 
 
@@ -306,7 +268,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank: int, port: int, dataset: Path, out: Path, results: Path,
+def _ddp_worker(rank: int, port: int, training_set: Path, out: Path, results: Path,
                 budget_s: float | None = None) -> None:
     """One of two gloo processes, started as torchrun would start it."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
@@ -316,17 +278,17 @@ def _ddp_worker(rank: int, port: int, dataset: Path, out: Path, results: Path,
     real_save = core.training.save_checkpoint
     core.training.save_checkpoint = lambda *a, **k: saves.append(rank) or real_save(*a, **k)
     steps = {"max_steps": 4} if budget_s is None else {"max_steps": 1000, "budget_s": budget_s}
-    result = train(tiny_config(dataset, out, eval_interval=2, **steps), dims=TINY)
+    result = train(tiny_config(training_set, out, eval_interval=2, **steps), dims=TINY)
     save_file(result.model.state_dict(), str(results / f"rank{rank}.safetensors"))
     (results / f"saves{rank}.json").write_text(json.dumps(saves))
 
 
 @pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
                     reason="this torch build has no gloo backend for CPU multi-process training")
-def test_ddp_processes_stay_in_sync(dataset, tmp_path):
+def test_ddp_processes_stay_in_sync(training_set, tmp_path):
     results = tmp_path / "results"
     results.mkdir()
-    mp.spawn(_ddp_worker, args=(_free_port(), dataset, tmp_path / "run", results), nprocs=2)
+    mp.spawn(_ddp_worker, args=(_free_port(), training_set, tmp_path / "run", results), nprocs=2)
     rank0, rank1 = (load_file(str(results / f"rank{r}.safetensors")) for r in (0, 1))
     assert rank0.keys() == rank1.keys()
     for name in rank0:
@@ -342,12 +304,12 @@ def test_ddp_processes_stay_in_sync(dataset, tmp_path):
 
 @pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
                     reason="this torch build has no gloo backend for CPU multi-process training")
-def test_ddp_processes_share_one_budget_clock(dataset, tmp_path):
+def test_ddp_processes_share_one_budget_clock(training_set, tmp_path):
     """Each process's own clock would set its own learning rate and stop at its own step (and
     the other would wait for it forever); rank 0's, broadcast, keeps them together."""
     results = tmp_path / "results"
     results.mkdir()
-    mp.spawn(_ddp_worker, args=(_free_port(), dataset, tmp_path / "run", results, 4.0),
+    mp.spawn(_ddp_worker, args=(_free_port(), training_set, tmp_path / "run", results, 4.0),
              nprocs=2)
     rank0, rank1 = (load_file(str(results / f"rank{r}.safetensors")) for r in (0, 1))
     for name in rank0:
@@ -358,9 +320,9 @@ def test_ddp_processes_share_one_budget_clock(dataset, tmp_path):
         "step"] == steps[-1] < 1000
 
 
-def test_cli_train(dataset, tmp_path):
+def test_cli_train(training_set, tmp_path):
     run = tmp_path / "run"
-    result = CliRunner().invoke(main, ["train", "--data", str(dataset), "--out", str(run),
+    result = CliRunner().invoke(main, ["train", "--data", str(training_set), "--out", str(run),
                                        "--steps", "3", "--model", "small", "--batch-size", "2",
                                        "--window", str(WINDOW_S), "--workers", "0"])
     assert result.exit_code == 0, result.output
@@ -368,9 +330,9 @@ def test_cli_train(dataset, tmp_path):
     assert (run / "best" / MODEL_FILE).is_file()
 
 
-def test_cli_train_for_minutes(dataset, tmp_path):
+def test_cli_train_for_minutes(training_set, tmp_path):
     run = tmp_path / "run"
-    result = CliRunner().invoke(main, ["train", "--data", str(dataset), "--out", str(run),
+    result = CliRunner().invoke(main, ["train", "--data", str(training_set), "--out", str(run),
                                        "--minutes", "0.02", "--model", "small",
                                        "--batch-size", "2", "--window", str(WINDOW_S),
                                        "--workers", "0"])
@@ -385,7 +347,7 @@ def test_cli_train_for_minutes(dataset, tmp_path):
     assert load_model(run / LAST)[2]["step"] == meta["step"]
 
 
-def test_cli_train_errors(dataset, tmp_path):
+def test_cli_train_errors(training_set, tmp_path):
     runner = CliRunner()
     missing = runner.invoke(main, ["train", "--data", str(tmp_path / "nowhere"),
                                    "--out", str(tmp_path / "run")])

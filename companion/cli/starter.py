@@ -34,6 +34,8 @@ from core.training import TrainConfig, steady_step_seconds, train
 @click.option("--window", "window_s", type=float, default=10.0, show_default=True)
 @click.option("--coord-weight", type=click.FloatRange(0, 10, min_open=True), default=1.0,
               show_default=True, help="Loss weight of coordinate tokens (kiai train's).")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Residual dropout [default: the model's, 0.1 when new].")
 @click.option("--maps", "maps_dirs", multiple=True,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Songs folders of real maps to train on too, with or without their audio "
@@ -47,7 +49,8 @@ from core.training import TrainConfig, steady_step_seconds, train
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=STARTER_MODEL,
               show_default=True, help="Where the exported model goes (replaced).")
 def build_starter_command(work: Path, count: int, duration: float, minutes: float,
-                          window_s: float, coord_weight: float, maps_dirs: tuple[Path, ...],
+                          window_s: float, coord_weight: float, dropout: float | None,
+                          maps_dirs: tuple[Path, ...],
                           init: Path | None, lr: float, seed: int, out: Path) -> None:
     """Train the starter model on synthetic songs and export it for shipping."""
     songs = work / "songs"
@@ -64,14 +67,14 @@ def build_starter_command(work: Path, count: int, duration: float, minutes: floa
     # schedule itself runs on the wall clock (TrainConfig.budget_s), so it ends on time.
     probe = TrainConfig(data=data, out=work / "probe", model="small", window_s=window_s,
                         max_steps=8, warmup_steps=1, eval_interval=10_000, workers=0, seed=seed,
-                        coord_weight=coord_weight, init=init)
+                        coord_weight=coord_weight, dropout=dropout, init=init)
     steps = max(50, int(minutes * 60 / steady_step_seconds(probe)))
     config = TrainConfig(data=data, out=run, model="small", window_s=window_s,
                          max_steps=10 * steps, budget_s=minutes * 60,
                          warmup_steps=max(20, steps // 25), lr=lr,
                          eval_interval=max(50, steps // 6),
                          checkpoint_interval=max(100, steps // 4), workers=0, seed=seed,
-                         coord_weight=coord_weight, init=init)
+                         coord_weight=coord_weight, dropout=dropout, init=init)
     result = train(config)
     source = run / "best" if (run / "best").exists() else run / "last"
     model, vocab, meta = load_model(source)

@@ -17,6 +17,7 @@ from core.checkpoint import CheckpointError, read_meta
 from core.dataset import BuildConfig, DatasetError, build
 from core.songs import SongsError, discover
 from core.tokens.vocab import PRESETS, preset
+from core.train_config import PRECISIONS
 from core.training import LAST, TrainConfig, train
 
 _DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
@@ -115,6 +116,11 @@ def _duration(seconds: float) -> str:
 @click.option("--coord-weight", type=click.FloatRange(0, 10, min_open=True),
               default=_DEFAULTS["coord_weight"], show_default=True,
               help="Loss weight of coordinate tokens (rhythm tokens weigh 1).")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Residual dropout for this run [default: the model's, 0.1 when new].")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=_DEFAULTS["precision"],
+              show_default=True, help="Forward-pass arithmetic: auto is bfloat16 on CUDA and on "
+                                      "CPUs with AVX-512 bfloat16, float32 elsewhere.")
 @click.option("--eval-interval", type=click.IntRange(min=1), default=_DEFAULTS["eval_interval"],
               show_default=True, help="Steps between validation losses.")
 @click.option("--checkpoint-interval", type=click.IntRange(min=1),
