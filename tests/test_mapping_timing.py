@@ -57,8 +57,8 @@ def test_beatless_audio_gets_a_placeholder_red_line_its_sliders_keep(starter_gen
     beatmap = generated.beatmap
     assert beatmap.timing_points == [TimingPoint(time=0.0, beat_length=1000.0)]
     assert len(beatmap.hit_objects) > 10
-    # The starter puts circles on a drone; a slider timed as generation times one (no timing:
-    # the default beat) keeps its duration through the placeholder, written and read back.
+    # A slider timed as generation times one (no timing: the default beat) keeps its duration
+    # through the placeholder, written and read back: the one added here and any generated.
     beatmap.hit_objects.append(Slider(x=100, y=100, time=15_000.0, curve_type="L",
                                       points=[(300.0, 100.0)], slides=2, length=200.0))
     untimed = copy.deepcopy(beatmap)
@@ -66,9 +66,10 @@ def test_beatless_audio_gets_a_placeholder_red_line_its_sliders_keep(starter_gen
     annotate_sliders(untimed)
     written = parse_file(save(beatmap, tmp_path / "drone.osu")).beatmap
     assert len(written.hit_objects) == len(beatmap.hit_objects)
-    (read,) = [o for o in written.hit_objects if isinstance(o, Slider)]
-    (meant,) = [o for o in untimed.hit_objects if isinstance(o, Slider)]
-    assert read.duration == pytest.approx(meant.duration)
+    read = sorted((o for o in written.hit_objects if isinstance(o, Slider)), key=lambda o: o.time)
+    meant = sorted((o for o in untimed.hit_objects if isinstance(o, Slider)), key=lambda o: o.time)
+    assert [o.duration for o in read] == pytest.approx([o.duration for o in meant])
+    (meant,) = [o for o in meant if o.time == 15_000.0]
     # two spans of 200 px at the template's slider multiplier, a 1000 ms beat
     multiplier = beatmap.difficulty.slider_multiplier
     assert meant.duration == pytest.approx(2 * 200 / (100 * multiplier) * 1000)
