@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from click.testing import CliRunner
 from torch import nn
-from training_support import TINY, batch_of, tiny_config, tiny_model
+from training_support import TINY, WINDOW_S, batch_of, tiny_config, tiny_model
 
 import core.objective
+from companion.cli import main
 from core.checkpoint import load_model, read_meta
 from core.objective import autocast_dtype, batch_loss
 from core.training import LAST, train
@@ -55,3 +57,15 @@ def test_run_dropout_replaces_the_models_and_is_saved(training_set, tmp_path):
 def test_bad_settings_are_refused_by_name(training_set, tmp_path, change, field):
     with pytest.raises(ValueError, match=field):
         tiny_config(training_set, tmp_path, **change)
+
+
+def test_cli_train_takes_precision_and_dropout(training_set, tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "--data", str(training_set), "--out", str(run), "--steps", "2",
+            "--model", "small", "--batch-size", "2", "--window", str(WINDOW_S), "--workers", "0"]
+    result = CliRunner().invoke(main, args + ["--precision", "float32", "--dropout", "0"])
+    assert result.exit_code == 0, result.output
+    meta = read_meta(run / LAST)
+    assert meta["train"]["precision"] == "float32" and meta["model"]["dropout"] == 0.0
+    refused = CliRunner().invoke(main, args + ["--precision", "float16"])
+    assert refused.exit_code == 2 and "float16" in refused.output
