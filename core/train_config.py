@@ -56,7 +56,7 @@ class TrainConfig:
     log_interval: int = 10
     checkpoint_interval: int = 500
     # Reproducibility and hardware: loader processes per training process; device "auto" is
-    # CUDA when there is one (with bf16 autocast), else CPU.
+    # CUDA when there is one, else CPU (the arithmetic: `precision` below).
     seed: int = 0
     workers: int = 2
     device: str = "auto"
