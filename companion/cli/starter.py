@@ -65,16 +65,15 @@ def build_starter_command(work: Path, count: int, duration: float, minutes: floa
     shutil.rmtree(run, ignore_errors=True)
     # A few timed steps size the warmup and the evaluation and checkpoint intervals; the
     # schedule itself runs on the wall clock (TrainConfig.budget_s), so it ends on time.
-    probe = TrainConfig(data=data, out=work / "probe", model="small", window_s=window_s,
-                        max_steps=8, warmup_steps=1, eval_interval=10_000, workers=0, seed=seed,
-                        coord_weight=coord_weight, dropout=dropout, init=init)
+    recipe = {"data": data, "model": "small", "window_s": window_s, "workers": 0, "seed": seed,
+              "coord_weight": coord_weight, "dropout": dropout, "init": init}
+    probe = TrainConfig(out=work / "probe", max_steps=8, warmup_steps=1, eval_interval=10_000,
+                        **recipe)
     steps = max(50, int(minutes * 60 / steady_step_seconds(probe)))
-    config = TrainConfig(data=data, out=run, model="small", window_s=window_s,
-                         max_steps=10 * steps, budget_s=minutes * 60,
+    config = TrainConfig(out=run, max_steps=10 * steps, budget_s=minutes * 60,
                          warmup_steps=max(20, steps // 25), lr=lr,
                          eval_interval=max(50, steps // 6),
-                         checkpoint_interval=max(100, steps // 4), workers=0, seed=seed,
-                         coord_weight=coord_weight, dropout=dropout, init=init)
+                         checkpoint_interval=max(100, steps // 4), **recipe)
     result = train(config)
     source = run / "best" if (run / "best").exists() else run / "last"
     model, vocab, meta = load_model(source)
