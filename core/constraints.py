@@ -220,11 +220,11 @@ class ConstraintFilter:
                 logits[head_y] = NEG_INF
         elif walker.state is State.OBJECT:
             # Ending the window is final (the next window starts at this one's end), so it is
-            # decided, not drawn: only where the model finds it likelier than going on (beam
-            # search weighs it in its scores instead).
+            # decided, not drawn: only where the model finds it likelier than going on. Beam
+            # search too: left to its scores, an early end (a few tokens, each likely) beat
+            # whole windows of objects, whose coordinates cost ~1-2 nats a token.
             eos_logit = float(logits[self.eos])
-            if (self.options.method != "beam" and math.isfinite(eos_logit)
-                    and float(torch.softmax(logits, -1)[self.eos]) < 0.5):
+            if math.isfinite(eos_logit) and float(torch.softmax(logits, -1)[self.eos]) < 0.5:
                 logits[self.eos] = NEG_INF
             # A shift may not move the cursor to or past the window's end ...
             room = state.window_end - state.cursor
