@@ -86,14 +86,13 @@ def train_for(budget_s: float, data: Path, run: Path, vocab: str, seed: int,
     warmup. No song is held out for a validation loss (the benchmark scores `last/` on its own
     held-out songs; 50 validation batches every fifth of the run took a third of the budget,
     and the validation songs were never trained on)."""
-    recipe = RECIPE | settings
+    recipe = {"workers": 0} | RECIPE | settings
     probe = TrainConfig(data=data, out=run / "probe", vocab=vocab, max_steps=8, warmup_steps=1,
-                        val_fraction=0.0, checkpoint_interval=10_000, seed=seed, workers=0,
-                        **recipe)
+                        val_fraction=0.0, checkpoint_interval=10_000, seed=seed, **recipe)
     steps = max(20, int(budget_s / steady_step_seconds(probe)))
     config = TrainConfig(data=data, out=run / "main", vocab=vocab, max_steps=10 * steps,
                          budget_s=budget_s, warmup_steps=max(10, steps // 20), val_fraction=0.0,
-                         checkpoint_interval=10 * steps, seed=seed, workers=0, **recipe)
+                         checkpoint_interval=10 * steps, seed=seed, **recipe)
     result = train(config)
     return run / "main" / "last", result.step
 
@@ -165,6 +164,11 @@ def main() -> None:
     parser.add_argument("--method", default="greedy", choices=["greedy", "sample", "beam"])
     parser.add_argument("--precision", default="auto", choices=list(PRECISIONS),
                         help="The decoder's step arithmetic (core.incremental).")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="Where training runs (TrainConfig.device); decoding runs on the CPU.")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="Data loader processes (0 on 2 cores; a GPU wants a few).")
+    parser.add_argument("--batch-size", type=int, default=8, help="Windows per step.")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--evaluate", type=Path, default=None, metavar="CHECKPOINT",
@@ -181,17 +185,20 @@ def main() -> None:
         return
     train_songs = songs(work / "train", args.train_songs, 1000 + args.seed, args.duration)
     print(f"{len(train_songs)} training songs, {len(held_out)} held out, {args.duration:g} s "
-          f"each; budget {args.budget_min:g} min per preset; decoding: {args.method}")
+          f"each; budget {args.budget_min:g} min per preset on {args.device}, batch "
+          f"{args.batch_size}; decoding: {args.method}")
     rows = []
     for name in args.presets:
         preset, _, variant = name.partition("/")
         data = work / f"data-{preset}"
         if not data.exists():
             sets, _ = discover(work / "train")
-            build(sets, BuildConfig(out=data, vocab=vocab_preset(preset), workers=1))
+            build(sets, BuildConfig(out=data, vocab=vocab_preset(preset),
+                                    workers=max(1, args.workers)))
         checkpoint, steps = train_for(args.budget_min * 60, data,
                                       work / f"run-{name.replace('/', '-')}", preset, args.seed,
-                                      **variant_settings(variant))
+                                      device=args.device, workers=args.workers,
+                                      batch_size=args.batch_size, **variant_settings(variant))
         scores = evaluate(checkpoint, held_out, args.method, args.precision)
         rows.append((name, steps, scores))
         print(f"{name}: {steps} steps, F1 {scores['f1']:.3f}", flush=True)

@@ -46,12 +46,15 @@ from core.training import TrainConfig, steady_step_seconds, train
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3,
               show_default=True, help="Peak learning rate (lower when continuing with --init).")
 @click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--workers", type=click.IntRange(0, 64), default=0, show_default=True,
+              help="Data loader processes (0 on a small CPU; a GPU wants a few).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=STARTER_MODEL,
               show_default=True, help="Where the exported model goes (replaced).")
 def build_starter_command(work: Path, count: int, duration: float, minutes: float,
                           window_s: float, coord_weight: float, dropout: float | None,
                           maps_dirs: tuple[Path, ...],
-                          init: Path | None, lr: float, seed: int, out: Path) -> None:
+                          init: Path | None, lr: float, seed: int, workers: int,
+                          out: Path) -> None:
     """Train the starter model on synthetic songs and export it for shipping."""
     songs = work / "songs"
     if not songs.exists():
@@ -60,13 +63,13 @@ def build_starter_command(work: Path, count: int, duration: float, minutes: floa
             write_song(config, index)
     data = work / "data"
     build(starter_sets(songs, maps_dirs), BuildConfig(out=data, vocab=preset("default"),
-                                                      workers=1))
+                                                      workers=max(1, workers)))
     run = work / "run"
     shutil.rmtree(run, ignore_errors=True)
     # A few timed steps size the warmup and the evaluation and checkpoint intervals; the
     # schedule itself runs on the wall clock (TrainConfig.budget_s), so it ends on time.
-    recipe = {"data": data, "model": "small", "window_s": window_s, "workers": 0, "seed": seed,
-              "coord_weight": coord_weight, "dropout": dropout, "init": init}
+    recipe = {"data": data, "model": "small", "window_s": window_s, "workers": workers,
+              "seed": seed, "coord_weight": coord_weight, "dropout": dropout, "init": init}
     probe = TrainConfig(out=work / "probe", max_steps=8, warmup_steps=1, eval_interval=10_000,
                         **recipe)
     steps = max(50, int(minutes * 60 / steady_step_seconds(probe)))
