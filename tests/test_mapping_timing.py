@@ -162,21 +162,22 @@ def test_a_bpm_given_on_the_command_line_retimes_the_song(timed_song, tmp_path):
 
 
 def test_fast_estimated_tempos_snap_in_halves(starter_generator, tmp_path):
-    """A click every 250 ms is timed at 240 BPM; its map snaps to 1/2 ticks (1/4 of 120 BPM,
-    the tempo a doubled estimate most often is)."""
+    """Clicks at 228 BPM are timed so (a steady click track gives no evidence for half the
+    tempo); the map snaps to 1/2 ticks (1/4 of 114 BPM, the tempo a doubled estimate most often
+    is), since 1/4 ticks would come every 66 ms."""
     import numpy as np
     import soundfile as sf
 
     rate = 24_000
     audio = np.zeros(rate * 20, dtype=np.float32)
     click = (np.sin(np.arange(240) * 2 * np.pi * 2000 / rate) * np.hanning(240)).astype("f4")
-    for start in range(rate // 2, len(audio) - 240, rate // 4):
+    for start in np.arange(rate // 2, len(audio) - 240, rate * 60 / 228).round().astype(int):
         audio[start: start + 240] += click
     sf.write(tmp_path / "clicks.wav", audio, rate)
     generated = generate_beatmap(starter_generator, resolve(tmp_path / "clicks.wav"),
                                  Target(stars=3.0), decoding_options(seed=0), max_attempts=1)
     assert generated.timing == "estimated"
-    assert red(generated.beatmap)[0].bpm == pytest.approx(240, rel=0.005)
+    assert red(generated.beatmap)[0].bpm == pytest.approx(228, rel=0.005)
     assert generated.beatmap.editor["BeatDivisor"] == "2"
     assert on_ticks(generated.beatmap, divisors_for(2)) == 1.0
 

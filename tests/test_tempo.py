@@ -106,13 +106,14 @@ def real(corpus: Path, name: str):
             p for p in beatmap.timing_points if p.uninherited]
 
 
-# What the method achieves on the hand-timed tracks (see benchmarks/timing_accuracy.py):
-# triangles and circles get the BPM within 0.5%; welcome (120 BPM) is timed at double tempo.
-@pytest.mark.parametrize("name,ratio", [("triangles", 1.0), ("circles", 1.0), ("welcome", 2.0)])
-def test_real_tracks_bpm(corpus, name, ratio):
+# The hand-timed tracks' BPM within 0.5% (see benchmarks/timing_accuracy.py). welcome (120 BPM)
+# was timed at 240 until tempi above tempo.RARE_BPM needed more evidence: its off-beat hi-hats
+# put as much onset strength on the 240 BPM grid's beats as on the 120 BPM grid's.
+@pytest.mark.parametrize("name", ["triangles", "circles", "welcome"])
+def test_real_tracks_bpm(corpus, name):
     audio, truth = real(corpus, name)
     est = estimate_timing(audio, name=name)
-    assert abs(est[0].bpm / (truth[0].bpm * ratio) - 1) <= 0.005
+    assert abs(est[0].bpm / truth[0].bpm - 1) <= 0.005
 
 
 def test_real_track_offset_is_in_beatmap_time(corpus):
