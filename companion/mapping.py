@@ -17,9 +17,10 @@ from pathlib import Path
 from torch import Tensor
 
 from core.audio import FRAME_MS, LATENCY_MS, AudioError, audio_features
+from core.beat_feel import snap_divisor
 from core.beatmap.breaks import update_breaks
 from core.beatmap.model import Beatmap, Difficulty, Mode, TimingPoint
-from core.beatmap.ticks import DEFAULT_BEAT_DIVISOR, divisor_for_tempo
+from core.beatmap.ticks import DEFAULT_BEAT_DIVISOR
 from core.beatmap.timing import DEFAULT_BEAT_LENGTH
 from core.checkpoint import CheckpointError, read_meta
 from core.decoding import DecodingOptions
@@ -186,7 +187,7 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     template.timing_points, timing = song_timing(template, mel, str(source.audio), bpm)
     red = [p for p in template.timing_points if p.uninherited]
     if timing == "estimated":
-        template.editor["BeatDivisor"] = str(divisor_for_tempo(red[0].beat_length))
+        template.editor["BeatDivisor"] = str(snap_divisor(mel, red))
     song_ms = mel.shape[-1] * FRAME_MS
     wanted = target.star_rating
     condition = condition_vector(template.difficulty, wanted)

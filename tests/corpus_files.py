@@ -49,3 +49,17 @@ def resource(root: Path, name: str, under: str = "") -> Path:
     if not matches:
         pytest.skip(f"{name} is not in the corpus at {root}")
     return matches[0]
+
+
+def hand_timed_track(root: Path, name: str):
+    """(mono audio at core.audio.SAMPLE_RATE, uninherited points) of osu-resources' `name`.osz
+    (triangles, circles or welcome: real music whose timing points are hand-made)."""
+    from core.audio import load_audio_bytes
+    from core.beatmap.parser import parse_bytes
+
+    with zipfile.ZipFile(root / "osu-resources" / f"{name}.osz") as z:
+        osu = next(n for n in z.namelist() if n.endswith(".osu"))
+        beatmap = parse_bytes(z.read(osu), osu).beatmap
+        audio = next(n for n in z.namelist() if n.endswith((".mp3", ".ogg")))
+        return load_audio_bytes(z.read(audio), audio), [
+            p for p in beatmap.timing_points if p.uninherited]

@@ -21,10 +21,12 @@ from companion.mapping import (
 )
 from core.beatmap.model import Slider, TimingPoint
 from core.beatmap.parser import parse_file
-from core.beatmap.ticks import divisor_for_tempo, divisors_for
+from core.beatmap.ticks import TickGrid, divisor_for_tempo, divisors_for
 from core.beatmap.timing import annotate_sliders
 from core.beatmap.writer import save
 from core.song_input import resolve
+from core.synth.config import SynthConfig
+from core.synth.songs import write_song
 
 
 def test_a_bare_audio_file_is_timed_from_the_audio(starter_generator, timed_song, tmp_path):
@@ -42,6 +44,23 @@ def test_a_bare_audio_file_is_timed_from_the_audio(starter_generator, timed_song
     assert len(generated.beatmap.hit_objects) > 10
     assert on_ticks(generated.beatmap, divisors_for(4)) == 1.0
 
+
+
+def test_a_shuffle_timed_from_its_audio_is_snapped_in_thirds(starter_generator, tmp_path):
+    """Seed 19 is a 169 BPM shuffle: its swung eighths are on the beat's 1/3 ticks, which the
+    default 1/4 snap does not offer (core.beat_feel)."""
+    folder = write_song(SynthConfig(out=tmp_path / "song", seed=19, duration_s=30.0), 0)
+    shutil.copy(folder / "audio.ogg", tmp_path / "audio.ogg")
+    generated = generate_beatmap(starter_generator, resolve(tmp_path / "audio.ogg"),
+                                 Target(stars=4.0), decoding_options(seed=0), max_attempts=1)
+    assert generated.timing == "estimated"
+    assert generated.beatmap.editor["BeatDivisor"] == "3"
+    assert len(generated.beatmap.hit_objects) > 10
+    assert on_ticks(generated.beatmap, divisors_for(3)) == 1.0
+    beat = red(generated.beatmap)[0].beat_length
+    thirds = [o for o in generated.beatmap.hit_objects
+              if TickGrid(red(generated.beatmap), (1,)).snap(o.time, 1.0) is None]
+    assert thirds, f"every object on a whole beat of {beat:.1f} ms: no swung eighth mapped"
 
 def test_beatless_audio_gets_a_placeholder_red_line_its_sliders_keep(starter_generator, tmp_path):
     """A drone has no beat to time: the map is written with one red line at 0 ms, 60 BPM

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
-from pathlib import Path
-
 import numpy as np
 import pytest
+from corpus_files import hand_timed_track
 
-from core.audio import LATENCY_MS, SAMPLE_RATE, AudioError, load_audio, load_audio_bytes
-from core.beatmap.parser import parse_bytes, parse_file
+from core.audio import LATENCY_MS, SAMPLE_RATE, AudioError, load_audio
+from core.beatmap.parser import parse_file
 from core.synth.config import SynthConfig
 from core.synth.songs import write_song
 from core.tempo import TimingError, estimate_timing
@@ -97,21 +94,12 @@ def test_missing_file_raises(tmp_path):
         estimate_timing(tmp_path / "nope.ogg")
 
 
-def real(corpus: Path, name: str):
-    with zipfile.ZipFile(io.BytesIO((corpus / "osu-resources" / f"{name}.osz").read_bytes())) as z:
-        osu = next(n for n in z.namelist() if n.endswith(".osu"))
-        beatmap = parse_bytes(z.read(osu), osu).beatmap
-        audio = next(n for n in z.namelist() if n.endswith((".mp3", ".ogg")))
-        return load_audio_bytes(z.read(audio), audio), [
-            p for p in beatmap.timing_points if p.uninherited]
-
-
 # The hand-timed tracks' BPM within 0.5% (see benchmarks/timing_accuracy.py). welcome (120 BPM)
 # was timed at 240 until tempi above tempo.RARE_BPM needed more evidence: its off-beat hi-hats
 # put as much onset strength on the 240 BPM grid's beats as on the 120 BPM grid's.
 @pytest.mark.parametrize("name", ["triangles", "circles", "welcome"])
 def test_real_tracks_bpm(corpus, name):
-    audio, truth = real(corpus, name)
+    audio, truth = hand_timed_track(corpus, name)
     est = estimate_timing(audio, name=name)
     assert abs(est[0].bpm / truth[0].bpm - 1) <= 0.005
 
@@ -120,7 +108,7 @@ def test_real_track_offset_is_in_beatmap_time(corpus):
     """Offsets come out LATENCY_MS before the audio's onsets, where osu! maps put them: peppy's
     triangles line is met within 10 ms (read off the waveform it would be 20 ms late). circles'
     line sits ~50 ms before its kicks, 30 ms earlier than the norm, and is not asserted."""
-    audio, truth = real(corpus, "triangles")
+    audio, truth = hand_timed_track(corpus, "triangles")
     (point,) = estimate_timing(audio, name="triangles")
     assert beat_offset(point.time, truth[0].time, truth[0].beat_length) <= 10
     late = estimate_timing(np.concatenate([np.zeros(LATENCY_MS * SAMPLE_RATE // 1000,
@@ -135,7 +123,7 @@ def test_the_beat_is_not_the_off_beat_hi_hat(corpus):
     ~2 kHz and the chord changes are; the line then lands 22 ms from peppy's, welcome's timing
     being ~20 ms earlier than the norm (see test_real_track_offset_is_in_beatmap_time), and
     on his bar line: the downbeat is found in the same onsets (with all of them, a beat late)."""
-    audio, truth = real(corpus, "welcome")
+    audio, truth = hand_timed_track(corpus, "welcome")
     (point,) = estimate_timing(audio, name="welcome", bpm=120)
     assert beat_offset(point.time, truth[0].time, truth[0].beat_length) <= 30
     assert beat_offset(point.time, truth[0].time, 4 * truth[0].beat_length) <= 30

@@ -1,0 +1,84 @@
+"""core.beat_feel: the snap an estimated timing gets, halves or thirds of the beat."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from corpus_files import hand_timed_track
+
+from core.audio import load_audio, log_mel
+from core.beat_feel import snap_divisor
+from core.beatmap.model import TimingPoint
+from core.beatmap.parser import parse_file
+from core.beatmap.ticks import TickGrid, divisors_for
+from core.synth.config import SynthConfig
+from core.synth.songs import write_song
+from core.tempo import timing_from_mel
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    """seed -> (log-mel, true uninherited points, the Insane map's object times) of a 30 s
+    synthetic song, made once."""
+    root = tmp_path_factory.mktemp("beat_feel")
+    cache = {}
+
+    def get(seed: int):
+        if seed not in cache:
+            folder = write_song(SynthConfig(out=root / str(seed), seed=seed, duration_s=30.0,
+                                            difficulties=("Insane",)), 0)
+            beatmap = parse_file(next(folder.glob("*.osu"))).beatmap
+            cache[seed] = (log_mel(load_audio(folder / "audio.ogg")),
+                           [p for p in beatmap.timing_points if p.uninherited],
+                           [o.time for o in beatmap.hit_objects])
+        return cache[seed]
+
+    return get
+
+
+def reachable(times: list[int], points: list[TimingPoint], divisor: int) -> float:
+    """The share of `times` within 10 ms of a tick `points` offer at beat snap 1/`divisor`."""
+    grid = TickGrid(points, divisors_for(divisor))
+    return float(np.mean([grid.snap(t, 10.0) is not None for t in times]))
+
+
+# seeds 3 and 9 are straight 4/4 (154 and 130 BPM); 0 and 19 shuffles (166 and 169 BPM, three
+# ticks a beat, the swung eighth on the third: 1/6 ticks would come every 60 ms, so 1/3)
+@pytest.mark.parametrize("seed,expected", [(3, 4), (9, 4), (0, 3), (19, 3)])
+def test_a_song_at_its_true_timing(song, seed, expected):
+    mel, truth, objects = song(seed)
+    assert snap_divisor(mel, truth) == expected
+    assert reachable(objects, truth, expected) == 1.0
+
+
+def test_a_shuffle_timed_from_its_audio_gets_thirds(song):
+    """At the editor's default 1/4, half of the shuffle's Insane objects (its swung eighths) are
+    on no tick of the estimated timing."""
+    mel, truth, objects = song(0)
+    estimated = timing_from_mel(mel)
+    assert abs(estimated[0].beat_length / truth[0].beat_length - 1) < 0.005
+    assert snap_divisor(mel, estimated) == 3
+    assert reachable(objects, estimated, 3) >= 0.95
+    assert reachable(objects, estimated, 4) < 0.7
+
+
+def test_a_tempo_estimated_at_two_thirds_gets_sixths(song):
+    """Seed 29 is 200 BPM in 3/4, which timing estimation takes for 133: the true beats and
+    eighth notes fall on the estimate's 1/3 and 1/6 ticks."""
+    mel, truth, objects = song(29)
+    estimated = timing_from_mel(mel)
+    assert abs(estimated[0].bpm / (truth[0].bpm * 2 / 3) - 1) < 0.005
+    assert snap_divisor(mel, estimated) == 6
+    assert reachable(objects, estimated, 6) >= 0.9
+    assert reachable(objects, estimated, 4) < 0.5
+
+
+@pytest.mark.parametrize("name", ["triangles", "circles", "welcome"])
+def test_real_tracks_are_straight(corpus, name):
+    audio, truth = hand_timed_track(corpus, name)
+    assert snap_divisor(log_mel(audio), truth) == 4
+
+
+def test_no_red_line_is_refused():
+    with pytest.raises(ValueError, match="no uninherited timing point"):
+        snap_divisor(np.zeros((80, 1000), np.float32), [])
