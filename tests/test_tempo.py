@@ -48,8 +48,10 @@ def test_bpm_and_offset(songs, seed):
     assert point.time >= truth[0].time - 10  # the first beat at or after the music starts
 
 
-# seed 6: 220 -> 176 BPM at 5670 ms; seed 14: 182 -> 220 BPM at 5856 ms
-@pytest.mark.parametrize("seed", [6, 14])
+# seed 6: 220 -> 176 BPM at 5670 ms; 14: 182 -> 220 at 5856 ms; 8: 144 -> 216 at 13577 ms and
+# 28: 137 -> 171 at 12709 ms, both after a dense chorus, where the change was put 4.2 and 4.6 s
+# early while the old tempo's grid was weighed over a window that slid with each candidate
+@pytest.mark.parametrize("seed", [6, 14, 8, 28])
 def test_tempo_change(songs, seed):
     audio, truth = songs(seed)
     est = estimate_timing(audio)
@@ -57,7 +59,7 @@ def test_tempo_change(songs, seed):
     for e, t in zip(est, truth):
         assert abs(e.bpm / t.bpm - 1) <= 0.005
         assert beat_offset(e.time, t.time, t.beat_length) <= 10
-    assert abs(est[1].time - truth[1].time) <= 2 * truth[1].beat_length
+    assert abs(est[1].time - truth[1].time) <= 20
 
 
 def test_deterministic(songs):
