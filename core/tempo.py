@@ -30,7 +30,8 @@ randomness, no threads whose order matters) and take ~0.3 s for 30 s and ~0.5-1.
    the flux peaks ~4.5 ms before a sample-exact synthetic note (the 21 ms window sees it coming).
    The grid moves half a beat where that puts more of the onsets below ~2 kHz (kick, snare
    body, bass, chords) plus spectral change on its beats: off-beat hi-hats can outweigh the
-   beats in the full-band flux (welcome's do).
+   beats in the full-band flux (welcome's do). This, the downbeat and the meter (5.) are in
+   core/downbeat.py.
 4. Tempo changes: the tempo is estimated in 5 s windows every 0.5 s (within x/÷1.55 of the global
    one); runs of windows that agree (within 2.5%, octave flips counting as agreement) form
    sections, runs shorter than 3 s are dropped. A section is kept as a change only if its own grid
@@ -66,6 +67,7 @@ from scipy.ndimage import maximum_filter1d, uniform_filter1d
 
 from core.audio import FRAME_MS, LATENCY_MS, SAMPLE_RATE, load_audio, log_mel
 from core.beatmap.model import TimingPoint
+from core.downbeat import downbeat, meter_of, on_the_beat, spectral_novelty
 
 MIN_BPM, MAX_BPM = 60.0, 250.0
 LOW_MID_BANDS = 40  # log-mel bands below ~2 kHz: kick, snare body, bass, chords; no hi-hats
@@ -156,15 +158,15 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
     for i in range(1, len(grids)):
         starts.append(_change_at(env, grids[i - 1], grids[i], sections[i][0]))
     first = _first_onset(env)
-    novelty = _novelty(mel)
+    novelty = spectral_novelty(mel)
     below = onset_envelope(mel[:LOW_MID_BANDS])
     points: list[TimingPoint] = []
     for i, (period, phase, _) in enumerate(grids):
         end = starts[i + 1] if i + 1 < len(grids) else len(env)
-        phase = _on_the_beat(below, novelty, period, phase, starts[i], end)
+        phase = on_the_beat(below, novelty, period, phase, starts[i], end)
         if i == 0:
-            m = meter or _meter(env, novelty, period, phase, end)
-            beat = _downbeat(below, novelty, period, phase, m, max(first - period / 4, 0), end)
+            m = meter or meter_of(env, novelty, period, phase, end)
+            beat = downbeat(below, novelty, period, phase, m, max(first - period / 4, 0), end)
             if beat - first > period / 4:  # pickup notes: the red line goes a bar earlier
                 beat -= m * period
         else:
@@ -347,57 +349,6 @@ def _change_at(env: np.ndarray, a: tuple[float, float, float], b: tuple[float, f
 def _first_onset(env: np.ndarray) -> float:
     strong = np.flatnonzero(env > 0.3)
     return float(strong[0]) if len(strong) else 0.0
-
-
-def _novelty(mel: np.ndarray) -> np.ndarray:
-    """Spectral change per frame: distance between the mean spectra of the 0.25 s either side."""
-    w = int(0.25 * FPS)
-    mean = uniform_filter1d(mel, w, axis=1, mode="nearest")
-    before = np.roll(mean, w // 2 + 1, axis=1)
-    after = np.roll(mean, -(w // 2), axis=1)
-    nov = np.sqrt(((after - before) ** 2).sum(axis=0))
-    return nov / (np.percentile(nov, 99) + 1e-9)
-
-
-def _accents(env: np.ndarray, novelty: np.ndarray, period: float, phase: float, meter: int,
-             end: float, start: float = 0.0) -> np.ndarray:
-    """Mean accent (onset strength + spectral change) of each beat class modulo `meter` over the
-    grid's beats in frames [start, end); class 0 holds the beat at `phase`."""
-    k = np.arange(max(math.ceil((start - phase) / period), 0),
-                  int((min(end, len(env)) - phase) / period))
-    idx = np.round(phase + period * k).astype(int)
-    inside = (idx >= 0) & (idx < len(env))
-    k, idx = k[inside], idx[inside]
-    accent = maximum_filter1d(env, 3)[idx] + maximum_filter1d(novelty, 5)[idx]
-    return np.array([accent[k % meter == j].mean() if np.any(k % meter == j) else 0.0
-                     for j in range(meter)])
-
-
-def _meter(env: np.ndarray, novelty: np.ndarray, period: float, phase: float,
-           end: float) -> int:
-    contrast = {}
-    for m in (4, 3):
-        acc = _accents(env, novelty, period, phase, m, end)
-        contrast[m] = (acc.max() - np.delete(acc, acc.argmax()).mean()) / (acc.mean() + 1e-9)
-    return 3 if contrast[3] > 1.5 * contrast[4] else 4
-
-
-def _downbeat(env: np.ndarray, novelty: np.ndarray, period: float, phase: float, meter: int,
-              after: float, end: float) -> float:
-    """The first beat at or after frame `after` whose class (mod meter) carries the accent."""
-    cls = int(np.argmax(_accents(env, novelty, period, phase, meter, end)))
-    k = math.ceil((after - phase) / period)
-    k += (cls - k) % meter
-    return phase + k * period
-
-
-def _on_the_beat(below: np.ndarray, novelty: np.ndarray, period: float, phase: float,
-                 lo: float, hi: float) -> float:
-    """`phase`, or the half beat after it where that carries more of the onsets below ~2 kHz
-    plus spectral change within frames [lo, hi): a grid fitted to all the onsets can sit on
-    off-beat hi-hats."""
-    on, off = _accents(below, novelty, period / 2, phase, 2, hi, start=lo)
-    return (phase + period / 2) % period if off > on else phase
 
 
 def _round_bpm(beat_ms: float, beats: float) -> float:
