@@ -62,6 +62,18 @@ def test_tempo_change(songs, seed):
     assert abs(est[1].time - truth[1].time) <= 20
 
 
+
+# One tempo each (3/4 at 187, 186 and 202 BPM) that came out as two red lines: seed 12 with a
+# 0.7 s stray section before its first beat, 34 ending in a section at 2/3 of its tempo, 40
+# starting with 12 s at 2/3 of it (the octave rule flipping between sections)
+@pytest.mark.parametrize("seed", [12, 34, 40])
+def test_one_tempo_is_one_red_line(songs, seed):
+    audio, truth = songs(seed)
+    est = estimate_timing(audio)
+    assert len(truth) == 1
+    assert [round(p.bpm) for p in est] == [round(truth[0].bpm)]
+    assert beat_offset(est[0].time, truth[0].time, truth[0].beat_length) <= 10
+
 def test_deterministic(songs):
     audio, _ = songs(0)
     assert estimate_timing(audio) == estimate_timing(audio.copy())
