@@ -51,7 +51,7 @@ randomness, no threads whose order matters) and take ~0.3 s for 30 s and ~0.5-1.
    Meter 4 by default, 3 when its accent contrast is 1.5x that of 4 (6/8 songs come out as 3).
 
 A tempo the caller gives (`bpm`: the mapper knows it, and the octave rule is a factor 2 off on
-about one song in four) replaces steps 2 and 4: one section at exactly that tempo.
+about one song in five) replaces steps 2 and 4: one section at exactly that tempo.
 
 Output times are ms of beatmap time, LATENCY_MS before the audio's onsets (core.audio: osu! maps
 are timed so, and lazer's editor draws its waveform so); beat_length ms per beat; BPM is rounded
