@@ -95,6 +95,21 @@ def built_dataset(dataset_songs, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def synth_song_folder(tmp_path_factory):
+    """seed -> the folder of a 30 s synthetic song (audio, Easy and Insane maps), made once."""
+    root = tmp_path_factory.mktemp("synth_songs")
+    made: dict[int, Path] = {}
+
+    def get(seed: int) -> Path:
+        if seed not in made:
+            made[seed] = write_song(SynthConfig(out=root / str(seed), seed=seed, duration_s=30.0,
+                                                difficulties=("Easy", "Insane")), 0)
+        return made[seed]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def starter_generator() -> Generator:
     """The shipped starter model's generator."""
     return load_generator(None)

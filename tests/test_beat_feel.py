@@ -11,27 +11,19 @@ from core.beat_feel import snap_divisor
 from core.beatmap.model import TimingPoint
 from core.beatmap.parser import parse_file
 from core.beatmap.ticks import TickGrid, divisors_for
-from core.synth.config import SynthConfig
-from core.synth.songs import write_song
 from core.tempo import timing_from_mel
 
 
 @pytest.fixture(scope="module")
-def song(tmp_path_factory):
+def song(synth_song_folder):
     """seed -> (log-mel, true uninherited points, the Insane map's object times) of a 30 s
-    synthetic song, made once."""
-    root = tmp_path_factory.mktemp("beat_feel")
-    cache = {}
-
+    synthetic song."""
     def get(seed: int):
-        if seed not in cache:
-            folder = write_song(SynthConfig(out=root / str(seed), seed=seed, duration_s=30.0,
-                                            difficulties=("Insane",)), 0)
-            beatmap = parse_file(next(folder.glob("*.osu"))).beatmap
-            cache[seed] = (log_mel(load_audio(folder / "audio.ogg")),
-                           [p for p in beatmap.timing_points if p.uninherited],
-                           [o.time for o in beatmap.hit_objects])
-        return cache[seed]
+        folder = synth_song_folder(seed)
+        beatmap = parse_file(next(folder.glob("*[[]Insane[]].osu"))).beatmap
+        return (log_mel(load_audio(folder / "audio.ogg")),
+                [p for p in beatmap.timing_points if p.uninherited],
+                [o.time for o in beatmap.hit_objects])
 
     return get
 

@@ -8,25 +8,17 @@ from corpus_files import hand_timed_track
 
 from core.audio import LATENCY_MS, SAMPLE_RATE, AudioError, load_audio
 from core.beatmap.parser import parse_file
-from core.synth.config import SynthConfig
-from core.synth.songs import write_song
 from core.tempo import TimingError, estimate_timing
 
 
 @pytest.fixture(scope="module")
-def songs(tmp_path_factory) -> dict:
-    """seed -> (audio, true uninherited points) of 30 s synthetic songs, made once."""
-    root = tmp_path_factory.mktemp("tempo_synth")
-    cache = {}
-
+def songs(synth_song_folder) -> dict:
+    """seed -> (audio, true uninherited points) of 30 s synthetic songs."""
     def get(seed: int):
-        if seed not in cache:
-            folder = write_song(SynthConfig(out=root / str(seed), seed=seed, duration_s=30.0,
-                                            difficulties=("Easy",)), 0)
-            truth = [p for p in parse_file(next(folder.glob("*.osu"))).beatmap.timing_points
-                     if p.uninherited]
-            cache[seed] = (load_audio(folder / "audio.ogg"), truth)
-        return cache[seed]
+        folder = synth_song_folder(seed)
+        truth = [p for p in parse_file(next(folder.glob("*[[]Easy[]].osu"))).beatmap.timing_points
+                 if p.uninherited]
+        return load_audio(folder / "audio.ogg"), truth
 
     return get
 
