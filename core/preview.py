@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from core.audio import FRAME_MS, LATENCY_MS
 from core.beatmap.model import Beatmap, HitObject, Slider, Spinner, TimingPoint
-from core.beatmap.ticks import TickGrid
+from core.beatmap.ticks import TickGrid, beat_divisor_of
 
 MARGIN, HEADER_H, LABEL_H, LANE_H, ROW_GAP = 12, 38, 14, 30, 12
 NO_AUDIO_H = 40  # a row's height where the spectrogram would be, without audio
@@ -28,6 +28,8 @@ MAX_ROWS = 120
 BACKGROUND = (18, 18, 24)
 TEXT = (220, 220, 230)
 DOWNBEAT, BEAT, HALF, QUARTER = (255, 255, 255), (200, 200, 210), (150, 150, 165), (95, 95, 110)
+THIRD, FINER = (170, 120, 200), (80, 80, 90)  # 1/3 ticks violet, as in the editor; 1/6 and finer
+TICK_COLOURS = {2: HALF, 3: THIRD, 4: QUARTER}  # by the coarsest divisor a tick belongs to
 CIRCLE, SLIDER, SPINNER, OFF_TICK = (80, 200, 255), (255, 170, 60), (190, 120, 255), (255, 60, 60)
 # An inferno-like ramp: dark for quiet, bright yellow for loud.
 _RAMP = np.array([(0, 0, 4), (40, 11, 84), (101, 21, 110), (159, 42, 99), (212, 72, 66),
@@ -73,7 +75,8 @@ def render_preview(beatmap: Beatmap, mel: np.ndarray | None,
         if mel is not None:
             image.paste(_spectrogram(mel, view, lut), (MARGIN, spec_top))
         _labels(draw, font, view, top)
-        _ticks(draw, beatmap.timing_points, view, spec_top, spec_h, LANE_H)
+        _ticks(draw, beatmap.timing_points, beat_divisor_of(beatmap.editor), view, spec_top,
+               spec_h, LANE_H)
         off_ids = {id(o) for o in off}
         for obj in objects:
             if obj.end_time >= row_start and obj.time < row_start + options.row_ms:
@@ -157,10 +160,11 @@ def _labels(draw: ImageDraw.ImageDraw, font, view: _View, top: int) -> None:
         draw.text((x + 2, top), f"{seconds // 60}:{seconds % 60:02d}", fill=TEXT, font=font)
 
 
-def _ticks(draw: ImageDraw.ImageDraw, points: Sequence[TimingPoint], view: _View,
+def _ticks(draw: ImageDraw.ImageDraw, points: Sequence[TimingPoint], divisor: int, view: _View,
            spec_top: int, spec_h: int, lane_h: int) -> None:
-    """Bar lines and beats across the spectrogram; 1/2 and 1/4 ticks as short marks at its
-    edges and across the object lane, where they are far enough apart to see."""
+    """Bar lines and beats across the spectrogram; the ticks of the map's beat snap divisor
+    (1/2 and 1/4 at 1/4, 1/3 at 1/3, ...) as short marks at its edges and across the object
+    lane, where they are far enough apart to see."""
     red = sorted((p for p in points if p.uninherited and math.isfinite(p.beat_length)
                   and p.beat_length > 0), key=lambda p: p.time)
     row_end = view.start_ms + view.width / view.px_per_ms
@@ -172,16 +176,16 @@ def _ticks(draw: ImageDraw.ImageDraw, points: Sequence[TimingPoint], view: _View
             lo = view.start_ms  # ticks run back from the first point, as in the editor
         if hi <= lo:
             continue
-        quarter = point.beat_length / 4
-        first = math.ceil((lo - point.time) / quarter - 1e-9)
-        for k in range(first, math.floor((hi - point.time) / quarter) + 1):
-            x = view.x(point.time + k * quarter)
-            if k % (4 * max(point.meter, 1)) == 0:
+        step = point.beat_length / divisor
+        first = math.ceil((lo - point.time) / step - 1e-9)
+        for k in range(first, math.floor((hi - point.time) / step) + 1):
+            x = view.x(point.time + k * step)
+            if k % (divisor * max(point.meter, 1)) == 0:
                 draw.line([(x, spec_top), (x, lane_bottom)], fill=DOWNBEAT, width=2)
-            elif k % 4 == 0:
+            elif k % divisor == 0:
                 draw.line([(x, spec_top), (x, lane_bottom)], fill=BEAT)
-            elif quarter * view.px_per_ms >= 4:
-                colour = HALF if k % 2 == 0 else QUARTER
+            elif step * view.px_per_ms >= 4:
+                colour = TICK_COLOURS.get(divisor // math.gcd(k, divisor), FINER)
                 draw.line([(x, spec_top), (x, spec_top + 5)], fill=colour)
                 draw.line([(x, bottom - 5), (x, lane_bottom)], fill=colour)
 

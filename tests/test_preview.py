@@ -17,12 +17,14 @@ from core.beatmap.parser import parse_file
 from core.preview import (
     CIRCLE,
     DOWNBEAT,
+    HALF,
     HEADER_H,
     LABEL_H,
     LANE_H,
     MARGIN,
     OFF_TICK,
     ROW_GAP,
+    THIRD,
     PreviewOptions,
     render_preview,
 )
@@ -89,6 +91,25 @@ def test_bar_lines_fall_on_the_timing(song):
     column = [image.getpixel((x + dx, HEADER_H + LABEL_H + 40)) for dx in (0, 1)]
     assert DOWNBEAT in column
 
+
+
+def test_ticks_follow_the_maps_beat_divisor(tmp_path):
+    """A shuffle's map (seed 19, BeatDivisor 3) gets 1/3 marks and no 1/2 ones; at 1/4, the
+    same timing gets 1/2 marks and no 1/3 ones."""
+    folder = write_song(SynthConfig(out=tmp_path, seed=19, duration_s=20.0,
+                                    difficulties=("Hard",)), 0)
+    beatmap = parse_file(next(folder.glob("*.osu"))).beatmap
+    assert beatmap.editor["BeatDivisor"] == "3"
+    point = next(p for p in beatmap.timing_points if p.uninherited)
+
+    def marks(at_beats: float) -> list:
+        image = render_preview(beatmap, None, PreviewOptions(row_ms=60_000.0, px_per_ms=0.2))
+        x = MARGIN + (point.time + point.beat_length * (4 + at_beats)) * 0.2
+        return [image.getpixel((int(x) + dx, HEADER_H + LABEL_H + 2)) for dx in (0, 1)]
+
+    assert THIRD in marks(1 / 3) and THIRD in marks(2 / 3) and HALF not in marks(1 / 2)
+    beatmap.editor["BeatDivisor"] = "4"
+    assert HALF in marks(1 / 2) and THIRD not in marks(1 / 3)
 
 def test_bad_ranges_are_refused(song):
     _, _, beatmap, mel = song
