@@ -33,7 +33,9 @@ def snap_divisor(mel: np.ndarray | torch.Tensor, points: list[TimingPoint]) -> i
     if not red:
         raise ValueError("no uninherited timing point to snap to")
     beat = red[0].beat_length
-    mel = mel.float().numpy() if isinstance(mel, torch.Tensor) else np.asarray(mel, np.float32)
+    if isinstance(mel, torch.Tensor):
+        mel = mel.detach().float().cpu().numpy()
+    mel = np.asarray(mel, np.float32)
     if not ternary(onset_envelope(mel), red):
         return divisor_for_tempo(beat)
     return 6 if beat / 6 >= FASTEST_TICK_MS else 3
@@ -44,6 +46,7 @@ def ternary(env: np.ndarray, red: list[TimingPoint]) -> bool:
     line's section (onset strength per frame `env`, core.tempo.onset_envelope). Measured from
     where the onsets on the beats are, up to ALIGN_MS from the lines: hand-made timing can sit
     40-50 ms before its onsets, 20-30 ms off LATENCY_MS (welcome, circles)."""
+    red = [p for p in red if p.uninherited and p.beat_length > 0]
     peak = maximum_filter1d(env, 3)  # a frame either side: 5 ms frames, rounded tick times
 
     def frames(fraction: float) -> np.ndarray:

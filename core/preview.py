@@ -184,10 +184,12 @@ def _ticks(draw: ImageDraw.ImageDraw, points: Sequence[TimingPoint], divisor: in
                 draw.line([(x, spec_top), (x, lane_bottom)], fill=DOWNBEAT, width=2)
             elif k % divisor == 0:
                 draw.line([(x, spec_top), (x, lane_bottom)], fill=BEAT)
-            elif step * view.px_per_ms >= 4:
-                colour = TICK_COLOURS.get(divisor // math.gcd(k, divisor), FINER)
-                draw.line([(x, spec_top), (x, spec_top + 5)], fill=colour)
-                draw.line([(x, bottom - 5), (x, lane_bottom)], fill=colour)
+            else:  # each level (1/2, 1/3, ...) drawn where its own ticks are 4 px apart
+                level = divisor // math.gcd(k, divisor)
+                if point.beat_length / level * view.px_per_ms >= 4:
+                    colour = TICK_COLOURS.get(level, FINER)
+                    draw.line([(x, spec_top), (x, spec_top + 5)], fill=colour)
+                    draw.line([(x, bottom - 5), (x, lane_bottom)], fill=colour)
 
 
 def _object(draw: ImageDraw.ImageDraw, obj: HitObject, view: _View, lane_top: int,

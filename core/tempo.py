@@ -165,15 +165,17 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
             if related:
                 period = _octave(env, sections[i - 1][0], b, period)
             grids[i - 1] = _fit_grid(env, sections[i - 1][0], b, period, fine=True)
+            if related:  # its tempo may have moved: weigh it against the one before again
+                i = max(i - 1, 1)
         else:
             i += 1
     starts = [0.0]
     for i in range(1, len(grids)):
         starts.append(_change_at(env, grids[i - 1], grids[i], sections[i][0]))
     first = _first_onset(env)
-    # a first tempo that changes within MIN_SECTION_S of the music's start is an intro's stray
-    # fit (a second or so before the first beat), not a section: the next tempo starts the song
-    while len(grids) > 1 and starts[1] - first < MIN_SECTION_S * FPS:
+    # a first tempo that changes within MIN_SECTION_S of the music's start (its first onset,
+    # soft ones too) is a stray fit before the first beat, not a section: the next starts the song
+    while len(grids) > 1 and starts[1] - _first_onset(env, 0.1) < MIN_SECTION_S * FPS:
         del grids[0], starts[1]
     novelty = spectral_novelty(mel)
     below = onset_envelope(mel[:LOW_MID_BANDS])
@@ -363,8 +365,8 @@ def _change_at(env: np.ndarray, a: tuple[float, float, float], b: tuple[float, f
     return where
 
 
-def _first_onset(env: np.ndarray) -> float:
-    strong = np.flatnonzero(env > 0.3)
+def _first_onset(env: np.ndarray, above: float = 0.3) -> float:
+    strong = np.flatnonzero(env > above)
     return float(strong[0]) if len(strong) else 0.0
 
 

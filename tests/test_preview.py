@@ -102,14 +102,18 @@ def test_ticks_follow_the_maps_beat_divisor(tmp_path):
     assert beatmap.editor["BeatDivisor"] == "3"
     point = next(p for p in beatmap.timing_points if p.uninherited)
 
-    def marks(at_beats: float) -> list:
-        image = render_preview(beatmap, None, PreviewOptions(row_ms=60_000.0, px_per_ms=0.2))
-        x = MARGIN + (point.time + point.beat_length * (4 + at_beats)) * 0.2
+    def marks(at_beats: float, px_per_ms: float = 0.2) -> list:
+        image = render_preview(beatmap, None, PreviewOptions(row_ms=60_000.0,
+                                                             px_per_ms=px_per_ms))
+        x = MARGIN + (point.time + point.beat_length * (4 + at_beats)) * px_per_ms
         return [image.getpixel((int(x) + dx, HEADER_H + LABEL_H + 2)) for dx in (0, 1)]
 
     assert THIRD in marks(1 / 3) and THIRD in marks(2 / 3) and HALF not in marks(1 / 2)
     beatmap.editor["BeatDivisor"] = "4"
     assert HALF in marks(1 / 2) and THIRD not in marks(1 / 3)
+    # at 1/16 and 0.1 px/ms its 1/16 ticks are 2 px apart and not drawn; the 1/2 ones still are
+    beatmap.editor["BeatDivisor"] = "16"
+    assert HALF in marks(1 / 2, 0.1)
 
 def test_bad_ranges_are_refused(song):
     _, _, beatmap, mel = song
