@@ -155,6 +155,7 @@ def test_the_cli_reports_stars_and_where_the_timing_came_from(timed_song, tmp_pa
                                       "--seed", "0"])
     assert result.exit_code == 0, result.output
     assert "timing estimated from the audio" in result.output
+    assert "BPM from" in result.output and ", snap 1/4;" in result.output  # a straight song
     assert "stars for 3.00 asked" in result.output
     written = list(tmp_path.glob("*.osu"))
     assert len(written) == 1 and red(parse_file(written[0]).beatmap)

@@ -175,10 +175,12 @@ def _timing(generated: Generated, bpm: float | None = None) -> str:
     more = f" +{len(red) - 4} more" if len(red) > 4 else ""
     if generated.timing == "map":
         return f"timing the song's: {tempo}{more} BPM from {red[0].time:.0f} ms"
+    # the snap kiai chose for it (core.beat_feel): 1/3 or 1/6 where the notes fall on thirds
+    snap = f", snap 1/{generated.beatmap.editor.get('BeatDivisor', '4')}"
     if bpm is not None:
-        return f"timed from the audio at the given {tempo} BPM, from {red[0].time:.0f} ms"
-    return (f"timing estimated from the audio: {tempo}{more} BPM from {red[0].time:.0f} ms; "
-            f"--bpm gives the tempo where it is wrong")
+        return f"timed from the audio at the given {tempo} BPM, from {red[0].time:.0f} ms{snap}"
+    return (f"timing estimated from the audio: {tempo}{more} BPM from {red[0].time:.0f} ms"
+            f"{snap}; --bpm gives the tempo where it is wrong")
 
 
 @click.command("continue")
