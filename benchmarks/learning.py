@@ -34,6 +34,7 @@ from core.songs import discover
 from core.synth.config import SynthConfig
 from core.synth.songs import write_song
 from core.tokens.vocab import preset as vocab_preset
+from core.train_config import DEVICES
 from core.training import TrainConfig, steady_step_seconds, train
 
 TOLERANCE_MS = 20.0
@@ -164,7 +165,7 @@ def main() -> None:
     parser.add_argument("--method", default="greedy", choices=["greedy", "sample", "beam"])
     parser.add_argument("--precision", default="auto", choices=list(PRECISIONS),
                         help="The decoder's step arithmetic (core.incremental).")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+    parser.add_argument("--device", default="auto", choices=list(DEVICES),
                         help="Where training runs (TrainConfig.device); decoding runs on the CPU.")
     parser.add_argument("--workers", type=int, default=0,
                         help="Data loader processes (0 on 2 cores; a GPU wants a few).")

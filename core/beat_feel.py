@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from scipy.ndimage import maximum_filter1d
 
-from core.audio import FRAME_MS, LATENCY_MS
+from core.audio import FRAME_MS
 from core.beatmap.model import TimingPoint
 from core.beatmap.ticks import FASTEST_TICK_MS, divisor_for_tempo
-from core.tempo import ONSET_LAG_MS, onset_envelope
+from core.tempo import onset_envelope, onset_frame
 
 ALIGN_MS = 35.0  # how far from the red lines' beats their onsets are looked for
 
@@ -56,11 +56,13 @@ def ternary(env: np.ndarray, red: list[TimingPoint]) -> bool:
             beats = np.arange(max(math.ceil(-point.time / point.beat_length), 0),
                               max(math.ceil((end - point.time) / point.beat_length), 0))
             ms = point.time + (beats + fraction) * point.beat_length
-            out.append(np.round((ms + LATENCY_MS - ONSET_LAG_MS) / FRAME_MS).astype(int))
+            out.append(np.round(onset_frame(ms)).astype(int))
         return np.concatenate(out) if out else np.zeros(0, dtype=int)
 
+    at = {f: frames(f) for f in (0.0, 1 / 3, 2 / 3, 1 / 2)}  # the beats, thirds and halves
+
     def strength(fractions: tuple[float, ...], shift: int = 0) -> float:
-        idx = np.concatenate([frames(f) for f in fractions]) + shift
+        idx = np.concatenate([at[f] for f in fractions]) + shift
         idx = idx[(idx >= 0) & (idx < len(env))]
         return float(peak[idx].mean()) if len(idx) else 0.0
 

@@ -193,10 +193,20 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
             beat = starts[i]
         beat_ms = 60_000 / bpm if bpm is not None else _round_bpm(period * FRAME_MS,
                                                                    (end - beat) / period)
-        time = beat * FRAME_MS + ONSET_LAG_MS - LATENCY_MS  # in beatmap time
-        points.append(TimingPoint(time=round(float(time), 3), beat_length=float(beat_ms),
-                                  meter=int(m)))
+        points.append(TimingPoint(time=round(float(beatmap_ms(beat)), 3),
+                                  beat_length=float(beat_ms), meter=int(m)))
     return points
+
+
+def beatmap_ms(frame: float) -> float:
+    """Beatmap time (ms) of an onset the envelope shows at `frame`: ONSET_LAG_MS after it (the
+    flux peaks before the note), LATENCY_MS before the audio (core.audio)."""
+    return frame * FRAME_MS + ONSET_LAG_MS - LATENCY_MS
+
+
+def onset_frame(ms: float | np.ndarray) -> float | np.ndarray:
+    """The envelope frame (fractional) of beatmap time `ms`: beatmap_ms's inverse."""
+    return (ms + LATENCY_MS - ONSET_LAG_MS) / FRAME_MS
 
 
 def onset_envelope(mel: np.ndarray) -> np.ndarray:

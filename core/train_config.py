@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 PRECISIONS = ("auto", "float32", "bfloat16")  # TrainConfig.precision
+DEVICES = ("auto", "cpu", "cuda")  # TrainConfig.device
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,8 @@ class TrainConfig:
                              f"got {self.precision!r}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "data": str(self.data), "out": str(self.out),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from corpus_files import hand_timed_track
@@ -18,6 +20,7 @@ from core.tempo import timing_from_mel
 def song(synth_song_folder):
     """seed -> (log-mel, true uninherited points, the Insane map's object times) of a 30 s
     synthetic song."""
+    @functools.cache
     def get(seed: int):
         folder = synth_song_folder(seed)
         beatmap = parse_file(next(folder.glob("*[[]Insane[]].osu"))).beatmap

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from corpus_files import hand_timed_track
@@ -14,6 +16,7 @@ from core.tempo import TimingError, estimate_timing
 @pytest.fixture(scope="module")
 def songs(synth_song_folder) -> dict:
     """seed -> (audio, true uninherited points) of 30 s synthetic songs."""
+    @functools.cache
     def get(seed: int):
         folder = synth_song_folder(seed)
         truth = [p for p in parse_file(next(folder.glob("*[[]Easy[]].osu"))).beatmap.timing_points

@@ -17,7 +17,7 @@ from core.checkpoint import CheckpointError, read_meta
 from core.dataset import BuildConfig, DatasetError, build
 from core.songs import SongsError, discover
 from core.tokens.vocab import PRESETS, preset
-from core.train_config import PRECISIONS
+from core.train_config import DEVICES, PRECISIONS
 from core.training import LAST, TrainConfig, train
 
 _DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
@@ -130,7 +130,7 @@ def _duration(seconds: float) -> str:
               help="The same seed and data give the same run.")
 @click.option("--workers", type=click.IntRange(min=0), default=_DEFAULTS["workers"],
               show_default=True, help="Data loading processes (0: in this process).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
+@click.option("--device", type=click.Choice(DEVICES),
               default=_DEFAULTS["device"], show_default=True, help="auto: CUDA if present.")
 @click.option("--init", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Start from this model's weights (a checkpoint, e.g. core/starter_model): "
