@@ -4,6 +4,14 @@ Real tracks: the corpus's osu-resources triangles, circles and welcome .osz (aud
 hand-made timing), read from ${KIAI_TEST_CORPUS:-../shared/corpus}. Synthetic: `--synth N` songs of
 `--seconds` s from core.synth (seeds 0..N-1), whose timing points are exact, ~30% with a change.
 
+Real songs with their composers' tempo: the Frets on Fire songs Debian packages
+(fretsonfire-songs-muldjord and -sectoid, 8 metal songs, CC-BY-SA; `apt-get download` them and
+`dpkg-deb -x` each into one folder), found under `--fof DIR` (default ${KIAI_FOF_SONGS:-
+/usr/share/games/fretsonfire/data/songs}) and skipped where absent. Each song's notes.mid tempo
+map is the tempo its backing track was rendered at (FoF plays the chart against the audio from
+0 ms); the song is its song.ogg and guitar.ogg mixed, and its true beat lines, in beatmap time,
+LATENCY_MS before the MIDI beats, as a ranked map would put them.
+
 Per true uninherited point (a section), the estimated section in force at its time is compared:
 BPM error % (goal <= 0.5%; a ratio near x2, x1/2, x3/2 or x2/3 is an octave miss, shown as such),
 offset error modulo the beat in ms (goal <= 10), and seconds per song; per true tempo change,
@@ -17,6 +25,7 @@ offset within 10 ms when their hand-made grids imply latencies more than 20 ms a
 loudness's steepest rise after the same lines (1 ms RMS, no onset detector) cross-checks it.
 
     PYTHONPATH=. .venv/bin/python benchmarks/timing_accuracy.py [--synth 10] [--seconds 30]
+        [--fof DIR]
 """
 
 from __future__ import annotations
@@ -72,6 +81,38 @@ def real_tracks() -> list[tuple[str, np.ndarray, list[TimingPoint]]]:
     return [(name, load_audio_bytes(data, f"{name}.osz/{audio_name}"),
              uninherited(beatmap.timing_points))
             for name, beatmap, audio_name, data in read_real_tracks()]
+
+
+def fof_songs(root: Path) -> list[tuple[str, np.ndarray, list[TimingPoint]]]:
+    """(name, audio, true red lines) of each Frets on Fire song folder under `root`."""
+    import mido  # a dev dependency: only this benchmark reads MIDI
+
+    out = []
+    for folder in sorted(p.parent for p in root.glob("**/notes.mid")):
+        midi = mido.MidiFile(folder / "notes.mid")
+        events = sorted(((tick, msg) for track in midi.tracks
+                        for tick, msg in zip(np.cumsum([m.time for m in track]), track)
+                        if msg.type in ("set_tempo", "time_signature")), key=lambda e: e[0])
+        points: list[TimingPoint] = []
+        ms, last_tick, beat_ms, meter = 0.0, 0, 500.0, 4
+        for tick, msg in events:
+            ms += (tick - last_tick) / midi.ticks_per_beat * beat_ms
+            last_tick = tick
+            if msg.type == "time_signature":
+                meter = msg.numerator * 4 // msg.denominator or meter
+            else:
+                beat_ms = msg.tempo / 1000
+            point = TimingPoint(time=ms - LATENCY_MS, beat_length=beat_ms, meter=meter)
+            if points and abs(points[-1].time - point.time) < 1:
+                points[-1] = point
+            elif not points or (points[-1].beat_length, points[-1].meter) != (beat_ms, meter):
+                points.append(point)
+        stems = [load_audio(f) for f in (folder / "song.ogg", folder / "guitar.ogg") if f.exists()]
+        mix = np.zeros(max(len(a) for a in stems), np.float32)
+        for a in stems:
+            mix[:len(a)] += a
+        out.append((folder.name.replace(" ", "_")[:10], mix, points))
+    return out
 
 
 def synth_songs(count: int, seconds: float, root: Path):
@@ -139,21 +180,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--synth", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--fof", type=Path, default=Path(os.environ.get(
+        "KIAI_FOF_SONGS", "/usr/share/games/fretsonfire/data/songs")))
     args = parser.parse_args()
     print(f"{'song':<10} {'sec':>3} {'true BPM':>9} {'est BPM':>9} {'err %':>7} {'octave':>6} "
           f"{'off ms':>7} {'bar':>4} {'points t/e':>10} {'time s':>7}")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         real = real_tracks()
+        fof = fof_songs(args.fof) if args.fof.is_dir() else []
+        if not fof:
+            print(f"(no Frets on Fire songs under {args.fof})")
         lags = {name: (onset_lag_ms(audio, truth[0]), attack_lag_ms(audio, truth[0]))
-                for name, audio, truth in real}
-        songs = [*real, *synth_songs(args.synth, args.seconds, Path(tmp))]
-        for name, audio, truth in songs:
+                for name, audio, truth in [*real, *fof]}
+        songs = [*(("osu", *song) for song in real), *(("fof", *song) for song in fof),
+                 *(("synth", *song) for song in synth_songs(args.synth, args.seconds, Path(tmp)))]
+        for group, name, audio, truth in songs:
             start = time.perf_counter()
             est = estimate_timing(audio, name=name)
             took = time.perf_counter() - start
             for row in compare(truth, est):
-                results.append(row)
+                results.append({**row, "group": group})
                 ok = "" if row["err"] <= 0.5 and row["offset"] <= 10 else " *"
                 points = "{}/{}".format(*row["changes"])
                 bar = {True: "yes", False: "no", None: ""}[row["on_bar"]]
@@ -164,6 +211,12 @@ def main() -> None:
     octave = [r for r in results if r["octave"]]
     print(f"\nsections: {len(results)}; BPM within 0.5%: {len(hits)}; octave misses: "
           f"{len(octave)}; other misses: {len(results) - len(hits) - len(octave)}")
+    for group in ("osu", "fof", "synth"):
+        rows = [r for r in results if r["group"] == group]
+        if rows:
+            right = [r for r in rows if r["err"] <= 0.5]
+            print(f"  {group}: BPM within 0.5% {len(right)}/{len(rows)}, offset within 10 ms "
+                  f"where it is {sum(r['offset'] <= 10 for r in right)}/{len(right)}")
     if hits:
         offs = np.array([r["offset"] for r in hits])
         print(f"offset error where BPM is right: median {np.median(offs):.1f} ms, "

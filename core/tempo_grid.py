@@ -1,0 +1,120 @@
+"""Beat grids on an onset envelope: onset strength, the tempo and its octave, and the fit of a
+constant-tempo grid (steps 1-3 of core.tempo's method, whose docstring says how and why).
+
+A grid is (period in frames, phase in frames, mean onset strength per beat).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.ndimage import uniform_filter1d
+
+from core.audio import FRAME_MS
+
+MIN_BPM, MAX_BPM = 60.0, 250.0
+PRIOR_BPM = 150.0  # centre of the weak tempo prior (osu! maps: mostly 120-200 BPM)
+PRIOR_OCTAVES = 1.0  # its width (std. dev. in octaves)
+OCTAVE_GAMMA = 0.7  # weight of tempo against per-beat strength in the octave rule
+RARE_BPM, RARE_WIDTH = 230.0, 8.0  # faster, a grid needs more evidence: 2.2x at 240, 23x at 250
+RELATIVES = (1.0, 2.0, 0.5, 1.5, 2 / 3)  # a period and the octave rule's alternatives to it
+FPS = 1000.0 / FRAME_MS
+
+Grid = tuple[float, float, float]
+
+
+def onset_envelope(mel: np.ndarray) -> np.ndarray:
+    """Onset strength per frame from log-mel (N_MELS, frames): rectified flux, local mean off."""
+    flux = np.maximum(np.diff(mel, axis=1), 0.0).sum(axis=0)
+    flux = np.concatenate([[0.0], flux])
+    env = np.maximum(flux - uniform_filter1d(flux, int(0.5 * FPS), mode="nearest"), 0.0)
+    peak = np.percentile(env, 99.5)
+    return (env / peak if peak > 0 else env).astype(np.float64)
+
+
+def _acf(x: np.ndarray, max_lag: int) -> np.ndarray:
+    x = x - x.mean()
+    n = 1 << math.ceil(math.log2(2 * len(x)))
+    spec = np.fft.rfft(x, n)
+    acf = np.fft.irfft(spec * np.conj(spec), n)[: max_lag + 1]
+    return acf / (acf[0] + 1e-12)
+
+
+def _comb(acf: np.ndarray, periods: np.ndarray, multiples: int = 4) -> np.ndarray:
+    score = np.zeros_like(periods)
+    lags = np.arange(len(acf))
+    for k in range(1, multiples + 1):
+        score += np.interp(k * periods, lags, acf, right=0.0)
+    return score / multiples
+
+
+def period_of(env: np.ndarray, near: float | None = None) -> float:
+    """The beat period in frames of an envelope (see the octave rule in the docstring)."""
+    periods = np.arange(FPS * 60 / MAX_BPM, FPS * 60 / MIN_BPM + 1, 0.25)
+    if near is not None:
+        periods = periods[(periods > near / 1.55) & (periods < near * 1.55)]
+    acf = _acf(env, int(periods[-1] * 4) + 2)
+    score = np.maximum(_comb(acf, periods), 0.0)
+    bpm = 60 * FPS / periods
+    prior = np.exp(-0.5 * (np.log2(bpm / PRIOR_BPM) / PRIOR_OCTAVES) ** 2)
+    best = float(periods[np.argmax(score * prior)])
+    if near is not None:
+        return best
+    return octave(env, 0, len(env), best)
+
+
+def octave(env: np.ndarray, start: int, end: int, period: float) -> float:
+    """Octave rule: among the relatives of `period` (x1, x2, x1/2, x3/2, x2/3), the grid with the
+    most onset strength per beat on [start, end) x (BPM / PRIOR_BPM) ** OCTAVE_GAMMA: a slower
+    grid must be 2 ** OCTAVE_GAMMA times as strong per beat as one twice as fast to win."""
+    lo, hi = FPS * 60 / MAX_BPM, FPS * 60 / MIN_BPM
+    best_score, chosen = -1.0, period
+    for ratio in RELATIVES:
+        p = period * ratio
+        if lo <= p <= hi:
+            grid = fit_grid(env, start, end, p, coarse=0.01)
+            p, score = grid[0], weighted(grid)
+            if score > best_score:
+                best_score, chosen = score, p
+    return chosen
+
+
+def weighted(grid: Grid) -> float:
+    """A grid's strength per beat x tempo ** OCTAVE_GAMMA, as the octave rule weighs it, less
+    above RARE_BPM."""
+    bpm = 60 * FPS / grid[0]
+    rare = math.exp(-0.5 * (max(bpm - RARE_BPM, 0.0) / RARE_WIDTH) ** 2)
+    return grid[2] * (bpm / PRIOR_BPM) ** OCTAVE_GAMMA * rare
+
+
+def fold(env: np.ndarray, offset: int, period: float) -> tuple[float, float, np.ndarray]:
+    """(peak, phase): the envelope folded modulo `period` frames, its sharpest phase."""
+    bins = max(int(period * 4), 8)
+    n = np.arange(len(env)) + offset
+    idx = ((n % period) / period * bins).astype(np.int64) % bins
+    hist = np.bincount(idx, weights=env, minlength=bins)
+    k = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
+    smooth = np.convolve(np.concatenate([hist[-6:], hist, hist[:6]]), k, mode="valid")
+    j = int(np.argmax(smooth))
+    y0, y1, y2 = smooth[j - 1], smooth[j], smooth[(j + 1) % bins]
+    den = y0 - 2 * y1 + y2
+    frac = 0.5 * (y0 - y2) / den if den < 0 else 0.0
+    phase = ((j + frac + 0.5) / bins * period) % period
+    return float(y1) / (len(env) / period), phase, smooth
+
+
+def fit_grid(env: np.ndarray, start: int, end: int, period: float,
+              fine: bool = False, coarse: float = 0.03) -> Grid:
+    """(period, phase, mean strength per beat) maximising onset strength on the grid within
+    [start, end); `fine` searches only within 0.15% of `period`."""
+    seg = env[start:end]
+    best = (-1.0, period, 0.0)
+    searches = ((coarse, int(coarse * 2000) + 1), (0.0015, 31), (0.0001, 21))
+    for span, steps in searches[1:] if fine else searches:
+        centre = best[1] if best[0] >= 0 else period
+        for p in centre * (1 + np.linspace(-span, span, steps)):
+            peak, phase, _ = fold(seg, start, float(p))
+            if peak > best[0]:
+                best = (peak, float(p), phase)
+    return best[1], best[2], best[0]

@@ -1,0 +1,58 @@
+"""core.tempo_changes: which stretches of a song are tempo changes, on onset envelopes built
+beat by beat (so that what each grid fits is known exactly)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.tempo_changes import confirm_changes
+from core.tempo_grid import FPS, fit_grid
+
+
+def pulses(seconds: float, pieces: list[tuple[float, float, float, float]]) -> np.ndarray:
+    """An onset envelope with an impulse on every beat of each (start s, end s, BPM, strength)."""
+    env = np.zeros(int(seconds * FPS))
+    for start, end, bpm, strength in pieces:
+        beats = np.arange(start * FPS, end * FPS, 60 * FPS / bpm)
+        env[np.round(beats).astype(int)] += strength
+    return env
+
+
+def period(bpm: float) -> float:
+    return 60 * FPS / bpm
+
+
+def confirmed(env: np.ndarray, rough: list[tuple[float, float, float]]) -> list[float]:
+    """The BPMs confirm_changes keeps for sections (start s, end s, rough BPM)."""
+    sections = [(int(a * FPS), int(b * FPS), period(bpm)) for a, b, bpm in rough]
+    grids = [fit_grid(env, a, b, p) for a, b, p in sections]
+    confirm_changes(env, sections, grids)
+    assert len(sections) == len(grids)
+    return [60 * FPS / g[0] for g in grids]
+
+
+def test_an_intro_timed_at_a_relative_of_the_tempo_is_not_a_change():
+    # 140 BPM throughout, but the local estimates put the 12 s intro at 210 (x3/2): its own
+    # tempo fits the intro twice as well per beat as 210 does, so the intro is no change
+    env = pulses(60, [(0, 60, 140, 1.0)])
+    (bpm,) = confirmed(env, [(0, 12, 210), (12, 60, 140)])
+    assert abs(bpm / 140 - 1) < 0.005
+
+
+def test_a_true_change_to_a_relative_tempo_stays():
+    env = pulses(60, [(0, 30, 140, 1.0), (30, 60, 210, 1.0)])
+    bpms = confirmed(env, [(0, 30, 140), (30, 60, 210)])
+    assert [round(b) for b in bpms] == [140, 210]
+
+
+def test_a_fade_out_is_no_evidence_of_a_tempo():
+    # 40 s at 150 BPM, then 10 s of faint onsets at another tempo: one red line, at 150
+    env = pulses(50, [(0, 40, 150, 1.0), (40, 50, 173, 0.03)])
+    (bpm,) = confirmed(env, [(0, 40, 150), (40, 50, 173)])
+    assert abs(bpm / 150 - 1) < 0.005
+
+
+def test_a_quiet_section_at_its_own_tempo_is_still_a_change():
+    env = pulses(50, [(0, 30, 150, 1.0), (30, 50, 173, 0.4)])
+    bpms = confirmed(env, [(0, 30, 150), (30, 50, 173)])
+    assert [round(b) for b in bpms] == [150, 173]
