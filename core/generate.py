@@ -41,6 +41,11 @@ Progress = Callable[[float], None]  # fraction done, 0..1
 # Real silence only: a quiet passage sits 20-40 dB under the peak, a reverb tail above 60.
 SILENCE_DB = 60.0
 SILENCE_REACH_MS = 50.0
+# A window the model ends this long before its end is asked again from its last object: the
+# starter, trained on synthetic songs whose only spinner is the outro, took a spinner in a real
+# song for its end and left the next 10 s of loud music empty. Shorter ends are a window's usual
+# last rest.
+HOLE_MS = 2000.0
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,13 @@ class Generator:
                     keep_arc_inside(obj, template.format_version)
             placed += fresh
             new += fresh
-            position = stop
+            last = max((o.end_time for o in fresh), default=position)
+            if result.finished and stop - last > HOLE_MS:
+                # the model ended the window early, seconds before its end: ask again from its
+                # last object, or, where it placed none, once its prefix has passed
+                position = last + tolerance if fresh else position + prefix_span
+            else:
+                position = stop
             if progress is not None:
                 progress(min(1.0, (position - start_ms) / max(end_ms - start_ms, 1.0)))
         return new

@@ -190,3 +190,34 @@ def test_continuing_a_corpus_map_keeps_everything_before_from(generator, tmp_pat
         assert ticks.snap(obj.time, 1.0) is not None
     assert math.isclose(parse_file(out).beatmap.hit_objects[0].time,
                         beatmap.hit_objects[0].time)
+
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.3])
+def test_a_window_ended_seconds_early_is_asked_again(generator, song, monkeypatch, keep):
+    # The starter took a spinner in a real song for the song's end and left the next 10 s of
+    # loud music empty: a window the model ends seconds early is asked again from its last
+    # object, or, where it placed none, once its prefix has passed
+    _, template, mel = song
+    first = min(p.time for p in template.timing_points if p.uninherited)
+    window, prefix = generator.windows.window_ms, generator.windows.prefix_ms
+    real, calls = core.generate.decode_window, []
+
+    def first_ends_early(model, vocab, *args):
+        result = real(model, vocab, *args)
+        calls.append(result)
+        if len(calls) > 1:
+            return result
+        cut = core.decoding.whole_objects(result.tokens[:int(len(result.tokens) * keep)], vocab)
+        return core.decoding.WindowResult(cut, finished=True)
+
+    monkeypatch.setattr(core.generate, "decode_window", first_ends_early)
+    objects = generator.generate(mel, template, COND, 0.0, window + 4000,
+                                 options=DecodingOptions(method="sample", seed=4, max_tokens=600))
+    assert len(calls) >= 3
+    before = sorted((o for o in objects if o.time < window), key=lambda o: o.time)
+    assert len(before) >= 10
+    if keep == 0:  # nothing from the first window; the next began a prefix after it
+        assert before[0].time >= first + prefix - 10
+    gaps = [b.time - a.end_time for a, b in itertools.pairwise(before)]
+    assert max(gaps) < 4000  # not the ~10 s the first window's early end left before
