@@ -60,6 +60,7 @@ class Outcome:
     backup_path: str | None = None
     timing: str | None = None  # map.generate: where its timing came from (mapping.Generated)
     attempts: int | None = None  # map.generate: generations run
+    alternative_bpm: float | None = None  # map.generate, estimated timing: the runner-up tempo
 
 
 @dataclass(eq=False)
@@ -204,7 +205,8 @@ class JobQueue:
             if isinstance(outcome, Outcome):
                 self._end(job, "finished", JobFinished(
                     job.id, outcome.path, JobStats(outcome.objects, outcome.stars, duration,
-                                                   outcome.timing, outcome.attempts),
+                                                   outcome.timing, outcome.attempts,
+                                                   outcome.alternative_bpm),
                     backup_path=outcome.backup_path))
             else:
                 state = "cancelled" if isinstance(outcome, JobCancelledError) else "failed"

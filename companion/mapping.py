@@ -30,7 +30,7 @@ from core.rhythm import gap_shares_for_stars, observed_gap_shares
 from core.song_input import SongInput, find_file
 from core.spacing import observed_spacing, spacing_for_stars
 from core.starter import default_model_path
-from core.tempo import TimingError, timing_from_mel
+from core.tempo import TimingError, tempo_alternative, timing_from_mel
 from core.tokens.tokenizer import UnsupportedModeError
 
 Progress = Callable[[float], None]  # fraction done, 0..1
@@ -140,6 +140,9 @@ class Generated:
     spacing: float | None = None  # the spacing ceiling (px/ms) of the attempt kept ...
     density_bias: float = 0.0  # ... its density bias (core.decoding.DecodingOptions) ...
     gap_shares: tuple[float, ...] | None = None  # ... and its caps on short gaps (core.rhythm)
+    # estimated timing: the tempo the octave rule ranked next (core.tempo.tempo_alternative),
+    # the likeliest fix where the estimate is a factor 2 or 3/2 off
+    alternative_bpm: float | None = None
 
 
 def song_timing(template: Beatmap, mel: Tensor, name: str,
@@ -225,8 +228,9 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     update_breaks(beatmap)  # the sliders' durations: decoding set them
     beatmap.format_version = 14
     beatmap.metadata["Version"] = f"kiai {wanted:.1f}"
+    alternative = tempo_alternative(mel, red) if timing == "estimated" and bpm is None else None
     return Generated(as_new_difficulty(beatmap), stars, len(tried), timing, kept.spacing,
-                     kept.density_bias, kept.gap_shares)
+                     kept.density_bias, kept.gap_shares, alternative)
 
 
 def placeholder_red_line(points: list[TimingPoint]) -> TimingPoint:

@@ -208,6 +208,7 @@ def generate_work(space: Workspace, song: Path, target: Target, options: Decodin
         beatmap = generated.beatmap
         written = write_new_difficulty(beatmap, source.folder, beatmap.version, space.own)
         return Outcome(space.songs.relative(written), len(beatmap.hit_objects), generated.stars,
-                       timing=generated.timing, attempts=generated.attempts)
+                       timing=generated.timing, attempts=generated.attempts,
+                       alternative_bpm=generated.alternative_bpm)
 
     return _guarded(work, space.songs)

@@ -68,16 +68,21 @@ def octave(env: np.ndarray, start: int, end: int, period: float) -> float:
     """Octave rule: among the relatives of `period` (x1, x2, x1/2, x3/2, x2/3), the grid with the
     most onset strength per beat on [start, end) x (BPM / PRIOR_BPM) ** OCTAVE_GAMMA: a slower
     grid must be 2 ** OCTAVE_GAMMA times as strong per beat as one twice as fast to win."""
+    ranked = octave_ranking(env, start, end, period)
+    return ranked[0][1] if ranked else period
+
+
+def octave_ranking(env: np.ndarray, start: int, end: int,
+                   period: float) -> list[tuple[float, float]]:
+    """(weighted strength, fitted period) of `period` and its relatives within MIN_BPM..MAX_BPM
+    on [start, end), best first: the octave rule's choice and its runners-up."""
     lo, hi = FPS * 60 / MAX_BPM, FPS * 60 / MIN_BPM
-    best_score, chosen = -1.0, period
+    ranked = []
     for ratio in RELATIVES:
-        p = period * ratio
-        if lo <= p <= hi:
-            grid = fit_grid(env, start, end, p, coarse=0.01)
-            p, score = grid[0], weighted(grid)
-            if score > best_score:
-                best_score, chosen = score, p
-    return chosen
+        if lo <= period * ratio <= hi:
+            grid = fit_grid(env, start, end, period * ratio, coarse=0.01)
+            ranked.append((weighted(grid), grid[0]))
+    return sorted(ranked, key=lambda r: -r[0])
 
 
 def weighted(grid: Grid) -> float:

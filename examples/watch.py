@@ -31,8 +31,11 @@ def describe(event: object) -> str:
     if isinstance(event, JobFinished):
         stats = event.stats
         backup = f", backup {event.backup_path}" if event.backup_path else ""
+        # timing estimated from the audio: the tempo to try should it be a multiple off
+        other = (f"; if the beat is at {stats.alternative_bpm:g} BPM, ask again with bpm"
+                 if stats.alternative_bpm is not None else "")
         return (f"{event.job_id}  wrote {event.path} ({stats.objects} objects,"
-                f" {stats.stars:.2f} stars, {stats.duration_s:.1f} s{backup})")
+                f" {stats.stars:.2f} stars, {stats.duration_s:.1f} s{backup}{other})")
     if isinstance(event, JobFailed):
         return f"{event.job_id}  error {event.code}: {event.message}"
     if isinstance(event, SongsDetected):

@@ -54,7 +54,7 @@ def test_initialize_with_the_header_or_in_params(songs, model):
                     await client.call("server.status")
                 assert e.value.code == ErrorCode.NOT_INITIALIZED
                 result = await client.initialize()
-                assert result["protocolVersion"] == "1.3"
+                assert result["protocolVersion"] == "1.4"
                 assert "map.continue" in result["capabilities"]["methods"]
                 assert result["model"]["name"]
             # A browser page (an allowed Origin) cannot set headers: the token goes in params.
@@ -169,7 +169,8 @@ def test_generate_list_status_and_a_disconnected_client(songs, library, model):
 
 
 def test_generate_at_a_given_bpm_and_refuse_a_bad_one(songs, library, model):
-    """map.generate's `bpm` (1.3): checked against the schema, then the song is timed at it."""
+    """map.generate's `bpm` (1.3): checked against the schema, then the song is timed at it;
+    job.finished offers no other tempo (1.4's alternativeBpm is for estimates)."""
     from core.beatmap.parser import parse_file
 
     folder = library["short"].name
@@ -189,6 +190,7 @@ def test_generate_at_a_given_bpm_and_refuse_a_bad_one(songs, library, model):
     end = asyncio.run(main())
     assert end["method"] == "job.finished", end
     assert end["params"]["stats"]["timing"] == "estimated"
+    assert "alternativeBpm" not in end["params"]["stats"]  # the tempo was given, not estimated
     (line,) = [p for p in parse_file(songs / end["params"]["path"]).beatmap.timing_points
                if p.uninherited]
     assert abs(line.beat_length - truth.beat_length / 2) < 1e-9

@@ -4,6 +4,7 @@ mapper gives, and objects on the editor's beat snap ticks (issue 6)."""
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 
 import numpy as np
@@ -156,6 +157,11 @@ def test_the_cli_reports_stars_and_where_the_timing_came_from(timed_song, tmp_pa
     assert result.exit_code == 0, result.output
     assert "timing estimated from the audio" in result.output
     assert "BPM from" in result.output and ", snap 1/4;" in result.output  # a straight song
+    # the octave rule's runner-up, offered as the fix should the estimate be a multiple off
+    offered = re.search(r"if the beat is at ([\d.]+) BPM, give --bpm ([\d.]+)\)", result.output)
+    estimated = float(re.search(r"audio: ([\d.]+) BPM", result.output)[1])
+    assert offered and offered[1] == offered[2]
+    assert any(abs(float(offered[1]) / estimated / r - 1) < 0.01 for r in (2, 0.5, 1.5, 2 / 3))
     assert "stars for 3.00 asked" in result.output
     written = list(tmp_path.glob("*.osu"))
     assert len(written) == 1 and red(parse_file(written[0]).beatmap)

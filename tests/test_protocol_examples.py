@@ -266,7 +266,9 @@ def test_a_wrong_token_is_a_clean_error(songs, tmp_path):
 def test_watch_prints_every_notification(songs, token_file):
     events = [SongsDetected("2110511 xi - Blue Zenith"), JobProgress("j-7", "decoding", 0),
               JobFinished("j-7", "a/b.osu", JobStats(3, 1.5, 2.0), backup_path="a/b.osu.bak"),
-              JobFailed("j-8", -32031, "the job queue is full (8 jobs)", {"capacity": 8})]
+              JobFailed("j-8", -32031, "the job queue is full (8 jobs)", {"capacity": 8}),
+              JobFinished("j-9", "c/d.osu", JobStats(5, 3.0, 4.0, timing="estimated",
+                                                     attempts=1, alternative_bpm=85.0))]
     daemon = FakeDaemon(songs, after_status=events, close_after=True)
     code, out, err = with_daemon(daemon, lambda port: run_example(
         "watch.py", "--port", str(port), "--token-file", str(token_file)))
@@ -277,6 +279,8 @@ def test_watch_prints_every_notification(songs, token_file):
     assert "j-7    0.0% decoding" in lines[2]
     assert "wrote a/b.osu (3 objects, 1.50 stars, 2.0 s, backup a/b.osu.bak)" in lines[3]
     assert "error -32031: the job queue is full" in lines[4]
+    assert "wrote c/d.osu (5 objects, 3.00 stars, 4.0 s; if the beat is at 85 BPM, ask again " \
+           "with bpm)" in lines[5]
     code, out, _ = with_daemon(FakeDaemon(songs, after_status=events[:1], close_after=True),
                                lambda port: run_example("watch.py", "--json", "--port", str(port),
                                                         "--token-file", str(token_file)))

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from corpus_files import hand_timed_track
 
-from core.audio import LATENCY_MS, SAMPLE_RATE, AudioError, load_audio
+from core.audio import LATENCY_MS, SAMPLE_RATE, AudioError, load_audio, log_mel
 from core.beatmap.parser import parse_file
-from core.tempo import TimingError, estimate_timing
+from core.tempo import TimingError, estimate_timing, tempo_alternative, timing_from_mel
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,25 @@ def test_one_tempo_is_one_red_line(songs, seed):
     assert len(truth) == 1
     assert [round(p.bpm) for p in est] == [round(truth[0].bpm)]
     assert beat_offset(est[0].time, truth[0].time, truth[0].beat_length) <= 10
+
+# seeds 1, 17 and 44 are 114, 91 and 102 BPM songs the octave rule times at twice the tempo
+@pytest.mark.parametrize("seed", [1, 17, 44])
+def test_the_alternative_offered_is_the_tempo_an_octave_error_missed(songs, seed):
+    audio, truth = songs(seed)
+    mel = log_mel(audio)
+    est = timing_from_mel(mel)
+    assert abs(est[0].bpm / truth[0].bpm - 2) < 0.01
+    assert abs(tempo_alternative(mel, est) / truth[0].bpm - 1) <= 0.005
+
+
+def test_the_alternative_is_another_tempo_where_the_estimate_is_right(songs):
+    audio, truth = songs(0)
+    mel = log_mel(audio)
+    est = timing_from_mel(mel)
+    assert abs(est[0].bpm / truth[0].bpm - 1) <= 0.005
+    ratio = tempo_alternative(mel, est) / est[0].bpm
+    assert any(abs(ratio / r - 1) < 0.01 for r in (2, 0.5, 1.5, 2 / 3))
+
 
 def test_deterministic(songs):
     audio, _ = songs(0)

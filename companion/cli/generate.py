@@ -179,8 +179,11 @@ def _timing(generated: Generated, bpm: float | None = None) -> str:
     snap = f", snap 1/{generated.beatmap.editor.get('BeatDivisor', '4')}"
     if bpm is not None:
         return f"timed from the audio at the given {tempo} BPM, from {red[0].time:.0f} ms{snap}"
+    other = generated.alternative_bpm
+    fix = (f"if the beat is at {other:g} BPM, give --bpm {other:g}" if other is not None
+           else "--bpm gives the tempo where it is wrong")
     return (f"timing estimated from the audio: {tempo}{more} BPM from {red[0].time:.0f} ms"
-            f"{snap}; --bpm gives the tempo where it is wrong")
+            f"{snap}; {fix}")
 
 
 @click.command("continue")
