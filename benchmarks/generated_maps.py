@@ -70,8 +70,8 @@ def fof_songs_in(root: Path, fof: Path) -> list[tuple[str, Path, Beatmap]]:
     """(name, audio file, its true timing as a map) of the Frets on Fire songs under `fof`,
     their stems mixed into a WAV file under `root`."""
     out = []
-    for name, mix, points in fof_songs(fof) if fof.is_dir() else []:
-        folder = root / f"fof-{name}"
+    for n, (name, mix, points) in enumerate(fof_songs(fof) if fof.is_dir() else []):
+        folder = root / f"fof{n}"
         folder.mkdir()
         path = folder / "audio.wav"
         sf.write(path, mix / max(1.0, float(np.abs(mix).max())), SAMPLE_RATE)
@@ -162,7 +162,7 @@ def known_timing(generator, songs, options) -> None:
                                 Target(stars=4.0), options, max_attempts=1)
         times = [o.time for o in made.beatmap.hit_objects]
         on_tick = share_on(times, made.beatmap.timing_points, DIVISORS, 1.0)
-        print(f"{name:<10} {len(times):>7} {on_tick:>8.1%} {made.stars:>6.2f} "
+        print(f"{name[:10]:<10} {len(times):>7} {on_tick:>8.1%} {made.stars:>6.2f} "
               f"{time.perf_counter() - start:>7.1f}")
 
 
@@ -187,7 +187,7 @@ def estimated_timing(generator, songs, options, rng) -> None:
         shares.append(ours)
         est = red(made.beatmap.timing_points)
         true_times = [o.time for o in with_truth.beatmap.hit_objects]
-        print(f"{name:<10} {est[0].bpm if est else float('nan'):>8.2f} "
+        print(f"{name[:10]:<10} {est[0].bpm if est else float('nan'):>8.2f} "
               f"{red(truth.timing_points)[0].bpm:>8.2f} {ours:>6.1%} "
               f"{share_on(random_times, truth.timing_points, quarter, 10.0):>7.1%} "
               f"{share_on(true_times, truth.timing_points, quarter, 10.0):>11.1%}")
@@ -210,7 +210,7 @@ def star_sweep(generator, songs, options, caps: str = "on") -> None:
             kinds.append("synthetic" if name.startswith("synth") else "real")
             limits = ("/".join(f"{c:.2f}" for c in made.gap_shares) if made.gap_shares
                       else "none")
-            print(f"{name:<10} asked {stars:.1f}: first {first:.2f}, kept {made.stars:.2f} "
+            print(f"{name[:10]:<10} asked {stars:.1f}: first {first:.2f}, kept {made.stars:.2f} "
                   f"({made.attempts} attempt{'s' if made.attempts > 1 else ''}; spacing "
                   f"{made.spacing:.2f} px/ms, density bias {made.density_bias:+.2f}, "
                   f"short-gap caps {limits})", flush=True)

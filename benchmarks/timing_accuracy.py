@@ -98,8 +98,9 @@ def fof_songs(root: Path) -> list[tuple[str, np.ndarray, list[TimingPoint]]]:
         for tick, msg in events:
             ms += (tick - last_tick) / midi.ticks_per_beat * beat_ms
             last_tick = tick
-            if msg.type == "time_signature":
-                meter = msg.numerator * 4 // msg.denominator or meter
+            if msg.type == "time_signature":  # 6/8 and 12/8 are counted in dotted quarters
+                meter = msg.numerator // 3 if msg.denominator == 8 and msg.numerator % 3 == 0 \
+                    else msg.numerator
             else:
                 beat_ms = msg.tempo / 1000
             point = TimingPoint(time=ms - LATENCY_MS, beat_length=beat_ms, meter=meter)
@@ -108,10 +109,13 @@ def fof_songs(root: Path) -> list[tuple[str, np.ndarray, list[TimingPoint]]]:
             elif not points or (points[-1].beat_length, points[-1].meter) != (beat_ms, meter):
                 points.append(point)
         stems = [load_audio(f) for f in (folder / "song.ogg", folder / "guitar.ogg") if f.exists()]
+        if not stems or not points:
+            print(f"(skipped {folder}: no song.ogg or guitar.ogg, or no tempo)")
+            continue
         mix = np.zeros(max(len(a) for a in stems), np.float32)
         for a in stems:
             mix[:len(a)] += a
-        out.append((folder.name.replace(" ", "_")[:10], mix, points))
+        out.append((folder.name.replace(" ", "_"), mix, points))
     return out
 
 
@@ -204,7 +208,7 @@ def main() -> None:
                 ok = "" if row["err"] <= 0.5 and row["offset"] <= 10 else " *"
                 points = "{}/{}".format(*row["changes"])
                 bar = {True: "yes", False: "no", None: ""}[row["on_bar"]]
-                print(f"{name:<10} {row['section']:>3} {row['true_bpm']:>9.2f} "
+                print(f"{name[:10]:<10} {row['section']:>3} {row['true_bpm']:>9.2f} "
                       f"{row['est_bpm']:>9.2f} {row['err']:>7.3f} {row['octave']:>6} "
                       f"{row['offset']:>7.1f} {bar:>4} {points:>10} {took:>7.2f}{ok}")
     hits = [r for r in results if r["err"] <= 0.5]

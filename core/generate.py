@@ -46,6 +46,7 @@ SILENCE_REACH_MS = 50.0
 # song for its end and left the next 10 s of loud music empty. Shorter ends are a window's usual
 # last rest.
 HOLE_MS = 2000.0
+RETRY_STEP_MS = 1000.0
 
 
 @dataclass(frozen=True)
@@ -134,9 +135,12 @@ class Generator:
             new += fresh
             last = max((o.end_time for o in fresh), default=position)
             if result.finished and stop - last > HOLE_MS:
-                # the model ended the window early, seconds before its end: ask again from its
-                # last object, or, where it placed none, once its prefix has passed
-                position = last + tolerance if fresh else position + prefix_span
+                # the model ended the window early, seconds before its end: ask again just after
+                # its last object (in the next prefix), or, where it placed none, once its prefix
+                # has passed; and at least RETRY_STEP_MS on, so that a model ending after every
+                # object costs a window a second, not one an object
+                resume = last + max(tolerance, 1.0) if fresh else position + prefix_span
+                position = min(stop, max(resume, position + RETRY_STEP_MS))
             else:
                 position = stop
             if progress is not None:

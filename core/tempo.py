@@ -171,18 +171,17 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
 
 def tempo_alternative(mel: np.ndarray | torch.Tensor,
                       points: list[TimingPoint]) -> float | None:
-    """The BPM the octave rule ranks next to estimated timing's first tempo (x2, x1/2, x3/2 or
-    x2/3 of it, over that tempo's section), to offer the mapper: where the estimate is a
-    multiple off, this is the song's tempo (51 of 54 such songs among 11 real and 226
-    synthetic ones). None without a red line or a runner-up."""
+    """The BPM the octave rule ranks next to estimated timing's one tempo (x2, x1/2, x3/2 or
+    x2/3 of it), to offer the mapper as the tempo to give: where the estimate is a multiple
+    off, this is the song's tempo (51 of 54 such songs among 11 real and 226 synthetic ones).
+    None for timing with tempo changes (one given tempo would undo them) or no runner-up."""
     red = [p for p in points if p.uninherited]
-    if not red:
+    if len(red) != 1:
         return None
-    mel = _as_array(mel)
-    env = onset_envelope(mel)
-    end = int(onset_frame(red[1].time)) if len(red) > 1 else len(env)
+    env = onset_envelope(_as_array(mel))
     period = red[0].beat_length / FRAME_MS
-    others = [p for _, p in octave_ranking(env, 0, end, period) if abs(p / period - 1) > 0.02]
+    others = [p for _, p in octave_ranking(env, 0, len(env), period)
+              if abs(p / period - 1) > 0.02]
     return round(60 * FPS / others[0], 2) if others else None
 
 

@@ -19,6 +19,7 @@ FIGURE_S = 10.0  # shorter sections between two of the same tempo are merged int
 CHANGE_GAIN = 1.05  # a new tempo must put this much more onset strength per beat on its grid
 RELATED_GAIN = 1.4  # ... and this much where it is an octave relative (a true x1.5 change passes)
 WEAK = 0.15  # a section whose beats carry under this share of the song's typical strength
+# per beat is no evidence of a tempo
 
 
 def _local_periods(env: np.ndarray, near: float) -> np.ndarray:
@@ -67,8 +68,12 @@ def sections(env: np.ndarray) -> list[tuple[int, int, float]]:
 def confirm_changes(env: np.ndarray, sections: list[tuple[int, int, float]],
                     grids: list[Grid]) -> None:
     """Merge, in place, each section into the one before unless its tempo is a change: its grid
-    fits it clearly better than the tempo before does, and the tempo before fits its own
-    section clearly better than the new one would."""
+    fits it clearly better than the tempo before does (by CHANGE_GAIN, or RELATED_GAIN for an
+    octave relative), the tempo before fits its own section better than the new one would (by
+    CHANGE_GAIN, RELATED_GAIN at x3/2 and x2/3), neither carries under WEAK of the song's
+    typical onset strength, and it is no short figure between two stretches of one tempo. A
+    merged stretch keeps the tempo with more onset strength on its beats, and is weighed
+    against the one before it again where its tempo moved."""
     typical = sum(g[2] * (b - a) for g, (a, b, _) in zip(grids, sections)) / len(env)
     i = 1
     while i < len(grids):
@@ -80,25 +85,31 @@ def confirm_changes(env: np.ndarray, sections: list[tuple[int, int, float]],
         # a tempo x2, x1/2, x3/2 or x2/3 the one before is more often the octave rule flipping
         # between sections (3/4 and 6/8 songs) than a change: it must fit far better, and
         # where it does not, the octave rule picks one tempo for the two sections together
-        related = any(abs(grids[i][0] / grids[i - 1][0] / r - 1) < 0.02 for r in RELATIVES[1:])
+        ratio = grids[i][0] / grids[i - 1][0]
+        related = any(abs(ratio / r - 1) < 0.02 for r in RELATIVES[1:])
         gain = RELATED_GAIN if related else CHANGE_GAIN
-        # ... and the tempo before must fit its own section clearly better than the new one:
-        # a section timed at a relative of the true tempo (an intro's triplets) is not a change
+        # ... and the tempo before must fit its own section better than the new one: a section
+        # timed at x3/2 or x2/3 of the true tempo (an intro's triplets) is not a change. Not
+        # by RELATED_GAIN at x2 or x1/2: a grid twice as fast puts every other beat on a slow
+        # section's beats and fits it within 1.4x, so a true doubling would fail
+        thirds = any(abs(ratio / r - 1) < 0.02 for r in (1.5, 2 / 3))
         after = fit_grid(env, sections[i - 1][0], sections[i - 1][1], grids[i][0], fine=True)
-        # a stretch with next to no onsets on its grid (a fade-out) is no evidence of a tempo
+        # a stretch with next to no onsets on its grid (a fade-out, a near-silent intro) is no
+        # evidence of a tempo
         weak = min(grids[i - 1][2], grids[i][2]) < WEAK * typical
         if (figure or weak or weighted(grids[i]) < gain * weighted(before)
-                or weighted(grids[i - 1]) < gain * weighted(after)):
+                or weighted(grids[i - 1]) < (gain if thirds else CHANGE_GAIN) * weighted(after)):
             # the merged stretch keeps the tempo with the more onset strength on its beats
             evidence = [g[2] * (sec[1] - sec[0]) / g[0]
                         for g, sec in zip(grids[i - 1:i + 1], sections[i - 1:i + 1])]
-            period = grids[i - 1][0] if evidence[0] >= evidence[1] else grids[i][0]
+            later = evidence[1] > evidence[0]
+            period = grids[i][0] if later else grids[i - 1][0]
             sections[i - 1] = (sections[i - 1][0], b, sections[i - 1][2])
             del sections[i], grids[i]
             if related:
                 period = octave(env, sections[i - 1][0], b, period)
             grids[i - 1] = fit_grid(env, sections[i - 1][0], b, period, fine=True)
-            if related:  # its tempo may have moved: weigh it against the one before again
+            if related or later:  # its tempo may have moved: weigh it against the one before
                 i = max(i - 1, 1)
         else:
             i += 1

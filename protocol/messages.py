@@ -251,9 +251,10 @@ class JobStats:
     attempts: Annotated[Count | None, "since 1.1, map.generate: generations run to get near "
                         "the requested stars (the nearest is written)"] = None
     alternative_bpm: Annotated[float | None, Range(minimum=20, maximum=1000),
-                               "since 1.4, map.generate with estimated timing: the tempo the "
-                               "estimate ranked next (2x, 1/2, 3/2 or 2/3 of it), the likeliest "
-                               "fix where the estimate is a multiple off; send it as `bpm`"] = None
+                               "since 1.4, map.generate with estimated timing of one tempo: "
+                               "the tempo the estimate ranked next (2x, 1/2, 3/2 or 2/3 of it), "
+                               "the likeliest fix where the estimate is a multiple off; send it "
+                               "as `bpm`"] = None
 
 
 @dataclass(frozen=True)

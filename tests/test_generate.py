@@ -7,6 +7,7 @@ output valid.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import shutil
@@ -32,9 +33,10 @@ from core.model import MapModel, ModelDims
 from core.starter import default_model_path
 from core.synth.config import SynthConfig
 from core.synth.songs import write_song
-from core.tokens.vocab import DEFAULT, Vocab
+from core.tokens.vocab import DEFAULT, Category, Vocab
 
 COND = [8.0, 4.0, 7.0, 6.0, 4.0]
+STARTS = (Category.PLACE_CIRCLE, Category.START_SLIDER, Category.PLACE_SPINNER)
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +194,6 @@ def test_continuing_a_corpus_map_keeps_everything_before_from(generator, tmp_pat
                         beatmap.hit_objects[0].time)
 
 
-
 @pytest.mark.parametrize("keep", [0.0, 0.3])
 def test_a_window_ended_seconds_early_is_asked_again(generator, song, monkeypatch, keep):
     # The starter took a spinner in a real song for the song's end and left the next 10 s of
@@ -221,3 +222,31 @@ def test_a_window_ended_seconds_early_is_asked_again(generator, song, monkeypatc
         assert before[0].time >= first + prefix - 10
     gaps = [b.time - a.end_time for a, b in itertools.pairwise(before)]
     assert max(gaps) < 4000  # not the ~10 s the first window's early end left before
+
+
+@pytest.mark.parametrize("timed", [True, False])
+def test_windows_that_all_end_early_place_no_object_twice(generator, song, monkeypatch, timed):
+    # every window ends after its first two objects: each is asked again after its last
+    # object, which its prefix then holds, so none is placed again, even without timing (no
+    # snap tolerance to step past it); and the song still advances at least a second a window
+    _, template, mel = song
+    template = copy.deepcopy(template)
+    if not timed:
+        template.timing_points = [p for p in template.timing_points if not p.uninherited]
+    real, calls = core.generate.decode_window, []
+
+    def two_objects(model, vocab, *args):
+        result = real(model, vocab, *args)
+        calls.append(result)
+        starts = [n for n, t in enumerate(result.tokens) if vocab.category(t) in STARTS]
+        cut = starts[2] if len(starts) > 2 else len(result.tokens)
+        return core.decoding.WindowResult(core.decoding.whole_objects(result.tokens[:cut], vocab),
+                                          finished=True)
+
+    monkeypatch.setattr(core.generate, "decode_window", two_objects)
+    span = 20_000.0
+    objects = generator.generate(mel, template, COND, 0.0, span,
+                                 options=DecodingOptions(method="greedy", max_tokens=400))
+    times = [round(o.time) for o in objects]
+    assert len(objects) >= 10 and len(set(times)) == len(times)
+    assert len(calls) <= span / core.generate.RETRY_STEP_MS + 2

