@@ -5,8 +5,8 @@ hand-made timing), read from ${KIAI_TEST_CORPUS:-../shared/corpus}. Synthetic: `
 `--seconds` s from core.synth (seeds 0..N-1), whose timing points are exact, ~30% with a change.
 
 Real songs with their composers' tempo: the Frets on Fire songs Debian packages
-(fretsonfire-songs-muldjord and -sectoid, 8 metal songs, CC-BY-SA; `apt-get download` them and
-`dpkg-deb -x` each into one folder), found under `--fof DIR` (default ${KIAI_FOF_SONGS:-
+(fretsonfire-songs-muldjord and -sectoid, 8 metal songs, CC-BY-SA; benchmarks/fetch_fof_songs.sh
+fetches and unpacks them), found under `--fof DIR` (default ${KIAI_FOF_SONGS:-
 /usr/share/games/fretsonfire/data/songs}) and skipped where absent. Each song's notes.mid tempo
 map is the tempo its backing track was rendered at (FoF plays the chart against the audio from
 0 ms); the song is its song.ogg and guitar.ogg mixed, and its true beat lines, in beatmap time,
