@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import os
 import statistics
 import sys
 import tempfile
@@ -37,7 +36,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.timing_accuracy import fof_songs, read_real_tracks
+from benchmarks.timing_accuracy import fof_dir, fof_songs, read_real_tracks
 from companion.mapping import Target, decoding_options, generate_beatmap, load_generator
 from core.audio import SAMPLE_RATE, load_audio
 from core.beatmap.model import Beatmap, TimingPoint
@@ -128,8 +127,7 @@ def main() -> None:
                              "them (`off`: no limit), or both side by side (`on off`)")
     parser.add_argument("--tables", default="123", help="which tables to print, e.g. 3")
     parser.add_argument("--model", type=Path, default=None)
-    parser.add_argument("--fof", type=Path, default=Path(os.environ.get(
-        "KIAI_FOF_SONGS", "/usr/share/games/fretsonfire/data/songs")))
+    parser.add_argument("--fof", type=Path, default=fof_dir())
     args = parser.parse_args()
     generator = load_generator(args.model)
     options = decoding_options(seed=0)

@@ -55,6 +55,11 @@ def corpus_dir() -> Path:
     return Path(os.environ.get("KIAI_TEST_CORPUS", "../shared/corpus"))
 
 
+def fof_dir() -> Path:
+    """Where the Frets on Fire songs are looked for unless --fof says."""
+    return Path(os.environ.get("KIAI_FOF_SONGS", "/usr/share/games/fretsonfire/data/songs"))
+
+
 def uninherited(points: list[TimingPoint]) -> list[TimingPoint]:
     return [p for p in points if p.uninherited]
 
@@ -184,8 +189,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--synth", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--fof", type=Path, default=Path(os.environ.get(
-        "KIAI_FOF_SONGS", "/usr/share/games/fretsonfire/data/songs")))
+    parser.add_argument("--fof", type=Path, default=fof_dir())
     args = parser.parse_args()
     print(f"{'song':<10} {'sec':>3} {'true BPM':>9} {'est BPM':>9} {'err %':>7} {'octave':>6} "
           f"{'off ms':>7} {'bar':>4} {'points t/e':>10} {'time s':>7}")

@@ -12,9 +12,7 @@ import math
 import numpy as np
 from scipy.ndimage import maximum_filter1d, uniform_filter1d
 
-from core.audio import FRAME_MS
-
-FPS = 1000.0 / FRAME_MS
+from core.tempo_grid import FPS
 
 
 def spectral_novelty(mel: np.ndarray) -> np.ndarray:
