@@ -65,6 +65,7 @@ class SequenceState:
     # Whether an object may start at a cursor time: on a tick where the map's timing is known (it
     # will be snapped onto it there), and not in silence; None: anywhere.
     on_tick: Callable[[float], bool] | None = None
+    spinners: bool = True  # whether a spinner may be placed (core.generate takes some back)
 
     def step(self, token: int) -> None:
         category, index = self.vocab.split(token)
@@ -182,6 +183,7 @@ class ConstraintFilter:
         self.y_values = torch.tensor(vocab.y_values)
         self.min_reach = math.hypot(vocab.x_step, vocab.y_step)  # the nearest cell is in reach
         self.curves: dict[tuple, float] = {}  # a slider's reach (ms) by its path
+        self.spinner_ids = vocab.spans[C.PLACE_SPINNER]
         self.object_ids = [vocab.spans[c] for c in
                            (C.NEW_COMBO, C.PLACE_CIRCLE, C.START_SLIDER, C.PLACE_SPINNER)]
         # Positions the reader writes inside the playfield (real maps put some slider anchors
@@ -203,6 +205,8 @@ class ConstraintFilter:
         walker = state.walker
         full = walker.anchors >= self.grammar.max_anchors
         logits.masked_fill_(~self.masks[(walker.state, full)], NEG_INF)
+        if not state.spinners:
+            logits[self.spinner_ids.start: self.spinner_ids.stop] = NEG_INF
         span = self.shift_span
         if walker.state in _X_STATES:
             logits.masked_fill_(self.off_playfield[C.COORD_X], NEG_INF)

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from core.audio import FRAME_MS, LATENCY_FRAMES
 from core.beat_grid import grid_classes
-from core.beatmap.model import Beatmap, HitObject, Slider
+from core.beatmap.model import Beatmap, HitObject, Slider, Spinner
 from core.beatmap.ticks import TickGrid, beat_divisor_of, divisors_for
 from core.beatmap.timing import ControlPoints, annotate_sliders, slider_velocity
 from core.checkpoint import load_model
@@ -47,12 +47,20 @@ SILENCE_REACH_MS = 50.0
 # last rest.
 HOLE_MS = 2000.0
 RETRY_STEP_MS = 1000.0
+# A spinner the model ends such a window after is taken back, and its window asked again with
+# no spinner, where the music in the hole goes on: within BREAK_DB of the song's typical level
+# (the mean log-mel band's median). The starter's spinners in loud real music (1-3 a map) were
+# each followed by 2-6 s of nothing; a break after a spinner, which maps do have, sits 15-20 dB
+# under the song's level and keeps its spinner.
+BREAK_DB = 10.0
 
 
 @dataclass(frozen=True)
 class WindowOptions:
     window_ms: float = 16_000.0  # the audio the encoder sees; the training windows' length
     prefix_ms: float = 4_000.0  # how much already-placed map the decoder sees before generating
+    hole_ms: float = HOLE_MS  # a window ended this long before its end is asked again (inf: never)
+    take_back_spinners: bool = True  # ... and a spinner it ended on in loud music taken back
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,9 @@ class Generator:
         # intro before it is silence or count-in, where the starter wrote streams), and an
         # estimated one is moved back a bar for pickup notes (core.tempo).
         position = max(start_ms, ticks.times[0] - tolerance) if ticks else start_ms
+        levels = mel.mean(dim=0)  # (F,) each frame's mean log-mel band
+        typical = float(levels.median())
+        spinners, done = True, 0.0
         while position < end_ms - tolerance:
             origin = max(0.0, _grid(position - prefix_span, self.vocab))
             stop = min(origin + window, end_ms)
@@ -114,7 +125,8 @@ class Generator:
                                   min_start=position - origin + tolerance,
                                   window_end=stop - origin - tolerance,
                                   on_tick=_tick_test(allowed, origin, tolerance, audible),
-                                  slider_speed=_slider_speed(template, origin))
+                                  slider_speed=_slider_speed(template, origin),
+                                  spinners=spinners)
             for token in ids:
                 state.step(token)
             frames = _frames(mel, origin, window)
@@ -134,7 +146,18 @@ class Generator:
             placed += fresh
             new += fresh
             last = max((o.end_time for o in fresh), default=position)
-            if result.finished and stop - last > HOLE_MS:
+            ended_early = result.finished and stop - last > self.windows.hole_ms
+            if ended_early and self.windows.take_back_spinners and new and \
+                    isinstance(new[-1], Spinner) and \
+                    _music_goes_on(levels, typical, new[-1].end_time, stop):
+                # the model took a spinner for the song's end (this window's last object or,
+                # ending at once, the last window's): ask again from its start, with no spinner
+                spinner = new.pop()
+                placed.pop()  # the same object: `placed` ends with `new`
+                position, spinners = spinner.time, False
+                continue
+            spinners = True
+            if ended_early:
                 # the model ended the window early, seconds before its end: ask again just after
                 # its last object (in the next prefix), or, where it placed none, once its prefix
                 # has passed; and at least RETRY_STEP_MS on, so that a model ending after every
@@ -143,8 +166,9 @@ class Generator:
                 position = min(stop, max(resume, position + RETRY_STEP_MS))
             else:
                 position = stop
-            if progress is not None:
-                progress(min(1.0, (position - start_ms) / max(end_ms - start_ms, 1.0)))
+            if progress is not None:  # never back: a spinner taken back moved the position back
+                done = max(done, min(1.0, (position - start_ms) / max(end_ms - start_ms, 1.0)))
+                progress(done)
         return new
 
 
@@ -181,6 +205,14 @@ def audible_frames(mel: Tensor) -> Tensor:
     reach = int(SILENCE_REACH_MS // FRAME_MS)
     ahead = torch.nn.functional.pad(loud, (0, reach))  # frame f sees frames f .. f + reach
     return torch.nn.functional.max_pool1d(ahead, reach + 1, stride=1)[0, 0] > 0
+
+
+def _music_goes_on(levels: Tensor, typical: float, start_ms: float, end_ms: float) -> bool:
+    """Whether the audio from beatmap time `start_ms` to `end_ms` sits within BREAK_DB of the
+    song's `typical` level (`levels`: each feature frame's mean log-mel band, 80 dB over -1..1)."""
+    first = int(start_ms // FRAME_MS) + LATENCY_FRAMES
+    piece = levels[first: int(end_ms // FRAME_MS) + LATENCY_FRAMES]
+    return piece.numel() > 0 and float(piece.median()) >= typical - 2.0 * BREAK_DB / 80.0
 
 
 def _tick_test(ticks: TickGrid, origin: float, tolerance: float, audible: Tensor | None = None

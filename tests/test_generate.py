@@ -19,12 +19,13 @@ import torch
 from corpus_files import require_corpus, resource
 
 import core.decoding
-from core.audio import audio_features
+from core.audio import FRAME_MS, LATENCY_FRAMES, audio_features
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Slider, Spinner
 from core.beatmap.parser import parse_file
 from core.beatmap.ticks import TickGrid
 from core.beatmap.writer import hit_object_line, save, write_text
 from core.checkpoint import load_model
+from core.constraints import ConstraintFilter, SequenceState
 from core.decoding import DecodingOptions, JobCancelled
 from core.difficulty import condition_vector, star_rating
 from core.generate import Generator, continue_map
@@ -33,6 +34,7 @@ from core.model import MapModel, ModelDims
 from core.starter import default_model_path
 from core.synth.config import SynthConfig
 from core.synth.songs import write_song
+from core.tokens.grammar import Grammar, GrammarWalker
 from core.tokens.vocab import DEFAULT, Category, Vocab
 
 COND = [8.0, 4.0, 7.0, 6.0, 4.0]
@@ -250,3 +252,56 @@ def test_windows_that_all_end_early_place_no_object_twice(generator, song, monke
     times = [round(o.time) for o in objects]
     assert len(objects) >= 10 and len(set(times)) == len(times)
     assert len(calls) <= span / core.generate.RETRY_STEP_MS + 2
+
+
+@pytest.mark.parametrize("music_after", [True, False])
+def test_a_spinner_the_model_ends_on_in_loud_music_is_taken_back(generator, song, monkeypatch,
+                                                                  music_after):
+    # The starter's only spinner in training was the outro: in loud real music it placed one
+    # and then nothing for seconds. Where the music goes on, the spinner is taken back and its
+    # window asked again with spinners masked; before a silent break it stays.
+    _, template, mel = song
+    first = min(p.time for p in template.timing_points if p.uninherited)
+    ticks = TickGrid(template.timing_points)
+    start = ticks.snap_ms(first + 2000.0, 100.0)
+    spinner = Spinner(x=256, y=192, time=start, spinner_end=start + 1500.0)
+    if not music_after:  # 6 s of silence from the spinner's end: a break
+        mel = mel.clone()
+        frame = int(spinner.end_time // FRAME_MS) + LATENCY_FRAMES
+        mel[:, frame: frame + 6000 // FRAME_MS] = -1.0
+    real, states = core.generate.decode_window, []
+
+    def spinner_then_end(model, vocab, audio, cond, ids, state, *args):
+        states.append(state.clone())
+        if len(states) > 1:
+            return real(model, vocab, audio, cond, ids, state, *args)
+        tokens = core.generate.tokenize_objects([spinner], vocab, template, origin_ms=0.0,
+                                                ticks=ticks)
+        return core.decoding.WindowResult(tokens, finished=True)
+
+    monkeypatch.setattr(core.generate, "decode_window", spinner_then_end)
+    objects = generator.generate(mel, template, COND, 0.0, 12_000.0,
+                                 options=DecodingOptions(method="greedy", max_tokens=600))
+    kept = [o for o in objects if isinstance(o, Spinner) and abs(o.time - start) < 1]
+    assert len(states) >= 2 and states[0].spinners
+    if music_after:
+        assert not kept and not states[1].spinners
+        assert [o for o in objects if start <= o.time < spinner.end_time]  # asked again there
+    else:
+        assert len(kept) == 1 and states[1].spinners
+        assert all(o.time >= spinner.end_time for o in objects if o is not kept[0])
+
+
+def test_masked_spinners_are_never_placed(generator):
+    # the filter's switch holds whatever the model prefers: a spinner-only model places none
+    vocab = generator.vocab
+    state = SequenceState(GrammarWalker(Grammar(vocab.config)), vocab, spinners=False)
+    state.step(vocab.id(Category.SOS))
+    span = vocab.spans[Category.PLACE_SPINNER]
+    for allowed in (False, True):
+        state.spinners = allowed
+        logits = torch.zeros(len(vocab))
+        logits[span.start: span.stop] = 100.0
+        ConstraintFilter(vocab, DecodingOptions()).apply(logits, state)
+        assert bool(torch.isfinite(logits[span.start: span.stop]).all()) is allowed
+        assert torch.isfinite(logits).any()
