@@ -149,7 +149,7 @@ class Generator:
             ended_early = result.finished and stop - last > self.windows.hole_ms
             if ended_early and self.windows.take_back_spinners and new and \
                     isinstance(new[-1], Spinner) and \
-                    _music_goes_on(levels, typical, new[-1].end_time, stop):
+                    music_goes_on(levels, typical, new[-1].end_time, stop):
                 # the model took a spinner for the song's end (this window's last object or,
                 # ending at once, the last window's): ask again from its start, with no spinner
                 spinner = new.pop()
@@ -207,7 +207,7 @@ def audible_frames(mel: Tensor) -> Tensor:
     return torch.nn.functional.max_pool1d(ahead, reach + 1, stride=1)[0, 0] > 0
 
 
-def _music_goes_on(levels: Tensor, typical: float, start_ms: float, end_ms: float) -> bool:
+def music_goes_on(levels: Tensor, typical: float, start_ms: float, end_ms: float) -> bool:
     """Whether the audio from beatmap time `start_ms` to `end_ms` sits within BREAK_DB of the
     song's `typical` level (`levels`: each feature frame's mean log-mel band, 80 dB over -1..1)."""
     first = int(start_ms // FRAME_MS) + LATENCY_FRAMES

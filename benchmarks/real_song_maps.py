@@ -1,0 +1,107 @@
+"""Whole real songs as kiai maps them from bare audio: where the map leaves the music unmapped.
+
+The starter learned from synthetic songs, whose only spinner is the outro and whose maps never
+pause. On real music it ended windows early, most often right after a spinner it put in loud
+music, leaving seconds of music with nothing to play. core.generate asks such a window again
+(`WindowOptions.hole_ms`) and takes such a spinner back (`take_back_spinners`); this measures
+both, side by side in one run, on the corpus's three real tracks and the Frets on Fire songs
+where they are (`--fof`, see benchmarks/timing_accuracy.py), whole, at `--stars`, one attempt
+each, seeds 0..`--seeds`-1.
+
+Per variant: spinners before the last object (mid-song), gaps between objects over 2 s and over
+5 s where the music goes on (its median mean log-mel band within core.generate.BREAK_DB of the
+song's: the criterion the take-back uses; a break sits 15-20 dB under), the longest such gap,
+objects per map and seconds per map. Breaks in quiet passages are not counted: maps have them.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/real_song_maps.py [--seeds 2] [--stars 4] [--fof DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.generated_maps import fof_songs_in, real_songs
+from benchmarks.timing_accuracy import fof_dir
+from companion.mapping import Target, decoding_options, generate_beatmap, load_generator
+from core.audio import audio_features
+from core.beatmap.model import Spinner
+from core.generate import music_goes_on
+from core.song_input import SongInput, fresh_template
+
+VARIANTS = {  # name: (hole_ms, take_back_spinners)
+    "as before session 16": (float("inf"), False),
+    "ask again": (2000.0, False),
+    "ask again + take back": (2000.0, True),
+}
+
+
+def holes(objects, mel) -> list[float]:
+    """Gaps (ms) between consecutive objects where the music goes on."""
+    levels = mel.mean(dim=0)
+    typical = float(levels.median())
+    return [b.time - a.end_time for a, b in itertools.pairwise(objects)
+            if b.time - a.end_time > 2000 and music_goes_on(levels, typical, a.end_time, b.time)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--stars", type=float, default=4.0)
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--fof", type=Path, default=fof_dir())
+    args = parser.parse_args()
+    base = load_generator(args.model)
+    with tempfile.TemporaryDirectory() as tmp:
+        songs = [(name, audio) for name, audio, _ in
+                 [*real_songs(Path(tmp)), *fof_songs_in(Path(tmp), args.fof)]]
+        mels = {name: audio_features(audio) for name, audio in songs}
+        print(f"{len(songs)} songs ({sum(m.shape[-1] for m in mels.values()) / 12_000:.1f} min), "
+              f"seeds 0..{args.seeds - 1}, {args.stars:g} stars, one attempt each")
+        longest: dict[str, list[str]] = {name: [] for name, _ in songs}
+        rows = []
+        for variant, (hole_ms, take_back) in VARIANTS.items():
+            windows = dataclasses.replace(base.windows, hole_ms=hole_ms,
+                                          take_back_spinners=take_back)
+            generator = dataclasses.replace(base, windows=windows)
+            spinners, gaps, objects, seconds = 0, [], [], []
+            for name, audio in songs:
+                song_gaps = []
+                for seed in range(args.seeds):
+                    start = time.perf_counter()
+                    made = generate_beatmap(generator, SongInput(audio.parent, audio,
+                                                                 fresh_template(audio)),
+                                            Target(stars=args.stars), decoding_options(seed=seed),
+                                            features=lambda _path, n=name: mels[n],
+                                            max_attempts=1)
+                    seconds.append(time.perf_counter() - start)
+                    placed = made.beatmap.hit_objects
+                    objects.append(len(placed))
+                    spinners += sum(isinstance(o, Spinner) for o in placed[:-1])
+                    song_gaps += holes(placed, mels[name])
+                gaps += song_gaps
+                longest[name].append(f"{max(song_gaps, default=0) / 1000:.1f}")
+            maps = len(songs) * args.seeds
+            rows.append((variant, maps, spinners, sum(g > 2000 for g in gaps),
+                         sum(g > 5000 for g in gaps), max(gaps, default=0) / 1000,
+                         statistics.mean(objects), statistics.mean(seconds)))
+    print(f"\n{'variant':<24} {'maps':>4} {'mid spinners':>12} {'gaps>2s':>8} {'gaps>5s':>8} "
+          f"{'longest s':>9} {'objects':>8} {'s/map':>6}")
+    for variant, maps, spin, over2, over5, worst, count, secs in rows:
+        print(f"{variant:<24} {maps:>4} {spin:>12} {over2:>8} {over5:>8} {worst:>9.1f} "
+              f"{count:>8.0f} {secs:>6.1f}")
+    print("\nlongest gap in music per song (s), by variant: " + " | ".join(VARIANTS))
+    for name, values in longest.items():
+        print(f"  {name:<24} " + "  ".join(f"{v:>5}" for v in values))
+
+
+if __name__ == "__main__":
+    main()
