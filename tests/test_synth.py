@@ -30,7 +30,9 @@ from core.beatmap.parser import parse_file
 from core.beatmap.ticks import TickGrid
 from core.synth import DIFFICULTIES, SynthConfig, SynthError, write_song
 from core.synth.encode import encode, ogg_crc, ogg_supported
-from core.synth.score import compose
+from core.synth.mapper import plan_levels
+from core.synth.score import STOP_MS, compose
+from core.synth.songs import make_song
 from core.tokens.detokenizer import detokenize
 from core.tokens.tokenizer import tokenize
 from core.tokens.vocab import DEFAULT, Vocab
@@ -277,3 +279,38 @@ def test_scores_vary_in_meter_and_tempo():
     bpms = [60_000 / t.beat_ms for s in scores for t in s.tempos]
     assert min(bpms) >= 80 and max(bpms) <= 220
     assert scores[0] == compose(np.random.default_rng(0), 60)  # a function of its seed
+
+
+def test_a_stop_is_a_held_chord_mapped_as_a_spinner_and_the_song_goes_on():
+    # Real maps put spinners mid-song, over a held chord before a chorus; with only the outro's,
+    # the starter took every spinner it placed for the song's end
+    songs = [make_song(SynthConfig(out=Path("unused"), seed=3, duration_s=60), i)
+             for i in range(12)]
+    with_stop = [s.score for s in songs if any(x.name == "stop" for x in s.score.sections)]
+    assert 0 < len(with_stop) < len(songs)
+    for score in with_stop:
+        [stop] = [s for s in score.sections if s.name == "stop"]
+        assert stop.end_tick < score.sections[-1].start_tick  # mid-song
+        assert score.ms(stop.end_tick) - score.ms(stop.start_tick) >= STOP_MS
+        inside = [n for n in score.notes if stop.start_tick <= n.tick < stop.end_tick]
+        assert {n.tick for n in inside} == {stop.start_tick}  # nothing struck after its start
+        assert {n.instrument for n in inside} == {"crash", "kick", "bass", "lead"}
+        assert all(n.length == stop.end_tick - stop.start_tick for n in inside if n.length)
+        for level, planned in plan_levels(score).items():
+            during = [p for p in planned if p.end_tick >= stop.start_tick
+                      and p.tick < stop.end_tick]
+            assert [(p.kind, p.tick) for p in during] == [("spinner", stop.start_tick)], level
+            assert during[0].end_tick < stop.end_tick
+            after = [p for p in planned if stop.end_tick <= p.tick < score.sections[-1].start_tick]
+            assert after and after[0].tick - during[0].end_tick >= 1, level
+
+
+def test_a_song_without_a_stop_is_the_song_it_was():
+    # the stops draw from their own stream: a song that draws none is unchanged
+    pairs = [(compose(np.random.default_rng(seed), 60),
+              compose(np.random.default_rng(seed), 60, np.random.default_rng(100 + seed)))
+             for seed in range(20)]
+    stopped = [any(s.name == "stop" for s in b.sections) for _, b in pairs]
+    assert any(stopped) and not all(stopped)
+    for (a, b), stop in zip(pairs, stopped, strict=True):
+        assert (a == b) is not stop

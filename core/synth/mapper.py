@@ -21,7 +21,7 @@ import numpy as np
 from core.beatmap.model import Beatmap, Circle, Difficulty, HitObject, Slider, Spinner, TimingPoint
 from core.beatmap.timing import ControlPoints, slider_velocity
 from core.synth.layout import MAX_SPAN_PX, Layout, Spacing
-from core.synth.score import Score
+from core.synth.score import Score, Section
 
 HITSOUND_FINISH, HITSOUND_CLAP = 4, 8
 SAMPLE_SET_SOFT = 2
@@ -86,12 +86,18 @@ class Planned:
     hitsound: int
 
 
+def held_sections(score: Score) -> list[Section]:
+    """The sections mapped as one spinner: the stops and the outro (held chords)."""
+    return [s for s in score.sections if s.name in ("stop", "outro")]
+
+
 def hits(score: Score) -> list[Hit]:
-    """The score's onsets before the outro, one per tick, with their salience."""
+    """The score's onsets outside the held sections, one per tick, with their salience."""
     tpb, tpm = score.ticks_per_beat, score.ticks_per_measure
+    held = held_sections(score)
     by_tick: dict[int, list] = {}
     for note in score.notes:
-        if note.tick < score.sections[-1].start_tick:
+        if not any(s.start_tick <= note.tick < s.end_tick for s in held):
             by_tick.setdefault(note.tick, []).append(note)
     result = []
     for tick, notes in by_tick.items():
@@ -136,8 +142,10 @@ def plan(score: Score, level: Level, base: list[int]) -> list[Planned]:
     every hit first, then turn held notes into sliders where they fit, covering hits they added
     on the 1/2 grid (hi-hats, mostly) but never 1/4 runs or an easier level's hits.
     """
-    outro = score.sections[-1]
-    taken = [Planned(outro.start_tick, outro.end_tick, "spinner", HITSOUND_FINISH)]
+    # A spinner over each held chord; a stop's ends the level's gap before the next section.
+    taken = [Planned(s.start_tick, s.end_tick - (_grid(score, level, s.end_tick).gap
+                                                 if s.name == "stop" else 0),
+                     "spinner", HITSOUND_FINISH) for s in held_sections(score)]
     by_tick = {hit.tick: hit for hit in hits(score)}
     # An easier level's grid is a subset of this one's and its gaps no shorter: its hits fit.
     for tick in base:

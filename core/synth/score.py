@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,11 @@ BPM_RANGE_EIGHTHS = (150, 220)
 TEMPO_CHANGE_CHANCE = 0.3
 TEMPO_FACTORS = (0.75, 0.8, 1.25, 1.5)
 OUTRO_MS = 3000  # a held final chord, mapped as a spinner: at least this long, one or two measures
+# A stop before a chorus: the drums drop out under one held chord, mapped as a spinner, and the
+# song goes on. Real maps put spinners mid-song; with only the outro's, the starter took every
+# spinner for the end and mapped nothing after it.
+STOP_CHANCE = 0.25  # for each chorus after the first, until a song has one stop
+STOP_MS = 2000  # at least this long (whole measures)
 TAIL_MS = 1500  # the final chord's release after the last measure
 MAX_SECTIONS = 1000
 FULL_SONG_MS = 80_000  # songs this long or longer get the plan's full section lengths
@@ -95,22 +101,29 @@ class Score:
         return self.ms(self.end_tick) + TAIL_MS
 
 
-def compose(rng: np.random.Generator, duration_s: float) -> Score:
-    """A random song of about `duration_s` seconds (at least a few measures, whatever the tempo)."""
+def compose(rng: np.random.Generator, duration_s: float,
+            stops: np.random.Generator | None = None) -> Score:
+    """A random song of about `duration_s` seconds (at least a few measures, whatever the tempo).
+
+    `stops` draws whether a chorus after the first has a stop before it (one at most; none
+    without `stops`): its own stream, so a song that draws none is the song it was before.
+    """
     meter, tpb, _ = METERS[rng.choice(len(METERS), p=[m[2] for m in METERS])]
     key = int(rng.integers(45, 57))  # the bass's root, A2..G#3
     scale = SCALES[str(rng.choice(list(SCALES)))]
     progression = PROGRESSIONS[rng.integers(len(PROGRESSIONS))]
-    tempos, sections = _plan(rng, meter, tpb, duration_s * 1000 - TAIL_MS)
+    tempos, sections = _plan(rng, meter, tpb, duration_s * 1000 - TAIL_MS, stops)
     score = Score(meter, tpb, tempos, sections, (), sections[-1].end_tick)
     notes = _write_notes(rng, score, key, scale, progression)
     notes.sort(key=lambda n: (n.tick, INSTRUMENTS.index(n.instrument)))
     return Score(meter, tpb, tempos, sections, tuple(notes), score.end_tick)
 
 
-def _plan(rng: np.random.Generator, meter: int, tpb: int,
-          target_ms: float) -> tuple[tuple[Tempo, ...], tuple[Section, ...]]:
-    """Tempi and sections filling `target_ms`; at most one tempo change, at a section start."""
+def _plan(rng: np.random.Generator, meter: int, tpb: int, target_ms: float,
+          stops: np.random.Generator | None = None
+          ) -> tuple[tuple[Tempo, ...], tuple[Section, ...]]:
+    """Tempi and sections filling `target_ms`; at most one tempo change, at a section start;
+    stops before choruses as `stops` draws them."""
     low, high = BPM_RANGE_EIGHTHS if meter == 6 else BPM_RANGE
     bpm = int(rng.integers(low, high + 1))
     tempos = [Tempo(0, int(rng.integers(300, 2000)), 60_000 / bpm)]
@@ -136,6 +149,12 @@ def _plan(rng: np.random.Generator, meter: int, tpb: int,
         room = int((target_ms - now_ms) // measure_ms) - outro
         if room < 1 and sections:
             break
+        stop = math.ceil(STOP_MS / measure_ms)
+        if name == "chorus" and any(s.name == "chorus" for s in sections) \
+                and not any(s.name == "stop" for s in sections) and stops is not None \
+                and room > stop + 1 and stops.random() < STOP_CHANCE:
+            sections.append(Section("stop", tick, tick + stop * meter * tpb, 0))
+            tick, room = tick + stop * meter * tpb, room - stop
         # A section takes at most half the room left, so a short song still has a chorus.
         measures = max(1, min(measures, room // 2))
         energy = int(rng.choice(energies))
@@ -154,6 +173,13 @@ def _write_notes(rng: np.random.Generator, score: Score, key: int, scale: tuple[
     lead_pitch = key + 24
     measure_index = 0
     for section in score.sections[:-1]:
+        if section.name == "stop":  # a crash, a kick and the chord, held to the next section
+            degree = progression[measure_index % len(progression)]
+            root = key + _scale_tone(scale, degree)
+            length = section.end_tick - section.start_tick
+            notes += _held_chord(section.start_tick, length, root)
+            measure_index += length // tpm
+            continue
         for start in range(section.start_tick, section.end_tick, tpm):
             degree = progression[measure_index % len(progression)]
             chord = [key + _scale_tone(scale, degree + step) for step in (0, 2, 4)]
@@ -169,10 +195,13 @@ def _write_notes(rng: np.random.Generator, score: Score, key: int, scale: tuple[
             measure_index += 1
     # The outro: one crash, kick and chord held to the end.
     outro = score.sections[-1]
-    start, length = outro.start_tick, outro.end_tick - outro.start_tick
-    notes += [Note(start, "crash"), Note(start, "kick"), Note(start, "bass", length, key),
-              Note(start, "lead", length, key + 24)]
+    notes += _held_chord(outro.start_tick, outro.end_tick - outro.start_tick, key)
     return notes
+
+
+def _held_chord(start: int, length: int, root: int) -> list[Note]:
+    return [Note(start, "crash"), Note(start, "kick"), Note(start, "bass", length, root),
+            Note(start, "lead", length, root + 24)]
 
 
 def _scale_tone(scale: tuple[int, ...], degree: int) -> int:

@@ -59,11 +59,14 @@ class Song:
 def make_song(config: SynthConfig, index: int) -> Song:
     """Song `index` of `config.seed`: names and score (cheap; audio and maps come later)."""
     sequence = np.random.SeedSequence([config.seed, index])
-    names, score_seed, audio_seed, *level_seeds = sequence.spawn(3 + len(DIFFICULTIES))
+    # the stops' stream last: spawned children do not depend on how many follow them
+    names, score_seed, audio_seed, *level_seeds, stops_seed = sequence.spawn(
+        4 + len(DIFFICULTIES))
     rng = np.random.default_rng(names)
     artist = f"{rng.choice(_FIRST)} {rng.choice(_ARTISTS)}"
     title = f"{rng.choice(_FIRST)} {rng.choice(_SECOND)}"
-    score = compose(np.random.default_rng(score_seed), config.duration_s)
+    score = compose(np.random.default_rng(score_seed), config.duration_s,
+                    np.random.default_rng(stops_seed))
     streams = {"audio": np.random.default_rng(audio_seed)}
     streams |= {name: np.random.default_rng(seed)
                 for name, seed in zip(DIFFICULTIES, level_seeds, strict=True)}
