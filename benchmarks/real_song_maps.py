@@ -14,6 +14,7 @@ song's: the criterion the take-back uses; a break sits 15-20 dB under), the long
 objects per map and seconds per map. Breaks in quiet passages are not counted: maps have them.
 
     PYTHONPATH=. .venv/bin/python benchmarks/real_song_maps.py [--seeds 2] [--stars 4] [--fof DIR]
+        [--model CKPT] [--variants 0 1 2]
 """
 
 from __future__ import annotations
@@ -58,7 +59,11 @@ def main() -> None:
     parser.add_argument("--stars", type=float, default=4.0)
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--fof", type=Path, default=fof_dir())
+    parser.add_argument("--variants", nargs="+", type=int, default=list(range(len(VARIANTS))),
+                        help="which variants, by number: " + ", ".join(
+                            f"{n} {name}" for n, name in enumerate(VARIANTS)))
     args = parser.parse_args()
+    variants = {name: VARIANTS[name] for n, name in enumerate(VARIANTS) if n in args.variants}
     base = load_generator(args.model)
     with tempfile.TemporaryDirectory() as tmp:
         songs = [(name, audio) for name, audio, _ in
@@ -68,7 +73,7 @@ def main() -> None:
               f"seeds 0..{args.seeds - 1}, {args.stars:g} stars, one attempt each")
         longest: dict[str, list[str]] = {name: [] for name, _ in songs}
         rows = []
-        for variant, (hole_ms, take_back) in VARIANTS.items():
+        for variant, (hole_ms, take_back) in variants.items():
             windows = dataclasses.replace(base.windows, hole_ms=hole_ms,
                                           take_back_spinners=take_back)
             generator = dataclasses.replace(base, windows=windows)
@@ -98,7 +103,7 @@ def main() -> None:
     for variant, maps, spin, over2, over5, worst, count, secs in rows:
         print(f"{variant:<24} {maps:>4} {spin:>12} {over2:>8} {over5:>8} {worst:>9.1f} "
               f"{count:>8.0f} {secs:>6.1f}")
-    print("\nlongest gap in music per song (s), by variant: " + " | ".join(VARIANTS))
+    print("\nlongest gap in music per song (s), by variant: " + " | ".join(variants))
     for name, values in longest.items():
         print(f"  {name:<24} " + "  ".join(f"{v:>5}" for v in values))
 
