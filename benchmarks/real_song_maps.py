@@ -1,17 +1,19 @@
 """Whole real songs as kiai maps them from bare audio: where the map leaves the music unmapped.
 
-The starter learned from synthetic songs, whose only spinner is the outro and whose maps never
-pause. On real music it ended windows early, most often right after a spinner it put in loud
-music, leaving seconds of music with nothing to play. core.generate asks such a window again
+The tenth starter learned from synthetic songs whose only spinner was the outro and whose maps
+never pause. On real music it ended windows early, most often right after a spinner it put in
+loud music, leaving seconds of music with nothing to play (the eleventh also saw mid-song
+spinners, and no longer does). core.generate asks such a window again
 (`WindowOptions.hole_ms`) and takes such a spinner back (`take_back_spinners`); this measures
 both, side by side in one run, on the corpus's three real tracks and the Frets on Fire songs
 where they are (`--fof`, see benchmarks/timing_accuracy.py), whole, at `--stars`, one attempt
 each, seeds 0..`--seeds`-1.
 
-Per variant: spinners before the last object (mid-song), gaps between objects over 2 s and over
-5 s where the music goes on (its median mean log-mel band within core.generate.BREAK_DB of the
-song's: the criterion the take-back uses; a break sits 15-20 dB under), the longest such gap,
-objects per map and seconds per map. Breaks in quiet passages are not counted: maps have them.
+Per variant: spinners before the last object (mid-song) and as the last; gaps over 2 s and over
+5 s where the music goes on, between objects and after the last (the audio's median mean
+log-mel band within core.generate.BREAK_DB of the song's: the criterion the take-back uses; a
+break sits 15-20 dB under); the longest such gap; objects per map and seconds per map. Breaks
+in quiet passages are not counted: maps have them.
 
     PYTHONPATH=. .venv/bin/python benchmarks/real_song_maps.py [--seeds 2] [--stars 4] [--fof DIR]
         [--model CKPT] [--variants 0 1 2]
@@ -33,24 +35,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.generated_maps import fof_songs_in, real_songs
 from benchmarks.timing_accuracy import fof_dir
 from companion.mapping import Target, decoding_options, generate_beatmap, load_generator
-from core.audio import audio_features
-from core.beatmap.model import Spinner
-from core.generate import music_goes_on
+from core.audio import FRAME_MS, audio_features
+from core.beatmap.model import Circle, Spinner
+from core.generate import HOLE_MS, music_goes_on, song_levels
 from core.song_input import SongInput, fresh_template
 
 VARIANTS = {  # name: (hole_ms, take_back_spinners)
-    "as before session 16": (float("inf"), False),
-    "ask again": (2000.0, False),
-    "ask again + take back": (2000.0, True),
+    "no asking again": (float("inf"), False),
+    "ask again": (HOLE_MS, False),
+    "ask again + take back": (HOLE_MS, True),
 }
 
 
 def holes(objects, mel) -> list[float]:
-    """Gaps (ms) between consecutive objects where the music goes on."""
-    levels = mel.mean(dim=0)
-    typical = float(levels.median())
-    return [b.time - a.end_time for a, b in itertools.pairwise(objects)
-            if b.time - a.end_time > 2000 and music_goes_on(levels, typical, a.end_time, b.time)]
+    """Gaps (ms) over HOLE_MS where the music goes on: between consecutive objects, and from
+    the last one to the end of the audio (where a model that took a spinner for the song's end
+    leaves its hole)."""
+    levels, typical = song_levels(mel)
+    song_end = Circle(0, 0, mel.shape[-1] * FRAME_MS)
+    return [b.time - a.end_time for a, b in itertools.pairwise([*objects, song_end])
+            if b.time - a.end_time > HOLE_MS
+            and music_goes_on(levels, typical, a.end_time, b.time)]
 
 
 def main() -> None:
@@ -69,7 +74,8 @@ def main() -> None:
         songs = [(name, audio) for name, audio, _ in
                  [*real_songs(Path(tmp)), *fof_songs_in(Path(tmp), args.fof)]]
         mels = {name: audio_features(audio) for name, audio in songs}
-        print(f"{len(songs)} songs ({sum(m.shape[-1] for m in mels.values()) / 12_000:.1f} min), "
+        minutes = sum(m.shape[-1] for m in mels.values()) * FRAME_MS / 60_000
+        print(f"{len(songs)} songs ({minutes:.1f} min), "
               f"seeds 0..{args.seeds - 1}, {args.stars:g} stars, one attempt each")
         longest: dict[str, list[str]] = {name: [] for name, _ in songs}
         rows = []
@@ -77,7 +83,7 @@ def main() -> None:
             windows = dataclasses.replace(base.windows, hole_ms=hole_ms,
                                           take_back_spinners=take_back)
             generator = dataclasses.replace(base, windows=windows)
-            spinners, gaps, objects, seconds = 0, [], [], []
+            spinners, last_spinners, gaps, objects, seconds = 0, 0, [], [], []
             for name, audio in songs:
                 song_gaps = []
                 for seed in range(args.seeds):
@@ -91,18 +97,19 @@ def main() -> None:
                     placed = made.beatmap.hit_objects
                     objects.append(len(placed))
                     spinners += sum(isinstance(o, Spinner) for o in placed[:-1])
+                    last_spinners += bool(placed) and isinstance(placed[-1], Spinner)
                     song_gaps += holes(placed, mels[name])
                 gaps += song_gaps
                 longest[name].append(f"{max(song_gaps, default=0) / 1000:.1f}")
             maps = len(songs) * args.seeds
-            rows.append((variant, maps, spinners, sum(g > 2000 for g in gaps),
+            rows.append((variant, maps, spinners, last_spinners, sum(g > 2000 for g in gaps),
                          sum(g > 5000 for g in gaps), max(gaps, default=0) / 1000,
                          statistics.mean(objects), statistics.mean(seconds)))
-    print(f"\n{'variant':<24} {'maps':>4} {'mid spinners':>12} {'gaps>2s':>8} {'gaps>5s':>8} "
-          f"{'longest s':>9} {'objects':>8} {'s/map':>6}")
-    for variant, maps, spin, over2, over5, worst, count, secs in rows:
-        print(f"{variant:<24} {maps:>4} {spin:>12} {over2:>8} {over5:>8} {worst:>9.1f} "
-              f"{count:>8.0f} {secs:>6.1f}")
+    print(f"\n{'variant':<24} {'maps':>4} {'mid spinners':>12} {'last':>4} {'gaps>2s':>8} "
+          f"{'gaps>5s':>8} {'longest s':>9} {'objects':>8} {'s/map':>6}")
+    for variant, maps, spin, last, over2, over5, worst, count, secs in rows:
+        print(f"{variant:<24} {maps:>4} {spin:>12} {last:>4} {over2:>8} {over5:>8} "
+              f"{worst:>9.1f} {count:>8.0f} {secs:>6.1f}")
     print("\nlongest gap in music per song (s), by variant: " + " | ".join(variants))
     for name, values in longest.items():
         print(f"  {name:<24} " + "  ".join(f"{v:>5}" for v in values))

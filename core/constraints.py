@@ -65,7 +65,8 @@ class SequenceState:
     # Whether an object may start at a cursor time: on a tick where the map's timing is known (it
     # will be snapped onto it there), and not in silence; None: anywhere.
     on_tick: Callable[[float], bool] | None = None
-    spinners: bool = True  # whether a spinner may be placed (core.generate takes some back)
+    # No spinner starts before this (core.generate asks a window again without one it took back)
+    spinners_from: float = -math.inf
 
     def step(self, token: int) -> None:
         category, index = self.vocab.split(token)
@@ -205,7 +206,8 @@ class ConstraintFilter:
         walker = state.walker
         full = walker.anchors >= self.grammar.max_anchors
         logits.masked_fill_(~self.masks[(walker.state, full)], NEG_INF)
-        if not state.spinners:
+        no_spinner = state.cursor < state.spinners_from
+        if no_spinner and walker.state is not State.OBJECT:
             logits[self.spinner_ids.start: self.spinner_ids.stop] = NEG_INF
         span = self.shift_span
         if walker.state in _X_STATES:
@@ -230,6 +232,8 @@ class ConstraintFilter:
             eos_logit = float(logits[self.eos])
             if math.isfinite(eos_logit) and float(torch.softmax(logits, -1)[self.eos]) < 0.5:
                 logits[self.eos] = NEG_INF
+            if no_spinner:  # after the end is decided: as likely as the model finds it
+                logits[self.spinner_ids.start: self.spinner_ids.stop] = NEG_INF
             # A shift may not move the cursor to or past the window's end ...
             room = state.window_end - state.cursor
             allowed = int(torch.searchsorted(self.shifts, room, right=False))

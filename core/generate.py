@@ -48,10 +48,11 @@ SILENCE_REACH_MS = 50.0
 HOLE_MS = 2000.0
 RETRY_STEP_MS = 1000.0
 # A spinner the model ends such a window after is taken back, and its window asked again with
-# no spinner, where the music in the hole goes on: within BREAK_DB of the song's typical level
-# (the mean log-mel band's median). The starter's spinners in loud real music (1-3 a map) were
-# each followed by 2-6 s of nothing; a break after a spinner, which maps do have, sits 15-20 dB
-# under the song's level and keeps its spinner.
+# no spinner before its end, where the music goes on for HOLE_MS after it: within BREAK_DB of
+# the song's typical level (the mean log-mel band's median). The tenth starter's spinners in
+# loud real music (1-3 a map) were each followed by 2-6 s of nothing; a break after a spinner,
+# which maps do have, sits 15-20 dB under the song's level and keeps its spinner. Where the
+# window asked again places nothing, the spinner is put back.
 BREAK_DB = 10.0
 
 
@@ -111,9 +112,10 @@ class Generator:
         # intro before it is silence or count-in, where the starter wrote streams), and an
         # estimated one is moved back a bar for pickup notes (core.tempo).
         position = max(start_ms, ticks.times[0] - tolerance) if ticks else start_ms
-        levels = mel.mean(dim=0)  # (F,) each frame's mean log-mel band
-        typical = float(levels.median())
-        spinners, done = True, 0.0
+        levels, typical = song_levels(mel)
+        taken_back: Spinner | None = None  # the spinner this window is asked again without
+        spared: list[Spinner] = []  # spinners put back: never taken back again
+        done = 0.0
         while position < end_ms - tolerance:
             origin = max(0.0, _grid(position - prefix_span, self.vocab))
             stop = min(origin + window, end_ms)
@@ -126,7 +128,8 @@ class Generator:
                                   window_end=stop - origin - tolerance,
                                   on_tick=_tick_test(allowed, origin, tolerance, audible),
                                   slider_speed=_slider_speed(template, origin),
-                                  spinners=spinners)
+                                  spinners_from=(taken_back.end_time - origin if taken_back
+                                                 else -math.inf))
             for token in ids:
                 state.step(token)
             frames = _frames(mel, origin, window)
@@ -143,20 +146,24 @@ class Generator:
             for obj in fresh:
                 if isinstance(obj, Slider):
                     keep_arc_inside(obj, template.format_version)
+            if taken_back is not None and not fresh:
+                # asked again without it, the model placed nothing: the spinner beats a hole
+                fresh = [taken_back]
+                spared.append(taken_back)
+            taken_back = None
             placed += fresh
             new += fresh
             last = max((o.end_time for o in fresh), default=position)
             ended_early = result.finished and stop - last > self.windows.hole_ms
-            if ended_early and self.windows.take_back_spinners and new and \
-                    isinstance(new[-1], Spinner) and \
-                    music_goes_on(levels, typical, new[-1].end_time, stop):
+            if ended_early and self._took_for_the_end(new, spared, levels, typical):
                 # the model took a spinner for the song's end (this window's last object or,
-                # ending at once, the last window's): ask again from its start, with no spinner
-                spinner = new.pop()
-                placed.pop()  # the same object: `placed` ends with `new`
-                position, spinners = spinner.time, False
+                # ending at once, the last window's): ask again from its start (its tick
+                # included), with no spinner until its end
+                taken_back = new.pop()
+                popped = placed.pop()  # the same object: `placed` ends with `new`
+                assert popped is taken_back
+                position = max(start_ms, taken_back.time - tolerance)
                 continue
-            spinners = True
             if ended_early:
                 # the model ended the window early, seconds before its end: ask again just after
                 # its last object (in the next prefix), or, where it placed none, once its prefix
@@ -170,6 +177,16 @@ class Generator:
                 done = max(done, min(1.0, (position - start_ms) / max(end_ms - start_ms, 1.0)))
                 progress(done)
         return new
+
+    def _took_for_the_end(self, new: list[HitObject], spared: list[Spinner], levels: Tensor,
+                          typical: float) -> bool:
+        """Whether the last generated object is a spinner (not one put back) that the music
+        goes on after, for the `hole_ms` after its end: one the model took for the song's end."""
+        spinner = new[-1] if new else None
+        return (self.windows.take_back_spinners and isinstance(spinner, Spinner)
+                and not any(spinner is s for s in spared)
+                and music_goes_on(levels, typical, spinner.end_time,
+                                  spinner.end_time + self.windows.hole_ms))
 
 
 def continue_map(generator: Generator, beatmap: Beatmap, mel: Tensor, from_ms: float,
@@ -205,6 +222,12 @@ def audible_frames(mel: Tensor) -> Tensor:
     reach = int(SILENCE_REACH_MS // FRAME_MS)
     ahead = torch.nn.functional.pad(loud, (0, reach))  # frame f sees frames f .. f + reach
     return torch.nn.functional.max_pool1d(ahead, reach + 1, stride=1)[0, 0] > 0
+
+
+def song_levels(mel: Tensor) -> tuple[Tensor, float]:
+    """(F,) each feature frame's mean log-mel band, and its median over the song."""
+    levels = mel.mean(dim=0)
+    return levels, float(levels.median())
 
 
 def music_goes_on(levels: Tensor, typical: float, start_ms: float, end_ms: float) -> bool:

@@ -8,6 +8,7 @@ output valid.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import math
 import shutil
@@ -269,37 +270,88 @@ def test_a_spinner_the_model_ends_on_in_loud_music_is_taken_back(generator, song
         mel = mel.clone()
         frame = int(spinner.end_time // FRAME_MS) + LATENCY_FRAMES
         mel[:, frame: frame + 6000 // FRAME_MS] = -1.0
-    real, states = core.generate.decode_window, []
+    states = []
+    monkeypatch.setattr(core.generate, "decode_window",
+                        _spinner_then_end(spinner, template, ticks, states))
+    objects = generator.generate(mel, template, COND, 0.0, 12_000.0,
+                                 options=DecodingOptions(method="greedy", max_tokens=600))
+    kept = [o for o in objects if isinstance(o, Spinner) and abs(o.time - start) < 1]
+    assert len(states) >= 2 and states[0].spinners_from == -math.inf
+    if music_after:  # no spinner before its end in the window asked again
+        assert not kept and states[1].spinners_from > spinner.time
+        assert [o for o in objects if start <= o.time < spinner.end_time]  # asked again there
+        assert min(o.time for o in objects) == start  # its own tick included
+    else:
+        assert len(kept) == 1 and states[1].spinners_from == -math.inf
+        assert all(o.time >= spinner.end_time for o in objects if o is not kept[0])
 
-    def spinner_then_end(model, vocab, audio, cond, ids, state, *args):
+
+def _spinner_then_end(spinner, template, ticks, states, then=None):
+    """decode_window that places `spinner` and ends its first window, then decodes for real
+    (or returns `then`'s result, given it)."""
+    real = core.generate.decode_window
+
+    def decode(model, vocab, audio, cond, ids, state, *args):
         states.append(state.clone())
         if len(states) > 1:
+            if then is not None:
+                return then(model, vocab, audio, cond, ids, state, *args)
             return real(model, vocab, audio, cond, ids, state, *args)
         tokens = core.generate.tokenize_objects([spinner], vocab, template, origin_ms=0.0,
                                                 ticks=ticks)
         return core.decoding.WindowResult(tokens, finished=True)
 
-    monkeypatch.setattr(core.generate, "decode_window", spinner_then_end)
+    return decode
+
+
+@pytest.mark.parametrize("case", ["nothing asked again", "switched off"])
+def test_a_spinner_stays_where_taking_it_back_does_not_help(generator, song, monkeypatch,
+                                                           case):
+    # asked again without it the model places nothing: the spinner beats a hole; and the
+    # switch turns the take-back off
+    _, template, mel = song
+    first = min(p.time for p in template.timing_points if p.uninherited)
+    ticks = TickGrid(template.timing_points)
+    start = ticks.snap_ms(first + 2000.0, 100.0)
+    spinner = Spinner(x=256, y=192, time=start, spinner_end=start + 1500.0)
+    states = []
+    nothing = None
+    if case == "nothing asked again":
+        def nothing(*args):
+            return core.decoding.WindowResult([], finished=True)
+    else:
+        generator = copy.copy(generator)
+        object.__setattr__(generator, "windows", dataclasses.replace(generator.windows,
+                                                                     take_back_spinners=False))
+    monkeypatch.setattr(core.generate, "decode_window",
+                        _spinner_then_end(spinner, template, ticks, states, nothing))
     objects = generator.generate(mel, template, COND, 0.0, 12_000.0,
                                  options=DecodingOptions(method="greedy", max_tokens=600))
-    kept = [o for o in objects if isinstance(o, Spinner) and abs(o.time - start) < 1]
-    assert len(states) >= 2 and states[0].spinners
-    if music_after:
-        assert not kept and not states[1].spinners
-        assert [o for o in objects if start <= o.time < spinner.end_time]  # asked again there
-    else:
-        assert len(kept) == 1 and states[1].spinners
-        assert all(o.time >= spinner.end_time for o in objects if o is not kept[0])
+    assert [o.time for o in objects if isinstance(o, Spinner)][:1] == [start]
+    assert sum(o.time == start for o in objects) == 1
+    if case == "nothing asked again":
+        assert states[1].spinners_from > spinner.time  # it was asked again, then put back
+        assert all(s.spinners_from == -math.inf for s in states[2:])  # and never again
+
+
+def test_music_goes_on_within_break_db_of_the_songs_level():
+    # levels are mean log-mel bands on log_mel's scale: 80 dB over -1..1
+    typical = 0.2
+    unit = 2.0 / 80.0  # one dB
+    for db, goes_on in ((-9.0, True), (-11.0, False), (3.0, True)):
+        levels = torch.full((1000,), typical + db * unit)
+        assert core.generate.music_goes_on(levels, typical, 0.0, 2000.0) is goes_on
+    assert not core.generate.music_goes_on(torch.zeros(10), 0.0, 5000.0, 7000.0)  # past the end
 
 
 def test_masked_spinners_are_never_placed(generator):
     # the filter's switch holds whatever the model prefers: a spinner-only model places none
     vocab = generator.vocab
-    state = SequenceState(GrammarWalker(Grammar(vocab.config)), vocab, spinners=False)
+    state = SequenceState(GrammarWalker(Grammar(vocab.config)), vocab)
     state.step(vocab.id(Category.SOS))
     span = vocab.spans[Category.PLACE_SPINNER]
     for allowed in (False, True):
-        state.spinners = allowed
+        state.spinners_from = -math.inf if allowed else 1000.0
         logits = torch.zeros(len(vocab))
         logits[span.start: span.stop] = 100.0
         ConstraintFilter(vocab, DecodingOptions()).apply(logits, state)

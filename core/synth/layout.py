@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, CurveType
+from core.spacing import SPINNER_POSITION
 
 MARGIN = 24  # heads stay this far from the edges; slider bodies may use the whole playfield
 MAX_SPAN_PX = 250  # a straight span fits from any head inside the margin (>= 256 px of room)
@@ -47,6 +48,10 @@ class Layout:
         self.cursor = np.array([PLAYFIELD_WIDTH / 2, PLAYFIELD_HEIGHT / 2])
         self.angle = float(rng.uniform(0, 2 * math.pi))
         self.bend = 0.3  # a stream's steady curvature, radians per object
+
+    def spinner(self) -> None:
+        """A spinner leaves the cursor at the centre (core.spacing.SPINNER_POSITION)."""
+        self.cursor = np.array(SPINNER_POSITION, dtype=float)
 
     def circle(self, gap_beats: float, strong: bool) -> tuple[int, int]:
         """The next head `gap_beats` after the previous object's end (a strong beat may jump)."""

@@ -142,8 +142,10 @@ def plan(score: Score, level: Level, base: list[int]) -> list[Planned]:
     every hit first, then turn held notes into sliders where they fit, covering hits they added
     on the 1/2 grid (hi-hats, mostly) but never 1/4 runs or an easier level's hits.
     """
-    # A spinner over each held chord; a stop's ends the level's gap before the next section.
-    taken = [Planned(s.start_tick, s.end_tick - (_grid(score, level, s.end_tick).gap
+    # A spinner over each held chord; a stop's ends a beat (or the level's gap, if longer)
+    # before the next section, time to recover from it.
+    taken = [Planned(s.start_tick, s.end_tick - (max(_grid(score, level, s.end_tick).gap,
+                                                     score.ticks_per_beat)
                                                  if s.name == "stop" else 0),
                      "spinner", HITSOUND_FINISH) for s in held_sections(score)]
     by_tick = {hit.tick: hit for hit in hits(score)}
@@ -275,6 +277,7 @@ def make_beatmap(score: Score, level: Level, planned: list[Planned],
         obj: HitObject
         if item.kind == "spinner":
             obj = Spinner(256, 192, time, spinner_end=_ms(score, item.end_tick))
+            layout.spinner()
         elif item.kind == "circle":
             x, y = layout.circle(gap, strong)
             obj = Circle(x, y, time)
