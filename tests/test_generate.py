@@ -262,10 +262,8 @@ def test_a_spinner_the_model_ends_on_in_loud_music_is_taken_back(generator, song
     # and then nothing for seconds. Where the music goes on, the spinner is taken back and its
     # window asked again with spinners masked; before a silent break it stays.
     _, template, mel = song
-    first = min(p.time for p in template.timing_points if p.uninherited)
-    ticks = TickGrid(template.timing_points)
-    start = ticks.snap_ms(first + 2000.0, 100.0)
-    spinner = Spinner(x=256, y=192, time=start, spinner_end=start + 1500.0)
+    ticks, spinner = _spinner_two_seconds_in(template)
+    start = spinner.time
     if not music_after:  # 6 s of silence from the spinner's end: a break
         mel = mel.clone()
         frame = int(spinner.end_time // FRAME_MS) + LATENCY_FRAMES
@@ -284,6 +282,14 @@ def test_a_spinner_the_model_ends_on_in_loud_music_is_taken_back(generator, song
     else:
         assert len(kept) == 1 and states[1].spinners_from == -math.inf
         assert all(o.time >= spinner.end_time for o in objects if o is not kept[0])
+
+
+def _spinner_two_seconds_in(template):
+    """The map's ticks, and a 1.5 s spinner on the tick 2 s after its first red line."""
+    ticks = TickGrid(template.timing_points)
+    first = min(p.time for p in template.timing_points if p.uninherited)
+    start = ticks.snap_ms(first + 2000.0, 100.0)
+    return ticks, Spinner(x=256, y=192, time=start, spinner_end=start + 1500.0)
 
 
 def _spinner_then_end(spinner, template, ticks, states, then=None):
@@ -310,10 +316,8 @@ def test_a_spinner_stays_where_taking_it_back_does_not_help(generator, song, mon
     # asked again without it the model places nothing: the spinner beats a hole; and the
     # switch turns the take-back off
     _, template, mel = song
-    first = min(p.time for p in template.timing_points if p.uninherited)
-    ticks = TickGrid(template.timing_points)
-    start = ticks.snap_ms(first + 2000.0, 100.0)
-    spinner = Spinner(x=256, y=192, time=start, spinner_end=start + 1500.0)
+    ticks, spinner = _spinner_two_seconds_in(template)
+    start = spinner.time
     states = []
     nothing = None
     if case == "nothing asked again":
