@@ -142,12 +142,8 @@ def plan(score: Score, level: Level, base: list[int]) -> list[Planned]:
     every hit first, then turn held notes into sliders where they fit, covering hits they added
     on the 1/2 grid (hi-hats, mostly) but never 1/4 runs or an easier level's hits.
     """
-    # A spinner over each held chord; a stop's ends a beat (or the level's gap, if longer)
-    # before the next section, time to recover from it.
-    taken = [Planned(s.start_tick, s.end_tick - (max(_grid(score, level, s.end_tick).gap,
-                                                     score.ticks_per_beat)
-                                                 if s.name == "stop" else 0),
-                     "spinner", HITSOUND_FINISH) for s in held_sections(score)]
+    taken = [Planned(s.start_tick, _spinner_end(score, level, s), "spinner", HITSOUND_FINISH)
+             for s in held_sections(score)]
     by_tick = {hit.tick: hit for hit in hits(score)}
     # An easier level's grid is a subset of this one's and its gaps no shorter: its hits fit.
     for tick in base:
@@ -178,6 +174,14 @@ def plan(score: Score, level: Level, base: list[int]) -> list[Planned]:
 
     _make_sliders(score, level, taken, by_tick, coverable)
     return taken
+
+
+def _spinner_end(score: Score, level: Level, held: Section) -> int:
+    """The tick a held section's spinner ends on: the outro's at the song's end, a stop's a
+    beat (or the level's gap, if longer) before the next section, time to recover from it."""
+    if held.name != "stop":
+        return held.end_tick
+    return held.end_tick - max(_grid(score, level, held.end_tick).gap, score.ticks_per_beat)
 
 
 def _make_sliders(score: Score, level: Level, taken: list[Planned], by_tick: dict[int, Hit],
