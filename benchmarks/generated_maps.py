@@ -8,16 +8,17 @@ Three tables, with the shipped starter model (or `--model`), sampling with seed 
 2. Estimated timing. The bare audio (kiai estimates the timing): the share of objects within
    10 ms of a 1/4-beat tick of the TRUE timing (goal >= 85%), beside what random placement
    and generation with the true timing give on the same songs. Tables 1 and 2 also map the
-   Frets on Fire songs where they are (`--fof`, see benchmarks/timing_accuracy.py: real music
-   at its composers' tempo). Muldjord's MIDI beats sit 4-6 ms before their songs' onsets,
-   Sectoid's 27-43 ms before: those four songs' "true" offsets are the charter's, not the music's.
+   Frets on Fire songs and Planet Blupi's tunes where they are (`--fof`, `--blupi`, see
+   benchmarks/midi_songs.py: real music at its composers' tempo). Muldjord's MIDI beats sit 4-6
+   ms before their songs' onsets, Sectoid's 27-43 ms before: those four songs' "true" offsets
+   are the charter's, not the music's. Blupi's tunes are rendered from their MIDI: exact.
 3. Star rating. A sweep of requested stars over synthetic songs and the first `--real-seconds`
    of each real track (real music has onsets a synthetic song has not: 1/4 hi-hats almost
    everywhere): |generated - requested|, with one attempt and with kiai's retries (best of 3),
    median and share within 0.5, per kind of song and over all.
 
     PYTHONPATH=. .venv/bin/python benchmarks/generated_maps.py [--synth 4] [--seconds 60]
-        [--real-seconds 60] [--tables 123] [--fof DIR]
+        [--real-seconds 60] [--tables 123] [--fof DIR] [--blupi DIR]
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.timing_accuracy import fof_dir, fof_songs, read_real_tracks
+from benchmarks.midi_songs import Song, blupi_dir, blupi_songs, fof_dir, fof_songs
+from benchmarks.timing_accuracy import read_real_tracks
 from companion.mapping import Target, decoding_options, generate_beatmap, load_generator
 from core.audio import SAMPLE_RATE, load_audio
 from core.beatmap.model import Beatmap, TimingPoint
@@ -65,12 +67,12 @@ def real_songs(root: Path) -> list[tuple[str, Path, Beatmap]]:
     return out
 
 
-def fof_songs_in(root: Path, fof: Path) -> list[tuple[str, Path, Beatmap]]:
-    """(name, audio file, its true timing as a map) of the Frets on Fire songs under `fof`,
-    their stems mixed into a WAV file under `root`."""
+def midi_songs_in(root: Path, songs: list[Song]) -> list[tuple[str, Path, Beatmap]]:
+    """(name, audio file, its true timing as a map) of benchmarks.midi_songs' songs, their audio
+    written as WAV files under `root`."""
     out = []
-    for n, (name, mix, points) in enumerate(fof_songs(fof) if fof.is_dir() else []):
-        folder = root / f"fof{n}"
+    for n, (name, mix, points) in enumerate(songs):
+        folder = root / f"midi{n}"
         folder.mkdir()
         path = folder / "audio.wav"
         sf.write(path, mix / max(1.0, float(np.abs(mix).max())), SAMPLE_RATE)
@@ -128,6 +130,7 @@ def main() -> None:
     parser.add_argument("--tables", default="123", help="which tables to print, e.g. 3")
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--fof", type=Path, default=fof_dir())
+    parser.add_argument("--blupi", type=Path, default=blupi_dir())
     args = parser.parse_args()
     generator = load_generator(args.model)
     options = decoding_options(seed=0)
@@ -135,7 +138,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         songs = [*real_songs(Path(tmp)),
                  *synth_songs(Path(tmp), args.synth, args.seconds, args.synth_seed)]
-        fof = fof_songs_in(Path(tmp), args.fof) if set(args.tables) & {"1", "2"} else []
+        fof = midi_songs_in(Path(tmp), [*fof_songs(args.fof), *blupi_songs(args.blupi)]
+                            ) if set(args.tables) & {"1", "2"} else []
         if "1" in args.tables:
             known_timing(generator, [*songs, *fof], options)
         if "2" in args.tables:

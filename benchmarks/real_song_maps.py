@@ -6,8 +6,8 @@ loud music, leaving seconds of music with nothing to play (the eleventh also saw
 spinners, and no longer does). core.generate asks such a window again
 (`WindowOptions.hole_ms`) and takes such a spinner back (`take_back_spinners`); this measures
 both, side by side in one run, on the corpus's three real tracks and the Frets on Fire songs
-where they are (`--fof`, see benchmarks/timing_accuracy.py), whole, at `--stars`, one attempt
-each, seeds 0..`--seeds`-1.
+and Planet Blupi's tunes (their first 3 minutes) where they are (`--fof`, `--blupi`, see
+benchmarks/midi_songs.py), whole, at `--stars`, one attempt each, seeds 0..`--seeds`-1.
 
 Per variant: spinners before the last object (mid-song) and as the last; gaps over 2 s and over
 5 s where the music goes on, between objects and after the last (the audio's median mean
@@ -16,7 +16,7 @@ break sits 15-20 dB under); the longest such gap; objects per map and seconds pe
 in quiet passages are not counted: maps have them.
 
     PYTHONPATH=. .venv/bin/python benchmarks/real_song_maps.py [--seeds 2] [--stars 4] [--fof DIR]
-        [--model CKPT] [--variants 0 1 2]
+        [--blupi DIR] [--model CKPT] [--variants 0 1 2]
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.generated_maps import fof_songs_in, real_songs
-from benchmarks.timing_accuracy import fof_dir
+from benchmarks.generated_maps import midi_songs_in, real_songs
+from benchmarks.midi_songs import blupi_dir, blupi_songs, fof_dir, fof_songs
 from companion.mapping import Target, decoding_options, generate_beatmap, load_generator
 from core.audio import FRAME_MS, audio_features
 from core.beatmap.model import Circle, Spinner
@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--stars", type=float, default=4.0)
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--fof", type=Path, default=fof_dir())
+    parser.add_argument("--blupi", type=Path, default=blupi_dir())
     parser.add_argument("--variants", nargs="+", type=int, default=list(range(len(VARIANTS))),
                         help="which variants, by number: " + ", ".join(
                             f"{n} {name}" for n, name in enumerate(VARIANTS)))
@@ -72,7 +73,8 @@ def main() -> None:
     base = load_generator(args.model)
     with tempfile.TemporaryDirectory() as tmp:
         songs = [(name, audio) for name, audio, _ in
-                 [*real_songs(Path(tmp)), *fof_songs_in(Path(tmp), args.fof)]]
+                 [*real_songs(Path(tmp)), *midi_songs_in(
+                     Path(tmp), [*fof_songs(args.fof), *blupi_songs(args.blupi)])]]
         mels = {name: audio_features(audio) for name, audio in songs}
         minutes = sum(m.shape[-1] for m in mels.values()) * FRAME_MS / 60_000
         print(f"{len(songs)} songs ({minutes:.1f} min), "

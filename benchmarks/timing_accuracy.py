@@ -4,13 +4,9 @@ Real tracks: the corpus's osu-resources triangles, circles and welcome .osz (aud
 hand-made timing), read from ${KIAI_TEST_CORPUS:-../shared/corpus}. Synthetic: `--synth N` songs of
 `--seconds` s from core.synth (seeds 0..N-1), whose timing points are exact, ~30% with a change.
 
-Real songs with their composers' tempo: the Frets on Fire songs Debian packages
-(fretsonfire-songs-muldjord and -sectoid, 8 metal songs, CC-BY-SA; benchmarks/fetch_fof_songs.sh
-fetches and unpacks them), found under `--fof DIR` (default ${KIAI_FOF_SONGS:-
-/usr/share/games/fretsonfire/data/songs}) and skipped where absent. Each song's notes.mid tempo
-map is the tempo its backing track was rendered at (FoF plays the chart against the audio from
-0 ms); the song is its song.ogg and guitar.ogg mixed, and its true beat lines, in beatmap time,
-LATENCY_MS before the MIDI beats, as a ranked map would put them.
+Real music with its composers' tempo (benchmarks/midi_songs.py says what and where): the 8
+Frets on Fire songs under `--fof DIR` and Planet Blupi's 10 tunes (their first 3 minutes) under
+`--blupi DIR`, each skipped where absent.
 
 Per true uninherited point (a section), the estimated section in force at its time is compared:
 BPM error % (goal <= 0.5%; a ratio near x2, x1/2, x3/2 or x2/3 is an octave miss, shown as such),
@@ -25,7 +21,7 @@ offset within 10 ms when their hand-made grids imply latencies more than 20 ms a
 loudness's steepest rise after the same lines (1 ms RMS, no onset detector) cross-checks it.
 
     PYTHONPATH=. .venv/bin/python benchmarks/timing_accuracy.py [--synth 10] [--seconds 30]
-        [--fof DIR]
+        [--fof DIR] [--blupi DIR]
 """
 
 from __future__ import annotations
@@ -40,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.midi_songs import blupi_dir, blupi_songs, fof_dir, fof_songs
 from core.audio import FRAME_MS, LATENCY_MS, SAMPLE_RATE, load_audio, load_audio_bytes, log_mel
 from core.beatmap.model import Beatmap, TimingPoint
 from core.beatmap.parser import parse_bytes, parse_file
@@ -53,11 +50,6 @@ OCTAVES = {2.0: "x2", 0.5: "x1/2", 1.5: "x3/2", 2 / 3: "x2/3"}
 
 def corpus_dir() -> Path:
     return Path(os.environ.get("KIAI_TEST_CORPUS", "../shared/corpus"))
-
-
-def fof_dir() -> Path:
-    """Where the Frets on Fire songs are looked for unless --fof says."""
-    return Path(os.environ.get("KIAI_FOF_SONGS", "/usr/share/games/fretsonfire/data/songs"))
 
 
 def uninherited(points: list[TimingPoint]) -> list[TimingPoint]:
@@ -86,42 +78,6 @@ def real_tracks() -> list[tuple[str, np.ndarray, list[TimingPoint]]]:
     return [(name, load_audio_bytes(data, f"{name}.osz/{audio_name}"),
              uninherited(beatmap.timing_points))
             for name, beatmap, audio_name, data in read_real_tracks()]
-
-
-def fof_songs(root: Path) -> list[tuple[str, np.ndarray, list[TimingPoint]]]:
-    """(name, audio, true red lines) of each Frets on Fire song folder under `root`."""
-    import mido  # a dev dependency: only this benchmark reads MIDI
-
-    out = []
-    for folder in sorted(p.parent for p in root.glob("**/notes.mid")):
-        midi = mido.MidiFile(folder / "notes.mid")
-        events = sorted(((tick, msg) for track in midi.tracks
-                        for tick, msg in zip(np.cumsum([m.time for m in track]), track)
-                        if msg.type in ("set_tempo", "time_signature")), key=lambda e: e[0])
-        points: list[TimingPoint] = []
-        ms, last_tick, beat_ms, meter = 0.0, 0, 500.0, 4
-        for tick, msg in events:
-            ms += (tick - last_tick) / midi.ticks_per_beat * beat_ms
-            last_tick = tick
-            if msg.type == "time_signature":  # 6/8 and 12/8 are counted in dotted quarters
-                meter = msg.numerator // 3 if msg.denominator == 8 and msg.numerator % 3 == 0 \
-                    else msg.numerator
-            else:
-                beat_ms = msg.tempo / 1000
-            point = TimingPoint(time=ms - LATENCY_MS, beat_length=beat_ms, meter=meter)
-            if points and abs(points[-1].time - point.time) < 1:
-                points[-1] = point
-            elif not points or (points[-1].beat_length, points[-1].meter) != (beat_ms, meter):
-                points.append(point)
-        stems = [load_audio(f) for f in (folder / "song.ogg", folder / "guitar.ogg") if f.exists()]
-        if not stems or not points:
-            print(f"(skipped {folder}: no song.ogg or guitar.ogg, or no tempo)")
-            continue
-        mix = np.zeros(max(len(a) for a in stems), np.float32)
-        for a in stems:
-            mix[:len(a)] += a
-        out.append((folder.name.replace(" ", "_"), mix, points))
-    return out
 
 
 def synth_songs(count: int, seconds: float, root: Path):
@@ -190,18 +146,22 @@ def main() -> None:
     parser.add_argument("--synth", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--fof", type=Path, default=fof_dir())
+    parser.add_argument("--blupi", type=Path, default=blupi_dir())
     args = parser.parse_args()
     print(f"{'song':<10} {'sec':>3} {'true BPM':>9} {'est BPM':>9} {'err %':>7} {'octave':>6} "
           f"{'off ms':>7} {'bar':>4} {'points t/e':>10} {'time s':>7}")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         real = real_tracks()
-        fof = fof_songs(args.fof) if args.fof.is_dir() else []
-        if not fof:
-            print(f"(no Frets on Fire songs under {args.fof})")
+        fof, blupi = fof_songs(args.fof), blupi_songs(args.blupi)
+        for found, what, where in ((fof, "Frets on Fire songs", args.fof),
+                                   (blupi, "Planet Blupi tunes", args.blupi)):
+            if not found:
+                print(f"(no {what} under {where})")
         lags = {name: (onset_lag_ms(audio, truth[0]), attack_lag_ms(audio, truth[0]))
-                for name, audio, truth in [*real, *fof]}
+                for name, audio, truth in [*real, *fof, *blupi]}
         songs = [*(("osu", *song) for song in real), *(("fof", *song) for song in fof),
+                 *(("blupi", *song) for song in blupi),
                  *(("synth", *song) for song in synth_songs(args.synth, args.seconds, Path(tmp)))]
         for group, name, audio, truth in songs:
             start = time.perf_counter()
@@ -219,7 +179,7 @@ def main() -> None:
     octave = [r for r in results if r["octave"]]
     print(f"\nsections: {len(results)}; BPM within 0.5%: {len(hits)}; octave misses: "
           f"{len(octave)}; other misses: {len(results) - len(hits) - len(octave)}")
-    for group in ("osu", "fof", "synth"):
+    for group in ("osu", "fof", "blupi", "synth"):
         rows = [r for r in results if r["group"] == group]
         if rows:
             right = [r for r in rows if r["err"] <= 0.5]
