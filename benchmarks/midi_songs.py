@@ -1,12 +1,12 @@
 """Real music whose tempo is known from the MIDI it was made from: benchmark ground truth.
 
 - Frets on Fire songs (Debian's fretsonfire-songs-muldjord and -sectoid; 8 CC-BY-SA metal songs,
-  recorded bands; benchmarks/fetch_fof_songs.sh): each song's notes.mid tempo map is the tempo
+  recorded bands; benchmarks/fetch_music.sh fof): each song's notes.mid tempo map is the tempo
   its backing track was played at (FoF plays the chart against the audio from 0 ms). A song is
   its song.ogg and guitar.ogg mixed. Found under ${KIAI_FOF_SONGS:-
   /usr/share/games/fretsonfire/data/songs}.
 - Planet Blupi's music (Debian's planetblupi-music-midi and -ogg; 10 GPL-3+ game tunes, pop and
-  jazz arrangements, 96-140 BPM; benchmarks/fetch_blupi_music.sh): each musicNNN.ogg is its
+  jazz arrangements, 96-140 BPM; benchmarks/fetch_music.sh blupi): each musicNNN.ogg is its
   musicNNN.mid rendered, sample-aligned from 0 ms (their onsets sit LATENCY_MS after the MIDI
   beats, as an osu! map's do). The tunes loop for 10-28 minutes; the first `seconds` are read.
   Three are slow (96-104 BPM) with sixteenth-note drums: the octave case that Frets on Fire's
