@@ -310,13 +310,19 @@ def _manifest(root: Path) -> dict:
 
 
 def _map_refs(root: Path, config: WindowConfig) -> list[MapRef]:
-    """Every map of every completed set, in record-name order (stable across runs)."""
-    refs = []
-    for path in sorted((root / INDEX_DIR).glob("*.json")):
+    """Every map of every completed set, ordered by the set's folder name (then its path): the
+    same songs give the same items wherever their Songs folder is. (Records are named by a
+    digest of the set's absolute path; in that order a data set built from a moved or newly
+    checked-out folder drew other windows for the same seed.)"""
+    records = []
+    for path in (root / INDEX_DIR).glob("*.json"):
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
+            records.append(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError) as e:
             raise DatasetError(f"{path}: unreadable record ({e})") from e
+    records.sort(key=lambda r: (Path(r["source"]).name, r["source"], r["key"]))
+    refs = []
+    for record in records:
         for index, meta in enumerate(record.get("maps", [])):
             frames, features = meta["audio"]["frames"], meta["audio"]["features"]
             refs.append(MapRef(root / record["shard"], index, tuple(meta["difficulty"]),
