@@ -17,7 +17,6 @@ time shifts, and types (circle, slider, anchor, spinner, new combo, end).
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -101,15 +100,10 @@ def main() -> None:
         counts = link(args.link)
         print(f"{args.link}: {counts['train']} maps to train on, {counts['heldout']} held out")
     if args.evaluate:
-        # A fixed folder, not a fresh temporary one: the data set names each map by a digest of
-        # its absolute path and the windows follow that order, so a new path drew other windows
-        # (2.650 and 2.653 nats for one model in two runs); this way every run scores the same.
-        work = Path(tempfile.gettempdir()) / "kiai-real-maps-evaluate"
-        shutil.rmtree(work, ignore_errors=True)
-        try:
-            maps = link(work / "maps")
-            data = work / "data"
-            build(discover(work / "maps" / "heldout", audioless=True)[0],
+        with tempfile.TemporaryDirectory() as tmp:
+            maps = link(Path(tmp) / "maps")
+            data = Path(tmp) / "data"
+            build(discover(Path(tmp) / "maps" / "heldout", audioless=True)[0],
                   BuildConfig(out=data, vocab=preset("default"), workers=1))
             print(f"{maps['heldout']} held-out maps, nats per token (lower is better)")
             print(f"{'model':<32}{'coords':>8}{'time':>8}{'types':>8}{'all':>8}{'tokens':>8}")
@@ -117,8 +111,6 @@ def main() -> None:
                 s = evaluate(path, data)
                 print(f"{str(path)[-32:]:<32}{s['coords']:>8.3f}{s['time']:>8.3f}"
                       f"{s['types']:>8.3f}{s['all']:>8.3f}{s['tokens']:>8}")
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
