@@ -55,6 +55,9 @@ randomness, no threads whose order matters) and take ~0.3 s for 30 s and ~0.5-1.
    strength below ~2 kHz plus spectral change (kick and chords change on the bar line; hi-hats
    say nothing about it).
    Meter 4 by default, 3 when its accent contrast is 1.5x that of 4 (6/8 songs come out as 3).
+6. Drift: where a section's beats follow a tempo ramp (a live band's accelerando) clearly better
+   than its constant grid, it becomes a red line every few bars along the ramp
+   (core/tempo_drift.py); a steady section keeps its one.
 
 A tempo the caller gives (`bpm`: the mapper knows it, and the octave rule is a factor 2 off on
 about one song in five) replaces steps 2 and 4: one section at exactly that tempo.
@@ -77,6 +80,7 @@ from core.beatmap.model import TimingPoint
 from core.downbeat import downbeat, meter_of, on_the_beat, spectral_novelty
 from core.tempo_changes import MIN_SECTION_S, change_at, confirm_changes
 from core.tempo_changes import sections as find_sections
+from core.tempo_drift import drift_lines
 from core.tempo_grid import FPS, fit_grid, fold, octave_ranking, onset_envelope
 
 LOW_MID_BANDS = 40  # log-mel bands below ~2 kHz: kick, snare body, bass, chords; no hi-hats
@@ -162,10 +166,16 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
         else:
             m = meter or points[-1].meter
             beat = starts[i]
-        beat_ms = 60_000 / bpm if bpm is not None else _round_bpm(period * FRAME_MS,
-                                                                   (end - beat) / period)
-        points.append(TimingPoint(time=round(float(beatmap_ms(beat)), 3),
-                                  beat_length=float(beat_ms), meter=int(m)))
+        lines = [(beat, period)] if bpm is not None else drift_lines(env, period, beat, m, end)
+        if len(lines) == 1:  # a steady section: the BPM given, or rounded where that is safe
+            beat_ms = 60_000 / bpm if bpm is not None else _round_bpm(period * FRAME_MS,
+                                                                       (end - beat) / period)
+            lines = [(beat, beat_ms)]
+        else:
+            lines = [(at, line_period * FRAME_MS) for at, line_period in lines]
+        for at, beat_ms in lines:
+            points.append(TimingPoint(time=round(float(beatmap_ms(at)), 3),
+                                      beat_length=float(beat_ms), meter=int(m)))
     return points
 
 

@@ -1,0 +1,138 @@
+"""Tempo drift: a live band's tempo wanders (a slow accelerando, a ritardando into the end), and
+one constant grid fitted over a stretch of it falls off the beats towards its ends: a 2% ramp
+over 90 s put the best single grid up to 245 ms off. Where a section's beats follow a ramp
+(a period that changes steadily) clearly better than its constant grid, the section is split at
+bar lines into red lines that each follow the ramp's beats within FIT_MS, as mappers time such
+songs; a steady section keeps its one red line.
+
+The ramp is fitted as the grid is (core.tempo_grid.fold): beat k at t0 + period' k + curve k^2,
+the onset envelope folded on that warped beat axis for RAMPS total tempo changes across the
+section and periods near the grid's, the sharpest fold winning. A ramp is kept only where it
+puts RAMP_GAIN times the grid's onset strength on its beats and moves a beat more than DRIFT_MS
+off the grid: a steady song's best ramp is its grid.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from core.audio import FRAME_MS
+from core.tempo_grid import fold
+
+RAMPS = np.linspace(-0.08, 0.08, 17)  # period change across a section, tried (coarse)
+PERIODS = np.linspace(-0.02, 0.02, 11)  # mean period offsets tried with each (coarse)
+FINE_RAMPS = np.linspace(-0.005, 0.005, 9)  # then around the best
+FINE_PERIODS = np.linspace(-0.002, 0.002, 9)
+RAMP_GAIN = 1.08  # a ramp must put this much more onset strength on its beats than the grid
+DRIFT_MS = 10.0  # ... and move a beat more than this off the grid
+FIT_MS = 5.0  # each red line of a ramp follows its beats within this
+MIN_BARS = 4  # the shortest red line a ramp is split into (but the last)
+KERNEL = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)  # fold's smoothing
+
+
+def _warped_fold(env: np.ndarray, beats: np.ndarray, bins: int) -> tuple[float, float]:
+    """(strength per beat, phase in beats) of `env` folded on the beat axis `beats` (the beat
+    coordinate of each frame): the sharpest phase of a smoothed `bins`-bin histogram, refined
+    between bins, as core.tempo_grid.fold does on a constant grid."""
+    idx = ((beats % 1.0) * bins).astype(np.int64) % bins
+    hist = np.bincount(idx, weights=env, minlength=bins)
+    smooth = np.convolve(np.concatenate([hist[-6:], hist, hist[:6]]), KERNEL, mode="valid")
+    j = int(np.argmax(smooth))
+    y0, y1, y2 = smooth[j - 1], smooth[j], smooth[(j + 1) % bins]
+    den = y0 - 2 * y1 + y2
+    frac = 0.5 * (y0 - y2) / den if den < 0 else 0.0
+    return float(y1) / max(float(beats[-1] - beats[0]), 1.0), (j + frac + 0.5) / bins
+
+
+def _beat_axis(frames: np.ndarray, middle: float, period: float, bend: float) -> np.ndarray:
+    """The beat coordinate of each frame under a tempo that goes linearly in time through
+    1 / `period` beats a frame at `middle`, changing by `bend` beats a frame per frame."""
+    t = frames - middle
+    return t / period + 0.5 * bend * t * t
+
+
+def _beat_time(beat: float, middle: float, period: float, bend: float) -> float:
+    """The frame of beat coordinate `beat` on that axis (the inverse of _beat_axis)."""
+    if abs(bend) < 1e-15:
+        return middle + beat * period
+    f = 1.0 / period
+    return middle + (-f + math.sqrt(max(f * f + 2 * bend * beat, 0.0))) / bend
+
+
+def ramp_fit(env: np.ndarray, period: float, start: float, end: float
+             ) -> tuple[float, float, float, float]:
+    """(mean period, bend, middle frame, phase in beats, gain over the best constant grid) of
+    the best ramp over frames [start, end): a tempo going linearly in time, its beats where
+    _beat_axis(frame) - phase is whole; gain 1.0 where a constant grid is best. Coarse, then
+    fine."""
+    a, b = max(int(start), 0), min(int(end), len(env))
+    frames = np.arange(a, b, dtype=np.float64)
+    seg, middle = env[a:b], (a + b) / 2
+    bins = max(int(period * 4), 8)  # a quarter frame each, as fold's
+    best, grid = (-1.0, period, 0.0, 0.0, 0.0), 0.0
+    for ramps, periods in ((RAMPS, PERIODS), (FINE_RAMPS, FINE_PERIODS)):
+        centre_ramp, centre_period = (best[4], best[1]) if best[0] >= 0 else (0.0, period)
+        for ramp in centre_ramp + ramps:
+            for shift in periods:
+                p = centre_period * (1 + shift)
+                bend = -ramp / p / (b - a)  # the period grows by `ramp` end to end
+                strength, phase = _warped_fold(seg, _beat_axis(frames, middle, p, bend), bins)
+                if strength > best[0]:
+                    best = (strength, p, bend, phase, ramp)
+                if ramp == 0:  # a constant grid, for the gain
+                    grid = max(grid, strength)
+    strength, p, bend, phase, _ = best
+    return p, bend, middle, phase, strength / max(grid, 1e-12)
+
+
+def drift_lines(env: np.ndarray, period: float, beat: float, meter: int, end: float
+                ) -> list[tuple[float, float]]:
+    """(first beat frame, period) of each red line for the grid of `period` whose first
+    downbeat is frame `beat`, up to frame `end`: the grid alone unless its beats follow a ramp."""
+    bars = int((end - beat) / (period * meter))
+    if bars < 2 * MIN_BARS:
+        return [(beat, period)]
+    p, bend, middle, phase, gain = ramp_fit(env, period, beat, end)
+    if gain < RAMP_GAIN:
+        return [(beat, period)]
+    # the ramp's beats from the one nearest the grid's downbeat on
+    first = round(float(_beat_axis(np.array([beat]), middle, p, bend)[0]) - phase)
+    k = np.arange(bars * meter + 1, dtype=np.float64)
+    times = np.array([_beat_time(first + j + phase, middle, p, bend) for j in k])
+    grid = beat + period * k
+    if np.abs(times - grid).max() * FRAME_MS <= DRIFT_MS:
+        return [(beat, period)]
+    lines: list[tuple[float, float]] = []
+    start = 0
+    while start < bars:
+        last = min(start + MIN_BARS, bars)
+        fit = _line(k, times, start * meter, last * meter)
+        while last < bars:
+            wider = _line(k, times, start * meter, (last + 1) * meter)
+            if wider[2] > FIT_MS / FRAME_MS:
+                break
+            last, fit = last + 1, wider
+        lines.append((fit[0], fit[1]))
+        start = last
+    return [_on_its_beats(env, at, p, end if i + 1 == len(lines) else lines[i + 1][0])
+            for i, (at, p) in enumerate(lines)]
+
+
+def _on_its_beats(env: np.ndarray, at: float, period: float, end: float) -> tuple[float, float]:
+    """The red line (first beat `at`, `period`) moved to where its own stretch's onsets fold
+    (by less than a quarter beat): the ramp's curve only approximates the music's."""
+    a, b = max(int(at), 0), min(int(end), len(env))
+    if b - a < 2 * period:
+        return at, period
+    _, phase, _ = fold(env[a:b], a, period)
+    shift = (phase - at + period / 2) % period - period / 2
+    return (at + shift if abs(shift) < period / 4 else at), period
+
+
+def _line(k: np.ndarray, times: np.ndarray, a: int, b: int) -> tuple[float, float, float]:
+    """(time of beat a, period, worst residual) of the straight line through beats a..b."""
+    slope, intercept = np.polyfit(k[a:b + 1], times[a:b + 1], 1)
+    worst = float(np.abs(times[a:b + 1] - (intercept + slope * k[a:b + 1])).max())
+    return float(intercept + slope * a), float(slope), worst

@@ -1,0 +1,58 @@
+"""core.tempo_drift through estimate_timing: a song whose tempo ramps (a live band's accelerando)
+gets red lines that follow its beats; a steady song keeps one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.audio import LATENCY_MS, SAMPLE_RATE
+from core.tempo import estimate_timing
+
+
+def ramp_beats(start_bpm: float, end_bpm: float, seconds: float) -> np.ndarray:
+    """Beat times (s) of a tempo going linearly in time from `start_bpm` to `end_bpm`."""
+    t = np.linspace(0.0, seconds, int(seconds * 1000) + 1)
+    beats = np.cumsum(np.interp(t, [0.0, seconds], [start_bpm, end_bpm]) / 60.0) / 1000
+    return np.interp(np.arange(1, int(beats[-1])), beats, t)
+
+
+def clicks(beats: np.ndarray, seconds: float) -> np.ndarray:
+    """A click on every beat, a kick under every fourth (the downbeats)."""
+    audio = np.zeros(int(seconds * SAMPLE_RATE), np.float32)
+    t = np.arange(int(0.08 * SAMPLE_RATE)) / SAMPLE_RATE
+    for k, at in enumerate(beats):
+        sound = 0.4 * np.sin(2 * np.pi * 1500 * t) * np.exp(-t / 0.01)
+        if k % 4 == 0:
+            sound = sound + 0.6 * np.sin(2 * np.pi * 110 * t) * np.exp(-t / 0.04)
+        start = int(at * SAMPLE_RATE)
+        piece = audio[start:start + len(sound)]
+        piece += sound[:len(piece)]
+    return audio
+
+
+def ticks_of(points, until_ms: float) -> np.ndarray:
+    """Every beat of the red lines `points`, each up to the next, the last up to `until_ms`."""
+    ends = [p.time for p in points[1:]] + [until_ms]
+    return np.concatenate([np.arange(p.time, end, p.beat_length) for p, end in zip(points, ends)])
+
+
+@pytest.mark.parametrize("start_bpm, end_bpm", [(120.0, 126.0), (150.0, 144.0)])
+def test_a_ramping_tempo_gets_red_lines_that_follow_its_beats(start_bpm, end_bpm):
+    seconds = 60.0
+    beats = ramp_beats(start_bpm, end_bpm, seconds)
+    points = estimate_timing(clicks(beats, seconds))
+    assert len(points) > 1
+    ticks = ticks_of(points, seconds * 1000)
+    beat_ms = beats[beats > 2.0] * 1000 - LATENCY_MS  # beatmap time
+    off = np.array([np.abs(ticks - b).min() for b in beat_ms])
+    assert np.mean(off <= 10) >= 0.95 and off.max() <= 20, off.max()
+    # the red lines' tempo goes the ramp's way
+    assert (points[-1].bpm - points[0].bpm) * (end_bpm - start_bpm) > 0
+
+
+def test_a_steady_tempo_keeps_one_red_line():
+    seconds = 60.0
+    beats = ramp_beats(128.0, 128.0, seconds)
+    (point,) = estimate_timing(clicks(beats, seconds))
+    assert abs(point.bpm - 128.0) <= 0.1
