@@ -22,9 +22,10 @@ from core.audio import FRAME_MS
 from core.tempo_grid import fold
 
 RAMPS = np.linspace(-0.08, 0.08, 17)  # period change across a section, tried (coarse)
-PERIODS = np.linspace(-0.02, 0.02, 11)  # mean period offsets tried with each (coarse)
-FINE_RAMPS = np.linspace(-0.005, 0.005, 9)  # then around the best
-FINE_PERIODS = np.linspace(-0.002, 0.002, 9)
+FINE_RAMPS = np.linspace(-0.005, 0.005, 5)  # then around the best
+# each ramp's mean period: coarse to fine around the constant grid's
+PERIOD_STEPS = (np.linspace(-0.02, 0.02, 11), np.linspace(-0.004, 0.004, 9),
+                np.linspace(-0.0008, 0.0008, 9))
 RAMP_GAIN = 1.08  # a ramp must put this much more onset strength on its beats than the grid
 DRIFT_MS = 10.0  # ... and move a beat more than this off the grid
 FIT_MS = 5.0  # each red line of a ramp follows its beats within this
@@ -62,29 +63,36 @@ def _beat_time(beat: float, middle: float, period: float, bend: float) -> float:
 
 
 def ramp_fit(env: np.ndarray, period: float, start: float, end: float
-             ) -> tuple[float, float, float, float]:
+             ) -> tuple[float, float, float, float, float]:
     """(mean period, bend, middle frame, phase in beats, gain over the best constant grid) of
     the best ramp over frames [start, end): a tempo going linearly in time, its beats where
-    _beat_axis(frame) - phase is whole; gain 1.0 where a constant grid is best. Coarse, then
-    fine."""
+    _beat_axis(frame) - phase is whole; gain 1.0 where a constant grid is best. Each ramp
+    tried gets its own mean period, searched coarse to fine (a long section needs it to
+    ~0.05%: an error of e moves its end beats by e x half its beats), then the best ramp is
+    refined the same way."""
     a, b = max(int(start), 0), min(int(end), len(env))
     frames = np.arange(a, b, dtype=np.float64)
     seg, middle = env[a:b], (a + b) / 2
     bins = max(int(period * 4), 8)  # a quarter frame each, as fold's
-    best, grid = (-1.0, period, 0.0, 0.0, 0.0), 0.0
-    for ramps, periods in ((RAMPS, PERIODS), (FINE_RAMPS, FINE_PERIODS)):
-        centre_ramp, centre_period = (best[4], best[1]) if best[0] >= 0 else (0.0, period)
-        for ramp in centre_ramp + ramps:
-            for shift in periods:
-                p = centre_period * (1 + shift)
+
+    def best_period(ramp: float) -> tuple[float, float, float, float]:
+        found = (-1.0, period, 0.0, 0.0)
+        for steps in PERIOD_STEPS:
+            centre = found[1]
+            for shift in steps:
+                p = centre * (1 + shift)
                 bend = -ramp / p / (b - a)  # the period grows by `ramp` end to end
                 strength, phase = _warped_fold(seg, _beat_axis(frames, middle, p, bend), bins)
-                if strength > best[0]:
-                    best = (strength, p, bend, phase, ramp)
-                if ramp == 0:  # a constant grid, for the gain
-                    grid = max(grid, strength)
-    strength, p, bend, phase, _ = best
-    return p, bend, middle, phase, strength / max(grid, 1e-12)
+                if strength > found[0]:
+                    found = (strength, p, bend, phase)
+        return found
+
+    tried = {float(r): best_period(float(r)) for r in RAMPS}
+    coarse = max(tried, key=lambda r: tried[r][0])
+    for r in coarse + FINE_RAMPS:
+        tried.setdefault(float(r), best_period(float(r)))
+    strength, p, bend, phase = max(tried.values(), key=lambda f: f[0])
+    return p, bend, middle, phase, strength / max(tried[0.0][0], 1e-12)
 
 
 def drift_lines(env: np.ndarray, period: float, beat: float, meter: int, end: float
