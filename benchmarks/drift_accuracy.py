@@ -13,7 +13,7 @@ or offset is missed without any drift says nothing about following one.
 Songs: the corpus's three hand-timed tracks, and the Frets on Fire songs and Planet Blupi's tunes
 where they are (`--fof`, `--blupi`, see benchmarks/midi_songs.py).
 
-    PYTHONPATH=. .venv/bin/python benchmarks/drift_accuracy.py [--seconds 100]
+    .venv/bin/python benchmarks/drift_accuracy.py [--seconds 100]
         [--ramps 0 0.02 -0.02 0.04 -0.04] [--fof DIR] [--blupi DIR]
 """
 
@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 from pathlib import Path
 from unittest import mock
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.midi_songs import blupi_dir, blupi_songs, fof_dir, fof_songs
 from benchmarks.timing_accuracy import real_tracks

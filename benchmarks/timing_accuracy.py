@@ -29,12 +29,15 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import sys
 import tempfile
 import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.midi_songs import blupi_dir, blupi_songs, fof_dir, fof_songs
 from core.audio import FRAME_MS, LATENCY_MS, SAMPLE_RATE, load_audio, load_audio_bytes, log_mel
