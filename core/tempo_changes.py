@@ -83,7 +83,10 @@ def confirm_changes(env: np.ndarray, sections: list[tuple[int, int, float]],
     i = 1
     while i < len(grids):
         a, b, _ = sections[i]
-        before = fit_grid(env, a, b, grids[i - 1][0], fine=True)
+        # each tempo is fitted where it is weighed within AGREE of itself: a tempo that drifts
+        # (core.tempo_drift) is still one tempo, and a grid held to the exact tempo of the
+        # stretch before lost to any other in a drifting song (triangles ramped 4%: x4/3)
+        before = fit_grid(env, a, b, grids[i - 1][0], coarse=AGREE)
         # a short excursion that returns to the tempo before is a rhythmic figure, not a change
         figure = (b - a < FIGURE_S * FPS and i + 1 < len(grids)
                   and abs(grids[i + 1][0] / grids[i - 1][0] - 1) < MERGE)
@@ -98,7 +101,7 @@ def confirm_changes(env: np.ndarray, sections: list[tuple[int, int, float]],
         # by RELATED_GAIN at x2 or x1/2: a grid twice as fast puts every other beat on a slow
         # section's beats and fits it within 1.4x, so a true doubling would fail
         thirds = _near(ratio, (1.5, 2 / 3))
-        after = fit_grid(env, sections[i - 1][0], sections[i - 1][1], grids[i][0], fine=True)
+        after = fit_grid(env, sections[i - 1][0], sections[i - 1][1], grids[i][0], coarse=AGREE)
         # a stretch with next to no onsets on its grid (a fade-out, a near-silent intro) is no
         # evidence of a tempo
         weak = min(grids[i - 1][2], grids[i][2]) < WEAK * typical
