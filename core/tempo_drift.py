@@ -13,7 +13,7 @@ strength on its beats and moves a beat more than DRIFT_MS off the grid: a steady
 ramp is its grid (the 97 sections of benchmarks/timing_accuracy.py keep theirs). Each red line
 is then moved onto its own stretch's onsets (by under a quarter beat): a band's drift is not
 exactly linear. benchmarks/drift_accuracy.py measures it on real songs made to drift by +-2%
-and +-4% over 100 s: 24-38% of their beats within 10 ms of one grid, 96-100% (medians).
+and +-4% over 100 s: 21-28% of their beats within 10 ms of one grid, 98-100% (medians).
 """
 
 from __future__ import annotations
