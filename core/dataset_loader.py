@@ -102,6 +102,7 @@ class MapRef:
     frames: int  # audio feature frames (an audio-less map's: to its last object and a tail)
     windows: int  # windows per epoch
     source: str
+    set_name: str = ""  # its set's folder (or archive) name: the same wherever the Songs folder is
 
 
 class WindowDataset(torch.utils.data.Dataset):
@@ -327,7 +328,8 @@ def _map_refs(root: Path, config: WindowConfig) -> list[MapRef]:
             frames, features = meta["audio"]["frames"], meta["audio"]["features"]
             refs.append(MapRef(root / record["shard"], index, tuple(meta["difficulty"]),
                                None if features is None else root / features, frames,
-                               max(1, math.ceil(frames / config.frames)), meta["source"]))
+                               max(1, math.ceil(frames / config.frames)), meta["source"],
+                               Path(record["source"]).name))
     return refs
 
 

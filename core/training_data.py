@@ -34,13 +34,14 @@ class Split:
 
 def split_by_set(data: WindowDataset, val_fraction: float) -> Split:
     """Hold out about `val_fraction` of the song sets (at least one when there are two or more,
-    none when there is one), chosen by a hash of their shard names."""
-    shards = sorted({ref.shard.name for ref in data.maps})
-    if not shards:
+    none when there is one), chosen by a hash of their folder names: the same sets wherever the
+    Songs folder is (shard names are digests of absolute paths)."""
+    sets = sorted({(ref.set_name, ref.shard.name) for ref in data.maps})
+    if not sets:
         raise DatasetError(f"{data.root}: the data set holds no maps")
-    held = 0 if len(shards) < 2 or val_fraction <= 0 else max(1, round(val_fraction * len(shards)))
-    by_hash = sorted(shards, key=lambda s: hashlib.sha256(s.encode()).hexdigest())
-    val_sets = set(by_hash[:min(held, len(shards) - 1)])
+    held = 0 if len(sets) < 2 or val_fraction <= 0 else max(1, round(val_fraction * len(sets)))
+    by_hash = sorted(sets, key=lambda s: (hashlib.sha256(s[0].encode()).hexdigest(), s[1]))
+    val_sets = {shard for _, shard in by_hash[:min(held, len(sets) - 1)]}
     train, val = [], []
     start = 0
     for ref in data.maps:  # items of a map are contiguous (WindowDataset.window)

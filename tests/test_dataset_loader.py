@@ -246,11 +246,13 @@ def test_windows_in_the_seed_language(built):
 
 
 def test_the_same_songs_elsewhere_give_the_same_windows(tmp_path):
-    """Items follow the sets' folder names, not where the Songs folder lives: a data set built
-    from a moved or newly checked-out folder gives the same windows for a seed (records are
-    named by a digest of the absolute path; in their order, 5 sets came out in another order
-    but one time in 120)."""
+    """Items and the validation split follow the sets' folder names, not where the Songs folder
+    lives: a data set built from a moved or newly checked-out folder gives the same windows and
+    holds out the same sets for a seed (records and shards are named by a digest of the absolute
+    path; in their order, 5 sets came out in another order but one time in 120)."""
     from test_songs import synth_songs
+
+    from core.training_data import split_by_set
 
     first = tmp_path / "a" / "Songs"
     synth_songs(first, 5, seed=40, duration_s=20.0)
@@ -260,6 +262,8 @@ def test_the_same_songs_elsewhere_give_the_same_windows(tmp_path):
     for songs, out in ((first, tmp_path / "data-a"), (second, tmp_path / "data-b")):
         build(discover(songs)[0], BuildConfig(out=out, vocab=DEFAULT, workers=1))
         data = WindowDataset(out, WindowConfig(window_s=8.0, seed=3))
+        held = split_by_set(data, 0.4).val_sets  # training's validation sets, too
         seen.append(([Path(ref.source).relative_to(songs) for ref in data.maps],
-                     [data[i]["tokens"].tolist() for i in range(len(data))]))
-    assert len(seen[0][0]) == 25 and seen[0] == seen[1]
+                     [data[i]["tokens"].tolist() for i in range(len(data))],
+                     sorted({ref.set_name for ref in data.maps if ref.shard.name in held})))
+    assert len(seen[0][0]) == 25 and len(seen[0][2]) == 2 and seen[0] == seen[1]
