@@ -7,8 +7,8 @@
   /usr/share/games/fretsonfire/data/songs}.
 - Planet Blupi's music (Debian's planetblupi-music-midi and -ogg; 10 GPL-3+ game tunes, pop and
   jazz arrangements, 96-140 BPM; benchmarks/fetch_music.sh blupi): each musicNNN.ogg is its
-  musicNNN.mid rendered, sample-aligned from 0 ms (their onsets sit LATENCY_MS after the MIDI
-  beats, as an osu! map's do). The tunes loop for 10-28 minutes; the first `seconds` are read.
+  musicNNN.mid rendered, sample-aligned from 0 ms: its notes sound on the MIDI's beats. The
+  tunes loop for 10-28 minutes; the first `seconds` are read.
   Three are slow (96-104 BPM) with sixteenth-note drums: the octave case that Frets on Fire's
   metal songs (one at 95 BPM) barely test. Found under ${KIAI_BLUPI_MUSIC:-
   /usr/share/planetblupi/music}.
@@ -46,8 +46,9 @@ def midi_timing(path: Path) -> list[TimingPoint]:
     events = sorted(((tick, msg) for track in midi.tracks
                     for tick, msg in zip(np.cumsum([m.time for m in track]), track)
                     if msg.type in ("set_tempo", "time_signature")), key=lambda e: e[0])
-    points: list[TimingPoint] = []
     ms, last_tick, beat_ms, meter = 0.0, 0, 500.0, 4  # MIDI's defaults: 120 BPM, 4/4
+    # from 0 ms, in force until the first event (replaced by one at tick 0)
+    points = [TimingPoint(time=-LATENCY_MS, beat_length=beat_ms, meter=meter)]
     for tick, msg in events:
         ms += (tick - last_tick) / midi.ticks_per_beat * beat_ms
         last_tick = tick
@@ -61,7 +62,7 @@ def midi_timing(path: Path) -> list[TimingPoint]:
             points[-1] = point
         elif not points or (points[-1].beat_length, points[-1].meter) != (beat_ms, meter):
             points.append(point)
-    return points or [TimingPoint(time=-LATENCY_MS, beat_length=beat_ms, meter=meter)]
+    return points
 
 
 def fof_songs(root: Path) -> list[Song]:

@@ -166,7 +166,8 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
         else:
             m = meter or points[-1].meter
             beat = starts[i]
-        lines = [(beat, period)] if bpm is not None else drift_lines(env, period, beat, m, end)
+        lines = [(beat, period)] if bpm is not None else drift_lines(env, period, beat, m, end,
+                                                                     below, novelty)
         if len(lines) == 1:  # a steady section: the BPM given, or rounded where that is safe
             beat_ms = 60_000 / bpm if bpm is not None else _round_bpm(period * FRAME_MS,
                                                                        (end - beat) / period)

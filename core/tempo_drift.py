@@ -8,33 +8,56 @@ songs; a steady section keeps its one red line.
 The ramp is fitted as the grid is (core.tempo_grid.fold), on a warped beat axis: a tempo going
 linearly in time through the section, the onset envelope folded on its beats for RAMPS tempo
 changes across the section, each with its own mean period searched coarse to fine, the sharpest
-fold winning. A ramp is kept only where it puts RAMP_GAIN times the best constant grid's onset
-strength on its beats and moves a beat more than DRIFT_MS off the grid: a steady song's best
-ramp is its grid (the 97 sections of benchmarks/timing_accuracy.py keep theirs). Each red line
-is then moved onto its own stretch's onsets (by under a quarter beat): a band's drift is not
-exactly linear. benchmarks/drift_accuracy.py measures it on real songs made to drift by +-2%
-and +-4% over 100 s: 21-28% of their beats within 10 ms of one grid, 98-100% (medians).
+fold winning. A ramp is kept only where
+- it puts RAMP_GAIN times the best constant grid's onset strength on its beats,
+- each third of the section, fitted on its own, has the tempo the ramp gives it there (a
+  ramp fitted to hits with no beat mostly has its thirds scattered), and
+- no straight line follows its beats within DRIFT_MS (a constant gap to the grid is no drift):
+a steady song's best ramp is its grid (the 97 sections of benchmarks/timing_accuracy.py keep
+theirs). Its beats are its half of the beat with more low-band onsets and spectral change, as
+core.downbeat.on_the_beat decides for a grid (louder off-beat hi-hats fold stronger). Each red
+line is then moved onto its own stretch's onsets by under an eighth of a beat: a band's drift
+is not exactly linear. benchmarks/drift_accuracy.py measures it on real songs made to drift
+linearly (the model's best case) by +-2% and +-4% over 100 s: 17-25% of their beats within
+10 ms of one grid, 99-100% with it (medians over 13 songs).
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
+from scipy.ndimage import maximum_filter1d
 
 from core.audio import FRAME_MS
-from core.tempo_grid import fold
+from core.tempo_grid import fit_grid, fold
 
 RAMPS = np.linspace(-0.08, 0.08, 17)  # period change across a section, tried (coarse)
 FINE_RAMPS = np.linspace(-0.005, 0.005, 5)  # then around the best
 # each ramp's mean period: coarse to fine around the constant grid's
 PERIOD_STEPS = (np.linspace(-0.02, 0.02, 11), np.linspace(-0.004, 0.004, 9),
                 np.linspace(-0.0008, 0.0008, 9))
-RAMP_GAIN = 1.08  # a ramp must put this much more onset strength on its beats than the grid
-DRIFT_MS = 10.0  # ... and move a beat more than this off the grid
+# A ramp must put this much more onset strength on its beats than the best constant grid. Real
+# songs made to drift by 1-4% over 100 s beat it by 23-250%; the best of hundreds of ramps
+# fitted to beatless random hits, by 11-41%, so the gain alone cannot tell them apart and the
+# thirds check below does most of that (random hits: extra red lines in 2 of 16 trials).
+RAMP_GAIN = 1.15
+THIRDS_TOLERANCE = 0.3  # each third's own tempo is the ramp's there, within this of its change
+DRIFT_MS = 10.0  # a ramp no straight line follows within this is drift
 FIT_MS = 5.0  # each red line of a ramp follows its beats within this
 MIN_BARS = 4  # the shortest red line a ramp is split into (but the last)
 KERNEL = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)  # fold's smoothing
+
+
+class Ramp(NamedTuple):
+    """A tempo going linearly in time: beats where _beat_axis(frame) - phase is whole."""
+
+    period: float  # at `middle`, frames per beat
+    bend: float  # beats a frame per frame
+    middle: float  # frame
+    phase: float  # beats
+    gain: float  # onset strength on its beats over the best constant grid's (1.0: no better)
 
 
 def _warped_fold(env: np.ndarray, beats: np.ndarray, bins: int) -> tuple[float, float]:
@@ -66,14 +89,11 @@ def _beat_time(beat: float, middle: float, period: float, bend: float) -> float:
     return middle + (-f + math.sqrt(max(f * f + 2 * bend * beat, 0.0))) / bend
 
 
-def ramp_fit(env: np.ndarray, period: float, start: float, end: float
-             ) -> tuple[float, float, float, float, float]:
-    """(mean period, bend, middle frame, phase in beats, gain over the best constant grid) of
-    the best ramp over frames [start, end): a tempo going linearly in time, its beats where
-    _beat_axis(frame) - phase is whole; gain 1.0 where a constant grid is best. Each ramp
-    tried gets its own mean period, searched coarse to fine (a long section needs it to
-    ~0.05%: an error of e moves its end beats by e x half its beats), then the best ramp is
-    refined the same way."""
+def ramp_fit(env: np.ndarray, period: float, start: float, end: float) -> Ramp:
+    """The best ramp over frames [start, end): a tempo going linearly in time, searched for
+    RAMPS tempo changes, each with its own mean period searched coarse to fine (a long section
+    needs it to ~0.05%: an error of e moves its end beats by e x half its beats), then the best
+    ramp refined the same way."""
     a, b = max(int(start), 0), min(int(end), len(env))
     frames = np.arange(a, b, dtype=np.float64)
     seg, middle = env[a:b], (a + b) / 2
@@ -96,26 +116,40 @@ def ramp_fit(env: np.ndarray, period: float, start: float, end: float
     for r in coarse + FINE_RAMPS:
         tried.setdefault(float(r), best_period(float(r)))
     strength, p, bend, phase = max(tried.values(), key=lambda f: f[0])
-    return p, bend, middle, phase, strength / max(tried[0.0][0], 1e-12)
+    return Ramp(p, bend, middle, phase, strength / max(tried[0.0][0], 1e-12))
 
 
-def drift_lines(env: np.ndarray, period: float, beat: float, meter: int, end: float
+def drift_lines(env: np.ndarray, period: float, beat: float, meter: int, end: float,
+                below: np.ndarray | None = None, novelty: np.ndarray | None = None
                 ) -> list[tuple[float, float]]:
     """(first beat frame, period) of each red line for the grid of `period` whose first
-    downbeat is frame `beat`, up to frame `end`: the grid alone unless its beats follow a ramp."""
+    downbeat is frame `beat`, up to frame `end`: the grid alone unless its beats follow a ramp.
+    With `below` and `novelty` (core.downbeat's accents), the ramp's beats are its half of the
+    beat that carries more of them, as core.downbeat.on_the_beat decides for a grid; without,
+    the grid's half."""
+    steady = [(beat, period)]
+    if meter < 1 or min(end, len(env)) - max(beat, 0) < 2 * MIN_BARS * meter * period:
+        return steady
     bars = int((end - beat) / (period * meter))
-    if bars < 2 * MIN_BARS:
-        return [(beat, period)]
-    p, bend, middle, phase, gain = ramp_fit(env, period, beat, end)
-    if gain < RAMP_GAIN:
-        return [(beat, period)]
-    # the ramp's beats from the one nearest the grid's downbeat on
-    first = round(float(_beat_axis(np.array([beat]), middle, p, bend)[0]) - phase)
+    ramp = ramp_fit(env, period, beat, end)
+    if ramp.gain < RAMP_GAIN or not _confirmed(env, ramp, beat, end):
+        return steady
+    # the ramp's beats from the one nearest the grid's downbeat on; on the grid's half of the
+    # beat (core.downbeat.on_the_beat may have moved it off hi-hats that outweigh the beats)
+    at = float(_beat_axis(np.array([beat]), ramp.middle, ramp.period, ramp.bend)[0])
+    phase = ramp.phase
+    if below is not None and novelty is not None:
+        if _off_beats_accented(below, novelty, ramp, beat, end):
+            phase = (phase + 0.5) % 1.0
+    elif abs((at - phase) - round(at - phase)) > 0.25:
+        phase = (phase + 0.5) % 1.0
+    first = round(at - phase)
     k = np.arange(bars * meter + 1, dtype=np.float64)
-    times = np.array([_beat_time(first + j + phase, middle, p, bend) for j in k])
-    grid = beat + period * k
-    if np.abs(times - grid).max() * FRAME_MS <= DRIFT_MS:
-        return [(beat, period)]
+    times = np.array([_beat_time(first + j + phase, ramp.middle, ramp.period, ramp.bend)
+                      for j in k])
+    # a ramp no straight line follows within DRIFT_MS (a constant gap to the grid is not drift)
+    if _line(k, times, 0, bars * meter)[2] * FRAME_MS <= DRIFT_MS:
+        return steady
     lines: list[tuple[float, float]] = []
     start = 0
     while start < bars:
@@ -132,15 +166,52 @@ def drift_lines(env: np.ndarray, period: float, beat: float, meter: int, end: fl
             for i, (at, p) in enumerate(lines)]
 
 
+def _off_beats_accented(below: np.ndarray, novelty: np.ndarray, ramp: Ramp, start: float,
+                        end: float) -> bool:
+    """Whether the ramp's half beats carry more onsets below ~2 kHz plus spectral change than
+    its beats (off-beat hi-hats can outweigh the beats in the full-band envelope)."""
+    a, b = max(start, 0.0), min(end, len(below) - 1)
+    first = math.ceil(float(_beat_axis(np.array([a]), ramp.middle, ramp.period, ramp.bend)[0])
+                      - ramp.phase)
+    last = math.floor(float(_beat_axis(np.array([b]), ramp.middle, ramp.period, ramp.bend)[0])
+                      - ramp.phase)
+    if last - first < 4:
+        return False
+    accent = maximum_filter1d(below, 3) + maximum_filter1d(novelty, 5)
+    sums = []
+    for half in (0.0, 0.5):
+        frames = [_beat_time(j + ramp.phase + half, ramp.middle, ramp.period, ramp.bend)
+                  for j in range(first, last)]
+        idx = np.clip(np.round(frames).astype(int), 0, len(accent) - 1)
+        sums.append(float(accent[idx].sum()))
+    return sums[1] > sums[0]
+
+
+def _confirmed(env: np.ndarray, ramp: Ramp, start: float, end: float) -> bool:
+    """Whether each third of [start, end) has on its own the tempo the ramp gives it there
+    (within THIRDS_TOLERANCE of the ramp's change, at least 0.3%): a ramp fitted to hits with no
+    beat (whose best ramp can beat its grid by 40%) has its thirds' tempos scattered."""
+    a, b = max(start, 0.0), min(end, len(env))
+    change = abs(ramp.bend) * ramp.period * (b - a)  # the ramp's tempo change, end to end
+    for i in range(3):
+        lo, hi = a + (b - a) * i / 3, a + (b - a) * (i + 1) / 3
+        tempo = 1 / ramp.period + ramp.bend * ((lo + hi) / 2 - ramp.middle)  # beats a frame
+        local, _, _ = fit_grid(env, int(lo), int(hi), 1 / tempo, coarse=0.03)
+        if abs(local * tempo - 1) > max(THIRDS_TOLERANCE * change, 0.003):
+            return False
+    return True
+
+
 def _on_its_beats(env: np.ndarray, at: float, period: float, end: float) -> tuple[float, float]:
-    """The red line (first beat `at`, `period`) moved to where its own stretch's onsets fold
-    (by less than a quarter beat): the ramp's curve only approximates the music's."""
+    """The red line (first beat `at`, `period`) moved to where its own stretch's onsets fold,
+    by less than an eighth of a beat (never onto the off-beats): the ramp's curve only
+    approximates the music's."""
     a, b = max(int(at), 0), min(int(end), len(env))
     if b - a < 2 * period:
         return at, period
     _, phase, _ = fold(env[a:b], a, period)
     shift = (phase - at + period / 2) % period - period / 2
-    return (at + shift if abs(shift) < period / 4 else at), period
+    return (at + shift if abs(shift) < period / 8 else at), period
 
 
 def _line(k: np.ndarray, times: np.ndarray, a: int, b: int) -> tuple[float, float, float]:

@@ -41,6 +41,13 @@ def test_no_tempo_is_midis_default(tmp_path):
         (-LATENCY_MS, 120.0, 4)]
 
 
+def test_a_tempo_set_after_the_start_keeps_the_default_before_it(tmp_path):
+    # 2 beats at MIDI's default 120 BPM, then 100 BPM from 1 s
+    write_midi(tmp_path / "a.mid", [(2 * 480, mido.MetaMessage("set_tempo", tempo=600_000))])
+    assert [(p.time, p.beat_length) for p in midi_timing(tmp_path / "a.mid")] == [
+        (-LATENCY_MS, 500.0), (1000.0 - LATENCY_MS, 600.0)]
+
+
 def test_blupi_songs_need_their_rendering(tmp_path):
     write_midi(tmp_path / "music000.mid", [(0, mido.MetaMessage("set_tempo", tempo=576_923))])
     assert blupi_songs(tmp_path) == []  # no music000.ogg: skipped, not read as silence

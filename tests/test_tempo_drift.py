@@ -3,6 +3,8 @@ gets red lines that follow its beats; a steady song keeps one."""
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 
@@ -17,17 +19,25 @@ def ramp_beats(start_bpm: float, end_bpm: float, seconds: float) -> np.ndarray:
     return np.interp(np.arange(1, int(beats[-1])), beats, t)
 
 
-def clicks(beats: np.ndarray, seconds: float) -> np.ndarray:
-    """A click on every beat, a kick under every fourth (the downbeats)."""
+def clicks(beats: np.ndarray, seconds: float, hats: float = 0.0) -> np.ndarray:
+    """A click on every beat, a kick under every fourth (the downbeats); with `hats`, a hi-hat
+    of that loudness halfway between beats."""
     audio = np.zeros(int(seconds * SAMPLE_RATE), np.float32)
     t = np.arange(int(0.08 * SAMPLE_RATE)) / SAMPLE_RATE
+    hat = hats * sum(np.sin(2 * np.pi * f * t) for f in (7000, 8500, 10000)) * np.exp(-t / 0.008)
+
+    def put(sound: np.ndarray, at: float) -> None:
+        start = int(at * SAMPLE_RATE)
+        piece = audio[start:start + len(sound)]
+        piece += sound[:len(piece)]
+
     for k, at in enumerate(beats):
         sound = 0.4 * np.sin(2 * np.pi * 1500 * t) * np.exp(-t / 0.01)
         if k % 4 == 0:
             sound = sound + 0.6 * np.sin(2 * np.pi * 110 * t) * np.exp(-t / 0.04)
-        start = int(at * SAMPLE_RATE)
-        piece = audio[start:start + len(sound)]
-        piece += sound[:len(piece)]
+        put(sound, at)
+        if hats and k + 1 < len(beats):
+            put(hat, (at + beats[k + 1]) / 2)
     return audio
 
 
@@ -56,3 +66,26 @@ def test_a_steady_tempo_keeps_one_red_line():
     beats = ramp_beats(128.0, 128.0, seconds)
     (point,) = estimate_timing(clicks(beats, seconds))
     assert abs(point.bpm - 128.0) <= 0.1
+
+
+def test_red_lines_stay_on_the_beat_under_louder_off_beat_hats():
+    """The lines keep the grid's half of the beat (core.downbeat.on_the_beat), not the one
+    where the louder hi-hats fold."""
+    seconds = 60.0
+    beats = ramp_beats(120.0, 126.0, seconds)
+    points = estimate_timing(clicks(beats, seconds, hats=1.2))
+    assert len(points) > 1
+    ticks = ticks_of(points, seconds * 1000)  # whole beats only
+    beat_ms = beats[beats > 2.0] * 1000 - LATENCY_MS
+    off = np.array([np.abs(ticks - b).min() for b in beat_ms])
+    assert np.mean(off <= 10) >= 0.9, np.median(off)
+
+
+def test_beatless_noise_keeps_its_estimate_whole():
+    """A best ramp out of hundreds fitted to random hits is no drift."""
+    rng = np.random.default_rng(11)
+    for _ in range(3):
+        hits = np.sort(rng.uniform(0.5, 60.0, 90))
+        with mock.patch("core.tempo.drift_lines", lambda env, p, beat, *rest: [(beat, p)]):
+            steady = estimate_timing(clicks(hits, 60.0))
+        assert len(estimate_timing(clicks(hits, 60.0))) == len(steady)
