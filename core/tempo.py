@@ -5,8 +5,9 @@ numba and llvmlite (tens of MB, a slow first import and a JIT warm-up) into a pr
 computes a log-mel spectrogram at the 5 ms hop osu! needs; its tracker also returns beat times,
 not the single constant-tempo grid per section that an osu! timing point is, so a grid fit would
 be needed on top anyway. The few steps below use numpy and scipy only, are deterministic (no
-randomness, no threads whose order matters) and take ~0.3 s for 30 s and ~0.5-1.9 s for the
-2-minute corpus tracks on this busy 2-core machine (log-mel plus a few hundred folds).
+randomness, no threads whose order matters) and take ~0.3 s for 30 s and ~0.7-2.2 s for the
+2-minute corpus tracks on this busy 2-core machine (log-mel plus a few hundred folds, and as
+many again for step 6).
 
 1. Onset strength: spectral flux of our own log-mel (core.audio.log_mel, 5 ms frames): the
    half-wave rectified frame-to-frame rise summed over the 80 bands, minus its 0.5 s moving

@@ -134,16 +134,16 @@ def drift_lines(env: np.ndarray, period: float, beat: float, meter: int, end: fl
     ramp = ramp_fit(env, period, beat, end)
     if ramp.gain < RAMP_GAIN or not _confirmed(env, ramp, beat, end):
         return steady
-    # the ramp's beats from the one nearest the grid's downbeat on; on the grid's half of the
-    # beat (core.downbeat.on_the_beat may have moved it off hi-hats that outweigh the beats)
-    at = float(_beat_axis(np.array([beat]), ramp.middle, ramp.period, ramp.bend)[0])
+    # the ramp's beats: on its half of the beat with the accents (the grid's, in a drifting
+    # song, sits on either half in turn), else on the grid's; from the one nearest its downbeat
+    u = float(_beat_axis(np.array([beat]), ramp.middle, ramp.period, ramp.bend)[0])
     phase = ramp.phase
     if below is not None and novelty is not None:
         if _off_beats_accented(below, novelty, ramp, beat, end):
             phase = (phase + 0.5) % 1.0
-    elif abs((at - phase) - round(at - phase)) > 0.25:
+    elif abs((u - phase) - round(u - phase)) > 0.25:
         phase = (phase + 0.5) % 1.0
-    first = round(at - phase)
+    first = round(u - phase)
     k = np.arange(bars * meter + 1, dtype=np.float64)
     times = np.array([_beat_time(first + j + phase, ramp.middle, ramp.period, ramp.bend)
                       for j in k])
