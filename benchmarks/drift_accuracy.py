@@ -37,8 +37,9 @@ from core.beatmap.model import TimingPoint
 from core.tempo import estimate_timing
 
 
-def true_beats_ms(points: list[TimingPoint], until_ms: float) -> np.ndarray:
-    """Every beat of the hand-made red lines, in ms of the audio (not beatmap time)."""
+def beats_ms(points: list[TimingPoint], until_ms: float) -> np.ndarray:
+    """Every beat of the red lines `points` (each up to the next, the last up to `until_ms`),
+    in ms of the audio (not beatmap time)."""
     ends = [p.time for p in points[1:]] + [until_ms]
     beats = [np.arange(p.time, end, p.beat_length) for p, end in zip(points, ends)]
     return np.concatenate(beats) + LATENCY_MS
@@ -55,15 +56,9 @@ def drifted(audio: np.ndarray, seconds: float, ramp: float) -> tuple[np.ndarray,
     return out, np.interp(ms / 1000, t, source) * 1000
 
 
-def ticks_ms(points: list[TimingPoint], until_ms: float) -> np.ndarray:
-    """The estimated red lines' beats, in ms of the audio."""
-    ends = [p.time for p in points[1:]] + [until_ms]
-    ticks = [np.arange(p.time, end, p.beat_length) for p, end in zip(points, ends)]
-    return np.sort(np.concatenate(ticks)) + LATENCY_MS
-
-
 def share_on(beats: np.ndarray, ticks: np.ndarray) -> float:
-    """The share of `beats` within 10 ms of one of the (sorted) `ticks`."""
+    """The share of `beats` within 10 ms of one of `ticks`."""
+    ticks = np.sort(ticks)
     i = np.clip(np.searchsorted(ticks, beats), 1, len(ticks) - 1)
     near = np.minimum(np.abs(ticks[i] - beats), np.abs(ticks[i - 1] - beats))
     return float(np.mean(near <= 10.0))
@@ -86,7 +81,7 @@ def main() -> None:
         for ramp in args.ramps:
             out, source_ms = drifted(audio, args.seconds, ramp)
             # true beats: where the input's beats land in output time
-            beats = np.interp(true_beats_ms(points, args.seconds * 1000), source_ms,
+            beats = np.interp(beats_ms(points, args.seconds * 1000), source_ms,
                               np.arange(len(source_ms), dtype=np.float64))
             beats = beats[(beats > 2000) & (beats < source_ms.shape[0] - 100)]
             with mock.patch("core.tempo.drift_lines",
@@ -94,8 +89,8 @@ def main() -> None:
                 steady = estimate_timing(out, name=name)
             following = estimate_timing(out, name=name)
             until = args.seconds * 1000
-            pair = (share_on(beats, ticks_ms(steady, until)),
-                    share_on(beats, ticks_ms(following, until)))
+            pair = (share_on(beats, beats_ms(steady, until)),
+                    share_on(beats, beats_ms(following, until)))
             shares[ramp].append(pair)
             row += f"{pair[0] * 100:>9.0f}% ->{pair[1] * 100:>4.0f}% ({len(following):>2})"
         print(row, flush=True)

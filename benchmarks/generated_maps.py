@@ -138,12 +138,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         songs = [*real_songs(Path(tmp)),
                  *synth_songs(Path(tmp), args.synth, args.seconds, args.synth_seed)]
-        fof = midi_songs_in(Path(tmp), [*fof_songs(args.fof), *blupi_songs(args.blupi)]
-                            ) if set(args.tables) & {"1", "2"} else []
+        midi = midi_songs_in(Path(tmp), [*fof_songs(args.fof), *blupi_songs(args.blupi)]
+                             ) if set(args.tables) & {"1", "2"} else []
         if "1" in args.tables:
-            known_timing(generator, [*songs, *fof], options)
+            known_timing(generator, [*songs, *midi], options)
         if "2" in args.tables:
-            estimated_timing(generator, [*songs, *fof], options, rng)
+            estimated_timing(generator, [*songs, *midi], options, rng)
         if "3" in args.tables:
             real = songs[: len(songs) - args.synth]
             cropped = [cropped_song(name, audio, truth, args.real_seconds)

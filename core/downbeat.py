@@ -34,9 +34,14 @@ def accents(env: np.ndarray, novelty: np.ndarray, period: float, phase: float, m
     idx = np.round(phase + period * k).astype(int)
     inside = (idx >= 0) & (idx < len(env))
     k, idx = k[inside], idx[inside]
-    accent = maximum_filter1d(env, 3)[idx] + maximum_filter1d(novelty, 5)[idx]
+    accent = accent_curve(env, novelty)[idx]
     return np.array([accent[k % meter == j].mean() if np.any(k % meter == j) else 0.0
                      for j in range(meter)])
+
+
+def accent_curve(env: np.ndarray, novelty: np.ndarray) -> np.ndarray:
+    """Accent per frame: onset strength (its max over ±1 frame) plus spectral change (±2)."""
+    return maximum_filter1d(env, 3) + maximum_filter1d(novelty, 5)
 
 
 def meter_of(env: np.ndarray, novelty: np.ndarray, period: float, phase: float,

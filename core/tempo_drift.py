@@ -28,10 +28,10 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d
 
 from core.audio import FRAME_MS
-from core.tempo_grid import fit_grid, fold
+from core.downbeat import accent_curve
+from core.tempo_grid import fit_grid, fold, folded_peak
 
 RAMPS = np.linspace(-0.08, 0.08, 17)  # period change across a section, tried (coarse)
 FINE_RAMPS = np.linspace(-0.005, 0.005, 5)  # then around the best
@@ -47,7 +47,6 @@ THIRDS_TOLERANCE = 0.3  # each third's own tempo is the ramp's there, within thi
 DRIFT_MS = 10.0  # a ramp no straight line follows within this is drift
 FIT_MS = 5.0  # each red line of a ramp follows its beats within this
 MIN_BARS = 4  # the shortest red line a ramp is split into (but the last)
-KERNEL = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)  # fold's smoothing
 
 
 class Ramp(NamedTuple):
@@ -62,16 +61,9 @@ class Ramp(NamedTuple):
 
 def _warped_fold(env: np.ndarray, beats: np.ndarray, bins: int) -> tuple[float, float]:
     """(strength per beat, phase in beats) of `env` folded on the beat axis `beats` (the beat
-    coordinate of each frame): the sharpest phase of a smoothed `bins`-bin histogram, refined
-    between bins, as core.tempo_grid.fold does on a constant grid."""
-    idx = ((beats % 1.0) * bins).astype(np.int64) % bins
-    hist = np.bincount(idx, weights=env, minlength=bins)
-    smooth = np.convolve(np.concatenate([hist[-6:], hist, hist[:6]]), KERNEL, mode="valid")
-    j = int(np.argmax(smooth))
-    y0, y1, y2 = smooth[j - 1], smooth[j], smooth[(j + 1) % bins]
-    den = y0 - 2 * y1 + y2
-    frac = 0.5 * (y0 - y2) / den if den < 0 else 0.0
-    return float(y1) / max(float(beats[-1] - beats[0]), 1.0), (j + frac + 0.5) / bins
+    coordinate of each frame), as core.tempo_grid.fold folds on a constant grid."""
+    height, phase, _ = folded_peak(env, beats % 1.0, bins)
+    return height / max(float(beats[-1] - beats[0]), 1.0), phase
 
 
 def _beat_axis(frames: np.ndarray, middle: float, period: float, bend: float) -> np.ndarray:
@@ -177,7 +169,7 @@ def _off_beats_accented(below: np.ndarray, novelty: np.ndarray, ramp: Ramp, star
                       - ramp.phase)
     if last - first < 4:
         return False
-    accent = maximum_filter1d(below, 3) + maximum_filter1d(novelty, 5)
+    accent = accent_curve(below, novelty)
     sums = []
     for half in (0.0, 0.5):
         frames = [_beat_time(j + ramp.phase + half, ramp.middle, ramp.period, ramp.bend)

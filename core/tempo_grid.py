@@ -20,6 +20,7 @@ OCTAVE_GAMMA = 0.7  # weight of tempo against per-beat strength in the octave ru
 RARE_BPM, RARE_WIDTH = 230.0, 8.0  # faster, a grid needs more evidence: 2.2x at 240, 23x at 250
 RELATIVES = (1.0, 2.0, 0.5, 1.5, 2 / 3)  # a period and the octave rule's alternatives to it
 FPS = 1000.0 / FRAME_MS
+FOLD_KERNEL = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)  # a fold's smoothing
 
 Grid = tuple[float, float, float]
 
@@ -95,18 +96,23 @@ def weighted(grid: Grid) -> float:
 
 def fold(env: np.ndarray, offset: int, period: float) -> tuple[float, float, np.ndarray]:
     """(peak, phase): the envelope folded modulo `period` frames, its sharpest phase."""
-    bins = max(int(period * 4), 8)
     n = np.arange(len(env)) + offset
-    idx = ((n % period) / period * bins).astype(np.int64) % bins
+    height, place, smooth = folded_peak(env, (n % period) / period, max(int(period * 4), 8))
+    return height / (len(env) / period), (place * period) % period, smooth
+
+
+def folded_peak(env: np.ndarray, place: np.ndarray, bins: int) -> tuple[float, float, np.ndarray]:
+    """(height, place 0..1, smoothed histogram) of `env` binned by each frame's `place` in its
+    beat (0..1): the sharpest bin of the smoothed histogram, refined between bins. `fold` on a
+    constant grid, core.tempo_drift on a warped one."""
+    idx = (place * bins).astype(np.int64) % bins
     hist = np.bincount(idx, weights=env, minlength=bins)
-    k = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
-    smooth = np.convolve(np.concatenate([hist[-6:], hist, hist[:6]]), k, mode="valid")
+    smooth = np.convolve(np.concatenate([hist[-6:], hist, hist[:6]]), FOLD_KERNEL, mode="valid")
     j = int(np.argmax(smooth))
     y0, y1, y2 = smooth[j - 1], smooth[j], smooth[(j + 1) % bins]
     den = y0 - 2 * y1 + y2
     frac = 0.5 * (y0 - y2) / den if den < 0 else 0.0
-    phase = ((j + frac + 0.5) / bins * period) % period
-    return float(y1) / (len(env) / period), phase, smooth
+    return float(y1), (j + frac + 0.5) / bins, smooth
 
 
 def fit_grid(env: np.ndarray, start: int, end: int, period: float,
