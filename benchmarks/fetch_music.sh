@@ -5,15 +5,22 @@
 #          (fretsonfire-songs-muldjord, -sectoid); DIR defaults to build/fof
 #   blupi  Planet Blupi's music: 10 GPL-3+ tunes, each as MIDI and the Ogg rendered from it
 #          (planetblupi-music-midi, -ogg); DIR defaults to build/blupi
-#     benchmarks/fetch_music.sh fof|blupi [DIR] &&
-#         .venv/bin/python benchmarks/timing_accuracy.py --fof|--blupi DIR
+#   gm     General MIDI songs: Freedoom's WADs (their music is MIDI) and OpenTTD's openmsx
+#          MIDI files, with the FluidR3 GM soundfont that renders them (freedoom,
+#          openttd-openmsx, fluid-soundfont-gm); rendering needs fluidsynth (apt install
+#          fluidsynth); DIR defaults to build/gm
+#     benchmarks/fetch_music.sh fof|blupi|gm [DIR] &&
+#         .venv/bin/python benchmarks/timing_accuracy.py --fof|--blupi|--gm DIR
 set -eu
 case "${1:-}" in
     fof) packages="fretsonfire-songs-muldjord fretsonfire-songs-sectoid"
          inside=usr/share/games/fretsonfire/data/songs ;;
     blupi) packages="planetblupi-music-midi planetblupi-music-ogg"
            inside=usr/share/planetblupi/music ;;
-    *) echo "usage: $0 fof|blupi [DIR]" >&2; exit 2 ;;
+    gm) packages="freedoom openttd-openmsx fluid-soundfont-gm"
+        inside="usr/share/games/doom/freedoom1.wad usr/share/games/doom/freedoom2.wad
+                usr/share/games/openttd/baseset/openmsx/*.mid usr/share/sounds/sf2/FluidR3_GM.sf2" ;;
+    *) echo "usage: $0 fof|blupi|gm [DIR]" >&2; exit 2 ;;
 esac
 dir=${2:-build/$1}
 work=$(mktemp -d)
@@ -23,5 +30,9 @@ for deb in "$work"/*.deb; do
     dpkg-deb -x "$deb" "$work/root"
 done
 mkdir -p "$dir"
-cp -r "$work/root/$inside/." "$dir/"
-echo "$(find "$dir" -name '*.mid' | wc -l) MIDI files in $dir"
+for path in $inside; do
+    for found in "$work/root/"$path; do
+        if [ -d "$found" ]; then cp -r "$found/." "$dir/"; else cp "$found" "$dir/"; fi
+    done
+done
+echo "$(find "$dir" -name '*.mid' | wc -l) MIDI files, $(find "$dir" -name '*.wad' | wc -l) WADs in $dir"

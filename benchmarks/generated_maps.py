@@ -8,8 +8,9 @@ Three tables, with the shipped starter model (or `--model`), sampling with seed 
 2. Estimated timing. The bare audio (kiai estimates the timing): the share of objects within
    10 ms of a 1/4-beat tick of the TRUE timing (goal >= 85%), beside what random placement
    and generation with the true timing give on the same songs. Tables 1 and 2 also map the
-   Frets on Fire songs and Planet Blupi's tunes where they are (`--fof`, `--blupi`, see
-   benchmarks/midi_songs.py: real music at its composers' tempo). Muldjord's MIDI beats sit 4-6
+   Frets on Fire songs, Planet Blupi's tunes and the General MIDI songs (their first
+   `--gm-seconds`) where they are (`--fof`, `--blupi`, `--gm`, see benchmarks/midi_songs.py:
+   real music at its composers' tempo). Muldjord's MIDI beats sit 4-6
    ms before their songs' onsets, Sectoid's 27-43 ms before: those four songs' "true" offsets
    are the charter's, not the music's. Blupi's tunes are rendered from their MIDI: exact.
 3. Star rating. A sweep of requested stars over synthetic songs and the first `--real-seconds`
@@ -18,7 +19,8 @@ Three tables, with the shipped starter model (or `--model`), sampling with seed 
    median and share within 0.5, per kind of song and over all.
 
     PYTHONPATH=. .venv/bin/python benchmarks/generated_maps.py [--synth 4] [--seconds 60]
-        [--real-seconds 60] [--tables 123] [--fof DIR] [--blupi DIR]
+        [--real-seconds 60] [--tables 123] [--fof DIR] [--blupi DIR] [--gm DIR]
+        [--gm-seconds 60]
 """
 
 from __future__ import annotations
@@ -37,7 +39,15 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.midi_songs import Song, blupi_dir, blupi_songs, fof_dir, fof_songs
+from benchmarks.midi_songs import (
+    Song,
+    blupi_dir,
+    blupi_songs,
+    fof_dir,
+    fof_songs,
+    gm_dir,
+    gm_songs,
+)
 from benchmarks.timing_accuracy import read_real_tracks
 from companion.mapping import Target, decoding_options, generate_beatmap, load_generator
 from core.audio import SAMPLE_RATE, load_audio
@@ -131,6 +141,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--fof", type=Path, default=fof_dir())
     parser.add_argument("--blupi", type=Path, default=blupi_dir())
+    parser.add_argument("--gm", type=Path, default=gm_dir())
+    parser.add_argument("--gm-seconds", type=float, default=60.0)
     args = parser.parse_args()
     generator = load_generator(args.model)
     options = decoding_options(seed=0)
@@ -138,7 +150,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         songs = [*real_songs(Path(tmp)),
                  *synth_songs(Path(tmp), args.synth, args.seconds, args.synth_seed)]
-        midi = midi_songs_in(Path(tmp), [*fof_songs(args.fof), *blupi_songs(args.blupi)]
+        midi = midi_songs_in(Path(tmp), [*fof_songs(args.fof), *blupi_songs(args.blupi),
+                                         *gm_songs(args.gm, args.gm_seconds)]
                              ) if set(args.tables) & {"1", "2"} else []
         if "1" in args.tables:
             known_timing(generator, [*songs, *midi], options)

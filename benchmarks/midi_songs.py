@@ -13,6 +13,15 @@
   metal songs (one at 95 BPM) barely test. Found under ${KIAI_BLUPI_MUSIC:-
   /usr/share/planetblupi/music}.
 
+- General MIDI songs (Debian's freedoom and openttd-openmsx: BSD-3 and GPL-2 game music, rock,
+  metal, jazz, pop, 64-200 BPM; benchmarks/fetch_music.sh gm): each MIDI (Freedoom's music lumps,
+  OpenTTD's files) rendered by FluidSynth with the FluidR3 GM soundfont (`fluidsynth` must be on
+  PATH; the renderings are kept under DIR/rendered). Half the songs are slower than 116 BPM: the
+  octave case. A MIDI whose notes do not sit on a 1/4 or 1/3 grid of its beats is left out: many
+  of Freedoom's are conversions from Doom's MUS format, whose "tempo" is a 140 Hz clock, not the
+  music's; so is one whose tempo steps more than 4 times (a ramp). Found under
+  ${KIAI_GM_MUSIC:-build/gm}.
+
 True beat lines are in beatmap time, LATENCY_MS before the MIDI beats, as a ranked map would put
 them. mido reads the MIDI (a dev dependency: only benchmarks read MIDI).
 """
@@ -20,6 +29,9 @@ them. mido reads the MIDI (a dev dependency: only benchmarks read MIDI).
 from __future__ import annotations
 
 import os
+import shutil
+import struct
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +48,10 @@ def fof_dir() -> Path:
 
 def blupi_dir() -> Path:
     return Path(os.environ.get("KIAI_BLUPI_MUSIC", "/usr/share/planetblupi/music"))
+
+
+def gm_dir() -> Path:
+    return Path(os.environ.get("KIAI_GM_MUSIC", "build/gm"))
 
 
 def midi_timing(path: Path) -> list[TimingPoint]:
@@ -92,3 +108,107 @@ def blupi_songs(root: Path, seconds: float = 180.0) -> list[Song]:
         points = [p for p in midi_timing(mid) if p.time < seconds * 1000]
         out.append((f"blupi{mid.stem[-3:]}", audio, points))
     return out
+
+
+ON_GRID_SHARE = 0.85  # a MIDI with fewer notes on a 1/4 or 1/3 grid of its beats has no tempo
+MAX_TEMPO_STEPS = 4  # more, and a MIDI's tempo map is a ramp written as steps
+
+
+def gm_songs(root: Path, seconds: float = 150.0) -> list[Song]:
+    """The General MIDI songs under `root` (its WADs' music and its MIDI files) rendered, their
+    first `seconds`; none where `root` is absent. Renders what is not rendered yet (fluidsynth)."""
+    if not root.is_dir():
+        return []
+    midis = sorted(root.glob("*.mid"))
+    for wad in sorted(root.glob("*.wad")):
+        midis += wad_music(wad, root / "wad_music")
+    soundfont = root / "FluidR3_GM.sf2"
+    out, untimed, ramps, seen = [], [], [], set()
+    for mid in sorted(midis):
+        if mid.read_bytes() in seen:  # the same music under two names
+            continue
+        seen.add(mid.read_bytes())
+        if on_grid_share(mid) < ON_GRID_SHARE:
+            untimed.append(mid.stem)
+            continue
+        wav = root / "rendered" / f"{mid.stem}.wav"
+        if not wav.exists() and not render(mid, soundfont, wav):
+            continue
+        audio = load_audio(wav)[: int(seconds * SAMPLE_RATE)]
+        points = tempo_steps([p for p in midi_timing(mid)
+                              if p.time < len(audio) / SAMPLE_RATE * 1000])
+        if len(points) > MAX_TEMPO_STEPS + 1:
+            ramps.append(mid.stem)
+            continue
+        out.append((mid.stem, audio, points))
+    if untimed:
+        print(f"(left out {len(untimed)} MIDI files whose notes are off their beats' grid)")
+    if ramps:
+        print(f"(left out {len(ramps)} MIDI files whose tempo steps more than {MAX_TEMPO_STEPS} "
+              "times: ramps written as steps; drift_accuracy measures ramps)")
+    return out
+
+
+def tempo_steps(points: list[TimingPoint]) -> list[TimingPoint]:
+    """`points` where the tempo changes (a meter change alone is no new section of tempo)."""
+    return [p for i, p in enumerate(points)
+            if i == 0 or p.beat_length != points[i - 1].beat_length]
+
+
+def wad_music(wad: Path, into: Path) -> list[Path]:
+    """The MIDI music lumps (D_*) of a Doom WAD, each written into `into` once, named by its
+    lump (MUS lumps, which are not MIDI, left out)."""
+    data = wad.read_bytes()
+    _, count, directory = struct.unpack("<4sii", data[:12])
+    into.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(count):
+        pos, size, name = struct.unpack("<ii8s", data[directory + 16 * i: directory + 16 * i + 16])
+        lump = data[pos: pos + size]
+        name = name.rstrip(b"\0").decode("ascii", "replace").lower()
+        if name.startswith("d_") and lump[:4] == b"MThd":
+            path = into / f"{name}.mid"
+            if path.exists() and path.read_bytes() != lump:  # another WAD's lump of that name
+                path = into / f"{name}_{wad.stem}.mid"
+            if not path.exists():
+                path.write_bytes(lump)
+            out.append(path)
+    return out
+
+
+def on_grid_share(path: Path) -> float:
+    """The share of a MIDI's notes within 1/48 beat of a 1/4 (or 1/3, the larger) grid of its
+    beats: near 1 for music written to its tempo."""
+    import mido
+
+    midi = mido.MidiFile(path)
+    ticks = np.array([tick for track in midi.tracks
+                      for tick, msg in zip(np.cumsum([m.time for m in track]), track)
+                      if msg.type == "note_on" and msg.velocity > 0], dtype=np.float64)
+    if not len(ticks):
+        return 0.0
+    shares = []
+    for step in (midi.ticks_per_beat / 4, midi.ticks_per_beat / 3):
+        rest = np.mod(ticks, step)
+        shares.append(float(np.mean(np.minimum(rest, step - rest) <= midi.ticks_per_beat / 48)))
+    return max(shares)
+
+
+def render(mid: Path, soundfont: Path, wav: Path) -> bool:
+    """`mid` rendered to `wav` by FluidSynth (through a temporary file); False, saying why, where
+    it cannot be."""
+    if shutil.which("fluidsynth") is None or not soundfont.exists():
+        print(f"(skipped {mid.name}: rendering needs fluidsynth on PATH and {soundfont})")
+        return False
+    wav.parent.mkdir(parents=True, exist_ok=True)
+    part = wav.with_suffix(".part.wav")
+    try:
+        subprocess.run(["fluidsynth", "-ni", "-q", "-F", str(part), "-r", "44100", "-g", "0.6",
+                        str(soundfont), str(mid)], check=True, capture_output=True, timeout=600)
+        part.replace(wav)
+    except (subprocess.SubprocessError, OSError) as error:
+        print(f"(skipped {mid.name}: fluidsynth failed: {error})")
+        return False
+    finally:
+        part.unlink(missing_ok=True)
+    return True
