@@ -52,9 +52,10 @@ many again for step 6).
 5. Offset: the first DOWNBEAT at or after the first strong onset (strength > 0.3 of its 99.5th
    percentile, with a quarter beat of slack), or the one a bar before it where the music starts
    with pickup notes (as mappers do: no note before the first red line, and generation places
-   none there); the downbeat is the beat class (mod meter) whose beats carry the most onset
-   strength below ~2 kHz plus spectral change (kick and chords change on the bar line; hi-hats
-   say nothing about it).
+   none there); the downbeat is the beat class (mod meter) where the spectrum below ~2 kHz
+   changes most from the beat before to the beat after (chords and bass change on the bar line
+   and hold through it; a snare on 2 and 4 often carries more onset strength than the kick on
+   1): on the true grids of 87 real songs it finds 67 bar lines, the onset accents 37.
    Meter 4 by default, 3 when its accent contrast is 1.5x that of 4 (6/8 songs come out as 3).
 6. Drift: where a section's beats follow a tempo ramp (a live band's accelerando) clearly better
    than its constant grid, it becomes a red line every few bars along the ramp
@@ -161,7 +162,8 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
         phase = on_the_beat(below, novelty, period, phase, starts[i], end)
         if i == 0:
             m = meter or meter_of(env, novelty, period, phase, end)
-            beat = downbeat(below, novelty, period, phase, m, max(first - period / 4, 0), end)
+            change = spectral_novelty(mel[:LOW_MID_BANDS], int(period) | 1)
+            beat = downbeat(change, below, period, phase, m, max(first - period / 4, 0), end)
             if beat - first > period / 4:  # pickup notes: the red line goes a bar earlier
                 beat -= m * period
         else:
