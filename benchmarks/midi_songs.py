@@ -14,12 +14,13 @@
   /usr/share/planetblupi/music}.
 
 - General MIDI songs (Debian's freedoom and openttd-openmsx: BSD-3 and GPL-2 game music, rock,
-  metal, jazz, pop, 64-200 BPM; benchmarks/fetch_music.sh gm): each MIDI (Freedoom's music lumps,
-  OpenTTD's files) rendered by FluidSynth with the FluidR3 GM soundfont (`fluidsynth` must be on
-  PATH; the renderings are kept under DIR/rendered). Half the songs are slower than 116 BPM: the
-  octave case. A MIDI whose notes do not sit on a 1/4 or 1/3 grid of its beats is left out: many
-  of Freedoom's are conversions from Doom's MUS format, whose "tempo" is a 140 Hz clock, not the
-  music's; so is one whose tempo steps more than 4 times (a ramp). Found under
+  metal, jazz, pop; benchmarks/fetch_music.sh gm): each MIDI (Freedoom's music lumps, OpenTTD's
+  files) rendered by FluidSynth with the FluidR3 GM soundfont (`fluidsynth` must be on PATH; the
+  renderings are kept under DIR/rendered), sounding ~4.5 ms after its MIDI beats (the
+  soundfont's attacks). A MIDI whose notes do not sit on a 1/4 or 1/3 grid of its beats is left
+  out: many of Freedoom's are conversions from Doom's MUS format, whose "tempo" is a 140 Hz
+  clock, not the music's (23 of 97); so is one whose tempo steps more than 4 times (a ramp).
+  72 songs remain, 70-200 BPM, 32 of them below 116 BPM: the octave case. Found under
   ${KIAI_GM_MUSIC:-build/gm}.
 
 True beat lines are in beatmap time, LATENCY_MS before the MIDI beats, as a ranked map would put
