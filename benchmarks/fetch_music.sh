@@ -30,9 +30,14 @@ for deb in "$work"/*.deb; do
     dpkg-deb -x "$deb" "$work/root"
 done
 mkdir -p "$dir"
+set -f  # the patterns in $inside are matched under the unpacked packages only
 for path in $inside; do
+    set +f
     for found in "$work/root/"$path; do
+        [ -e "$found" ] || { echo "$0: no $path in $packages" >&2; exit 1; }
         if [ -d "$found" ]; then cp -r "$found/." "$dir/"; else cp "$found" "$dir/"; fi
     done
+    set -f
 done
+set +f
 echo "$(find "$dir" -name '*.mid' | wc -l) MIDI files, $(find "$dir" -name '*.wad' | wc -l) WADs in $dir"

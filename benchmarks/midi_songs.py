@@ -19,7 +19,8 @@
   renderings are kept under DIR/rendered), sounding ~4.5 ms after its MIDI beats (the
   soundfont's attacks). A MIDI whose notes do not sit on a 1/4 or 1/3 grid of its beats is left
   out: many of Freedoom's are conversions from Doom's MUS format, whose "tempo" is a 140 Hz
-  clock, not the music's (23 of 97); so is one whose tempo steps more than 4 times (a ramp).
+  clock, not the music's (23 of 97); so is one whose tempo map steps more than 4 times (a
+  ramp, 2).
   72 songs remain, 70-200 BPM, 32 of them below 116 BPM: the octave case. Found under
   ${KIAI_GM_MUSIC:-build/gm}.
 
@@ -126,11 +127,20 @@ def gm_songs(root: Path, seconds: float = 150.0) -> list[Song]:
     soundfont = root / "FluidR3_GM.sf2"
     out, untimed, ramps, seen = [], [], [], set()
     for mid in sorted(midis):
-        if mid.read_bytes() in seen:  # the same music under two names
+        data = mid.read_bytes()
+        if data in seen:  # the same music under two names
             continue
-        seen.add(mid.read_bytes())
-        if on_grid_share(mid) < ON_GRID_SHARE:
+        seen.add(data)
+        try:
+            share, steps = on_grid_share(mid), len(tempo_steps(midi_timing(mid)))
+        except (OSError, EOFError, ValueError, KeyError) as error:  # what mido raises
+            print(f"(skipped {mid}: not a MIDI file mido reads: {error})")
+            continue
+        if share < ON_GRID_SHARE:
             untimed.append(mid.stem)
+            continue
+        if steps > MAX_TEMPO_STEPS + 1:  # the whole song's tempo map
+            ramps.append(mid.stem)
             continue
         wav = root / "rendered" / f"{mid.stem}.wav"
         if not wav.exists() and not render(mid, soundfont, wav):
@@ -138,9 +148,6 @@ def gm_songs(root: Path, seconds: float = 150.0) -> list[Song]:
         audio = load_audio(wav)[: int(seconds * SAMPLE_RATE)]
         points = tempo_steps([p for p in midi_timing(mid)
                               if p.time < len(audio) / SAMPLE_RATE * 1000])
-        if len(points) > MAX_TEMPO_STEPS + 1:
-            ramps.append(mid.stem)
-            continue
         out.append((mid.stem, audio, points))
     if untimed:
         print(f"(left out {len(untimed)} MIDI files whose notes are off their beats' grid)")
@@ -160,11 +167,19 @@ def wad_music(wad: Path, into: Path) -> list[Path]:
     """The MIDI music lumps (D_*) of a Doom WAD, each written into `into` once, named by its
     lump (MUS lumps, which are not MIDI, left out)."""
     data = wad.read_bytes()
-    _, count, directory = struct.unpack("<4sii", data[:12])
+    magic, count, directory = struct.unpack("<4sii", data[:12]) if len(data) >= 12 \
+        else (b"", 0, 0)
+    if magic not in (b"IWAD", b"PWAD") or count < 0 or directory < 12 \
+            or directory + 16 * count > len(data):
+        print(f"(skipped {wad}: not a WAD, or its lump directory is cut off)")
+        return []
     into.mkdir(parents=True, exist_ok=True)
     out = []
     for i in range(count):
         pos, size, name = struct.unpack("<ii8s", data[directory + 16 * i: directory + 16 * i + 16])
+        if pos < 0 or size < 0 or pos + size > len(data):
+            print(f"(skipped lump {i} of {wad}: outside the file)")
+            continue
         lump = data[pos: pos + size]
         name = name.rstrip(b"\0").decode("ascii", "replace").lower()
         if name.startswith("d_") and lump[:4] == b"MThd":

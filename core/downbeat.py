@@ -6,7 +6,7 @@ the beat, hi-hats say nothing about it. The bar line is where the low and mid ba
 from the beat before to the beat after (chords and bass change there and hold through the bar):
 at the true tempo and phase of 87 real songs in 3/4 or 4/4 (66 General MIDI, 8 Frets on Fire,
 10 Planet Blupi, the corpus's 3; benchmarks/midi_songs.py), that change finds the downbeat in
-67 (the onset accents did in 37: a snare on 2 and 4 outweighs the kick on 1), and each of 50
+66 (the onset accents did in 37: a snare on 2 and 4 outweighs the kick on 1), and each of 50
 synthetic songs' either way.
 """
 
@@ -24,12 +24,15 @@ TIE_BREAK = 0.05  # weight of low-band onsets in the downbeat's change: breaks t
 
 
 def spectral_novelty(mel: np.ndarray, window: int = NOTE_WINDOW) -> np.ndarray:
-    """Spectral change per frame: distance between the mean spectra of the `window` frames
-    either side (a beat's worth: the harmony changing on the bar line)."""
-    w = window
-    mean = uniform_filter1d(mel, w, axis=1, mode="nearest")
-    before = np.roll(mean, w // 2 + 1, axis=1)
-    after = np.roll(mean, -(w // 2), axis=1)
+    """Spectral change per frame: distance between the mean spectra of about `window` frames
+    before and after it (0.25 s: a note; a beat: the harmony changing on the bar line). Beyond
+    the song's ends is silence (the mel floor), not the other end of the song."""
+    w, frames = window, mel.shape[1]
+    floor = float(mel.min()) if mel.size else 0.0
+    mean = uniform_filter1d(np.pad(mel, ((0, 0), (w, w)), constant_values=floor), w, axis=1,
+                            mode="nearest")
+    before = mean[:, w - (w // 2 + 1): w - (w // 2 + 1) + frames]
+    after = mean[:, w + w // 2: w + w // 2 + frames]
     nov = np.sqrt(((after - before) ** 2).sum(axis=0))
     return nov / (np.percentile(nov, 99) + 1e-9)
 
@@ -55,9 +58,9 @@ def accent_curve(env: np.ndarray, novelty: np.ndarray) -> np.ndarray:
 def meter_of(env: np.ndarray, novelty: np.ndarray, period: float, phase: float,
              end: float) -> int:
     """4, or 3 where its accent contrast is 1.5x that of 4 (6/8 songs come out as 3)."""
-    contrast = {}
+    contrast, accent = {}, accent_curve(env, novelty)
     for m in (4, 3):
-        acc = accents(accent_curve(env, novelty), period, phase, m, end)
+        acc = accents(accent, period, phase, m, end)
         contrast[m] = (acc.max() - np.delete(acc, acc.argmax()).mean()) / (acc.mean() + 1e-9)
     return 3 if contrast[3] > 1.5 * contrast[4] else 4
 

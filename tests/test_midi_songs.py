@@ -104,6 +104,29 @@ def test_a_wads_midi_music_is_extracted_once_each(tmp_path):
     assert (out / "d_runnin_two.mid").read_bytes() == b
 
 
+def test_a_broken_wad_or_midi_is_skipped_saying_so(tmp_path, capsys):
+    write_midi(tmp_path / "a.mid", notes_every(120))
+    good = (tmp_path / "a.mid").read_bytes()
+    (tmp_path / "short.wad").write_bytes(b"PWAD")
+    (tmp_path / "text.wad").write_bytes(b"not a wad at all, just text")
+    write_wad(tmp_path / "cut.wad", [("D_RUNNIN", good)])
+    cut = (tmp_path / "cut.wad").read_bytes()
+    (tmp_path / "cut.wad").write_bytes(cut[:-8])  # the lump directory cut off
+    write_wad(tmp_path / "outside.wad", [("D_RUNNIN", good), ("D_STALKS", good)])
+    outside = bytearray((tmp_path / "outside.wad").read_bytes())
+    directory = struct.unpack("<i", outside[8:12])[0]
+    outside[directory: directory + 4] = struct.pack("<i", 10**6)  # D_RUNNIN past the end
+    (tmp_path / "outside.wad").write_bytes(bytes(outside))
+    for name in ("short", "text", "cut"):
+        assert wad_music(tmp_path / f"{name}.wad", tmp_path / "music") == []
+    assert [p.name for p in wad_music(tmp_path / "outside.wad", tmp_path / "music")] == [
+        "d_stalks.mid"]
+    assert capsys.readouterr().out.count("skipped") == 4
+    (tmp_path / "broken.mid").write_bytes(good[:20])  # a MIDI cut short
+    assert gm_songs(tmp_path) == []  # no rendering for a.mid: skipped too, no crash
+    assert "broken.mid: not a MIDI file" in capsys.readouterr().out
+
+
 def test_gm_songs_take_rendered_music_on_its_grid_once(tmp_path, monkeypatch):
     write_midi(tmp_path / "tune.mid", [  # 100 BPM; its meter changes, not its tempo
         (0, mido.MetaMessage("set_tempo", tempo=600_000)), *notes_every(120),
