@@ -11,11 +11,11 @@ run, and the red lines it writes. The medians are over the songs whose
 unramped estimate (the first ramp, when it is 0) has 80% of its beats right: a song whose octave
 or offset is missed without any drift says nothing about following one.
 
-Songs: the corpus's three hand-timed tracks, and the Frets on Fire songs and Planet Blupi's tunes
-where they are (`--fof`, `--blupi`, see benchmarks/midi_songs.py).
+Songs: the corpus's three hand-timed tracks, and the Frets on Fire songs, Planet Blupi's tunes and
+the General MIDI songs where they are (`--fof`, `--blupi`, `--gm`, see benchmarks/midi_songs.py).
 
     .venv/bin/python benchmarks/drift_accuracy.py [--seconds 100]
-        [--ramps 0 0.02 -0.02 0.04 -0.04] [--fof DIR] [--blupi DIR]
+        [--ramps 0 0.02 -0.02 0.04 -0.04] [--fof DIR] [--blupi DIR] [--gm DIR]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.midi_songs import blupi_dir, blupi_songs, fof_dir, fof_songs
+from benchmarks.midi_songs import blupi_dir, blupi_songs, fof_dir, fof_songs, gm_dir, gm_songs
 from benchmarks.timing_accuracy import real_tracks
 from core.audio import LATENCY_MS, SAMPLE_RATE
 from core.beatmap.model import TimingPoint
@@ -70,8 +70,10 @@ def main() -> None:
     parser.add_argument("--ramps", type=float, nargs="+", default=[0, 0.02, -0.02, 0.04, -0.04])
     parser.add_argument("--fof", type=Path, default=fof_dir())
     parser.add_argument("--blupi", type=Path, default=blupi_dir())
+    parser.add_argument("--gm", type=Path, default=gm_dir())
     args = parser.parse_args()
-    songs = [*real_tracks(), *fof_songs(args.fof), *blupi_songs(args.blupi, args.seconds)]
+    songs = [*real_tracks(), *fof_songs(args.fof), *blupi_songs(args.blupi, args.seconds),
+             *gm_songs(args.gm, args.seconds)]
     print(f"{len(songs)} songs, first {args.seconds:g} s; share of true beats within 10 ms of an "
           "estimated beat, drift off -> on (red lines with it on)")
     print(f"{'song':<12}" + "".join(f"{f'ramp {r * 100:+.0f}%':>22}" for r in args.ramps))
