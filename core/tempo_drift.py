@@ -11,7 +11,8 @@ changes across the section, each with its own mean period searched coarse to fin
 fold winning. A ramp is kept only where
 - it puts RAMP_GAIN times the best constant grid's onset strength on its beats,
 - each third of the section, fitted on its own, has the tempo the ramp gives it there (a
-  ramp fitted to hits with no beat mostly has its thirds scattered), and
+  ramp fitted to hits with no beat mostly has its thirds scattered), unless its gain is over
+  SURE_GAIN, and
 - no straight line follows its beats within DRIFT_MS (a constant gap to the grid is no drift):
 a steady song's best ramp is its grid (the 97 sections of benchmarks/timing_accuracy.py keep
 theirs). Its beats are its half of the beat with more low-band onsets and spectral change, as
@@ -42,7 +43,10 @@ PERIOD_STEPS = (np.linspace(-0.02, 0.02, 11), np.linspace(-0.004, 0.004, 9),
 # songs made to drift by 1-4% over 100 s beat it by 23-250%; the best of hundreds of ramps
 # fitted to beatless random hits, by 11-41%, so the gain alone cannot tell them apart and the
 # thirds check below does most of that (random hits: extra red lines in 2 of 16 trials).
+# Above SURE_GAIN the gain alone is evidence: the thirds check, whose short fits can miss in a
+# real song (a break, a dotted figure), refused ramps with gains of 2.3-3.0 in General MIDI songs.
 RAMP_GAIN = 1.15
+SURE_GAIN = 1.6
 THIRDS_TOLERANCE = 0.3  # each third's own tempo is the ramp's there, within this of its change
 DRIFT_MS = 10.0  # a ramp no straight line follows within this is drift
 FIT_MS = 5.0  # each red line of a ramp follows its beats within this
@@ -124,7 +128,7 @@ def drift_lines(env: np.ndarray, period: float, beat: float, meter: int, end: fl
         return steady
     bars = int((end - beat) / (period * meter))
     ramp = ramp_fit(env, period, beat, end)
-    if ramp.gain < RAMP_GAIN or not _confirmed(env, ramp, beat, end):
+    if ramp.gain < RAMP_GAIN or (ramp.gain < SURE_GAIN and not _confirmed(env, ramp, beat, end)):
         return steady
     # the ramp's beats: on its half of the beat with the accents (the grid's, in a drifting
     # song, sits on either half in turn), else on the grid's; from the one nearest its downbeat
