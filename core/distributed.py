@@ -51,6 +51,11 @@ def start_processes(device: str) -> Processes:
     return Processes(rank, world, target, owns)
 
 
-def end_processes(procs: Processes) -> None:
+def end_processes(procs: Processes, finished: bool = True) -> None:
+    """Leave the process group; when every process `finished` its run, first wait for the
+    others at a barrier: a gloo process tearing its connections down while its peer still
+    holds them can abort the peer (rank 1 of a CI run died with SIGABRT so, once)."""
     if procs.owns_group:
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()

@@ -67,10 +67,13 @@ def train(config: TrainConfig, *, dims: ModelDims | None = None, resume: Path | 
     input.
     """
     procs = start_processes(config.device)
+    finished = False
     try:
-        return _train(config, procs, dims, resume, on_step, should_stop or (lambda step: False))
+        result = _train(config, procs, dims, resume, on_step, should_stop or (lambda step: False))
+        finished = True
+        return result
     finally:
-        end_processes(procs)
+        end_processes(procs, finished)
 
 
 def steady_step_seconds(probe: TrainConfig) -> float:
