@@ -132,22 +132,21 @@ def gm_songs(root: Path, seconds: float = 150.0) -> list[Song]:
             continue
         seen.add(data)
         try:
-            share, steps = on_grid_share(mid), len(tempo_steps(midi_timing(mid)))
+            share, timing = on_grid_share(mid), midi_timing(mid)
         except (OSError, EOFError, ValueError, KeyError) as error:  # what mido raises
             print(f"(skipped {mid}: not a MIDI file mido reads: {error})")
             continue
         if share < ON_GRID_SHARE:
             untimed.append(mid.stem)
             continue
-        if steps > MAX_TEMPO_STEPS + 1:  # the whole song's tempo map
+        if len(tempo_steps(timing)) > MAX_TEMPO_STEPS + 1:  # the whole song's tempo map
             ramps.append(mid.stem)
             continue
         wav = root / "rendered" / f"{mid.stem}.wav"
         if not wav.exists() and not render(mid, soundfont, wav):
             continue
         audio = load_audio(wav)[: int(seconds * SAMPLE_RATE)]
-        points = tempo_steps([p for p in midi_timing(mid)
-                              if p.time < len(audio) / SAMPLE_RATE * 1000])
+        points = tempo_steps([p for p in timing if p.time < len(audio) / SAMPLE_RATE * 1000])
         out.append((mid.stem, audio, points))
     if untimed:
         print(f"(left out {len(untimed)} MIDI files whose notes are off their beats' grid)")

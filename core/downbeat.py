@@ -71,17 +71,16 @@ def downbeat(change: np.ndarray, below: np.ndarray, period: float, phase: float,
     `change`: spectral_novelty of the low and mid bands over one beat either side (see the
     module docstring), onsets `below` ~2 kHz breaking ties (a loudness accent alone changes
     the spectrum as much after the downbeat as before it)."""
-    curve = maximum_filter1d(change, 5) + TIE_BREAK * maximum_filter1d(below, 3)
-    cls = int(np.argmax(accents(curve, period, phase, meter, end)))
+    cls = int(np.argmax(accents(accent_curve(TIE_BREAK * below, change), period, phase, meter,
+                                end)))
     k = math.ceil((after - phase) / period)
     k += (cls - k) % meter
     return phase + k * period
 
 
-def on_the_beat(below: np.ndarray, novelty: np.ndarray, period: float, phase: float,
-                lo: float, hi: float) -> float:
-    """`phase`, or the half beat after it where that carries more of the onsets below ~2 kHz
-    plus spectral change within frames [lo, hi): a grid fitted to all the onsets can sit on
-    off-beat hi-hats."""
-    on, off = accents(accent_curve(below, novelty), period / 2, phase, 2, hi, start=lo)
+def on_the_beat(accent: np.ndarray, period: float, phase: float, lo: float, hi: float) -> float:
+    """`phase`, or the half beat after it where that carries more `accent` (accent_curve of the
+    onsets below ~2 kHz and spectral change) within frames [lo, hi): a grid fitted to all the
+    onsets can sit on off-beat hi-hats."""
+    on, off = accents(accent, period / 2, phase, 2, hi, start=lo)
     return (phase + period / 2) % period if off > on else phase

@@ -79,7 +79,7 @@ import torch
 
 from core.audio import FRAME_MS, LATENCY_MS, SAMPLE_RATE, load_audio, log_mel
 from core.beatmap.model import TimingPoint
-from core.downbeat import downbeat, meter_of, on_the_beat, spectral_novelty
+from core.downbeat import accent_curve, downbeat, meter_of, on_the_beat, spectral_novelty
 from core.tempo_changes import MIN_SECTION_S, change_at, confirm_changes
 from core.tempo_changes import sections as find_sections
 from core.tempo_drift import drift_lines
@@ -156,10 +156,11 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
         del grids[0], starts[1]
     novelty = spectral_novelty(mel)
     below = onset_envelope(mel[:LOW_MID_BANDS])
+    accent = accent_curve(below, novelty)  # which half of the beat is the beat
     points: list[TimingPoint] = []
     for i, (period, phase, _) in enumerate(grids):
         end = starts[i + 1] if i + 1 < len(grids) else len(env)
-        phase = on_the_beat(below, novelty, period, phase, starts[i], end)
+        phase = on_the_beat(accent, period, phase, starts[i], end)
         if i == 0:
             m = meter or meter_of(env, novelty, period, phase, end)
             change = spectral_novelty(mel[:LOW_MID_BANDS], int(period) | 1)
@@ -170,7 +171,7 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
             m = meter or points[-1].meter
             beat = starts[i]
         lines = [(beat, period)] if bpm is not None else drift_lines(env, period, beat, m, end,
-                                                                     below, novelty)
+                                                                     accent)
         if len(lines) == 1:  # a steady section: the BPM given, or rounded where that is safe
             beat_ms = 60_000 / bpm if bpm is not None else _round_bpm(period * FRAME_MS,
                                                                        (end - beat) / period)

@@ -31,7 +31,6 @@ from typing import NamedTuple
 import numpy as np
 
 from core.audio import FRAME_MS
-from core.downbeat import accent_curve
 from core.tempo_grid import fit_grid, fold, folded_peak
 
 RAMPS = np.linspace(-0.08, 0.08, 17)  # period change across a section, tried (coarse)
@@ -116,13 +115,12 @@ def ramp_fit(env: np.ndarray, period: float, start: float, end: float) -> Ramp:
 
 
 def drift_lines(env: np.ndarray, period: float, beat: float, meter: int, end: float,
-                below: np.ndarray | None = None, novelty: np.ndarray | None = None
-                ) -> list[tuple[float, float]]:
+                accent: np.ndarray | None = None) -> list[tuple[float, float]]:
     """(first beat frame, period) of each red line for the grid of `period` whose first
     downbeat is frame `beat`, up to frame `end`: the grid alone unless its beats follow a ramp.
-    With `below` and `novelty` (core.downbeat's accents), the ramp's beats are its half of the
-    beat that carries more of them, as core.downbeat.on_the_beat decides for a grid; without,
-    the grid's half."""
+    With `accent` (core.downbeat.accent_curve of the low bands' onsets and spectral change),
+    the ramp's beats are its half of the beat that carries more of it, as
+    core.downbeat.on_the_beat decides for a grid; without, the grid's half."""
     steady = [(beat, period)]
     if meter < 1 or min(end, len(env)) - max(beat, 0) < 2 * MIN_BARS * meter * period:
         return steady
@@ -134,8 +132,8 @@ def drift_lines(env: np.ndarray, period: float, beat: float, meter: int, end: fl
     # song, sits on either half in turn), else on the grid's; from the one nearest its downbeat
     u = float(_beat_axis(np.array([beat]), ramp.middle, ramp.period, ramp.bend)[0])
     phase = ramp.phase
-    if below is not None and novelty is not None:
-        if _off_beats_accented(below, novelty, ramp, beat, end):
+    if accent is not None:
+        if _off_beats_accented(accent, ramp, beat, end):
             phase = (phase + 0.5) % 1.0
     elif abs((u - phase) - round(u - phase)) > 0.25:
         phase = (phase + 0.5) % 1.0
@@ -162,18 +160,16 @@ def drift_lines(env: np.ndarray, period: float, beat: float, meter: int, end: fl
             for i, (at, p) in enumerate(lines)]
 
 
-def _off_beats_accented(below: np.ndarray, novelty: np.ndarray, ramp: Ramp, start: float,
-                        end: float) -> bool:
-    """Whether the ramp's half beats carry more onsets below ~2 kHz plus spectral change than
-    its beats (off-beat hi-hats can outweigh the beats in the full-band envelope)."""
-    a, b = max(start, 0.0), min(end, len(below) - 1)
+def _off_beats_accented(accent: np.ndarray, ramp: Ramp, start: float, end: float) -> bool:
+    """Whether the ramp's half beats carry more `accent` than its beats (off-beat hi-hats can
+    outweigh the beats in the full-band envelope)."""
+    a, b = max(start, 0.0), min(end, len(accent) - 1)
     first = math.ceil(float(_beat_axis(np.array([a]), ramp.middle, ramp.period, ramp.bend)[0])
                       - ramp.phase)
     last = math.floor(float(_beat_axis(np.array([b]), ramp.middle, ramp.period, ramp.bend)[0])
                       - ramp.phase)
     if last - first < 4:
         return False
-    accent = accent_curve(below, novelty)
     sums = []
     for half in (0.0, 0.5):
         frames = [_beat_time(j + ramp.phase + half, ramp.middle, ramp.period, ramp.bend)
