@@ -94,25 +94,51 @@ def weighted(grid: Grid) -> float:
     return grid[2] * (bpm / PRIOR_BPM) ** OCTAVE_GAMMA * rare
 
 
-def fold(env: np.ndarray, offset: int, period: float) -> tuple[float, float, np.ndarray]:
-    """(peak, phase): the envelope folded modulo `period` frames, its sharpest phase."""
+def fold(env: np.ndarray, offset: int, period: float, near: float | None = None,
+         reach: float = 0.5) -> tuple[float, float, np.ndarray]:
+    """(peak, phase, smoothed histogram): the envelope folded modulo `period` frames, its
+    sharpest phase (within `reach` beats of phase `near`, where one is given)."""
     n = np.arange(len(env)) + offset
-    height, place, smooth = folded_peak(env, (n % period) / period, max(int(period * 4), 8))
-    return height / (len(env) / period), (place * period) % period, smooth
+    place = None if near is None else near / period
+    height, at, smooth = folded_peak(env, (n % period) / period, max(int(period * 4), 8),
+                                     place, reach)
+    phase = (at * period) % period
+    frames = round(period)
+    if abs(period - frames) * len(env) / period < 1.0:  # each beat's frames at the same places
+        phase = _frame_peak(np.bincount(n % frames, weights=env, minlength=frames), phase)
+    return height / (len(env) / period), phase, smooth
 
 
-def folded_peak(env: np.ndarray, place: np.ndarray, bins: int) -> tuple[float, float, np.ndarray]:
+def _frame_peak(profile: np.ndarray, phase: float) -> float:
+    """The peak of a fold at whole-frame resolution near `phase`, between frames by a parabola
+    through the three around it. A period of (nearly) whole frames samples every beat at the
+    same places, so the smoothed histogram's peak sits on a frame; beats at other periods fall
+    at every place, which interpolates between frames by itself."""
+    near = round(float(phase))
+    k = max((near - 1, near, near + 1), key=lambda i: profile[i % len(profile)]) % len(profile)
+    y0, y1, y2 = profile[k - 1], profile[k], profile[(k + 1) % len(profile)]
+    den = y0 - 2 * y1 + y2
+    return (k + (0.5 * (y0 - y2) / den if den < 0 else 0.0)) % len(profile)
+
+
+def folded_peak(env: np.ndarray, place: np.ndarray, bins: int, near: float | None = None,
+                reach: float = 0.5) -> tuple[float, float, np.ndarray]:
     """(height, place 0..1, smoothed histogram) of `env` binned by each frame's `place` in its
-    beat (0..1): the sharpest bin of the smoothed histogram, refined between bins. `fold` on a
-    constant grid, core.tempo_drift on a warped one."""
+    beat (0..1): the sharpest bin of the smoothed histogram (within `reach` of `near`, where
+    given), refined between bins. `fold` on a constant grid, core.tempo_drift on a warped one."""
     idx = (place * bins).astype(np.int64) % bins
     hist = np.bincount(idx, weights=env, minlength=bins)
     smooth = np.convolve(np.concatenate([hist[-6:], hist, hist[:6]]), FOLD_KERNEL, mode="valid")
-    j = int(np.argmax(smooth))
+    if near is None or reach >= 0.5:
+        j = int(np.argmax(smooth))
+    else:
+        centre = near * bins - 0.5
+        span = np.arange(round(centre - reach * bins), round(centre + reach * bins) + 1)
+        j = int(span[np.argmax(smooth[span % bins])]) % bins
     y0, y1, y2 = smooth[j - 1], smooth[j], smooth[(j + 1) % bins]
     den = y0 - 2 * y1 + y2
     frac = 0.5 * (y0 - y2) / den if den < 0 else 0.0
-    return float(y1), (j + frac + 0.5) / bins, smooth
+    return float(y1), (j + frac + 0.5) / bins % 1.0, smooth
 
 
 def fit_grid(env: np.ndarray, start: int, end: int, period: float,
