@@ -69,9 +69,11 @@ are timed so, and lazer's editor draws its waveform so); beat_length ms per beat
 section's BPM is the nearest whole number where that grid keeps WHOLE_KEEP of the fitted one's
 onset strength (`whole_bpm`: music made to a click is at a whole BPM, and a mapper expects 180,
 not 180.11, whose grid is 36 ms adrift after a minute), else rounded to 0.01 where that moves the
-grid by less than 2 ms over the section, else as fitted. On the cached real and synthetic songs
-whole BPMs kept the offsets and tempos as they were and fixed the drift of 5 fits (0.01-0.11
-BPM off), while the 4 songs at fractional tempos (128.985, 140.06, 192.25, 119.05) kept them.
+grid by less than 2 ms over the section, else as fitted. 93 real and 80 synthetic songs: 186
+of 197 sections whole (87 before); the songs at 128.985, 140.06, 192.25 and 119.05 BPM kept them
+(their first minute alone made 128.985 a 129, 7 ms adrift at its end); first minutes fitted
+0.02-0.11 BPM off became right (General MIDI songs with 90% of their beats within 10 ms of the
+grid 54 -> 57 of 63); General MIDI maps with 85% of objects on a true 1/4 tick 58 -> 60 of 72.
 """
 
 from __future__ import annotations
