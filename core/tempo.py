@@ -90,7 +90,15 @@ from core.downbeat import accent_curve, downbeat, meter_of, on_the_beat, spectra
 from core.tempo_changes import MIN_SECTION_S, change_at, confirm_changes
 from core.tempo_changes import sections as find_sections
 from core.tempo_drift import drift_lines
-from core.tempo_grid import FPS, RELATIVES, fit_grid, fold, octave_ranking, onset_envelope
+from core.tempo_grid import (
+    FPS,
+    RELATIVES,
+    fit_grid,
+    fold,
+    octave_ranking,
+    onset_envelope,
+    refined_phase,
+)
 
 LOW_MID_BANDS = 40  # log-mel bands below ~2 kHz: kick, snare body, bass, chords; no hi-hats
 MIN_GIVEN_BPM, MAX_GIVEN_BPM = 20.0, 1000.0  # a tempo the caller gives (osu! maps: ~30-400)
@@ -149,6 +157,7 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
                                     f"{MAX_GIVEN_BPM:g}")
         period = 60_000 / bpm / FRAME_MS
         strength, phase, _ = fold(env, 0, period)
+        phase = refined_phase(env, 0, period, phase)
         sections, grids = [(0, len(env), period)], [(period, phase, strength)]
     else:
         sections = find_sections(env)
@@ -255,6 +264,7 @@ def whole_bpm(env: np.ndarray, period: float, beat: float,
     shifted, phase, _ = fold(seg, start, whole, pivot % whole, 1 / 8)
     if fitted <= 0 or shifted < WHOLE_KEEP * fitted:
         return None
+    phase = refined_phase(seg, start, whole, phase)
     first = beat + (phase - beat + whole / 2) % whole - whole / 2  # its beat nearest `beat`
     return first, whole * FRAME_MS
 

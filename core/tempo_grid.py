@@ -102,22 +102,24 @@ def fold(env: np.ndarray, offset: int, period: float, near: float | None = None,
     place = None if near is None else near / period
     height, at, smooth = folded_peak(env, (n % period) / period, max(int(period * 4), 8),
                                      place, reach)
-    phase = (at * period) % period
-    if abs(period - round(period)) * len(env) / period < 1.0:  # every beat's frames alike
-        phase = _between_frames(env, offset, period, phase)
-    return height / (len(env) / period), phase, smooth
+    return height / (len(env) / period), (at * period) % period, smooth
 
 
-def _between_frames(env: np.ndarray, offset: int, period: float, phase: float) -> float:
-    """The fold's peak near `phase`, from the envelope read every quarter frame (linearly
-    between frames). A period of (nearly) whole frames samples every beat at the same places,
-    so its histogram's peak sits on a frame (0.29 frames off at worst) and float rounding splits
-    a frame's beats between two bins; beats at other periods fall at every place, which
-    interpolates between frames by itself."""
-    at = (np.arange(len(env) * 4 - 4) + 0.5) / 4  # quarter frames, mid-bin where they fold
-    between = np.interp(at, np.arange(len(env)), env) / 4
-    _, place, _ = folded_peak(between, ((at + offset) % period) / period,
-                              max(int(period * 4), 8), phase / period, 1.5 / period)
+def refined_phase(env: np.ndarray, offset: int, period: float, phase: float) -> float:
+    """`phase` (a fold's peak), found again between frames where `period` is within a frame of
+    whole frames over `env`: such a period samples every beat at the same places, so its fold's
+    peak sits on a frame (0.29 frames off at worst) and float rounding splits a frame's beats
+    between two bins. There the envelope is read linearly between frames at the fold's own bin
+    centres (beats at other periods fall at every place, which interpolates by itself)."""
+    if abs(period - round(period)) * len(env) / period >= 1.0:
+        return phase
+    bins = max(int(period * 4), 8)
+    width = period / bins
+    first = (0.5 * width - offset) % width
+    at = first + width * np.arange(int((len(env) - 1 - first) / width) + 1)
+    between = np.interp(at, np.arange(len(env)), env) * width
+    _, place, _ = folded_peak(between, ((at + offset) % period) / period, bins,
+                              phase / period, 1.5 / period)
     return (place * period) % period
 
 
@@ -154,4 +156,4 @@ def fit_grid(env: np.ndarray, start: int, end: int, period: float,
             peak, phase, _ = fold(seg, start, float(p))
             if peak > best[0]:
                 best = (peak, float(p), phase)
-    return best[1], best[2], best[0]
+    return best[1], refined_phase(seg, start, best[1], best[2]), best[0]

@@ -10,14 +10,15 @@ from test_tempo_drift import clicks, ticks_of
 
 from core.audio import LATENCY_MS
 from core.tempo import estimate_timing
-from core.tempo_grid import fold
+from core.tempo_grid import fold, refined_phase
 
 
 def played(bpm: float, seconds: float, jitter_s: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(audio, beat times in s) of clicks on every beat from 1 s, each off by N(0, jitter_s)."""
+    """(audio, true beat times in s) of clicks on every beat from 1 s, each played off its
+    beat by N(0, jitter_s)."""
     beats = 1.0 + np.arange(int((seconds - 1.5) * bpm / 60)) * 60 / bpm
-    beats = beats + np.random.default_rng(seed).normal(0.0, jitter_s, len(beats))
-    return clicks(beats, seconds), beats
+    heard = beats + np.random.default_rng(seed).normal(0.0, jitter_s, len(beats))
+    return clicks(heard, seconds), beats
 
 
 @pytest.mark.parametrize("seed, jitter_ms", [(3, 8.0), (3, 12.0), (5, 10.0)])
@@ -28,11 +29,11 @@ def test_a_played_track_at_a_whole_bpm_is_timed_at_it_without_drift(seed, jitter
     (point,) = estimate_timing(audio)
     assert point.bpm == pytest.approx(150.0, abs=1e-9)
     ticks = ticks_of([point], 30_000.0)
-    heard = beats * 1000 - LATENCY_MS  # beatmap time
-    off = np.array([b - ticks[np.argmin(np.abs(ticks - b))] for b in heard])
+    true = beats * 1000 - LATENCY_MS  # beatmap time
+    off = np.array([b - ticks[np.argmin(np.abs(ticks - b))] for b in true])
     third = len(off) // 3
-    assert abs(off[:third].mean() - off[-third:].mean()) <= 5.0  # the ends agree: no drift
-    assert abs(np.median(off)) <= 5.0
+    assert abs(off[:third].mean() - off[-third:].mean()) <= 2.0  # the ends agree: no drift
+    assert np.abs(off).max() <= 5.0
 
 
 def test_a_steady_tempo_between_whole_ones_is_kept():
@@ -42,12 +43,12 @@ def test_a_steady_tempo_between_whole_ones_is_kept():
     assert point.bpm == pytest.approx(128.985, abs=0.006)
 
 
-@pytest.mark.parametrize("period", [100.0, 99.999])
+@pytest.mark.parametrize("period, offset", [(100.0, 0), (99.999, 0), (100.001, 1234)])
 @pytest.mark.parametrize("at", [40.3, 40.5, 40.8])
-def test_a_whole_frame_period_finds_its_phase_between_frames(period, at):
+def test_a_whole_frame_period_finds_its_phase_between_frames(period, offset, at):
     # every beat's frames fall at the same places in the fold, so its smoothed histogram alone
-    # put the phase up to 0.29 frames (1.5 ms) off, depending on where between frames it was
-    frames = np.arange(6000)
-    env = sum(np.exp(-0.5 * ((frames - (at + period * k)) / 1.2) ** 2) for k in range(60))
-    _, phase, _ = fold(env, 0, period)
-    assert abs(phase - at) <= 0.1
+    # put the phase up to 0.3 frames (1.5 ms) off, depending on where between frames it was
+    frames = np.arange(8000)
+    env = sum(np.exp(-0.5 * ((frames - (at + period * k)) / 1.2) ** 2) for k in range(80))
+    _, phase, _ = fold(env[offset:], offset, period)
+    assert abs(refined_phase(env[offset:], offset, period, phase) - at) <= 0.05
