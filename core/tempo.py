@@ -184,9 +184,9 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
             beat = downbeat(change, below, period, phase, m, max(first - period / 4, 0), end)
             if beat - first > period / 4:  # pickup notes: the red line goes a bar earlier
                 beat -= m * period
-        else:
+        else:  # on the change, or the half beat after it where on_the_beat moved the grid
             m = meter or points[-1].meter
-            beat = starts[i]
+            beat = starts[i] + (phase - starts[i] + 1.0) % period - 1.0
         lines = [(beat, period)] if bpm is not None else drift_lines(env, period, beat, m, end,
                                                                      accent)
         if len(lines) == 1:  # a steady section: the BPM given, else a whole one if it fits

@@ -1,11 +1,15 @@
 """core.tempo_changes: which stretches of a song are tempo changes, on onset envelopes built
-beat by beat (so that what each grid fits is known exactly)."""
+beat by beat (so that what each grid fits is known exactly); and where a change's red line goes,
+on click tracks."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_tempo_drift import clicks
 
+from core.audio import LATENCY_MS
+from core.tempo import estimate_timing
 from core.tempo_changes import confirm_changes
 from core.tempo_grid import FPS, fit_grid
 
@@ -69,3 +73,18 @@ def test_a_quiet_section_at_its_own_tempo_is_still_a_change():
     env = pulses(50, [(0, 30, 150, 1.0), (30, 50, 173, 0.4)])
     bpms = confirmed(env, [(0, 30, 150), (30, 50, 173)])
     assert [round(b) for b in bpms] == [150, 173]
+
+
+@pytest.mark.parametrize("before, after", [(120.0, 150.0), (172.0, 128.0)])
+def test_the_red_line_of_a_change_is_on_the_beat_not_the_off_beat_hats(before, after):
+    # loud hi-hats halfway between the beats put both sections' grids on the off-beats; the
+    # half-beat rule moved the first red line back, and the change's line kept the hats
+    # (199-249 ms off) until it was taken from the corrected grid too
+    first = 1.0 + np.arange(int(20 * before / 60)) * 60 / before
+    second = first[-1] + 60 / before + np.arange(int(20 * after / 60)) * 60 / after
+    audio = clicks(np.concatenate([first, second]), 42.0, hats=1.2)
+    points = estimate_timing(audio)
+    assert [round(p.bpm) for p in points] == [before, after]
+    for point, beats in zip(points, (first, second)):
+        off = (point.time - (beats[0] * 1000 - LATENCY_MS)) % point.beat_length
+        assert min(off, point.beat_length - off) <= 10
