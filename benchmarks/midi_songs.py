@@ -119,12 +119,27 @@ MAX_TEMPO_STEPS = 4  # more, and a MIDI's tempo map is a ramp written as steps
 def gm_songs(root: Path, seconds: float = 150.0) -> list[Song]:
     """The General MIDI songs under `root` (its WADs' music and its MIDI files) rendered, their
     first `seconds`; none where `root` is absent. Renders what is not rendered yet (fluidsynth)."""
+    soundfont = root / "FluidR3_GM.sf2"
+    out = []
+    for mid, timing in gm_midis(root):
+        wav = root / "rendered" / f"{mid.stem}.wav"
+        if not wav.exists() and not render(mid, soundfont, wav):
+            continue
+        audio = load_audio(wav)[: int(seconds * SAMPLE_RATE)]
+        points = tempo_steps([p for p in timing if p.time < len(audio) / SAMPLE_RATE * 1000])
+        out.append((mid.stem, audio, points))
+    return out
+
+
+def gm_midis(root: Path) -> list[tuple[Path, list[TimingPoint]]]:
+    """(MIDI file, its tempo map) of each General MIDI song under `root` that the set keeps (on
+    its beats' grid, a tempo map of at most MAX_TEMPO_STEPS steps, each music once), saying
+    what it leaves out; none where `root` is absent."""
     if not root.is_dir():
         return []
     midis = sorted(root.glob("*.mid"))
     for wad in sorted(root.glob("*.wad")):
         midis += wad_music(wad, root / "wad_music")
-    soundfont = root / "FluidR3_GM.sf2"
     out, untimed, ramps, seen = [], [], [], set()
     for mid in sorted(midis):
         data = mid.read_bytes()
@@ -142,12 +157,7 @@ def gm_songs(root: Path, seconds: float = 150.0) -> list[Song]:
         if len(tempo_steps(timing)) > MAX_TEMPO_STEPS + 1:  # the whole song's tempo map
             ramps.append(mid.stem)
             continue
-        wav = root / "rendered" / f"{mid.stem}.wav"
-        if not wav.exists() and not render(mid, soundfont, wav):
-            continue
-        audio = load_audio(wav)[: int(seconds * SAMPLE_RATE)]
-        points = tempo_steps([p for p in timing if p.time < len(audio) / SAMPLE_RATE * 1000])
-        out.append((mid.stem, audio, points))
+        out.append((mid, timing))
     if untimed:
         print(f"(left out {len(untimed)} MIDI files whose notes are off their beats' grid)")
     if ramps:

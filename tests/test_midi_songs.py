@@ -151,3 +151,29 @@ def test_gm_songs_take_rendered_music_on_its_grid_once(tmp_path, monkeypatch):
     assert len(audio) == 5 * SAMPLE_RATE
     assert [(p.time, p.bpm) for p in points] == [(-LATENCY_MS, 100.0)]
     assert gm_songs(tmp_path / "absent") == []
+
+
+def drum_bars(path, pattern, bars=8):
+    """A MIDI file of `bars` bars of 4 beats; `pattern` is (beat in the bar, drum note) hits on
+    the drum channel."""
+    events, last = [], 0
+    for bar in range(bars):
+        for beat, note in pattern:
+            tick = (bar * 4 + beat) * 480
+            events.append((int(tick - last), mido.Message("note_on", channel=9, note=note,
+                                                           velocity=100)))
+            last = tick
+    write_midi(path, events)
+
+
+@pytest.mark.parametrize("pattern, slow, kind", [
+    ([(0, 36), (1, 38), (2, 36), (3, 38)], False, "every 2"),  # rock beat at the song's tempo
+    ([(0, 36), (2, 38)], False, "every 4"),  # half-time feel: snare on 3 only
+    ([(0, 36), (1, 38), (2, 36), (3, 38)], True, "every 4"),  # slow song: the fast grid is x2
+    ([(0, 36), (0.5, 36), (2, 36)], False, "none"),  # kick only
+])
+def test_the_octave_oracle_reads_how_often_the_snare_comes(tmp_path, pattern, slow, kind):
+    from benchmarks.octave_oracle import snare_beats, snare_period
+
+    drum_bars(tmp_path / "a.mid", pattern)
+    assert snare_period(snare_beats(tmp_path / "a.mid"), slow) == kind
