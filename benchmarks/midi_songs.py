@@ -56,19 +56,26 @@ def gm_dir() -> Path:
     return Path(os.environ.get("KIAI_GM_MUSIC", "build/gm"))
 
 
-def midi_timing(path: Path) -> list[TimingPoint]:
-    """The uninherited timing points of a MIDI file's tempo map (and time signatures)."""
+def midi_events(path: Path) -> tuple[int, list[tuple[int, object]]]:
+    """(ticks per beat, (tick, message) of every message of every track): a MIDI file's
+    messages at their absolute ticks (a track stores each as a delta from the one before)."""
     import mido
 
     midi = mido.MidiFile(path)
-    events = sorted(((tick, msg) for track in midi.tracks
-                    for tick, msg in zip(np.cumsum([m.time for m in track]), track)
-                    if msg.type in ("set_tempo", "time_signature")), key=lambda e: e[0])
+    return midi.ticks_per_beat, [(int(tick), msg) for track in midi.tracks
+                                 for tick, msg in zip(np.cumsum([m.time for m in track]), track)]
+
+
+def midi_timing(path: Path) -> list[TimingPoint]:
+    """The uninherited timing points of a MIDI file's tempo map (and time signatures)."""
+    ticks_per_beat, messages = midi_events(path)
+    events = sorted(((tick, msg) for tick, msg in messages
+                     if msg.type in ("set_tempo", "time_signature")), key=lambda e: e[0])
     ms, last_tick, beat_ms, meter = 0.0, 0, 500.0, 4  # MIDI's defaults: 120 BPM, 4/4
     # from 0 ms, in force until the first event (replaced by one at tick 0)
     points = [TimingPoint(time=-LATENCY_MS, beat_length=beat_ms, meter=meter)]
     for tick, msg in events:
-        ms += (tick - last_tick) / midi.ticks_per_beat * beat_ms
+        ms += (tick - last_tick) / ticks_per_beat * beat_ms
         last_tick = tick
         if msg.type == "time_signature":  # 6/8 and 12/8 are counted in dotted quarters
             meter = msg.numerator // 3 if msg.denominator == 8 and msg.numerator % 3 == 0 \
@@ -204,18 +211,15 @@ def wad_music(wad: Path, into: Path) -> list[Path]:
 def on_grid_share(path: Path) -> float:
     """The share of a MIDI's notes within 1/48 beat of a 1/4 (or 1/3, the larger) grid of its
     beats: near 1 for music written to its tempo."""
-    import mido
-
-    midi = mido.MidiFile(path)
-    ticks = np.array([tick for track in midi.tracks
-                      for tick, msg in zip(np.cumsum([m.time for m in track]), track)
+    ticks_per_beat, messages = midi_events(path)
+    ticks = np.array([tick for tick, msg in messages
                       if msg.type == "note_on" and msg.velocity > 0], dtype=np.float64)
     if not len(ticks):
         return 0.0
     shares = []
-    for step in (midi.ticks_per_beat / 4, midi.ticks_per_beat / 3):
+    for step in (ticks_per_beat / 4, ticks_per_beat / 3):
         rest = np.mod(ticks, step)
-        shares.append(float(np.mean(np.minimum(rest, step - rest) <= midi.ticks_per_beat / 48)))
+        shares.append(float(np.mean(np.minimum(rest, step - rest) <= ticks_per_beat / 48)))
     return max(shares)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.midi_songs import gm_dir, gm_midis, tempo_steps
+from benchmarks.midi_songs import gm_dir, gm_midis, midi_events, tempo_steps
 
 SLOW_BPM = 116  # as timing_accuracy.py: below, busy drums get a song timed at double
 SNARES = {37, 38, 39, 40}  # side stick, acoustic snare, hand clap, electric snare
@@ -36,11 +36,8 @@ OSU_SLOW_SHARE = 0.14
 
 def snare_beats(path: Path) -> np.ndarray:
     """The beats (in the MIDI's quarter notes) of every snare hit in `path`'s drum channel."""
-    import mido
-
-    midi = mido.MidiFile(path)
-    return np.array([tick / midi.ticks_per_beat for track in midi.tracks
-                     for tick, msg in zip(np.cumsum([m.time for m in track]), track)
+    ticks_per_beat, messages = midi_events(path)
+    return np.array([tick / ticks_per_beat for tick, msg in messages
                      if msg.type == "note_on" and msg.velocity > 0 and msg.channel == DRUMS
                      and msg.note in SNARES], dtype=np.float64)
 

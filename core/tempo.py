@@ -97,7 +97,6 @@ from core.tempo_grid import (
     fold,
     octave_ranking,
     onset_envelope,
-    refined_phase,
 )
 
 LOW_MID_BANDS = 40  # log-mel bands below ~2 kHz: kick, snare body, bass, chords; no hi-hats
@@ -157,7 +156,6 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
                                     f"{MAX_GIVEN_BPM:g}")
         period = 60_000 / bpm / FRAME_MS
         strength, phase, _ = fold(env, 0, period)
-        phase = refined_phase(env, 0, period, phase)
         sections, grids = [(0, len(env), period)], [(period, phase, strength)]
     else:
         sections = find_sections(env)
@@ -260,11 +258,10 @@ def whole_bpm(env: np.ndarray, period: float, beat: float,
         return None
     centre = start + float(np.average(np.arange(len(seg)), weights=seg))
     pivot = beat + round((centre - beat) / period) * period
-    fitted, _, _ = fold(seg, start, period, beat % period, 0.0)
+    fitted, _, _ = fold(seg, start, period, beat % period, 0.0, between=False)
     shifted, phase, _ = fold(seg, start, whole, pivot % whole, 1 / 8)
     if fitted <= 0 or shifted < WHOLE_KEEP * fitted:
         return None
-    phase = refined_phase(seg, start, whole, phase)
     first = beat + (phase - beat + whole / 2) % whole - whole / 2  # its beat nearest `beat`
     return first, whole * FRAME_MS
 

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 from core.audio import FRAME_MS
-from core.tempo_grid import fit_grid, fold, folded_peak, refined_phase
+from core.tempo_grid import fit_grid, fold, folded_peak
 
 RAMPS = np.linspace(-0.08, 0.08, 17)  # period change across a section, tried (coarse)
 FINE_RAMPS = np.linspace(-0.005, 0.005, 5)  # then around the best
@@ -202,7 +202,6 @@ def _on_its_beats(env: np.ndarray, at: float, period: float, end: float) -> tupl
     if b - a < 2 * period:
         return at, period
     _, phase, _ = fold(env[a:b], a, period)
-    phase = refined_phase(env[a:b], a, period, phase)
     shift = (phase - at + period / 2) % period - period / 2
     return (at + shift if abs(shift) < period / 8 else at), period
 

@@ -95,14 +95,19 @@ def weighted(grid: Grid) -> float:
 
 
 def fold(env: np.ndarray, offset: int, period: float, near: float | None = None,
-         reach: float = 0.5) -> tuple[float, float, np.ndarray]:
+         reach: float = 0.5, between: bool = True) -> tuple[float, float, np.ndarray]:
     """(peak, phase, smoothed histogram): the envelope folded modulo `period` frames, its
-    sharpest phase (within `reach` beats of phase `near`, where one is given)."""
+    sharpest phase (within `reach` beats of phase `near`, where one is given), found between
+    frames (refined_phase) unless `between` is False: a search over many periods refines only
+    the one it keeps."""
     n = np.arange(len(env)) + offset
     place = None if near is None else near / period
     height, at, smooth = folded_peak(env, (n % period) / period, max(int(period * 4), 8),
                                      place, reach)
-    return height / (len(env) / period), (at * period) % period, smooth
+    phase = (at * period) % period
+    if between:
+        phase = refined_phase(env, offset, period, phase)
+    return height / (len(env) / period), phase, smooth
 
 
 def refined_phase(env: np.ndarray, offset: int, period: float, phase: float) -> float:
@@ -153,7 +158,7 @@ def fit_grid(env: np.ndarray, start: int, end: int, period: float,
     for span, steps in searches[1:] if fine else searches:
         centre = best[1] if best[0] >= 0 else period
         for p in centre * (1 + np.linspace(-span, span, steps)):
-            peak, phase, _ = fold(seg, start, float(p))
+            peak, phase, _ = fold(seg, start, float(p), between=False)
             if peak > best[0]:
                 best = (peak, float(p), phase)
     return best[1], refined_phase(seg, start, best[1], best[2]), best[0]
