@@ -21,8 +21,12 @@ core.audio.LATENCY_MS (lazer's 20 ms for stable-timed maps): no one latency puts
 offset within 10 ms when their hand-made grids imply latencies more than 20 ms apart. The
 loudness's steepest rise after the same lines (1 ms RMS, no onset detector) cross-checks it.
 
+With `--tag FACTOR` every song's timing is estimated as if its file carried a BPM tag of its
+first true tempo x FACTOR (core.audio_tags, core.tempo.follow_hint): 1 measures what a right tag
+fixes, 0.5 or 2 what a tag an octave off breaks, 1.06 that a tag no grid follows is ignored.
+
     PYTHONPATH=. .venv/bin/python benchmarks/timing_accuracy.py [--synth 10] [--seconds 30]
-        [--fof DIR] [--blupi DIR] [--gm DIR]
+        [--fof DIR] [--blupi DIR] [--gm DIR] [--tag FACTOR]
 """
 
 from __future__ import annotations
@@ -153,6 +157,10 @@ def main() -> None:
     parser.add_argument("--fof", type=Path, default=fof_dir())
     parser.add_argument("--blupi", type=Path, default=blupi_dir())
     parser.add_argument("--gm", type=Path, default=gm_dir())
+    parser.add_argument("--tag", type=float, default=None, metavar="FACTOR",
+                        help="give each song a BPM tag (core.tempo's hint): its first true "
+                             "tempo x FACTOR (1: right; 0.5: halved, as DJ software whose "
+                             "range stops near 150 tags a 180 BPM song)")
     args = parser.parse_args()
     print(f"{'song':<10} {'sec':>3} {'true BPM':>9} {'est BPM':>9} {'err %':>7} {'octave':>6} "
           f"{'off ms':>7} {'bar':>4} {'points t/e':>10} {'time s':>7}")
@@ -172,7 +180,8 @@ def main() -> None:
                  *(("synth", *song) for song in synth_songs(args.synth, args.seconds, Path(tmp)))]
         for group, name, audio, truth in songs:
             start = time.perf_counter()
-            est = estimate_timing(audio, name=name)
+            tag = None if args.tag is None else truth[0].bpm * args.tag
+            est = estimate_timing(audio, name=name, hint=tag)
             took = time.perf_counter() - start
             for row in compare(truth, est):
                 results.append({**row, "group": group})

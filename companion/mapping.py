@@ -17,6 +17,7 @@ from pathlib import Path
 from torch import Tensor
 
 from core.audio import FRAME_MS, LATENCY_MS, AudioError, audio_features
+from core.audio_tags import read_tags
 from core.beat_feel import snap_divisor
 from core.beatmap.breaks import update_breaks
 from core.beatmap.model import Beatmap, Difficulty, Mode, TimingPoint
@@ -143,13 +144,15 @@ class Generated:
     # estimated timing: the tempo the octave rule ranked next (core.tempo.tempo_alternative),
     # the likeliest fix where the estimate is a factor 2 or 3/2 off
     alternative_bpm: float | None = None
+    bpm_tag: float | None = None  # estimated timing: the tempo the audio file's tags name
 
 
-def song_timing(template: Beatmap, mel: Tensor, name: str,
-                bpm: float | None = None) -> tuple[list[TimingPoint], str]:
+def song_timing(template: Beatmap, mel: Tensor, name: str, bpm: float | None = None,
+                hint: float | None = None) -> tuple[list[TimingPoint], str]:
     """The template's timing points when it has uninherited ones, else timing estimated from
-    the audio (core.tempo); only its green lines when the audio has no beat to time. A kiai
-    map's placeholder red line (placeholder_red_line) is no timing: it is estimated again.
+    the audio (core.tempo; `hint`, the audio file's BPM tag, settles its octave where the beats
+    allow it); only its green lines when the audio has no beat to time. A kiai map's
+    placeholder red line (placeholder_red_line) is no timing: it is estimated again.
     A `bpm` the mapper gives replaces the template's red lines: the audio is timed at that
     tempo (a folder's earlier kiai difficulty may carry an estimate an octave off)."""
     if has_placeholder_timing(template) or bpm is not None:
@@ -157,7 +160,7 @@ def song_timing(template: Beatmap, mel: Tensor, name: str,
     if any(p.uninherited for p in template.timing_points):
         return template.timing_points, "map"
     try:
-        estimated = timing_from_mel(mel, name=name, bpm=bpm)
+        estimated = timing_from_mel(mel, name=name, bpm=bpm, hint=hint)
         # green lines the template has (slider velocity, kiai) stay
         return sorted([*estimated, *template.timing_points], key=lambda p: p.time), "estimated"
     except TimingError:  # generation goes on unsnapped: nothing to snap to
@@ -187,7 +190,8 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     template.difficulty = target.difficulty(template.difficulty)
     template.editor.setdefault("BeatDivisor", str(DEFAULT_BEAT_DIVISOR))
     mel = features(source.audio)
-    template.timing_points, timing = song_timing(template, mel, str(source.audio), bpm)
+    tag = read_tags(source.audio).bpm
+    template.timing_points, timing = song_timing(template, mel, str(source.audio), bpm, tag)
     red = [p for p in template.timing_points if p.uninherited]
     if timing == "estimated":
         template.editor["BeatDivisor"] = str(snap_divisor(mel, red))
@@ -228,9 +232,11 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     update_breaks(beatmap)  # the sliders' durations: decoding set them
     beatmap.format_version = 14
     beatmap.metadata["Version"] = f"kiai {wanted:.1f}"
-    alternative = tempo_alternative(mel, red) if timing == "estimated" and bpm is None else None
+    estimated = timing == "estimated" and bpm is None
+    alternative = tempo_alternative(mel, red) if estimated else None
     return Generated(as_new_difficulty(beatmap), stars, len(tried), timing, kept.spacing,
-                     kept.density_bias, kept.gap_shares, alternative)
+                     kept.density_bias, kept.gap_shares, alternative,
+                     tag if estimated else None)
 
 
 def placeholder_red_line(points: list[TimingPoint]) -> TimingPoint:

@@ -9,16 +9,19 @@ gets a fresh template with no timing: the generator estimates it from the audio
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import soundfile
 
+from core.audio_tags import read_tags
 from core.beatmap.breaks import break_span
 from core.beatmap.model import Beatmap, Difficulty, Mode
 from core.beatmap.parser import BeatmapError, parse_file
 
 AUDIO_SUFFIXES = (".mp3", ".ogg", ".wav")
+_ARTIST_TITLE = re.compile(r"^(?:\d+ )?(\S.*?) - (\S.*)$")
 
 
 class SongInputError(Exception):
@@ -36,7 +39,7 @@ def resolve(path: Path) -> SongInput:
     if path.is_file():
         if path.suffix.lower() not in AUDIO_SUFFIXES:
             raise SongInputError(f"{path}: not an audio file ({', '.join(AUDIO_SUFFIXES)})")
-        return SongInput(path.parent, path, fresh_template(path))
+        return SongInput(path.parent, path, fresh_template(path, path.stem))
     if not path.is_dir():
         raise SongInputError(f"{path}: no such file or folder")
     maps, named = [], set()
@@ -67,7 +70,7 @@ def resolve(path: Path) -> SongInput:
     if not audio_files:
         raise SongInputError(f"{path}: no audio file ({', '.join(AUDIO_SUFFIXES)}) in the folder")
     song = max(audio_files, key=_seconds)  # the song, not a hitsound sample beside it
-    return SongInput(path, song, fresh_template(song))
+    return SongInput(path, song, fresh_template(song, path.name, song.stem))
 
 
 def _seconds(audio: Path) -> float:
@@ -90,11 +93,14 @@ def find_file(folder: Path, name: str) -> Path | None:
     return None
 
 
-def fresh_template(audio: Path) -> Beatmap:
-    """A new map's settings for a bare audio file; title and artist from its tags (ID3, Vorbis
-    comments, WAV INFO) where it has them, else the file's name and Unknown."""
-    tags = _tags(audio)
-    title, artist = tags.get("title") or audio.stem, tags.get("artist") or "Unknown"
+def fresh_template(audio: Path, *names: str) -> Beatmap:
+    """A new map's settings for a bare audio file. Title and artist come from its tags (ID3,
+    Vorbis comments, WAV INFO) where it has them, else from the first of `names` (the song
+    folder's, the file's) written as osu! names song folders, `123 Artist - Title` (a mapper
+    names a new song so), else the file's name and Unknown."""
+    tags = read_tags(audio)
+    artist, title = next(filter(None, map(artist_and_title, names)), ("", ""))
+    title, artist = tags.title or title or audio.stem, tags.artist or artist or "Unknown"
     beatmap = Beatmap()
     beatmap.general = {"AudioFilename": audio.name, "AudioLeadIn": "0", "PreviewTime": "-1",
                        "Countdown": "0", "SampleSet": "Soft", "StackLeniency": "0.7",
@@ -109,14 +115,11 @@ def fresh_template(audio: Path) -> Beatmap:
     return beatmap
 
 
-def _tags(audio: Path) -> dict[str, str]:
-    """The file's title and artist tags, stripped, as libsndfile reads them ({} if none)."""
-    try:
-        with soundfile.SoundFile(str(audio)) as f:
-            tags = f.copy_metadata()
-    except (RuntimeError, OSError, ValueError):
-        return {}
-    return {k: " ".join(str(v).split()) for k, v in tags.items() if k in ("title", "artist")}
+def artist_and_title(name: str) -> tuple[str, str] | None:
+    """("Artist", "Title") of a name written `Artist - Title`, after an optional beatmap set
+    id (`123 Artist - Title`: osu!'s song folders); None for any other name."""
+    match = _ARTIST_TITLE.match(" ".join(name.split()))
+    return (match.group(1), match.group(2)) if match else None
 
 
 def _ascii(text: str) -> str:

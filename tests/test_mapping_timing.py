@@ -167,6 +167,30 @@ def test_the_cli_reports_stars_and_where_the_timing_came_from(timed_song, tmp_pa
     assert len(written) == 1 and red(parse_file(written[0]).beatmap)
 
 
+def test_the_audio_files_bpm_tag_settles_the_octave_and_is_reported(tmp_path):
+    """Seed 1 is a 114 BPM song the audio alone times at 228. With its tempo in the file's
+    Vorbis comments, `kiai generate` times it at 114, says so, and offers the other reading."""
+    from mutagen.oggvorbis import OggVorbis
+
+    folder = write_song(SynthConfig(out=tmp_path / "song", seed=1, duration_s=30.0), 0)
+    truth = red(parse_file(next(folder.glob("*.osu"))).beatmap)
+    bare = tmp_path / "7 Synth Band - Tagged Song"
+    bare.mkdir()
+    shutil.copy(folder / "audio.ogg", bare / "audio.ogg")
+    tags = OggVorbis(bare / "audio.ogg")
+    tags["BPM"] = f"{truth[0].bpm:g}"
+    tags.save()
+    result = CliRunner().invoke(cli, ["generate", str(bare), "--stars", "3", "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    assert (f"timing estimated from the audio and its BPM tag ({truth[0].bpm:g}): "
+            f"{truth[0].bpm:.2f} BPM") in result.output
+    assert f"if the beat is at {2 * truth[0].bpm:g} BPM" in result.output
+    (written,) = bare.glob("*.osu")
+    assert written.name.startswith("Synth Band - Tagged Song (kiai)")
+    (line,) = red(parse_file(written).beatmap)
+    assert line.beat_length == pytest.approx(truth[0].beat_length)
+
+
 def test_a_bpm_given_on_the_command_line_retimes_the_song(timed_song, tmp_path):
     """--bpm replaces the folder's own timing (an earlier kiai difficulty's estimate can be an
     octave off): the new map has one red line at exactly that tempo, on the song's beats."""

@@ -81,6 +81,30 @@ def test_the_tempo_is_the_estimate_or_the_alternative_offered(songs, seed):
     assert any(bpm == pytest.approx(truth[0].bpm, abs=1e-6) for bpm in offered)
 
 
+@pytest.mark.parametrize("seed", [1, 17, 44])
+def test_a_bpm_tag_settles_the_octave(songs, seed):
+    """The same three songs with their tempo in the file's tags (core.audio_tags): timed at it,
+    on the beat, at the estimate's whole BPM; a tag 6% off, which no grid of the beats follows,
+    changes nothing."""
+    audio, truth = songs(seed)
+    mel = log_mel(audio)
+    plain = timing_from_mel(mel)
+    assert abs(plain[0].bpm / (2 * truth[0].bpm) - 1) <= 0.005
+    (point,) = timing_from_mel(mel, hint=truth[0].bpm)
+    assert point.bpm == pytest.approx(truth[0].bpm, abs=1e-6)
+    assert beat_offset(point.time, truth[0].time, truth[0].beat_length) <= 10
+    assert timing_from_mel(mel, hint=truth[0].bpm * 1.06) == plain
+    assert timing_from_mel(mel, hint=truth[0].bpm * 0.94) == plain
+
+
+def test_a_bpm_tag_the_estimate_agrees_with_keeps_its_tempo_changes(songs):
+    audio, _ = songs(6)  # 220 -> 176 BPM
+    mel = log_mel(audio)
+    plain = timing_from_mel(mel)
+    assert len(plain) == 2
+    assert timing_from_mel(mel, hint=176) == timing_from_mel(mel, hint=220) == plain
+
+
 def test_no_alternative_for_timing_with_tempo_changes(songs):
     # --bpm would time the whole song at one tempo: offering one would undo the changes
     audio, _ = songs(6)  # 220 -> 176 BPM

@@ -182,7 +182,12 @@ def _timing(generated: Generated, bpm: float | None = None) -> str:
     other = generated.alternative_bpm
     fix = (f"if the beat is at {other:g} BPM, give --bpm {other:g}" if other is not None
            else "--bpm gives the tempo where it is wrong")
-    return (f"timing estimated from the audio: {tempo}{more} BPM from {red[0].time:.0f} ms"
+    tag, source = generated.bpm_tag, "the audio"
+    if tag is not None and any(abs(p.bpm / tag - 1) < 0.01 for p in red):
+        source = f"the audio and its BPM tag ({tag:g})"
+    elif tag is not None:  # core.tempo.follow_hint found no grid at it
+        fix += f"; the file's BPM tag says {tag:g}, a tempo its beats do not follow"
+    return (f"timing estimated from {source}: {tempo}{more} BPM from {red[0].time:.0f} ms"
             f"{snap}; {fix}")
 
 
