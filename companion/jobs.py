@@ -61,6 +61,7 @@ class Outcome:
     timing: str | None = None  # map.generate: where its timing came from (mapping.Generated)
     attempts: int | None = None  # map.generate: generations run
     alternative_bpm: float | None = None  # map.generate, estimated timing: the runner-up tempo
+    bpm_tag: float | None = None  # map.generate, estimated timing: the audio file's BPM tag
 
 
 @dataclass(eq=False)
@@ -206,7 +207,7 @@ class JobQueue:
                 self._end(job, "finished", JobFinished(
                     job.id, outcome.path, JobStats(outcome.objects, outcome.stars, duration,
                                                    outcome.timing, outcome.attempts,
-                                                   outcome.alternative_bpm),
+                                                   outcome.alternative_bpm, outcome.bpm_tag),
                     backup_path=outcome.backup_path))
             else:
                 state = "cancelled" if isinstance(outcome, JobCancelledError) else "failed"

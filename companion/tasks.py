@@ -209,6 +209,6 @@ def generate_work(space: Workspace, song: Path, target: Target, options: Decodin
         written = write_new_difficulty(beatmap, source.folder, beatmap.version, space.own)
         return Outcome(space.songs.relative(written), len(beatmap.hit_objects), generated.stars,
                        timing=generated.timing, attempts=generated.attempts,
-                       alternative_bpm=generated.alternative_bpm)
+                       alternative_bpm=generated.alternative_bpm, bpm_tag=generated.bpm_tag)
 
     return _guarded(work, space.songs)

@@ -34,6 +34,8 @@ def describe(event: object) -> str:
         # timing estimated from the audio: the tempo to try should it be a multiple off
         other = (f"; if the beat is at {stats.alternative_bpm:g} BPM, ask again with bpm"
                  if stats.alternative_bpm is not None else "")
+        if stats.bpm_tag is not None:  # protocol 1.5: the tempo the audio file's tags name
+            other = f"; the file's BPM tag says {stats.bpm_tag:g}{other}"
         return (f"{event.job_id}  wrote {event.path} ({stats.objects} objects,"
                 f" {stats.stars:.2f} stars, {stats.duration_s:.1f} s{backup}{other})")
     if isinstance(event, JobFailed):

@@ -255,6 +255,11 @@ class JobStats:
                                "the tempo the estimate ranked next (2x, 1/2, 3/2 or 2/3 of it), "
                                "the likeliest fix where the estimate is a multiple off; send it "
                                "as `bpm`"] = None
+    bpm_tag: Annotated[float | None, Range(minimum=20, maximum=1000),
+                       "since 1.5, map.generate with estimated timing: the tempo the audio "
+                       "file's tags name (ID3 TBPM, a Vorbis BPM comment). Where the timing is "
+                       "at it, the tag settled the estimate's octave; where not, no grid of "
+                       "the song's beats follows it"] = None
 
 
 @dataclass(frozen=True)

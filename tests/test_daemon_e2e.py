@@ -54,7 +54,7 @@ def test_initialize_with_the_header_or_in_params(songs, model):
                     await client.call("server.status")
                 assert e.value.code == ErrorCode.NOT_INITIALIZED
                 result = await client.initialize()
-                assert result["protocolVersion"] == "1.4"
+                assert result["protocolVersion"] == "1.5"
                 assert "map.continue" in result["capabilities"]["methods"]
                 assert result["model"]["name"]
             # A browser page (an allowed Origin) cannot set headers: the token goes in params.
@@ -291,3 +291,40 @@ def test_continue_keeps_to_the_spacing_asked_for_and_refuses_a_bad_one(songs, re
     assert len(pairs) >= 3
     for a, b in pairs:  # 10 ms for times snapping onto ticks, 4 px cells
         assert ((a.x - b.x) ** 2 + (a.y - b.y) ** 2) ** 0.5 <= 0.1 * (b.time - a.time + 10) + 9
+
+
+def test_an_audio_files_bpm_tag_times_a_new_song_and_is_reported(songs, model):
+    """A bare song whose audio names its tempo (114 BPM, which the audio alone times at 228):
+    map.generate times it at the tag, and job.finished says so (1.5's bpmTag) and offers the
+    other reading."""
+    from mutagen.oggvorbis import OggVorbis
+
+    from core.beatmap.parser import parse_file
+    from core.synth.config import SynthConfig
+    from core.synth.songs import write_song
+
+    made = write_song(SynthConfig(out=songs.parent / "made", seed=1, duration_s=30.0), 0)
+    (truth,) = [p for p in parse_file(next(made.glob("*.osu"))).beatmap.timing_points
+                if p.uninherited]
+    bare = songs / "9 Synth - Tagged"
+    bare.mkdir()
+    shutil.copy(made / "audio.ogg", bare / "audio.ogg")
+    tags = OggVorbis(bare / "audio.ogg")
+    tags["bpm"] = f"{truth.bpm:g}"
+    tags.save()
+
+    async def main():
+        async with running(config_for(songs, model)) as daemon, \
+                Client.connect(daemon.port) as client:
+            accepted = await client.call("map.generate", {"songFolder": bare.name, "stars": 3})
+            return await client.job_end(accepted["jobId"])
+
+    end = asyncio.run(main())
+    assert end["method"] == "job.finished", end
+    stats = end["params"]["stats"]
+    assert stats["timing"] == "estimated" and stats["bpmTag"] == pytest.approx(truth.bpm)
+    assert stats["alternativeBpm"] == pytest.approx(2 * truth.bpm)
+    (line,) = [p for p in parse_file(songs / end["params"]["path"]).beatmap.timing_points
+               if p.uninherited]
+    assert line.beat_length == pytest.approx(truth.beat_length)
+    assert end["params"]["path"].startswith("9 Synth - Tagged/Synth - Tagged (kiai)")

@@ -117,6 +117,7 @@ def test_a_new_folder_copied_in_slowly_is_generated_for_exactly_once(tmp_path, l
     # the tempo to offer should the estimate be a multiple off (protocol 1.4): another octave
     ratio = end["params"]["stats"]["alternativeBpm"] / red[0].bpm
     assert any(abs(ratio / r - 1) < 0.01 for r in (2, 0.5, 1.5, 2 / 3))
+    assert "bpmTag" not in end["params"]["stats"]  # the synthetic song's audio has no tags
     ticks = TickGrid(red, divisors_for(4))
     assert timed.hit_objects and all(ticks.snap(o.time, 1.0) for o in timed.hit_objects)
 

@@ -268,7 +268,10 @@ def test_watch_prints_every_notification(songs, token_file):
               JobFinished("j-7", "a/b.osu", JobStats(3, 1.5, 2.0), backup_path="a/b.osu.bak"),
               JobFailed("j-8", -32031, "the job queue is full (8 jobs)", {"capacity": 8}),
               JobFinished("j-9", "c/d.osu", JobStats(5, 3.0, 4.0, timing="estimated",
-                                                     attempts=1, alternative_bpm=85.0))]
+                                                     attempts=1, alternative_bpm=85.0)),
+              JobFinished("j-10", "e/f.osu", JobStats(5, 3.0, 4.0, timing="estimated",
+                                                      attempts=1, alternative_bpm=180.0,
+                                                      bpm_tag=90.0))]
     daemon = FakeDaemon(songs, after_status=events, close_after=True)
     code, out, err = with_daemon(daemon, lambda port: run_example(
         "watch.py", "--port", str(port), "--token-file", str(token_file)))
@@ -281,6 +284,8 @@ def test_watch_prints_every_notification(songs, token_file):
     assert "error -32031: the job queue is full" in lines[4]
     assert "wrote c/d.osu (5 objects, 3.00 stars, 4.0 s; if the beat is at 85 BPM, ask again " \
            "with bpm)" in lines[5]
+    assert "wrote e/f.osu (5 objects, 3.00 stars, 4.0 s; the file's BPM tag says 90; if the " \
+           "beat is at 180 BPM, ask again with bpm)" in lines[6]
     code, out, _ = with_daemon(FakeDaemon(songs, after_status=events[:1], close_after=True),
                                lambda port: run_example("watch.py", "--json", "--port", str(port),
                                                         "--token-file", str(token_file)))
