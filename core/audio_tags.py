@@ -60,7 +60,9 @@ def _mutagen_tags(path: str | os.PathLike) -> dict[str, list]:
     else the container's own (ID3 frames in WAV and AIFF, Vorbis comment keys)."""
     try:
         audio = mutagen.File(path, easy=True)
-    except (mutagen.MutagenError, OSError, ValueError, EOFError):
+    except Exception:  # tags are optional, and mutagen's parsers raise more than MutagenError
+        # on a damaged file (IndexError on an Ogg comment whose length overruns its packet):
+        # such a file is just untagged here; decoding it reports what is wrong
         return {}
     tags = getattr(audio, "tags", None)
     if tags is None:

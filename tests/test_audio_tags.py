@@ -56,7 +56,18 @@ def test_wav_info_chunk_through_libsndfile(tmp_path):
 
 def test_untagged_unreadable_and_missing_files_say_nothing(tmp_path):
     (tmp_path / "junk.mp3").write_bytes(b"\xff\xfb not an mp3 at all" * 10)
-    for path in (noise(tmp_path / "a.wav"), tmp_path / "junk.mp3", tmp_path / "missing.ogg"):
+    # a Vorbis comment whose length runs past its packet: mutagen raises IndexError, not its
+    # own error (found by fuzzing), and a daemon job must not fail on a tag
+    ogg = OggVorbis(noise(tmp_path / "damaged.ogg"))
+    ogg["artist"] = "Art"
+    ogg.save()
+    data = bytearray((tmp_path / "damaged.ogg").read_bytes())
+    data[data.lower().index(b"artist=") - 2] = 0x75  # its 4-byte length: 10 -> 0x75000a
+    (tmp_path / "damaged.ogg").write_bytes(data)
+    with pytest.raises(IndexError):
+        OggVorbis(tmp_path / "damaged.ogg")
+    for path in (noise(tmp_path / "a.wav"), tmp_path / "junk.mp3", tmp_path / "missing.ogg",
+                 tmp_path / "damaged.ogg"):
         assert read_tags(path) == AudioTags()
 
 
