@@ -11,6 +11,7 @@ from companion.cli.preview import preview_command
 from companion.cli.serve import serve_command
 from companion.cli.starter import build_starter_command
 from companion.cli.synth import synth_command
+from companion.cli.timing import timing_command
 from companion.cli.tokens import detokenize_command, roundtrip_command, tokenize_command
 from companion.cli.train import train_command
 
@@ -30,5 +31,6 @@ main.add_command(train_command)
 main.add_command(generate_command)
 main.add_command(continue_command)
 main.add_command(preview_command)
+main.add_command(timing_command)
 main.add_command(serve_command)
 main.add_command(build_starter_command)

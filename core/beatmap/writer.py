@@ -29,7 +29,7 @@ def write_text(beatmap: Beatmap) -> str:
     out += _key_values("Metadata", beatmap.metadata, ":")
     out += ["[Difficulty]", *_difficulty_lines(beatmap), ""]
     out += ["[Events]", *beatmap.events, ""]
-    out += ["[TimingPoints]", *(_timing_point(p) for p in beatmap.timing_points), ""]
+    out += ["[TimingPoints]", *(timing_point_line(p) for p in beatmap.timing_points), ""]
     if beatmap.colours:
         out += _key_values("Colours", beatmap.colours, " : ")
     out += ["[HitObjects]", *(hit_object_line(o) for o in beatmap.hit_objects)]
@@ -87,7 +87,8 @@ def _difficulty_lines(beatmap: Beatmap) -> list[str]:
     return lines
 
 
-def _timing_point(p: TimingPoint) -> str:
+def timing_point_line(p: TimingPoint) -> str:
+    """One [TimingPoints] line."""
     fields = (p.time, p.beat_length, p.meter, p.sample_set, p.sample_index, p.volume,
               int(p.uninherited), p.effects)
     return ",".join(fmt(v) for v in fields)

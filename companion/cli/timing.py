@@ -1,0 +1,68 @@
+"""`kiai timing SONG`: the song's timing estimated from its audio, as [TimingPoints] lines.
+
+Timing a new song is a mapper's first chore, and the estimate is useful without a generated map:
+the lines paste into the editor's .osu (or `--json` feeds a script). The estimate is the one
+`kiai generate` uses (core.tempo, the audio file's BPM tag settling the octave where the beats
+allow it); stderr says where it came from and the tempo to try should it be a multiple off.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from core.audio import AudioError, audio_features
+from core.audio_tags import read_tags
+from core.beatmap.writer import timing_point_line
+from core.song_input import SongInputError, resolve
+from core.tempo import MAX_GIVEN_BPM, MIN_GIVEN_BPM, TimingError, tempo_alternative, timing_from_mel
+
+
+@click.command("timing")
+@click.argument("song", metavar="AUDIO_OR_SONG_DIR", type=click.Path(path_type=Path))
+@click.option("--bpm", type=click.FloatRange(MIN_GIVEN_BPM, MAX_GIVEN_BPM), default=None,
+              help="The song's tempo, where you know it: only the offset is estimated.")
+@click.option("--meter", type=click.IntRange(1, 16), default=None,
+              help="Beats per bar (default: 4, or 3 where the accents say so).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: the red lines (timeMs, bpm, beatLength, meter), "
+                   "alternativeBpm and bpmTag.")
+def timing_command(song: Path, bpm: float | None, meter: int | None, as_json: bool) -> None:
+    """Estimate a song's timing (BPM, offset, tempo changes) from its audio."""
+    try:
+        audio = resolve(song).audio
+        mel = audio_features(audio)
+        tag = read_tags(audio).bpm if bpm is None else None
+        points = timing_from_mel(mel, name=str(audio), meter=meter, bpm=bpm, hint=tag)
+    except (SongInputError, AudioError, TimingError) as e:
+        raise click.ClickException(str(e)) from e
+    other = tempo_alternative(mel, points) if bpm is None else None
+    if as_json:
+        click.echo(json.dumps({
+            "audio": str(audio),
+            "timingPoints": [{"timeMs": p.time, "bpm": round(p.bpm, 6),
+                              "beatLength": p.beat_length, "meter": p.meter} for p in points],
+            "alternativeBpm": other, "bpmTag": tag}, indent=2))
+        return
+    click.echo("[TimingPoints]")
+    for point in points:
+        click.echo(timing_point_line(point))
+    click.echo(_summary(points, bpm, tag, other), err=True)
+
+
+def _summary(points, bpm: float | None, tag: float | None, other: float | None) -> str:
+    tempo = ", ".join(f"{p.bpm:.2f}" for p in points[:4]) + (
+        f" +{len(points) - 4} more" if len(points) > 4 else "")
+    where = f"{tempo} BPM from {points[0].time:.0f} ms, {points[0].meter}/4"
+    if bpm is not None:
+        return f"{where}: the offset estimated at the given tempo"
+    source = "the audio"
+    if tag is not None and any(abs(p.bpm / tag - 1) < 0.01 for p in points):
+        source = f"the audio and its BPM tag ({tag:g})"
+    fix = (f"if the beat is at {other:g} BPM, give --bpm {other:g}" if other is not None
+           else "--bpm gives the tempo where it is wrong")
+    if tag is not None and source == "the audio":
+        fix += f"; the file's BPM tag says {tag:g}, a tempo its beats do not follow"
+    return f"{where}: estimated from {source}; {fix}"
