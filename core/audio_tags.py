@@ -1,11 +1,13 @@
-"""An audio file's own tags: its title, artist and tempo (ID3, Vorbis comments, MP4 atoms, ...).
+"""An audio file's own tags: its title, artist and tempo (ID3 in mp3 and wav, Vorbis comments).
 
 Why mutagen (a small pure-Python library, maintained since 2005, no dependencies): libsndfile
 reads a few tags of a few formats and no tempo at all. triangles' mp3 (the corpus) carries an
 ID3 TBPM frame saying 160, its true tempo, which soundfile does not see. A BPM tag is set by
 the producer's tools or the store that sold the file; it is the one cue beyond the audio that
 settles an octave a beat tracker cannot (core.tempo.follow_hint). WAV INFO chunks, which
-mutagen does not read, still come from libsndfile.
+mutagen does not read, still come from libsndfile. The tempo is ID3's TBPM frame (or a TXXX
+frame named BPM) or a `BPM` or `TEMPO` comment, in any case (FLAC and Opus alike, though
+osu! plays mp3, ogg and wav).
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from mutagen.id3 import ID3
 
 MIN_TAG_BPM, MAX_TAG_BPM = 40.0, 400.0  # a tag outside is no tempo (0, a typo, a key)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
-_KEYS = {"title": ("title", "tit2"), "artist": ("artist", "tpe1"),  # easy names, ID3 frames
-         "bpm": ("bpm", "tempo", "tbpm", "tmpo")}
+_KEYS = {"title": ("title", "tit2"), "artist": ("artist", "tpe1"),  # Vorbis names, ID3 frames
+         "bpm": ("bpm", "tempo", "tbpm", "txxx:bpm")}
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,8 @@ class AudioTags:
 def read_tags(path: str | os.PathLike) -> AudioTags:
     """The file's tags; an unreadable or untagged file gives empty ones (decoding it is what
     reports a broken file, not this)."""
-    values = {key: _first(_mutagen_tags(path), names) for key, names in _KEYS.items()}
+    tags = _mutagen_tags(path)
+    values = {key: _first(tags, names) for key, names in _KEYS.items()}
     if not values["title"] or not values["artist"]:
         libsndfile = _libsndfile_tags(path)
         values["title"] = values["title"] or libsndfile.get("title", "")
@@ -56,10 +59,9 @@ def parse_bpm(text: str) -> float | None:
 
 
 def _mutagen_tags(path: str | os.PathLike) -> dict[str, list]:
-    """The tags by lower-case name: easy names (title, artist, bpm) where mutagen maps them,
-    else the container's own (ID3 frames in WAV and AIFF, Vorbis comment keys)."""
+    """The tags by lower-case name: ID3 frames (tit2, tbpm, txxx:bpm) or Vorbis comments."""
     try:
-        audio = mutagen.File(path, easy=True)
+        audio = mutagen.File(path)
     except Exception:  # tags are optional, and mutagen's parsers raise more than MutagenError
         # on a damaged file (IndexError on an Ogg comment whose length overruns its packet):
         # such a file is just untagged here; decoding it reports what is wrong

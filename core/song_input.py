@@ -21,7 +21,8 @@ from core.beatmap.model import Beatmap, Difficulty, Mode
 from core.beatmap.parser import BeatmapError, parse_file
 
 AUDIO_SUFFIXES = (".mp3", ".ogg", ".wav")
-_ARTIST_TITLE = re.compile(r"^(?:\d+ )?(\S.*?) - (\S.*)$")
+_SET_ID = re.compile(r"^\d{4,} (?=\S.* - \S)")  # osu!'s set ids passed 1000 in 2007
+_ARTIST_TITLE = re.compile(r"^(\S.*?) - (\S.*)$")
 
 
 class SongInputError(Exception):
@@ -96,10 +97,11 @@ def find_file(folder: Path, name: str) -> Path | None:
 def fresh_template(audio: Path, *names: str) -> Beatmap:
     """A new map's settings for a bare audio file. Title and artist come from its tags (ID3,
     Vorbis comments, WAV INFO) where it has them, else from the first of `names` (the song
-    folder's, the file's) written as osu! names song folders, `123 Artist - Title` (a mapper
-    names a new song so), else the file's name and Unknown."""
+    folder's, then the file's: the last has no set id) written as osu! names song folders,
+    `1234567 Artist - Title` (a mapper names a new song so), else the file's name and Unknown."""
     tags = read_tags(audio)
-    artist, title = next(filter(None, map(artist_and_title, names)), ("", ""))
+    found = [artist_and_title(name, set_id=i < len(names) - 1) for i, name in enumerate(names)]
+    artist, title = next(filter(None, found), ("", ""))
     title, artist = tags.title or title or audio.stem, tags.artist or artist or "Unknown"
     beatmap = Beatmap()
     beatmap.general = {"AudioFilename": audio.name, "AudioLeadIn": "0", "PreviewTime": "-1",
@@ -115,10 +117,14 @@ def fresh_template(audio: Path, *names: str) -> Beatmap:
     return beatmap
 
 
-def artist_and_title(name: str) -> tuple[str, str] | None:
-    """("Artist", "Title") of a name written `Artist - Title`, after an optional beatmap set
-    id (`123 Artist - Title`: osu!'s song folders); None for any other name."""
-    match = _ARTIST_TITLE.match(" ".join(name.split()))
+def artist_and_title(name: str, set_id: bool = True) -> tuple[str, str] | None:
+    """("Artist", "Title") of a name written `Artist - Title`, after a beatmap set id where
+    `set_id` allows one (`1234567 Artist - Title`: osu!'s song folders; a shorter number is
+    the artist's, as in `50 Cent - ...`); None for any other name."""
+    name = " ".join(name.split())
+    if set_id:
+        name = _SET_ID.sub("", name)
+    match = _ARTIST_TITLE.match(name)
     return (match.group(1), match.group(2)) if match else None
 
 

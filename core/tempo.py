@@ -220,25 +220,30 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
 
 def follow_hint(env: np.ndarray, sections: list[tuple[int, int, float]], grids: list[Grid],
                 hint: float) -> None:
-    """Refit, in place, the main tempo at the period `hint` (frames) that a file's BPM tag
-    names, where the tag is an octave relative of it (x2, x1/2, x3/2, x2/3: the octave rule's
-    own doubt) and the tag's grid keeps HINT_KEEP of its weighted strength (the octave rule's
-    measure: a tag the beats do not follow is ignored). The main section is the longest, and
-    sections at its tempo follow it; a section already at the tag's tempo means the estimate
-    agrees and the others are changes."""
+    """Refit, in place, every section at the octave the period `hint` (frames) names, which a
+    file's BPM tag gives, where the tag is an octave relative (x2, x1/2, x3/2, x2/3: the octave
+    rule's own doubt) of a section's tempo, the longest such, and its grid there keeps
+    HINT_KEEP of that section's weighted strength (without the penalty on fast tempos: a 260
+    BPM tag is no rarer for being fast). Every section moves by the same factor, so tempo
+    changes keep their ratios. A section already at the tag's tempo means the estimate agrees:
+    the others are changes. The tag is trusted: its word settles what the beats cannot (a
+    grid at half the tempo keeps 0.62 of the weighted strength, so a halved tag passes too)."""
     if any(abs(g[0] / hint - 1) < 0.01 for g in grids):
         return
-    main = max(range(len(grids)), key=lambda i: sections[i][1] - sections[i][0])
-    base = grids[main][0]
-    if not any(abs(base / hint / r - 1) < 0.02 for r in RELATIVES[1:]):
+    related = [i for i, g in enumerate(grids)
+               if any(abs(g[0] / hint / r - 1) < 0.02 for r in RELATIVES[1:])]
+    if not related:
         return
+    main = max(related, key=lambda i: sections[i][1] - sections[i][0])
+    base = grids[main][0]
     a, b, _ = sections[main]
     tagged = fit_grid(env, a, b, hint, coarse=0.005)
-    if weighted(tagged) < HINT_KEEP * weighted(grids[main]):
+    if weighted(tagged, rare=False) < HINT_KEEP * weighted(grids[main], rare=False):
         return
+    factor = tagged[0] / base
     for i, (start, end, _) in enumerate(sections):
-        if abs(grids[i][0] / base - 1) < 0.02:
-            grids[i] = tagged if i == main else fit_grid(env, start, end, tagged[0], fine=True)
+        grids[i] = tagged if i == main else fit_grid(env, start, end, grids[i][0] * factor,
+                                                     fine=True)
 
 
 def tempo_alternative(mel: np.ndarray | torch.Tensor,

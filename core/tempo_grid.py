@@ -86,12 +86,12 @@ def octave_ranking(env: np.ndarray, start: int, end: int,
     return sorted(ranked, key=lambda r: -r[0])
 
 
-def weighted(grid: Grid) -> float:
+def weighted(grid: Grid, rare: bool = True) -> float:
     """A grid's strength per beat x tempo ** OCTAVE_GAMMA, as the octave rule weighs it, less
-    above RARE_BPM."""
+    above RARE_BPM (unless `rare` is False: a tempo someone names needs no such evidence)."""
     bpm = 60 * FPS / grid[0]
-    rare = math.exp(-0.5 * (max(bpm - RARE_BPM, 0.0) / RARE_WIDTH) ** 2)
-    return grid[2] * (bpm / PRIOR_BPM) ** OCTAVE_GAMMA * rare
+    fall = math.exp(-0.5 * (max(bpm - RARE_BPM, 0.0) / RARE_WIDTH) ** 2) if rare else 1.0
+    return grid[2] * (bpm / PRIOR_BPM) ** OCTAVE_GAMMA * fall
 
 
 def fold(env: np.ndarray, offset: int, period: float, near: float | None = None,

@@ -258,8 +258,9 @@ class JobStats:
     bpm_tag: Annotated[float | None, Range(minimum=20, maximum=1000),
                        "since 1.5, map.generate with estimated timing: the tempo the audio "
                        "file's tags name (ID3 TBPM, a Vorbis BPM comment). Where the timing is "
-                       "at it, the tag settled the estimate's octave; where not, no grid of "
-                       "the song's beats follows it"] = None
+                       "at it, the tag settled the estimate's octave; where not, the beats did "
+                       "not bear it out (no simple multiple of the estimate, or no grid at it "
+                       "that fits)"] = None
 
 
 @dataclass(frozen=True)

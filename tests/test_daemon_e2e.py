@@ -306,7 +306,7 @@ def test_an_audio_files_bpm_tag_times_a_new_song_and_is_reported(songs, model):
     made = write_song(SynthConfig(out=songs.parent / "made", seed=1, duration_s=30.0), 0)
     (truth,) = [p for p in parse_file(next(made.glob("*.osu"))).beatmap.timing_points
                 if p.uninherited]
-    bare = songs / "9 Synth - Tagged"
+    bare = songs / "1009 Synth - Tagged"
     bare.mkdir()
     shutil.copy(made / "audio.ogg", bare / "audio.ogg")
     tags = OggVorbis(bare / "audio.ogg")
@@ -327,4 +327,4 @@ def test_an_audio_files_bpm_tag_times_a_new_song_and_is_reported(songs, model):
     (line,) = [p for p in parse_file(songs / end["params"]["path"]).beatmap.timing_points
                if p.uninherited]
     assert line.beat_length == pytest.approx(truth.beat_length)
-    assert end["params"]["path"].startswith("9 Synth - Tagged/Synth - Tagged (kiai)")
+    assert end["params"]["path"].startswith("1009 Synth - Tagged/Synth - Tagged (kiai)")

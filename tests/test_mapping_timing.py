@@ -174,7 +174,7 @@ def test_the_audio_files_bpm_tag_settles_the_octave_and_is_reported(tmp_path):
 
     folder = write_song(SynthConfig(out=tmp_path / "song", seed=1, duration_s=30.0), 0)
     truth = red(parse_file(next(folder.glob("*.osu"))).beatmap)
-    bare = tmp_path / "7 Synth Band - Tagged Song"
+    bare = tmp_path / "1007 Synth Band - Tagged Song"
     bare.mkdir()
     shutil.copy(folder / "audio.ogg", bare / "audio.ogg")
     tags = OggVorbis(bare / "audio.ogg")

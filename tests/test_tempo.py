@@ -84,7 +84,7 @@ def test_the_tempo_is_the_estimate_or_the_alternative_offered(songs, seed):
 @pytest.mark.parametrize("seed", [1, 17, 44])
 def test_a_bpm_tag_settles_the_octave(songs, seed):
     """The same three songs with their tempo in the file's tags (core.audio_tags): timed at it,
-    on the beat, at the estimate's whole BPM; a tag 6% off, which no grid of the beats follows,
+    on the beat, at the estimate's whole BPM; a tag 6% off, no multiple of the estimate,
     changes nothing."""
     audio, truth = songs(seed)
     mel = log_mel(audio)
@@ -97,12 +97,46 @@ def test_a_bpm_tag_settles_the_octave(songs, seed):
     assert timing_from_mel(mel, hint=truth[0].bpm * 0.94) == plain
 
 
-def test_a_bpm_tag_the_estimate_agrees_with_keeps_its_tempo_changes(songs):
-    audio, _ = songs(6)  # 220 -> 176 BPM
+def test_a_bpm_tag_whose_grid_the_beats_do_not_follow_is_ignored(songs):
+    # seed 0 is a straight 166 BPM: a grid at 2/3 of it (a multiple the octave rule weighs)
+    # puts every other beat between the notes and keeps under HINT_KEEP of the strength
+    audio, truth = songs(0)
+    mel = log_mel(audio)
+    assert timing_from_mel(mel, hint=truth[0].bpm * 2 / 3) == timing_from_mel(mel)
+
+
+@pytest.mark.parametrize("tag", [111, 89])
+def test_a_bpm_tag_moves_every_section_by_one_factor(songs, tag):
+    """Seed 7 is 111 -> 89 BPM, which the audio alone times at 222 -> 178: a tag naming either
+    tempo halves both (it moved only the longest section's, making a 222 -> 89 change)."""
+    audio, truth = songs(7)
+    est = timing_from_mel(log_mel(audio), hint=tag)
+    assert [round(p.bpm) for p in est] == [round(t.bpm) for t in truth] == [111, 89]
+    assert abs(est[1].time - truth[1].time) <= 20
+
+
+@pytest.mark.parametrize("tag", [144, 216])
+def test_a_bpm_tag_the_estimate_agrees_with_keeps_its_tempo_changes(songs, tag):
+    # seed 8 is 144 -> 216 BPM, timed right: a tag naming either tempo is x3/2 or x2/3 of the
+    # other, and must not move the song to it
+    audio, _ = songs(8)
     mel = log_mel(audio)
     plain = timing_from_mel(mel)
-    assert len(plain) == 2
-    assert timing_from_mel(mel, hint=176) == timing_from_mel(mel, hint=220) == plain
+    assert [round(p.bpm) for p in plain] == [144, 216]
+    assert timing_from_mel(mel, hint=tag) == plain
+
+
+def test_a_fast_bpm_tag_is_followed(songs):
+    """Seed 9 (130 BPM) played twice as fast: the octave rule, which needs more evidence for a
+    tempo above 230 BPM, times it at 130; its tag, 260, is followed (the evidence asked of a
+    tag has no such penalty), on the beat."""
+    audio, truth = songs(9)
+    mel = log_mel(audio[::2])
+    assert round(timing_from_mel(mel)[0].bpm) == 130
+    (point,) = timing_from_mel(mel, hint=260)
+    assert point.bpm == pytest.approx(260)
+    true_first = (truth[0].time + LATENCY_MS) / 2 - LATENCY_MS  # the same audio, twice as fast
+    assert beat_offset(point.time, true_first, point.beat_length) <= 10
 
 
 def test_no_alternative_for_timing_with_tempo_changes(songs):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from companion.cli.timing import estimate_note
 from companion.cli.tokens import load_beatmap
 from companion.mapping import (
     STAR_TOLERANCE,
@@ -179,14 +180,7 @@ def _timing(generated: Generated, bpm: float | None = None) -> str:
     snap = f", snap 1/{generated.beatmap.editor.get('BeatDivisor', '4')}"
     if bpm is not None:
         return f"timed from the audio at the given {tempo} BPM, from {red[0].time:.0f} ms{snap}"
-    other = generated.alternative_bpm
-    fix = (f"if the beat is at {other:g} BPM, give --bpm {other:g}" if other is not None
-           else "--bpm gives the tempo where it is wrong")
-    tag, source = generated.bpm_tag, "the audio"
-    if tag is not None and any(abs(p.bpm / tag - 1) < 0.01 for p in red):
-        source = f"the audio and its BPM tag ({tag:g})"
-    elif tag is not None:  # core.tempo.follow_hint found no grid at it
-        fix += f"; the file's BPM tag says {tag:g}, a tempo its beats do not follow"
+    source, fix = estimate_note(red, generated.bpm_tag, generated.alternative_bpm)
     return (f"timing estimated from {source}: {tempo}{more} BPM from {red[0].time:.0f} ms"
             f"{snap}; {fix}")
 

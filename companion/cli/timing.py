@@ -15,6 +15,7 @@ import click
 
 from core.audio import AudioError, audio_features
 from core.audio_tags import read_tags
+from core.beatmap.model import TimingPoint
 from core.beatmap.writer import timing_point_line
 from core.song_input import SongInputError, resolve
 from core.tempo import MAX_GIVEN_BPM, MIN_GIVEN_BPM, TimingError, tempo_alternative, timing_from_mel
@@ -52,17 +53,28 @@ def timing_command(song: Path, bpm: float | None, meter: int | None, as_json: bo
     click.echo(_summary(points, bpm, tag, other), err=True)
 
 
-def _summary(points, bpm: float | None, tag: float | None, other: float | None) -> str:
-    tempo = ", ".join(f"{p.bpm:.2f}" for p in points[:4]) + (
-        f" +{len(points) - 4} more" if len(points) > 4 else "")
-    where = f"{tempo} BPM from {points[0].time:.0f} ms, {points[0].meter}/4"
-    if bpm is not None:
-        return f"{where}: the offset estimated at the given tempo"
+def estimate_note(points: list[TimingPoint], tag: float | None,
+                  other: float | None) -> tuple[str, str]:
+    """(where an estimate came from, what to do should it be wrong), for a message: the audio,
+    and its BPM tag where the timing is at it; the runner-up tempo to give as --bpm; and the
+    tag where the beats did not bear it out (no simple multiple of the estimate, or no grid
+    at it that fits)."""
     source = "the audio"
     if tag is not None and any(abs(p.bpm / tag - 1) < 0.01 for p in points):
         source = f"the audio and its BPM tag ({tag:g})"
     fix = (f"if the beat is at {other:g} BPM, give --bpm {other:g}" if other is not None
            else "--bpm gives the tempo where it is wrong")
     if tag is not None and source == "the audio":
-        fix += f"; the file's BPM tag says {tag:g}, a tempo its beats do not follow"
+        fix += f"; the file's BPM tag says {tag:g}, which the beats did not bear out"
+    return source, fix
+
+
+def _summary(points: list[TimingPoint], bpm: float | None, tag: float | None,
+             other: float | None) -> str:
+    tempo = ", ".join(f"{p.bpm:.2f}" for p in points[:4]) + (
+        f" +{len(points) - 4} more" if len(points) > 4 else "")
+    where = f"{tempo} BPM from {points[0].time:.0f} ms, {points[0].meter}/4"
+    if bpm is not None:
+        return f"{where}: the offset estimated at the given tempo"
+    source, fix = estimate_note(points, tag, other)
     return f"{where}: estimated from {source}; {fix}"
