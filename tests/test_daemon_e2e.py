@@ -297,21 +297,12 @@ def test_an_audio_files_bpm_tag_times_a_new_song_and_is_reported(songs, model):
     """A bare song whose audio names its tempo (114 BPM, which the audio alone times at 228):
     map.generate times it at the tag, and job.finished says so (1.5's bpmTag) and offers the
     other reading."""
-    from mutagen.oggvorbis import OggVorbis
+    from mapping_support import tagged_bare_song
 
     from core.beatmap.parser import parse_file
-    from core.synth.config import SynthConfig
-    from core.synth.songs import write_song
 
-    made = write_song(SynthConfig(out=songs.parent / "made", seed=1, duration_s=30.0), 0)
-    (truth,) = [p for p in parse_file(next(made.glob("*.osu"))).beatmap.timing_points
-                if p.uninherited]
     bare = songs / "1009 Synth - Tagged"
-    bare.mkdir()
-    shutil.copy(made / "audio.ogg", bare / "audio.ogg")
-    tags = OggVorbis(bare / "audio.ogg")
-    tags["bpm"] = f"{truth.bpm:g}"
-    tags.save()
+    truth = tagged_bare_song(bare, 1, songs.parent / "made")
 
     async def main():
         async with running(config_for(songs, model)) as daemon, \

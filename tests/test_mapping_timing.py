@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
-from mapping_support import on_ticks, red
+from mapping_support import on_ticks, red, tagged_bare_song
 
 from companion.cli import main as cli
 from companion.mapping import (
@@ -170,16 +170,8 @@ def test_the_cli_reports_stars_and_where_the_timing_came_from(timed_song, tmp_pa
 def test_the_audio_files_bpm_tag_settles_the_octave_and_is_reported(tmp_path):
     """Seed 1 is a 114 BPM song the audio alone times at 228. With its tempo in the file's
     Vorbis comments, `kiai generate` times it at 114, says so, and offers the other reading."""
-    from mutagen.oggvorbis import OggVorbis
-
-    folder = write_song(SynthConfig(out=tmp_path / "song", seed=1, duration_s=30.0), 0)
-    truth = red(parse_file(next(folder.glob("*.osu"))).beatmap)
     bare = tmp_path / "1007 Synth Band - Tagged Song"
-    bare.mkdir()
-    shutil.copy(folder / "audio.ogg", bare / "audio.ogg")
-    tags = OggVorbis(bare / "audio.ogg")
-    tags["BPM"] = f"{truth[0].bpm:g}"
-    tags.save()
+    truth = [tagged_bare_song(bare, 1, tmp_path / "song")]
     result = CliRunner().invoke(cli, ["generate", str(bare), "--stars", "3", "--seed", "0"])
     assert result.exit_code == 0, result.output
     assert (f"timing estimated from the audio and its BPM tag ({truth[0].bpm:g}): "
