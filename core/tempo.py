@@ -64,13 +64,14 @@ many again for step 6).
 A tempo the caller gives (`bpm`: the mapper knows it, and the octave rule is a factor 2 off on
 about one song in five) replaces steps 2 and 4: one section at exactly that tempo. A tempo the
 audio file's tags name (`hint`: ID3 TBPM, a Vorbis BPM comment; core.audio_tags) is weaker:
-after step 4, where it is x2, x1/2, x3/2 or x2/3 of the main (longest) section's tempo and its
-grid keeps HINT_KEEP of that section's weighted strength, the sections at that tempo take it
-(`follow_hint`); a tag the estimate agrees with, or one no grid of the beats follows (6% off),
-changes nothing. Told each song's true tempo, the 93 real songs' sections are right 89 of 97
-times (58 without; 60 -> 70 of 76 synthetic), and a tag 6% off changes none; a tag an octave
-off is followed too (halved, 0 of the 97; benchmarks/timing_accuracy --tag): the tag is the
-producer's or the store's word, and the mapper is told where the tempo came from.
+after step 4, where it is x2, x1/2, x3/2 or x2/3 of a section's tempo and its grid keeps
+HINT_KEEP of that section's weighted strength, every section moves to its octave
+(`follow_hint`); a tag the estimate agrees with, one that is no such multiple (6% off), or one
+the beats refuse changes nothing. Told each song's true tempo, the 93 real songs' sections are
+right 89 of 97 times (58 without; synthetic 60 -> 73 of 76), and a tag 6% off changes none; a
+tag an octave off is followed too (halved or doubled, none of the 97 right;
+benchmarks/timing_accuracy --tag): the tag is the producer's or the store's word, and the
+mapper is told where the tempo came from and the other reading.
 
 Output times are ms of beatmap time, LATENCY_MS before the audio's onsets (core.audio: osu! maps
 are timed so, and lazer's editor draws its waveform so); beat_length ms per beat. A steady
