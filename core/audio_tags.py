@@ -79,7 +79,7 @@ def _mutagen_tags(path: str | os.PathLike) -> dict[str, list]:
 
 def _first(tags: dict[str, list], names: tuple[str, ...]) -> str:
     for name in names:
-        for value in tags.get(name, []) or []:
+        for value in tags.get(name, []):
             text = " ".join(str(value).split())
             if text:
                 return text

@@ -40,7 +40,7 @@ def resolve(path: Path) -> SongInput:
     if path.is_file():
         if path.suffix.lower() not in AUDIO_SUFFIXES:
             raise SongInputError(f"{path}: not an audio file ({', '.join(AUDIO_SUFFIXES)})")
-        return SongInput(path.parent, path, fresh_template(path, path.stem))
+        return SongInput(path.parent, path, fresh_template(path))
     if not path.is_dir():
         raise SongInputError(f"{path}: no such file or folder")
     maps, named = [], set()
@@ -71,7 +71,7 @@ def resolve(path: Path) -> SongInput:
     if not audio_files:
         raise SongInputError(f"{path}: no audio file ({', '.join(AUDIO_SUFFIXES)}) in the folder")
     song = max(audio_files, key=_seconds)  # the song, not a hitsound sample beside it
-    return SongInput(path, song, fresh_template(song, path.name, song.stem))
+    return SongInput(path, song, fresh_template(song, folder=path.name))
 
 
 def _seconds(audio: Path) -> float:
@@ -94,14 +94,14 @@ def find_file(folder: Path, name: str) -> Path | None:
     return None
 
 
-def fresh_template(audio: Path, *names: str) -> Beatmap:
+def fresh_template(audio: Path, folder: str | None = None) -> Beatmap:
     """A new map's settings for a bare audio file. Title and artist come from its tags (ID3,
-    Vorbis comments, WAV INFO) where it has them, else from the first of `names` (the song
-    folder's, then the file's: the last has no set id) written as osu! names song folders,
-    `1234567 Artist - Title` (a mapper names a new song so), else the file's name and Unknown."""
+    Vorbis comments, WAV INFO) where it has them, else from the name of its song `folder`
+    written as osu! names song folders, `1234567 Artist - Title` (a mapper names a new song
+    so), else from the file's name written `Artist - Title`, else the file's name and Unknown."""
     tags = read_tags(audio)
-    found = [artist_and_title(name, set_id=i < len(names) - 1) for i, name in enumerate(names)]
-    artist, title = next(filter(None, found), ("", ""))
+    artist, title = ((folder and artist_and_title(folder))
+                     or artist_and_title(audio.stem, set_id=False) or ("", ""))
     title, artist = tags.title or title or audio.stem, tags.artist or artist or "Unknown"
     beatmap = Beatmap()
     beatmap.general = {"AudioFilename": audio.name, "AudioLeadIn": "0", "PreviewTime": "-1",

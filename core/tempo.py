@@ -96,7 +96,7 @@ import torch
 from core.audio import FRAME_MS, LATENCY_MS, SAMPLE_RATE, load_audio, log_mel
 from core.beatmap.model import TimingPoint
 from core.downbeat import accent_curve, downbeat, meter_of, on_the_beat, spectral_novelty
-from core.tempo_changes import MIN_SECTION_S, change_at, confirm_changes
+from core.tempo_changes import MIN_SECTION_S, change_at, confirm_changes, near_ratio
 from core.tempo_changes import sections as find_sections
 from core.tempo_drift import drift_lines
 from core.tempo_grid import (
@@ -231,8 +231,7 @@ def follow_hint(env: np.ndarray, sections: list[tuple[int, int, float]], grids: 
     grid at half the tempo keeps 0.62 of the weighted strength, so a halved tag passes too)."""
     if any(abs(g[0] / hint - 1) < 0.01 for g in grids):
         return
-    related = [i for i, g in enumerate(grids)
-               if any(abs(g[0] / hint / r - 1) < 0.02 for r in RELATIVES[1:])]
+    related = [i for i, g in enumerate(grids) if near_ratio(g[0] / hint, RELATIVES[1:])]
     if not related:
         return
     main = max(related, key=lambda i: sections[i][1] - sections[i][0])

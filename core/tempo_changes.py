@@ -65,7 +65,7 @@ def sections(env: np.ndarray) -> list[tuple[int, int, float]]:
     return out
 
 
-def _near(ratio: float, factors: tuple[float, ...]) -> bool:
+def near_ratio(ratio: float, factors: tuple[float, ...]) -> bool:
     """Whether a ratio of periods is within 2% of one of `factors`."""
     return any(abs(ratio / f - 1) < 0.02 for f in factors)
 
@@ -94,13 +94,13 @@ def confirm_changes(env: np.ndarray, sections: list[tuple[int, int, float]],
         # between sections (3/4 and 6/8 songs) than a change: it must fit far better, and
         # where it does not, the octave rule picks one tempo for the two sections together
         ratio = grids[i][0] / grids[i - 1][0]
-        related = _near(ratio, RELATIVES[1:])
+        related = near_ratio(ratio, RELATIVES[1:])
         gain = RELATED_GAIN if related else CHANGE_GAIN
         # ... and the tempo before must fit its own section better than the new one: a section
         # timed at x3/2 or x2/3 of the true tempo (an intro's triplets) is not a change. Not
         # by RELATED_GAIN at x2 or x1/2: a grid twice as fast puts every other beat on a slow
         # section's beats and fits it within 1.4x, so a true doubling would fail
-        thirds = _near(ratio, (1.5, 2 / 3))
+        thirds = near_ratio(ratio, (1.5, 2 / 3))
         after = fit_grid(env, sections[i - 1][0], sections[i - 1][1], grids[i][0], coarse=AGREE)
         # a stretch with next to no onsets on its grid (a fade-out, a near-silent intro) is no
         # evidence of a tempo

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from core.beatmap.model import TimingPoint
@@ -26,13 +25,9 @@ def on_ticks(beatmap, divisors) -> float:
 def tagged_bare_song(folder: Path, seed: int, work: Path) -> TimingPoint:
     """Make `folder` a song folder with only the audio of synthetic song `seed` (made under
     `work`), its tempo in the file's Vorbis BPM comment; its true first red line."""
-    from mutagen.oggvorbis import OggVorbis
+    from benchmarks.generated_maps import tagged_copy
 
     made = write_song(SynthConfig(out=work, seed=seed, duration_s=30.0), 0)
     truth = red(parse_file(next(made.glob("*.osu"))).beatmap)[0]
-    folder.mkdir()
-    shutil.copy(made / "audio.ogg", folder / "audio.ogg")
-    tags = OggVorbis(folder / "audio.ogg")
-    tags["BPM"] = f"{truth.bpm:g}"
-    tags.save()
+    tagged_copy(made / "audio.ogg", truth.bpm, folder)
     return truth

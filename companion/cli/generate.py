@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from companion.cli.timing import estimate_note
+from companion.cli.timing import estimate_note, tempo_list
 from companion.cli.tokens import load_beatmap
 from companion.mapping import (
     STAR_TOLERANCE,
@@ -172,16 +172,15 @@ def _timing(generated: Generated, bpm: float | None = None) -> str:
     if generated.timing == "none":
         return ("no timing: the audio has no beat to time; objects are unsnapped, under a "
                 "placeholder red line (60 BPM) to retime in the editor")
-    tempo = ", ".join(f"{60000 / p.beat_length:.2f}" for p in red[:4])
-    more = f" +{len(red) - 4} more" if len(red) > 4 else ""
+    tempo = tempo_list(red)
     if generated.timing == "map":
-        return f"timing the song's: {tempo}{more} BPM from {red[0].time:.0f} ms"
+        return f"timing the song's: {tempo} BPM from {red[0].time:.0f} ms"
     # the snap kiai chose for it (core.beat_feel): 1/3 or 1/6 where the notes fall on thirds
     snap = f", snap 1/{generated.beatmap.editor.get('BeatDivisor', '4')}"
     if bpm is not None:
         return f"timed from the audio at the given {tempo} BPM, from {red[0].time:.0f} ms{snap}"
     source, fix = estimate_note(red, generated.bpm_tag, generated.alternative_bpm)
-    return (f"timing estimated from {source}: {tempo}{more} BPM from {red[0].time:.0f} ms"
+    return (f"timing estimated from {source}: {tempo} BPM from {red[0].time:.0f} ms"
             f"{snap}; {fix}")
 
 

@@ -69,11 +69,15 @@ def estimate_note(points: list[TimingPoint], tag: float | None,
     return source, fix
 
 
+def tempo_list(points: list[TimingPoint]) -> str:
+    """The red lines' BPMs for a message: the first four, then how many more."""
+    more = f" +{len(points) - 4} more" if len(points) > 4 else ""
+    return ", ".join(f"{p.bpm:.2f}" for p in points[:4]) + more
+
+
 def _summary(points: list[TimingPoint], bpm: float | None, tag: float | None,
              other: float | None) -> str:
-    tempo = ", ".join(f"{p.bpm:.2f}" for p in points[:4]) + (
-        f" +{len(points) - 4} more" if len(points) > 4 else "")
-    where = f"{tempo} BPM from {points[0].time:.0f} ms, {points[0].meter}/4"
+    where = f"{tempo_list(points)} BPM from {points[0].time:.0f} ms, {points[0].meter}/4"
     if bpm is not None:
         return f"{where}: the offset estimated at the given tempo"
     source, fix = estimate_note(points, tag, other)
