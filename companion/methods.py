@@ -4,7 +4,7 @@
 handler raises (anything else is logged and answered INTERNAL_ERROR: the daemon keeps going).
 Before a successful `initialize`, a connection gets UNAUTHORIZED when it has no token yet and
 NOT_INITIALIZED otherwise. map.generate and map.continue answer JobAccepted before the job's
-first job.progress (0%).
+first job.progress (0%); timing.estimate answers when its estimate is done.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from companion.analysis import timing_work
 from companion.mapping import ModelSummary, Target, decoding_options
 from companion.session import MAX_AUTH_FAILURES, Session, tokens_equal
 from companion.tasks import (
@@ -49,6 +50,7 @@ from protocol import (
     ServerStatusParams,
     ServerStatusResult,
     SongsDetected,
+    TimingEstimateParams,
     UnauthorizedError,
     all_capabilities,
     check_compatible,
@@ -79,6 +81,7 @@ class Methods:
             JobCancelParams: self._cancel,
             JobListParams: self._list,
             ServerStatusParams: self._status,
+            TimingEstimateParams: self._timing,
         }
 
     def answer(self, session: Session, request: Request) -> None:
@@ -142,6 +145,25 @@ class Methods:
             raise InternalError("the daemon is starting")
         jobs.submit(method, work,
                     accepted=lambda job_id: session.send(request.reply(JobAccepted(job_id))))
+
+    # timing.estimate: answered when done, from the analysis thread (companion.analysis)
+
+    def _timing(self, session: Session, request: Request) -> None:
+        p: TimingEstimateParams = request.params
+        song = check_generate(self.daemon.space, p.song_folder, p.audio)
+        work = timing_work(self.daemon.space, song, p.bpm, p.meter)
+
+        def done(result: Any) -> None:
+            if isinstance(result, ProtocolError):
+                session.send(request.reply_error(result))
+                return
+            try:
+                session.send(request.reply(result))
+            except Exception as e:  # a result the schema refuses: a bug, answered as one
+                log.exception("%s: cannot send the result", request.method)
+                session.send(request.reply_error(InternalError(f"{type(e).__name__}: {e}")))
+
+        self.daemon.analyses.run(work, done)
 
     # job.cancel, job.list, server.status
 

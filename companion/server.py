@@ -29,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response as HttpResponse
 
+from companion.analysis import Analyses
 from companion.config import Config
 from companion.instance import InstanceLock, write_token
 from companion.jobs import JobQueue
@@ -74,6 +75,7 @@ class Daemon:
         self.server: Server | None = None
         self.jobs: JobQueue | None = None
         self.watcher: SongsWatcher | None = None
+        self.analyses = Analyses()
         self.methods = Methods(self, describe_model(config.model))
 
     @property
@@ -105,6 +107,7 @@ class Daemon:
         self.server.server.close()  # the listening socket: no new connections
         if self.watcher is not None:
             await self.watcher.stop()
+        self.analyses.close()
         if self.jobs is not None:
             await self.jobs.close()
         await asyncio.gather(*(s.flush(2.0) for s in list(self.sessions)))

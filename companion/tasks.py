@@ -7,6 +7,7 @@ ends as job.failed. core's errors become the protocol's here (`protocol_error`):
 
     BeatmapError, UnsupportedModeError  BEATMAP_PARSE_ERROR  data {file, line}
     AudioError, SongInputError          AUDIO_ERROR          data {file}
+    TimingError (no beat to time)       AUDIO_ERROR          data {file}
     CheckpointError, NoModelError       MODEL_ERROR
 """
 
@@ -41,6 +42,7 @@ from core.decoding import DecodingOptions
 from core.difficulty import star_rating
 from core.song_input import AUDIO_SUFFIXES, SongInput, SongInputError, resolve
 from core.songs import MAX_MAP_BYTES
+from core.tempo import TimingError
 from core.tokens.tokenizer import UnsupportedModeError
 from protocol import (
     AudioError,
@@ -70,7 +72,7 @@ def protocol_error(error: Exception, songs: SongsFolder, file: str = ""
         return BeatmapParseError(str(error), _relative(Path(error.file), songs), error.line_no)
     if isinstance(error, UnsupportedModeError):
         return BeatmapParseError(str(error), file, None)
-    if isinstance(error, CoreAudioError):
+    if isinstance(error, (CoreAudioError, TimingError)):
         file = _relative(Path(error.file), songs)
         return AudioError(f"{file}: {error.reason}", {"file": file})
     if isinstance(error, SongInputError):

@@ -20,20 +20,20 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
-import os
 import sys
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 from kiai_client import (
     EXIT_FAILED,
     EXIT_OK,
-    ClientError,
     KiaiClient,
     add_connection_arguments,
     format_time,
+    locate,
     parse_time,
     read_token,
     run,
+    speaks,
     url_of,
 )
 
@@ -46,7 +46,6 @@ from protocol import (
     ProtocolError,
     Sampling,
     ServerStatusParams,
-    parse_version,
 )
 
 
@@ -72,30 +71,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.until is not None and args.until <= args.at:
         parser.error("--until must be after --at")
     return args
-
-
-def speaks(version: str, minor: int) -> bool:
-    """Whether a server of `version` (same major, see protocol.version) knows a field added in
-    minor version `minor`."""
-    return parse_version(version)[1] >= minor
-
-
-def is_absolute(path: str) -> bool:
-    return PurePosixPath(path).is_absolute() or PureWindowsPath(path).is_absolute()
-
-
-def locate(map_arg: str, songs_folder: str | None) -> tuple[str, Path | None]:
-    """(MAP relative to Songs for the request, the local file to hash or None)."""
-    if not is_absolute(map_arg):
-        return map_arg, Path(songs_folder, map_arg) if songs_folder else None
-    if not songs_folder:
-        raise ClientError("MAP is absolute but the daemon reports no Songs folder:"
-                          " give MAP relative to Songs")
-    local, songs = Path(os.path.normpath(map_arg)), Path(os.path.normpath(songs_folder))
-    for inner, outer in ((local, songs), (local.resolve(), songs.resolve())):  # then symlinks
-        with contextlib.suppress(ValueError):
-            return inner.relative_to(outer).as_posix(), local
-    raise ClientError(f"{map_arg} is not inside the daemon's Songs folder ({songs_folder})")
 
 
 def md5_of(path: Path | None) -> str | None:

@@ -19,10 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import re
 import sys
 from collections.abc import AsyncIterator, Awaitable
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import websockets
@@ -47,6 +48,7 @@ from protocol import (
     default_config_dir,
     encode_request,
     is_compatible,
+    parse_version,
     token_path,
     websocket_url,
 )
@@ -205,6 +207,35 @@ def run(main: Awaitable[int]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+# Paths and versions
+
+
+def speaks(version: str, minor: int) -> bool:
+    """Whether a server of `version` (same major, see protocol.version) knows a field added in
+    minor version `minor`."""
+    return parse_version(version)[1] >= minor
+
+
+def is_absolute(path: str) -> bool:
+    return PurePosixPath(path).is_absolute() or PureWindowsPath(path).is_absolute()
+
+
+def locate(path_arg: str, songs_folder: str | None, what: str = "MAP"
+           ) -> tuple[str, Path | None]:
+    """(a path given on the command line, relative to Songs for a request; the local file, or
+    None where the daemon reports no Songs folder). `what` names the argument in errors."""
+    if not is_absolute(path_arg):
+        return path_arg, Path(songs_folder, path_arg) if songs_folder else None
+    if not songs_folder:
+        raise ClientError(f"{what} is absolute but the daemon reports no Songs folder:"
+                          f" give {what} relative to Songs")
+    local, songs = Path(os.path.normpath(path_arg)), Path(os.path.normpath(songs_folder))
+    for inner, outer in ((local, songs), (local.resolve(), songs.resolve())):  # then symlinks
+        with contextlib.suppress(ValueError):
+            return inner.relative_to(outer).as_posix(), local
+    raise ClientError(f"{path_arg} is not inside the daemon's Songs folder ({songs_folder})")
 
 
 # Times on the command line

@@ -18,9 +18,10 @@ A server's loop, in outline:
 
 and its notifications: `await ws.send(encode_notification(JobProgress(job_id, "decoding", 0)))`.
 
-Modules: messages (the classes), codec (envelopes, decode/encode), errors (codes, exceptions),
-schema (JSON Schema; `python -m protocol.schema`), validator, wire (snake_case <-> camelCase),
-fields (constraints), version, connection (port, config dir, token).
+Modules: messages (the classes; timing.estimate's in timing_messages), codec (envelopes,
+decode/encode), errors (codes, exceptions), schema (JSON Schema; `python -m protocol.schema`),
+validator, wire (snake_case <-> camelCase), fields (constraints), version, connection (port,
+config dir, token).
 """
 
 from protocol.codec import (
@@ -106,6 +107,7 @@ from protocol.messages import (
     SongsDetected,
     all_capabilities,
 )
+from protocol.timing_messages import RedLine, TimingEstimateParams, TimingEstimateResult
 from protocol.validator import ValidationError
 from protocol.version import PROTOCOL_VERSION, check_compatible, is_compatible, parse_version
 
@@ -120,9 +122,10 @@ __all__ = [
     "JobNotFoundError", "JobProgress", "JobStats", "MapContinueParams", "MapGenerateParams",
     "Message", "MethodNotFoundError", "MethodSpec", "MissingFileError", "ModelError",
     "ModelInfo", "NotInitializedError", "Notification", "ParseError", "PathOutsideSongsError",
-    "ProtocolError", "QueueFullError", "QueueInfo", "RateLimitedError", "Request", "RequestId",
-    "Response", "Sampling", "ServerStatusParams", "ServerStatusResult", "SongsDetected",
-    "UnauthorizedError", "ValidationError",
+    "ProtocolError", "QueueFullError", "QueueInfo", "RateLimitedError", "RedLine", "Request",
+    "RequestId", "Response", "Sampling", "ServerStatusParams", "ServerStatusResult",
+    "SongsDetected", "TimingEstimateParams", "TimingEstimateResult", "UnauthorizedError",
+    "ValidationError",
     "all_capabilities", "bearer_header", "check_compatible", "config_dir_for",
     "decode_json", "decode_message", "decode_result", "default_config_dir", "encode_error",
     "encode_message", "encode_notification", "encode_request", "encode_response",

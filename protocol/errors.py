@@ -239,8 +239,8 @@ class QueueFullError(ProtocolError):
     code = ErrorCode.QUEUE_FULL
     default_message = "queue full"
 
-    def __init__(self, capacity: int) -> None:
-        super().__init__(f"the job queue is full ({capacity} jobs)", {"capacity": capacity})
+    def __init__(self, capacity: int, queue: str = "job queue", unit: str = "jobs") -> None:
+        super().__init__(f"the {queue} is full ({capacity} {unit})", {"capacity": capacity})
 
 
 class JobCancelledError(ProtocolError):

@@ -11,6 +11,7 @@ Requests (client -> server; the params class names its method in METHOD):
     job.cancel      JobCancelParams      -> JobCancelResult
     job.list        JobListParams        -> JobListResult
     server.status   ServerStatusParams   -> ServerStatusResult
+    timing.estimate TimingEstimateParams -> TimingEstimateResult  (protocol.timing_messages)
 Notifications (server -> client, no id): JobProgress, JobFinished, JobFailed, SongsDetected.
 
 Request params reject unknown fields; results and notifications accept them (and drop them), so
@@ -41,6 +42,7 @@ from protocol.fields import (
     Setting,
     Text,
 )
+from protocol.timing_messages import GivenBpm, TimingEstimateParams, TimingEstimateResult
 from protocol.validator import ValidationError
 from protocol.version import VERSION_PATTERN
 
@@ -137,7 +139,7 @@ class MapGenerateParams:
     spacing: Annotated[float | None, Range(exclusive_minimum=0, maximum=20),
                        "since 1.1: the widest jump, osu!pixels per ms of gap from the previous "
                        "object's end; default: what gives the target stars"] = None
-    bpm: Annotated[float | None, Range(minimum=20, maximum=1000),  # core.tempo's given range
+    bpm: Annotated[GivenBpm | None,
                    "since 1.3: the song's tempo: the audio is timed at it (one red line, its "
                    "offset from the audio) instead of the song's maps' timing or an estimate"
                    ] = None
@@ -323,6 +325,7 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec(JobCancelParams, JobCancelResult),
         MethodSpec(JobListParams, JobListResult),
         MethodSpec(ServerStatusParams, ServerStatusResult),
+        MethodSpec(TimingEstimateParams, TimingEstimateResult),
     )
 }
 

@@ -18,8 +18,9 @@ import re
 
 from protocol.errors import IncompatibleVersionError
 
-PROTOCOL_VERSION = "1.5"  # 1.1: `spacing` in map.generate and map.continue; 1.2: drawGaps;
-# 1.3: `bpm` in map.generate; 1.4: `alternativeBpm` in job.finished's stats; 1.5: `bpmTag` there
+PROTOCOL_VERSION = "1.6"  # 1.1: `spacing` in map.generate and map.continue; 1.2: drawGaps;
+# 1.3: `bpm` in map.generate; 1.4: `alternativeBpm` in job.finished's stats; 1.5: `bpmTag` there;
+# 1.6: timing.estimate
 
 VERSION_PATTERN = r"^[0-9]{1,4}\.[0-9]{1,4}$"
 

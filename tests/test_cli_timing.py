@@ -45,7 +45,7 @@ def test_json_with_the_files_bpm_tag(synth_song_folder, tmp_path):
     (truth,) = truth_of(synth_song_folder(1))
     audio = shutil.copy(synth_song_folder(1) / "audio.ogg", tmp_path / "audio.ogg")
     alone = json.loads(run(audio, "--json").stdout)
-    assert alone["bpmTag"] is None
+    assert alone["bpmTag"] is None and alone["tempoFrom"] == "audio"
     assert alone["timingPoints"][0]["bpm"] == pytest.approx(2 * truth.bpm)
     tags = OggVorbis(audio)
     tags["BPM"] = "114"
@@ -54,6 +54,7 @@ def test_json_with_the_files_bpm_tag(synth_song_folder, tmp_path):
     assert result.exit_code == 0, result.output
     told = json.loads(result.stdout)
     assert told["bpmTag"] == 114 and told["alternativeBpm"] == pytest.approx(228)
+    assert told["tempoFrom"] == "tag"
     (point,) = told["timingPoints"]
     assert point["bpm"] == pytest.approx(truth.bpm) and point["meter"] in (3, 4)
     assert point["beatLength"] == pytest.approx(truth.beat_length)

@@ -54,8 +54,8 @@ def test_initialize_with_the_header_or_in_params(songs, model):
                     await client.call("server.status")
                 assert e.value.code == ErrorCode.NOT_INITIALIZED
                 result = await client.initialize()
-                assert result["protocolVersion"] == "1.5"
-                assert "map.continue" in result["capabilities"]["methods"]
+                assert result["protocolVersion"] == "1.6"
+                assert {"map.continue", "timing.estimate"} <= set(result["capabilities"]["methods"])
                 assert result["model"]["name"]
             # A browser page (an allowed Origin) cannot set headers: the token goes in params.
             async with Client.connect(daemon.port, token=None, origin=TOSU_ORIGIN,

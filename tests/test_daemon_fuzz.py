@@ -28,6 +28,7 @@ VALID = {
     "job.cancel": {"jobId": "j-1"},
     "job.list": {},
     "server.status": {},
+    "timing.estimate": {"songFolder": "a song"},
 }
 assert set(VALID) == set(METHODS)
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import click
 
 from core.audio import AudioError, audio_features
-from core.audio_tags import read_tags
 from core.beatmap.model import TimingPoint
 from core.beatmap.writer import timing_point_line
 from core.song_input import SongInputError, resolve
-from core.tempo import MAX_GIVEN_BPM, MIN_GIVEN_BPM, TimingError, tempo_alternative, timing_from_mel
+from core.song_timing import SongTiming, estimate_song_timing, tag_settled
+from core.tempo import MAX_GIVEN_BPM, MIN_GIVEN_BPM, TimingError
 
 
 @click.command("timing")
@@ -29,28 +29,27 @@ from core.tempo import MAX_GIVEN_BPM, MIN_GIVEN_BPM, TimingError, tempo_alternat
               help="Beats per bar (default: 4, or 3 where the accents say so).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON: the red lines (timeMs, bpm, beatLength, meter), "
-                   "alternativeBpm and bpmTag.")
+                   "tempoFrom (given, tag or audio), alternativeBpm and bpmTag.")
 def timing_command(song: Path, bpm: float | None, meter: int | None, as_json: bool) -> None:
     """Estimate a song's timing (BPM, offset, tempo changes) from its audio."""
     try:
         audio = resolve(song).audio
-        mel = audio_features(audio)
-        tag = read_tags(audio).bpm if bpm is None else None
-        points = timing_from_mel(mel, name=str(audio), meter=meter, bpm=bpm, hint=tag)
+        timing = estimate_song_timing(audio, audio_features(audio), bpm=bpm, meter=meter)
     except (SongInputError, AudioError, TimingError) as e:
         raise click.ClickException(str(e)) from e
-    other = tempo_alternative(mel, points) if bpm is None else None
     if as_json:
         click.echo(json.dumps({
             "audio": str(audio),
             "timingPoints": [{"timeMs": p.time, "bpm": round(p.bpm, 6),
-                              "beatLength": p.beat_length, "meter": p.meter} for p in points],
-            "alternativeBpm": other, "bpmTag": tag}, indent=2))
+                              "beatLength": p.beat_length, "meter": p.meter}
+                             for p in timing.points],
+            "tempoFrom": timing.tempo_from,
+            "alternativeBpm": timing.alternative_bpm, "bpmTag": timing.bpm_tag}, indent=2))
         return
     click.echo("[TimingPoints]")
-    for point in points:
+    for point in timing.points:
         click.echo(timing_point_line(point))
-    click.echo(_summary(points, bpm, tag, other), err=True)
+    click.echo(_summary(timing), err=True)
 
 
 def estimate_note(points: list[TimingPoint], tag: float | None,
@@ -60,7 +59,7 @@ def estimate_note(points: list[TimingPoint], tag: float | None,
     tag where the beats did not bear it out (no simple multiple of the estimate, or no grid
     at it that fits)."""
     source = "the audio"
-    if tag is not None and any(abs(p.bpm / tag - 1) < 0.01 for p in points):
+    if tag_settled(points, tag):
         source = f"the audio and its BPM tag ({tag:g})"
     fix = (f"if the beat is at {other:g} BPM, give --bpm {other:g}" if other is not None
            else "--bpm gives the tempo where it is wrong")
@@ -75,10 +74,10 @@ def tempo_list(points: list[TimingPoint]) -> str:
     return ", ".join(f"{p.bpm:.2f}" for p in points[:4]) + more
 
 
-def _summary(points: list[TimingPoint], bpm: float | None, tag: float | None,
-             other: float | None) -> str:
+def _summary(timing: SongTiming) -> str:
+    points = timing.points
     where = f"{tempo_list(points)} BPM from {points[0].time:.0f} ms, {points[0].meter}/4"
-    if bpm is not None:
+    if timing.tempo_from == "given":
         return f"{where}: the offset estimated at the given tempo"
-    source, fix = estimate_note(points, tag, other)
+    source, fix = estimate_note(points, timing.bpm_tag, timing.alternative_bpm)
     return f"{where}: estimated from {source}; {fix}"
