@@ -10,6 +10,10 @@ synthetic song; clients connect over loopback with the token, as the examples do
    server.status, job.list and map.continue), each client pipelining its share. Every request
    must be answered (a result, or an error such as QUEUE_FULL) and every accepted job must end
    with job.finished or job.failed with a code: "lost" counts what never came.
+3. Red lines: timing.estimate on the song, REQUESTS times with the daemon idle and REQUESTS
+   times while a map.generate job for a second, 3-minute song runs (the job is cancelled
+   after): the estimate runs on its own thread, so it does not wait behind the job, and the
+   table sets its time beside the job's.
 
 The model: --model, else the shipped starter model, else a tiny random checkpoint (the table
 says which: a random model's latency says nothing about a trained one's token count).
@@ -186,6 +190,34 @@ async def load(port: int, token: str, beatmap: str, clients: int, total: int) ->
             "mix": Counter(m for plan in plans for m in plan)}
 
 
+async def red_lines(port: int, token: str, song: str, busy_song: str, requests: int) -> dict:
+    client = await open_client(port, token)
+
+    async def estimate() -> float:
+        start = time.perf_counter()
+        reply = await client.call("timing.estimate", {"songFolder": song})
+        assert "result" in reply, reply
+        return time.perf_counter() - start
+
+    await estimate()  # warm: the song's features are then cached, as for "continue"
+    idle = [await estimate() for _ in range(requests)]
+    busy, still_running = [], 0
+    start = time.perf_counter()
+    reply = await client.call("map.generate", {"songFolder": busy_song})
+    job = reply["result"]["jobId"]
+    for _ in range(requests):
+        busy.append(await estimate())
+        still_running += not client._end(job).done()
+    await client.call("job.cancel", {"jobId": job})
+    await client.job_end(job)
+    reply = await client.call("map.generate", {"songFolder": busy_song})  # the job's own time
+    end = await client.job_end(reply["result"]["jobId"])
+    job_s = end["params"]["stats"]["durationS"] if end["method"] == "job.finished" else None
+    await client.ws.close()
+    return {"idle": idle, "busy": busy, "still_running": still_running, "job_s": job_s,
+            "first_s": time.perf_counter() - start}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None)
@@ -202,10 +234,12 @@ def main() -> None:
         songs = root / "Songs"
         folder = write_song(SynthConfig(out=songs, seed=5, duration_s=40.0), 0)
         beatmap = next(folder.glob("*[[]Hard[]].osu")).relative_to(songs).as_posix()
+        busy = write_song(SynthConfig(out=songs, seed=6, duration_s=180.0), 0)
         proc, port, token = start_daemon(songs, root / "config", model)
         try:
             timings = asyncio.run(latency(port, token, beatmap, args.requests))
             result = asyncio.run(load(port, token, beatmap, args.clients, args.total))
+            lines = asyncio.run(red_lines(port, token, folder.name, busy.name, args.requests))
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
@@ -234,6 +268,16 @@ def main() -> None:
           f"{counts['accepted']} | {ends} | {refusals} | {lost} | "
           f"{statistics.median(quick):.3f} / {percentile(quick, 0.9):.3f} | "
           f"{result['wall']:.1f} |")
+    idle, busy = statistics.median(lines["idle"]), statistics.median(lines["busy"])
+    job = f"{lines['job_s']:.1f}" if lines["job_s"] is not None else "failed"
+    print("\n| timing.estimate, 40 s song | requests | median s | max s | busy / idle |"
+          " answered while the job ran | the job alone, s |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(f"| idle daemon | {len(lines['idle'])} | {idle:.2f} | {max(lines['idle']):.2f} | 1.00 |"
+          " | |")
+    print(f"| during map.generate (3 min song) | {len(lines['busy'])} | {busy:.2f} | "
+          f"{max(lines['busy']):.2f} | {busy / idle:.2f} | {lines['still_running']} of "
+          f"{len(lines['busy'])} | {job} |")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,15 @@ def make_library(folder: Path) -> dict[str, Path]:
     return {"short": short, "long": long}
 
 
+def songs_with(tmp_path: Path, library: dict[str, Path], *names: str) -> Path:
+    """A fresh Songs folder under `tmp_path` holding copies of the library's songs `names`."""
+    folder = tmp_path / "Songs"
+    folder.mkdir()
+    for name in names:
+        shutil.copytree(library[name], folder / library[name].name)
+    return folder
+
+
 def add_corpus_song(songs: Path, corpus: Path, map_file: Path) -> Path:
     """A folder in `songs` with a ranked corpus map and a real track under its audio name
     (the corpus has no audio of its own for it): the map's path."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import shutil
 
 import pytest
 from corpus_files import require_corpus, resource
@@ -19,6 +18,7 @@ from daemon_support import (
     hit_object_lines,
     md5,
     running,
+    songs_with,
     tree,
 )
 
@@ -29,11 +29,7 @@ RENATUS = "Soleily - Renatus (Gamu) [Insane].osu"
 
 @pytest.fixture
 def songs(tmp_path, library):
-    folder = tmp_path / "Songs"
-    folder.mkdir()
-    for name in ("short", "long"):
-        shutil.copytree(library[name], folder / library[name].name)
-    return folder
+    return songs_with(tmp_path, library, "short", "long")
 
 
 @pytest.fixture

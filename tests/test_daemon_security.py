@@ -26,6 +26,7 @@ from daemon_support import (
     config_for,
     md5,
     running,
+    songs_with,
     tree,
 )
 from websockets.asyncio.client import connect
@@ -40,10 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def songs(tmp_path, library):
-    folder = tmp_path / "Songs"
-    folder.mkdir()
-    shutil.copytree(library["short"], folder / library["short"].name)
-    return folder
+    return songs_with(tmp_path, library, "short")
 
 
 async def handshake_status(port: int, headers: dict, origin: str | None = None) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -17,7 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from daemon_support import TOKEN, Client, DaemonThread, RpcError, config_for, running, tree
+from daemon_support import (
+    TOKEN,
+    Client,
+    DaemonThread,
+    RpcError,
+    config_for,
+    running,
+    songs_with,
+    tree,
+)
 from mapping_support import tagged_bare_song
 
 from companion.analysis import Analyses
@@ -29,10 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def songs(tmp_path, library):
-    folder = tmp_path / "Songs"
-    folder.mkdir()
-    shutil.copytree(library["long"], folder / library["long"].name)
-    return folder
+    return songs_with(tmp_path, library, "long")
 
 
 def off_beat_ms(time: float, truth) -> float:
