@@ -13,14 +13,17 @@ import dataclasses
 import importlib.metadata
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from companion.analysis import timing_work
+from companion.jobs import JobContext, Outcome
 from companion.mapping import ModelSummary, Target, decoding_options
 from companion.session import MAX_AUTH_FAILURES, Session, tokens_equal
 from companion.tasks import (
     ContinueRequest,
+    Work,
     check_continue,
     check_generate,
     continue_work,
@@ -29,6 +32,7 @@ from companion.tasks import (
 from core.decoding import DecodingOptions
 from protocol import (
     PROTOCOL_VERSION,
+    AudioError,
     InitializeParams,
     InitializeResult,
     InternalError,
@@ -190,9 +194,12 @@ class Methods:
     def song_detected(self, folder: Path) -> None:
         self.daemon.broadcast(SongsDetected(self.daemon.songs.relative(folder)))
 
-    def song_ready(self, folder: Path) -> bool:
+    def song_ready(self, folder: Path, audio_failed: Callable[[], None] | None = None
+                   ) -> bool:
         """Queue one generation for a new song folder; False when the queue is full (the
-        watcher tries again later)."""
+        watcher tries again later). `audio_failed()` runs, on the job's thread, when the job
+        fails on the folder's audio (a copy that stalled looks finished, its audio truncated).
+        """
         jobs = self.daemon.jobs
         if jobs is None:
             return False
@@ -204,11 +211,24 @@ class Methods:
         target = Target(self.daemon.config.auto_stars)
         work = generate_work(self.daemon.space, folder, target,
                              DecodingOptions(precision=self.daemon.config.precision))
+        if audio_failed is not None:
+            work = _telling(work, AudioError, audio_failed)
         try:
             jobs.submit("map.generate", work)
         except QueueFullError:
             return False
         return True
+
+
+def _telling(work: Work, error: type[Exception], callback: Callable[[], None]) -> Work:
+    """`work` that calls `callback()` before it ends with `error`."""
+    def run(context: JobContext) -> Outcome:
+        try:
+            return work(context)
+        except error:
+            callback()
+            raise
+    return run
 
 
 def _options(sampling: Sampling | None, spacing: float | None = None,

@@ -78,7 +78,13 @@ class SongsFolder:
     def check_links(self, folder: Path) -> None:
         """PathOutsideSongsError if a symlink directly in `folder` leads outside Songs."""
         for entry in folder.iterdir():
-            if entry.is_symlink() and not entry.resolve().is_relative_to(self.root):
+            if not entry.is_symlink():
+                continue
+            try:
+                target = entry.resolve()
+            except (OSError, RuntimeError):  # a loop (RuntimeError before Python 3.13) leads
+                continue  # nowhere: reading it fails like a missing file
+            if not target.is_relative_to(self.root):
                 raise PathOutsideSongsError(self.relative(entry))
 
     def relative(self, path: Path) -> str:
@@ -91,7 +97,11 @@ class SongsFolder:
         candidate = self.root / relative.replace("\\", "/")
         # Containment first, without requiring existence, so that a missing file outside Songs
         # answers PATH_OUTSIDE_SONGS rather than revealing whether it exists.
-        if not candidate.resolve().is_relative_to(self.root):
+        try:
+            outside = not candidate.resolve().is_relative_to(self.root)
+        except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13)
+            raise MissingFileError(relative) from None
+        if outside:
             raise PathOutsideSongsError(relative)
         try:
             real = candidate.resolve(strict=True)

@@ -10,12 +10,17 @@ the event loop with `call_soon_threadsafe`. A new folder is ready when:
    progress changes them even when the platform reports nothing);
 3. it holds an audio file (an empty folder waits, without polling, for its next event).
 
-Then `on_detected(folder)` (songs.detected) and `on_ready(folder)` (queue one generation; False
-when the queue is full, and the watcher tries again later) run once, and the folder's name is
-recorded in `<config dir>/state.json` (written atomically), so a restart generates nothing it
-already did. On the first start with a Songs folder, every folder already there is recorded as
-handled: kiai never generates for a whole existing library. Folders that appear while the daemon
-is stopped are picked up at the next start.
+Then `on_detected(folder)` (songs.detected) and `on_ready(folder, audio_failed)` (queue one
+generation; False when the queue is full, and the watcher tries again later) run once, and the
+folder's name is recorded in `<config dir>/state.json` (written atomically), so a restart
+generates nothing it already did. A copy that stalls for longer than `settle_s` looks finished;
+its job then fails on the truncated audio and calls `audio_failed` (from the job's thread), and
+the watcher watches the folder again: the copy going on makes it pending once more.
+
+On the first start with a Songs folder, every folder already there is recorded as handled: kiai
+never generates for a whole existing library. A handled folder renamed within Songs stays
+handled under its new name. Folders that appear while the daemon is stopped are picked up at
+the next start. A folder that makes the watcher fail is logged and skipped, never the watching.
 
 Ignored: hidden names (`.tmp-*` staging, extraction temp folders), symlinks, files, the daemon's
 own writes (OwnWrites) and `.osz` archives: osu! stable imports every .osz in Songs itself,
@@ -62,7 +67,8 @@ class _Pending:
 
 class SongsWatcher:
     def __init__(self, songs: Path, state_path: Path, settle_s: float, own: OwnWrites,
-                 on_detected: Callable[[Path], None], on_ready: Callable[[Path], bool]) -> None:
+                 on_detected: Callable[[Path], None],
+                 on_ready: Callable[[Path, Callable[[], None]], bool]) -> None:
         self.songs = songs
         self.state = HandledState(state_path, songs)
         self.settle_s = settle_s
@@ -75,6 +81,7 @@ class SongsWatcher:
         self._handler = _Bridge(self)
         self.loop = asyncio.get_running_loop()
         self._task: asyncio.Task[None] | None = None
+        self._rearms: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
         self._observer.schedule(self._handler, str(self.songs), recursive=False)
@@ -90,8 +97,12 @@ class SongsWatcher:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # _run guards each folder; whatever still got out is logged
+                log.exception("the watcher had stopped")
         self._observer.stop()
         await asyncio.to_thread(self._observer.join, 5.0)
 
@@ -104,6 +115,15 @@ class SongsWatcher:
                 self.state.discard(name)
             return
         self._touch(name)
+
+    def renamed(self, old: str, new: str) -> None:
+        """A folder moved from `old` to `new`, both in Songs: a handled one stays handled (a
+        mapper tidying the library's names is not a new song)."""
+        self._forget(old)
+        if old in self.state.names:
+            self.state.rename(old, new)
+        else:
+            self._touch(new)
 
     def _touch(self, name: str) -> None:
         path = self.songs / name
@@ -140,7 +160,12 @@ class SongsWatcher:
             now = self.loop.time()
             for name, pending in list(self._pending.items()):
                 if pending.deadline is not None and pending.deadline <= now:
-                    await self._poll(name, pending)
+                    try:
+                        await self._poll(name, pending)
+                    except Exception:  # one odd folder must not stop the watching of all
+                        log.exception("skipping the new song folder %s", name)
+                        self._forget(name)
+                        self.state.add(name)
 
     async def _poll(self, name: str, pending: _Pending) -> None:
         snapshot = await asyncio.to_thread(_snapshot, pending.path)
@@ -162,11 +187,37 @@ class SongsWatcher:
             pending.detected = True
             log.info("new song folder: %s", name)
             self.on_detected(pending.path)
-        if not self.on_ready(pending.path):  # the queue is full: try again later
+        snapshot = pending.snapshot
+
+        def audio_failed() -> None:  # the job's thread: a truncated copy, perhaps
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                self.loop.call_soon_threadsafe(self._start_rearm, name, snapshot)
+
+        if not self.on_ready(pending.path, audio_failed):  # the queue is full: try later
             pending.deadline = self.loop.time() + self.settle_s
             return
         self._forget(name)
         self.state.add(name)
+
+    def _start_rearm(self, name: str, snapshot: Snapshot | None) -> None:
+        task = asyncio.ensure_future(self._rearm(name, snapshot))
+        self._rearms.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._rearms.discard)
+
+    async def _rearm(self, name: str, snapshot: Snapshot | None) -> None:
+        """Watch a handled folder whose generation failed on its audio again: pending (without
+        polling) until an event inside it, or at once if it changed since it looked ready."""
+        path = self.songs / name
+        if name in self._pending or not self._candidate(path):
+            return
+        pending = _Pending(path, None, detected=True)  # songs.detected was sent already
+        self._pending[name] = pending
+        with contextlib.suppress(OSError):
+            pending.watch = self._observer.schedule(self._handler, str(path))
+        if await asyncio.to_thread(_snapshot, path) != snapshot:
+            log.info("%s changed after it looked copied: generating again once it settles",
+                     name)
+            self._touch(name)
 
 
 class _Bridge(FileSystemEventHandler):
@@ -179,6 +230,12 @@ class _Bridge(FileSystemEventHandler):
         if event.event_type in ("opened", "closed_no_write"):  # reads change nothing
             return
         paths = [event.src_path, getattr(event, "dest_path", "") or ""]
+        if event.event_type == "moved" and all(
+                Path(os.fsdecode(raw)).parent == self.watcher.songs for raw in paths):
+            old, new = (Path(os.fsdecode(raw)).name for raw in paths)
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                self.watcher.loop.call_soon_threadsafe(self.watcher.renamed, old, new)
+            return
         for raw in paths:
             if not raw:
                 continue
@@ -249,6 +306,11 @@ class HandledState:
 
     def add(self, name: str) -> None:
         self.names.add(name)
+        self._save()
+
+    def rename(self, old: str, new: str) -> None:
+        self.names.discard(old)
+        self.names.add(new)
         self._save()
 
     def discard(self, name: str) -> None:

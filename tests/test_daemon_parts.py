@@ -119,6 +119,22 @@ def test_songs_folder_resolution(song, tmp_path):
         SongsFolder(tmp_path / "no Songs here")
 
 
+def test_symlink_loops_are_missing_files_not_crashes(song):
+    """A link to itself (legal on every POSIX system) resolves nowhere: FILE_NOT_FOUND for a
+    path a client names through it, and a song folder holding one is still a song folder
+    (before Python 3.13, pathlib raised RuntimeError on loops)."""
+    songs = SongsFolder(song.parent)
+    (song / "loop").symlink_to("loop")
+    (song.parent / "Looping").symlink_to("Looping")
+    with pytest.raises(MissingFileError):
+        songs.file("1 Song/loop")
+    with pytest.raises(MissingFileError):
+        songs.file("1 Song/loop/map.osu")
+    with pytest.raises(MissingFileError):
+        songs.folder("Looping")
+    songs.check_links(song)  # no error: the loop leads nowhere, not outside
+
+
 # Safe writes
 
 

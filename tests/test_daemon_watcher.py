@@ -149,3 +149,48 @@ def test_the_first_start_leaves_the_library_alone_and_watching_can_be_off(tmp_pa
     assert asyncio.run(main(watch=True)) == (True, [])
     assert asyncio.run(main(watch=False)) == (False, [])
     assert not [p for p in songs.iterdir() if generated(p)]
+
+
+def test_renamed_sets_stay_handled_and_a_stalled_copy_is_generated_once_complete(
+        tmp_path, library, model):
+    """A mapper renaming a handled set triggers nothing; a folder holding a symlink loop is
+    still a song folder; a copy that stalls longer than the settle time looks complete, its
+    job fails on the truncated audio, and the rest of the copy then gets its map."""
+    songs = tmp_path / "Songs"
+    songs.mkdir()
+    shutil.copytree(library["short"], songs / "old song")
+    audio = (library["short"] / "audio.ogg").read_bytes()
+
+    async def main():
+        config = config_for(songs, model, watch=True, settle_s=SETTLE_S)
+        async with running(config, tmp_path / "config") as daemon, \
+                Client.connect(daemon.port) as client:
+            (songs / "old song").rename(songs / "old song (tidied)")
+            looping = songs / "90001 Loop"
+            shutil.copytree(library["short"], looping)
+            (looping / "loop").symlink_to("loop")
+            loop_job = await client.wait_for(lambda n: n["method"] == "job.progress")
+            loop_end = await client.job_end(loop_job["params"]["jobId"])
+
+            stalled = songs / "90002 Stalled"
+            stalled.mkdir()
+            for file in library["short"].glob("*.osu"):
+                shutil.copy(file, stalled / file.name)
+            (stalled / "audio.ogg").write_bytes(audio[: len(audio) // 2 + 7])
+            failed = await client.wait_for(lambda n: n["method"] == "job.failed")
+            (stalled / "audio.ogg").write_bytes(audio)  # the copy goes on
+            finished = await client.wait_for(
+                lambda n: n["method"] == "job.finished"
+                and n["params"]["path"].startswith(stalled.name))
+            await asyncio.sleep(SETTLE_S * 3)
+            return loop_end, failed, finished, client.events("songs.detected")
+
+    loop_end, failed, finished, detected = asyncio.run(main())
+    assert loop_end["method"] == "job.finished", loop_end
+    assert loop_end["params"]["path"].startswith("90001 Loop/")
+    assert failed["params"]["code"] == -32021, failed  # AUDIO_ERROR
+    assert "90002 Stalled/audio.ogg" in failed["params"]["message"]
+    assert [d["folder"] for d in detected] == ["90001 Loop", "90002 Stalled"]  # once each
+    assert not generated(songs / "old song (tidied)")
+    assert len(generated(songs / "90002 Stalled")) == 1
+    assert finished["params"]["stats"]["objects"] > 0
