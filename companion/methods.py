@@ -154,7 +154,7 @@ class Methods:
 
     def _timing(self, session: Session, request: Request) -> None:
         p: TimingEstimateParams = request.params
-        song = check_generate(self.daemon.space, p.song_folder, p.audio)
+        song = check_generate(self.daemon.space, p.song_folder, p.audio, writes=False)
         work = timing_work(self.daemon.space, song, p.bpm, p.meter)
 
         def done(result: Any) -> None:

@@ -41,7 +41,10 @@ from companion.tasks import Workspace
 from companion.watcher import SongsWatcher
 from core.generate import Generator
 from protocol import (
+    InternalError,
     InvalidRequestError,
+    JobFailed,
+    JobFinished,
     Message,
     Notification,
     ProtocolError,
@@ -59,6 +62,10 @@ HOST = "127.0.0.1"  # loopback only (DESIGN §10): never another interface
 # are answered with FRAME_TOO_LARGE and the connection goes on.
 MAX_FRAME_BYTES = 1 << 20
 MAX_CONNECTIONS = 128  # clients are a few scripts and overlays; this bounds what they can hold
+# Connections without the token in a header (browser pages, which send it in initialize within
+# session.AUTH_DEADLINE_S): any local process can open these by claiming an allowed Origin, so
+# they get their own small share, and cannot keep the token's holders out.
+MAX_UNAUTHENTICATED = 16
 
 
 class Daemon:
@@ -121,6 +128,9 @@ class Daemon:
             frame = encode_notification(notification)
         except (TypeError, ValueError):  # a bug; the job worker calling this must go on
             log.exception("cannot encode %r", notification)
+            if isinstance(notification, JobFinished):  # every job must still end for clients
+                self.broadcast(JobFailed.from_error(notification.job_id, InternalError(
+                    "the job finished, but its result could not be sent (see the log)")))
             return
         for session in list(self.sessions):
             if session.initialized:
@@ -130,8 +140,13 @@ class Daemon:
                          ) -> HttpResponse | None:
         if len(self.sessions) >= MAX_CONNECTIONS:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
-        return check_handshake(connection, request.headers, self.token,
-                               self.config.allowed_origins)
+        refusal = check_handshake(connection, request.headers, self.token,
+                                  self.config.allowed_origins)
+        if refusal is None and not header_token_ok(request.headers, self.token) and sum(
+                not s.authenticated for s in self.sessions) >= MAX_UNAUTHENTICATED:
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE,
+                                      "too many connections waiting to authenticate\n")
+        return refusal
 
     async def _handler(self, ws: ServerConnection) -> None:
         authenticated = header_token_ok(ws.request.headers, self.token)

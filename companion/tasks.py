@@ -6,6 +6,7 @@ needs reading a whole file, the audio or the model happens in the job, on the wo
 ends as job.failed. core's errors become the protocol's here (`protocol_error`):
 
     BeatmapError, UnsupportedModeError  BEATMAP_PARSE_ERROR  data {file, line}
+    FileNotFoundError (a file gone)     FILE_NOT_FOUND
     AudioError, SongInputError          AUDIO_ERROR          data {file}
     TimingError (no beat to time)       AUDIO_ERROR          data {file}
     CheckpointError, NoModelError       MODEL_ERROR
@@ -48,11 +49,13 @@ from protocol import (
     AudioError,
     BeatmapParseError,
     InvalidParamsError,
+    MissingFileError,
     ModelError,
     ProtocolError,
 )
 
 Work = Callable[[JobContext], Outcome]
+FILE_GONE = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,9 @@ def protocol_error(error: Exception, songs: SongsFolder, file: str = ""
         return AudioError(str(error))
     if isinstance(error, (CheckpointError, NoModelError)):
         return ModelError(str(error))
+    if isinstance(error, FILE_GONE):  # deleted (or made a folder) while the job ran
+        gone = _relative(Path(error.filename), songs) if error.filename else file
+        return MissingFileError(gone or "a file of the job")
     return None
 
 
@@ -96,7 +102,7 @@ def _guarded(work: Work, songs: SongsFolder, file: str = "") -> Work:
         try:
             return work(context)
         except (BeatmapError, UnsupportedModeError, CoreAudioError, SongInputError,
-                CheckpointError, NoModelError) as e:
+                CheckpointError, NoModelError, *FILE_GONE) as e:
             raise protocol_error(e, songs, file) from e  # type: ignore[misc]
     return run
 
@@ -170,9 +176,12 @@ def continue_work(space: Workspace, request: ContinueRequest) -> Work:
 # map.generate (and the watcher's new songs)
 
 
-def check_generate(space: Workspace, song_folder: str | None, audio: str | None) -> Path:
+def check_generate(space: Workspace, song_folder: str | None, audio: str | None,
+                   writes: bool = True) -> Path:
     """The song folder or audio file, checked to be inside Songs. A folder is refused when a
-    link in it leads outside: core.song_input reads every .osu in it."""
+    link in it leads outside: core.song_input reads every .osu in it. Where the request
+    `writes` a map beside the audio, an audio file must be in a song folder, not in Songs
+    itself (osu! would never see the map)."""
     if song_folder is not None:
         folder = space.songs.folder(song_folder)
         space.songs.check_links(folder)
@@ -183,6 +192,9 @@ def check_generate(space: Workspace, song_folder: str | None, audio: str | None)
     if path.suffix.lower() not in AUDIO_SUFFIXES:
         raise InvalidParamsError(f"{audio!r} is not an audio file ({', '.join(AUDIO_SUFFIXES)})",
                                  "params.audio")
+    if writes and path.parent == space.songs.root:
+        raise InvalidParamsError(f"{audio!r} is directly in Songs: put it in a song folder, "
+                                 "where osu! finds the map written beside it", "params.audio")
     return path
 
 

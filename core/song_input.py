@@ -85,12 +85,15 @@ def _seconds(audio: Path) -> float:
 def find_file(folder: Path, name: str) -> Path | None:
     """`name` in `folder`, ignoring case as osu! on Windows does (an exact match first)."""
     exact = folder / name
-    if exact.is_file():
-        return exact
-    lowered = name.lower()
-    for candidate in folder.iterdir():
-        if candidate.name.lower() == lowered and candidate.is_file():
-            return candidate
+    try:
+        if exact.is_file():
+            return exact
+        lowered = name.lower()
+        for candidate in folder.iterdir():
+            if candidate.name.lower() == lowered and candidate.is_file():
+                return candidate
+    except (OSError, RuntimeError):  # a name too long for the file system, a symlink loop
+        pass
     return None
 
 

@@ -73,9 +73,11 @@ MAX_MS = 86_400_000
 
 # Patterns are anchored and ECMA-262 compatible (JSON Schema's dialect): [0-9], not \d, which in
 # Python also matches non-ASCII digits. A path relative to the Songs folder: not empty, no leading
-# slash or backslash, no drive letter, no control characters (NUL included). `..` is left to the
-# server, which resolves every path (symlinks included) and refuses what lands outside Songs.
-RELATIVE_PATH_PATTERN = r"^(?![/\\])(?![A-Za-z]:)[^\x00-\x1f]+$"
+# slash or backslash, no drive letter, no NUL (no file name holds one). Other control characters
+# are legal in Linux and macOS names, and the daemon names such folders in songs.detected and
+# job.finished. `..` is left to the server, which resolves every path (symlinks included) and
+# refuses what lands outside Songs.
+RELATIVE_PATH_PATTERN = r"^(?![/\\])(?![A-Za-z]:)[^\x00]+$"
 MD5_PATTERN = r"^[0-9a-fA-F]{32}$"
 JOB_ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
 # RFC 3339 date-time, e.g. 2025-01-31T12:00:00.000Z

@@ -24,7 +24,7 @@ from typing import Any
 # What a pattern means, for messages: "params.beatmap: expected a path relative to ...".
 FORMAT_TEXT = {
     "relative-path": "a path relative to the Songs folder (no leading / or \\, no drive letter,"
-                     " no control characters)",
+                     " no NUL)",
     "md5": "32 hexadecimal digits (an MD5)",
     "job-id": "a job id (letters, digits, '_', '.', '-')",
     "date-time": "an RFC 3339 date-time (2025-01-31T12:00:00Z)",
@@ -224,8 +224,10 @@ def _join(path: str, key: str) -> str:
 
 
 def _clip(key: str) -> str:
-    """A key from the peer, safe to echo in a message: at most 64 characters."""
-    return key if len(key) <= 64 else key[:61] + "..."
+    """A key from the peer, safe to echo in a message: at most 64 characters, and lone
+    surrogates escaped (echoed raw, they would make the error itself invalid Unicode)."""
+    key = key if len(key) <= 64 else key[:61] + "..."
+    return key.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _show(value: Any) -> str:

@@ -315,3 +315,30 @@ def test_an_audio_files_bpm_tag_times_a_new_song_and_is_reported(songs, model):
                if p.uninherited]
     assert line.beat_length == pytest.approx(truth.beat_length)
     assert end["params"]["path"].startswith("1009 Synth - Tagged/Synth - Tagged (kiai)")
+
+
+def test_a_map_deleted_while_its_job_waits_is_file_not_found(songs, library, model):
+    """The map an inPlace continuation names is deleted while the job waits behind another:
+    the job fails FILE_NOT_FOUND naming it relative to Songs (it had been INTERNAL_ERROR with
+    an absolute path), and nothing is written."""
+    folder = songs / library["short"].name
+    target = next(folder.glob("*[[]Hard[]].osu"))
+
+    async def main():
+        async with running(config_for(songs, model)) as daemon, \
+                Client.connect(daemon.port) as client:
+            busy = await client.call("map.generate", {"songFolder": library["long"].name})
+            await client.wait_for(lambda n: n["method"] == "job.progress"
+                                  and n["params"]["stage"] == "decoding")
+            waiting = await client.call("map.continue", {
+                "beatmap": rel(songs, target), "fromMs": 5000, "write": "inPlace",
+                "expectedMd5": md5(target)})
+            target.unlink()
+            await client.call("job.cancel", {"jobId": busy["jobId"]})
+            return await client.job_end(waiting["jobId"])
+
+    end = asyncio.run(main())
+    assert end["method"] == "job.failed", end
+    assert end["params"]["code"] == ErrorCode.FILE_NOT_FOUND
+    assert end["params"]["data"] == {"path": rel(songs, target)}
+    assert not list(folder.glob("*.bak")) and not list(folder.glob(".*.tmp"))

@@ -191,6 +191,19 @@ def test_new_difficulties_get_a_unique_version(song):
     assert source.read_bytes() == (song / source.name).read_bytes()
 
 
+def test_long_cjk_names_are_cut_to_fit_the_file_system_and_stay_unique(song):
+    """A title of 100 CJK characters is 300 UTF-8 bytes, over Linux's 255-byte names: the
+    difficulty's file name is cut by bytes (the title first), its Version kept whole."""
+    beatmap = parse_file(next(song.glob("*[[]Hard[]].osu"))).beatmap
+    beatmap.metadata.update(Title="夜" * 100, Artist="歌" * 40, Creator="作" * 30)
+    long_version = "難" * 60 + " (kiai)"
+    paths = [write_new_difficulty(beatmap, song, long_version) for _ in range(2)]
+    for path in paths:
+        assert len(path.name.encode("utf-8")) <= 230
+        assert parse_file(path).beatmap.metadata["Title"] == "夜" * 100  # the file says all
+    assert len({p.name for p in paths}) == 2 and paths[1].name.endswith(" 2].osu")
+
+
 def test_the_rate_limit_is_a_token_bucket():
     limiter = RateLimiter(rate_per_s=0.001, burst=3)
     assert [limiter.take() for _ in range(3)] == [None, None, None]

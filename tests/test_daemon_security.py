@@ -32,6 +32,7 @@ from daemon_support import (
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
+import companion.server as server_module
 import companion.session as session_module
 from companion.instance import AlreadyRunning, InstanceLock, write_token
 from protocol import ErrorCode, bearer_header
@@ -270,3 +271,25 @@ def test_a_page_without_the_token_is_disconnected(songs, model, monkeypatch):
     idle_code, codes, guesser_code = asyncio.run(main())
     assert idle_code == 1008 and guesser_code == 1008
     assert codes == [ErrorCode.UNAUTHORIZED] * 3
+
+
+def test_pages_without_the_token_cannot_keep_token_holders_out(songs, model, monkeypatch):
+    """Any local process can claim an allowed Origin and connect without the token; such
+    connections get MAX_UNAUTHENTICATED places, and a client with the token still gets in."""
+    monkeypatch.setattr(server_module, "MAX_UNAUTHENTICATED", 3)
+
+    async def main():
+        async with running(config_for(songs, model)) as daemon, \
+                contextlib.AsyncExitStack() as stack:
+            for _ in range(3):
+                await stack.enter_async_context(Client.connect(
+                    daemon.port, token=None, origin=TOSU_ORIGIN, initialize=False))
+            with pytest.raises(InvalidStatus) as refused:
+                await stack.enter_async_context(Client.connect(
+                    daemon.port, token=None, origin=TOSU_ORIGIN, initialize=False))
+            async with Client.connect(daemon.port) as holder:
+                status = await holder.call("server.status")
+            return refused.value.response.status_code, status
+
+    code, status = asyncio.run(main())
+    assert code == 503 and status["queue"]["length"] == 0

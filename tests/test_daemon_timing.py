@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -92,13 +93,15 @@ def test_red_lines_of_a_tagged_song_arrive_while_a_job_runs(songs, library, mode
 
 def test_bad_requests_get_their_codes_and_the_daemon_goes_on(songs, model):
     """The schema's checks (meter, one of songFolder and audio), paths inside Songs, audio
-    that cannot be read or has no beat (AUDIO_ERROR naming the file), a folder with no audio."""
+    that cannot be read or has no beat (AUDIO_ERROR naming the file), a folder with no audio;
+    an audio file directly in Songs is timed, but map.generate refuses to write beside it."""
     quiet = songs / "2 Silence - Nothing"
     quiet.mkdir()
     sf.write(quiet / "silence.wav", np.zeros(10 * 22050, dtype=np.float32), 22050)
     t = np.arange(10 * 22050) / 22050
     sf.write(quiet / "tone.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 22050)
     (songs / "3 Empty").mkdir()
+    shutil.copy(next(songs.glob("*/audio.ogg")), songs / "loose.ogg")
     (songs / "3 Empty" / "notes.txt").write_text("no audio here", encoding="utf-8")
 
     async def code_of(client, params):
@@ -120,9 +123,14 @@ def test_bad_requests_get_their_codes_and_the_daemon_goes_on(songs, model):
                 "no beat": await code_of(client, {"audio": f"{quiet.name}/tone.wav"}),
                 "no audio": await code_of(client, {"songFolder": "3 Empty"}),
             }
-            return errors, await client.call("server.status")
+            with pytest.raises(RpcError) as loose:  # a map beside it would sit in Songs itself
+                await client.call("map.generate", {"audio": "loose.ogg"})
+            timed = await client.call("timing.estimate", {"audio": "loose.ogg"})  # writes none
+            return errors, await client.call("server.status"), loose.value, timed
 
-    errors, status = asyncio.run(main())
+    errors, status, loose, timed = asyncio.run(main())
+    assert loose.code == ErrorCode.INVALID_PARAMS and "directly in Songs" in loose.message
+    assert timed["audio"] == "loose.ogg" and timed["timingPoints"]
     for name in ("meter", "both", "neither", "not audio"):
         assert errors[name].code == ErrorCode.INVALID_PARAMS, (name, errors[name])
     assert errors["outside"].code == ErrorCode.PATH_OUTSIDE_SONGS

@@ -14,13 +14,16 @@ from protocol import (
     ErrorCode,
     FrameTooLargeError,
     JobAccepted,
+    JobFinished,
     JobListParams,
     JobProgress,
+    JobStats,
     ProtocolError,
     Request,
     decode_message,
     decode_result,
     encode_error,
+    encode_notification,
 )
 
 
@@ -105,6 +108,26 @@ def test_malformed_messages_raise_the_right_error(text, code, message):
         decode_message(text)
     assert caught.value.code == code
     assert caught.value.message.startswith(message), caught.value.message
+
+
+def test_an_unknown_key_that_is_not_unicode_is_escaped_in_the_error():
+    """Echoed raw, a lone surrogate would make the error response itself invalid: a client
+    decoding it with this package would refuse it and never see its call answered."""
+    with pytest.raises(ProtocolError) as caught:
+        decode_message('{"jsonrpc":"2.0","id":1,"method":"job.list","params":{"\\ud800":1}}')
+    assert caught.value.message == "params.\\ud800: unknown field"
+    error = encode_error(1, caught.value)
+    assert decode_message(error).error.message == "params.\\ud800: unknown field"
+
+
+def test_paths_may_hold_control_characters_but_not_nul():
+    """Linux and macOS allow tabs and newlines in folder names: the daemon must be able to
+    name such a folder in job.finished, and a client to send it back."""
+    tab = "90003 Tab\tIn - Name/map.osu"
+    request = decode_message(frame("map.continue", {"beatmap": tab, "fromMs": 0}))
+    assert request.params.beatmap == tab
+    finished = encode_notification(JobFinished("j-1", tab, JobStats(1, 1.0, 1.0)))
+    assert decode_message(finished).params.path == tab
 
 
 def test_binary_frames_are_parse_errors():
