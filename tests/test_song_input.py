@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core.song_input import SongInputError, resolve
+from core.song_input import SongInputError, find_file, resolve
 from core.synth.config import SynthConfig
 from core.synth.songs import write_song
 
@@ -54,3 +54,11 @@ def test_a_bare_audio_files_tags_name_the_map(tmp_path):
     # the romanised fields must be ASCII: the file's name until the mapper romanises it
     assert (metadata["Title"], metadata["TitleUnicode"]) == ("track02", "夜に駆ける")
     assert (metadata["Artist"], metadata["ArtistUnicode"]) == ("Unknown", "Unknown")
+
+
+def test_an_audio_name_too_long_for_the_file_system_is_a_missing_file(tmp_path):
+    """An AudioFilename over 255 bytes makes the OS refuse to even look it up (ENAMETOOLONG):
+    that map's audio is missing, not an error that sinks the whole folder."""
+    (tmp_path / "audio.ogg").write_bytes(b"OggS")
+    assert find_file(tmp_path, "a" * 300 + ".mp3") is None
+    assert find_file(tmp_path, "AUDIO.OGG") == tmp_path / "audio.ogg"
