@@ -50,8 +50,10 @@ def check_handshake(connection: ServerConnection, headers: Headers, token: str,
         return connection.respond(HTTPStatus.BAD_REQUEST, "repeated Host, Origin or "
                                   "Authorization header\n")
     host = headers.get("Host", "")
-    hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    if hostname.lower() not in LOOPBACK_HOSTS:
+    hostname, _, port = host.rpartition(":")
+    if not hostname or host.endswith("]"):  # no port (an IPv6 address holds colons)
+        hostname, port = host, "0"
+    if hostname.lower() not in LOOPBACK_HOSTS or not port.isdigit():
         return connection.respond(HTTPStatus.FORBIDDEN, "the Host must be 127.0.0.1\n")
     origin = headers.get("Origin")
     if origin is not None and origin not in origins:

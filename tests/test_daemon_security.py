@@ -82,13 +82,18 @@ def test_the_handshake_refuses_missing_and_wrong_tokens_and_foreign_origins(song
                                                            "Host": "evil.example"}),
                 "rebound host": await raw_handshake_status(port, "evil.example"),
                 "loopback host": await raw_handshake_status(port, f"localhost:{port}"),
+                "loopback, no port": await raw_handshake_status(port, "127.0.0.1"),
+                "IPv6 loopback": await raw_handshake_status(port, f"[::1]:{port}"),
+                "IPv6, no port": await raw_handshake_status(port, "[::1]"),
+                "host in the port": await raw_handshake_status(port, "127.0.0.1:evil.example"),
                 "token": await handshake_status(port, bearer_header(TOKEN)),
                 "tosu overlay": await handshake_status(port, {}, TOSU_ORIGIN),
             }
     assert asyncio.run(main()) == {
         "no token": 401, "wrong token": 401, "not bearer": 401, "foreign origin": 403,
         "foreign origin, no token": 403, "two hosts": 400, "rebound host": 403,
-        "loopback host": 101, "token": 101, "tosu overlay": 101}
+        "loopback host": 101, "loopback, no port": 101, "IPv6 loopback": 101,
+        "IPv6, no port": 101, "host in the port": 403, "token": 101, "tosu overlay": 101}
 
 
 def test_paths_outside_songs_are_refused_and_nothing_is_written(songs, model, tmp_path):
