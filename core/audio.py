@@ -38,10 +38,14 @@ stream size off") straight to stderr.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import math
 import os
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -168,7 +172,7 @@ def _decode(data: bytes, name: str) -> tuple[np.ndarray, int]:
     if not data:
         raise AudioError(name, "empty: the file has 0 bytes")
     try:
-        with sf.SoundFile(io.BytesIO(data)) as f:
+        with _interrupts_held(), sf.SoundFile(io.BytesIO(data)) as f:
             announced, rate, container = f.frames, f.samplerate, f.format
             samples = f.read(dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError) as e:
@@ -184,6 +188,26 @@ def _decode(data: bytes, name: str) -> tuple[np.ndarray, int]:
     if reason is not None:
         raise AudioError(name, f"truncated: {reason}")
     return samples, rate
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Ctrl+C during a decode, raised once it is over. libsndfile reads the bytes through a
+    Python callback, and a KeyboardInterrupt raised in a cffi callback is printed and dropped:
+    the read then just comes back short, and the CLI went on to map part of the song. Only the
+    main thread receives signals (the daemon's decodes run elsewhere and need nothing)."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _truncation(data: bytes, container: str, announced: int, decoded: int) -> str | None:

@@ -255,3 +255,28 @@ def test_bad_audio_through_the_cache(tmp_path):
     with pytest.raises(AudioError, match="JPEG"):
         cache.features(sample("corrupt.wav"))
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_ctrl_c_during_a_decode_is_not_lost(monkeypatch):
+    """libsndfile reads through a Python callback, where cffi prints and drops a
+    KeyboardInterrupt; the read then came back short and `kiai generate` mapped part of the
+    song and exited 0. Ctrl+C must stop the decode's caller once the decode is over."""
+    import signal
+    import types
+
+    import core.audio as audio_module
+
+    class InterruptedRead(io.BytesIO):
+        def readinto(self, buffer):
+            if self.tell() > 0:  # mid-file, as a mapper's Ctrl+C lands
+                signal.raise_signal(signal.SIGINT)
+            return super().readinto(buffer)
+
+    t = np.arange(5 * 22050) / 22050
+    out = io.BytesIO()
+    sf.write(out, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 22050, format="WAV")
+    monkeypatch.setattr(audio_module, "io", types.SimpleNamespace(BytesIO=InterruptedRead))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt):
+        load_audio_bytes(out.getvalue(), "song.wav")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
