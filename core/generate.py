@@ -173,6 +173,8 @@ class Generator:
                 position = min(stop, max(resume, position + RETRY_STEP_MS))
             else:
                 position = stop
+            # never inside the last object: a spinner or slider may run past the window's end
+            position = max(position, max((o.end_time + 1.0 for o in placed), default=position))
             if progress is not None:  # never back: a spinner taken back moved the position back
                 done = max(done, min(1.0, (position - start_ms) / max(end_ms - start_ms, 1.0)))
                 progress(done)

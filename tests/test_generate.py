@@ -361,3 +361,34 @@ def test_masked_spinners_are_never_placed(generator):
         ConstraintFilter(vocab, DecodingOptions()).apply(logits, state)
         assert bool(torch.isfinite(logits[span.start: span.stop]).all()) is allowed
         assert torch.isfinite(logits).any()
+
+
+def test_no_object_starts_inside_a_spinner_that_runs_past_its_window(generator, song,
+                                                                      monkeypatch):
+    """A spinner (or slider) may end after its window does, and start before the next
+    window's prefix, where the model cannot see it: the next window's objects must start after
+    it ends, not at the window's end (a slider at 27837 ms was seen inside a spinner that ran
+    from 23455 to 28160 ms)."""
+    _, template, mel = song
+    window = generator.windows.window_ms
+    real, spinners = core.generate.decode_objects, []
+
+    def with_a_long_spinner(ids, template_, vocab, options):
+        objects = real(ids, template_, vocab, options)
+        if not spinners:  # the first window's last object starts before the next window's
+            # prefix (so that the model does not see it) and spins past the window's end
+            begin = window - generator.windows.prefix_ms - 1000
+            ticks = TickGrid(template_.timing_points)
+            start = next(t for t in range(int(begin), 0, -1) if ticks.snap(t, 1.0))
+            first_window = [o for o in objects if o.end_time < start]
+            spinners.append(Spinner(256, 192, start, spinner_end=window + 3000))
+            return [*first_window, spinners[0]]
+        return objects
+
+    monkeypatch.setattr(core.generate, "decode_objects", with_a_long_spinner)
+    objects = generator.generate(mel, template, COND, 0.0, window + 10_000,
+                                 options=DecodingOptions(method="greedy", max_tokens=400))
+    assert spinners[0] in objects
+    after = [o for o in objects if o.time > spinners[0].time]
+    assert after and min(o.time for o in after) > spinners[0].end_time
+    check_valid(template, objects, TickGrid(template.timing_points))
