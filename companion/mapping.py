@@ -23,6 +23,7 @@ from core.beatmap.breaks import update_breaks
 from core.beatmap.model import Beatmap, Difficulty, Mode, TimingPoint
 from core.beatmap.ticks import DEFAULT_BEAT_DIVISOR
 from core.beatmap.timing import DEFAULT_BEAT_LENGTH
+from core.beatmap.writer import LAZER_VERSION
 from core.checkpoint import CheckpointError, read_meta
 from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, settings_for_stars, star_rating
@@ -325,7 +326,9 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
     # no break where the new objects are, one in each long gap they leave (continue_map set the
     # sliders' durations)
     update_breaks(result, within=(from_ms, math.inf if until_ms is None else until_ms))
-    result.format_version = 14
+    # an old map's times are written as they play (v14); lazer's own (v128) keep their version,
+    # and with it the fractional positions v14 would truncate
+    result.format_version = LAZER_VERSION if beatmap.format_version >= LAZER_VERSION else 14
     return result
 
 

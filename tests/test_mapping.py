@@ -25,8 +25,8 @@ from companion.mapping import (
 )
 from core.audio import FRAME_MS, audio_features
 from core.beatmap.breaks import break_span
-from core.beatmap.parser import parse_file
-from core.beatmap.writer import save
+from core.beatmap.parser import parse_bytes, parse_file
+from core.beatmap.writer import save, write_text
 from core.difficulty import star_rating
 from core.generate import audible_frames
 from core.rhythm import GAP_LEVELS_MS, gap_shares_for_stars, start_gaps
@@ -227,3 +227,18 @@ def test_continuing_into_silence_writes_nothing(timed_song, tmp_path):
                                       "-o", str(tmp_path / "out.osu")])
     assert result.exit_code != 0 and "nothing to place from 23.000 s" in result.output
     assert not (tmp_path / "out.osu").exists()
+
+
+def test_a_lazer_map_is_continued_as_lazer_wrote_it(starter_generator, timed_song):
+    """A v128 map (lazer's own) keeps its version, and with it the fractional positions that
+    v14 would truncate; it had been written as v14 with its fractions in it."""
+    folder, _ = timed_song
+    source = parse_file(next(folder.glob("*[[]Normal[]].osu"))).beatmap
+    source.format_version = 128
+    source.hit_objects[0].x += 0.25
+    continued = continue_beatmap(starter_generator, source, folder / "audio.ogg", 15_000.0,
+                                 20_000.0, decoding_options(seed=0))
+    text = write_text(continued)
+    assert text.startswith("osu file format v128")
+    reread = parse_bytes(text.encode(), "continued.osu").beatmap
+    assert reread.hit_objects[0].x == source.hit_objects[0].x
