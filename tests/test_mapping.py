@@ -125,6 +125,20 @@ def test_a_spacing_given_on_the_command_line_bounds_every_jump(timed_song, tmp_p
     assert bad.exit_code != 0 and "spacing must be > 0" in bad.output
 
 
+@pytest.mark.parametrize("option,value,says", [
+    ("--stars", "nan", "not a finite number"), ("--stars", "-3", "0<=x<=20"),
+    ("--hp", "nan", "not a finite number"), ("--od", "inf", "0<=x<=10"),
+    ("--ar", "15", "0<=x<=10"), ("--cs", "-2", "0<=x<=10"),
+    ("--temperature", "nan", "not a finite number"), ("--beam-size", "1000", "1<=x<=64"),
+])
+def test_settings_out_of_their_range_are_refused_before_anything_runs(tmp_path, option, value,
+                                                                      says):
+    """They had given tracebacks (nan stars, nan HP) or written AR 15 and CS -2 into a map."""
+    result = CliRunner().invoke(cli, ["generate", str(tmp_path / "absent.ogg"), option, value])
+    assert result.exit_code == 2 and option in result.output and says in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_continuing_a_map_that_names_no_audio_says_so(timed_song, tmp_path):
     folder, _ = timed_song
     source = next(folder.glob("*.osu"))

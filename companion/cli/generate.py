@@ -5,6 +5,7 @@ Both write a new difficulty beside the song, named as osu! names it, and never o
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from pathlib import Path
@@ -53,21 +54,34 @@ def parse_time_ms(text: str) -> float:
     return (int(minutes or 0) * 60 + int(seconds)) * 1000.0 + int((millis or "0").ljust(3, "0"))
 
 
+class FiniteRange(click.FloatRange):
+    """click's FloatRange, refusing nan and inf too (nan passes its comparisons)."""
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+SETTING = FiniteRange(0, 10)  # AR, CS, OD, HP: the editor's 0..10
+
+
 def decoding_options(f):
     """The sampling options shared by generate and continue (one click option per field)."""
     options = [
         click.option("--sampling", type=click.Choice(["greedy", "sample", "beam"]),
                      default="sample", show_default=True, help="How each token is chosen."),
-        click.option("--temperature", type=float, default=1.0, show_default=True),
+        click.option("--temperature", type=FiniteRange(), default=1.0, show_default=True),
         click.option("--top-k", type=int, default=None),
-        click.option("--top-p", type=float, default=0.95, show_default=True),
-        click.option("--beam-size", type=int, default=4, show_default=True),
+        click.option("--top-p", type=FiniteRange(), default=0.95, show_default=True),
+        click.option("--beam-size", type=click.IntRange(1, 64), default=4, show_default=True),
         click.option("--seed", type=int, default=0, show_default=True,
                      help="The same seed gives the same map."),
         click.option("--draw-gaps", is_flag=True, default=False,
                      help="Sampling: draw when objects come too (by default the timing is the "
                           "model's likeliest, and what comes there is drawn)."),
-        click.option("--spacing", type=float, default=None, metavar="PX_PER_MS",
+        click.option("--spacing", type=FiniteRange(), default=None, metavar="PX_PER_MS",
                      help="The widest jump: a new object starts at most this many osu!pixels "
                           "per ms of gap from where the previous one ends (default: typical "
                           "of the stars asked for; continue: the map's own)."),
@@ -120,12 +134,12 @@ def _write(beatmap: Beatmap, folder: Path, output: Path | None, version: str) ->
 
 @click.command("generate")
 @click.argument("song", metavar="AUDIO_OR_SONG_DIR", type=click.Path(path_type=Path))
-@click.option("--stars", type=float, default=None, help="Target star rating.")
-@click.option("--ar", type=float, default=None)
-@click.option("--cs", type=float, default=None)
-@click.option("--od", type=float, default=None)
-@click.option("--hp", type=float, default=None)
-@click.option("--bpm", type=click.FloatRange(MIN_GIVEN_BPM, MAX_GIVEN_BPM), default=None,
+@click.option("--stars", type=FiniteRange(0, 20), default=None, help="Target star rating.")
+@click.option("--ar", type=SETTING, default=None, help="Approach rate (0-10).")
+@click.option("--cs", type=SETTING, default=None, help="Circle size (0-10).")
+@click.option("--od", type=SETTING, default=None, help="Overall difficulty (0-10).")
+@click.option("--hp", type=SETTING, default=None, help="HP drain (0-10).")
+@click.option("--bpm", type=FiniteRange(MIN_GIVEN_BPM, MAX_GIVEN_BPM), default=None,
               help="The song's tempo, where you know it: the audio is timed at it (its offset "
                    "found from the audio) instead of by the song's maps or an estimate, which "
                    "can come out at twice or half the tempo.")
