@@ -189,6 +189,10 @@ def test_new_difficulties_get_a_unique_version(song):
     names = [write_new_difficulty(beatmap, song, "Hard").name for _ in range(3)]
     assert names[0].endswith("[Hard 2].osu") and names[2].endswith("[Hard 4].osu")
     assert source.read_bytes() == (song / source.name).read_bytes()
+    # a difficulty renamed by hand keeps its Version: that is what osu! tells them apart by
+    renamed = song / "my renamed map.osu"
+    (song / names[2]).rename(renamed)
+    assert write_new_difficulty(beatmap, song, "Hard").name.endswith("[Hard 5].osu")
 
 
 def test_long_cjk_names_are_cut_to_fit_the_file_system_and_stay_unique(song):
@@ -221,8 +225,19 @@ def test_cli_generate_and_continue_still_work(song, model, tmp_path_factory):
                                   "--model", str(model), "--seed", "1"])
     assert result.exit_code == 0, result.output
     written = song / hard.name.replace("[Hard]", "[Hard (kiai)]")
-    assert written.is_file() and "objects kept" in result.output
-    assert parse_file(written).beatmap.metadata["BeatmapID"] == "0"
+    continued = parse_file(written).beatmap
+    source = parse_file(hard).beatmap
+    new = [o for o in continued.hit_objects if 5000 <= o.time < 12000]
+    kept = len(continued.hit_objects) - len(new)  # before 5 s and from 12 s on
+    assert kept == sum(not 5000 <= o.time < 12000 for o in source.hit_objects)
+    assert f"({kept} objects kept, {len(new)} new from 5000 ms to 12000 ms" in result.output
+    assert continued.metadata["BeatmapID"] == "0"
+    # -o names the file, and the Version is still made unique beside it
+    named = song / "my continuation.osu"
+    result = runner.invoke(main, ["continue", str(hard), "--from", "0:05", "--until", "0:12",
+                                  "--model", str(model), "--seed", "1", "-o", str(named)])
+    assert result.exit_code == 0, result.output
+    assert parse_file(named).beatmap.version == "Hard (kiai) 2"
     result = runner.invoke(main, ["generate", str(song), "--stars", "2.5", "--model", str(model),
                                   "--sampling", "greedy"])
     assert result.exit_code == 0, result.output

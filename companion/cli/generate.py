@@ -123,8 +123,10 @@ def _progress(fraction: float) -> None:
 
 
 def _write(beatmap: Beatmap, folder: Path, output: Path | None, version: str) -> Path:
+    """Save as a new difficulty: `version` made unique among the difficulties beside it (also
+    where -o names the file: two difficulties of one Version in a set confuse osu!)."""
+    unique_version(output.parent if output is not None else folder, beatmap, version)
     if output is None:
-        unique_version(folder, beatmap, version)
         output = folder / difficulty_filename(beatmap)
     try:
         return save(beatmap, output)
@@ -225,7 +227,8 @@ def continue_command(beatmap_path: Path, from_text: str, until_text: str | None,
         raise click.ClickException(str(e)) from e
     written = _write(as_new_difficulty(result), beatmap_path.parent, output,
                      continued_version(beatmap))
-    kept = sum(o.time < from_ms for o in result.hit_objects)
-    click.echo(f"wrote {written} ({kept} objects kept, "
-               f"{len(result.hit_objects) - kept} after {from_ms:.0f} ms, "
-               f"{star_rating(result):.2f} stars)")
+    new = sum(from_ms <= o.time and (until_ms is None or o.time < until_ms)
+              for o in result.hit_objects)
+    span = f"from {from_ms:.0f} ms" + ("" if until_ms is None else f" to {until_ms:.0f} ms")
+    click.echo(f"wrote {written} ({len(result.hit_objects) - new} objects kept, {new} new "
+               f"{span}, {star_rating(result):.2f} stars)")

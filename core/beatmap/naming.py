@@ -61,12 +61,37 @@ def difficulty_filename(beatmap: Beatmap) -> str:
 
 def unique_version(folder: Path, beatmap: Beatmap, base: str) -> str:
     """A Version (difficulty name) based on `base` whose file does not exist in `folder` yet,
-    and that no other difficulty there uses, compared case-insensitively as Windows does."""
-    existing = {p.name.lower() for p in folder.glob("*.osu")} if folder.is_dir() else set()
+    and that no other difficulty there uses (read from their [Metadata]: a map renamed by hand
+    keeps its Version), both compared case-insensitively as Windows does. Sets it on
+    `beatmap`."""
+    maps = list(folder.glob("*.osu")) if folder.is_dir() else []
+    names = {p.name.lower() for p in maps}
+    versions = {v.lower() for v in map(declared_version, maps) if v is not None}
     base = clip_bytes(sanitize(base), MAX_VERSION_BYTES) or "kiai"
     for n in range(1, 1000):
         version = base if n == 1 else f"{base} {n}"
         beatmap.metadata["Version"] = version
-        if difficulty_filename(beatmap).lower() not in existing:
+        if version.lower() not in versions \
+                and difficulty_filename(beatmap).lower() not in names:
             return version
     raise FileExistsError(f"{folder}: no free difficulty name based on {base!r}")
+
+
+def declared_version(path: Path) -> str | None:
+    """The `Version:` a .osu file declares in its [Metadata], or None (unreadable, none)."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            section = ""
+            for n, line in enumerate(f):
+                line = line.strip()
+                if line.startswith("["):
+                    if section == "[Metadata]":
+                        return None
+                    section = line
+                elif section == "[Metadata]" and line.startswith("Version:"):
+                    return line.partition(":")[2].strip()
+                if n > 400:  # [Metadata] comes in a map's first lines
+                    return None
+    except OSError:
+        return None
+    return None
