@@ -9,7 +9,12 @@ import torch
 
 from core.beatmap.model import TimingPoint
 from core.beatmap.ticks import TickGrid, divisors_for
-from core.constraints import LANDING_MS, ConstraintFilter, SequenceState
+from core.constraints import (
+    LANDING_MS,
+    MAX_GENERATED_ANCHORS,
+    ConstraintFilter,
+    SequenceState,
+)
 from core.decoding import DecodingOptions, _settled
 from core.tokens.grammar import Grammar, GrammarWalker
 from core.tokens.vocab import DEFAULT, Category, Vocab
@@ -175,6 +180,26 @@ def test_a_sliders_first_anchor_may_not_sit_on_its_head():
     # a second anchor may repeat a point (a red anchor): the path already has extent
     feed(seq, coord(y, 200.0), "ADD_SLIDER_ANCHOR", coord(x, 336.0))
     assert VOCAB.y_values[VOCAB.y_index(200.0)] in allowed_cells(seq, y, DecodingOptions())
+
+
+def test_a_generated_slider_ends_after_max_generated_anchors():
+    """The grammar lets real maps' sliders have up to 64 anchors; a generated one is ended at
+    MAX_GENERATED_ANCHORS (16; 99.7% of the corpus's sliders have no more): a model that did not
+    end its path had scattered 64 anchors over the playfield."""
+    x, y = Category.COORD_X, Category.COORD_Y
+    seq = state(cursor=0.0)
+    feed(seq, "START_SLIDER_B", coord(x, 100.0), coord(y, 100.0))
+    anchor = VOCAB.token("ADD_SLIDER_ANCHOR")
+    for n in range(MAX_GENERATED_ANCHORS):
+        logits = torch.zeros(len(VOCAB))
+        ConstraintFilter(VOCAB, DecodingOptions()).apply(logits, seq)
+        assert math.isfinite(float(logits[anchor])), n
+        feed(seq, "ADD_SLIDER_ANCHOR", coord(x, 100.0 + 16 * (n + 1)), coord(y, 120.0))
+    logits = torch.zeros(len(VOCAB))
+    ConstraintFilter(VOCAB, DecodingOptions()).apply(logits, seq)
+    assert not math.isfinite(float(logits[anchor]))
+    moves_on = [VOCAB.spans[c] for c in (Category.TIME_SHIFT, Category.END_SLIDER)]
+    assert any(bool(torch.isfinite(logits[s.start: s.stop]).any()) for s in moves_on)
 
 
 def test_a_slider_may_not_run_on_past_the_playfield():
