@@ -301,6 +301,7 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
     if beatmap.mode is not Mode.OSU:
         raise UnsupportedModeError(f"only osu!standard maps can be continued, not mode "
                                    f"{int(beatmap.mode)} ({beatmap.mode.name.lower()})")
+    check_red_lines(beatmap)
     mel = features(audio)
     audio_ms = mel.shape[-1] * FRAME_MS - LATENCY_MS  # its end in beatmap time
     if from_ms >= audio_ms:  # else a "continuation" of silence: a map with nothing new
@@ -330,6 +331,25 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
     # and with it the fractional positions v14 would truncate
     result.format_version = LAZER_VERSION if beatmap.format_version >= LAZER_VERSION else 14
     return result
+
+
+class UnusableTimingError(ValueError):
+    """A map to continue whose timing nothing can be placed on (no red line, or one whose beat
+    length is not a positive number): osu! stable does not load what would be written."""
+
+
+def check_red_lines(beatmap: Beatmap) -> None:
+    """UnusableTimingError unless the map has red lines, each of a positive beat length."""
+    red = [p for p in beatmap.timing_points if p.uninherited]
+    if not red:
+        raise UnusableTimingError(
+            "the map has no red line (uninherited timing point) to place objects on: time it "
+            "first (`kiai timing` prints red lines for its audio)")
+    for point in red:
+        if not (math.isfinite(point.beat_length) and point.beat_length > 0):
+            raise UnusableTimingError(
+                f"the red line at {point.time:g} ms has a beat length of {point.beat_length:g} "
+                "ms: fix it in the editor's timing panel first")
 
 
 def continued_version(beatmap: Beatmap) -> str:

@@ -6,6 +6,7 @@ needs reading a whole file, the audio or the model happens in the job, on the wo
 ends as job.failed. core's errors become the protocol's here (`protocol_error`):
 
     BeatmapError, UnsupportedModeError  BEATMAP_PARSE_ERROR  data {file, line}
+    UnusableTimingError (no red line)   BEATMAP_PARSE_ERROR  data {file}
     FileNotFoundError (a file gone)     FILE_NOT_FOUND
     AudioError, SongInputError          AUDIO_ERROR          data {file}
     TimingError (no beat to time)       AUDIO_ERROR          data {file}
@@ -23,6 +24,7 @@ from companion.jobs import JobContext, Outcome
 from companion.mapping import (
     NoModelError,
     Target,
+    UnusableTimingError,
     as_new_difficulty,
     audio_of,
     continue_beatmap,
@@ -73,8 +75,8 @@ def protocol_error(error: Exception, songs: SongsFolder, file: str = ""
     """core's exception as the protocol's, with paths relative to Songs; None if not core's."""
     if isinstance(error, BeatmapError):
         return BeatmapParseError(str(error), _relative(Path(error.file), songs), error.line_no)
-    if isinstance(error, UnsupportedModeError):
-        return BeatmapParseError(str(error), file, None)
+    if isinstance(error, (UnsupportedModeError, UnusableTimingError)):
+        return BeatmapParseError(f"{file}: {error}" if file else str(error), file, None)
     if isinstance(error, (CoreAudioError, TimingError)):
         file = _relative(Path(error.file), songs)
         return AudioError(f"{file}: {error.reason}", {"file": file})
@@ -101,8 +103,8 @@ def _guarded(work: Work, songs: SongsFolder, file: str = "") -> Work:
     def run(context: JobContext) -> Outcome:
         try:
             return work(context)
-        except (BeatmapError, UnsupportedModeError, CoreAudioError, SongInputError,
-                CheckpointError, NoModelError, *FILE_GONE) as e:
+        except (BeatmapError, UnsupportedModeError, UnusableTimingError, CoreAudioError,
+                SongInputError, CheckpointError, NoModelError, *FILE_GONE) as e:
             raise protocol_error(e, songs, file) from e  # type: ignore[misc]
     return run
 

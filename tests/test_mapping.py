@@ -139,6 +139,31 @@ def test_settings_out_of_their_range_are_refused_before_anything_runs(tmp_path, 
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
+@pytest.mark.parametrize("red_line,says", [
+    (None, "no red line"), ("1000,0,4,2,0,60,1,0", "beat length of 0 ms"),
+    ("1000,-500,4,2,0,60,1,0", "beat length of -500 ms"),
+])
+def test_continuing_a_map_without_usable_timing_is_refused(timed_song, tmp_path, red_line,
+                                                           says):
+    """With no red line (only green ones) or one of no positive beat length, nothing can be
+    placed on the beat; the map written had had no red line, which osu! stable refuses to load,
+    or sliders of 66 anchors."""
+    folder, _ = timed_song
+    source = next(folder.glob("*[[]Normal[]].osu"))
+    lines = source.read_text(encoding="utf-8").splitlines()
+    start = lines.index("[TimingPoints]") + 1
+    end = next(n for n in range(start, len(lines)) if not lines[n].strip())
+    timing = [t for t in lines[start:end] if t.split(",")[6] == "0"]  # green lines only
+    if red_line is not None:
+        timing.insert(0, red_line)
+    broken = tmp_path / source.name
+    broken.write_text("\n".join([*lines[:start], *timing, *lines[end:]]), encoding="utf-8")
+    shutil.copy(folder / "audio.ogg", tmp_path / "audio.ogg")
+    result = CliRunner().invoke(cli, ["continue", str(broken), "--from", "5"])
+    assert result.exit_code == 1 and says in result.output and str(broken) in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["audio.ogg", source.name])
+
+
 def test_continuing_a_map_that_names_no_audio_says_so(timed_song, tmp_path):
     folder, _ = timed_song
     source = next(folder.glob("*.osu"))

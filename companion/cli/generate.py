@@ -19,6 +19,7 @@ from companion.mapping import (
     Generated,
     NoModelError,
     Target,
+    UnusableTimingError,
     as_new_difficulty,
     audio_of,
     continue_beatmap,
@@ -223,8 +224,9 @@ def continue_command(beatmap_path: Path, from_text: str, until_text: str | None,
         generator = _generator(model_path)
         result = continue_beatmap(generator, beatmap, audio, from_ms, until_ms, options,
                                   progress=_progress)
-    except (AudioError, UnsupportedModeError) as e:
-        raise click.ClickException(str(e)) from e
+    except (AudioError, UnsupportedModeError, UnusableTimingError) as e:
+        raise click.ClickException(f"{beatmap_path}: {e}" if isinstance(
+            e, UnusableTimingError) else str(e)) from e
     written = _write(as_new_difficulty(result), beatmap_path.parent, output,
                      continued_version(beatmap))
     new = sum(from_ms <= o.time and (until_ms is None or o.time < until_ms)
