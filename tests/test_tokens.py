@@ -162,6 +162,12 @@ def test_invalid_sequences_are_rejected_at_the_first_bad_token():
         detokenize(good[:4], template, vocab)
     with pytest.raises(DetokenizeError, match="outside the vocabulary"):
         detokenize(good + [len(vocab)], template, vocab)
+    for first in (-1, len(vocab)):  # the first token too: it had been a ValueError
+        with pytest.raises(DetokenizeError, match="outside the vocabulary") as info:
+            detokenize([first, *good[1:]], template, vocab)
+        assert info.value.position == 0
+    with pytest.raises(DetokenizeError, match="empty"):
+        detokenize([], template, vocab)
     slider_without_end = [t("SOS"), t("START_SLIDER_B"), t("COORD_X_1"), t("COORD_Y_1"),
                           t("ADD_SLIDER_ANCHOR"), t("COORD_X_2"), t("COORD_Y_2"),
                           t("END_SLIDER_0R")]

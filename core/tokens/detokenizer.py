@@ -54,7 +54,7 @@ def decode_objects(ids: Sequence[int], template: Beatmap, vocab: Vocab,
     """The hit objects of a token sequence, timed and shaped with the template's timing."""
     reader = _Reader(vocab, template, options)
     walker = GrammarWalker(Grammar(vocab.config))
-    if ids and vocab.category(ids[0]) is not C.SOS:
+    if ids and 0 <= ids[0] < len(vocab) and vocab.category(ids[0]) is not C.SOS:
         walker.step(C.SOS)  # a bare object sequence is read as if SOS came first
         walker.position = 0
     for position, token in enumerate(ids):
@@ -67,6 +67,8 @@ def decode_objects(ids: Sequence[int], template: Beatmap, vocab: Vocab,
         except GrammarError as e:
             raise DetokenizeError(str(e), position) from e
         reader.token(category, index)
+    if not ids:
+        raise DetokenizeError("the sequence is empty: no token to read", 0)
     if not walker.at_object_boundary:
         raise DetokenizeError(f"the sequence ends inside an object (after token {len(ids) - 1})",
                               len(ids))
