@@ -164,6 +164,26 @@ def test_continuing_a_map_without_usable_timing_is_refused(timed_song, tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["audio.ogg", source.name])
 
 
+def test_where_the_map_cannot_be_written_is_said_before_generating(timed_song, tmp_path,
+                                                                      monkeypatch):
+    """An -o that exists or whose folder does not, a song folder that cannot be written to:
+    refused at once, naming the target (they had been found after the whole generation, and
+    named the temp file), with no model loaded."""
+    folder, _ = timed_song
+    source = next(folder.glob("*[[]Normal[]].osu"))
+    monkeypatch.setattr("companion.cli.generate._generator", lambda path: pytest.fail(
+        "the model was loaded: the check came too late"))
+    exists = CliRunner().invoke(cli, ["generate", str(folder), "-o", str(source)])
+    assert exists.exit_code == 1 and f"{source} exists" in exists.output
+    nowhere = tmp_path / "no such dir" / "x.osu"
+    missing = CliRunner().invoke(cli, ["continue", str(source), "--from", "5", "-o",
+                                       str(nowhere)])
+    assert missing.exit_code == 1 and "no such folder" in missing.output
+    monkeypatch.setattr("companion.cli.generate._may_write", lambda path: False)  # as root
+    locked = CliRunner().invoke(cli, ["generate", str(folder)])
+    assert locked.exit_code == 1 and f"cannot write into {folder}" in locked.output
+
+
 def test_continuing_a_map_that_names_no_audio_says_so(timed_song, tmp_path):
     folder, _ = timed_song
     source = next(folder.glob("*.osu"))

@@ -6,6 +6,7 @@ Both write a new difficulty beside the song, named as osu! names it, and never o
 from __future__ import annotations
 
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -132,7 +133,25 @@ def _write(beatmap: Beatmap, folder: Path, output: Path | None, version: str) ->
     try:
         return save(beatmap, output)
     except OSError as e:  # FileExistsError included: never overwrite
-        raise click.ClickException(str(e)) from e
+        raise click.ClickException(f"cannot write {output}: {e.strerror or e}") from e
+
+
+def _check_writable(folder: Path, output: Path | None) -> None:
+    """Refuse before generating (minutes, for a long song) what the write would refuse after:
+    an -o that exists or whose folder does not, a song folder that cannot be written to."""
+    if output is not None:
+        if output.exists():
+            raise click.ClickException(f"{output} exists: kiai never overwrites a file; give "
+                                       "another -o")
+        folder = output.parent
+    if not folder.is_dir():
+        raise click.ClickException(f"cannot write into {folder}: no such folder")
+    if not _may_write(folder):
+        raise click.ClickException(f"cannot write into {folder}: permission denied")
+
+
+def _may_write(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
 
 
 @click.command("generate")
@@ -155,6 +174,7 @@ def generate_command(song: Path, stars, ar, cs, od, hp, bpm, sampling, temperatu
         source = resolve(song)
     except SongInputError as e:
         raise click.ClickException(str(e)) from e
+    _check_writable(source.folder, output)
     options = _options(sampling, temperature, top_k, top_p, beam_size, seed, draw_gaps, spacing,
                        precision)
     generator = _generator(model_path)
@@ -217,6 +237,7 @@ def continue_command(beatmap_path: Path, from_text: str, until_text: str | None,
     if until_ms is not None and until_ms <= from_ms:
         raise click.ClickException("--until must come after --from")
     beatmap = load_beatmap(beatmap_path)
+    _check_writable(beatmap_path.parent, output)
     options = _options(sampling, temperature, top_k, top_p, beam_size, seed, draw_gaps, spacing,
                        precision)
     try:
