@@ -43,7 +43,7 @@ def resolve(path: Path) -> SongInput:
         return SongInput(path.parent, path, fresh_template(path))
     if not path.is_dir():
         raise SongInputError(f"{path}: no such file or folder")
-    maps, named = [], set()
+    maps, named, unnamed = [], set(), []
     for osu in sorted(path.glob("*.osu")):
         try:
             beatmap = parse_file(osu).beatmap
@@ -53,25 +53,52 @@ def resolve(path: Path) -> SongInput:
             named.add(beatmap.audio_filename.strip())
             if find_file(path, beatmap.audio_filename) is not None:
                 maps.append(beatmap)
+        else:
+            unnamed.append(beatmap)
     if maps:
-        # an osu!standard difficulty first; else a taiko, catch or mania one: its timing is the
-        # song's all the same, and the new difficulty is osu!standard
-        source = max(maps, key=lambda b: (b.mode is Mode.OSU,
-                                          sum(p.uninherited for p in b.timing_points)))
-        template = copy.deepcopy(source)
-        template.hit_objects = []
-        template.general["Mode"] = str(int(Mode.OSU))
-        # Break periods belonged to the old objects.
-        template.events = [e for e in template.events if break_span(e) is None]
-        return SongInput(path, find_file(path, source.audio_filename), template)
+        source = _template_source(maps)
+        return SongInput(path, find_file(path, source.audio_filename), _template(source))
     if named:  # the song is missing; the folder's other audio files are hitsound samples
+        spaced = [p.name for p in path.iterdir() if p.name != p.name.strip()
+                  and p.name.strip() in named]
+        hint = (f"; {spaced[0]!r} has spaces around its name, which osu! trims: rename it"
+                if spaced else "")
         raise SongInputError(f"{path}: its maps' audio file ({', '.join(sorted(named))}) is not "
-                             f"in the folder")
+                             f"in the folder{hint}")
     audio_files = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
     if not audio_files:
         raise SongInputError(f"{path}: no audio file ({', '.join(AUDIO_SUFFIXES)}) in the folder")
     song = max(audio_files, key=_seconds)  # the song, not a hitsound sample beside it
+    if unnamed:  # maps that lost their AudioFilename line: their metadata and timing still hold
+        template = _template(_template_source(unnamed))
+        template.general["AudioFilename"] = _osu_name(song)
+        return SongInput(path, song, template)
     return SongInput(path, song, fresh_template(song, folder=path.name))
+
+
+def _template_source(maps: list[Beatmap]) -> Beatmap:
+    """An osu!standard difficulty first; else a taiko, catch or mania one: its timing is the
+    song's all the same, and the new difficulty is osu!standard. The most timed one."""
+    return max(maps, key=lambda b: (b.mode is Mode.OSU,
+                                    sum(p.uninherited for p in b.timing_points)))
+
+
+def _template(source: Beatmap) -> Beatmap:
+    template = copy.deepcopy(source)
+    template.hit_objects = []
+    template.general["Mode"] = str(int(Mode.OSU))
+    # Break periods belonged to the old objects.
+    template.events = [e for e in template.events if break_span(e) is None]
+    return template
+
+
+def _osu_name(audio: Path) -> str:
+    """The audio's name for AudioFilename; SongInputError for one osu! could not find (it
+    trims the value: a name that starts or ends with a space is lost)."""
+    if audio.name != audio.name.strip():
+        raise SongInputError(f"{audio}: osu! trims the spaces around a map's AudioFilename, so "
+                             f"it could not load {audio.name!r}: rename the file without them")
+    return audio.name
 
 
 def _seconds(audio: Path) -> float:
@@ -107,7 +134,7 @@ def fresh_template(audio: Path, folder: str | None = None) -> Beatmap:
                      or artist_and_title(audio.stem, set_id=False) or ("", ""))
     title, artist = tags.title or title or audio.stem, tags.artist or artist or "Unknown"
     beatmap = Beatmap()
-    beatmap.general = {"AudioFilename": audio.name, "AudioLeadIn": "0", "PreviewTime": "-1",
+    beatmap.general = {"AudioFilename": _osu_name(audio), "AudioLeadIn": "0", "PreviewTime": "-1",
                        "Countdown": "0", "SampleSet": "Soft", "StackLeniency": "0.7",
                        "Mode": "0", "LetterboxInBreaks": "0", "WidescreenStoryboard": "0"}
     beatmap.metadata = {"Title": _ascii(title) or audio.stem, "TitleUnicode": title,

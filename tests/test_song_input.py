@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from core.beatmap.parser import parse_file
 from core.song_input import SongInputError, find_file, resolve
 from core.synth.config import SynthConfig
 from core.synth.songs import write_song
@@ -62,3 +63,38 @@ def test_an_audio_name_too_long_for_the_file_system_is_a_missing_file(tmp_path):
     (tmp_path / "audio.ogg").write_bytes(b"OggS")
     assert find_file(tmp_path, "a" * 300 + ".mp3") is None
     assert find_file(tmp_path, "AUDIO.OGG") == tmp_path / "audio.ogg"
+
+
+def test_a_map_that_lost_its_audio_line_still_gives_its_metadata_and_timing(song, tmp_path):
+    """A map without AudioFilename in a folder with one song: its title and red lines are the
+    template's, and the new map names the song (they had been dropped for 'Unknown - song' at
+    an estimated tempo, silently)."""
+    source = next(song.glob("*[[]Hard[]].osu"))
+    lines = [line for line in source.read_text(encoding="utf-8").splitlines()
+             if not line.startswith("AudioFilename")]
+    folder = tmp_path / "lost"
+    folder.mkdir()
+    (folder / source.name).write_text("\n".join(lines), encoding="utf-8")
+    shutil.copy(song / "audio.ogg", folder / "song.ogg")
+    picked = resolve(folder)
+    original = parse_file(source).beatmap
+    assert picked.audio == folder / "song.ogg"
+    assert picked.template.general["AudioFilename"] == "song.ogg"
+    assert picked.template.metadata["Title"] == original.metadata["Title"]
+    assert picked.template.timing_points == original.timing_points
+
+
+def test_an_audio_name_with_spaces_around_it_is_refused_naming_them(song, tmp_path):
+    """osu! trims AudioFilename's value: a map naming ' my song.ogg' would never load it, and
+    kiai's own parser did not find the file either after writing such a map."""
+    bare = tmp_path / "spaced"
+    bare.mkdir()
+    shutil.copy(song / "audio.ogg", bare / " my song.ogg")
+    with pytest.raises(SongInputError, match="rename the file"):
+        resolve(bare)
+    with pytest.raises(SongInputError, match="rename the file"):
+        resolve(bare / " my song.ogg")
+    shutil.copy(next(song.glob("*[[]Hard[]].osu")), bare / "map.osu")  # names audio.ogg
+    (bare / " my song.ogg").rename(bare / " audio.ogg")
+    with pytest.raises(SongInputError, match="spaces around its name"):
+        resolve(bare)
