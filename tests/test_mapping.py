@@ -7,11 +7,13 @@ import itertools
 import math
 import shutil
 
+import click
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
 from companion.cli import main as cli
+from companion.cli.generate import parse_time_ms
 from companion.mapping import (
     DENSITY_PER_EFFORT,
     EFFORT_PER_STAR,
@@ -301,3 +303,15 @@ def test_a_lazer_map_is_continued_as_lazer_wrote_it(starter_generator, timed_son
     assert text.startswith("osu file format v128")
     reread = parse_bytes(text.encode(), "continued.osu").beatmap
     assert reread.hit_objects[0].x == source.hit_objects[0].x
+
+
+@pytest.mark.parametrize("text,ms", [("62500", 62500.0), ("1:02.500", 62500.0),
+                                     ("01:02:500", 62500.0), ("0:05", 5000.0)])
+def test_continue_reads_times_as_the_editor_writes_them(text, ms):
+    assert parse_time_ms(text) == ms
+
+
+@pytest.mark.parametrize("text", ["99:99.999", "1:60", "abc", "-500"])
+def test_times_that_are_no_time_are_refused(text):
+    with pytest.raises(click.BadParameter):
+        parse_time_ms(text)

@@ -53,6 +53,8 @@ def parse_time_ms(text: str) -> float:
     if not match:
         raise click.BadParameter(f"{text!r} is not a time (ms, m:ss.mmm or mm:ss:mmm)")
     minutes, seconds, millis = match.groups()
+    if minutes is not None and int(seconds) >= 60:
+        raise click.BadParameter(f"{text!r}: {seconds} is not a second of a minute (00-59)")
     return (int(minutes or 0) * 60 + int(seconds)) * 1000.0 + int((millis or "0").ljust(3, "0"))
 
 
