@@ -46,8 +46,10 @@ class Analyses:
     def run(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
         """Run `work` on the worker thread, then `done(result)` on the loop, where result is
         work's return value or the ProtocolError it ended with. QueueFullError at once when
-        `capacity` are waiting or running."""
-        if self._closing or self._pending >= self.capacity:
+        `capacity` are waiting or running (JobCancelledError once closing)."""
+        if self._closing:
+            raise JobCancelledError("the daemon is shutting down")
+        if self._pending >= self.capacity:
             raise QueueFullError(self.capacity, "timing estimate queue", "estimates")
         self._pending += 1
         future = asyncio.get_running_loop().run_in_executor(self._executor, _guarded, work)

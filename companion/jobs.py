@@ -42,6 +42,7 @@ from protocol import (
     ModelError,
     ProtocolError,
     QueueFullError,
+    encode_notification,
     iso_utc,
 )
 
@@ -204,14 +205,28 @@ class JobQueue:
                 self._running = None
             duration = time.monotonic() - started
             if isinstance(outcome, Outcome):
-                self._end(job, "finished", JobFinished(
-                    job.id, outcome.path, JobStats(outcome.objects, outcome.stars, duration,
-                                                   outcome.timing, outcome.attempts,
-                                                   outcome.alternative_bpm, outcome.bpm_tag),
-                    backup_path=outcome.backup_path))
-            else:
+                outcome = self._finish(job, outcome, duration)
+            if outcome is not None:
                 state = "cancelled" if isinstance(outcome, JobCancelledError) else "failed"
                 self._end(job, state, JobFailed.from_error(job.id, outcome))
+
+    def _finish(self, job: Job, outcome: Outcome, duration: float) -> ProtocolError | None:
+        """End the job with job.finished; the error to end it with instead where the result
+        cannot be sent (a path that is no UTF-8, from a folder name: no client could be told,
+        and job.list would disagree with what they heard)."""
+        finished = JobFinished(
+            job.id, outcome.path, JobStats(outcome.objects, outcome.stars, duration,
+                                           outcome.timing, outcome.attempts,
+                                           outcome.alternative_bpm, outcome.bpm_tag),
+            backup_path=outcome.backup_path)
+        try:
+            encode_notification(finished)
+        except (TypeError, ValueError) as e:
+            log.error("job %s wrote %s but cannot say so: %s", job.id, ascii(outcome.path), e)
+            return InternalError(f"the map was written to {outcome.path!a}, a path the "
+                                 "protocol cannot carry")
+        self._end(job, "finished", finished)
+        return None
 
     def _end(self, job: Job, state: str, notification: Any) -> None:
         job.state = state

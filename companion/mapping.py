@@ -29,7 +29,7 @@ from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, settings_for_stars, star_rating
 from core.generate import Generator, continue_map
 from core.rhythm import gap_shares_for_stars, observed_gap_shares
-from core.song_input import SongInput, find_file
+from core.song_input import SongInput, check_audio_name, find_file
 from core.spacing import observed_spacing, spacing_for_stars
 from core.starter import default_model_path
 from core.tempo import TimingError, tempo_alternative, timing_from_mel
@@ -187,6 +187,7 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     attempt n (2, 3, ...), with the stars of the best so far; `progress` restarts at 0 for each
     attempt.
     """
+    check_audio_name(source.audio)
     template = copy.deepcopy(source.template)
     template.difficulty = target.difficulty(template.difficulty)
     template.editor.setdefault("BeatDivisor", str(DEFAULT_BEAT_DIVISOR))
@@ -298,10 +299,7 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
     after `until_ms` kept exactly, new jumps no wider and short gaps no more frequent than the
     map's before `from_ms`. Its Version is the original's (the caller names a new difficulty
     with continued_version)."""
-    if beatmap.mode is not Mode.OSU:
-        raise UnsupportedModeError(f"only osu!standard maps can be continued, not mode "
-                                   f"{int(beatmap.mode)} ({beatmap.mode.name.lower()})")
-    check_red_lines(beatmap)
+    check_continuable(beatmap)
     mel = features(audio)
     audio_ms = mel.shape[-1] * FRAME_MS - LATENCY_MS  # its end in beatmap time
     if from_ms >= audio_ms:  # else a "continuation" of silence: a map with nothing new
@@ -338,8 +336,12 @@ class UnusableTimingError(ValueError):
     length is not a positive number): osu! stable does not load what would be written."""
 
 
-def check_red_lines(beatmap: Beatmap) -> None:
-    """UnusableTimingError unless the map has red lines, each of a positive beat length."""
+def check_continuable(beatmap: Beatmap) -> None:
+    """UnsupportedModeError unless an osu!standard map; UnusableTimingError unless it has red
+    lines, each of a positive beat length. Cheap: asked before the model or audio is loaded."""
+    if beatmap.mode is not Mode.OSU:
+        raise UnsupportedModeError(f"only osu!standard maps can be continued, not mode "
+                                   f"{int(beatmap.mode)} ({beatmap.mode.name.lower()})")
     red = [p for p in beatmap.timing_points if p.uninherited]
     if not red:
         raise UnusableTimingError(

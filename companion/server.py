@@ -41,10 +41,7 @@ from companion.tasks import Workspace
 from companion.watcher import SongsWatcher
 from core.generate import Generator
 from protocol import (
-    InternalError,
     InvalidRequestError,
-    JobFailed,
-    JobFinished,
     Message,
     Notification,
     ProtocolError,
@@ -128,9 +125,6 @@ class Daemon:
             frame = encode_notification(notification)
         except (TypeError, ValueError):  # a bug; the job worker calling this must go on
             log.exception("cannot encode %r", notification)
-            if isinstance(notification, JobFinished):  # every job must still end for clients
-                self.broadcast(JobFailed.from_error(notification.job_id, InternalError(
-                    "the job finished, but its result could not be sent (see the log)")))
             return
         for session in list(self.sessions):
             if session.initialized:

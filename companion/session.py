@@ -53,7 +53,7 @@ def check_handshake(connection: ServerConnection, headers: Headers, token: str,
     hostname, _, port = host.rpartition(":")
     if not hostname or host.endswith("]"):  # no port (an IPv6 address holds colons)
         hostname, port = host, "0"
-    if hostname.lower() not in LOOPBACK_HOSTS or not port.isdigit():
+    if hostname.lower() not in LOOPBACK_HOSTS or not (port.isascii() and port.isdigit()):
         return connection.respond(HTTPStatus.FORBIDDEN, "the Host must be 127.0.0.1\n")
     origin = headers.get("Origin")
     if origin is not None and origin not in origins:

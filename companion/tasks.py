@@ -27,6 +27,7 @@ from companion.mapping import (
     UnusableTimingError,
     as_new_difficulty,
     audio_of,
+    check_continuable,
     continue_beatmap,
     continued_version,
     generate_beatmap,
@@ -85,8 +86,14 @@ def protocol_error(error: Exception, songs: SongsFolder, file: str = ""
     if isinstance(error, (CheckpointError, NoModelError)):
         return ModelError(str(error))
     if isinstance(error, FILE_GONE):  # deleted (or made a folder) while the job ran
-        gone = _relative(Path(error.filename), songs) if error.filename else file
-        return MissingFileError(gone or "a file of the job")
+        if not error.filename:
+            return MissingFileError(file or "a file of the job")
+        gone = Path(error.filename)
+        if gone.name.startswith(".") and gone.name.endswith(".tmp"):  # a write's temp file:
+            gone = gone.parent  # its folder went away
+        if gone.is_absolute() and not gone.is_relative_to(songs.root):
+            return None  # not the client's: the model's checkpoint, say (INTERNAL_ERROR)
+        return MissingFileError(_relative(gone, songs))
     return None
 
 
@@ -105,7 +112,10 @@ def _guarded(work: Work, songs: SongsFolder, file: str = "") -> Work:
             return work(context)
         except (BeatmapError, UnsupportedModeError, UnusableTimingError, CoreAudioError,
                 SongInputError, CheckpointError, NoModelError, *FILE_GONE) as e:
-            raise protocol_error(e, songs, file) from e  # type: ignore[misc]
+            error = protocol_error(e, songs, file)
+            if error is None:  # a file outside Songs gone: the job queue's INTERNAL_ERROR
+                raise
+            raise error from e
     return run
 
 
@@ -152,6 +162,7 @@ def continue_work(space: Workspace, request: ContinueRequest) -> Work:
         else:
             data = r.beatmap.read_bytes()
         beatmap = parse_bytes(data, r.relative).beatmap
+        check_continuable(beatmap)
         audio = space.songs.contain(audio_of(beatmap, r.beatmap.parent))
         generator = context.generator()
         context.progress("decoding", 0.0)

@@ -319,16 +319,25 @@ class HandledState:
             self._save()
 
     def _save(self) -> None:
+        """Write the record; where it cannot be written (a full disk, a read-only config
+        folder) say so and go on: `names` still holds it for this run."""
         self._document.setdefault("songs", {})[self.key] = {
             "handled": sorted(self.names), "updated": time.time()}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=self.path.parent)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=self.path.parent)
+        except OSError as e:
+            log.warning("%s: cannot record the handled song folders (%s)", self.path, e)
+            return
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(self._document, f, indent=1)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
+        except OSError as e:
+            Path(tmp).unlink(missing_ok=True)
+            log.warning("%s: cannot record the handled song folders (%s)", self.path, e)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -206,8 +206,8 @@ def _interrupts_held() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    if caught:
-        raise KeyboardInterrupt
+        if caught:  # also over an error the cut-short read gave: the mapper asked to stop
+            raise KeyboardInterrupt
 
 
 def _truncation(data: bytes, container: str, announced: int, decoded: int) -> str | None:

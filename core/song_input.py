@@ -71,7 +71,7 @@ def resolve(path: Path) -> SongInput:
     song = max(audio_files, key=_seconds)  # the song, not a hitsound sample beside it
     if unnamed:  # maps that lost their AudioFilename line: their metadata and timing still hold
         template = _template(_template_source(unnamed))
-        template.general["AudioFilename"] = _osu_name(song)
+        template.general["AudioFilename"] = song.name
         return SongInput(path, song, template)
     return SongInput(path, song, fresh_template(song, folder=path.name))
 
@@ -92,13 +92,13 @@ def _template(source: Beatmap) -> Beatmap:
     return template
 
 
-def _osu_name(audio: Path) -> str:
-    """The audio's name for AudioFilename; SongInputError for one osu! could not find (it
-    trims the value: a name that starts or ends with a space is lost)."""
+def check_audio_name(audio: Path) -> None:
+    """SongInputError for an audio file a map cannot name: osu! trims AudioFilename's value,
+    so a name that starts or ends with a space is never found (kiai's parser trims it too).
+    Asked before a map is written; timing it is fine."""
     if audio.name != audio.name.strip():
         raise SongInputError(f"{audio}: osu! trims the spaces around a map's AudioFilename, so "
                              f"it could not load {audio.name!r}: rename the file without them")
-    return audio.name
 
 
 def _seconds(audio: Path) -> float:
@@ -134,7 +134,7 @@ def fresh_template(audio: Path, folder: str | None = None) -> Beatmap:
                      or artist_and_title(audio.stem, set_id=False) or ("", ""))
     title, artist = tags.title or title or audio.stem, tags.artist or artist or "Unknown"
     beatmap = Beatmap()
-    beatmap.general = {"AudioFilename": _osu_name(audio), "AudioLeadIn": "0", "PreviewTime": "-1",
+    beatmap.general = {"AudioFilename": audio.name, "AudioLeadIn": "0", "PreviewTime": "-1",
                        "Countdown": "0", "SampleSet": "Soft", "StackLeniency": "0.7",
                        "Mode": "0", "LetterboxInBreaks": "0", "WidescreenStoryboard": "0"}
     beatmap.metadata = {"Title": _ascii(title) or audio.stem, "TitleUnicode": title,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 
 from kiai_client import (
     EXIT_FAILED,
@@ -41,13 +42,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("song", metavar="SONG",
                         help="song folder or audio file, relative to Songs or absolute")
-    parser.add_argument("--bpm", type=float, default=None,
-                        help="the song's tempo, where you know it: only the offset is estimated")
-    parser.add_argument("--meter", type=int, default=None,
-                        help="beats per bar (default: 4, or 3 where the accents say so)")
+    parser.add_argument("--bpm", type=in_range(float, 20, 1000), default=None,
+                        help="the song's tempo (20-1000), where you know it: only the offset "
+                             "is estimated")
+    parser.add_argument("--meter", type=in_range(int, 1, 16), default=None,
+                        help="beats per bar, 1-16 (default: 4, or 3 where the accents say so)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_connection_arguments(parser)
     return parser.parse_args(argv)
+
+
+def in_range(kind: type, low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: `kind` within [low, high] (timing.estimate's schema), so that a bad
+    value is a usage error (exit 2), not a refused request."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not low <= value <= high:  # nan fails this too
+            raise argparse.ArgumentTypeError(f"{text} is not within {low:g}..{high:g}")
+        return value
+    return parse
 
 
 def describe(result: TimingEstimateResult) -> str:

@@ -3,6 +3,7 @@ generate/continue logic the CLI shares with the daemon."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from datetime import datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -22,14 +23,18 @@ from companion.config import (
     load_config,
     write_default_config,
 )
+from companion.jobs import JobQueue, Outcome
 from companion.safety import OwnWrites, SongsFolder, write_in_place, write_new_difficulty
 from companion.session import RateLimiter
+from companion.tasks import protocol_error
 from core.beatmap.parser import parse_file
 from protocol import (
     FileChangedError,
     InvalidParamsError,
+    JobFailed,
     MissingFileError,
     PathOutsideSongsError,
+    encode_notification,
 )
 
 
@@ -269,3 +274,34 @@ def test_sampling_params_reach_the_decoder():
     with pytest.raises(InvalidParamsError, match="beam_size"):
         _options(Sampling(beam_size=0))
 
+
+
+def test_files_gone_while_a_job_ran_are_named_as_the_client_knows_them(song, tmp_path):
+    """A deleted song folder shows in the write's temp file; the client is told the folder,
+    relative to Songs. A file gone outside Songs (the model's) is no FILE_NOT_FOUND of theirs."""
+    songs = SongsFolder(song.parent)
+    folder = songs.root / "1 Song"
+    temp = FileNotFoundError(2, "No such file", str(folder / ".A - B (kiai) [x].osu.h88l.tmp"))
+    assert protocol_error(temp, songs).data == {"path": "1 Song"}
+    gone = FileNotFoundError(2, "No such file", str(folder / "map.osu"))
+    assert protocol_error(gone, songs).data == {"path": "1 Song/map.osu"}
+    assert protocol_error(FileNotFoundError(2, "x", str(tmp_path / "model.pt")), songs) is None
+
+
+def test_a_job_whose_result_cannot_be_sent_ends_failed_for_clients_and_job_list():
+    """A folder name that is not UTF-8 (legal on Linux) makes a path the protocol cannot carry:
+    the job had been listed finished while no client heard of it."""
+    async def main():
+        published = []
+        queue = JobQueue(2, lambda: object(), published.append)
+        job = queue.submit("map.generate", lambda context: Outcome("bad\udcff/x.osu", 1, 1.0))
+        while not any(isinstance(n, JobFailed) for n in published):
+            await asyncio.sleep(0.01)
+        await queue.close()
+        return job, published
+
+    job, published = asyncio.run(main())
+    (failed,) = [n for n in published if isinstance(n, JobFailed)]
+    assert failed.code == -32603 and "cannot carry" in failed.message
+    assert "\\udcff" in failed.message and job.state == "failed"
+    encode_notification(failed)  # and that one can be sent

@@ -169,7 +169,7 @@ def test_the_analysis_thread_bounds_what_waits_and_answers_every_request():
         hold.set()
         while len(answers) < 5:
             await asyncio.sleep(0.01)
-        with pytest.raises(QueueFullError):
+        with pytest.raises(JobCancelledError, match="shutting down"):
             analyses.run(lambda: "closed", answers.append)
         return answers
 
@@ -199,6 +199,7 @@ def test_the_red_lines_example_prints_lines_that_paste_into_a_map(songs, model, 
         done = example(daemon.port, str(bare))
         as_json = example(daemon.port, f"{bare.name}/audio.ogg", "--bpm", "300", "--json")
         outside = example(daemon.port, "../elsewhere")
+        slow = example(daemon.port, str(bare), "--bpm", "5")
     assert done.returncode == 0, done.stderr
     header, *lines = done.stdout.splitlines()
     assert header == "[TimingPoints]"
@@ -212,3 +213,4 @@ def test_the_red_lines_example_prints_lines_that_paste_into_a_map(songs, model, 
     assert result["tempoFrom"] == "given" and result["timingPoints"][0]["bpm"] == 300
     assert outside.returncode == 1 and "PATH_OUTSIDE_SONGS" not in outside.stderr
     assert "outside" in outside.stderr and "-32010" in outside.stderr
+    assert slow.returncode == 2 and "not within 20..1000" in slow.stderr  # a usage error

@@ -11,6 +11,7 @@ import time
 
 from daemon_support import Client, config_for, running
 
+from companion.watcher import HandledState
 from core.beatmap.parser import parse_file
 from core.beatmap.ticks import TickGrid, divisors_for
 
@@ -194,3 +195,14 @@ def test_renamed_sets_stay_handled_and_a_stalled_copy_is_generated_once_complete
     assert not generated(songs / "old song (tidied)")
     assert len(generated(songs / "90002 Stalled")) == 1
     assert finished["params"]["stats"]["objects"] > 0
+
+
+def test_a_record_that_cannot_be_written_is_logged_not_raised(tmp_path, caplog):
+    """A full disk or a read-only config folder must not stop the watching (the error had
+    escaped the watcher's guard, ending it silently); the folder stays handled for this run."""
+    blocker = tmp_path / "not a folder"
+    blocker.write_text("a file where the config folder should be", encoding="utf-8")
+    state = HandledState(blocker / "state.json", tmp_path / "Songs")
+    state.add("123 New Song")
+    assert "123 New Song" in state.names
+    assert "cannot record the handled song folders" in caplog.text

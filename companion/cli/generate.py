@@ -23,6 +23,7 @@ from companion.mapping import (
     UnusableTimingError,
     as_new_difficulty,
     audio_of,
+    check_continuable,
     continue_beatmap,
     continued_version,
     generate_beatmap,
@@ -37,7 +38,7 @@ from core.decoding import DecodingOptions
 from core.difficulty import star_rating
 from core.generate import Generator
 from core.incremental import PRECISIONS
-from core.song_input import SongInputError, resolve
+from core.song_input import SongInputError, check_audio_name, resolve
 from core.tempo import MAX_GIVEN_BPM, MIN_GIVEN_BPM
 from core.tokens.tokenizer import UnsupportedModeError
 
@@ -174,6 +175,7 @@ def generate_command(song: Path, stars, ar, cs, od, hp, bpm, sampling, temperatu
     """Write a new difficulty for a song (an audio file, or a song folder)."""
     try:
         source = resolve(song)
+        check_audio_name(source.audio)
     except SongInputError as e:
         raise click.ClickException(str(e)) from e
     _check_writable(source.folder, output)
@@ -239,6 +241,10 @@ def continue_command(beatmap_path: Path, from_text: str, until_text: str | None,
     if until_ms is not None and until_ms <= from_ms:
         raise click.ClickException("--until must come after --from")
     beatmap = load_beatmap(beatmap_path)
+    try:
+        check_continuable(beatmap)
+    except (UnsupportedModeError, UnusableTimingError) as e:
+        raise click.ClickException(f"{beatmap_path}: {e}") from e
     _check_writable(beatmap_path.parent, output)
     options = _options(sampling, temperature, top_k, top_p, beam_size, seed, draw_gaps, spacing,
                        precision)
@@ -247,9 +253,8 @@ def continue_command(beatmap_path: Path, from_text: str, until_text: str | None,
         generator = _generator(model_path)
         result = continue_beatmap(generator, beatmap, audio, from_ms, until_ms, options,
                                   progress=_progress)
-    except (AudioError, UnsupportedModeError, UnusableTimingError) as e:
-        raise click.ClickException(f"{beatmap_path}: {e}" if isinstance(
-            e, UnusableTimingError) else str(e)) from e
+    except AudioError as e:
+        raise click.ClickException(str(e)) from e
     written = _write(as_new_difficulty(result), beatmap_path.parent, output,
                      continued_version(beatmap))
     new = sum(from_ms <= o.time and (until_ms is None or o.time < until_ms)
