@@ -21,7 +21,7 @@ from torch import Tensor
 
 from core.audio import FRAME_MS, LATENCY_FRAMES
 from core.beat_grid import grid_classes
-from core.beatmap.model import Beatmap, HitObject, Slider, Spinner
+from core.beatmap.model import Beatmap, Circle, HitObject, Slider, Spinner
 from core.beatmap.ticks import TickGrid, beat_divisor_of, divisors_for
 from core.beatmap.timing import ControlPoints, annotate_sliders, slider_velocity
 from core.checkpoint import load_model
@@ -47,6 +47,7 @@ SILENCE_REACH_MS = 50.0
 # last rest.
 HOLE_MS = 2000.0
 RETRY_STEP_MS = 1000.0
+MIN_SPINNER_MS = 500.0  # a spinner cut to fit shorter than this cannot be spun: dropped
 # A spinner the model ends such a window after is taken back, and its window asked again with
 # no spinner before its end, where the music goes on for HOLE_MS after it: within BREAK_DB of
 # the song's typical level (the mean log-mel band's median). The tenth starter's spinners in
@@ -142,7 +143,8 @@ class Generator:
                                    rng, should_stop)
             decoded = decode_objects(ids + result.tokens, template, self.vocab,
                                      DetokenizeOptions(origin_ms=origin, snap=bool(ticks)))
-            fresh = [o for o in decoded[len(prefix):] if start_ms <= o.time < end_ms]
+            fresh = [fitted for o in decoded[len(prefix):] if start_ms <= o.time < end_ms
+                     and (fitted := _ending_by(o, end_ms)) is not None]
             for obj in fresh:
                 if isinstance(obj, Slider):
                     keep_arc_inside(obj, template.format_version)
@@ -189,6 +191,34 @@ class Generator:
                 and not any(spinner is s for s in spared)
                 and music_goes_on(levels, typical, spinner.end_time,
                                   spinner.end_time + self.windows.hole_ms))
+
+
+def _ending_by(obj: HitObject, end_ms: float) -> HitObject | None:
+    """`obj`, made to end by `end_ms` (the song's end, or the mapper's next kept object):
+    a slider with fewer repeats, or a circle at its head where even one span runs past; a
+    spinner cut short, or dropped where under MIN_SPINNER_MS would be left. Decoding bounds
+    where objects start, not where their bodies end."""
+    if obj.end_time <= end_ms:
+        return obj
+    if isinstance(obj, Slider) and obj.duration:
+        span = obj.duration / obj.slides
+        slides = int((end_ms - obj.time) // span) if span > 0 else 0
+        if slides >= 1:
+            fitted = copy.deepcopy(obj)
+            fitted.slides, fitted.duration = slides, span * slides
+            for edges in ("edge_sounds", "edge_sets"):  # one per edge: slides + 1
+                if getattr(fitted, edges):
+                    setattr(fitted, edges, "|".join(getattr(fitted, edges).split("|")
+                                                    [:slides + 1]))
+            return fitted
+    if isinstance(obj, Spinner):
+        if end_ms - obj.time < MIN_SPINNER_MS:
+            return None
+        fitted = copy.deepcopy(obj)
+        fitted.spinner_end = math.floor(end_ms)
+        return fitted
+    return Circle(obj.x, obj.y, obj.time, obj.new_combo, obj.combo_skip, obj.hitsound,
+                  obj.hit_sample)
 
 
 def continue_map(generator: Generator, beatmap: Beatmap, mel: Tensor, from_ms: float,

@@ -392,3 +392,35 @@ def test_no_object_starts_inside_a_spinner_that_runs_past_its_window(generator, 
     after = [o for o in objects if o.time > spinners[0].time]
     assert after and min(o.time for o in after) > spinners[0].end_time
     check_valid(template, objects, TickGrid(template.timing_points))
+
+
+def test_objects_end_by_the_end_they_are_given(generator, song, monkeypatch):
+    """Decoding bounds where objects start; their bodies had run past the song's end (a slider
+    ending 460 ms after welcome's audio) and into the mapper's next kept object (continue
+    --until). A slider keeps the repeats that fit, else becomes a circle at its head; a spinner
+    is cut short, or dropped where too little is left."""
+    _, template, mel = song
+    end = 12_000.0
+    ticks = TickGrid(template.timing_points)
+    late = next(t for t in range(int(end) - 150, 0, -1) if ticks.snap(t, 1.0))
+    real = core.generate.decode_objects
+
+    def with_a_slider_too_long(ids, template_, vocab, options):
+        objects = [o for o in real(ids, template_, vocab, options) if o.end_time < late - 100]
+        slider = Slider(200, 200, late, curve_type="L", points=[(400, 200)], slides=2,
+                        length=200.0, duration=800.0)
+        return [*objects, slider]
+
+    monkeypatch.setattr(core.generate, "decode_objects", with_a_slider_too_long)
+    objects = generator.generate(mel, template, COND, 0.0, end,
+                                 options=DecodingOptions(method="greedy", max_tokens=400))
+    assert max(o.end_time for o in objects) <= end
+    assert type(objects[-1]).__name__ == "Circle" and objects[-1].time == late
+
+    repeated = Slider(0, 0, 1000, points=[(100, 0)], slides=3, length=100.0, duration=900.0,
+                      edge_sounds="2|0|0|8")
+    fitted = core.generate._ending_by(repeated, 1700.0)
+    assert fitted.slides == 2 and fitted.end_time == 1600 and fitted.edge_sounds == "2|0|0"
+    assert core.generate._ending_by(Spinner(256, 192, 1000, spinner_end=4000), 3000.0
+                                    ).end_time == 3000
+    assert core.generate._ending_by(Spinner(256, 192, 1000, spinner_end=4000), 1300.0) is None
