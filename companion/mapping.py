@@ -189,6 +189,7 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     """
     check_audio_name(source.audio)
     template = copy.deepcopy(source.template)
+    template.format_version = 14  # what is written: one curve type per slider, as stable reads
     template.difficulty = target.difficulty(template.difficulty)
     template.editor.setdefault("BeatDivisor", str(DEFAULT_BEAT_DIVISOR))
     mel = features(source.audio)

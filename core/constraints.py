@@ -71,6 +71,10 @@ class SequenceState:
     on_tick: Callable[[float], bool] | None = None
     # No spinner starts before this (core.generate asks a window again without one it took back)
     spinners_from: float = -math.inf
+    # Whether a slider's path may change curve type midway (a START_SLIDER inside it): lazer's
+    # v128 files hold such paths; osu! stable's v14 has one type per slider and reads another
+    # shape, so a map written as v14 gets none
+    segments_allowed: bool = True
 
     def step(self, token: int) -> None:
         category, index = self.vocab.split(token)
@@ -189,6 +193,7 @@ class ConstraintFilter:
         self.min_reach = math.hypot(vocab.x_step, vocab.y_step)  # the nearest cell is in reach
         self.curves: dict[tuple, float] = {}  # a slider's reach (ms) by its path
         self.spinner_ids = vocab.spans[C.PLACE_SPINNER]
+        self.segment_ids = vocab.spans[C.START_SLIDER]  # inside a slider: a new segment
         self.object_ids = [vocab.spans[c] for c in
                            (C.NEW_COMBO, C.PLACE_CIRCLE, C.START_SLIDER, C.PLACE_SPINNER)]
         # Positions the reader writes inside the playfield (real maps put some slider anchors
@@ -213,6 +218,8 @@ class ConstraintFilter:
         no_spinner = state.cursor < state.spinners_from
         if no_spinner and walker.state is not State.OBJECT:
             logits[self.spinner_ids.start: self.spinner_ids.stop] = NEG_INF
+        if walker.state is State.SLIDER_BODY and not state.segments_allowed:
+            logits[self.segment_ids.start: self.segment_ids.stop] = NEG_INF
         span = self.shift_span
         if walker.state in _X_STATES:
             logits.masked_fill_(self.off_playfield[C.COORD_X], NEG_INF)

@@ -24,6 +24,7 @@ from core.beat_grid import grid_classes
 from core.beatmap.model import Beatmap, Circle, HitObject, Slider, Spinner
 from core.beatmap.ticks import TickGrid, beat_divisor_of, divisors_for
 from core.beatmap.timing import ControlPoints, annotate_sliders, slider_velocity
+from core.beatmap.writer import LAZER_VERSION
 from core.checkpoint import load_model
 from core.constraints import SequenceState
 from core.decoding import DecodingOptions, decode_window
@@ -130,7 +131,8 @@ class Generator:
                                   on_tick=_tick_test(allowed, origin, tolerance, audible),
                                   slider_speed=_slider_speed(template, origin),
                                   spinners_from=(taken_back.end_time - origin if taken_back
-                                                 else -math.inf))
+                                                 else -math.inf),
+                                  segments_allowed=template.format_version >= LAZER_VERSION)
             for token in ids:
                 state.step(token)
             frames = _frames(mel, origin, window)

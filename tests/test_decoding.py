@@ -333,3 +333,22 @@ def test_beam_search_waits_for_live_hypotheses_that_can_still_win():
     assert _settled(early, [(-12.0 * 40, list(range(40)), None, 0)], width=2, length_penalty=1.0)
     assert not _settled(early[:1], [(-50.0 * 40, list(range(40)), None, 0)], width=2,
                         length_penalty=1.0)  # fewer than `width` finished
+
+
+def test_a_path_changes_curve_type_midway_only_where_the_file_can_say_so():
+    """A letter inside a path (`L|392:372|P|72:304|208:336`) is lazer's v128; stable reads a v14
+    file's first letter for the whole slider and draws another shape. A map written as v14 gets
+    none (one of 1,136 generated sliders had one)."""
+    x, y = Category.COORD_X, Category.COORD_Y
+    allowed = {}
+    for segments in (True, False):
+        seq = state(cursor=0.0)
+        seq.segments_allowed = segments
+        feed(seq, "START_SLIDER_L", coord(x, 400.0), coord(y, 360.0), "ADD_SLIDER_ANCHOR",
+             coord(x, 392.0), coord(y, 372.0))
+        logits = torch.zeros(len(VOCAB))
+        ConstraintFilter(VOCAB, DecodingOptions()).apply(logits, seq)
+        span = VOCAB.spans[Category.START_SLIDER]
+        allowed[segments] = bool(torch.isfinite(logits[span.start: span.stop]).any())
+        assert math.isfinite(float(logits[VOCAB.token("ADD_SLIDER_ANCHOR")]))
+    assert allowed == {True: True, False: False}
