@@ -35,6 +35,9 @@ LANDING_MS = 2000.0  # gaps up to this must land on a tick when timing is known 
 # that does not end its path otherwise scattered 64 anchors over the playfield (the grammar's
 # bound, which real maps' tokens need)
 MAX_GENERATED_ANCHORS = 16
+# After a spinner the player needs time to find the cursor again: objects had followed within
+# 8 ms. About a beat at 150 BPM (the ranking criteria ask a beat or more, by difficulty).
+SPINNER_RECOVERY_MS = 400.0
 
 
 @dataclass
@@ -48,6 +51,7 @@ class SequenceState:
     cursor: float = 0.0  # the current object's start
     body: float = 0.0  # shifts inside a slider or spinner (its duration so far)
     last_end: float = -math.inf  # the end of the last placed object
+    after_spinner: bool = False  # whether that object is a spinner (SPINNER_RECOVERY_MS)
     last_start: float = -math.inf  # ... and its start
     objects: int = 0
     # Gaps from one object's start to the next one's so far, and how many of them were shorter
@@ -100,6 +104,7 @@ class SequenceState:
                                         for n, level in zip(self.short_gaps, GAP_LEVELS_MS))
             self.gap = self.cursor - self.last_end
             self.last_end = self.last_start = self.cursor
+            self.after_spinner = False
         elif category is C.START_SLIDER:  # a new segment from the next anchor on
             letter = self.vocab.config.slider_curves[index]
             self.segments = (*self.segments, (len(self.path) - 1, letter))
@@ -107,6 +112,7 @@ class SequenceState:
             self.last_end = self.cursor + self.body
             if category is C.END_SPINNER:
                 self.last_position = SPINNER_POSITION
+                self.after_spinner = True
             elif self.path:
                 self._end_slider(spans=index + 1)
         elif category is C.COORD_X:
@@ -333,10 +339,13 @@ class ConstraintFilter:
 
     def _earliest(self, state: SequenceState) -> float:
         """Where the next object may start: after the generation start and the last object's
-        end; two steps after it when times snap to ticks (one step apart, both could snap onto
-        the same tick); and a GAP_LEVELS_MS level after the last one's start where one more gap
-        under it would take the sequence's share of them over its `gap_shares`."""
+        end (SPINNER_RECOVERY_MS after a spinner's); two steps after it when times snap to
+        ticks (one step apart, both could snap onto the same tick); and a GAP_LEVELS_MS level
+        after the last one's start where one more gap under it would take the sequence's share
+        of them over its `gap_shares`."""
         gap = 2 * self.step if state.on_tick is not None else self.step
+        if state.after_spinner:
+            gap = max(gap, SPINNER_RECOVERY_MS)
         earliest = max(state.min_start, state.last_end + gap)
         if self.options.gap_shares is not None:
             for level, share, count in zip(GAP_LEVELS_MS, self.options.gap_shares,

@@ -12,6 +12,7 @@ from core.beatmap.ticks import TickGrid, divisors_for
 from core.constraints import (
     LANDING_MS,
     MAX_GENERATED_ANCHORS,
+    SPINNER_RECOVERY_MS,
     ConstraintFilter,
     SequenceState,
 )
@@ -53,6 +54,22 @@ def test_with_timing_every_gap_lands_on_a_tick():
     assert 100.0 in gaps and 110.0 not in gaps and 150.0 not in gaps and 200.0 in gaps
     # ... longer gaps (breaks) need not: a fine gap after them lands on a tick
     assert any(g > LANDING_MS for g in gaps)
+
+
+def test_after_a_spinner_the_player_gets_time_to_find_the_cursor():
+    """Objects had followed a spinner's end within 8 ms (4 of 16 generated spinners under a
+    beat): the next one comes SPINNER_RECOVERY_MS after it at the earliest."""
+    after_circle = state(cursor=200.0, on_tick=on_tick, last_end=200.0)
+    after_spinner = state(cursor=200.0, on_tick=on_tick, last_end=200.0)
+    after_spinner.after_spinner = True
+    assert min(allowed_gaps(after_circle)) < SPINNER_RECOVERY_MS
+    assert min(allowed_gaps(after_spinner)) >= SPINNER_RECOVERY_MS
+    # and the flag is the sequence's own: set by a spinner's end, cleared by the next object
+    seq = state(cursor=0.0)
+    feed(seq, "PLACE_SPINNER", "TIME_SHIFT_50", "END_SPINNER")
+    assert seq.after_spinner
+    feed(seq, "TIME_SHIFT_50", "PLACE_CIRCLE")
+    assert not seq.after_spinner
 
 
 def test_without_timing_any_gap_goes():
