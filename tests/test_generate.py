@@ -21,8 +21,10 @@ from corpus_files import require_corpus, resource
 
 import core.decoding
 from core.audio import FRAME_MS, LATENCY_FRAMES, audio_features
+from core.beatmap.curves import slider_path
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Slider, Spinner
 from core.beatmap.parser import parse_file
+from core.beatmap.slider_trim import SLACK_PX
 from core.beatmap.ticks import TickGrid
 from core.beatmap.writer import hit_object_line, save, write_text
 from core.checkpoint import load_model
@@ -75,6 +77,10 @@ def check_valid(beatmap, objects, ticks: TickGrid | None = None) -> None:
             assert obj.length > 0 and obj.duration > 0 and obj.points
             assert all(0 <= x <= PLAYFIELD_WIDTH and 0 <= y <= PLAYFIELD_HEIGHT
                        for x, y in obj.points)
+            # its anchors end near where it does (core.beatmap.slider_trim), not far beyond: 82%
+            # of generated sliders had used under half the path they drew
+            drawn = slider_path(dataclasses.replace(obj, length=None), 14).distance
+            assert drawn <= 2 * obj.length + SLACK_PX or obj.curve_type == "C", obj.points
         if ticks:
             snapped = ticks.snap(obj.time, 1.0)
             assert snapped is not None, f"object at {obj.time} ms is off the beat"
