@@ -50,6 +50,7 @@ SILENCE_REACH_MS = 50.0
 HOLE_MS = 2000.0
 RETRY_STEP_MS = 1000.0
 MIN_SPINNER_MS = 500.0  # a spinner cut to fit shorter than this cannot be spun: dropped
+END_SNAP_MS = 20.0  # a slider's or spinner's end this near a tick is moved onto it
 # A spinner the model ends such a window after is taken back, and its window asked again with
 # no spinner before its end, where the music goes on for HOLE_MS after it: within BREAK_DB of
 # the song's typical level (the mean log-mel band's median). The tenth starter's spinners in
@@ -148,7 +149,10 @@ class Generator:
                                      DetokenizeOptions(origin_ms=origin, snap=bool(ticks)))
             fresh = [fitted for o in decoded[len(prefix):] if start_ms <= o.time < end_ms
                      and (fitted := _ending_by(o, end_ms)) is not None]
-            for obj in fresh:
+            for i, obj in enumerate(fresh):
+                if ticks:
+                    _end_on_a_tick(obj, allowed, fresh[i + 1].time if i + 1 < len(fresh)
+                                   else math.inf)
                 if isinstance(obj, Slider):
                     keep_arc_inside(obj, template.format_version)
                     trim_to_length(obj, template.format_version)
@@ -195,6 +199,30 @@ class Generator:
                 and not any(spinner is s for s in spared)
                 and music_goes_on(levels, typical, spinner.end_time,
                                   spinner.end_time + self.windows.hole_ms))
+
+
+def _end_on_a_tick(obj: HitObject, ticks: TickGrid, next_start: float) -> None:
+    """Move a slider's or spinner's end onto the nearest tick within END_SNAP_MS (a slider by
+    its length, the same path), as a mapper's snapped ends are, if still before `next_start`:
+    the decoder places ends by time shifts, and 3% of slider ends had missed the ticks (AiMod
+    flags unsnapped ends)."""
+    if not isinstance(obj, (Slider, Spinner)):
+        return
+    end = obj.end_time
+    hit = next((h for tolerance in (1.0, 4.0, 10.0, END_SNAP_MS)
+                if (h := ticks.snap(end, tolerance)) is not None), None)
+    if hit is None or abs(hit[0] - end) < 1.0:
+        return
+    tick = math.floor(hit[0] + 1e-6)  # as osu! writes a tick's time
+    if tick >= next_start - 1:  # it would end on (or in) the next object
+        return
+    if isinstance(obj, Spinner):
+        if tick > obj.time:
+            obj.spinner_end = tick
+        return
+    if obj.duration and obj.length and tick > obj.time:
+        scale = (tick - obj.time) / obj.duration
+        obj.length, obj.duration = obj.length * scale, tick - obj.time
 
 
 def _ending_by(obj: HitObject, end_ms: float) -> HitObject | None:

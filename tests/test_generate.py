@@ -22,10 +22,10 @@ from corpus_files import require_corpus, resource
 import core.decoding
 from core.audio import FRAME_MS, LATENCY_FRAMES, audio_features
 from core.beatmap.curves import slider_path
-from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Slider, Spinner
+from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Slider, Spinner, TimingPoint
 from core.beatmap.parser import parse_file
 from core.beatmap.slider_trim import SLACK_PX
-from core.beatmap.ticks import TickGrid
+from core.beatmap.ticks import TickGrid, divisors_for
 from core.beatmap.writer import hit_object_line, save, write_text
 from core.checkpoint import load_model
 from core.constraints import ConstraintFilter, SequenceState
@@ -430,3 +430,22 @@ def test_objects_end_by_the_end_they_are_given(generator, song, monkeypatch):
     assert core.generate._ending_by(Spinner(256, 192, 1000, spinner_end=4000), 3000.0
                                     ).end_time == 3000
     assert core.generate._ending_by(Spinner(256, 192, 1000, spinner_end=4000), 1300.0) is None
+
+
+def test_slider_and_spinner_ends_are_moved_onto_a_near_tick():
+    """The decoder places ends by time shifts: 3% of generated slider ends missed the ticks
+    (AiMod flags unsnapped ends). An end within END_SNAP_MS of a tick moves onto it, a slider
+    by its length, unless that would reach the next object."""
+    ticks = TickGrid([TimingPoint(time=0.0, beat_length=500.0)], divisors_for(4))  # 1/4: 125 ms
+    slider = Slider(100, 100, 1000, points=[(300, 100)], length=100.0, duration=257.0)
+    core.generate._end_on_a_tick(slider, ticks, math.inf)
+    assert slider.end_time == 1250 and slider.length == pytest.approx(100.0 * 250 / 257)
+    blocked = Slider(100, 100, 1000, points=[(300, 100)], length=100.0, duration=243.0)
+    core.generate._end_on_a_tick(blocked, ticks, 1250.0)  # the next object starts on that tick
+    assert blocked.end_time == 1243 and blocked.length == 100.0
+    spinner = Spinner(256, 192, 1000, spinner_end=2990)
+    core.generate._end_on_a_tick(spinner, ticks, math.inf)
+    assert spinner.end_time == 3000
+    far = Spinner(256, 192, 1000, spinner_end=3060)  # 60 ms from any tick: a choice, kept
+    core.generate._end_on_a_tick(far, ticks, math.inf)
+    assert far.end_time == 3060
