@@ -188,7 +188,7 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     attempt.
     """
     check_audio_name(source.audio)
-    template = copy.deepcopy(source.template)
+    template = copy.deepcopy(source.template_for(target.star_rating))
     template.format_version = 14  # what is written: one curve type per slider, as stable reads
     template.difficulty = target.difficulty(template.difficulty)
     template.editor.setdefault("BeatDivisor", str(DEFAULT_BEAT_DIVISOR))

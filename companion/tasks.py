@@ -15,6 +15,7 @@ ends as job.failed. core's errors become the protocol's here (`protocol_error`):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,7 @@ from core.beatmap.parser import BeatmapError, parse_bytes
 from core.checkpoint import CheckpointError
 from core.decoding import DecodingOptions
 from core.difficulty import star_rating
-from core.song_input import AUDIO_SUFFIXES, SongInput, SongInputError, resolve
+from core.song_input import AUDIO_SUFFIXES, SongInputError, resolve
 from core.songs import MAX_MAP_BYTES
 from core.tempo import TimingError
 from core.tokens.tokenizer import UnsupportedModeError
@@ -217,7 +218,7 @@ def generate_work(space: Workspace, song: Path, target: Target, options: Decodin
     timed at `bpm` when it is given (companion.mapping.song_timing)."""
     def work(context: JobContext) -> Outcome:
         source = resolve(song)
-        source = SongInput(source.folder, space.songs.contain(source.audio), source.template)
+        source = dataclasses.replace(source, audio=space.songs.contain(source.audio))
         generator = context.generator()
         context.progress("decoding", 0.0)
         stage = ["decoding"]

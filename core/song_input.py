@@ -19,6 +19,7 @@ from core.audio_tags import read_tags
 from core.beatmap.breaks import break_span
 from core.beatmap.model import Beatmap, Difficulty, Mode
 from core.beatmap.parser import BeatmapError, parse_file
+from core.difficulty import star_rating
 
 AUDIO_SUFFIXES = (".mp3", ".ogg", ".wav")
 _SET_ID = re.compile(r"^\d{4,} (?=\S.* - \S)")  # osu!'s set ids passed 1000 in 2007
@@ -34,6 +35,16 @@ class SongInput:
     folder: Path  # where a new difficulty is written
     audio: Path
     template: Beatmap  # metadata, timing and general settings; no hit objects
+    # The folder's osu!standard difficulties as timed as the template, by star rating: a new
+    # difficulty takes its slider speed and beat divisor from the one nearest its stars (an
+    # Easy's SliderMultiplier made a 6-star map's sliders crawl)
+    siblings: tuple[tuple[float, Beatmap], ...] = ()
+
+    def template_for(self, stars: float) -> Beatmap:
+        """The template, or the sibling whose star rating is nearest `stars`."""
+        if not self.siblings:
+            return self.template
+        return min(self.siblings, key=lambda sibling: abs(sibling[0] - stars))[1]
 
 
 def resolve(path: Path) -> SongInput:
@@ -57,7 +68,12 @@ def resolve(path: Path) -> SongInput:
             unnamed.append(beatmap)
     if maps:
         source = _template_source(maps)
-        return SongInput(path, find_file(path, source.audio_filename), _template(source))
+        timed = sum(p.uninherited for p in source.timing_points)
+        siblings = tuple((star_rating(b), _template(b)) for b in maps
+                         if b.mode is Mode.OSU and b.audio_filename == source.audio_filename
+                         and sum(p.uninherited for p in b.timing_points) == timed)
+        return SongInput(path, find_file(path, source.audio_filename), _template(source),
+                         siblings if len(siblings) > 1 else ())
     if named:  # the song is missing; the folder's other audio files are hitsound samples
         spaced = [p.name for p in path.iterdir() if p.name != p.name.strip()
                   and p.name.strip() in named]

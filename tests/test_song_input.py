@@ -105,3 +105,19 @@ def test_an_audio_name_with_spaces_around_it_is_refused_naming_them(song, tmp_pa
     (bare / " my song.ogg").rename(bare / " audio.ogg")
     with pytest.raises(SongInputError, match="spaces around its name"):
         resolve(bare)
+
+
+def test_a_new_difficulty_takes_its_slider_speed_from_the_nearest_sibling(song):
+    """The template is the most timed map (the Easy, where all are timed alike); a 6-star map
+    had got the Easy's SliderMultiplier and crawled. The sibling nearest the stars asked for
+    gives slider speed and beat divisor."""
+    picked = resolve(song)
+    maps = {parse_file(p).beatmap.version: parse_file(p).beatmap for p in song.glob("*.osu")}
+    assert len(picked.siblings) == len(maps) >= 3
+    by_stars = sorted(picked.siblings, key=lambda sibling: sibling[0])
+    easiest, hardest = by_stars[0], by_stars[-1]
+    assert easiest[0] < hardest[0]
+    assert picked.template_for(0.5) is easiest[1] and picked.template_for(9.0) is hardest[1]
+    assert picked.template_for(9.0).difficulty.slider_multiplier == maps[
+        hardest[1].version].difficulty.slider_multiplier
+    assert not picked.template_for(9.0).hit_objects  # a template: no objects
