@@ -152,7 +152,7 @@ class Generator:
             for i, obj in enumerate(fresh):
                 if ticks:
                     _end_on_a_tick(obj, allowed, fresh[i + 1].time if i + 1 < len(fresh)
-                                   else math.inf)
+                                   else end_ms + 1.0)  # not past the end either
                 if isinstance(obj, Slider):
                     keep_arc_inside(obj, template.format_version)
                     trim_to_length(obj, template.format_version)

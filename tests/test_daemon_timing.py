@@ -12,11 +12,11 @@ import shutil
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from corpus_files import REPO
 from daemon_support import (
     TOKEN,
     Client,
@@ -32,8 +32,6 @@ from mapping_support import tagged_bare_song
 from companion.analysis import Analyses
 from core.beatmap.parser import parse_bytes
 from protocol import ErrorCode, InternalError, JobCancelledError, QueueFullError
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
