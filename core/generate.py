@@ -222,7 +222,9 @@ def _end_on_a_tick(obj: HitObject, ticks: TickGrid, next_start: float) -> None:
         return
     if obj.duration and obj.length and tick > obj.time:
         scale = (tick - obj.time) / obj.duration
-        obj.length, obj.duration = obj.length * scale, tick - obj.time
+        if 0.5 <= scale <= 2.0:  # a short slider is not squeezed to a point, nor doubled
+            obj.length = round(obj.length * scale, 4)  # as a mapper's file writes it
+            obj.duration = tick - obj.time
 
 
 def _ending_by(obj: HitObject, end_ms: float) -> HitObject | None:

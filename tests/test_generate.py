@@ -439,10 +439,13 @@ def test_slider_and_spinner_ends_are_moved_onto_a_near_tick():
     ticks = TickGrid([TimingPoint(time=0.0, beat_length=500.0)], divisors_for(4))  # 1/4: 125 ms
     slider = Slider(100, 100, 1000, points=[(300, 100)], length=100.0, duration=257.0)
     core.generate._end_on_a_tick(slider, ticks, math.inf)
-    assert slider.end_time == 1250 and slider.length == pytest.approx(100.0 * 250 / 257)
+    assert slider.end_time == 1250 and slider.length == round(100.0 * 250 / 257, 4)
     blocked = Slider(100, 100, 1000, points=[(300, 100)], length=100.0, duration=243.0)
     core.generate._end_on_a_tick(blocked, ticks, 1250.0)  # the next object starts on that tick
     assert blocked.end_time == 1243 and blocked.length == 100.0
+    short = Slider(100, 100, 997, points=[(110, 100)], length=10.0, duration=17.0)
+    core.generate._end_on_a_tick(short, ticks, math.inf)  # the nearest tick: 3 ms after it
+    assert short.end_time == 1014  # not squeezed to nothing (a 1 ms slider was seen)
     spinner = Spinner(256, 192, 1000, spinner_end=2990)
     core.generate._end_on_a_tick(spinner, ticks, math.inf)
     assert spinner.end_time == 3000
