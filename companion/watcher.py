@@ -103,6 +103,8 @@ class SongsWatcher:
                 pass
             except Exception:  # _run guards each folder; whatever still got out is logged
                 log.exception("the watcher had stopped")
+        for rearm in list(self._rearms):
+            rearm.cancel()
         self._observer.stop()
         await asyncio.to_thread(self._observer.join, 5.0)
 
