@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from companion.tasks import Workspace, protocol_error
+from companion.tasks import Workspace, as_protocol_errors
 from core.beatmap.writer import timing_point_line
 from core.song_input import resolve
 from core.song_timing import estimate_song_timing
@@ -81,16 +81,9 @@ def timing_work(space: Workspace, song: Path, bpm: float | None, meter: int | No
                 ) -> Callable[[], TimingEstimateResult]:
     """timing.estimate for the song folder or audio file `song` (a real path inside Songs)."""
     def work() -> TimingEstimateResult:
-        try:
+        with as_protocol_errors(space.songs):
             audio = space.songs.contain(resolve(song).audio)
             timing = estimate_song_timing(audio, space.features(audio), bpm=bpm, meter=meter)
-        except ProtocolError:
-            raise
-        except Exception as e:
-            error = protocol_error(e, space.songs)
-            if error is None:
-                raise
-            raise error from e
         points = timing.points
         return TimingEstimateResult(
             space.songs.relative(audio),

@@ -17,7 +17,6 @@ from pathlib import Path
 from torch import Tensor
 
 from core.audio import FRAME_MS, LATENCY_MS, AudioError, audio_features
-from core.audio_tags import read_tags
 from core.beat_feel import snap_divisor
 from core.beatmap.breaks import update_breaks
 from core.beatmap.model import Beatmap, Difficulty, Mode, TimingPoint
@@ -30,9 +29,10 @@ from core.difficulty import condition_vector, settings_for_stars, star_rating
 from core.generate import Generator, continue_map
 from core.rhythm import gap_shares_for_stars, observed_gap_shares
 from core.song_input import SongInput, check_audio_name, find_file
+from core.song_timing import SongTiming, estimate_song_timing
 from core.spacing import observed_spacing, spacing_for_stars
 from core.starter import default_model_path
-from core.tempo import TimingError, tempo_alternative, timing_from_mel
+from core.tempo import TimingError
 from core.tokens.tokenizer import UnsupportedModeError
 
 Progress = Callable[[float], None]  # fraction done, 0..1
@@ -148,24 +148,26 @@ class Generated:
     bpm_tag: float | None = None  # estimated timing: the tempo the audio file's tags name
 
 
-def song_timing(template: Beatmap, mel: Tensor, name: str, bpm: float | None = None,
-                hint: float | None = None) -> tuple[list[TimingPoint], str]:
+def song_timing(template: Beatmap, mel: Tensor, audio: Path, bpm: float | None = None
+                ) -> tuple[list[TimingPoint], str, SongTiming | None]:
     """The template's timing points when it has uninherited ones, else timing estimated from
-    the audio (core.tempo; `hint`, the audio file's BPM tag, settles its octave where the beats
-    allow it); only its green lines when the audio has no beat to time. A kiai map's
-    placeholder red line (placeholder_red_line) is no timing: it is estimated again.
-    A `bpm` the mapper gives replaces the template's red lines: the audio is timed at that
-    tempo (a folder's earlier kiai difficulty may carry an estimate an octave off)."""
+    the audio (core.song_timing: the audio file's BPM tag settles its octave where the beats
+    allow it), with the estimate itself; only its green lines when the audio has no beat to
+    time. A kiai map's placeholder red line (placeholder_red_line) is no timing: it is
+    estimated again. A `bpm` the mapper gives replaces the template's red lines: the audio is
+    timed at that tempo (a folder's earlier kiai difficulty may carry an estimate an octave
+    off)."""
     if has_placeholder_timing(template) or bpm is not None:
         template = untimed(template)
     if any(p.uninherited for p in template.timing_points):
-        return template.timing_points, "map"
+        return template.timing_points, "map", None
     try:
-        estimated = timing_from_mel(mel, name=name, bpm=bpm, hint=hint)
-        # green lines the template has (slider velocity, kiai) stay
-        return sorted([*estimated, *template.timing_points], key=lambda p: p.time), "estimated"
+        estimate = estimate_song_timing(audio, mel, bpm=bpm)
     except TimingError:  # generation goes on unsnapped: nothing to snap to
-        return list(template.timing_points), "none"
+        return list(template.timing_points), "none", None
+    # green lines the template has (slider velocity, kiai) stay
+    points = sorted([*estimate.points, *template.timing_points], key=lambda p: p.time)
+    return points, "estimated", estimate
 
 
 def generate_beatmap(generator: Generator, source: SongInput, target: Target,
@@ -193,8 +195,7 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     template.difficulty = target.difficulty(template.difficulty)
     template.editor.setdefault("BeatDivisor", str(DEFAULT_BEAT_DIVISOR))
     mel = features(source.audio)
-    tag = read_tags(source.audio).bpm
-    template.timing_points, timing = song_timing(template, mel, str(source.audio), bpm, tag)
+    template.timing_points, timing, estimate = song_timing(template, mel, source.audio, bpm)
     red = [p for p in template.timing_points if p.uninherited]
     if timing == "estimated":
         template.editor["BeatDivisor"] = str(snap_divisor(mel, red))
@@ -235,11 +236,10 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     update_breaks(beatmap)  # the sliders' durations: decoding set them
     beatmap.format_version = 14
     beatmap.metadata["Version"] = f"kiai {wanted:.1f}"
-    estimated = timing == "estimated" and bpm is None
-    alternative = tempo_alternative(mel, red) if estimated else None
     return Generated(as_new_difficulty(beatmap), stars, len(tried), timing, kept.spacing,
-                     kept.density_bias, kept.gap_shares, alternative,
-                     tag if estimated else None)
+                     kept.density_bias, kept.gap_shares,
+                     estimate.alternative_bpm if estimate else None,
+                     estimate.bpm_tag if estimate else None)
 
 
 def placeholder_red_line(points: list[TimingPoint]) -> TimingPoint:

@@ -15,8 +15,9 @@ ends as job.failed. core's errors become the protocol's here (`protocol_error`):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +61,8 @@ from protocol import (
 
 Work = Callable[[JobContext], Outcome]
 FILE_GONE = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+CORE_ERRORS = (BeatmapError, UnsupportedModeError, UnusableTimingError, CoreAudioError,
+               TimingError, SongInputError, CheckpointError, NoModelError, *FILE_GONE)
 
 
 @dataclass(frozen=True)
@@ -107,16 +110,22 @@ def _relative(path: Path, songs: SongsFolder) -> str:
         return path.name
 
 
+@contextlib.contextmanager
+def as_protocol_errors(songs: SongsFolder, file: str = "") -> Iterator[None]:
+    """core's errors raised inside become the protocol's (protocol_error); the rest pass."""
+    try:
+        yield
+    except CORE_ERRORS as e:
+        error = protocol_error(e, songs, file)
+        if error is None:  # a file outside Songs gone: the caller's INTERNAL_ERROR
+            raise
+        raise error from e
+
+
 def _guarded(work: Work, songs: SongsFolder, file: str = "") -> Work:
     def run(context: JobContext) -> Outcome:
-        try:
+        with as_protocol_errors(songs, file):
             return work(context)
-        except (BeatmapError, UnsupportedModeError, UnusableTimingError, CoreAudioError,
-                SongInputError, CheckpointError, NoModelError, *FILE_GONE) as e:
-            error = protocol_error(e, songs, file)
-            if error is None:  # a file outside Songs gone: the job queue's INTERNAL_ERROR
-                raise
-            raise error from e
     return run
 
 

@@ -35,16 +35,17 @@ class SongInput:
     folder: Path  # where a new difficulty is written
     audio: Path
     template: Beatmap  # metadata, timing and general settings; no hit objects
-    # The folder's osu!standard difficulties as timed as the template, by star rating: a new
+    # The folder's osu!standard difficulties as timed as the template, objects and all: a new
     # difficulty takes its slider speed and beat divisor from the one nearest its stars (an
     # Easy's SliderMultiplier made a 6-star map's sliders crawl)
-    siblings: tuple[tuple[float, Beatmap], ...] = ()
+    siblings: tuple[Beatmap, ...] = ()
 
     def template_for(self, stars: float) -> Beatmap:
-        """The template, or the sibling whose star rating is nearest `stars`."""
+        """The template, or one made of the sibling whose star rating is nearest `stars` (rated
+        here, where a map is generated, not for every song resolved)."""
         if not self.siblings:
             return self.template
-        return min(self.siblings, key=lambda sibling: abs(sibling[0] - stars))[1]
+        return _template(min(self.siblings, key=lambda b: abs(star_rating(b) - stars)))
 
 
 def resolve(path: Path) -> SongInput:
@@ -69,7 +70,7 @@ def resolve(path: Path) -> SongInput:
     if maps:
         source = _template_source(maps)
         timed = sum(p.uninherited for p in source.timing_points)
-        siblings = tuple((star_rating(b), _template(b)) for b in maps
+        siblings = tuple(b for b in maps
                          if b.mode is Mode.OSU and b.audio_filename == source.audio_filename
                          and sum(p.uninherited for p in b.timing_points) == timed)
         return SongInput(path, find_file(path, source.audio_filename), _template(source),

@@ -248,9 +248,9 @@ def test_no_object_starts_in_silence(starter_generator, timed_song, tmp_path, ti
     it, the map resumes with the music and the gap gets a break. Also where the audio has no
     beat to time ("none": objects are not snapped, and silence is the only rule)."""
     if timing == "none":
-        def no_beat(mel, name, bpm=None, hint=None):
+        def no_beat(mel, name, meter=None, bpm=None, hint=None):
             raise TimingError(name, "no onsets: nothing to time")
-        monkeypatch.setattr("companion.mapping.timing_from_mel", no_beat)
+        monkeypatch.setattr("core.song_timing.timing_from_mel", no_beat)
     folder, _ = timed_song
     audio, rate = sf.read(folder / "audio.ogg")
     audio[int(12 * rate): int(19 * rate)] = 0.0

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from companion.cli import main as cli
 from core.beatmap.parser import parse_file
+from core.difficulty import star_rating
 from core.song_input import SongInputError, check_audio_name, find_file, resolve
 from core.synth.config import SynthConfig
 from core.synth.songs import write_song
@@ -114,10 +115,11 @@ def test_a_new_difficulty_takes_its_slider_speed_from_the_nearest_sibling(song):
     picked = resolve(song)
     maps = {parse_file(p).beatmap.version: parse_file(p).beatmap for p in song.glob("*.osu")}
     assert len(picked.siblings) == len(maps) >= 3
-    by_stars = sorted(picked.siblings, key=lambda sibling: sibling[0])
+    by_stars = sorted(picked.siblings, key=star_rating)
     easiest, hardest = by_stars[0], by_stars[-1]
-    assert easiest[0] < hardest[0]
-    assert picked.template_for(0.5) is easiest[1] and picked.template_for(9.0) is hardest[1]
+    assert star_rating(easiest) < star_rating(hardest)
+    assert picked.template_for(0.5).version == easiest.version
+    assert picked.template_for(9.0).version == hardest.version
     assert picked.template_for(9.0).difficulty.slider_multiplier == maps[
-        hardest[1].version].difficulty.slider_multiplier
+        hardest.version].difficulty.slider_multiplier
     assert not picked.template_for(9.0).hit_objects  # a template: no objects

@@ -33,10 +33,10 @@ def trim_to_length(slider: Slider, format_version: int = 14) -> None:
     length = expected_distance(slider)
     if length is None or slider.segment_types or not slider.points:
         return
-    played = slider_path(slider, format_version)
     if slider_path(dataclasses.replace(slider, length=None), format_version).distance \
             <= length + SLACK_PX:
         return
+    played = slider_path(slider, format_version)
     points = [(float(slider.x), float(slider.y)), *map(_float_point, slider.points)]
     cut: list[Point] | None = None
     curve = slider.curve_type
