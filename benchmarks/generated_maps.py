@@ -61,6 +61,7 @@ from core.audio import SAMPLE_RATE, load_audio
 from core.beatmap.model import Beatmap, TimingPoint
 from core.beatmap.parser import parse_file
 from core.beatmap.ticks import DIVISORS, TickGrid
+from core.rhythm import GAP_LEVELS_MS
 from core.song_input import SongInput, fresh_template
 from core.synth.config import SynthConfig
 from core.synth.songs import write_song
@@ -171,9 +172,9 @@ def main() -> None:
             cropped = [cropped_song(name, audio, truth, args.real_seconds)
                        for name, audio, truth in real] if args.real_seconds > 0 else []
             for caps in args.caps:
+                uncapped = dataclasses.replace(options, gap_shares=(1.0,) * len(GAP_LEVELS_MS))
                 star_sweep(generator, [*cropped, *songs[len(real):]],
-                           options if caps == "on"
-                           else dataclasses.replace(options, gap_shares=(1.0, 1.0)), caps)
+                           options if caps == "on" else uncapped, caps)
 
 
 def known_timing(generator, songs, options) -> None:

@@ -27,10 +27,16 @@ from core.checkpoint import CheckpointError, read_meta
 from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, settings_for_stars, star_rating
 from core.generate import Generator, continue_map
+from core.object_mix import (
+    observed_min_slider_length,
+    observed_slider_share,
+    slider_share_for_stars,
+)
 from core.rhythm import gap_shares_for_stars, observed_gap_shares
 from core.song_input import SongInput, check_audio_name, find_file
 from core.song_timing import SongTiming, estimate_song_timing
-from core.spacing import observed_spacing, spacing_for_stars
+from core.spacing import observed_min_distance, observed_spacing, spacing_for_stars
+from core.spacing_limit import circle_diameter
 from core.starter import default_model_path
 from core.tempo import TimingError
 from core.tokens.tokenizer import UnsupportedModeError
@@ -180,8 +186,10 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     metadata, the target difficulty, and a Version (`kiai 4.5`) to be made unique when written.
 
     The model is conditioned on the target, its jumps are bounded by the spacing that gives
-    the target's stars (core.spacing) and its short gaps by the shares typical of them
-    (core.rhythm), or by `options.spacing` and `options.gap_shares`, which stay as given.
+    the target's stars (core.spacing), its objects kept clear of each other (a circle's
+    diameter apart, core.spacing_limit; not under a given `options.spacing`), its short gaps
+    bounded by the shares typical of the stars (core.rhythm) and its sliders' share and length
+    by theirs (core.object_mix), or by the options given, which stay as given.
     When the map's star rating misses the target by more than STAR_TOLERANCE, the map is
     generated again with more or less effort (wider jumps, shorter gaps and more of them fast,
     or the reverse; only what is not given) by the miss, then along the secant of the attempts so
@@ -203,6 +211,9 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     wanted = target.star_rating
     condition = condition_vector(template.difficulty, wanted)
     base = spacing_for_stars(wanted)
+    # the objects' circles clear of each other, unless the caller gave a ceiling (a mapper's
+    # --spacing): its jumps are the mapper's choice, overlaps and all
+    floor = circle_diameter(template.difficulty.cs)
     tried: list[tuple[float, float]] = []  # (effort, stars)
     best: tuple[float, Beatmap, DecodingOptions] | None = None  # (stars, map, options)
     effort = 0.0
@@ -216,6 +227,13 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
             shares = gap_shares_for_stars(wanted + effort / EFFORT_PER_STAR)
         tried_options = dataclasses.replace(
             options, spacing=options.spacing or base * math.exp(effort),
+            min_distance=(options.min_distance if options.min_distance is not None
+                          else None if options.spacing else floor),
+            slider_share=(slider_share_for_stars(wanted) if options.slider_share is None
+                          else options.slider_share),
+            min_slider_length=(circle_diameter(template.difficulty.cs) / 2
+                               if options.min_slider_length is None
+                               else options.min_slider_length),
             density_bias=options.density_bias + DENSITY_PER_EFFORT * effort,
             gap_shares=shares)
         objects = generator.generate(mel, template, condition, 0.0, song_ms,
@@ -297,9 +315,10 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
                      should_stop: ShouldStop | None = None,
                      features: Features = audio_features) -> Beatmap:
     """The map with new objects from `from_ms` (to `until_ms`); objects before `from_ms` and
-    after `until_ms` kept exactly, new jumps no wider and short gaps no more frequent than the
-    map's before `from_ms`. Its Version is the original's (the caller names a new difficulty
-    with continued_version)."""
+    after `until_ms` kept exactly, new jumps no wider, short gaps no more frequent, neighbours
+    no closer (where it keeps them apart) and sliders no rarer or shorter than the map's before
+    `from_ms`. Its Version is the original's (the caller names a new difficulty with
+    continued_version)."""
     check_continuable(beatmap)
     mel = features(audio)
     audio_ms = mel.shape[-1] * FRAME_MS - LATENCY_MS  # its end in beatmap time
@@ -307,8 +326,17 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
         raise AudioError(audio, f"the audio ends at {audio_ms / 1000:.3f} s, before the "
                                 f"continuation's start at {from_ms / 1000:.3f} s: nothing to map")
     cond = condition_vector(beatmap.difficulty, star_rating(beatmap))
-    if options.spacing is None:  # keep the map's own spacing (None: too few jumps to tell)
+    if options.spacing is None:  # keep the map's own spacing (None: too few jumps to tell),
         options = dataclasses.replace(options, spacing=observed_spacing(beatmap, from_ms))
+        if options.min_distance is None:  # its neighbours apart where it keeps them apart,
+            options = dataclasses.replace(options,
+                                          min_distance=observed_min_distance(beatmap, from_ms))
+    if options.slider_share is None:  # ... its share of sliders
+        options = dataclasses.replace(options,
+                                      slider_share=observed_slider_share(beatmap, from_ms))
+    if options.min_slider_length is None:  # ... how long they are
+        options = dataclasses.replace(
+            options, min_slider_length=observed_min_slider_length(beatmap, from_ms))
     if options.gap_shares is None:  # ... and its own rhythm's density
         options = dataclasses.replace(options, gap_shares=observed_gap_shares(beatmap, from_ms))
     placeholder = has_placeholder_timing(beatmap)  # nothing to snap to; the slider speed

@@ -3,8 +3,9 @@
 Every sequence the filter allows is a valid map: the grammar's categories, time moving forward,
 objects that start inside the window, after the generation start and after the previous object's
 end, on the map's ticks when its timing is known, within the playfield, with jumps no wider than
-the spacing ceiling and sliders that end on the playfield. `SequenceState.step` updates what the
-rules know per token, never rescanning the history.
+the spacing ceiling and heads clear of the last object (core.spacing_limit), and sliders that
+end on the playfield. `SequenceState.step` updates what the rules know per token, never
+rescanning the history.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from torch import Tensor
 
 from core.beatmap.curves import slider_path
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Slider
+from core.object_mix import end_shorter_sliders, tilt_to_sliders
 from core.playfield import curve_reach, keep_arc_inside
 from core.rhythm import GAP_LEVELS_MS, MAX_GAP_MS
 from core.spacing import SPINNER_POSITION, end_position
+from core.spacing_limit import SpacingLimit
 from core.tokens.grammar import Grammar, GrammarWalker, State
 from core.tokens.vocab import Category, Vocab
 
@@ -54,6 +57,8 @@ class SequenceState:
     after_spinner: bool = False  # whether that object is a spinner (SPINNER_RECOVERY_MS)
     last_start: float = -math.inf  # ... and its start
     objects: int = 0
+    circles: int = 0  # ... of them circles, and sliders (DecodingOptions.slider_share)
+    sliders: int = 0
     # Gaps from one object's start to the next one's so far, and how many of them were shorter
     # than each of core.rhythm.GAP_LEVELS_MS (DecodingOptions.gap_shares).
     gaps: int = 0
@@ -97,6 +102,8 @@ class SequenceState:
                 self.curve, self.segments = self.vocab.config.slider_curves[index], ()
             self.body = 0.0
             self.objects += 1
+            self.circles += category is C.PLACE_CIRCLE
+            self.sliders += category is C.START_SLIDER
             gap = self.cursor - self.last_start
             if gap <= MAX_GAP_MS:  # not the first object, nor one after a pause
                 self.gaps += 1
@@ -194,11 +201,12 @@ class ConstraintFilter:
                     span = vocab.spans[category]
                     mask[span.start: span.stop] = True
                 self.masks[(state, anchors_full)] = mask
-        self.x_values = torch.tensor(vocab.x_values)
-        self.y_values = torch.tensor(vocab.y_values)
-        self.min_reach = math.hypot(vocab.x_step, vocab.y_step)  # the nearest cell is in reach
+        self.spacing = SpacingLimit(vocab, options)
         self.curves: dict[tuple, float] = {}  # a slider's reach (ms) by its path
         self.spinner_ids = vocab.spans[C.PLACE_SPINNER]
+        self.circle_ids, self.slider_ids, self.end_slider_ids = (
+            slice(vocab.spans[c].start, vocab.spans[c].stop)
+            for c in (C.PLACE_CIRCLE, C.START_SLIDER, C.END_SLIDER))
         self.segment_ids = vocab.spans[C.START_SLIDER]  # inside a slider: a new segment
         self.object_ids = [vocab.spans[c] for c in
                            (C.NEW_COMBO, C.PLACE_CIRCLE, C.START_SLIDER, C.PLACE_SPINNER)]
@@ -230,11 +238,11 @@ class ConstraintFilter:
         if walker.state in _X_STATES:
             logits.masked_fill_(self.off_playfield[C.COORD_X], NEG_INF)
             if walker.state is not State.ANCHOR_X:
-                self._limit_spacing(logits, state, C.COORD_X)
+                self.spacing.apply(logits, state, C.COORD_X)
         elif walker.state in _Y_STATES:
             logits.masked_fill_(self.off_playfield[C.COORD_Y], NEG_INF)
             if walker.state is not State.ANCHOR_Y:
-                self._limit_spacing(logits, state, C.COORD_Y)
+                self.spacing.apply(logits, state, C.COORD_Y)
             elif len(state.path) == 1 and state.pending_x == state.path[0][0]:
                 # the first anchor may not sit on the head: a path of no extent is a slider
                 # of no length (osu! cannot extend it), which no player can follow
@@ -280,6 +288,13 @@ class ConstraintFilter:
             if walker.state in (State.SLIDER_BODY, State.SPINNER):
                 allowed = max(allowed, 1)  # a shift is all that may follow: the shortest stays
             logits[span.start + allowed: span.stop] = NEG_INF
+            if walker.state is State.SLIDER_TIME and self.options.min_slider_length and \
+                    state.slider_speed is not None:
+                end_shorter_sliders(logits, self.end_slider_ids, self.options.min_slider_length,
+                                    state.slider_speed(state.cursor) * state.body)
+        if walker.state in (State.OBJECT, State.NEW_COMBO) and self.options.slider_share:
+            tilt_to_sliders(logits, self.circle_ids, self.slider_ids, self.options.slider_share,
+                            state.circles + state.sliders, state.sliders)
 
 
     def decide_timing(self, logits: Tensor, state: SequenceState) -> None:
@@ -303,26 +318,6 @@ class ConstraintFilter:
         keep = float(logits[best])
         logits.fill_(NEG_INF)
         logits[best] = keep
-
-    def _limit_spacing(self, logits: Tensor, state: SequenceState, axis: Category) -> None:
-        """Keep the new object within `spacing` x gap of where the last one ended: x first,
-        then y for the x chosen. The cells nearest the last position always stay open (a stack);
-        where the limit leaves nothing the model may choose, it is not applied."""
-        if self.options.spacing is None or state.last_position is None:
-            return
-        reach = max(self.options.spacing * max(state.gap, self.step), self.min_reach)
-        lx, ly = state.last_position  # measured from the nearest point on the playfield
-        lx, ly = min(max(lx, 0.0), PLAYFIELD_WIDTH), min(max(ly, 0.0), PLAYFIELD_HEIGHT)
-        span = self.vocab.spans[axis]
-        if axis is C.COORD_X:
-            far = (self.x_values - lx).abs() > reach
-        else:
-            room = math.sqrt(max(reach ** 2 - (state.pending_x - lx) ** 2, 0.0))
-            far = (self.y_values - ly).abs() > max(room, self.vocab.y_step / 2)
-        cells = logits[span.start: span.stop]
-        limited = cells.masked_fill(far, NEG_INF)
-        if bool(torch.isfinite(limited).any()):
-            cells.copy_(limited)
 
     def _slider_room(self, state: SequenceState) -> float:
         """How much longer (ms) the slider being placed may last before its end leaves the

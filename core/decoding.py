@@ -52,11 +52,22 @@ class DecodingOptions:
     # of gap from where the previous one ended (the jumps a map has decide most of its star
     # rating; core.spacing has typical values per star rating). None: no limit.
     spacing: float | None = None
+    # A floor under it: an object that starts core.spacing_limit.OVERLAP_GAP_MS or more after the
+    # last one ends keeps at least this many osu!pixels from where it ended (a circle's
+    # diameter: no overlap; core.spacing_limit.circle_diameter). None or 0: no floor.
+    min_distance: float | None = None
     # The rhythm's density as caps: at most gap_shares[i] of the objects may start sooner than
     # core.rhythm.GAP_LEVELS_MS[i] after the previous one's start (streams, then 1/2 rhythms:
     # the speed half of the star rating; core.rhythm has typical values per star rating),
     # counted over the window's prefix and output. None: no limit.
     gap_shares: tuple[float, ...] | None = None
+    # The least share of sliders among circles and sliders, over the window's prefix and
+    # output: where it falls short, sliders are made likelier against circles
+    # (core.object_mix). None or 0: the model's own mix.
+    slider_share: float | None = None
+    # osu!pixels: the shortest span a slider may have (a circle's radius: shorter ones read as
+    # circles; core.object_mix). None or 0: any.
+    min_slider_length: float | None = None
     # How the decoder's steps compute (core.incremental.PRECISIONS): "int8" weights and
     # bfloat16 activations step the seed preset 1.7-1.9x faster on an AVX-512 CPU at ~1% of the
     # logits, and slower with AVX2 only; "float32" matches training exactly; "auto" takes int8
@@ -83,6 +94,12 @@ class DecodingOptions:
             raise ValueError("beam_size and max_tokens must be >= 1")
         if self.spacing is not None and not self.spacing > 0:
             raise ValueError("spacing must be > 0 px/ms (or None for no limit)")
+        if self.slider_share is not None and not 0 <= self.slider_share <= 1:
+            raise ValueError("slider_share must lie in [0, 1] (or None for the model's own)")
+        if self.min_slider_length is not None and not self.min_slider_length >= 0:
+            raise ValueError("min_slider_length must be >= 0 osu!pixels (or None for any)")
+        if self.min_distance is not None and not self.min_distance >= 0:
+            raise ValueError("min_distance must be >= 0 osu!pixels (or None for no floor)")
         if self.gap_shares is not None and (len(self.gap_shares) != len(GAP_LEVELS_MS) or
                                             not all(0 <= s <= 1 for s in self.gap_shares)):
             raise ValueError(f"gap_shares must be {len(GAP_LEVELS_MS)} shares in [0, 1] "

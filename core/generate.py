@@ -137,6 +137,10 @@ class Generator:
                                   segments_allowed=template.format_version >= LAZER_VERSION)
             for token in ids:
                 state.step(token)
+            # the share of sliders is the whole map's so far, not the prefix's few seconds
+            earlier = [o for o in placed if o.time < origin and not isinstance(o, Spinner)]
+            state.sliders += sum(isinstance(o, Slider) for o in earlier)
+            state.circles += sum(not isinstance(o, Slider) for o in earlier)
             frames = _frames(mel, origin, window)
             grid = None
             if self.model.dims.beat_grid:  # older checkpoints do not read it

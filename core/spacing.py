@@ -21,17 +21,46 @@ import numpy as np
 
 from core.beatmap.curves import slider_path
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Beatmap, Slider, Spinner
+from core.spacing_limit import OVERLAP_GAP_MS, circle_diameter
 
 # stars -> the spacing ceiling (px/ms) that gives that rating (see the module docstring)
-_TYPICAL = [(1.0, 0.2), (2.0, 0.27), (3.0, 0.41), (4.0, 0.54), (5.0, 0.7), (6.0, 0.92),
-            (7.0, 1.15), (8.0, 1.45), (10.0, 2.2)]
+_TYPICAL = [(1.0, 0.2), (2.0, 0.27), (3.0, 0.47), (4.0, 0.63), (5.0, 0.84), (6.0, 1.08),
+            (7.0, 1.3), (8.0, 1.55), (10.0, 2.2)]
 SPINNER_POSITION = (PLAYFIELD_WIDTH / 2, PLAYFIELD_HEIGHT / 2)  # where a spinner leaves the cursor
 MAX_GAP_MS = 1000.0  # longer gaps are pauses, not jumps
 QUANTILE = 0.9
+# A map whose neighbours a gap of OVERLAP_GAP_MS or more apart overlap (centres STACK_PX to
+# CLEAR_SHARE of a diameter apart) more often than this is continued without the floor: its
+# mapper overlaps them on purpose. Ranked maps in the corpus: 1-12% (benchmarks/map_style.py).
+STACK_PX, CLEAR_SHARE, MAX_OVERLAP_SHARE = 4.0, 0.8, 0.2
 # the least ceiling a map's own spacing gives: a map whose objects are all stacked measures 0,
 # which would forbid any move (and is no ceiling DecodingOptions takes); 0.05 px/ms stays
 # within a circle's radius over the gaps of a stream
 MIN_SPACING = 0.05
+
+
+def observed_min_distance(beatmap: Beatmap, until_ms: float = math.inf,
+                          minimum_pairs: int = 8) -> float | None:
+    """The floor a continuation keeps to (DecodingOptions.min_distance): a circle's diameter,
+    as ranked maps keep their neighbours OVERLAP_GAP_MS or more apart clear of each other;
+    None where this map overlaps them by design (over MAX_OVERLAP_SHARE of them before
+    `until_ms`, of at least `minimum_pairs`: fewer tell nothing, as in a dense Insane)."""
+    diameter = circle_diameter(beatmap.difficulty.cs)
+    clear: list[bool] = []
+    last: tuple[float, float] | None = None
+    last_end = 0.0
+    for obj in beatmap.hit_objects:
+        if obj.time >= until_ms:
+            break
+        gap = obj.time - last_end
+        if last is not None and OVERLAP_GAP_MS <= gap <= MAX_GAP_MS and \
+                not isinstance(obj, Spinner):
+            distance = math.dist(last, (obj.x, obj.y))
+            clear.append(not STACK_PX <= distance < CLEAR_SHARE * diameter)
+        last, last_end = end_position(obj, beatmap.format_version), obj.end_time
+    if len(clear) >= minimum_pairs and 1 - float(np.mean(clear)) > MAX_OVERLAP_SHARE:
+        return None
+    return diameter
 
 
 def spacing_for_stars(stars: float) -> float:

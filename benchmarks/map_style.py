@@ -1,0 +1,169 @@
+"""Generated maps beside ranked maps of the same stars: the craft a mapper reads at a glance.
+
+Aim, speed and timing are measured elsewhere (generated_maps.py). This is the rest of what makes
+a map look made by a mapper, measured the same way on the corpus's ranked osu!standard maps
+(stars by rosu-pp, 100+ objects) and on maps kiai generates for the corpus's three real tracks
+(their first `--seconds`, hand-made timing) and `--synth` synthetic songs, at `--stars`.
+
+Per map, then the median per star band:
+- overlap: of objects that start half a beat or more after the last one ends, the share whose
+  circle overlaps where it ended (centres 4 px to 0.8 diameter apart: not a stack).
+- stacked: the share of consecutive objects on one spot (under 4 px), any gap.
+- snap spread: of two neighbouring moves with the same gap in time, how much their distances
+  differ (|d1 - d2| / the larger; median). Distance snap keeps it near 0 in low difficulties.
+- sliders: the share of circles and sliders that are sliders.
+- tiny sliders: the share of sliders shorter than a circle's radius (they read as circles).
+- combo: median objects per combo; NC on bar: the share of new combos on a bar line or half
+  a bar (mappers start combos with the music's phrases).
+- hitsounds: the share of objects with a whistle, finish or clap.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/map_style.py [--stars 2 3 4 5 6] [--seconds 60]
+        [--synth 2] [--seeds 1] [--model CKPT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.corpus import standard_maps
+from benchmarks.generated_maps import cropped_song, real_songs, synth_songs, template_of
+from companion.mapping import Target, decoding_options, generate_beatmap, load_generator
+from core.beatmap.model import Beatmap, Slider, Spinner
+from core.beatmap.parser import parse_bytes
+from core.difficulty import star_rating
+from core.song_input import SongInput
+from core.spacing import end_position
+
+BANDS = ((0.0, 2.5), (2.5, 3.5), (3.5, 4.5), (4.5, 5.5), (5.5, 99.0))
+STACK_PX = 4.0
+SAME_GAP_MS = 2.0
+MIN_OBJECTS = 100
+COLUMNS = ("overlap", "stacked", "snap spread", "sliders", "tiny sliders", "combo", "NC on bar",
+           "hitsounds")
+
+
+def circle_radius(beatmap: Beatmap) -> float:
+    return 54.4 - 4.48 * beatmap.difficulty.cs
+
+
+def beat_at(beatmap: Beatmap, time: float) -> tuple[float, float, int]:
+    """(start, beat length, meter) of the red line in force at `time`."""
+    red = [p for p in beatmap.timing_points if p.uninherited and p.beat_length > 0]
+    if not red:
+        return 0.0, math.nan, 4
+    point = next((p for p in reversed(red) if p.time <= time), red[0])
+    return point.time, point.beat_length, max(1, point.meter)
+
+
+def style(beatmap: Beatmap) -> dict[str, float]:
+    """The COLUMNS of one map (nan where it has nothing to measure)."""
+    objects = beatmap.hit_objects
+    radius = circle_radius(beatmap)
+    overlaps, stacks, moves = [], [], []
+    for prev, obj in itertools.pairwise(objects):
+        if isinstance(prev, Spinner) or isinstance(obj, Spinner):
+            continue
+        gap = obj.time - prev.end_time
+        px, py = end_position(prev, beatmap.format_version)
+        distance = math.hypot(obj.x - px, obj.y - py)
+        stacks.append(distance < STACK_PX)
+        _, beat, _ = beat_at(beatmap, obj.time)
+        if gap >= beat / 2 - 2:
+            overlaps.append(STACK_PX <= distance < 1.6 * radius)
+        moves.append((gap, distance))
+    spreads = [abs(d1 - d2) / max(d1, d2)
+               for (g1, d1), (g2, d2) in itertools.pairwise(moves)
+               if abs(g1 - g2) <= SAME_GAP_MS and max(d1, d2) >= STACK_PX]
+    sliders = [o for o in objects if isinstance(o, Slider)]
+    tiny = [(o.length or 0.0) < radius for o in sliders]
+    combos, on_bar, run = [], [], 0
+    for i, obj in enumerate(objects):
+        if i and obj.new_combo and not isinstance(obj, Spinner):
+            combos.append(run)
+            run = 0
+            start, beat, meter = beat_at(beatmap, obj.time)
+            beats = (obj.time - start) / beat
+            half_bar = meter / 2 if meter % 2 == 0 else meter
+            on_bar.append(abs(beats / half_bar - round(beats / half_bar)) * half_bar < 0.05)
+        run += 1
+    return {
+        "overlap": _mean(overlaps), "stacked": _mean(stacks),
+        "snap spread": float(np.median(spreads)) if spreads else math.nan,
+        "sliders": _mean([isinstance(o, Slider) for o in objects if not isinstance(o, Spinner)]),
+        "tiny sliders": _mean(tiny), "combo": float(np.median(combos)) if combos else math.nan,
+        "NC on bar": _mean(on_bar), "hitsounds": _mean([o.hitsound & 0b1110 != 0
+                                                       for o in objects]),
+    }
+
+
+def _mean(flags: list[bool]) -> float:
+    return float(np.mean(flags)) if flags else math.nan
+
+
+def band_of(stars: float) -> str:
+    low, high = next(b for b in BANDS if b[0] <= stars < b[1])
+    return f"{low:g}-{high:g}" if high < 99 else f"{low:g}+"
+
+
+def ranked_maps() -> list[tuple[float, dict[str, float]]]:
+    out = []
+    for name, data in standard_maps():
+        beatmap = parse_bytes(data, name).beatmap
+        if len(beatmap.hit_objects) >= MIN_OBJECTS:
+            out.append((star_rating(beatmap), style(beatmap)))
+    return out
+
+
+def print_table(title: str, rows: list[tuple[float, dict[str, float]]]) -> None:
+    print(f"\n{title}")
+    print(f"{'stars':<7} {'maps':>4} " + " ".join(f"{c:>12}" for c in COLUMNS))
+    for low, high in BANDS:
+        chosen = [s for stars, s in rows if low <= stars < high]
+        if not chosen:
+            continue
+        cells = []
+        for column in COLUMNS:
+            values = [s[column] for s in chosen if not math.isnan(s[column])]
+            value = statistics.median(values) if values else math.nan
+            cells.append(f"{value:>12.1f}" if column == "combo" else f"{value:>12.1%}")
+        print(f"{band_of(low):<7} {len(chosen):>4} " + " ".join(cells))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stars", type=float, nargs="+", default=[2, 3, 4, 5, 6])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--synth", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--model", type=Path, default=None)
+    args = parser.parse_args()
+    print_table("ranked maps in the corpus", ranked_maps())
+    generator = load_generator(args.model)
+    made = []
+    with tempfile.TemporaryDirectory() as tmp:
+        songs = [cropped_song(*song, args.seconds) for song in real_songs(Path(tmp))]
+        songs += synth_songs(Path(tmp), args.synth, args.seconds)
+        for name, audio, truth in songs:
+            for stars in args.stars:
+                for seed in range(args.seeds):
+                    result = generate_beatmap(
+                        generator, SongInput(audio.parent, audio, template_of(truth, audio)),
+                        Target(stars=stars), decoding_options(seed=seed))
+                    made.append((stars, style(result.beatmap)))
+                    print(f"{name:<10} {stars:.1f}* seed {seed}: {result.stars:.2f}* "
+                          f"{len(result.beatmap.hit_objects)} objects", flush=True)
+    print_table("kiai's maps (by the stars asked for)", made)
+
+
+if __name__ == "__main__":
+    main()

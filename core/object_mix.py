@@ -1,0 +1,96 @@
+"""How many of a map's objects are sliders, and the floor decoding keeps their share above.
+
+Ranked maps in the test corpus (25 osu!standard maps of 100+ objects) make 27-79% of their
+objects sliders, most in the easiest (the two Normals: 75% and 79%). The starter model made 5%
+at 2 stars and 19% at 3 (benchmarks/map_style.py): a Normal of nothing but circles, dense enough
+to be a Hard. So decoding keeps a floor under the share (DecodingOptions.slider_share): from the
+stars asked for when writing a new map, from the map's own share when continuing one. Where the
+share so far (the window's prefix and output) falls short, a slider's logit is raised against a
+circle's by SLIDER_GAIN nats per slider missing, their total probability kept: when an object
+comes is still the model's choice, and the sliders come where it finds them least unlikely.
+
+Pushed to slide, the model ended sliders within a 1/4 beat: 9-11% of the sliders of 5-6 star
+maps were shorter than a circle's radius (the corpus's: 0-3%), a slider that reads as a circle.
+So a span of a slider is at least DecodingOptions.min_slider_length long: a circle's radius for
+a new map, and for a continuation too unless the map's own sliders are that short (over
+MAX_TINY_SHARE of them).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from core.beatmap.model import Beatmap, Slider, Spinner
+from core.spacing_limit import circle_diameter
+
+# stars -> the least share of sliders: under the corpus's median at each level (43% at 2-3
+# stars, 46% at 3-4, 33% at 4-5, 50% at 5-5.5, 30% above 6)
+_SHARES = [(1.0, 0.5), (2.0, 0.45), (3.0, 0.4), (4.0, 0.33), (5.0, 0.3), (6.0, 0.25),
+           (8.0, 0.2)]
+NEG_INF = float("-inf")
+SLIDER_GAIN = 2.5  # nats a slider's logit is raised per slider the share is short
+MAX_TILT = 6.0  # ... at most: the model's strong preference for a circle stands
+MAX_TINY_SHARE = 0.1
+
+
+def slider_share_for_stars(stars: float) -> float:
+    """The least share of sliders for a map of `stars` (interpolated, clamped at the ends)."""
+    return float(np.interp(stars, [s for s, _ in _SHARES], [v for _, v in _SHARES]))
+
+
+def observed_slider_share(beatmap: Beatmap, until_ms: float = math.inf,
+                          minimum_objects: int = 16) -> float | None:
+    """The share of sliders among the map's circles and sliders before `until_ms`, the floor
+    for continuing it; None when it has fewer than `minimum_objects` to tell."""
+    kinds = [isinstance(o, Slider) for o in beatmap.hit_objects
+             if o.time < until_ms and not isinstance(o, Spinner)]
+    return float(np.mean(kinds)) if len(kinds) >= minimum_objects else None
+
+
+def observed_min_slider_length(beatmap: Beatmap, until_ms: float = math.inf,
+                               minimum_sliders: int = 8) -> float | None:
+    """The least span a continuation's sliders get: a circle's radius where the map's own
+    sliders before `until_ms` are that long (all but MAX_TINY_SHARE); None where they are not,
+    or where it has fewer than `minimum_sliders` to tell."""
+    radius = circle_diameter(beatmap.difficulty.cs) / 2
+    spans = [(o.length or 0.0) for o in beatmap.hit_objects
+             if isinstance(o, Slider) and o.time < until_ms]
+    if len(spans) < minimum_sliders or float(np.mean(np.array(spans) < radius)) > MAX_TINY_SHARE:
+        return None
+    return radius
+
+
+def tilt_to_sliders(logits: Tensor, circle: slice, slider: slice, share: float, objects: int,
+                    sliders: int) -> None:
+    """Raise the slider tokens' logits (V,) against the circle's, in place, by how many
+    sliders `sliders` of `objects` are short of `share` once one more object is placed."""
+    missing = share * (objects + 1) - sliders
+    if missing <= 0:
+        return
+    cells = torch.cat([logits[circle], logits[slider]])
+    allowed = torch.isfinite(cells)
+    if not bool(allowed[: circle.stop - circle.start].any()) or \
+            not bool(allowed[circle.stop - circle.start:].any()):
+        return  # only one kind may come: nothing to weigh
+    mass = torch.logsumexp(cells[allowed], 0)
+    logits[slider] += min(SLIDER_GAIN * missing, MAX_TILT)
+    cells = torch.cat([logits[circle], logits[slider]])
+    shift = mass - torch.logsumexp(cells[allowed], 0)
+    logits[circle] += shift
+    logits[slider] += shift
+
+
+def end_shorter_sliders(logits: Tensor, ends: slice, min_length: float, travelled: float) -> None:
+    """Close the slider ends (END_SLIDER with 1, 2, ... spans) that would leave each span
+    shorter than `min_length` osu!pixels after `travelled` px of body, in place; where every
+    end is closed and no shift is left either, they stay open (the slider must end)."""
+    cells = logits[ends]
+    spans = torch.arange(1, cells.numel() + 1, dtype=cells.dtype)
+    limited = cells.masked_fill(travelled / spans < min_length, NEG_INF)
+    others = torch.cat([logits[: ends.start], logits[ends.stop:]])
+    if bool(torch.isfinite(limited).any()) or bool(torch.isfinite(others).any()):
+        cells.copy_(limited)

@@ -1,0 +1,193 @@
+"""Objects clear of each other, enough sliders and none too short (core.spacing_limit,
+core.object_mix): the rules, and the maps kiai writes with them (starter model)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import zipfile
+
+import pytest
+import torch
+
+from companion.mapping import Target, continue_beatmap, decoding_options, generate_beatmap
+from core.beatmap.model import Beatmap, Circle, Difficulty, Slider, Spinner, TimingPoint
+from core.beatmap.parser import parse_file
+from core.constraints import ConstraintFilter, SequenceState
+from core.decoding import DecodingOptions
+from core.object_mix import (
+    end_shorter_sliders,
+    observed_min_slider_length,
+    observed_slider_share,
+    slider_share_for_stars,
+    tilt_to_sliders,
+)
+from core.song_input import resolve
+from core.spacing import end_position, observed_min_distance
+from core.spacing_limit import FLOOR_ROOM, OVERLAP_GAP_MS, circle_diameter
+from core.tokens.grammar import Grammar, GrammarWalker
+from core.tokens.vocab import DEFAULT, Category, Vocab
+from tests.corpus_files import require_corpus, resource
+
+VOCAB = Vocab(DEFAULT)
+X, Y = Category.COORD_X, Category.COORD_Y
+
+
+def placing_after(gap_ms: float, last: tuple[float, float] = (256.0, 192.0)) -> SequenceState:
+    """A sequence about to place a circle `gap_ms` after the last object ended at `last`."""
+    walker = GrammarWalker(Grammar(VOCAB.config))
+    walker.step(Category.SOS)
+    seq = SequenceState(walker, VOCAB, cursor=1000.0 + gap_ms, last_end=1000.0,
+                        last_start=1000.0, last_position=last, gap=gap_ms)
+    seq.step(VOCAB.token("PLACE_CIRCLE"))
+    return seq
+
+
+def at_x(seq: SequenceState, x: float) -> SequenceState:
+    """A copy of `seq` with its head's x chosen: y comes next."""
+    chosen = seq.clone()
+    chosen.step(VOCAB.spans[X].start + VOCAB.x_index(x))
+    return chosen
+
+
+def open_cells(seq: SequenceState, axis: Category, options: DecodingOptions) -> list[float]:
+    logits = torch.zeros(len(VOCAB))
+    ConstraintFilter(VOCAB, options).apply(logits, seq)
+    span = VOCAB.spans[axis]
+    values = VOCAB.x_values if axis is X else VOCAB.y_values
+    return [values[j] for j in range(span.size) if math.isfinite(float(logits[span.start + j]))]
+
+
+def test_a_circle_a_beat_on_keeps_clear_of_the_last_one():
+    options = DecodingOptions(spacing=0.4, min_distance=80.0)  # 160 px reach in 400 ms
+    seq = placing_after(400.0)
+    xs = open_cells(seq, X, options)
+    assert min(xs) == 96.0 and max(xs) == 416.0  # the ceiling still bounds x
+    ys = open_cells(at_x(seq, 256.0), Y, options)  # straight above or below: |dy| 80 to 160
+    assert ys and all(80.0 <= abs(y - 192.0) <= 160.0 for y in ys)
+    assert 112.0 in ys and 272.0 in ys and 192.0 not in ys  # no stack either
+    aside = at_x(seq, 316.0)  # 60 px aside: |dy| from sqrt(80^2 - 60^2) = 52.9
+    assert min(abs(y - 192.0) for y in open_cells(aside, Y, options)) == pytest.approx(56.0)
+    # without a floor the nearest cells are open, as before
+    assert 192.0 in open_cells(aside, Y, DecodingOptions(spacing=0.4))
+
+
+def test_a_stream_may_overlap_and_a_low_ceiling_gives_way_to_the_floor():
+    seq = at_x(placing_after(OVERLAP_GAP_MS - 30.0), 256.0)  # a stream: no floor
+    assert 192.0 in open_cells(seq, Y, DecodingOptions(spacing=0.4, min_distance=80.0))
+    seq = placing_after(OVERLAP_GAP_MS)  # 0.1 px/ms: 18 px reach, under the floor
+    xs = open_cells(seq, X, DecodingOptions(spacing=0.1, min_distance=80.0))
+    assert max(xs) - 256.0 == pytest.approx(FLOOR_ROOM * 80.0, abs=4.0)
+
+
+def test_an_x_with_no_y_clear_of_the_last_one_on_the_playfield_is_closed():
+    # the last object in the top-left corner: straight below is the only way out at x = 4
+    seq = placing_after(400.0, last=(4.0, 4.0))
+    options = DecodingOptions(spacing=1.0, min_distance=380.0)
+    xs = open_cells(seq, X, options)
+    assert 4.0 in xs  # (4, 384) is 380 px below
+    assert all(x > 4.0 or x in (0.0, 4.0) for x in xs)
+    seq = placing_after(400.0, last=(256.0, 192.0))  # nothing 500 px from the middle
+    assert open_cells(seq, X, DecodingOptions(spacing=0.2, min_distance=500.0))  # gives way
+
+
+def test_sliders_are_made_likelier_only_while_they_are_short_of_their_share():
+    circle, slider = (slice(VOCAB.spans[c].start, VOCAB.spans[c].stop)
+                      for c in (Category.PLACE_CIRCLE, Category.START_SLIDER))
+    logits = torch.zeros(len(VOCAB))
+    logits[slider] = -4.0
+    before = torch.softmax(logits, -1)
+    tilt_to_sliders(logits, circle, slider, share=0.5, objects=10, sliders=4)  # 5.5 wanted
+    after = torch.softmax(logits, -1)
+    both = before[circle].sum() + before[slider].sum()
+    assert float(after[circle].sum() + after[slider].sum()) == pytest.approx(float(both))
+    assert float(after[slider].sum()) > 3 * float(before[slider].sum())
+    shift = VOCAB.spans[Category.TIME_SHIFT].start
+    assert float(after[shift]) == pytest.approx(float(before[shift]))  # timing untouched
+    kept = torch.zeros(len(VOCAB))
+    tilt_to_sliders(kept, circle, slider, share=0.5, objects=10, sliders=6)  # enough already
+    assert torch.equal(kept, torch.zeros(len(VOCAB)))
+
+
+def test_a_slider_may_not_end_before_a_span_is_a_radius_long():
+    ends = slice(VOCAB.spans[Category.END_SLIDER].start, VOCAB.spans[Category.END_SLIDER].stop)
+    logits = torch.zeros(len(VOCAB))
+    end_shorter_sliders(logits, ends, min_length=40.0, travelled=100.0)
+    open_spans = [i + 1 for i in range(ends.stop - ends.start)
+                  if math.isfinite(float(logits[ends.start + i]))]
+    assert open_spans == [1, 2]  # 100 px in one span or two; three would be 33 px each
+    stuck = torch.full((len(VOCAB),), -math.inf)
+    stuck[ends] = 0.0
+    end_shorter_sliders(stuck, ends, min_length=40.0, travelled=10.0)
+    assert bool(torch.isfinite(stuck[ends]).all())  # nothing else may come: the slider ends
+
+
+def ranked(name: str) -> Beatmap:
+    return parse_file(resource(require_corpus(), name)).beatmap
+
+
+def test_a_maps_own_craft_is_what_its_continuation_keeps():
+    insane = ranked("Soleily - Renatus (Gamu) [Insane].osu")
+    assert observed_min_distance(insane) == pytest.approx(circle_diameter(insane.difficulty.cs))
+    assert 0.25 < observed_slider_share(insane) < 0.45  # 34%
+    assert observed_min_slider_length(insane) == pytest.approx(
+        circle_diameter(insane.difficulty.cs) / 2)
+    # a map that overlaps its neighbours on purpose: every circle 20 px from the last
+    cramped = Beatmap(difficulty=Difficulty(cs=4.0),
+                      timing_points=[TimingPoint(0.0, 400.0)],
+                      hit_objects=[Circle(x=100 + 20 * (i % 2), y=100, time=400 * i)
+                                   for i in range(20)])
+    assert observed_min_distance(cramped) is None and observed_slider_share(cramped) == 0.0
+    assert observed_min_slider_length(cramped) is None  # no sliders to tell
+    # too few to tell (4 pairs): as ranked maps do
+    assert observed_min_distance(cramped, until_ms=2000) == circle_diameter(4.0)
+
+
+def overlapping(beatmap: Beatmap) -> list[tuple[float, float]]:
+    """(time, distance) of neighbours OVERLAP_GAP_MS or more apart that overlap."""
+    diameter = circle_diameter(beatmap.difficulty.cs)
+    out = []
+    for a, b in itertools.pairwise(beatmap.hit_objects):
+        if isinstance(a, Spinner) or isinstance(b, Spinner) or \
+                b.time - a.end_time < OVERLAP_GAP_MS:
+            continue
+        distance = math.dist(end_position(a, beatmap.format_version), (b.x, b.y))
+        if distance < diameter - 6:  # 4 px cells, times snapped onto ticks
+            out.append((b.time, distance))
+    return out
+
+
+def test_a_new_normal_keeps_its_circles_apart_and_slides(starter_generator, timed_song):
+    folder, _ = timed_song
+    wanted = 2.0
+    made = generate_beatmap(starter_generator, resolve(folder), Target(stars=wanted),
+                            decoding_options(seed=0), max_attempts=1).beatmap
+    bare = generate_beatmap(starter_generator, resolve(folder), Target(stars=wanted),
+                            DecodingOptions(seed=0, min_distance=0.0, slider_share=0.0,
+                                            min_slider_length=0.0), max_attempts=1).beatmap
+    assert len(overlapping(bare)) > 10 and overlapping(made) == []
+    sliders = [o for o in made.hit_objects if isinstance(o, Slider)]
+    share = len(sliders) / sum(not isinstance(o, Spinner) for o in made.hit_objects)
+    bare_share = sum(isinstance(o, Slider) for o in bare.hit_objects) / len(bare.hit_objects)
+    assert share > bare_share and share >= slider_share_for_stars(wanted) - 0.15
+    radius = circle_diameter(made.difficulty.cs) / 2
+    assert all(s.length >= radius - 1 for s in sliders)
+
+
+def test_a_continuation_keeps_clear_where_the_map_does(starter_generator, tmp_path):
+    beatmap = ranked("Soleily - Renatus (Gamu) [Insane].osu")
+    with zipfile.ZipFile(require_corpus() / "osu-resources" / "triangles.osz") as z:
+        audio = tmp_path / beatmap.audio_filename
+        audio.write_bytes(z.read("audio.mp3"))
+    from_ms, until_ms = 60_000.0, 80_000.0
+
+    def continued(**options) -> Beatmap:
+        result = continue_beatmap(starter_generator, beatmap, audio, from_ms, until_ms,
+                                  DecodingOptions(seed=1, max_tokens=400, **options))
+        return Beatmap(difficulty=result.difficulty, format_version=result.format_version,
+                       hit_objects=[o for o in result.hit_objects
+                                    if from_ms <= o.time < until_ms])
+
+    new = continued()
+    assert len(new.hit_objects) > 10 and overlapping(new) == []
+    assert overlapping(continued(min_distance=0.0))  # the model alone overlaps some
