@@ -24,6 +24,7 @@ from core.beatmap.ticks import DEFAULT_BEAT_DIVISOR
 from core.beatmap.timing import DEFAULT_BEAT_LENGTH
 from core.beatmap.writer import LAZER_VERSION
 from core.checkpoint import CheckpointError, read_meta
+from core.combos import set_new_combos
 from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, settings_for_stars, star_rating
 from core.generate import Generator, continue_map
@@ -251,6 +252,8 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     if timing == "none":
         beatmap.timing_points = [placeholder_red_line(beatmap.timing_points),
                                  *beatmap.timing_points]
+    if timing != "none":  # combos on the bars (a placeholder red line has none)
+        set_new_combos(beatmap)
     update_breaks(beatmap)  # the sliders' durations: decoding set them
     beatmap.format_version = 14
     beatmap.metadata["Version"] = f"kiai {wanted:.1f}"
@@ -353,7 +356,10 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
                                 f"span holds no tick free of the map's own objects")
     # no break where the new objects are, one in each long gap they leave (continue_map set the
     # sliders' durations)
-    update_breaks(result, within=(from_ms, math.inf if until_ms is None else until_ms))
+    written = (from_ms, math.inf if until_ms is None else until_ms)
+    if not placeholder:  # the new objects' combos on the bars
+        set_new_combos(result, within=written)
+    update_breaks(result, within=written)
     # an old map's times are written as they play (v14); lazer's own (v128) keep their version,
     # and with it the fractional positions v14 would truncate
     result.format_version = LAZER_VERSION if beatmap.format_version >= LAZER_VERSION else 14

@@ -1,0 +1,89 @@
+"""core.combos: new combos on the bars, about four objects each, whatever the density."""
+
+from __future__ import annotations
+
+from companion.mapping import Target, decoding_options, generate_beatmap
+from core.beatmap.model import Beatmap, Circle, Spinner, TimingPoint
+from core.combos import set_new_combos
+from core.song_input import resolve
+
+BEAT = 500.0  # 120 BPM, 4/4: a bar is 2 s
+
+
+def every(step_beats: float, count: int, start: float = 1000.0) -> list[Circle]:
+    return [Circle(x=100, y=100, time=start + i * step_beats * BEAT) for i in range(count)]
+
+
+def combo_starts(beatmap: Beatmap) -> list[float]:
+    return [(o.time - 1000.0) / BEAT for o in beatmap.hit_objects if o.new_combo]
+
+
+def timed(objects, points=None) -> Beatmap:
+    return Beatmap(timing_points=points or [TimingPoint(1000.0, BEAT, meter=4)],
+                   hit_objects=objects)
+
+
+def test_combos_follow_the_bars_at_every_density():
+    one = timed(every(1, 16))  # 1/1: a combo a bar
+    set_new_combos(one)
+    assert combo_starts(one) == [0, 4, 8, 12]
+    half = timed(every(0.5, 16))  # 1/2: a combo a half bar
+    set_new_combos(half)
+    assert combo_starts(half) == [0, 2, 4, 6]
+    sparse = timed(every(2, 10))  # two beats apart: a combo every two bars
+    set_new_combos(sparse)
+    assert combo_starts(sparse) == [0, 8, 16]
+
+
+def test_an_offbeat_start_takes_the_first_object_after_the_line():
+    beatmap = timed(every(1, 12, start=1000.0 + 0.5 * BEAT))  # every object half a beat late
+    set_new_combos(beatmap)
+    assert combo_starts(beatmap) == [0.5, 4.5, 8.5]
+
+
+def test_spinners_and_red_lines_start_combos():
+    objects = every(1, 6) + [Spinner(x=256, y=192, time=4000.0, spinner_end=5000.0)]
+    objects += every(1, 3, start=5500.0)
+    points = [TimingPoint(1000.0, BEAT, meter=4), TimingPoint(5250.0, BEAT, meter=4)]
+    beatmap = timed(objects, points)
+    set_new_combos(beatmap)
+    assert [o.new_combo for o in beatmap.hit_objects] == [
+        True, False, False, False, True, False,  # bar 2 at 3000 ms
+        True,  # the spinner
+        True, False, False]  # after it (and a new red line)
+
+
+def test_a_continuation_sets_only_its_own_objects():
+    mapper = every(1, 8)
+    for obj in mapper:
+        obj.new_combo = True  # the mapper's style: every object
+    new = every(1, 8, start=1000.0 + 8 * BEAT)
+    beatmap = timed(mapper + new)
+    set_new_combos(beatmap, within=(1000.0 + 8 * BEAT, float("inf")))
+    assert all(o.new_combo for o in mapper)
+    # the combo the mapper's last object began has one object: three more before a bar starts
+    # the next
+    assert [o.new_combo for o in new] == [False] * 4 + [True] + [False] * 3
+    untimed = Beatmap(hit_objects=every(1, 4))
+    set_new_combos(untimed)  # no bars to follow: left alone
+    assert not any(o.new_combo for o in untimed.hit_objects)
+
+
+def test_a_generated_map_starts_its_combos_on_the_bars(starter_generator, timed_song):
+    folder, truth = timed_song
+    made = generate_beatmap(starter_generator, resolve(folder), Target(stars=4.0),
+                            decoding_options(seed=0), max_attempts=1).beatmap
+    red = truth[0]
+    bar = red.beat_length * red.meter
+    objects = made.hit_objects
+    starts = [i for i, o in enumerate(objects) if o.new_combo and i > 0
+              and not isinstance(o, Spinner) and not isinstance(objects[i - 1], Spinner)]
+    assert len(starts) >= 5
+    for i in starts:
+        # no bar or half-bar line between the previous object and this one's start? then the
+        # combo would have begun elsewhere
+        half = bar / 2
+        before = (objects[i - 1].time - red.time) / half
+        at = (objects[i].time - red.time) / half
+        assert int(at + 0.05) > int(before + 0.05) or \
+            abs(objects[i].time - objects[i - 1].end_time) > 2 * bar, (objects[i - 1], objects[i])
