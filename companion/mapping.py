@@ -8,7 +8,6 @@ core's own (BeatmapError, AudioError, CheckpointError, JobCancelled) plus NoMode
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,16 +27,10 @@ from core.combos import set_new_combos
 from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, settings_for_stars, star_rating
 from core.generate import Generator, continue_map
-from core.object_mix import (
-    observed_min_slider_length,
-    observed_slider_share,
-    slider_share_for_stars,
-)
-from core.rhythm import gap_shares_for_stars, observed_gap_shares
+from core.hitsounds import apply_pattern, observed_pattern
+from core.map_rules import continuation_rules, new_map_rules
 from core.song_input import SongInput, check_audio_name, find_file
 from core.song_timing import SongTiming, estimate_song_timing
-from core.spacing import observed_min_distance, observed_spacing, spacing_for_stars
-from core.spacing_limit import circle_diameter
 from core.starter import default_model_path
 from core.tempo import TimingError
 from core.tokens.tokenizer import UnsupportedModeError
@@ -211,10 +204,6 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     song_ms = mel.shape[-1] * FRAME_MS
     wanted = target.star_rating
     condition = condition_vector(template.difficulty, wanted)
-    base = spacing_for_stars(wanted)
-    # the objects' circles clear of each other, unless the caller gave a ceiling (a mapper's
-    # --spacing): its jumps are the mapper's choice, overlaps and all
-    floor = circle_diameter(template.difficulty.cs)
     tried: list[tuple[float, float]] = []  # (effort, stars)
     best: tuple[float, Beatmap, DecodingOptions] | None = None  # (stars, map, options)
     effort = 0.0
@@ -223,20 +212,8 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
             if on_retry is not None:
                 on_retry(attempt, best[0])
             effort = next_effort(tried, wanted)
-        shares = options.gap_shares
-        if shares is None:
-            shares = gap_shares_for_stars(wanted + effort / EFFORT_PER_STAR)
-        tried_options = dataclasses.replace(
-            options, spacing=options.spacing or base * math.exp(effort),
-            min_distance=(options.min_distance if options.min_distance is not None
-                          else None if options.spacing else floor),
-            slider_share=(slider_share_for_stars(wanted) if options.slider_share is None
-                          else options.slider_share),
-            min_slider_length=(circle_diameter(template.difficulty.cs) / 2
-                               if options.min_slider_length is None
-                               else options.min_slider_length),
-            density_bias=options.density_bias + DENSITY_PER_EFFORT * effort,
-            gap_shares=shares)
+        tried_options = new_map_rules(options, template.difficulty.cs, wanted, effort,
+                                      DENSITY_PER_EFFORT, EFFORT_PER_STAR)
         objects = generator.generate(mel, template, condition, 0.0, song_ms,
                                      options=tried_options, progress=progress,
                                      should_stop=should_stop)
@@ -252,8 +229,9 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     if timing == "none":
         beatmap.timing_points = [placeholder_red_line(beatmap.timing_points),
                                  *beatmap.timing_points]
-    if timing != "none":  # combos on the bars (a placeholder red line has none)
+    if timing != "none":  # combos on the bars (a placeholder red line has none) ...
         set_new_combos(beatmap)
+        apply_pattern(beatmap, {}, (-math.inf, math.inf), finishes=True)  # ... and finishes
     update_breaks(beatmap)  # the sliders' durations: decoding set them
     beatmap.format_version = 14
     beatmap.metadata["Version"] = f"kiai {wanted:.1f}"
@@ -329,19 +307,7 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
         raise AudioError(audio, f"the audio ends at {audio_ms / 1000:.3f} s, before the "
                                 f"continuation's start at {from_ms / 1000:.3f} s: nothing to map")
     cond = condition_vector(beatmap.difficulty, star_rating(beatmap))
-    if options.spacing is None:  # keep the map's own spacing (None: too few jumps to tell),
-        options = dataclasses.replace(options, spacing=observed_spacing(beatmap, from_ms))
-        if options.min_distance is None:  # its neighbours apart where it keeps them apart,
-            options = dataclasses.replace(options,
-                                          min_distance=observed_min_distance(beatmap, from_ms))
-    if options.slider_share is None:  # ... its share of sliders
-        options = dataclasses.replace(options,
-                                      slider_share=observed_slider_share(beatmap, from_ms))
-    if options.min_slider_length is None:  # ... how long they are
-        options = dataclasses.replace(
-            options, min_slider_length=observed_min_slider_length(beatmap, from_ms))
-    if options.gap_shares is None:  # ... and its own rhythm's density
-        options = dataclasses.replace(options, gap_shares=observed_gap_shares(beatmap, from_ms))
+    options = continuation_rules(options, beatmap, from_ms)  # its own spacing, rhythm, sliders
     placeholder = has_placeholder_timing(beatmap)  # nothing to snap to; the slider speed
     result = continue_map(generator, untimed(beatmap) if placeholder else beatmap, mel, from_ms,
                           until_ms, cond, options, progress=progress, should_stop=should_stop)
@@ -357,8 +323,11 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
     # no break where the new objects are, one in each long gap they leave (continue_map set the
     # sliders' durations)
     written = (from_ms, math.inf if until_ms is None else until_ms)
-    if not placeholder:  # the new objects' combos on the bars
+    if not placeholder:  # the new objects' combos on the bars, and the map's hitsounds
         set_new_combos(result, within=written)
+        pattern = observed_pattern(beatmap, from_ms)
+        if pattern is not None:
+            apply_pattern(result, pattern, written)
     update_breaks(result, within=written)
     # an old map's times are written as they play (v14); lazer's own (v128) keep their version,
     # and with it the fractional positions v14 would truncate

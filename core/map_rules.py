@@ -1,0 +1,64 @@
+"""The rules a generated map keeps, as DecodingOptions: from the stars asked for when writing a
+new map, from the map itself when continuing one. Whatever the caller gave stays as given.
+
+- jumps no wider than a ceiling (core.spacing), the last one's circle kept clear (a diameter
+  apart, core.spacing_limit: not under a given ceiling, a mapper's --spacing: those jumps are
+  the mapper's, overlaps and all);
+- short gaps no more frequent than caps (core.rhythm);
+- sliders no rarer and no shorter than a floor (core.object_mix).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from core.beatmap.model import Beatmap
+from core.decoding import DecodingOptions
+from core.object_mix import (
+    observed_min_slider_length,
+    observed_slider_share,
+    slider_share_for_stars,
+)
+from core.rhythm import gap_shares_for_stars, observed_gap_shares
+from core.spacing import observed_min_distance, observed_spacing, spacing_for_stars
+from core.spacing_limit import circle_diameter
+
+
+def _given(value, default):
+    return default if value is None else value
+
+
+def new_map_rules(options: DecodingOptions, cs: float, stars: float, effort: float = 0.0,
+                  density_per_effort: float = 0.5, effort_per_star: float = 0.4
+                  ) -> DecodingOptions:
+    """`options` with the rules of a new map of `stars` at circle size `cs`, for an attempt of
+    `effort` (a retry's lever: the ceiling scaled by exp(effort), the density bias moved by
+    `density_per_effort` * effort, the caps taken at effort / `effort_per_star` more stars)."""
+    diameter = circle_diameter(cs)
+    return dataclasses.replace(
+        options,
+        spacing=options.spacing or spacing_for_stars(stars) * math.exp(effort),
+        min_distance=_given(options.min_distance, None if options.spacing else diameter),
+        gap_shares=_given(options.gap_shares,
+                          gap_shares_for_stars(stars + effort / effort_per_star)),
+        slider_share=_given(options.slider_share, slider_share_for_stars(stars)),
+        min_slider_length=_given(options.min_slider_length, diameter / 2),
+        density_bias=options.density_bias + density_per_effort * effort)
+
+
+def continuation_rules(options: DecodingOptions, beatmap: Beatmap, from_ms: float
+                       ) -> DecodingOptions:
+    """`options` with the rules `beatmap` keeps before `from_ms` (each None where it has too
+    little to tell, and the floor only where the ceiling is the map's own)."""
+    floor = options.min_distance
+    if options.spacing is None and floor is None:
+        floor = observed_min_distance(beatmap, from_ms)
+    return dataclasses.replace(
+        options,
+        spacing=_given(options.spacing, observed_spacing(beatmap, from_ms)),
+        min_distance=floor,
+        gap_shares=_given(options.gap_shares, observed_gap_shares(beatmap, from_ms)),
+        slider_share=_given(options.slider_share, observed_slider_share(beatmap, from_ms)),
+        min_slider_length=_given(options.min_slider_length,
+                                 observed_min_slider_length(beatmap, from_ms)))

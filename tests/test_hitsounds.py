@@ -1,0 +1,102 @@
+"""core.hitsounds: a continuation sounds like the map it continues; a new map's sections start
+with a finish."""
+
+from __future__ import annotations
+
+import math
+import zipfile
+
+from companion.mapping import Target, continue_beatmap, decoding_options, generate_beatmap
+from core.beatmap.model import Beatmap, Circle, Slider, Spinner, TimingPoint
+from core.beatmap.parser import parse_file
+from core.decoding import DecodingOptions
+from core.hitsounds import CLAP, FINISH, WHISTLE, apply_pattern, observed_pattern
+from core.song_input import resolve
+from tests.corpus_files import require_corpus, resource
+
+BEAT = 500.0  # 120 BPM in 4/4: place = quarter beats into the bar
+
+
+def at(beats: float, sound: int = 0) -> Circle:
+    return Circle(x=100, y=100, time=1000.0 + beats * BEAT, hitsound=sound)
+
+
+def timed(objects) -> Beatmap:
+    return Beatmap(timing_points=[TimingPoint(1000.0, BEAT, meter=4)], hit_objects=objects)
+
+
+def head_sound(obj) -> int:
+    if isinstance(obj, Slider) and obj.edge_sounds:
+        return int(obj.edge_sounds.split("|")[0])
+    return obj.hitsound
+
+
+def test_the_pattern_is_what_most_heads_at_a_place_carry():
+    objects = []
+    for bar in range(6):  # claps on 2 and 4; a whistle on every other downbeat
+        objects += [at(4 * bar, WHISTLE if bar % 2 else 0), at(4 * bar + 1, CLAP),
+                    at(4 * bar + 2), at(4 * bar + 3, CLAP), at(4 * bar + 3.5)]
+    pattern = observed_pattern(timed(objects))
+    assert pattern == {(4, 4): CLAP, (4, 12): CLAP, (4, 0): WHISTLE}  # 3 of 6 is half
+    assert observed_pattern(timed(objects), until_ms=1000.0 + 8 * BEAT) is None  # 10 heads
+    silent = timed([at(b) for b in range(30)])
+    assert observed_pattern(silent) is None  # not hitsounded yet: nothing to continue
+    assert observed_pattern(Beatmap(hit_objects=objects)) is None  # no bars
+
+
+def test_new_objects_take_the_sounds_of_their_places():
+    pattern = {(4, 4): CLAP, (4, 12): CLAP | WHISTLE}
+    mapper = at(0, FINISH)
+    slider = Slider(x=0, y=0, time=1000.0 + 5 * BEAT, points=[(100.0, 0.0)], slides=2,
+                    length=100.0, duration=2 * BEAT)  # head on 2 (of bar 2), ends on 3, 4
+    off = at(6.5)  # between the places the pattern names
+    spinner = Spinner(x=256, y=192, time=1000.0 + 9 * BEAT, spinner_end=1000.0 + 11 * BEAT)
+    beatmap = timed([mapper, at(1, WHISTLE), slider, off, spinner])
+    apply_pattern(beatmap, pattern, (1000.0 + 0.5 * BEAT, math.inf))
+    assert mapper.hitsound == FINISH  # before the span: the mapper's own
+    assert beatmap.hit_objects[1].hitsound == CLAP  # its old additions replaced
+    assert slider.edge_sounds == f"{CLAP}|0|{CLAP | WHISTLE}" and slider.hitsound == 0
+    assert slider.edge_sets == "0:0|0:0|0:0"
+    assert off.hitsound == 0 and spinner.hitsound == 0
+
+
+def test_sections_start_with_a_finish():
+    objects = [at(b) for b in range(4)] + [at(b) for b in range(20, 24)]
+    beatmap = timed(objects)
+    apply_pattern(beatmap, {}, (-math.inf, math.inf), finishes=True)
+    assert [o.hitsound for o in beatmap.hit_objects] == [FINISH, 0, 0, 0, FINISH, 0, 0, 0]
+
+
+def test_a_continuation_claps_where_the_mapper_does(starter_generator, tmp_path):
+    """Renatus' Insane claps on 2 and 4 and whistles on the 'and' of 4 before 60 s; the
+    continuation's new heads on those places carry the same, and none on others."""
+    beatmap = parse_file(resource(require_corpus(), "Soleily - Renatus (Gamu) [Insane].osu")
+                         ).beatmap
+    with zipfile.ZipFile(require_corpus() / "osu-resources" / "triangles.osz") as z:
+        audio = tmp_path / beatmap.audio_filename
+        audio.write_bytes(z.read("audio.mp3"))
+    from_ms, until_ms = 60_000.0, 80_000.0
+    pattern = observed_pattern(beatmap, from_ms)
+    result = continue_beatmap(starter_generator, beatmap, audio, from_ms, until_ms,
+                              DecodingOptions(seed=1, max_tokens=400))
+    red = [p for p in result.timing_points if p.uninherited]
+    sounded = 0
+    for obj in result.hit_objects:
+        if not from_ms <= obj.time < until_ms or isinstance(obj, Spinner):
+            continue
+        point = next(p for p in reversed(red) if p.time <= obj.time + 1)
+        quarters = (obj.time - point.time) / point.beat_length * 4
+        head = head_sound(obj)
+        if abs(quarters - round(quarters)) * point.beat_length / 4 <= 10:
+            assert head & 14 == pattern.get((4, round(quarters) % 16), 0), obj
+            sounded += head & 14 != 0
+    assert sounded >= 5
+
+
+def test_a_new_map_starts_with_a_finish(starter_generator, timed_song):
+    folder, _ = timed_song
+    made = generate_beatmap(starter_generator, resolve(folder), Target(stars=3.0),
+                            decoding_options(seed=0), max_attempts=1).beatmap
+    assert head_sound(made.hit_objects[0]) & FINISH
+    later = [o for o in made.hit_objects[1:8] if not isinstance(o, Spinner)]
+    assert not any(o.hitsound & CLAP for o in later)  # no claps made up
