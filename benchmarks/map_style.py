@@ -101,9 +101,17 @@ def style(beatmap: Beatmap) -> dict[str, float]:
         "snap spread": float(np.median(spreads)) if spreads else math.nan,
         "sliders": _mean([isinstance(o, Slider) for o in objects if not isinstance(o, Spinner)]),
         "tiny sliders": _mean(tiny), "combo": float(np.median(combos)) if combos else math.nan,
-        "NC on bar": _mean(on_bar), "hitsounds": _mean([o.hitsound & 0b1110 != 0
-                                                       for o in objects]),
+        "NC on bar": _mean(on_bar),
+        "hitsounds": _mean([head_sound(o) & 0b1110 != 0 for o in objects]),
     }
+
+
+def head_sound(obj) -> int:
+    """The additions on an object's head (a slider's first edge sound where it has them)."""
+    if isinstance(obj, Slider) and obj.edge_sounds:
+        first = obj.edge_sounds.split("|")[0]
+        return int(first) if first.strip().isdigit() else obj.hitsound
+    return obj.hitsound
 
 
 def _mean(flags: list[bool]) -> float:

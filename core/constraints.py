@@ -71,6 +71,7 @@ class SequenceState:
     curve: str = "B"  # its curve letter,
     segments: tuple[tuple[int, str], ...] = ()  # and (anchor index, letter) of later segments
     pending_x: float = 0.0
+    last_move: tuple[float, float] | None = None  # (gap ms, distance px) to the last head
     gap: float = math.inf  # from the last object's end to the start of the one being placed
     # osu!pixels per ms a slider starting at a window time travels (the map's slider velocity),
     # to know where a slider ends; None: at its last anchor.
@@ -126,6 +127,8 @@ class SequenceState:
             self.pending_x = self.vocab.x_values[index]
         elif category is C.COORD_Y:
             point = (self.pending_x, self.vocab.y_values[index])
+            if state in (State.CIRCLE_Y, State.HEAD_Y) and self.last_position is not None:
+                self.last_move = (self.gap, math.dist(self.last_position, point))
             if state is State.CIRCLE_Y:
                 self.last_position = point
             elif state is State.HEAD_Y:

@@ -61,6 +61,9 @@ class DecodingOptions:
     # the speed half of the star rating; core.rhythm has typical values per star rating),
     # counted over the window's prefix and output. None: no limit.
     gap_shares: tuple[float, ...] | None = None
+    # Distance snap: a move whose gap matches the last one's (within SAME_GAP_MS) keeps its
+    # distance within this fraction of the last one's (core.spacing_limit). None: free.
+    spacing_spread: float | None = None
     # The least share of sliders among circles and sliders, over the window's prefix and
     # output: where it falls short, sliders are made likelier against circles
     # (core.object_mix). None or 0: the model's own mix.
@@ -96,6 +99,8 @@ class DecodingOptions:
             raise ValueError("spacing must be > 0 px/ms (or None for no limit)")
         if self.slider_share is not None and not 0 <= self.slider_share <= 1:
             raise ValueError("slider_share must lie in [0, 1] (or None for the model's own)")
+        if self.spacing_spread is not None and not self.spacing_spread >= 0:
+            raise ValueError("spacing_spread must be >= 0 (or None for free spacing)")
         if self.min_slider_length is not None and not self.min_slider_length >= 0:
             raise ValueError("min_slider_length must be >= 0 osu!pixels (or None for any)")
         if self.min_distance is not None and not self.min_distance >= 0:

@@ -2,8 +2,8 @@
 new map, from the map itself when continuing one. Whatever the caller gave stays as given.
 
 - jumps no wider than a ceiling (core.spacing), the last one's circle kept clear (a diameter
-  apart, core.spacing_limit: not under a given ceiling, a mapper's --spacing: those jumps are
-  the mapper's, overlaps and all);
+  apart) and moves of one rhythm of one spacing (core.spacing_limit): the last two not under a
+  given ceiling, a mapper's --spacing, whose jumps are the mapper's, overlaps and all;
 - short gaps no more frequent than caps (core.rhythm);
 - sliders no rarer and no shorter than a floor (core.object_mix).
 """
@@ -21,7 +21,13 @@ from core.object_mix import (
     slider_share_for_stars,
 )
 from core.rhythm import gap_shares_for_stars, observed_gap_shares
-from core.spacing import observed_min_distance, observed_spacing, spacing_for_stars
+from core.spacing import (
+    observed_min_distance,
+    observed_spacing,
+    observed_spread,
+    spacing_for_stars,
+    spread_for_stars,
+)
 from core.spacing_limit import circle_diameter
 
 
@@ -40,6 +46,8 @@ def new_map_rules(options: DecodingOptions, cs: float, stars: float, effort: flo
         options,
         spacing=options.spacing or spacing_for_stars(stars) * math.exp(effort),
         min_distance=_given(options.min_distance, None if options.spacing else diameter),
+        spacing_spread=_given(options.spacing_spread,
+                              None if options.spacing else spread_for_stars(stars)),
         gap_shares=_given(options.gap_shares,
                           gap_shares_for_stars(stars + effort / effort_per_star)),
         slider_share=_given(options.slider_share, slider_share_for_stars(stars)),
@@ -51,13 +59,15 @@ def continuation_rules(options: DecodingOptions, beatmap: Beatmap, from_ms: floa
                        ) -> DecodingOptions:
     """`options` with the rules `beatmap` keeps before `from_ms` (each None where it has too
     little to tell, and the floor only where the ceiling is the map's own)."""
-    floor = options.min_distance
-    if options.spacing is None and floor is None:
-        floor = observed_min_distance(beatmap, from_ms)
+    floor, spread = options.min_distance, options.spacing_spread
+    if options.spacing is None:
+        floor = _given(floor, observed_min_distance(beatmap, from_ms))
+        spread = _given(spread, observed_spread(beatmap, from_ms))
     return dataclasses.replace(
         options,
         spacing=_given(options.spacing, observed_spacing(beatmap, from_ms)),
         min_distance=floor,
+        spacing_spread=spread,
         gap_shares=_given(options.gap_shares, observed_gap_shares(beatmap, from_ms)),
         slider_share=_given(options.slider_share, observed_slider_share(beatmap, from_ms)),
         min_slider_length=_given(options.min_slider_length,

@@ -15,13 +15,14 @@ requested stars on the synthetic songs of `benchmarks/generated_maps.py`.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 
 from core.beatmap.curves import slider_path
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Beatmap, Slider, Spinner
-from core.spacing_limit import OVERLAP_GAP_MS, circle_diameter
+from core.spacing_limit import OVERLAP_GAP_MS, SAME_GAP_MS, circle_diameter
 
 # stars -> the spacing ceiling (px/ms) that gives that rating (see the module docstring)
 _TYPICAL = [(1.0, 0.2), (2.0, 0.27), (3.0, 0.47), (4.0, 0.63), (5.0, 0.84), (6.0, 1.08),
@@ -33,6 +34,11 @@ QUANTILE = 0.9
 # CLEAR_SHARE of a diameter apart) more often than this is continued without the floor: its
 # mapper overlaps them on purpose. Ranked maps in the corpus: 1-12% (benchmarks/map_style.py).
 STACK_PX, CLEAR_SHARE, MAX_OVERLAP_SHARE = 4.0, 0.8, 0.2
+# stars -> distance snap's spread (core.spacing_limit): ranked maps differ by a median 1-2.4%
+# between neighbouring moves of one gap up to 4.5 stars, 11-19% above (map_style); 5% is a 4 px
+# cell at 80 px. A continuation keeps at least MIN_SPREAD of freedom.
+_SPREAD = [(2.0, 0.05), (3.0, 0.07), (4.5, 0.12), (5.5, 0.25), (7.0, 0.35)]
+MIN_SPREAD = 0.1
 # the least ceiling a map's own spacing gives: a map whose objects are all stacked measures 0,
 # which would forbid any move (and is no ceiling DecodingOptions takes); 0.05 px/ms stays
 # within a circle's radius over the gaps of a stream
@@ -61,6 +67,36 @@ def observed_min_distance(beatmap: Beatmap, until_ms: float = math.inf,
     if len(clear) >= minimum_pairs and 1 - float(np.mean(clear)) > MAX_OVERLAP_SHARE:
         return None
     return diameter
+
+
+def spread_for_stars(stars: float) -> float:
+    """How far a move may stray from the last one of the same gap (DecodingOptions.
+    spacing_spread) in a map of `stars`: ranked maps' median spreads, a little above."""
+    return float(np.interp(stars, [s for s, _ in _SPREAD], [v for _, v in _SPREAD]))
+
+
+def observed_spread(beatmap: Beatmap, until_ms: float = math.inf,
+                    minimum_pairs: int = 8) -> float | None:
+    """A continuation's spread: the map's own median difference between neighbouring moves of
+    the same gap before `until_ms` (at least MIN_SPREAD); None with fewer pairs to tell."""
+    moves: list[tuple[float, float]] = []
+    last: tuple[float, float] | None = None
+    last_end = 0.0
+    for obj in beatmap.hit_objects:
+        if obj.time >= until_ms:
+            break
+        if isinstance(obj, Spinner):
+            last = None
+        else:
+            if last is not None and obj.time - last_end <= MAX_GAP_MS:
+                moves.append((obj.time - last_end, math.dist(last, (obj.x, obj.y))))
+            last = end_position(obj, beatmap.format_version)
+        last_end = obj.end_time
+    spreads = [abs(d1 - d2) / max(d1, d2) for (g1, d1), (g2, d2) in itertools.pairwise(moves)
+               if abs(g1 - g2) <= SAME_GAP_MS and max(d1, d2) >= STACK_PX]
+    if len(spreads) < minimum_pairs:
+        return None
+    return max(float(np.median(spreads)), MIN_SPREAD)
 
 
 def spacing_for_stars(stars: float) -> float:

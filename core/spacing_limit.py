@@ -8,6 +8,10 @@ such neighbours within 0.8 of a circle's diameter of each other, the starter mod
 stars (benchmarks/map_style.py), where the ceiling is a circle's width over a half beat and the
 model stays inside it. Streams (shorter gaps) may overlap and stack as mappers draw them.
 
+Distance snap (DecodingOptions.spacing_spread): a move as long in time as the last one keeps
+within that fraction of the last one's distance. Ranked maps differ by a median 1-2.4% between
+such neighbouring moves up to 4.5 stars and 11-19% above; the starter's by 7-30% (map_style).
+
 x is chosen first, then y for that x: an x stays open where some y on the playfield lies in the
 ring between floor and ceiling. Where the limits leave nothing the model may choose, they are
 not applied (the model's own choice beats no object).
@@ -36,6 +40,9 @@ OVERLAP_GAP_MS = 180.0
 # the floor (a ring 1/4 of the floor wide): the floor is the stronger rule, and the star
 # rating's retries answer the wider jumps with sparser rhythm
 FLOOR_ROOM = 1.25
+# Distance snap (DecodingOptions.spacing_spread): moves this near in time are the same rhythm
+SAME_GAP_MS = 2.0
+STACK_PX = 4.0  # a move shorter than this is a stack: no distance to keep
 
 
 def circle_diameter(cs: float) -> float:
@@ -66,6 +73,13 @@ class SpacingLimit:
         if self.options.min_distance and state.gap >= OVERLAP_GAP_MS:
             floor = self.options.min_distance
             reach = max(reach, FLOOR_ROOM * floor)
+        spread, last = self.options.spacing_spread, state.last_move
+        if spread is not None and last is not None and abs(state.gap - last[0]) <= SAME_GAP_MS \
+                and last[1] >= STACK_PX:
+            # the same rhythm, the same spacing: within `spread` of the last move's distance,
+            # as far as the floor and ceiling allow
+            floor = min(max(floor, last[1] * (1 - spread)), reach)
+            reach = max(min(reach, last[1] * (1 + spread)), floor)
         return floor, reach
 
     def apply(self, logits: Tensor, state: SequenceState, axis: Category) -> None:

@@ -23,7 +23,7 @@ from core.object_mix import (
     tilt_to_sliders,
 )
 from core.song_input import resolve
-from core.spacing import end_position, observed_min_distance
+from core.spacing import MIN_SPREAD, end_position, observed_min_distance, observed_spread
 from core.spacing_limit import FLOOR_ROOM, OVERLAP_GAP_MS, circle_diameter
 from core.tokens.grammar import Grammar, GrammarWalker
 from core.tokens.vocab import DEFAULT, Category, Vocab
@@ -91,6 +91,29 @@ def test_an_x_with_no_y_clear_of_the_last_one_on_the_playfield_is_closed():
     assert open_cells(seq, X, DecodingOptions(spacing=0.2, min_distance=500.0))  # gives way
 
 
+def test_a_move_of_the_last_ones_rhythm_keeps_its_spacing():
+    seq = placing_after(400.0)
+    seq.last_move = (400.0, 100.0)  # the last head: 100 px in the same 400 ms
+    options = DecodingOptions(spacing=1.0, spacing_spread=0.1)
+    ys = open_cells(at_x(seq, 256.0), Y, options)
+    assert ys and all(90.0 <= abs(y - 192.0) <= 110.0 for y in ys)
+    seq.last_move = (200.0, 100.0)  # another rhythm: free within the ceiling
+    ys = open_cells(at_x(seq, 256.0), Y, options)
+    assert min(abs(y - 192.0) for y in ys) == 0.0 and max(abs(y - 192.0) for y in ys) > 180
+    # the floor wins over a closer last move: 60 px last time, 80 px clear now
+    seq.last_move = (400.0, 60.0)
+    ys = open_cells(at_x(seq, 256.0), Y, DecodingOptions(spacing=1.0, spacing_spread=0.1,
+                                                         min_distance=80.0))
+    assert ys and min(abs(y - 192.0) for y in ys) >= 80.0
+
+
+def test_the_state_remembers_the_last_move():
+    seq = placing_after(400.0, last=(100.0, 100.0))
+    seq.step(VOCAB.spans[X].start + VOCAB.x_index(200.0))
+    seq.step(VOCAB.spans[Y].start + VOCAB.y_index(100.0))
+    assert seq.last_move == (400.0, 100.0) and seq.last_position == (200.0, 100.0)
+
+
 def test_sliders_are_made_likelier_only_while_they_are_short_of_their_share():
     circle, slider = (slice(VOCAB.spans[c].start, VOCAB.spans[c].stop)
                       for c in (Category.PLACE_CIRCLE, Category.START_SLIDER))
@@ -132,6 +155,7 @@ def test_a_maps_own_craft_is_what_its_continuation_keeps():
     assert 0.25 < observed_slider_share(insane) < 0.45  # 34%
     assert observed_min_slider_length(insane) == pytest.approx(
         circle_diameter(insane.difficulty.cs) / 2)
+    assert MIN_SPREAD <= observed_spread(insane) < 0.3
     # a map that overlaps its neighbours on purpose: every circle 20 px from the last
     cramped = Beatmap(difficulty=Difficulty(cs=4.0),
                       timing_points=[TimingPoint(0.0, 400.0)],
@@ -157,6 +181,11 @@ def overlapping(beatmap: Beatmap) -> list[tuple[float, float]]:
     return out
 
 
+def spread(beatmap: Beatmap) -> float:
+    """The median difference between neighbouring moves of one gap (benchmarks/map_style)."""
+    return observed_spread(beatmap, minimum_pairs=1) or 0.0
+
+
 def test_a_new_normal_keeps_its_circles_apart_and_slides(starter_generator, timed_song):
     folder, _ = timed_song
     wanted = 2.0
@@ -164,8 +193,10 @@ def test_a_new_normal_keeps_its_circles_apart_and_slides(starter_generator, time
                             decoding_options(seed=0), max_attempts=1).beatmap
     bare = generate_beatmap(starter_generator, resolve(folder), Target(stars=wanted),
                             DecodingOptions(seed=0, min_distance=0.0, slider_share=0.0,
-                                            min_slider_length=0.0), max_attempts=1).beatmap
+                                            min_slider_length=0.0, spacing_spread=1.0),
+                            max_attempts=1).beatmap
     assert len(overlapping(bare)) > 10 and overlapping(made) == []
+    assert spread(made) < spread(bare) / 2
     sliders = [o for o in made.hit_objects if isinstance(o, Slider)]
     share = len(sliders) / sum(not isinstance(o, Spinner) for o in made.hit_objects)
     bare_share = sum(isinstance(o, Slider) for o in bare.hit_objects) / len(bare.hit_objects)
@@ -190,4 +221,4 @@ def test_a_continuation_keeps_clear_where_the_map_does(starter_generator, tmp_pa
 
     new = continued()
     assert len(new.hit_objects) > 10 and overlapping(new) == []
-    assert overlapping(continued(min_distance=0.0))  # the model alone overlaps some
+    assert overlapping(continued(min_distance=0.0, spacing_spread=1.0))  # the model alone does
