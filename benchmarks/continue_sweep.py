@@ -30,7 +30,13 @@ import rosu_pp_py as rosu
 import soundfile as sf
 from corpus import corpus_root, standard_maps
 
-from companion.mapping import audio_of, continue_beatmap, decoding_options, load_generator
+from companion.mapping import (
+    UnusableTimingError,
+    audio_of,
+    continue_beatmap,
+    decoding_options,
+    load_generator,
+)
 from core.audio import SAMPLE_RATE, AudioError, load_audio_bytes
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
 from core.beatmap.parser import OLD_VERSION_OFFSET_MS, parse_bytes, parse_file
@@ -123,6 +129,8 @@ def main() -> None:
                 outcome = "FAILED: " + "; ".join(problems) if problems else "ok"
             except AudioError as e:
                 outcome = f"refused: {e.reason}"
+            except UnusableTimingError as e:  # what the CLI says before loading anything
+                outcome = f"refused: {e}"
             except Exception as e:  # a benchmark reports a failure, it does not stop
                 outcome = f"FAILED: {type(e).__name__}: {e}"
                 traceback.print_exc()
