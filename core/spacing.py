@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -52,18 +53,8 @@ def observed_min_distance(beatmap: Beatmap, until_ms: float = math.inf,
     None where this map overlaps them by design (over MAX_OVERLAP_SHARE of them before
     `until_ms`, of at least `minimum_pairs`: fewer tell nothing, as in a dense Insane)."""
     diameter = circle_diameter(beatmap.difficulty.cs)
-    clear: list[bool] = []
-    last: tuple[float, float] | None = None
-    last_end = 0.0
-    for obj in beatmap.hit_objects:
-        if obj.time >= until_ms:
-            break
-        gap = obj.time - last_end
-        if last is not None and OVERLAP_GAP_MS <= gap <= MAX_GAP_MS and \
-                not isinstance(obj, Spinner):
-            distance = math.dist(last, (obj.x, obj.y))
-            clear.append(not STACK_PX <= distance < CLEAR_SHARE * diameter)
-        last, last_end = end_position(obj, beatmap.format_version), obj.end_time
+    clear = [not STACK_PX <= distance < CLEAR_SHARE * diameter
+             for gap, distance in moves(beatmap, until_ms) if gap >= OVERLAP_GAP_MS]
     if len(clear) >= minimum_pairs and 1 - float(np.mean(clear)) > MAX_OVERLAP_SHARE:
         return None
     return diameter
@@ -79,20 +70,8 @@ def observed_spread(beatmap: Beatmap, until_ms: float = math.inf,
                     minimum_pairs: int = 8) -> float | None:
     """A continuation's spread: the map's own median difference between neighbouring moves of
     the same gap before `until_ms` (at least MIN_SPREAD); None with fewer pairs to tell."""
-    moves: list[tuple[float, float]] = []
-    last: tuple[float, float] | None = None
-    last_end = 0.0
-    for obj in beatmap.hit_objects:
-        if obj.time >= until_ms:
-            break
-        if isinstance(obj, Spinner):
-            last = None
-        else:
-            if last is not None and obj.time - last_end <= MAX_GAP_MS:
-                moves.append((obj.time - last_end, math.dist(last, (obj.x, obj.y))))
-            last = end_position(obj, beatmap.format_version)
-        last_end = obj.end_time
-    spreads = [abs(d1 - d2) / max(d1, d2) for (g1, d1), (g2, d2) in itertools.pairwise(moves)
+    made = list(moves(beatmap, until_ms))
+    spreads = [abs(d1 - d2) / max(d1, d2) for (g1, d1), (g2, d2) in itertools.pairwise(made)
                if abs(g1 - g2) <= SAME_GAP_MS and max(d1, d2) >= STACK_PX]
     if len(spreads) < minimum_pairs:
         return None
@@ -105,10 +84,10 @@ def spacing_for_stars(stars: float) -> float:
     return float(np.interp(stars, keys, [v for _, v in _TYPICAL]))
 
 
-def spacings(beatmap: Beatmap, until_ms: float = math.inf) -> list[float]:
-    """px/ms from where each object ends to where the next one starts, for the objects that
-    start before `until_ms` and follow the previous one within MAX_GAP_MS."""
-    out: list[float] = []
+def moves(beatmap: Beatmap, until_ms: float = math.inf) -> Iterator[tuple[float, float]]:
+    """(gap ms, distance px) from where each object ends to where the next one starts, for the
+    objects (not spinners) that start before `until_ms` and follow the previous one within
+    MAX_GAP_MS."""
     last: tuple[float, float] | None = None
     last_end = 0.0
     for obj in beatmap.hit_objects:
@@ -116,9 +95,13 @@ def spacings(beatmap: Beatmap, until_ms: float = math.inf) -> list[float]:
             break
         gap = obj.time - last_end
         if last is not None and 0 < gap <= MAX_GAP_MS and not isinstance(obj, Spinner):
-            out.append(math.dist(last, (obj.x, obj.y)) / gap)
+            yield gap, math.dist(last, (obj.x, obj.y))
         last, last_end = end_position(obj, beatmap.format_version), obj.end_time
-    return out
+
+
+def spacings(beatmap: Beatmap, until_ms: float = math.inf) -> list[float]:
+    """px/ms of each of the map's moves (`moves`) before `until_ms`."""
+    return [distance / gap for gap, distance in moves(beatmap, until_ms)]
 
 
 def observed_spacing(beatmap: Beatmap, until_ms: float = math.inf,
