@@ -11,6 +11,9 @@ osu!standard maps of 100+ objects, 2.5-6.6 stars) have a 90th percentile of spac
 the starter model's maps 1-3 stars too hard (it spreads its jumps over the whole reach and
 writes denser rhythms than a ranked map), so the table is lower: the ceilings that gave the
 requested stars on the synthetic songs of `benchmarks/generated_maps.py`.
+
+A continuation also keeps the map's own floor and spread (core.spacing_limit: neighbours kept
+clear, moves of one rhythm of one spacing): `observed_min_distance`, `observed_spread`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 
 from core.beatmap.curves import slider_path
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Beatmap, Slider, Spinner
-from core.spacing_limit import OVERLAP_GAP_MS, SAME_GAP_MS, circle_diameter
+from core.spacing_limit import OVERLAP_GAP_MS, SAME_GAP_MS, STACK_PX, circle_diameter
 
 # stars -> the spacing ceiling (px/ms) that gives that rating (see the module docstring)
 _TYPICAL = [(1.0, 0.2), (2.0, 0.27), (3.0, 0.47), (4.0, 0.63), (5.0, 0.84), (6.0, 1.08),
@@ -34,7 +37,7 @@ QUANTILE = 0.9
 # A map whose neighbours a gap of OVERLAP_GAP_MS or more apart overlap (centres STACK_PX to
 # CLEAR_SHARE of a diameter apart) more often than this is continued without the floor: its
 # mapper overlaps them on purpose. Ranked maps in the corpus: 1-12% (benchmarks/map_style.py).
-STACK_PX, CLEAR_SHARE, MAX_OVERLAP_SHARE = 4.0, 0.8, 0.2
+CLEAR_SHARE, MAX_OVERLAP_SHARE = 0.8, 0.2
 # stars -> distance snap's spread (core.spacing_limit): ranked maps differ by a median 1-2.4%
 # between neighbouring moves of one gap up to 4.5 stars, 11-19% above (map_style); 5% is a 4 px
 # cell at 80 px. A continuation keeps at least MIN_SPREAD of freedom.
