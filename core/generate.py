@@ -31,6 +31,7 @@ from core.constraints import SequenceState
 from core.decoding import DecodingOptions, decode_window
 from core.model import MapModel
 from core.playfield import keep_arc_inside
+from core.spacing import end_position
 from core.tokens.detokenizer import DetokenizeOptions, decode_objects
 from core.tokens.grammar import Grammar, GrammarWalker
 from core.tokens.tokenizer import snap_tolerance, tokenize_objects
@@ -137,10 +138,7 @@ class Generator:
                                   segments_allowed=template.format_version >= LAZER_VERSION)
             for token in ids:
                 state.step(token)
-            # the share of sliders is the whole map's so far, not the prefix's few seconds
-            earlier = [o for o in placed if o.time < origin and not isinstance(o, Spinner)]
-            state.sliders += sum(isinstance(o, Slider) for o in earlier)
-            state.circles += sum(not isinstance(o, Slider) for o in earlier)
+            _follow_earlier(state, placed, origin, template.format_version)
             frames = _frames(mel, origin, window)
             grid = None
             if self.model.dims.beat_grid:  # older checkpoints do not read it
@@ -354,3 +352,21 @@ def _frames(mel: Tensor, origin_ms: float, window_ms: float) -> Tensor:
     piece = mel[:, start: start + count]
     out[:, : piece.shape[1]] = piece
     return out
+
+
+def _follow_earlier(state: SequenceState, placed: list[HitObject], origin: float,
+                    format_version: int) -> None:
+    """What a window's state needs of the objects that start before its prefix (`origin`):
+    their share of sliders (the whole map's, not the prefix's few seconds), and the one that
+    runs into the prefix, a long spinner or slider, as the last object the next one follows
+    (its end and position, and after a spinner the recovery; an object had come 97 ms after a
+    3-second spinner that began before the next window)."""
+    earlier = [o for o in placed if o.time < origin and not isinstance(o, Spinner)]
+    state.sliders += sum(isinstance(o, Slider) for o in earlier)
+    state.circles += sum(not isinstance(o, Slider) for o in earlier)
+    running = [o for o in placed if o.time < origin <= o.end_time]
+    last = max(running, key=lambda o: o.end_time, default=None)
+    if last is not None and last.end_time - origin > state.last_end:
+        state.last_end = last.end_time - origin
+        state.after_spinner = isinstance(last, Spinner)
+        state.last_position = end_position(last, format_version)

@@ -17,7 +17,7 @@ import core.decoding
 from core.audio import FRAME_MS, LATENCY_FRAMES
 from core.beatmap.model import Slider, Spinner, TimingPoint
 from core.beatmap.ticks import TickGrid, divisors_for
-from core.constraints import ConstraintFilter, SequenceState
+from core.constraints import SPINNER_RECOVERY_MS, ConstraintFilter, SequenceState
 from core.decoding import DecodingOptions
 from core.tokens.grammar import Grammar, GrammarWalker
 from core.tokens.vocab import Category
@@ -227,6 +227,8 @@ def test_no_object_starts_inside_a_spinner_that_runs_past_its_window(generator, 
     assert spinners[0] in objects
     after = [o for o in objects if o.time > spinners[0].time]
     assert after and min(o.time for o in after) > spinners[0].end_time
+    # ... and the player's recovery after it: an object had come 97 ms after such a spinner
+    assert min(o.time for o in after) >= spinners[0].end_time + SPINNER_RECOVERY_MS - 10
     check_valid(template, objects, TickGrid(template.timing_points))
 
 
@@ -282,3 +284,21 @@ def test_slider_and_spinner_ends_are_moved_onto_a_near_tick():
     far = Spinner(256, 192, 1000, spinner_end=3060)  # 60 ms from any tick: a choice, kept
     core.generate._end_on_a_tick(far, ticks, math.inf)
     assert far.end_time == 3060
+
+
+def test_the_starter_leaves_a_player_time_after_a_spinner_across_windows(tmp_path):
+    """The starter's spinner at 55.3 s of this song ran to 58.5 s, past its window and
+    before the next one's prefix, and a second spinner followed 97 ms after it."""
+    from companion.mapping import Target, decoding_options, generate_beatmap, load_generator
+    from core.song_input import resolve
+    from core.synth.config import SynthConfig
+    from core.synth.songs import write_song
+
+    folder = write_song(SynthConfig(out=tmp_path, seed=41, duration_s=60.0), 0)
+    made = generate_beatmap(load_generator(None), resolve(folder), Target(stars=2.0),
+                            decoding_options(seed=1)).beatmap
+    spinners = [o for o in made.hit_objects if isinstance(o, Spinner)]
+    assert spinners
+    for spinner in spinners:
+        after = [o.time - spinner.end_time for o in made.hit_objects if o.time > spinner.time]
+        assert not after or min(after) >= SPINNER_RECOVERY_MS - 10, (spinner, min(after))
