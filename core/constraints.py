@@ -20,7 +20,7 @@ from torch import Tensor
 
 from core.beatmap.curves import slider_path
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Slider
-from core.object_mix import end_shorter_sliders, tilt_to_sliders
+from core.object_mix import limit_slider_ends, tilt_to_sliders
 from core.playfield import curve_reach, keep_arc_inside
 from core.rhythm import GAP_LEVELS_MS, MAX_GAP_MS
 from core.spacing import SPINNER_POSITION, end_position
@@ -79,6 +79,9 @@ class SequenceState:
     # Whether an object may start at a cursor time: on a tick where the map's timing is known (it
     # will be snapped onto it there), and not in silence; None: anywhere.
     on_tick: Callable[[float], bool] | None = None
+    # Whether a slider may end at a cursor time: on a tick where the map's timing is known
+    # (silence or not); None: anywhere
+    end_on_tick: Callable[[float], bool] | None = None
     # No spinner starts before this (core.generate asks a window again without one it took back)
     spinners_from: float = -math.inf
     # Whether a slider's path may change curve type midway (a START_SLIDER inside it): lazer's
@@ -291,10 +294,21 @@ class ConstraintFilter:
             if walker.state in (State.SLIDER_BODY, State.SPINNER):
                 allowed = max(allowed, 1)  # a shift is all that may follow: the shortest stays
             logits[span.start + allowed: span.stop] = NEG_INF
-            if walker.state is State.SLIDER_TIME and self.options.min_slider_length and \
-                    state.slider_speed is not None:
-                end_shorter_sliders(logits, self.end_slider_ids, self.options.min_slider_length,
-                                    state.slider_speed(state.cursor) * state.body)
+            if walker.state in (State.SLIDER_BODY, State.SLIDER_TIME) and state.end_on_tick:
+                # a slider's body lasts to a tick: its end is chosen among those
+                shifts = logits[span.start: span.start + allowed]
+                end = state.cursor + state.body
+                off = torch.tensor([not state.end_on_tick(end + v)
+                                    for v in self.shift_values[:allowed]], dtype=torch.bool)
+                if not bool(off.all()):
+                    shifts.masked_fill_(off, NEG_INF)
+            if walker.state is State.SLIDER_TIME:
+                end = state.cursor + state.body
+                speed = state.slider_speed
+                limit_slider_ends(logits, self.end_slider_ids,
+                                  state.end_on_tick is None or state.end_on_tick(end),
+                                  self.options.min_slider_length,
+                                  None if speed is None else speed(state.cursor) * state.body)
         if walker.state in (State.OBJECT, State.NEW_COMBO) and self.options.slider_share:
             tilt_to_sliders(logits, self.circle_ids, self.slider_ids, self.options.slider_share,
                             state.circles + state.sliders, state.sliders)

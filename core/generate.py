@@ -132,6 +132,7 @@ class Generator:
                                   min_start=position - origin + tolerance,
                                   window_end=stop - origin - tolerance,
                                   on_tick=_tick_test(allowed, origin, tolerance, audible),
+                                  end_on_tick=_tick_test(allowed, origin, tolerance),
                                   slider_speed=_slider_speed(template, origin),
                                   spinners_from=(taken_back.end_time - origin if taken_back
                                                  else -math.inf),

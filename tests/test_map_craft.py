@@ -13,6 +13,8 @@ import torch
 from companion.mapping import Target, continue_beatmap, decoding_options, generate_beatmap
 from core.beatmap.model import Beatmap, Circle, Difficulty, Slider, Spinner, TimingPoint
 from core.beatmap.parser import parse_file
+from core.beatmap.ticks import TickGrid, beat_divisor_of, divisors_for
+from core.beatmap.timing import annotate_sliders
 from core.constraints import ConstraintFilter, SequenceState
 from core.decoding import DecodingOptions
 from core.object_mix import (
@@ -222,3 +224,17 @@ def test_a_continuation_keeps_clear_where_the_map_does(starter_generator, tmp_pa
     new = continued()
     assert len(new.hit_objects) > 10 and overlapping(new) == []
     assert overlapping(continued(min_distance=0.0, spacing_spread=1.0))  # the model alone does
+
+
+def test_sliders_end_on_the_maps_ticks(starter_generator, tmp_path):
+    """A third of the sliders of 1/3 and 1/4 maps had ended 25-62 ms off the beat divisor
+    (welcome at 3 stars: 23 of 42, 50 ms off at 120 BPM)."""
+    with zipfile.ZipFile(require_corpus() / "osu-resources" / "welcome.osz") as z:
+        z.extractall(tmp_path)
+    made = generate_beatmap(starter_generator, resolve(tmp_path), Target(stars=4.0),
+                            decoding_options(seed=1), max_attempts=1).beatmap
+    annotate_sliders(made)
+    ticks = TickGrid(made.timing_points, divisors_for(beat_divisor_of(made.editor)))
+    sliders = [o for o in made.hit_objects if isinstance(o, Slider)]
+    assert len(sliders) >= 10
+    assert [o for o in sliders if ticks.snap(o.end_time, 2.0) is None] == []
