@@ -229,10 +229,11 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     if timing == "none":
         beatmap.timing_points = [placeholder_red_line(beatmap.timing_points),
                                  *beatmap.timing_points]
-    if timing != "none":  # combos on the bars (a placeholder red line has none) ...
+    if timing != "none":  # combos on the bars (a placeholder red line has none)
         set_new_combos(beatmap)
-        apply_pattern(beatmap, {}, (-math.inf, math.inf), finishes=True)  # ... and finishes
     update_breaks(beatmap)  # the sliders' durations: decoding set them
+    if timing != "none":  # finishes where sections start: after breaks, at kiai time
+        apply_pattern(beatmap, {}, (-math.inf, math.inf), finishes=True)
     beatmap.format_version = 14
     beatmap.metadata["Version"] = f"kiai {wanted:.1f}"
     return Generated(as_new_difficulty(beatmap), stars, len(tried), timing, kept.spacing,

@@ -65,6 +65,15 @@ def test_sections_start_with_a_finish():
     beatmap = timed(objects)
     apply_pattern(beatmap, {}, (-math.inf, math.inf), finishes=True)
     assert [o.hitsound for o in beatmap.hit_objects] == [FINISH, 0, 0, 0, FINISH, 0, 0, 0]
+    # after a break (a 5-beat gap: no pause by itself) and where kiai time starts
+    objects = [at(b) for b in range(4)] + [at(b) for b in range(8, 16)]
+    beatmap = timed(objects)
+    beatmap.events = ["2,2700,4900"]
+    beatmap.timing_points.append(TimingPoint(1000.0 + 12 * BEAT, -100.0, uninherited=False,
+                                             effects=1))
+    apply_pattern(beatmap, {}, (-math.inf, math.inf), finishes=True)
+    assert [o.hitsound for o in beatmap.hit_objects] == [
+        FINISH, 0, 0, 0, FINISH, 0, 0, 0, FINISH, 0, 0, 0]
 
 
 def test_a_continuation_claps_where_the_mapper_does(starter_generator, tmp_path):
