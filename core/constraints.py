@@ -20,7 +20,7 @@ from torch import Tensor
 
 from core.beatmap.curves import slider_path
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Slider
-from core.object_mix import limit_slider_ends, tilt_to_sliders
+from core.object_mix import land_slider_body, limit_slider_ends, tilt_to_sliders
 from core.playfield import curve_reach, keep_arc_inside
 from core.rhythm import GAP_LEVELS_MS, MAX_GAP_MS
 from core.spacing import SPINNER_POSITION, end_position
@@ -72,6 +72,7 @@ class SequenceState:
     segments: tuple[tuple[int, str], ...] = ()  # and (anchor index, letter) of later segments
     pending_x: float = 0.0
     last_move: tuple[float, float] | None = None  # (gap ms, distance px) to the last head
+    last_head: tuple[float, float] | None = None  # where the last object started
     gap: float = math.inf  # from the last object's end to the start of the one being placed
     # osu!pixels per ms a slider starting at a window time travels (the map's slider velocity),
     # to know where a slider ends; None: at its last anchor.
@@ -133,9 +134,9 @@ class SequenceState:
             if state in (State.CIRCLE_Y, State.HEAD_Y) and self.last_position is not None:
                 self.last_move = (self.gap, math.dist(self.last_position, point))
             if state is State.CIRCLE_Y:
-                self.last_position = point
+                self.last_position = self.last_head = point
             elif state is State.HEAD_Y:
-                self.path = (point,)
+                self.path, self.last_head = (point,), point
             else:
                 self.path = (*self.path, point)
         elif category is C.EOS:
@@ -295,13 +296,9 @@ class ConstraintFilter:
                 allowed = max(allowed, 1)  # a shift is all that may follow: the shortest stays
             logits[span.start + allowed: span.stop] = NEG_INF
             if walker.state in (State.SLIDER_BODY, State.SLIDER_TIME) and state.end_on_tick:
-                # a slider's body lasts to a tick: its end is chosen among those
-                shifts = logits[span.start: span.start + allowed]
-                end = state.cursor + state.body
-                off = torch.tensor([not state.end_on_tick(end + v)
-                                    for v in self.shift_values[:allowed]], dtype=torch.bool)
-                if not bool(off.all()):
-                    shifts.masked_fill_(off, NEG_INF)
+                land_slider_body(logits[span.start: span.start + allowed],
+                                 self.shift_values[:allowed], state.cursor + state.body,
+                                 state.end_on_tick)
             if walker.state is State.SLIDER_TIME:
                 end = state.cursor + state.body
                 speed = state.slider_speed

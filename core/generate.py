@@ -371,3 +371,4 @@ def _follow_earlier(state: SequenceState, placed: list[HitObject], origin: float
         state.last_end = last.end_time - origin
         state.after_spinner = isinstance(last, Spinner)
         state.last_position = end_position(last, format_version)
+        state.last_head = (float(last.x), float(last.y))

@@ -20,6 +20,7 @@ one (`limit_slider_ends`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -110,3 +111,14 @@ def limit_slider_ends(logits: Tensor, ends: slice, on_tick: bool, min_length: fl
         end_shorter_sliders(logits, ends, min_length, travelled)
     if not bool(torch.isfinite(logits).any()):
         logits[ends] = kept
+
+
+def land_slider_body(shifts: Tensor, values: Sequence[float], end: float,
+                     on_tick: Callable[[float], bool]) -> None:
+    """Close the time shifts (logits `shifts`, of `values` ms) that would take a slider's body,
+    now lasting to `end`, off the map's ticks, in place: its end is chosen among the ticks (an
+    end merely closed off them had the model take its likeliest long shift instead). Where
+    none lands on one, all stay."""
+    off = torch.tensor([not on_tick(end + v) for v in values], dtype=torch.bool)
+    if not bool(off.all()):
+        shifts.masked_fill_(off, NEG_INF)

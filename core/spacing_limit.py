@@ -6,7 +6,9 @@ the star rating. The floor (DecodingOptions.min_distance, px) keeps an object th
 OVERLAP_GAP_MS or more after the last one's end from overlapping it: ranked maps put 1-12% of
 such neighbours within 0.8 of a circle's diameter of each other, the starter model put 65% at 2
 stars (benchmarks/map_style.py), where the ceiling is a circle's width over a half beat and the
-model stays inside it. Streams (shorter gaps) may overlap and stack as mappers draw them.
+model stays inside it. Streams (shorter gaps) may overlap and stack as mappers draw them. After a
+slider, its head is kept clear too (where a y allows): its body starts there and is still on
+screen (9.2% of such neighbours sat on it, ranked maps' 0.5%).
 
 Distance snap (DecodingOptions.spacing_spread): a move as long in time as the last one keeps
 within that fraction of the last one's distance. Ranked maps differ by a median 1-2.4% between
@@ -107,6 +109,15 @@ class SpacingLimit:
             inner = math.sqrt(max(floor ** 2 - dx ** 2, 0.0))
             dy = (self.y_values - ly).abs()
             far = (dy > room) | (dy < inner)
+            head = state.last_head
+            if floor > 0.0 and head is not None and head != state.last_position:
+                # the last slider's head too: its body starts there and is still on screen
+                clear = self.options.min_distance or 0.0
+                inner = math.sqrt(max(clear ** 2 - (state.pending_x - head[0]) ** 2, 0.0))
+                on_head = (self.y_values - head[1]).abs() < inner
+                if bool(torch.isfinite(logits[span.start: span.stop].masked_fill(
+                        far | on_head, NEG_INF)).any()):
+                    far = far | on_head
         cells = logits[span.start: span.stop]
         limited = cells.masked_fill(far, NEG_INF)
         if bool(torch.isfinite(limited).any()):

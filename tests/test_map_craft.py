@@ -109,11 +109,23 @@ def test_a_move_of_the_last_ones_rhythm_keeps_its_spacing():
     assert ys and min(abs(y - 192.0) for y in ys) >= 80.0
 
 
+def test_after_a_slider_its_head_is_kept_clear_too():
+    seq = placing_after(400.0)  # a slider from (256, 60) ended at (256, 192)
+    seq.last_head = (256.0, 60.0)
+    options = DecodingOptions(spacing=1.0, min_distance=80.0)
+    ys = open_cells(at_x(seq, 256.0), Y, options)
+    assert ys and all(abs(y - 192.0) >= 80.0 and abs(y - 60.0) >= 80.0 for y in ys)
+    assert 300.0 in ys  # below the end, away from both
+    seq.last_head = (256.0, 192.0)  # a circle: one place to keep clear, as before
+    assert 112.0 in open_cells(at_x(seq, 256.0), Y, options)
+
+
 def test_the_state_remembers_the_last_move():
     seq = placing_after(400.0, last=(100.0, 100.0))
     seq.step(VOCAB.spans[X].start + VOCAB.x_index(200.0))
     seq.step(VOCAB.spans[Y].start + VOCAB.y_index(100.0))
     assert seq.last_move == (400.0, 100.0) and seq.last_position == (200.0, 100.0)
+    assert seq.last_head == (200.0, 100.0)
 
 
 def test_sliders_are_made_likelier_only_while_they_are_short_of_their_share():
