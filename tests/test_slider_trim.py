@@ -9,7 +9,7 @@ import pytest
 
 from core.beatmap.curves import slider_path
 from core.beatmap.model import Slider
-from core.beatmap.slider_trim import MOVED_PX, SLACK_PX, trim_to_length
+from core.beatmap.slider_trim import MOVED_PX, SLACK_PX, extend_to_length, trim_to_length
 
 
 def full_length(slider: Slider) -> float:
@@ -63,3 +63,28 @@ def test_three_points_on_a_line_are_cut_as_the_lines_osu_draws():
     assert slider.curve_type == "L" and abs(full_length(slider) - 150.0) <= 1.5
     assert slider.points == [(256, 360), (198, 360)]
     assert math.dist(slider_path(slider, 14).end_position, played.end_position) <= MOVED_PX
+
+
+def test_a_slider_longer_than_its_anchors_has_them_drawn_out_to_its_end():
+    line = Slider(x=100, y=100, time=0, curve_type="L", points=[(150.0, 100.0)], length=120.0)
+    played = slider_path(line, 14).end_position
+    extend_to_length(line)
+    assert line.points == [(220.0, 100.0)]
+    assert slider_path(dataclasses.replace(line, length=None), 14).end_position == played
+    curve = Slider(x=100, y=100, time=0, curve_type="B",
+                   points=[(150.0, 60.0), (200.0, 100.0)], length=220.0)
+    played = slider_path(curve, 14).end_position
+    drawn_before = slider_path(dataclasses.replace(curve, length=None), 14).distance
+    assert drawn_before < 220.0 - SLACK_PX
+    extend_to_length(curve)
+    assert curve.points[:3] == [(150.0, 60.0), (200.0, 100.0), (200.0, 100.0)]  # a red anchor
+    drawn = slider_path(dataclasses.replace(curve, length=None), 14)
+    assert drawn.distance == pytest.approx(220.0, abs=SLACK_PX)
+    assert math.dist(drawn.end_position, played) <= MOVED_PX
+    arc = Slider(x=100, y=100, time=0, curve_type="P", points=[(150.0, 60.0), (200.0, 100.0)],
+                 length=300.0)
+    extend_to_length(arc)  # osu! goes on along the tangent: left as it is
+    assert arc.points == [(150.0, 60.0), (200.0, 100.0)]
+    short = Slider(x=100, y=100, time=0, curve_type="L", points=[(150.0, 100.0)], length=52.0)
+    extend_to_length(short)  # within the slack: left alone
+    assert short.points == [(150.0, 100.0)]
