@@ -33,9 +33,10 @@ from core.beatmap.model import Beatmap, Spinner
 
 GAP_LEVELS_MS = (125.0, 250.0, 340.0)  # start-to-start gaps shorter than these are counted
 # stars -> the share of gaps that may be shorter than each level; 1.0 is no limit
-_SHARES = [(1.0, (0.0, 0.05, 0.1)), (2.0, (0.0, 0.15, 0.3)), (3.0, (0.03, 0.35, 0.6)),
-           (4.0, (0.18, 0.72, 0.9)), (5.0, (0.36, 0.92, 1.0)), (6.0, (0.52, 1.0, 1.0)),
-           (7.0, (0.7, 1.0, 1.0)), (8.0, (1.0, 1.0, 1.0))]
+# (0 stars: none at all, where a retry of an Easy asks for less than 1 star's caps)
+_SHARES = [(0.0, (0.0, 0.0, 0.0)), (1.0, (0.0, 0.05, 0.1)), (2.0, (0.0, 0.15, 0.3)),
+           (3.0, (0.03, 0.35, 0.6)), (4.0, (0.18, 0.72, 0.9)), (5.0, (0.36, 0.92, 1.0)),
+           (6.0, (0.52, 1.0, 1.0)), (7.0, (0.7, 1.0, 1.0)), (8.0, (1.0, 1.0, 1.0))]
 MAX_GAP_MS = 2000.0  # longer gaps are pauses, not rhythm
 
 
