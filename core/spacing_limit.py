@@ -3,8 +3,8 @@ last object ended, and clear of it.
 
 The ceiling (DecodingOptions.spacing, px per ms of gap) bounds the jumps, which decide most of
 the star rating. The floor (DecodingOptions.min_distance, px) keeps an object that comes
-OVERLAP_GAP_MS or more after the last one's end from overlapping it: ranked maps put 1-12% of
-such neighbours within 0.8 of a circle's diameter of each other, the starter model put 65% at 2
+OVERLAP_GAP_MS or more after the last one's end from overlapping it: ranked maps put 0.3-12% of
+such neighbours within 0.8 of a circle's diameter of each other, the starter model put 54% at 2
 stars (benchmarks/map_style.py), where the ceiling is a circle's width over a half beat and the
 model stays inside it. Streams (shorter gaps) may overlap and stack as mappers draw them. After a
 slider, its head is kept clear too (where a y allows): its body starts there and is still on
@@ -12,7 +12,7 @@ screen (9.2% of such neighbours sat on it, ranked maps' 0.5%).
 
 Distance snap (DecodingOptions.spacing_spread): a move as long in time as the last one keeps
 within that fraction of the last one's distance. Ranked maps differ by a median 1-2.4% between
-such neighbouring moves up to 4.5 stars and 11-19% above; the starter's by 7-30% (map_style).
+such neighbouring moves up to 4.5 stars and 11-19% above; the starter's by 25-31% (map_style).
 
 x is chosen first, then y for that x: an x stays open where some y on the playfield lies in the
 ring between floor and ceiling. Where the limits leave nothing the model may choose, they are
