@@ -18,7 +18,10 @@ before the caps and kept). Gaps under 125 ms (1/4 notes above
 0-56% above 6. Under 250 ms (also 1/2 notes above 120 BPM): 0-43% at 2.5-3 stars, 0-52% at
 3-4, 24-80% at 4.5-5, 39-84% above 5. Under 340 ms (2/3 of a beat at 160 BPM, a beat above 176
 BPM): 10-66% at 2-3 stars, where the clear spacing (core.spacing_limit) made a Normal of 1/1 and
-2/3-beat circles 2.8 stars: a Normal of a fast song waits longer, or slides. In ms, not beats: a
+2/3-beat circles 2.8 stars: a Normal of a fast song waits longer, or slides. Under 600 ms (a
+beat up to 100 BPM): 38-73% of the gaps of ranked 2.2-2.9 star maps; capped at 50% at 2 stars
+and 20% at 1, it lets an Easy of a 160 BPM song wait two beats (1.5 stars asked: 2.07 ->
+1.87), where 1/1 circles a diameter apart rate about 2.2 stars. In ms, not beats: a
 slow song's 1/4 notes are a fast song's 1/2 ones to play, and osu!'s speed strain follows ms too.
 """
 
@@ -31,12 +34,13 @@ import numpy as np
 
 from core.beatmap.model import Beatmap, Spinner
 
-GAP_LEVELS_MS = (125.0, 250.0, 340.0)  # start-to-start gaps shorter than these are counted
+GAP_LEVELS_MS = (125.0, 250.0, 340.0, 600.0)  # start-to-start gaps shorter than these are counted
 # stars -> the share of gaps that may be shorter than each level; 1.0 is no limit
 # (0 stars: none at all, where a retry of an Easy asks for less than 1 star's caps)
-_SHARES = [(0.0, (0.0, 0.0, 0.0)), (1.0, (0.0, 0.05, 0.1)), (2.0, (0.0, 0.15, 0.3)),
-           (3.0, (0.03, 0.35, 0.6)), (4.0, (0.18, 0.72, 0.9)), (5.0, (0.36, 0.92, 1.0)),
-           (6.0, (0.52, 1.0, 1.0)), (7.0, (0.7, 1.0, 1.0)), (8.0, (1.0, 1.0, 1.0))]
+_SHARES = [(0.0, (0.0, 0.0, 0.0, 0.0)), (1.0, (0.0, 0.05, 0.1, 0.2)),
+           (2.0, (0.0, 0.15, 0.3, 0.5)), (3.0, (0.03, 0.35, 0.6, 1.0)),
+           (4.0, (0.18, 0.72, 0.9, 1.0)), (5.0, (0.36, 0.92, 1.0, 1.0)),
+           (6.0, (0.52, 1.0, 1.0, 1.0)), (7.0, (0.7, 1.0, 1.0, 1.0)), (8.0, (1.0, 1.0, 1.0, 1.0))]
 MAX_GAP_MS = 2000.0  # longer gaps are pauses, not rhythm
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 import zipfile
 
 import pytest
@@ -25,7 +26,13 @@ from core.object_mix import (
     tilt_to_sliders,
 )
 from core.song_input import resolve
-from core.spacing import MIN_SPREAD, end_position, observed_min_distance, observed_spread
+from core.spacing import (
+    MIN_SPREAD,
+    end_position,
+    moves,
+    observed_min_distance,
+    observed_spread,
+)
 from core.spacing_limit import FLOOR_ROOM, OVERLAP_GAP_MS, circle_diameter
 from core.tokens.grammar import Grammar, GrammarWalker
 from core.tokens.vocab import DEFAULT, Category, Vocab
@@ -196,8 +203,12 @@ def overlapping(beatmap: Beatmap) -> list[tuple[float, float]]:
 
 
 def spread(beatmap: Beatmap) -> float:
-    """The median difference between neighbouring moves of one gap (benchmarks/map_style)."""
-    return observed_spread(beatmap, minimum_pairs=1) or 0.0
+    """The median difference between neighbouring moves of one gap (benchmarks/map_style;
+    observed_spread without its floor)."""
+    pairs = [abs(d1 - d2) / max(d1, d2)
+             for (g1, d1), (g2, d2) in itertools.pairwise(moves(beatmap))
+             if abs(g1 - g2) <= 2.0 and max(d1, d2) >= 4.0]
+    return statistics.median(pairs)
 
 
 def test_a_new_normal_keeps_its_circles_apart_and_slides(starter_generator, timed_song):

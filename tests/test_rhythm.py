@@ -45,14 +45,15 @@ def small_map() -> Beatmap:
 def test_gaps_run_from_start_to_start_without_spinners_or_pauses():
     assert start_gaps(small_map()) == [100, 200, 400, 1400, 200]
     assert start_gaps(small_map(), until_ms=700) == [100, 200]
-    # under 125 ms: one of five; under 250 ms and under 340 ms: three of five
-    assert gap_shares(small_map()) == pytest.approx((0.2, 0.6, 0.6))
+    # under 125 ms: one of five; under 250 ms and under 340 ms: three; under 600 ms: four
+    assert gap_shares(small_map()) == pytest.approx((0.2, 0.6, 0.6, 0.8))
     assert gap_shares(Beatmap()) is None
 
 
 def test_too_few_gaps_tell_nothing():
     assert observed_gap_shares(small_map()) is None
-    assert observed_gap_shares(small_map(), minimum_gaps=5) == pytest.approx((0.2, 0.6, 0.6))
+    assert observed_gap_shares(small_map(), minimum_gaps=5) == pytest.approx(
+        (0.2, 0.6, 0.6, 0.8))
 
 
 def test_the_caps_rise_with_the_stars_and_nest():
@@ -60,7 +61,7 @@ def test_the_caps_rise_with_the_stars_and_nest():
     for level in range(len(GAP_LEVELS_MS)):
         column = [shares[level] for shares in table]
         assert column == sorted(column) and column[-1] == 1.0
-    # a gap under 125 ms is also under 250 ms (and 340): its cap is never the larger
+    # a gap under 125 ms is also under 250 ms (and 340, 600): its cap is never the larger
     assert all(list(shares) == sorted(shares) for shares in table)
     assert gap_shares_for_stars(2.0)[0] == 0.0  # a Normal has no streams
 
@@ -86,13 +87,14 @@ def open_gaps(seq: SequenceState, shares) -> list[float]:
 
 def test_a_short_gap_is_open_only_while_the_share_allows_one_more():
     # 20 gaps so far, 2 under 125 ms: a third would be 3 of 21 (14%)
-    seq = after_object(20, (2, 10, 14))
-    assert min(open_gaps(seq, (0.15, 1.0, 1.0))) == 20.0  # within 15%: a 1/4 gap may come
-    assert min(open_gaps(seq, (0.10, 1.0, 1.0))) == 130.0  # over 10%: not before 125 ms
+    seq = after_object(20, (2, 10, 14, 18))
+    assert min(open_gaps(seq, (0.15, 1.0, 1.0, 1.0))) == 20.0  # within 15%: a 1/4 gap may come
+    assert min(open_gaps(seq, (0.10, 1.0, 1.0, 1.0))) == 130.0  # over 10%: not before 125 ms
     # and the second level on its own: 11 of 21 under 250 ms is over half
-    assert min(open_gaps(seq, (1.0, 0.5, 1.0))) == 250.0
-    # the third: 15 of 21 under 340 ms is over 70%
-    assert min(open_gaps(seq, (1.0, 1.0, 0.7))) == 340.0
+    assert min(open_gaps(seq, (1.0, 0.5, 1.0, 1.0))) == 250.0
+    # the third: 15 of 21 under 340 ms is over 70%; the fourth: 19 of 21 under 600 over 90%
+    assert min(open_gaps(seq, (1.0, 1.0, 0.7, 1.0))) == 340.0
+    assert min(open_gaps(seq, (1.0, 1.0, 1.0, 0.9))) == 600.0
     assert min(open_gaps(seq, None)) == 20.0  # no caps, no limit
 
 
@@ -111,7 +113,7 @@ def test_the_state_counts_the_gaps_it_places():
 
     for ms in (0, 100, 200, 2500, 300):  # the first has no gap, the 2.5 s one is a pause
         circle_after(ms)
-    assert (seq.gaps, seq.short_gaps) == (3, (1, 2, 3))
+    assert (seq.gaps, seq.short_gaps) == (3, (1, 2, 3, 3))
 
 
 def test_a_continuation_keeps_the_maps_rhythm(tmp_path):
@@ -142,7 +144,7 @@ def test_a_continuation_keeps_the_maps_rhythm(tmp_path):
 
     fast, count = fast_gaps(DecodingOptions(seed=1, max_tokens=400))
     assert count > 10 and fast == 0
-    free, _ = fast_gaps(DecodingOptions(seed=1, max_tokens=400, gap_shares=(1.0, 1.0, 1.0)))
+    free, _ = fast_gaps(DecodingOptions(seed=1, max_tokens=400, gap_shares=(1.0,) * 4))
     assert free > 0  # the model streams here when it may
 
 
