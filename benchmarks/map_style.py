@@ -40,7 +40,9 @@ from benchmarks.generated_maps import cropped_song, real_songs, synth_songs, tem
 from companion.mapping import Target, decoding_options, generate_beatmap, load_generator
 from core.beatmap.model import Beatmap, Slider, Spinner
 from core.beatmap.parser import parse_bytes
+from core.beatmap.timing import ControlPoints
 from core.difficulty import star_rating
+from core.hitsounds import head_sound
 from core.song_input import SongInput
 from core.spacing import end_position
 
@@ -56,19 +58,11 @@ def circle_radius(beatmap: Beatmap) -> float:
     return 54.4 - 4.48 * beatmap.difficulty.cs
 
 
-def beat_at(beatmap: Beatmap, time: float) -> tuple[float, float, int]:
-    """(start, beat length, meter) of the red line in force at `time`."""
-    red = [p for p in beatmap.timing_points if p.uninherited and p.beat_length > 0]
-    if not red:
-        return 0.0, math.nan, 4
-    point = next((p for p in reversed(red) if p.time <= time), red[0])
-    return point.time, point.beat_length, max(1, point.meter)
-
-
 def style(beatmap: Beatmap) -> dict[str, float]:
     """The COLUMNS of one map (nan where it has nothing to measure)."""
     objects = beatmap.hit_objects
     radius = circle_radius(beatmap)
+    timing = ControlPoints(beatmap.timing_points)
     overlaps, stacks, moves = [], [], []
     for prev, obj in itertools.pairwise(objects):
         if isinstance(prev, Spinner) or isinstance(obj, Spinner):
@@ -77,8 +71,7 @@ def style(beatmap: Beatmap) -> dict[str, float]:
         px, py = end_position(prev, beatmap.format_version)
         distance = math.hypot(obj.x - px, obj.y - py)
         stacks.append(distance < STACK_PX)
-        _, beat, _ = beat_at(beatmap, obj.time)
-        if gap >= beat / 2 - 2:
+        if gap >= timing.timing_point_at(obj.time).beat_length / 2 - 2:
             overlaps.append(STACK_PX <= distance < 1.6 * radius)
         moves.append((gap, distance))
     spreads = [abs(d1 - d2) / max(d1, d2)
@@ -91,8 +84,9 @@ def style(beatmap: Beatmap) -> dict[str, float]:
         if i and obj.new_combo and not isinstance(obj, Spinner):
             combos.append(run)
             run = 0
-            start, beat, meter = beat_at(beatmap, obj.time)
-            beats = (obj.time - start) / beat
+            point = timing.timing_point_at(obj.time)
+            meter = max(1, point.meter)
+            beats = (obj.time - point.time) / point.beat_length
             half_bar = meter / 2 if meter % 2 == 0 else meter
             on_bar.append(abs(beats / half_bar - round(beats / half_bar)) * half_bar < 0.05)
         run += 1
@@ -104,14 +98,6 @@ def style(beatmap: Beatmap) -> dict[str, float]:
         "NC on bar": _mean(on_bar),
         "hitsounds": _mean([head_sound(o) & 0b1110 != 0 for o in objects]),
     }
-
-
-def head_sound(obj) -> int:
-    """The additions on an object's head (a slider's first edge sound where it has them)."""
-    if isinstance(obj, Slider) and obj.edge_sounds:
-        first = obj.edge_sounds.split("|")[0]
-        return int(first) if first.strip().isdigit() else obj.hitsound
-    return obj.hitsound
 
 
 def _mean(flags: list[bool]) -> float:

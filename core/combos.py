@@ -14,46 +14,37 @@ from __future__ import annotations
 
 import math
 
-from core.beatmap.model import Beatmap, Spinner, TimingPoint
+from core.beatmap.model import Beatmap, Spinner
+from core.beatmap.timing import ControlPoints
 
 MIN_COMBO = 3  # objects a combo has before a bar line may start the next
 HALF_BAR_COMBO = 4  # ... before a half bar may
 EPSILON_BEATS = 0.05  # an object this near a line is on it (times are snapped to ms)
 
 
-def _red_line_at(red: list[TimingPoint], time: float) -> int:
-    """Index of the red line in force at `time` (the first before it; the first line at all
-    for objects before the first)."""
-    index = 0
-    for i, point in enumerate(red):
-        if point.time <= time + 1.0:
-            index = i
-    return index
-
-
-def _slots(red: list[TimingPoint], time: float) -> tuple[int, int, int]:
-    """(red line, bar, half bar) counts of `time`: which of each it lies in."""
-    line = _red_line_at(red, time)
-    point = red[line]
+def _slots(timing: ControlPoints, time: float) -> tuple[float, int, int]:
+    """(red line's time, bar, half bar) of `time`: which of each it lies in (1 ms early is on
+    the line: times are whole ms, lines not)."""
+    point = timing.timing_point_at(time + 1.0)
     beats = (time - point.time) / point.beat_length + EPSILON_BEATS
     meter = max(1, point.meter)
     half = meter / 2 if meter % 2 == 0 else meter
-    return line, math.floor(beats / meter), math.floor(beats / half)
+    return point.time, math.floor(beats / meter), math.floor(beats / half)
 
 
 def set_new_combos(beatmap: Beatmap, within: tuple[float, float] | None = None) -> None:
     """Set the new-combo flags of the map's objects (those starting `within` (from, until) ms
     only, for a continuation: the mapper's own stay), in place, as the module docstring says.
     A map without red lines is left as it is: it has no bars."""
-    red = [p for p in beatmap.timing_points if p.uninherited and p.beat_length > 0]
-    if not red:
+    if not any(p.uninherited and p.beat_length > 0 for p in beatmap.timing_points):
         return
+    timing = ControlPoints(beatmap.timing_points)
     low, high = within if within is not None else (-math.inf, math.inf)
     objects = sorted(beatmap.hit_objects, key=lambda o: o.time)
     run = 0  # objects in the current combo so far
     previous = None
     for obj in objects:
-        slots = _slots(red, obj.time)
+        slots = _slots(timing, obj.time)
         if low <= obj.time < high:
             if previous is None or isinstance(obj, Spinner) or isinstance(previous[0], Spinner):
                 obj.new_combo = True

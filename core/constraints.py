@@ -196,9 +196,10 @@ class ConstraintFilter:
         self.shift_values = list(vocab.shift_values_ms)
         self.landing_count = sum(v <= LANDING_MS for v in self.shift_values)
         self.landings = torch.tensor(self.shift_values[: self.landing_count], dtype=torch.float64)
-        # on_tick at every time-step multiple of the window, filled as far as landings reach:
-        # shifts are whole steps, so every cursor and landing is one (see _land_on_ticks)
-        self.tick_table: tuple[Callable[[float], bool] | None, Tensor] = (None, _EMPTY)
+        # on_tick and end_on_tick at every time-step multiple of the window, filled as far as
+        # landings reach: shifts are whole steps, so every cursor and landing is one (see
+        # _land_on_ticks); one table per test, for the window's state
+        self.tick_tables: dict[Callable[[float], bool], Tensor] = {}
         self.masks: dict[tuple[State, bool], Tensor] = {}  # allowed ids per state
         for state in State:
             for anchors_full in (False, True):
@@ -295,10 +296,12 @@ class ConstraintFilter:
             if walker.state in (State.SLIDER_BODY, State.SPINNER):
                 allowed = max(allowed, 1)  # a shift is all that may follow: the shortest stays
             logits[span.start + allowed: span.stop] = NEG_INF
-            if walker.state in (State.SLIDER_BODY, State.SLIDER_TIME) and state.end_on_tick:
-                land_slider_body(logits[span.start: span.start + allowed],
-                                 self.shift_values[:allowed], state.cursor + state.body,
-                                 state.end_on_tick)
+            if walker.state in (State.SLIDER_BODY, State.SLIDER_TIME) and state.end_on_tick \
+                    and allowed > 0:
+                steps = torch.round((state.cursor + state.body + self.shifts[:allowed].double())
+                                    / self.step).long()
+                on = self._ticks(state.end_on_tick, int(steps[-1]))[steps]
+                land_slider_body(logits[span.start: span.start + allowed], on)
             if walker.state is State.SLIDER_TIME:
                 end = state.cursor + state.body
                 speed = state.slider_speed
@@ -371,21 +374,19 @@ class ConstraintFilter:
             return
         landing = state.cursor + self.landings[:count]
         steps = torch.round(landing / self.step).long()
-        on = self._ticks(state, int(steps[-1]))[steps]
+        on = self._ticks(state.on_tick, int(steps[-1]))[steps]
         start = self.shift_span.start
         logits[start: start + count].masked_fill_(~on | (landing < earliest), NEG_INF)
 
-    def _ticks(self, state: SequenceState, last: int) -> Tensor:
-        """Whether each time step 0..last of the window (step * i ms) is on a tick: asked of
-        `state.on_tick` once per step and window, not once per gap and decoding step."""
-        owner, table = self.tick_table
-        if owner is not state.on_tick:
-            owner, table = state.on_tick, _EMPTY
+    def _ticks(self, test: Callable[[float], bool], last: int) -> Tensor:
+        """Whether each time step 0..last of the window (step * i ms) passes `test` (an on_tick
+        of the state): asked once per step and window, not once per gap and decoding step."""
+        table = self.tick_tables.get(test, _EMPTY)
         if table.numel() <= last:
             grown = max(last + 1, 2 * table.numel())
-            more = [state.on_tick(i * self.step) for i in range(table.numel(), grown)]
+            more = [test(i * self.step) for i in range(table.numel(), grown)]
             table = torch.cat([table, torch.tensor(more, dtype=torch.bool)])
-        self.tick_table = (owner, table)
+            self.tick_tables[test] = table
         return table
 
     def _tilt(self, shifts: Tensor) -> None:

@@ -21,7 +21,8 @@ import math
 from collections import defaultdict
 
 from core.beatmap.breaks import break_span
-from core.beatmap.model import Beatmap, HitObject, Slider, Spinner, TimingPoint
+from core.beatmap.model import Beatmap, HitObject, Slider, Spinner
+from core.beatmap.timing import ControlPoints
 
 WHISTLE, FINISH, CLAP = 2, 4, 8
 ADDITIONS = WHISTLE | FINISH | CLAP
@@ -34,9 +35,9 @@ BREAK_BEATS = 8  # a gap of this many beats before an object: a section starts t
 Pattern = dict[tuple[int, int], int]  # (meter, 1/4-beat place in the bar) -> additions
 
 
-def _place(red: list[TimingPoint], time: float) -> tuple[int, int] | None:
+def _place(timing: ControlPoints, time: float) -> tuple[int, int] | None:
     """(meter, place) of `time` in its bar, where it is within ON_SLOT_MS of a 1/4-beat tick."""
-    point = next((p for p in reversed(red) if p.time <= time + 1.0), red[0])
+    point = timing.timing_point_at(time + 1.0)
     slots = (time - point.time) / point.beat_length * SLOTS_PER_BEAT
     nearest = round(slots)
     if abs(slots - nearest) * point.beat_length / SLOTS_PER_BEAT > ON_SLOT_MS:
@@ -45,11 +46,15 @@ def _place(red: list[TimingPoint], time: float) -> tuple[int, int] | None:
     return meter, nearest % (meter * SLOTS_PER_BEAT)
 
 
-def _red(beatmap: Beatmap) -> list[TimingPoint]:
-    return [p for p in beatmap.timing_points if p.uninherited and p.beat_length > 0]
+def _timing(beatmap: Beatmap) -> ControlPoints | None:
+    """The map's timing, None without a usable red line (no bars to place sounds in)."""
+    if not any(p.uninherited and p.beat_length > 0 for p in beatmap.timing_points):
+        return None
+    return ControlPoints(beatmap.timing_points)
 
 
-def _head_sound(obj: HitObject) -> int:
+def head_sound(obj: HitObject) -> int:
+    """The additions on an object's head (a slider's first edge sound where it has them)."""
     if isinstance(obj, Slider) and obj.edge_sounds:
         first = obj.edge_sounds.split("|")[0]
         return int(first) if first.strip().isdigit() else obj.hitsound
@@ -59,16 +64,16 @@ def _head_sound(obj: HitObject) -> int:
 def observed_pattern(beatmap: Beatmap, until_ms: float = math.inf) -> Pattern | None:
     """The additions the map's heads before `until_ms` carry per place in the bar; None where
     it has fewer than MIN_SOUNDED heads on places, or none hitsounded."""
-    red = _red(beatmap)
-    if not red:
+    timing = _timing(beatmap)
+    if timing is None:
         return None
     heads: dict[tuple[int, int], list[int]] = defaultdict(list)
     for obj in beatmap.hit_objects:
         if obj.time >= until_ms or isinstance(obj, Spinner):
             continue
-        place = _place(red, obj.time)
+        place = _place(timing, obj.time)
         if place is not None:
-            heads[place].append(_head_sound(obj) & ADDITIONS)
+            heads[place].append(head_sound(obj) & ADDITIONS)
     sounds = [s for values in heads.values() for s in values]
     if len(sounds) < MIN_SOUNDED or not any(sounds):
         return None
@@ -100,22 +105,23 @@ def apply_pattern(beatmap: Beatmap, pattern: Pattern, within: tuple[float, float
     `pattern`: a circle's on its head, a slider's on each of its ends (edge sounds; its body
     silent), none on spinners; with `finishes`, a finish on the first object and on the first
     after BREAK_BEATS of silence, a break or the start of kiai time (`section_starts`)."""
-    red = _red(beatmap)
-    if not red:
+    timing = _timing(beatmap)
+    if timing is None:
         return
+
+    def sound(time: float) -> int:
+        place = _place(timing, time)
+        return pattern.get(place, 0) if place is not None else 0
+
+    pause = BREAK_BEATS * timing.beat_length_at(-math.inf)  # the first red line's beats
     starts = section_starts(beatmap) if finishes else []
     last_end = -math.inf
     for obj in sorted(beatmap.hit_objects, key=lambda o: o.time):
-        starts_section = obj.time - last_end >= BREAK_BEATS * red[0].beat_length or any(
+        starts_section = obj.time - last_end >= pause or any(
             last_end < start <= obj.time + 1.0 for start in starts)
         last_end = max(last_end, obj.end_time)
         if not within[0] <= obj.time < within[1] or isinstance(obj, Spinner):
             continue
-
-        def sound(time: float) -> int:
-            place = _place(red, time)
-            return pattern.get(place, 0) if place is not None else 0
-
         extra = FINISH if finishes and starts_section else 0
         if isinstance(obj, Slider) and obj.duration:
             span = obj.duration / obj.slides

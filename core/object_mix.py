@@ -20,7 +20,6 @@ one (`limit_slider_ends`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -113,12 +112,10 @@ def limit_slider_ends(logits: Tensor, ends: slice, on_tick: bool, min_length: fl
         logits[ends] = kept
 
 
-def land_slider_body(shifts: Tensor, values: Sequence[float], end: float,
-                     on_tick: Callable[[float], bool]) -> None:
-    """Close the time shifts (logits `shifts`, of `values` ms) that would take a slider's body,
-    now lasting to `end`, off the map's ticks, in place: its end is chosen among the ticks (an
-    end merely closed off them had the model take its likeliest long shift instead). Where
-    none lands on one, all stay."""
-    off = torch.tensor([not on_tick(end + v) for v in values], dtype=torch.bool)
-    if not bool(off.all()):
-        shifts.masked_fill_(off, NEG_INF)
+def land_slider_body(shifts: Tensor, on_tick: Tensor) -> None:
+    """Close the time shifts (logits `shifts`) that would take a slider's body off the map's
+    ticks (`on_tick`: whether each lands on one), in place: its end is chosen among the ticks
+    (an end merely closed off them had the model take its likeliest long shift instead).
+    Where none lands on one, all stay."""
+    if bool(on_tick.any()):
+        shifts.masked_fill_(~on_tick, NEG_INF)

@@ -10,7 +10,7 @@ from companion.mapping import Target, continue_beatmap, decoding_options, genera
 from core.beatmap.model import Beatmap, Circle, Slider, Spinner, TimingPoint
 from core.beatmap.parser import parse_file
 from core.decoding import DecodingOptions
-from core.hitsounds import CLAP, FINISH, WHISTLE, apply_pattern, observed_pattern
+from core.hitsounds import CLAP, FINISH, WHISTLE, apply_pattern, head_sound, observed_pattern
 from core.song_input import resolve
 from tests.corpus_files import require_corpus, resource
 
@@ -23,12 +23,6 @@ def at(beats: float, sound: int = 0) -> Circle:
 
 def timed(objects) -> Beatmap:
     return Beatmap(timing_points=[TimingPoint(1000.0, BEAT, meter=4)], hit_objects=objects)
-
-
-def head_sound(obj) -> int:
-    if isinstance(obj, Slider) and obj.edge_sounds:
-        return int(obj.edge_sounds.split("|")[0])
-    return obj.hitsound
 
 
 def test_the_pattern_is_what_most_heads_at_a_place_carry():
