@@ -16,10 +16,10 @@ from pathlib import Path
 from torch import Tensor
 
 from core.audio import FRAME_MS, LATENCY_MS, AudioError, audio_features
-from core.beat_feel import snap_divisor
+from core.beat_feel import joint_divisor, new_map_divisor, objects_divisor
 from core.beatmap.breaks import update_breaks
 from core.beatmap.model import Beatmap, Difficulty, Mode, TimingPoint
-from core.beatmap.ticks import DEFAULT_BEAT_DIVISOR
+from core.beatmap.ticks import DEFAULT_BEAT_DIVISOR, beat_divisor_of
 from core.beatmap.timing import DEFAULT_BEAT_LENGTH
 from core.beatmap.writer import LAZER_VERSION
 from core.checkpoint import CheckpointError, read_meta
@@ -195,12 +195,11 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     template = copy.deepcopy(source.template_for(target.star_rating))
     template.format_version = 14  # what is written: one curve type per slider, as stable reads
     template.difficulty = target.difficulty(template.difficulty)
-    template.editor.setdefault("BeatDivisor", str(DEFAULT_BEAT_DIVISOR))
     mel = features(source.audio)
     template.timing_points, timing, estimate = song_timing(template, mel, source.audio, bpm)
-    red = [p for p in template.timing_points if p.uninherited]
-    if timing == "estimated":
-        template.editor["BeatDivisor"] = str(snap_divisor(mel, red))
+    template.editor["BeatDivisor"] = str(DEFAULT_BEAT_DIVISOR if timing == "none" else (
+        new_map_divisor(template.timing_points, mel,
+                        source.sibling_for(target.star_rating) if timing == "map" else None)))
     song_ms = mel.shape[-1] * FRAME_MS
     wanted = target.star_rating
     condition = condition_vector(template.difficulty, wanted)
@@ -310,8 +309,10 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
     cond = condition_vector(beatmap.difficulty, star_rating(beatmap))
     options = continuation_rules(options, beatmap, from_ms)  # its own spacing, rhythm, sliders
     placeholder = has_placeholder_timing(beatmap)  # nothing to snap to; the slider speed
-    result = continue_map(generator, untimed(beatmap) if placeholder else beatmap, mel, from_ms,
-                          until_ms, cond, options, progress=progress, should_stop=should_stop)
+    snapped = untimed(beatmap) if placeholder else continuation_snap(beatmap)
+    result = continue_map(generator, snapped, mel, from_ms, until_ms, cond, options,
+                          progress=progress, should_stop=should_stop)
+    result.editor = dict(beatmap.editor)  # the mapper's editor, as they left it
     if placeholder:  # ... without it is the placeholder's (lazer's default beat)
         result.timing_points = copy.deepcopy(beatmap.timing_points)
     kept = sum(o.time < from_ms or (until_ms is not None and o.time >= until_ms)
@@ -334,6 +335,15 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
     # and with it the fractional positions v14 would truncate
     result.format_version = LAZER_VERSION if beatmap.format_version >= LAZER_VERSION else 14
     return result
+
+
+def continuation_snap(beatmap: Beatmap) -> Beatmap:
+    """A copy whose editor snap offers the ticks of the mapper's snap and those their map's
+    objects use (a map of halves left at 1/3 for a triplet: 1/12), for continue_map."""
+    snapped = copy.copy(beatmap)
+    snapped.editor = {**beatmap.editor, "BeatDivisor": str(joint_divisor(
+        beat_divisor_of(beatmap.editor), objects_divisor(beatmap)))}
+    return snapped
 
 
 class UnusableTimingError(ValueError):

@@ -1,4 +1,4 @@
-"""Whether a song's notes split its beat in halves or in thirds: the snap an estimated timing gets.
+"""Whether a song's notes split its beat in halves or in thirds: the snap a new map gets.
 
 A shuffle, swing or triplet feel puts its notes on the 1/3 ticks of the beat, which the
 editor's default 1/4 snap does not offer: a map generated at 1/4 can reach its beats and
@@ -17,11 +17,14 @@ import torch
 from scipy.ndimage import maximum_filter1d
 
 from core.audio import FRAME_MS
-from core.beatmap.model import TimingPoint
-from core.beatmap.ticks import FASTEST_TICK_MS, divisor_for_tempo
+from core.beatmap.model import Beatmap, TimingPoint
+from core.beatmap.ticks import DIVISORS, FASTEST_TICK_MS, TickGrid, divisor_for_tempo
 from core.tempo import onset_envelope, onset_frame
 
 ALIGN_MS = 35.0  # how far from the red lines' beats their onsets are looked for
+SNAP_EVIDENCE = 16  # objects a map needs before the snap its objects use is read from them
+SNAP_COVERAGE = 0.95  # the share of them a snap must hold (a few stray objects aside)
+SNAP_TOLERANCE_MS = 2.0  # stable writes a tick's time truncated to the ms
 
 
 def snap_divisor(mel: np.ndarray | torch.Tensor, points: list[TimingPoint]) -> int:
@@ -69,3 +72,42 @@ def ternary(env: np.ndarray, red: list[TimingPoint]) -> bool:
     reach = round(ALIGN_MS / FRAME_MS)
     shift = max(range(-reach, reach + 1), key=lambda s: strength((0.0,), s))
     return strength((1 / 3, 2 / 3), shift) > strength((1 / 2,), shift)
+
+
+def objects_divisor(beatmap: Beatmap) -> int | None:
+    """The coarsest editor snap (1/1, 1/2, 1/3, ... 1/16) whose ticks hold SNAP_COVERAGE of
+    the map's objects, each on its own red line's ticks; None for a map of fewer than
+    SNAP_EVIDENCE objects or with no red line, which says nothing of its snap."""
+    grid = TickGrid(beatmap.timing_points)
+    times = [o.time for o in beatmap.hit_objects]
+    if not grid or len(times) < SNAP_EVIDENCE:
+        return None
+    for divisor in sorted(DIVISORS):
+        ticks = TickGrid(grid.points, (divisor,))
+        held = sum(ticks.snap(t, SNAP_TOLERANCE_MS) is not None for t in times)
+        if held >= SNAP_COVERAGE * len(times):
+            return divisor
+    return max(DIVISORS)
+
+
+def joint_divisor(*divisors: int | None) -> int:
+    """The coarsest editor snap offering the ticks of every one of `divisors` (1/4 and 1/3:
+    1/12); the finest of them where no editor snap does (1/16 and 1/3)."""
+    given = [d for d in divisors if d]
+    if not given:
+        raise ValueError("no divisor to join")
+    for divisor in sorted(DIVISORS):
+        if all(divisor % d == 0 for d in given):
+            return divisor
+    return max(given)
+
+
+def new_map_divisor(points: list[TimingPoint], mel: np.ndarray | torch.Tensor,
+                    sibling: Beatmap | None = None) -> int:
+    """The snap a new difficulty gets on timing `points`: what the audio asks for
+    (snap_divisor), joined with the ticks a `sibling` on that same timing has its objects on.
+    No editor's BeatDivisor is asked: it is where the editor was left on another difficulty,
+    or on a map of timing alone (triangles.osz: 1/3, on a song of halves, whose maps then had
+    only whole beats and thirds)."""
+    heard = snap_divisor(mel, points)
+    return heard if sibling is None else joint_divisor(heard, objects_divisor(sibling))

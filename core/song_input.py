@@ -36,16 +36,22 @@ class SongInput:
     audio: Path
     template: Beatmap  # metadata, timing and general settings; no hit objects
     # The folder's osu!standard difficulties as timed as the template, objects and all: a new
-    # difficulty takes its slider speed and beat divisor from the one nearest its stars (an
-    # Easy's SliderMultiplier made a 6-star map's sliders crawl)
+    # difficulty takes its slider speed from the one nearest its stars (an Easy's
+    # SliderMultiplier made a 6-star map's sliders crawl), and joins its snap to that one's
     siblings: tuple[Beatmap, ...] = ()
 
+    def sibling_for(self, stars: float) -> Beatmap | None:
+        """The sibling whose star rating is nearest `stars` (rated here, where a map is
+        generated, not for every song resolved), objects and all; None where there is none."""
+        if len(self.siblings) <= 1:
+            return self.siblings[0] if self.siblings else None
+        return min(self.siblings, key=lambda b: abs(star_rating(b) - stars))
+
     def template_for(self, stars: float) -> Beatmap:
-        """The template, or one made of the sibling whose star rating is nearest `stars` (rated
-        here, where a map is generated, not for every song resolved)."""
-        if not self.siblings:
+        """The template, or one made of the sibling nearest `stars`."""
+        if len(self.siblings) <= 1:  # the template is made of it
             return self.template
-        return _template(min(self.siblings, key=lambda b: abs(star_rating(b) - stars)))
+        return _template(self.sibling_for(stars))
 
 
 def resolve(path: Path) -> SongInput:
@@ -74,7 +80,7 @@ def resolve(path: Path) -> SongInput:
                          if b.mode is Mode.OSU and b.audio_filename == source.audio_filename
                          and sum(p.uninherited for p in b.timing_points) == timed)
         return SongInput(path, find_file(path, source.audio_filename), _template(source),
-                         siblings if len(siblings) > 1 else ())
+                         siblings)
     if named:  # the song is missing; the folder's other audio files are hitsound samples
         spaced = [p.name for p in path.iterdir() if p.name != p.name.strip()
                   and p.name.strip() in named]

@@ -1,4 +1,5 @@
-"""core.beat_feel: the snap an estimated timing gets, halves or thirds of the beat."""
+"""core.beat_feel: the snap a new map gets, halves or thirds of the beat, from its audio and the
+objects its template already has."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 from corpus_files import hand_timed_track
 
 from core.audio import load_audio, log_mel
-from core.beat_feel import snap_divisor
-from core.beatmap.model import TimingPoint
+from core.beat_feel import joint_divisor, new_map_divisor, objects_divisor, snap_divisor
+from core.beatmap.model import Beatmap, Circle, TimingPoint
 from core.beatmap.parser import parse_file
 from core.beatmap.ticks import TickGrid, divisors_for
 from core.tempo import timing_from_mel
@@ -77,3 +78,42 @@ def test_real_tracks_are_straight(corpus, name):
 def test_no_red_line_is_refused():
     with pytest.raises(ValueError, match="no uninherited timing point"):
         snap_divisor(np.zeros((80, 1000), np.float32), [])
+
+
+def map_with(ticks: list[float], beat: float = 400.0, offset: float = 100.0) -> Beatmap:
+    """A map of circles at `ticks` (in beats) of one red line, written to the ms as stable
+    writes them (truncated)."""
+    beatmap = Beatmap()
+    beatmap.timing_points = [TimingPoint(time=offset, beat_length=beat, uninherited=True)]
+    beatmap.hit_objects = [Circle(x=256, y=192, time=int(offset + t * beat)) for t in ticks]
+    return beatmap
+
+
+def test_the_snap_a_maps_objects_use():
+    halves = [i / 2 for i in range(40)]
+    assert objects_divisor(map_with(halves)) == 2
+    assert objects_divisor(map_with([*halves, 40 + 1 / 3])) == 2  # one stray object of 41
+    assert objects_divisor(map_with([*halves, *(41 + i + 1 / 3 for i in range(4))])) == 6
+    assert objects_divisor(map_with([i / 4 for i in range(1, 40, 2)])) == 4
+    assert objects_divisor(map_with([i / 16 for i in range(1, 40, 2)])) == 16
+    assert objects_divisor(map_with([i + 0.1 for i in range(40)])) == 16  # on no tick at all
+    assert objects_divisor(map_with(halves[:15])) is None  # too few to say
+
+
+def test_joined_snaps_offer_every_tick():
+    assert joint_divisor(4, 3) == 12
+    assert joint_divisor(4, 2) == 4
+    assert joint_divisor(3, None) == 3
+    assert joint_divisor(16, 3) == 16  # no editor snap has both
+    with pytest.raises(ValueError):
+        joint_divisor(None)
+
+
+def test_a_timing_only_template_snaps_as_its_audio(corpus):
+    """triangles.osz is timing alone, left at 1/3: its song's notes are halves."""
+    audio, truth = hand_timed_track(corpus, "triangles")
+    mel = log_mel(audio)
+    assert new_map_divisor(truth, mel) == 4
+    sibling = map_with([i + 1 / 3 for i in range(20)], truth[0].beat_length, truth[0].time)
+    sibling.timing_points = truth
+    assert new_map_divisor(truth, mel, sibling) == 12  # the audio's, and the sibling's thirds

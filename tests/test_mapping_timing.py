@@ -108,16 +108,18 @@ def test_beatless_audio_gets_a_placeholder_red_line_its_sliders_keep(starter_gen
         assert len(off_grid) > len(times) / 2  # 1/4 ticks of 60 BPM: every 250 ms
 
 
-def test_a_song_folder_keeps_its_timing_and_its_beat_divisor(
+def test_a_song_folder_keeps_its_timing_and_snaps_as_its_objects_and_audio_do(
         starter_generator, timed_song, tmp_path):
+    """The template's editor BeatDivisor is where the editor was left, not the song's snap: a
+    set of halves left at 1/3 gets 1/4 (its objects and its audio), and a set with a fifth of
+    its objects on thirds gets 1/12."""
     folder, truth = timed_song
     copy = shutil.copytree(folder, tmp_path / "song")
     template = next(copy.glob("*[[]Hard[]].osu"))
-    text = template.read_text(encoding="utf-8")
-    # A mapper's set snapped in thirds: new objects go on 1/3 ticks, not 1/4 ones.
     for other in copy.glob("*.osu"):
         if other != template:
             other.unlink()
+    text = template.read_text(encoding="utf-8")
     assert "BeatDivisor: 4" in text
     template.write_text(text.replace("BeatDivisor: 4", "BeatDivisor: 3"), encoding="utf-8")
     generated = generate_beatmap(starter_generator, resolve(copy),
@@ -125,8 +127,36 @@ def test_a_song_folder_keeps_its_timing_and_its_beat_divisor(
     assert generated.timing == "map"
     assert [(p.time, p.beat_length) for p in red(generated.beatmap)] == \
         [(p.time, p.beat_length) for p in truth]
-    assert generated.beatmap.hit_objects
-    assert on_ticks(generated.beatmap, divisors_for(3)) == 1.0  # no 1/2 or 1/4 ticks
+    assert generated.beatmap.editor["BeatDivisor"] == "4"
+    assert on_ticks(generated.beatmap, divisors_for(4)) == 1.0
+    assert on_ticks(generated.beatmap, (1, 3)) < 0.9  # halves, which 1/3 does not offer
+
+    beatmap = parse_file(template).beatmap
+    beat = truth[0].beat_length
+    for obj in beatmap.hit_objects[::5]:  # a fifth of them a third of a beat later
+        obj.time = int(obj.time + beat / 3)
+    template.unlink()
+    save(beatmap, template)
+    generated = generate_beatmap(starter_generator, resolve(copy),
+                                 Target(stars=4.0), decoding_options(seed=1), max_attempts=1)
+    assert generated.beatmap.editor["BeatDivisor"] == "12"
+
+
+def test_a_continuation_offers_the_mappers_snap_and_their_maps(starter_generator, timed_song):
+    """A map of halves and quarters left at 1/3 (for a triplet) continues on 1/12's ticks,
+    and is written with the editor as the mapper left it."""
+    folder, _ = timed_song
+    beatmap = parse_file(next(folder.glob("*[[]Insane[]].osu"))).beatmap
+    beatmap.editor["BeatDivisor"] = "3"
+    assert on_ticks(beatmap, (1, 3)) < 0.9
+    continued = continue_beatmap(starter_generator, beatmap, folder / "audio.ogg", 10_000.0,
+                                 None, decoding_options(seed=0))
+    new = copy.deepcopy(continued)
+    new.hit_objects = [o for o in continued.hit_objects if o.time >= 10_000.0]
+    assert len(new.hit_objects) > 10
+    assert on_ticks(new, divisors_for(12)) == 1.0
+    assert on_ticks(new, (1, 3)) < 1.0  # halves or quarters, which 1/3 alone does not offer
+    assert continued.editor == beatmap.editor
 
 
 def test_a_mania_set_lends_its_timing_to_an_osu_difficulty(starter_generator, timed_song, tmp_path):

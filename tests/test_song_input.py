@@ -111,7 +111,7 @@ def test_an_audio_name_with_spaces_around_it_is_refused_naming_them(song, tmp_pa
 def test_a_new_difficulty_takes_its_slider_speed_from_the_nearest_sibling(song):
     """The template is the most timed map (the Easy, where all are timed alike); a 6-star map
     had got the Easy's SliderMultiplier and crawled. The sibling nearest the stars asked for
-    gives slider speed and beat divisor."""
+    gives slider speed, and the objects whose snap a new map's joins (core.beat_feel)."""
     picked = resolve(song)
     maps = {parse_file(p).beatmap.version: parse_file(p).beatmap for p in song.glob("*.osu")}
     assert len(picked.siblings) == len(maps) >= 3
@@ -123,3 +123,4 @@ def test_a_new_difficulty_takes_its_slider_speed_from_the_nearest_sibling(song):
     assert picked.template_for(9.0).difficulty.slider_multiplier == maps[
         hardest.version].difficulty.slider_multiplier
     assert not picked.template_for(9.0).hit_objects  # a template: no objects
+    assert picked.sibling_for(9.0).hit_objects == hardest.hit_objects
