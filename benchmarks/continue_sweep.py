@@ -11,6 +11,10 @@ otherwise the same lines), the new objects inside the span and on the playfield,
 and rosu-pp reading as many objects. A map refused with a clear message (a start past the
 audio's end, say) counts as refused, not failed; a traceback is a failure.
 
+The join: where the map goes on after the span, the jump from the last new object's end into
+the first kept one, in px per ms of gap, against the map's own spacing ceiling before the start
+(core.spacing.observed_spacing); over 1.1 of it is a jump the map would not make.
+
     .venv/bin/python benchmarks/continue_sweep.py [--seconds 8] [--min-objects 10]
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import re
 import tempfile
 import time
@@ -38,9 +43,10 @@ from companion.mapping import (
     load_generator,
 )
 from core.audio import SAMPLE_RATE, AudioError, load_audio_bytes
-from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
+from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Beatmap, Spinner
 from core.beatmap.parser import OLD_VERSION_OFFSET_MS, parse_bytes, parse_file
 from core.beatmap.writer import save
+from core.spacing import end_position, observed_spacing
 
 TRACK_S = 1800  # the corpus's marathon map runs 25 minutes
 
@@ -93,6 +99,21 @@ def check(source: str, version: int, written: Path, from_ms: float, until_ms: fl
     return problems
 
 
+def join_ratio(beatmap: Beatmap, result: Beatmap, from_ms: float, until_ms: float
+                ) -> float | None:
+    """The join's px/ms over the map's ceiling before `from_ms`; None without a join (no new
+    object, none kept after, or a ceiling too few moves to tell)."""
+    ceiling = observed_spacing(beatmap, from_ms)
+    new = [o for o in result.hit_objects if from_ms <= o.time < until_ms]
+    kept = [o for o in result.hit_objects if o.time >= until_ms]
+    if ceiling is None or not new or not kept or isinstance(kept[0], Spinner) \
+            or isinstance(new[-1], Spinner):
+        return None
+    gap = kept[0].time - new[-1].end_time
+    distance = math.dist(end_position(new[-1], result.format_version), (kept[0].x, kept[0].y))
+    return distance / max(gap, 1.0) / ceiling
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0)
@@ -101,7 +122,8 @@ def main() -> None:
     generator = load_generator(None)
     counts = {"ok": 0, "refused": 0, "failed": 0}
     started = time.perf_counter()
-    print(f"{'map':<72} {'objects':>7} {'from s':>7} {'new':>4}  result")
+    joins: list[float] = []
+    print(f"{'map':<72} {'objects':>7} {'from s':>7} {'new':>4} {'join':>5}  result")
     with tempfile.TemporaryDirectory() as tmp:
         track = stand_in_track(Path(tmp) / "track.wav")
         for index, (name, data) in enumerate(standard_maps()):
@@ -117,13 +139,16 @@ def main() -> None:
                 (folder / audio_name).symlink_to(track)
             from_ms = float(beatmap.hit_objects[len(beatmap.hit_objects) // 2].time)
             until_ms = from_ms + args.seconds * 1000
-            new = 0
+            new, join = 0, None
             try:
                 audio = audio_of(beatmap, folder)
                 result = continue_beatmap(generator, beatmap, audio, from_ms, until_ms,
                                           decoding_options(seed=0))
                 written = save(result, folder / "continued.osu")
                 new = sum(from_ms <= o.time < until_ms for o in result.hit_objects)
+                join = join_ratio(beatmap, result, from_ms, until_ms)
+                if join is not None:
+                    joins.append(join)
                 problems = check(data.decode("utf-8-sig", "replace"), beatmap.format_version,
                                  written, from_ms, until_ms)
                 outcome = "FAILED: " + "; ".join(problems) if problems else "ok"
@@ -137,9 +162,13 @@ def main() -> None:
             key = outcome.split(":")[0].lower()
             counts[key] += 1
             print(f"{name[-72:]:<72} {len(beatmap.hit_objects):>7} {from_ms / 1000:>7.1f} "
-                  f"{new:>4}  {outcome[:90]}", flush=True)
+                  f"{new:>4} {'' if join is None else f'{join:.2f}':>5}  {outcome[:90]}",
+                  flush=True)
     print(f"\n{sum(counts.values())} maps: {counts['ok']} ok, {counts['refused']} refused with a "
           f"message, {counts['failed']} failed; {time.perf_counter() - started:.0f} s")
+    if joins:
+        print(f"joins into the kept map: {len(joins)}, median {np.median(joins):.2f} of the "
+              f"map's ceiling, over 1.1: {sum(j > 1.1 for j in joins)}, worst {max(joins):.2f}")
 
 
 if __name__ == "__main__":

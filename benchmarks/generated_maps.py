@@ -146,6 +146,8 @@ def main() -> None:
                         help="star sweep with kiai's caps on short gaps (core.rhythm), without "
                              "them (`off`: no limit), or both side by side (`on off`)")
     parser.add_argument("--tables", default="123", help="which tables to print, e.g. 3")
+    parser.add_argument("--stars", type=float, nargs="+", default=list(STARS),
+                        help="the star sweep's requests")
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--fof", type=Path, default=fof_dir())
     parser.add_argument("--blupi", type=Path, default=blupi_dir())
@@ -174,7 +176,7 @@ def main() -> None:
             for caps in args.caps:
                 uncapped = dataclasses.replace(options, gap_shares=(1.0,) * len(GAP_LEVELS_MS))
                 star_sweep(generator, [*cropped, *songs[len(real):]],
-                           options if caps == "on" else uncapped, caps)
+                           options if caps == "on" else uncapped, caps, args.stars)
 
 
 def known_timing(generator, songs, options) -> None:
@@ -257,11 +259,11 @@ def estimated_timing(generator, songs, options, rng, tag: float | None = None,
 
 
 
-def star_sweep(generator, songs, options, caps: str = "on") -> None:
+def star_sweep(generator, songs, options, caps: str = "on", requests=STARS) -> None:
     print(f"\n3. star rating: |generated - requested| over a sweep (short-gap caps {caps})")
     one, best, kinds = [], [], []
     for name, audio, truth in songs:
-        for stars in STARS:
+        for stars in requests:
             source = SongInput(audio.parent, audio, template_of(truth, audio))
             retries: list[float] = []
             made = generate_beatmap(generator, source, Target(stars=stars), options,

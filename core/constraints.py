@@ -83,6 +83,8 @@ class SequenceState:
     # Whether a slider may end at a cursor time: on a tick where the map's timing is known
     # (silence or not); None: anywhere
     end_on_tick: Callable[[float], bool] | None = None
+    # (window ms, x, y) of the kept object the new ones lead into (core.spacing_limit's join)
+    join: tuple[float, float, float] | None = None
     # No spinner starts before this (core.generate asks a window again without one it took back)
     spinners_from: float = -math.inf
     # Whether a slider's path may change curve type midway (a START_SLIDER inside it): lazer's

@@ -90,11 +90,14 @@ class Generator:
                  start_ms: float, end_ms: float, before: Sequence[HitObject] = (),
                  options: DecodingOptions | None = None,
                  progress: Progress | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> list[HitObject]:
+                 should_stop: Callable[[], bool] | None = None,
+                 after: HitObject | None = None) -> list[HitObject]:
         """New objects in [start_ms, end_ms) for the song whose features are `mel` (n_mels, F),
         none before the template's first uninherited timing point.
 
         `before`: objects already placed before `start_ms` (the mapper's, for continuation);
+        `after`: the first object kept after `end_ms`, which the new ones lead into (within
+        the spacing ceiling of it for the time left: core.spacing_limit's join);
         `template` supplies timing (for snapping), difficulty settings (slider velocity) and
         the editor's beat snap divisor: new objects go only on the ticks it offers (1/4: 1/1,
         1/2 and 1/4 ticks), as the mapper's own would.
@@ -137,6 +140,8 @@ class Generator:
                                   spinners_from=(taken_back.end_time - origin if taken_back
                                                  else -math.inf),
                                   segments_allowed=template.format_version >= LAZER_VERSION)
+            if after is not None:
+                state.join = (after.time - origin, float(after.x), float(after.y))
             for token in ids:
                 state.step(token)
             _follow_earlier(state, placed, origin, template.format_version)
@@ -276,7 +281,7 @@ def continue_map(generator: Generator, beatmap: Beatmap, mel: Tensor, from_ms: f
     if before:  # the new objects start after the last kept one ends
         from_ms = max(from_ms, max(o.end_time for o in before) + 1)
     new = generator.generate(mel, beatmap, difficulty, from_ms, end, before, options, progress,
-                             should_stop)
+                             should_stop, after=after[0] if after else None)
     result = copy.deepcopy(beatmap)
     result.hit_objects = [*copy.deepcopy(before), *new, *copy.deepcopy(after)]
     annotate_sliders(result)

@@ -12,12 +12,15 @@ import pytest
 import torch
 
 from companion.mapping import Target, continue_beatmap, decoding_options, generate_beatmap
+from core.audio import load_audio, log_mel
 from core.beatmap.model import Beatmap, Circle, Difficulty, Slider, Spinner, TimingPoint
 from core.beatmap.parser import parse_file
 from core.beatmap.ticks import TickGrid, beat_divisor_of, divisors_for
 from core.beatmap.timing import annotate_sliders
 from core.constraints import ConstraintFilter, SequenceState
 from core.decoding import DecodingOptions
+from core.difficulty import condition_vector, star_rating
+from core.map_rules import continuation_rules
 from core.object_mix import (
     end_shorter_sliders,
     observed_min_slider_length,
@@ -125,6 +128,37 @@ def test_after_a_slider_its_head_is_kept_clear_too():
     assert 300.0 in ys  # below the end, away from both
     seq.last_head = (256.0, 192.0)  # a circle: one place to keep clear, as before
     assert 112.0 in open_cells(at_x(seq, 256.0), Y, options)
+
+
+def test_heads_stay_within_reach_of_the_kept_object_they_lead_into():
+    """A filled range's last new object must be able to jump into the first kept one as the
+    ceiling allows: each head within the ceiling's reach of it for the time left."""
+    seq = placing_after(400.0)  # the head at 1400 ms; the ring: 160 px from (256, 192)
+    seq.join = (1600.0, 456.0, 192.0)  # 200 ms later: 80 px from it
+    options = DecodingOptions(spacing=0.4)
+    assert open_cells(seq, X, options) == [float(x) for x in range(376, 417, 4)]
+    ys = open_cells(at_x(seq, 400.0), Y, options)  # 57 px from the join's row, 70 from ring's
+    assert ys and all(abs(y - 192.0) <= 57.0 for y in ys) and min(ys) < 140.0
+    seq.join = (1600.0 + 3000.0, 456.0, 192.0)  # far off in time: no limit
+    assert min(open_cells(seq, X, options)) == 96.0
+
+
+def test_an_x_whose_ring_and_join_leave_no_common_y_is_closed():
+    seq = placing_after(375.0, last=(256.0, 100.0))  # reach 150 px
+    seq.join = (1375.0 + 375.0, 256.0, 380.0)  # 150 px from the join too
+    xs = open_cells(seq, X, DecodingOptions(spacing=0.4))
+    assert 300.0 in xs  # y 237-243 is in both
+    assert 356.0 not in xs  # the ring's y end at 211.8, the join's start at 268.2
+
+
+def test_the_join_gives_way_to_the_ring():
+    seq = placing_after(400.0)
+    seq.join = (1500.0, 0.0, 0.0)  # 40 px in 100 ms: out of the ring's reach
+    options = DecodingOptions(spacing=0.4)
+    without = placing_after(400.0)
+    assert open_cells(seq, X, options) == open_cells(without, X, options)
+    assert open_cells(at_x(seq, 256.0), Y, options) == open_cells(at_x(without, 256.0), Y,
+                                                                  options)
 
 
 def test_the_state_remembers_the_last_move():
@@ -261,3 +295,32 @@ def test_sliders_end_on_the_maps_ticks(starter_generator, tmp_path):
     sliders = [o for o in made.hit_objects if isinstance(o, Slider)]
     assert len(sliders) >= 10
     assert [o for o in sliders if ticks.snap(o.end_time, 2.0) is None] == []
+
+
+def test_a_filled_range_leads_into_the_kept_object(starter_generator, timed_song):
+    """The first object kept after `--until`, moved to a corner, half a beat after the last
+    new one may start: with the join, the last new head is within the map's ceiling of it
+    for the time left in most seeds (not after a slider that ended out of reach: the join
+    limits heads, not where a slider's body ends), and without it in none."""
+    folder, _ = timed_song
+    beatmap = parse_file(next(folder.glob("*[[]Insane[]].osu"))).beatmap
+    kept = next(b for a, b in itertools.pairwise(beatmap.hit_objects)
+                if b.time >= 14_000.0 and b.time - a.time <= 250.0)
+    kept.x, kept.y = 8, 8
+    mel = log_mel(load_audio(folder / "audio.ogg"))
+    before = [o for o in beatmap.hit_objects if o.time < 10_000.0]
+    cond = condition_vector(beatmap.difficulty, star_rating(beatmap))
+
+    def joined(seed: int, after) -> bool:
+        options = continuation_rules(decoding_options(seed=seed), beatmap, 10_000.0)
+        new = starter_generator.generate(mel, beatmap, cond, 10_000.0, kept.time - 10.0,
+                                         before, options, after=after)
+        left = kept.time - new[-1].time
+        reach = max(options.spacing * left,
+                    FLOOR_ROOM * options.min_distance if left >= OVERLAP_GAP_MS else 0.0)
+        return math.dist((new[-1].x, new[-1].y), (kept.x, kept.y)) <= reach + 4.0
+
+    seeds = range(6)
+    with_join = sum(joined(seed, kept) for seed in seeds)
+    assert with_join >= 3
+    assert sum(joined(seed, None) for seed in seeds) < with_join
