@@ -15,6 +15,10 @@ The join: where the map goes on after the span, the jump from the last new objec
 the first kept one, in px per ms of gap, against the map's own spacing ceiling before the start
 (core.spacing.observed_spacing); over 1.1 of it is a jump the map would not make.
 
+Sounds: of the new heads at the time of one of the mapper's own heads in the span (within 2
+ms), the share carrying the same additions (whistle, finish, clap), and the share with the
+same additions and sample sets, over the maps whose heads before the start are hitsounded.
+
     .venv/bin/python benchmarks/continue_sweep.py [--seconds 8] [--min-objects 10]
 """
 
@@ -46,6 +50,7 @@ from core.audio import SAMPLE_RATE, AudioError, load_audio_bytes
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Beatmap, Spinner
 from core.beatmap.parser import OLD_VERSION_OFFSET_MS, parse_bytes, parse_file
 from core.beatmap.writer import save
+from core.hitsounds import ADDITIONS, head_sets, head_sound
 from core.spacing import end_position, observed_spacing
 
 TRACK_S = 1800  # the corpus's marathon map runs 25 minutes
@@ -114,6 +119,29 @@ def join_ratio(beatmap: Beatmap, result: Beatmap, from_ms: float, until_ms: floa
     return distance / max(gap, 1.0) / ceiling
 
 
+def sound_matches(beatmap: Beatmap, result: Beatmap, from_ms: float, until_ms: float
+                  ) -> tuple[int, int, int]:
+    """(new heads at one of the mapper's heads' times, of them with its additions, with its
+    additions and sets); zeros where the map before `from_ms` is not hitsounded."""
+    if not any(head_sound(o) & ADDITIONS for o in beatmap.hit_objects if o.time < from_ms):
+        return 0, 0, 0
+    theirs = {round(o.time): o for o in beatmap.hit_objects
+              if from_ms <= o.time < until_ms and not isinstance(o, Spinner)}
+    counts = [0, 0, 0]
+    for obj in result.hit_objects:
+        if not from_ms <= obj.time < until_ms or isinstance(obj, Spinner):
+            continue
+        mine = next((theirs[t] for t in range(round(obj.time) - 2, round(obj.time) + 3)
+                     if t in theirs), None)
+        if mine is None:
+            continue
+        same = head_sound(obj) & ADDITIONS == head_sound(mine) & ADDITIONS
+        counts[0] += 1
+        counts[1] += same
+        counts[2] += same and head_sets(obj) == head_sets(mine)
+    return counts[0], counts[1], counts[2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0)
@@ -123,6 +151,7 @@ def main() -> None:
     counts = {"ok": 0, "refused": 0, "failed": 0}
     started = time.perf_counter()
     joins: list[float] = []
+    sounds = [0, 0, 0]
     print(f"{'map':<72} {'objects':>7} {'from s':>7} {'new':>4} {'join':>5}  result")
     with tempfile.TemporaryDirectory() as tmp:
         track = stand_in_track(Path(tmp) / "track.wav")
@@ -147,6 +176,8 @@ def main() -> None:
                 written = save(result, folder / "continued.osu")
                 new = sum(from_ms <= o.time < until_ms for o in result.hit_objects)
                 join = join_ratio(beatmap, result, from_ms, until_ms)
+                sounds = [a + b for a, b in zip(sounds, sound_matches(beatmap, result, from_ms,
+                                                                      until_ms))]
                 if join is not None:
                     joins.append(join)
                 problems = check(data.decode("utf-8-sig", "replace"), beatmap.format_version,
@@ -169,6 +200,10 @@ def main() -> None:
     if joins:
         print(f"joins into the kept map: {len(joins)}, median {np.median(joins):.2f} of the "
               f"map's ceiling, over 1.1: {sum(j > 1.1 for j in joins)}, worst {max(joins):.2f}")
+    if sounds[0]:
+        print(f"new heads at the mapper's own heads' times: {sounds[0]}, the same additions "
+              f"{sounds[1] / sounds[0]:.1%}, the same additions and sets "
+              f"{sounds[2] / sounds[0]:.1%}")
 
 
 if __name__ == "__main__":

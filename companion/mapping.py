@@ -27,7 +27,7 @@ from core.combos import set_new_combos
 from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, settings_for_stars, star_rating
 from core.generate import Generator, continue_map
-from core.hitsounds import apply_pattern, observed_pattern
+from core.hitsounds import Pattern, apply_pattern, observed_pattern
 from core.map_rules import continuation_rules, new_map_rules
 from core.song_input import SongInput, check_audio_name, find_file
 from core.song_timing import SongTiming, estimate_song_timing
@@ -232,7 +232,7 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
         set_new_combos(beatmap)
     update_breaks(beatmap)  # the sliders' durations: decoding set them
     if timing != "none":  # finishes where sections start: after breaks, at kiai time
-        apply_pattern(beatmap, {}, (-math.inf, math.inf), finishes=True)
+        apply_pattern(beatmap, Pattern(finishes=True), (-math.inf, math.inf))
     beatmap.format_version = 14
     beatmap.metadata["Version"] = f"kiai {wanted:.1f}"
     return Generated(as_new_difficulty(beatmap), stars, len(tried), timing, kept.spacing,

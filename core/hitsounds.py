@@ -6,8 +6,12 @@ objects (benchmarks/map_style.py); kiai's model places objects, not sounds, so i
 none, and a continuation of a hitsounded map fell silent where it began. Mappers hitsound by
 the bar: a clap on the snare's beats, a finish on a crash. So:
 - a continuation takes the additions the map's own objects carry at each 1/4-beat place in the
-  bar (those that at least half of its heads there carry, of MIN_HEADS), and puts them on its
-  new objects' heads and slider ends at the same places; a map not yet hitsounded stays so;
+  bar (those that at least half of its heads there carry, of MIN_HEADS), and the sample sets
+  most of them carry there (drum claps, a soft normal on the downbeat), and puts them on its
+  new objects' heads and slider ends at the same places; a map not yet hitsounded stays so.
+  It reads the last RECENT_BARS bars before the span where they hold enough heads (a section
+  hitsounded anew), else the whole map before it, and adds finishes where sections start if
+  the map has them there;
 - a new map gets a finish on its first object and the first after each pause, break or start
   of kiai time, where sections start (a crash, most often). Its claps and whistles are left to
   the mapper: a clap on beats 2 and 4 is right where the drums have a backbeat, and the
@@ -18,7 +22,9 @@ the bar: a clap on the snare's beats, a finish on a crash. So:
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from core.beatmap.breaks import break_span
 from core.beatmap.model import Beatmap, HitObject, Slider, Spinner
@@ -31,8 +37,20 @@ ON_SLOT_MS = 10.0  # a sound this near a 1/4-beat tick is on it
 MIN_HEADS = 3  # a place needs this many of the map's heads to tell its sound
 MIN_SOUNDED = 16  # ... and the map this many heads before its pattern is read
 BREAK_BEATS = 8  # a gap of this many beats before an object: a section starts there
+RECENT_BARS = 16  # a continuation's pattern: these bars before it, where they tell one
 
-Pattern = dict[tuple[int, int], int]  # (meter, 1/4-beat place in the bar) -> additions
+Place = tuple[int, int]  # (meter, 1/4-beat place in the bar)
+Sets = tuple[int, int]  # (normal, addition) sample sets: 0 the timing point's, 1 normal,
+# 2 soft, 3 drum
+
+
+@dataclass
+class Pattern:
+    """The sounds a map's objects carry, by their place in the bar."""
+
+    additions: dict[Place, int] = field(default_factory=dict)
+    sets: dict[Place, Sets] = field(default_factory=dict)
+    finishes: bool = False  # a finish where sections start (section_heads)
 
 
 def _place(timing: ControlPoints, time: float) -> tuple[int, int] | None:
@@ -61,30 +79,60 @@ def head_sound(obj: HitObject) -> int:
     return obj.hitsound
 
 
+def head_sets(obj: HitObject) -> Sets:
+    """The sample sets of an object's head (a slider's first edge sets where it has them)."""
+    field_ = obj.hit_sample
+    if isinstance(obj, Slider) and obj.edge_sets:
+        field_ = obj.edge_sets.split("|")[0]
+    parts = (field_ or "").split(":")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (ValueError, IndexError):
+        return 0, 0
+
+
 def observed_pattern(beatmap: Beatmap, until_ms: float = math.inf) -> Pattern | None:
-    """The additions the map's heads before `until_ms` carry per place in the bar; None where
-    it has fewer than MIN_SOUNDED heads on places, or none hitsounded."""
+    """The sounds the map's heads before `until_ms` carry per place in the bar, read from the
+    last RECENT_BARS bars where they tell one, else from all of them; None where the map has
+    fewer than MIN_SOUNDED heads on places, or none hitsounded."""
     timing = _timing(beatmap)
     if timing is None:
         return None
-    heads: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for obj in beatmap.hit_objects:
-        if obj.time >= until_ms or isinstance(obj, Spinner):
-            continue
+    objects = [o for o in beatmap.hit_objects if o.time < until_ms and not isinstance(o, Spinner)]
+    pattern = None
+    if objects and math.isfinite(until_ms):
+        point = timing.timing_point_at(until_ms)
+        since = until_ms - RECENT_BARS * max(1, point.meter) * point.beat_length
+        pattern = _pattern(timing, [o for o in objects if o.time >= since])
+    pattern = pattern or _pattern(timing, objects)
+    if pattern is not None:
+        starts = [obj for obj, starts in section_heads(beatmap, timing)
+                  if starts and obj.time < until_ms]
+        pattern.finishes = len(starts) >= 2 and sum(
+            bool(head_sound(o) & FINISH) for o in starts) * 2 >= len(starts)
+    return pattern
+
+
+def _pattern(timing: ControlPoints, objects: list[HitObject]) -> Pattern | None:
+    heads: dict[Place, list[HitObject]] = defaultdict(list)
+    for obj in objects:
         place = _place(timing, obj.time)
         if place is not None:
-            heads[place].append(head_sound(obj) & ADDITIONS)
-    sounds = [s for values in heads.values() for s in values]
+            heads[place].append(obj)
+    sounds = [head_sound(o) & ADDITIONS for values in heads.values() for o in values]
     if len(sounds) < MIN_SOUNDED or not any(sounds):
         return None
-    pattern: Pattern = {}
+    pattern = Pattern()
     for place, values in heads.items():
         if len(values) < MIN_HEADS:
             continue
         kept = sum(bit for bit in (WHISTLE, FINISH, CLAP)
-                   if sum(bool(v & bit) for v in values) * 2 >= len(values))
+                   if sum(bool(head_sound(o) & bit) for o in values) * 2 >= len(values))
         if kept:
-            pattern[place] = kept
+            pattern.additions[place] = kept
+        sets, count = Counter(head_sets(o) for o in values).most_common(1)[0]
+        if sets != (0, 0) and count * 2 >= len(values):
+            pattern.sets[place] = sets
     return pattern
 
 
@@ -99,37 +147,56 @@ def section_starts(beatmap: Beatmap) -> list[float]:
     return sorted(ends + kiai)
 
 
-def apply_pattern(beatmap: Beatmap, pattern: Pattern, within: tuple[float, float],
-                  finishes: bool = False) -> None:
-    """Set the additions of the objects starting `within` (from, until) ms, in place, from
-    `pattern`: a circle's on its head, a slider's on each of its ends (edge sounds; its body
-    silent), none on spinners; with `finishes`, a finish on the first object and on the first
+def section_heads(beatmap: Beatmap, timing: ControlPoints
+                  ) -> Iterator[tuple[HitObject, bool]]:
+    """(object, whether a section starts there) in time order: the first object, the first
     after BREAK_BEATS of silence, a break or the start of kiai time (`section_starts`)."""
+    pause = BREAK_BEATS * timing.beat_length_at(-math.inf)  # the first red line's beats
+    starts = section_starts(beatmap)
+    last_end = -math.inf
+    for obj in sorted(beatmap.hit_objects, key=lambda o: o.time):
+        yield obj, obj.time - last_end >= pause or any(
+            last_end < start <= obj.time + 1.0 for start in starts)
+        last_end = max(last_end, obj.end_time)
+
+
+def apply_pattern(beatmap: Beatmap, pattern: Pattern, within: tuple[float, float]) -> None:
+    """Set the sounds of the objects starting `within` (from, until) ms, in place, from
+    `pattern`: a circle's on its head, a slider's on each of its ends (edge sounds and sets;
+    its body silent), none on spinners; with its `finishes`, a finish on each object that
+    starts a section."""
     timing = _timing(beatmap)
     if timing is None:
         return
 
-    def sound(time: float) -> int:
+    def sound(time: float) -> tuple[int, Sets]:
         place = _place(timing, time)
-        return pattern.get(place, 0) if place is not None else 0
+        if place is None:
+            return 0, (0, 0)
+        return pattern.additions.get(place, 0), pattern.sets.get(place, (0, 0))
 
-    pause = BREAK_BEATS * timing.beat_length_at(-math.inf)  # the first red line's beats
-    starts = section_starts(beatmap) if finishes else []
-    last_end = -math.inf
-    for obj in sorted(beatmap.hit_objects, key=lambda o: o.time):
-        starts_section = obj.time - last_end >= pause or any(
-            last_end < start <= obj.time + 1.0 for start in starts)
-        last_end = max(last_end, obj.end_time)
+    for obj, starts_section in section_heads(beatmap, timing):
         if not within[0] <= obj.time < within[1] or isinstance(obj, Spinner):
             continue
-        extra = FINISH if finishes and starts_section else 0
+        extra = FINISH if pattern.finishes and starts_section else 0
         if isinstance(obj, Slider) and obj.duration:
             span = obj.duration / obj.slides
             edges = [sound(obj.time + i * span) for i in range(obj.slides + 1)]
-            edges[0] |= extra
+            edges[0] = (edges[0][0] | extra, edges[0][1])
             obj.hitsound = obj.hitsound & ~ADDITIONS
-            if any(edges):
-                obj.edge_sounds = "|".join(str(e) for e in edges)
-                obj.edge_sets = "|".join("0:0" for _ in edges)
+            if any(e != (0, (0, 0)) for e in edges):
+                obj.edge_sounds = "|".join(str(e[0]) for e in edges)
+                obj.edge_sets = "|".join(f"{e[1][0]}:{e[1][1]}" for e in edges)
         else:
-            obj.hitsound = (obj.hitsound & ~ADDITIONS) | sound(obj.time) | extra
+            additions, sets = sound(obj.time)
+            obj.hitsound = (obj.hitsound & ~ADDITIONS) | additions | extra
+            if sets != (0, 0) or obj.hit_sample:
+                obj.hit_sample = _with_sets(obj.hit_sample, sets)
+
+
+def _with_sets(hit_sample: str | None, sets: Sets) -> str:
+    """A hitSample field (normal:addition:index:volume:filename) with its sets replaced."""
+    parts = (hit_sample or "0:0:0:0:").split(":")
+    parts += ["0", "0", "0", "0", ""][len(parts):]
+    parts[0], parts[1] = str(sets[0]), str(sets[1])
+    return ":".join(parts)

@@ -10,7 +10,16 @@ from companion.mapping import Target, continue_beatmap, decoding_options, genera
 from core.beatmap.model import Beatmap, Circle, Slider, Spinner, TimingPoint
 from core.beatmap.parser import parse_file
 from core.decoding import DecodingOptions
-from core.hitsounds import CLAP, FINISH, WHISTLE, apply_pattern, head_sound, observed_pattern
+from core.hitsounds import (
+    CLAP,
+    FINISH,
+    WHISTLE,
+    Pattern,
+    apply_pattern,
+    head_sets,
+    head_sound,
+    observed_pattern,
+)
 from core.song_input import resolve
 from tests.corpus_files import require_corpus, resource
 
@@ -31,7 +40,8 @@ def test_the_pattern_is_what_most_heads_at_a_place_carry():
         objects += [at(4 * bar, WHISTLE if bar % 2 else 0), at(4 * bar + 1, CLAP),
                     at(4 * bar + 2), at(4 * bar + 3, CLAP), at(4 * bar + 3.5)]
     pattern = observed_pattern(timed(objects))
-    assert pattern == {(4, 4): CLAP, (4, 12): CLAP, (4, 0): WHISTLE}  # 3 of 6 is half
+    assert pattern.additions == {(4, 4): CLAP, (4, 12): CLAP, (4, 0): WHISTLE}  # 3 of 6: half
+    assert pattern.sets == {} and not pattern.finishes
     assert observed_pattern(timed(objects), until_ms=1000.0 + 8 * BEAT) is None  # 10 heads
     silent = timed([at(b) for b in range(30)])
     assert observed_pattern(silent) is None  # not hitsounded yet: nothing to continue
@@ -39,7 +49,7 @@ def test_the_pattern_is_what_most_heads_at_a_place_carry():
 
 
 def test_new_objects_take_the_sounds_of_their_places():
-    pattern = {(4, 4): CLAP, (4, 12): CLAP | WHISTLE}
+    pattern = Pattern({(4, 4): CLAP, (4, 12): CLAP | WHISTLE})
     mapper = at(0, FINISH)
     slider = Slider(x=0, y=0, time=1000.0 + 5 * BEAT, points=[(100.0, 0.0)], slides=2,
                     length=100.0, duration=2 * BEAT)  # head on 2 (of bar 2), ends on 3, 4
@@ -54,10 +64,50 @@ def test_new_objects_take_the_sounds_of_their_places():
     assert off.hitsound == 0 and spinner.hitsound == 0
 
 
+def test_the_sets_and_finishes_a_map_uses_are_continued():
+    """Drum claps on 2 and 4 (normal set soft, addition set drum), a finish where each
+    section starts: a new clap's object gets the drum set, a new section its finish."""
+    objects = []
+    for section in range(3):  # 4 bars of claps, then 8 beats of silence: 3 sections
+        start = section * 24
+        objects.append(at(start, FINISH))
+        for bar in range(4):
+            beat = start + 4 * bar
+            objects += [at(beat + 1, CLAP), at(beat + 2), at(beat + 3, CLAP)]
+            if bar:
+                objects.append(at(beat))
+    objects.sort(key=lambda o: o.time)
+    for obj in objects:
+        if obj.hitsound & CLAP:
+            obj.hit_sample = "2:3:0:0:"
+    beatmap = timed(objects)
+    pattern = observed_pattern(beatmap)
+    assert pattern.additions == {(4, 4): CLAP, (4, 12): CLAP}
+    assert pattern.sets == {(4, 4): (2, 3), (4, 12): (2, 3)}
+    assert pattern.finishes
+    new = [at(72), at(73), at(75.5)]
+    beatmap.hit_objects += new
+    apply_pattern(beatmap, pattern, (1000.0 + 72 * BEAT, math.inf))
+    assert new[0].hitsound == FINISH  # 9 beats after the last object: a section starts
+    assert new[1].hitsound == CLAP and head_sets(new[1]) == (2, 3)
+    assert new[2].hitsound == 0 and head_sets(new[2]) == (0, 0)
+
+
+def test_the_pattern_is_read_from_the_recent_bars():
+    """A map that claps on 2 and 4 for 20 bars, then on every beat for the 16 before the
+    continuation: the continuation claps on every beat (the whole map, on 2 and 4)."""
+    objects = [at(b, CLAP if b % 2 else 0) for b in range(80)]
+    objects += [at(b, CLAP) for b in range(80, 144)]
+    pattern = observed_pattern(timed(objects), until_ms=1000.0 + 144 * BEAT)
+    assert pattern.additions == {(4, p): CLAP for p in (0, 4, 8, 12)}
+    early = observed_pattern(timed(objects[:88]), until_ms=1000.0 + 88 * BEAT)
+    assert early.additions == {(4, 4): CLAP, (4, 12): CLAP}  # 2 bars of every beat of 16
+
+
 def test_sections_start_with_a_finish():
     objects = [at(b) for b in range(4)] + [at(b) for b in range(20, 24)]
     beatmap = timed(objects)
-    apply_pattern(beatmap, {}, (-math.inf, math.inf), finishes=True)
+    apply_pattern(beatmap, Pattern(finishes=True), (-math.inf, math.inf))
     assert [o.hitsound for o in beatmap.hit_objects] == [FINISH, 0, 0, 0, FINISH, 0, 0, 0]
     # after a break (a 5-beat gap: no pause by itself) and where kiai time starts
     objects = [at(b) for b in range(4)] + [at(b) for b in range(8, 16)]
@@ -65,7 +115,7 @@ def test_sections_start_with_a_finish():
     beatmap.events = ["2,2700,4900"]
     beatmap.timing_points.append(TimingPoint(1000.0 + 12 * BEAT, -100.0, uninherited=False,
                                              effects=1))
-    apply_pattern(beatmap, {}, (-math.inf, math.inf), finishes=True)
+    apply_pattern(beatmap, Pattern(finishes=True), (-math.inf, math.inf))
     assert [o.hitsound for o in beatmap.hit_objects] == [
         FINISH, 0, 0, 0, FINISH, 0, 0, 0, FINISH, 0, 0, 0]
 
@@ -91,7 +141,7 @@ def test_a_continuation_claps_where_the_mapper_does(starter_generator, tmp_path)
         quarters = (obj.time - point.time) / point.beat_length * 4
         head = head_sound(obj)
         if abs(quarters - round(quarters)) * point.beat_length / 4 <= 10:
-            assert head & 14 == pattern.get((4, round(quarters) % 16), 0), obj
+            assert head & 14 == pattern.additions.get((4, round(quarters) % 16), 0), obj
             sounded += head & 14 != 0
     assert sounded >= 5
 
