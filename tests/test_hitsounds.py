@@ -93,17 +93,6 @@ def test_the_sets_and_finishes_a_map_uses_are_continued():
     assert new[2].hitsound == 0 and head_sets(new[2]) == (0, 0)
 
 
-def test_the_pattern_is_read_from_the_recent_bars():
-    """A map that claps on 2 and 4 for 20 bars, then on every beat for the 16 before the
-    continuation: the continuation claps on every beat (the whole map, on 2 and 4)."""
-    objects = [at(b, CLAP if b % 2 else 0) for b in range(80)]
-    objects += [at(b, CLAP) for b in range(80, 144)]
-    pattern = observed_pattern(timed(objects), until_ms=1000.0 + 144 * BEAT)
-    assert pattern.additions == {(4, p): CLAP for p in (0, 4, 8, 12)}
-    early = observed_pattern(timed(objects[:88]), until_ms=1000.0 + 88 * BEAT)
-    assert early.additions == {(4, 4): CLAP, (4, 12): CLAP}  # 2 bars of every beat of 16
-
-
 def test_sections_start_with_a_finish():
     objects = [at(b) for b in range(4)] + [at(b) for b in range(20, 24)]
     beatmap = timed(objects)
