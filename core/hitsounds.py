@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from core.beatmap.breaks import break_span
 from core.beatmap.model import Beatmap, HitObject, Slider, Spinner
 from core.beatmap.timing import ControlPoints
+from core.sections import section_heads
 
 WHISTLE, FINISH, CLAP = 2, 4, 8
 ADDITIONS = WHISTLE | FINISH | CLAP
@@ -36,7 +35,6 @@ SLOTS_PER_BEAT = 4  # places in the bar: 1/4 beats
 ON_SLOT_MS = 10.0  # a sound this near a 1/4-beat tick is on it
 MIN_HEADS = 3  # a place needs this many of the map's heads to tell its sound
 MIN_SOUNDED = 16  # ... and the map this many heads before its pattern is read
-BREAK_BEATS = 8  # a gap of this many beats before an object: a section starts there
 
 Place = tuple[int, int]  # (meter, 1/4-beat place in the bar)
 Sets = tuple[int, int]  # (normal, addition) sample sets: 0 the timing point's, 1 normal,
@@ -127,30 +125,6 @@ def _pattern(timing: ControlPoints, objects: list[HitObject]) -> Pattern | None:
         if sets != (0, 0) and count * 2 >= len(values):
             pattern.sets[place] = sets
     return pattern
-
-
-def section_starts(beatmap: Beatmap) -> list[float]:
-    """Where the map's sections start: the end of each break, and each kiai time's start."""
-    ends = [span[1] for line in beatmap.events if (span := break_span(line)) is not None]
-    kiai, was = [], False
-    for point in beatmap.timing_points:
-        if point.kiai and not was:
-            kiai.append(point.time)
-        was = point.kiai
-    return sorted(ends + kiai)
-
-
-def section_heads(beatmap: Beatmap, timing: ControlPoints
-                  ) -> Iterator[tuple[HitObject, bool]]:
-    """(object, whether a section starts there) in time order: the first object, the first
-    after BREAK_BEATS of silence, a break or the start of kiai time (`section_starts`)."""
-    pause = BREAK_BEATS * timing.beat_length_at(-math.inf)  # the first red line's beats
-    starts = section_starts(beatmap)
-    last_end = -math.inf
-    for obj in sorted(beatmap.hit_objects, key=lambda o: o.time):
-        yield obj, obj.time - last_end >= pause or any(
-            last_end < start <= obj.time + 1.0 for start in starts)
-        last_end = max(last_end, obj.end_time)
 
 
 def apply_pattern(beatmap: Beatmap, pattern: Pattern, within: tuple[float, float]) -> None:

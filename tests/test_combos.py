@@ -87,3 +87,27 @@ def test_a_generated_map_starts_its_combos_on_the_bars(starter_generator, timed_
         at = (objects[i].time - red.time) / half
         assert int(at + 0.05) > int(before + 0.05) or \
             abs(objects[i].time - objects[i - 1].end_time) > 2 * bar, (objects[i - 1], objects[i])
+
+
+def test_sections_start_combos_and_no_bar_leaves_one_object_alone():
+    # two objects, 9 beats of silence, then 1/1 again: a new combo after the pause though the
+    # combo before it has two objects
+    objects = every(1, 2) + every(1, 8, start=1000.0 + 11 * BEAT)
+    beatmap = timed(objects)
+    set_new_combos(beatmap)
+    assert combo_starts(beatmap) == [0, 11, 16]
+    # kiai time from beat 6: a combo starts there, mid-bar
+    beatmap = timed(every(1, 12), [TimingPoint(1000.0, BEAT, meter=4),
+                                   TimingPoint(1000.0 + 6 * BEAT, -100.0, uninherited=False,
+                                               effects=1)])
+    set_new_combos(beatmap)
+    assert combo_starts(beatmap) == [0, 4, 6, 10]
+    # the bar at beat 4 would start a combo of one before the spinner: it joins the one before
+    spinner = Spinner(x=256, y=192, time=1000.0 + 5 * BEAT, spinner_end=1000.0 + 8 * BEAT)
+    objects = every(1, 5) + [spinner] + every(1, 4, 1000.0 + 9 * BEAT)
+    beatmap = timed(objects)
+    set_new_combos(beatmap)
+    assert combo_starts(beatmap) == [0, 5, 9]
+    last = timed(every(1, 5))  # ... and so does the map's last object
+    set_new_combos(last)
+    assert combo_starts(last) == [0]
