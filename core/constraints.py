@@ -20,6 +20,7 @@ from torch import Tensor
 
 from core.beatmap.curves import slider_path
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Slider
+from core.music_pull import apply_pull
 from core.object_mix import land_slider_body, limit_slider_ends, tilt_to_sliders
 from core.playfield import curve_reach, keep_arc_inside
 from core.rhythm import GAP_LEVELS_MS, MAX_GAP_MS
@@ -83,6 +84,8 @@ class SequenceState:
     # Whether a slider may end at a cursor time: on a tick where the map's timing is known
     # (silence or not); None: anywhere
     end_on_tick: Callable[[float], bool] | None = None
+    # The music's pull (nats) per time step of the window (core.music_pull); None: none
+    pull: Tensor | None = None
     # (window ms, x, y) of the kept object the new ones lead into (core.spacing_limit's join)
     join: tuple[float, float, float] | None = None
     # No spinner starts before this (core.generate asks a window again without one it took back)
@@ -285,6 +288,9 @@ class ConstraintFilter:
             if state.cursor < earliest or (state.on_tick and not state.on_tick(state.cursor)):
                 for s in self.object_ids:
                     logits[s.start: s.stop] = NEG_INF
+            if state.pull is not None:  # toward the beats and what is heard (core.music_pull)
+                apply_pull(logits, state.pull, state.cursor, self.landings, self.step, span,
+                           self.object_ids)
             if self.options.density_bias:
                 self._tilt(logits[span.start: span.stop])
             if not bool(torch.isfinite(logits).any()):  # nowhere left to go: the window ends

@@ -30,6 +30,7 @@ from core.checkpoint import load_model
 from core.constraints import SequenceState
 from core.decoding import DecodingOptions, decode_window
 from core.model import MapModel
+from core.music_pull import MusicPull, window_steps
 from core.playfield import keep_arc_inside
 from core.spacing import end_position
 from core.tokens.detokenizer import DetokenizeOptions, decode_objects
@@ -121,6 +122,8 @@ class Generator:
         # estimated one is moved back a bar for pickup notes (core.tempo).
         position = max(start_ms, ticks.times[0] - tolerance) if ticks else start_ms
         levels, typical = song_levels(mel)
+        pull = MusicPull(mel, ticks, options.music_pull) if ticks and options.music_pull else None
+        pull_steps = window_steps(window, self.vocab.config.time_step_ms)
         taken_back: Spinner | None = None  # the spinner this window is asked again without
         spared: list[Spinner] = []  # spinners put back: never taken back again
         done = 0.0
@@ -142,6 +145,8 @@ class Generator:
                                   segments_allowed=template.format_version >= LAZER_VERSION)
             if after is not None:
                 state.join = (after.time - origin, float(after.x), float(after.y))
+            if pull is not None:
+                state.pull = pull.window(origin, pull_steps, self.vocab.config.time_step_ms)
             for token in ids:
                 state.step(token)
             _follow_earlier(state, placed, origin, template.format_version)
