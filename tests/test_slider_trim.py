@@ -28,7 +28,9 @@ def full_length(slider: Slider) -> float:
     # a red anchor (a point repeated): the cut falls in the second piece, the first is kept
     Slider(272, 232, 336, curve_type="B", points=[(68, 252), (240, 280), (300, 100), (300, 100),
                                                   (400, 50), (484, 28)], length=400.0),
-], ids=["arc", "short arc", "polyline", "bezier", "red anchor"])
+    # three points nearly on a line (the QA's, session 24): osu! draws a Bezier, not the arc
+    Slider(308, 296, 128754, curve_type="P", points=[(36, 60), (248, 244)], length=69.9813),
+], ids=["arc", "short arc", "polyline", "bezier", "red anchor", "near line"])
 def test_the_path_ends_where_the_slider_does_and_what_is_played_is_kept(slider):
     original = dataclasses.replace(slider, points=list(slider.points))
     played = slider_path(original, 14)

@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from core.beatmap.approximator import approximate_arc
 from core.beatmap.curves import expected_distance, slider_path
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, CurveType, Slider
 
@@ -38,24 +39,33 @@ def trim_to_length(slider: Slider, format_version: int = 14) -> None:
         return
     played = slider_path(slider, format_version)
     points = [(float(slider.x), float(slider.y)), *map(_float_point, slider.points)]
-    cut: list[Point] | None = None
-    curve = slider.curve_type
+    for cut, curve in _cuts(points, slider.curve_type, length):
+        if cut is None:
+            continue
+        trimmed = dataclasses.replace(slider, points=[_whole(p) for p in cut[1:]],
+                                      curve_type=curve)
+        if trimmed.points and math.dist(slider_path(trimmed, format_version).end_position,
+                                        played.end_position) <= MOVED_PX:
+            slider.points, slider.curve_type = trimmed.points, trimmed.curve_type
+            return
+
+
+def _cuts(points: list[Point], curve: str, length: float
+          ) -> list[tuple[list[Point] | None, str]]:
+    """The cuts of a path of `curve` to `length` worth trying, as (anchors, curve letter)."""
     if curve == CurveType.LINEAR:
-        cut = _cut_polyline(points, length)
-    elif curve == CurveType.PERFECT and len(points) == 3:
-        cut = _cut_arc(points, length)
-        if cut is None:  # three points on a line: osu! draws the lines between them
-            cut, curve = _cut_polyline(points, length), CurveType.LINEAR
-    elif curve in (CurveType.BEZIER, CurveType.PERFECT):
+        return [(_cut_polyline(points, length), CurveType.LINEAR)]
+    if curve == CurveType.PERFECT and len(points) == 3:
+        if approximate_arc(np.asarray(points, np.float32)) is not None:
+            return [(_cut_arc(points, length), CurveType.PERFECT)]
+        # three points (nearly) on a line, an arc of 24k-250k px radius: osu! falls back to
+        # a Bezier, which draws the lines between them (out to the middle point and back)
+        return [(_cut_polyline(points, length), CurveType.LINEAR),
+                (_cut_beziers(points, length), CurveType.BEZIER)]
+    if curve in (CurveType.BEZIER, CurveType.PERFECT):
         # osu! draws a "perfect circle" of other than 3 points as a Bezier: cut as one, say so
-        cut, curve = _cut_beziers(points, length), CurveType.BEZIER
-    if cut is None:
-        return
-    trimmed = dataclasses.replace(slider, points=[_whole(p) for p in cut[1:]], curve_type=curve)
-    if len(trimmed.points) == 0 or math.dist(
-            slider_path(trimmed, format_version).end_position, played.end_position) > MOVED_PX:
-        return
-    slider.points, slider.curve_type = trimmed.points, trimmed.curve_type
+        return [(_cut_beziers(points, length), CurveType.BEZIER)]
+    return []
 
 
 def extend_to_length(slider: Slider, format_version: int = 14) -> None:
