@@ -16,6 +16,9 @@ Per map, then the median per star band:
 - combo: median objects per combo; NC on bar: the share of new combos on a bar line or half
   a bar (mappers start combos with the music's phrases).
 - hitsounds: the share of objects with a whistle, finish or clap.
+- stream step: the median step of its streams (core.streams: a circle to a head under 140 ms
+  after it) in circle diameters, printed x100 as a percentage; stream turns: the share of
+  steps that turn back (over 90 degrees) from the step before.
 
     PYTHONPATH=. .venv/bin/python benchmarks/map_style.py [--stars 2 3 4 5 6] [--seconds 60]
         [--synth 2] [--seeds 1] [--model CKPT]
@@ -45,13 +48,14 @@ from core.difficulty import star_rating
 from core.hitsounds import head_sound
 from core.song_input import SongInput
 from core.spacing import end_position
+from core.streams import stream_steps
 
 BANDS = ((0.0, 2.5), (2.5, 3.5), (3.5, 4.5), (4.5, 5.5), (5.5, 99.0))
 STACK_PX = 4.0
 SAME_GAP_MS = 2.0
 MIN_OBJECTS = 100
 COLUMNS = ("overlap", "stacked", "snap spread", "sliders", "tiny sliders", "combo", "NC on bar",
-           "hitsounds")
+           "hitsounds", "stream step", "stream turns")
 
 
 def circle_radius(beatmap: Beatmap) -> float:
@@ -77,6 +81,7 @@ def style(beatmap: Beatmap) -> dict[str, float]:
     spreads = [abs(d1 - d2) / max(d1, d2)
                for (g1, d1), (g2, d2) in itertools.pairwise(moves)
                if abs(g1 - g2) <= SAME_GAP_MS and max(d1, d2) >= STACK_PX]
+    steps, turns = stream_steps(beatmap)
     sliders = [o for o in objects if isinstance(o, Slider)]
     tiny = [(o.length or 0.0) < radius for o in sliders]
     combos, on_bar, run = [], [], 0
@@ -97,6 +102,9 @@ def style(beatmap: Beatmap) -> dict[str, float]:
         "tiny sliders": _mean(tiny), "combo": float(np.median(combos)) if combos else math.nan,
         "NC on bar": _mean(on_bar),
         "hitsounds": _mean([head_sound(o) & 0b1110 != 0 for o in objects]),
+        # a stream's steps (core.streams) in diameters (the column prints x100 as %)
+        "stream step": float(np.median(steps)) / (2 * radius) if steps else math.nan,
+        "stream turns": _mean(turns),
     }
 
 

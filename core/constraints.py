@@ -73,8 +73,10 @@ class SequenceState:
     segments: tuple[tuple[int, str], ...] = ()  # and (anchor index, letter) of later segments
     pending_x: float = 0.0
     last_move: tuple[float, float] | None = None  # (gap ms, distance px) to the last head
+    last_heading: tuple[float, float] | None = None  # (dx, dy) of that move, into a circle
     last_head: tuple[float, float] | None = None  # where the last object started
     gap: float = math.inf  # from the last object's end to the start of the one being placed
+    start_gap: float = math.inf  # ... and from its start
     # osu!pixels per ms a slider starting at a window time travels (the map's slider velocity),
     # to know where a slider ends; None: at its last anchor.
     slider_speed: Callable[[float], float] | None = None
@@ -119,7 +121,7 @@ class SequenceState:
                 self.gaps += 1
                 self.short_gaps = tuple(n + (gap < level)
                                         for n, level in zip(self.short_gaps, GAP_LEVELS_MS))
-            self.gap = self.cursor - self.last_end
+            self.gap, self.start_gap = self.cursor - self.last_end, gap
             self.last_end = self.last_start = self.cursor
             self.after_spinner = False
         elif category is C.START_SLIDER:  # a new segment from the next anchor on
@@ -138,6 +140,9 @@ class SequenceState:
             point = (self.pending_x, self.vocab.y_values[index])
             if state in (State.CIRCLE_Y, State.HEAD_Y) and self.last_position is not None:
                 self.last_move = (self.gap, math.dist(self.last_position, point))
+                self.last_heading = (point[0] - self.last_position[0],
+                                     point[1] - self.last_position[1]) \
+                    if state is State.CIRCLE_Y else None
             if state is State.CIRCLE_Y:
                 self.last_position = self.last_head = point
             elif state is State.HEAD_Y:

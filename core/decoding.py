@@ -65,6 +65,11 @@ class DecodingOptions:
     # Distance snap: a move whose gap matches the last one's (within SAME_GAP_MS) keeps its
     # distance within this fraction of the last one's (core.spacing_limit). None: free.
     spacing_spread: float | None = None
+    # Streams (a head under core.spacing_limit.STREAM_GAP_MS after the last end): at most this
+    # many osu!pixels a step, and no turn of over 90 degrees from the last step where that was
+    # one too (ranked maps step 19-32 px and smoothly; the starter 40-88 px, half of its steps
+    # turning back). None: free.
+    stream_step: float | None = None
     # The least share of sliders among circles and sliders, over the window's prefix and
     # output: where it falls short, sliders are made likelier against circles
     # (core.object_mix). None or 0: the model's own mix.

@@ -5,7 +5,8 @@ new map, from the map itself when continuing one. Whatever the caller gave stays
   apart) and moves of one rhythm of one spacing (core.spacing_limit): the last two not under a
   given ceiling, a mapper's --spacing, whose jumps are the mapper's, overlaps and all;
 - short gaps no more frequent than caps (core.rhythm);
-- sliders no rarer and no shorter than a floor (core.object_mix).
+- sliders no rarer and no shorter than a floor (core.object_mix);
+- streams that step no further than a limit and do not turn back (core.streams).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from core.spacing import (
     spread_for_stars,
 )
 from core.spacing_limit import circle_diameter
+from core.streams import observed_stream_step, stream_step_for_stars
 
 
 def _given(value, default):
@@ -52,6 +54,8 @@ def new_map_rules(options: DecodingOptions, cs: float, stars: float, effort: flo
                           gap_shares_for_stars(stars + effort / effort_per_star)),
         slider_share=_given(options.slider_share, slider_share_for_stars(stars)),
         min_slider_length=_given(options.min_slider_length, diameter / 2),
+        stream_step=_given(options.stream_step, None if options.spacing
+                           else stream_step_for_stars(stars, diameter)),
         density_bias=options.density_bias + density_per_effort * effort)
 
 
@@ -71,4 +75,6 @@ def continuation_rules(options: DecodingOptions, beatmap: Beatmap, from_ms: floa
         gap_shares=_given(options.gap_shares, observed_gap_shares(beatmap, from_ms)),
         slider_share=_given(options.slider_share, observed_slider_share(beatmap, from_ms)),
         min_slider_length=_given(options.min_slider_length,
-                                 observed_min_slider_length(beatmap, from_ms)))
+                                 observed_min_slider_length(beatmap, from_ms)),
+        stream_step=_given(options.stream_step, None if options.spacing
+                           else observed_stream_step(beatmap, from_ms)))

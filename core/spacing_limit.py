@@ -14,6 +14,10 @@ Distance snap (DecodingOptions.spacing_spread): a move as long in time as the la
 within that fraction of the last one's distance. Ranked maps differ by a median 1-2.4% between
 such neighbouring moves up to 4.5 stars and 11-19% above; the starter's by 25-31% (map_style).
 
+Streams (DecodingOptions.stream_step): a head under STREAM_GAP_MS after a circle steps at most
+that far from it, and after a step of a stream does not turn back (over 90 degrees) from it.
+(From a slider's end the next head often comes that soon, and a jump away is the pattern.)
+
 The join (SequenceState.join): where the new objects must lead into a kept one (a filled
 range's end, `--until`), every head stays within the ceiling's reach of it for the time left,
 so the last one's jump into it is one the map's spacing allows (it had been 151 px on a 1/4
@@ -50,6 +54,9 @@ FLOOR_ROOM = 1.25
 # Distance snap (DecodingOptions.spacing_spread): moves this near in time are the same rhythm
 SAME_GAP_MS = 2.0
 STACK_PX = 4.0  # a move shorter than this is a stack: no distance to keep
+# Under this from a circle to the next head, a move is a stream's step
+# (DecodingOptions.stream_step): a 1/4 beat from 107 BPM, a half beat from 214
+STREAM_GAP_MS = 140.0
 
 
 def circle_diameter(cs: float) -> float:
@@ -79,6 +86,8 @@ class SpacingLimit:
         reach = math.inf
         if self.options.spacing is not None:
             reach = max(self.options.spacing * max(state.gap, self.step), self.min_reach)
+        if self.options.stream_step is not None and _streaming(state):
+            reach = max(min(reach, self.options.stream_step), self.min_reach)
         floor = 0.0
         if self.options.min_distance and state.gap >= OVERLAP_GAP_MS:
             floor = self.options.min_distance
@@ -173,7 +182,32 @@ class SpacingLimit:
             masks.append((dx.abs() > reach) | ~meets)
         if snap is not None:
             masks.append(self._x_ring(end, *snap)[0])
+        heading = self._stream_heading(state)
+        if heading is not None:
+            (lx, ly), (hx, hy) = end, heading
+            dx = self.x_values - lx
+            if abs(hy) < 1e-9:  # a level step: its x side of the last end
+                masks.append(dx * hx < 0)
+            else:  # the y from which (dx, dy) . heading >= 0, below or above
+                edge = ly - dx * hx / hy
+                low, high = (edge, torch.full_like(dx, PLAYFIELD_HEIGHT)) if hy > 0 else \
+                    (torch.zeros_like(dx), edge)
+                meets = torch.zeros_like(dx, dtype=torch.bool)
+                for row_low, row_high in rows:
+                    meets |= torch.maximum(row_low, low) <= torch.minimum(row_high, high)
+                masks.append(~meets)
         return masks
+
+    def _stream_heading(self, state: SequenceState) -> tuple[float, float] | None:
+        """The last step's (dx, dy) where this head and the last one are both a stream's
+        steps (DecodingOptions.stream_step set): the next may not turn back from it."""
+        last = state.last_move
+        heading = state.last_heading
+        if self.options.stream_step is None or heading is None or last is None \
+                or not _streaming(state) or last[0] >= STREAM_GAP_MS \
+                or math.hypot(*heading) < STACK_PX:
+            return None
+        return heading
 
     def _y_masks(self, state: SequenceState) -> list[Tensor]:
         """The y cells (for the x chosen) outside the ring; outside the join's reach; outside
@@ -191,6 +225,10 @@ class SpacingLimit:
             masks.append((self.y_values - jy).abs() > room)
         if snap is not None:
             masks.append(self._y_ring(state, end, *snap))
+        heading = self._stream_heading(state)
+        if heading is not None:
+            (lx, ly), (hx, hy) = end, heading
+            masks.append((state.pending_x - lx) * hx + (self.y_values - ly) * hy < 0)
         head = state.last_head
         if ring is not None and ring[0] > 0.0 and head is not None and head != state.last_position:
             # the last slider's head too: its body starts there and is still on screen
@@ -198,3 +236,9 @@ class SpacingLimit:
             inner = math.sqrt(max(clear ** 2 - (state.pending_x - head[0]) ** 2, 0.0))
             masks.append((self.y_values - head[1]).abs() < inner)
         return masks
+
+
+def _streaming(state: SequenceState) -> bool:
+    """Whether the head being placed is a stream's step: under STREAM_GAP_MS after a circle."""
+    return state.last_position is not None and state.last_position == state.last_head \
+        and state.start_gap < STREAM_GAP_MS

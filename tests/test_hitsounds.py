@@ -9,6 +9,7 @@ import zipfile
 from companion.mapping import Target, continue_beatmap, decoding_options, generate_beatmap
 from core.beatmap.model import Beatmap, Circle, Slider, Spinner, TimingPoint
 from core.beatmap.parser import parse_file
+from core.beatmap.timing import ControlPoints
 from core.decoding import DecodingOptions
 from core.hitsounds import (
     CLAP,
@@ -20,6 +21,7 @@ from core.hitsounds import (
     head_sound,
     observed_pattern,
 )
+from core.sections import section_heads
 from core.song_input import resolve
 from tests.corpus_files import require_corpus, resource
 
@@ -110,8 +112,9 @@ def test_sections_start_with_a_finish():
 
 
 def test_a_continuation_claps_where_the_mapper_does(starter_generator, tmp_path):
-    """Renatus' Insane claps on 2 and 4 and whistles on the 'and' of 4 before 60 s; the
-    continuation's new heads on those places carry the same, and none on others."""
+    """Renatus' Insane claps on 2 and 4 and whistles on the 'and' of 4 before 60 s, and puts a
+    finish where its sections start; the continuation's new heads on those places carry the
+    same, a finish where a section starts, and nothing on other places."""
     beatmap = parse_file(resource(require_corpus(), "Soleily - Renatus (Gamu) [Insane].osu")
                          ).beatmap
     with zipfile.ZipFile(require_corpus() / "osu-resources" / "triangles.osz") as z:
@@ -122,6 +125,9 @@ def test_a_continuation_claps_where_the_mapper_does(starter_generator, tmp_path)
     result = continue_beatmap(starter_generator, beatmap, audio, from_ms, until_ms,
                               DecodingOptions(seed=1, max_tokens=400))
     red = [p for p in result.timing_points if p.uninherited]
+    assert pattern.finishes
+    starts = {obj.time for obj, starts in section_heads(result, ControlPoints(
+        result.timing_points)) if starts}
     sounded = 0
     for obj in result.hit_objects:
         if not from_ms <= obj.time < until_ms or isinstance(obj, Spinner):
@@ -130,7 +136,8 @@ def test_a_continuation_claps_where_the_mapper_does(starter_generator, tmp_path)
         quarters = (obj.time - point.time) / point.beat_length * 4
         head = head_sound(obj)
         if abs(quarters - round(quarters)) * point.beat_length / 4 <= 10:
-            assert head & 14 == pattern.additions.get((4, round(quarters) % 16), 0), obj
+            expected = pattern.additions.get((4, round(quarters) % 16), 0)
+            assert head & 14 == expected | (FINISH if obj.time in starts else 0), obj
             sounded += head & 14 != 0
     assert sounded >= 5
 

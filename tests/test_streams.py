@@ -1,0 +1,86 @@
+"""core.streams and the stream rule in core.spacing_limit: streams that step a little and flow."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from core.beatmap.model import Beatmap, Circle, Slider
+from core.constraints import ConstraintFilter, SequenceState
+from core.decoding import DecodingOptions
+from core.streams import observed_stream_step, stream_step_for_stars, stream_steps
+from core.tokens.grammar import Grammar, GrammarWalker
+from core.tokens.vocab import DEFAULT, Category, Vocab
+
+VOCAB = Vocab(DEFAULT)
+X, Y = Category.COORD_X, Category.COORD_Y
+
+
+def stepping(heading: tuple[float, float] | None, gap: float = 100.0) -> SequenceState:
+    """A sequence about to place a circle `gap` ms after a circle at (256, 192), which came
+    `heading` from the one before, also `gap` ms earlier."""
+    walker = GrammarWalker(Grammar(VOCAB.config))
+    walker.step(Category.SOS)
+    seq = SequenceState(walker, VOCAB, cursor=1000.0, last_end=1000.0 - gap,
+                        last_start=1000.0 - gap, last_position=(256.0, 192.0),
+                        last_head=(256.0, 192.0))
+    if heading is not None:
+        seq.last_move, seq.last_heading = (gap, math.hypot(*heading)), heading
+    seq.step(VOCAB.token("PLACE_CIRCLE"))
+    return seq
+
+
+def open_cells(seq: SequenceState, axis: Category, options: DecodingOptions) -> list[float]:
+    logits = torch.zeros(len(VOCAB))
+    ConstraintFilter(VOCAB, options).apply(logits, seq)
+    span = VOCAB.spans[axis]
+    values = VOCAB.x_values if axis is X else VOCAB.y_values
+    return [values[j] for j in range(span.size) if math.isfinite(float(logits[span.start + j]))]
+
+
+def at_x(seq: SequenceState, x: float) -> SequenceState:
+    chosen = seq.clone()
+    chosen.step(VOCAB.spans[X].start + VOCAB.x_index(x))
+    return chosen
+
+
+def test_a_streams_step_is_short_and_does_not_turn_back():
+    options = DecodingOptions(spacing=2.0, stream_step=40.0)  # the ceiling: 200 px
+    seq = stepping((30.0, 0.0))  # the last step went right
+    xs = open_cells(seq, X, options)
+    assert min(xs) == 256.0 and max(xs) == 296.0  # within 40 px, and not back to the left
+    ys = open_cells(at_x(seq, 256.0), Y, options)  # straight up or down: a right angle
+    assert min(ys) == 152.0 and max(ys) == 232.0
+    ys = open_cells(at_x(stepping((0.0, -30.0)), 256.0), Y, options)  # the last went up
+    assert max(ys) == 192.0 and min(ys) == 152.0
+    # no step before: any direction; a slower rhythm (a half beat at 150 BPM): the ceiling's
+    assert min(open_cells(stepping(None), X, options)) == 216.0
+    assert min(open_cells(stepping((30.0, 0.0), gap=200.0), X, options)) == 0.0  # 400 px
+    assert min(open_cells(stepping((30.0, 0.0)), X, DecodingOptions(spacing=2.0))) == 56.0
+
+
+def timed(objects) -> Beatmap:
+    return Beatmap(hit_objects=objects)
+
+
+def test_a_maps_streams_are_read_for_its_continuation():
+    zigzag = [Circle(x=100 + 20 * (i % 2), y=100, time=1000.0 + 100 * i) for i in range(20)]
+    steps, turns = stream_steps(timed(zigzag))
+    assert steps == [20.0] * 19 and all(turns)
+    assert observed_stream_step(timed(zigzag)) is None  # it turns back: left free
+    line = [Circle(x=100 + 25 * i, y=100 + 5 * (i % 3), time=1000.0 + 100 * i)
+            for i in range(15)]
+    assert observed_stream_step(timed(line)) == pytest.approx(math.hypot(25, 10))
+    assert observed_stream_step(timed(line[:12])) is None  # 11 steps: too few to tell
+    # from a slider's end the next head often comes as soon: not a stream's step
+    slider = Slider(x=100, y=100, time=1000.0, points=[(200.0, 100.0)], length=100.0)
+    steps, _ = stream_steps(timed([slider, Circle(x=300, y=300, time=1050.0)]))
+    assert steps == []
+
+
+def test_the_limit_by_stars():
+    assert stream_step_for_stars(2.0, 80.0) == pytest.approx(40.0)
+    assert stream_step_for_stars(4.5, 80.0) == pytest.approx(80.0 * 0.675)
+    assert stream_step_for_stars(6.0, 80.0) is None  # jump streams are the style there
