@@ -32,7 +32,7 @@ from core.decoding import DecodingOptions, decode_window
 from core.model import MapModel
 from core.music_pull import MusicPull, window_steps
 from core.playfield import keep_arc_inside
-from core.spacing import end_position
+from core.spacing import end_position, lead_into
 from core.tokens.detokenizer import DetokenizeOptions, decode_objects
 from core.tokens.grammar import Grammar, GrammarWalker
 from core.tokens.tokenizer import snap_tolerance, tokenize_objects
@@ -290,6 +290,10 @@ def continue_map(generator: Generator, beatmap: Beatmap, mel: Tensor, from_ms: f
     result = copy.deepcopy(beatmap)
     result.hit_objects = [*copy.deepcopy(before), *new, *copy.deepcopy(after)]
     annotate_sliders(result)
+    previous = new[-2] if len(new) > 1 else (before[-1] if before else None)
+    if after and new and isinstance(new[-1], Circle) and previous is not None \
+            and options is not None and options.spacing:
+        lead_into(previous, new[-1], after[0], options.spacing, beatmap.format_version)
     return result
 
 

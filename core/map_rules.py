@@ -37,12 +37,17 @@ def _given(value, default):
     return default if value is None else value
 
 
+def _scaled(value: float | None, factor: float) -> float | None:
+    return None if value is None else value * factor
+
+
 def new_map_rules(options: DecodingOptions, cs: float, stars: float, effort: float = 0.0,
                   density_per_effort: float = 0.5, effort_per_star: float = 0.4
                   ) -> DecodingOptions:
     """`options` with the rules of a new map of `stars` at circle size `cs`, for an attempt of
-    `effort` (a retry's lever: the ceiling scaled by exp(effort), the density bias moved by
-    `density_per_effort` * effort, the caps taken at effort / `effort_per_star` more stars)."""
+    `effort` (a retry's lever: the ceiling and stream step scaled by exp(effort), the density
+    bias moved by `density_per_effort` * effort, the caps taken at effort / `effort_per_star`
+    more stars)."""
     diameter = circle_diameter(cs)
     return dataclasses.replace(
         options,
@@ -55,7 +60,8 @@ def new_map_rules(options: DecodingOptions, cs: float, stars: float, effort: flo
         slider_share=_given(options.slider_share, slider_share_for_stars(stars)),
         min_slider_length=_given(options.min_slider_length, diameter / 2),
         stream_step=_given(options.stream_step, None if options.spacing
-                           else stream_step_for_stars(stars, diameter)),
+                           else _scaled(stream_step_for_stars(stars, diameter),
+                                        math.exp(effort))),
         density_bias=options.density_bias + density_per_effort * effort)
 
 

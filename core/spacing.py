@@ -25,7 +25,15 @@ from collections.abc import Iterator
 import numpy as np
 
 from core.beatmap.curves import slider_path
-from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Beatmap, Slider, Spinner
+from core.beatmap.model import (
+    PLAYFIELD_HEIGHT,
+    PLAYFIELD_WIDTH,
+    Beatmap,
+    Circle,
+    HitObject,
+    Slider,
+    Spinner,
+)
 from core.spacing_limit import OVERLAP_GAP_MS, SAME_GAP_MS, STACK_PX, circle_diameter
 
 # stars -> the spacing ceiling (px/ms) that gives that rating (see the module docstring)
@@ -128,3 +136,31 @@ def end_position(obj: object, format_version: int) -> tuple[float, float]:
         except (ValueError, ArithmeticError):  # a degenerate path ends where it starts
             pass
     return float(obj.x), float(obj.y)
+
+
+JOIN_SLACK = 1.1  # a jump into a kept object this much over the ceiling is eased (lead_into)
+
+
+def lead_into(previous: HitObject, circle: Circle, kept: HitObject, spacing: float,
+              format_version: int) -> bool:
+    """Ease the last new object's jump into the first kept one, in place: where `circle`'s
+    jump into `kept` is over JOIN_SLACK x `spacing` (px/ms), move it onto the line from where
+    `previous` ends to `kept`, as far along as its time is, if that narrows the wider of its
+    two jumps. The decoding's join (core.spacing_limit) limits heads, not where a slider's
+    body ends: after one, the last circle had jumped 2.5-4.9x the map's ceiling into the kept
+    object. Whether it moved."""
+    first = circle.time - previous.end_time
+    second = kept.time - circle.time
+    if first <= 0 or second <= 0:
+        return False
+    start, here, goal = end_position(previous, format_version), (circle.x, circle.y), \
+        (kept.x, kept.y)
+    if math.dist(here, goal) / second <= JOIN_SLACK * spacing:
+        return False
+    w = first / (first + second)
+    moved = (round(start[0] + w * (goal[0] - start[0])), round(start[1] + w * (goal[1] - start[1])))
+    wider = max(math.dist(start, here) / first, math.dist(here, goal) / second)
+    if max(math.dist(start, moved) / first, math.dist(moved, goal) / second) >= wider:
+        return False
+    circle.x, circle.y = moved
+    return True

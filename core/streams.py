@@ -3,9 +3,11 @@
 A stream's step is a move from a circle to a head under core.spacing_limit.STREAM_GAP_MS after
 it. In the corpus's ranked maps up to 5.5 stars the 90th percentile of those steps is 0.45-0.77
 of a circle's diameter, and 0-8% of them turn back (over 90 degrees) from the step before; in
-jump-stream maps of 6 stars and more, 1.3-2.5 diameters and up to 42%, so from 6 stars the rule
-leaves streams free. The starter model stepped 40-88 px (0.5-1.2 diameters) at 4+ stars, half
-of its steps turning back (QA, session 24).
+jump-stream maps of 5.5 stars and more, 1.3-2.5 diameters and up to 42%; and kiai's own maps
+get much of their rating at 5 stars and more from their streams (limited, its 5-star requests
+came out at 3.6-4.0, out of the retries' reach): from 5 stars the rule leaves streams free.
+The starter model stepped 40-88 px (0.5-1.2 diameters) at 4+ stars, half of its steps turning
+back (QA, session 24). A retry's effort scales the step as it does the spacing ceiling.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from core.beatmap.model import Beatmap, Circle
 from core.spacing_limit import STACK_PX, STREAM_GAP_MS
 
 # stars -> the step's limit in circle diameters; none from FREE_STARS
-_STEP = [(2.0, 0.5), (4.0, 0.6), (5.0, 0.75), (5.9, 0.9)]
-FREE_STARS = 6.0
+_STEP = [(2.0, 0.5), (4.0, 0.6), (4.9, 0.75)]
+FREE_STARS = 5.0
 MIN_STEPS = 12  # a map needs this many stream steps before its own limit is read
 MAX_TURNING = 0.2  # ... and no more of them turning back, or its streams are left free
 

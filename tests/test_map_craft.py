@@ -32,6 +32,7 @@ from core.song_input import resolve
 from core.spacing import (
     MIN_SPREAD,
     end_position,
+    lead_into,
     moves,
     observed_min_distance,
     observed_spread,
@@ -324,3 +325,20 @@ def test_a_filled_range_leads_into_the_kept_object(starter_generator, timed_song
     with_join = sum(joined(seed, kept) for seed in seeds)
     assert with_join >= 3
     assert sum(joined(seed, None) for seed in seeds) < with_join
+
+
+def test_the_last_circles_jump_into_the_kept_object_is_eased():
+    """A slider ended 229 px from the kept object, 681 ms before it; the last circle sat 303
+    px from it, 341 ms before (3227428, session 24): it moves onto the line between, both
+    jumps 0.34 px/ms where the wider was 0.89."""
+    slider = Slider(x=356, y=296, time=52181.0, points=[(287.0, 308.0)], length=70.0,
+                    duration=341.0)
+    circle = Circle(x=340, y=372, time=52862.0)
+    kept = Circle(x=253, y=81, time=53203.0)
+    end = end_position(slider, 14)
+    assert lead_into(slider, circle, kept, 0.27, 14)
+    first = math.dist(end, (circle.x, circle.y)) / (circle.time - slider.end_time)
+    second = math.dist((circle.x, circle.y), (kept.x, kept.y)) / (kept.time - circle.time)
+    assert first == pytest.approx(second, rel=0.02) and max(first, second) < 0.35
+    near = Circle(x=260, y=120, time=52862.0)  # already within the ceiling's reach: left
+    assert not lead_into(slider, near, kept, 0.27, 14) and (near.x, near.y) == (260, 120)

@@ -82,5 +82,5 @@ def test_a_maps_streams_are_read_for_its_continuation():
 
 def test_the_limit_by_stars():
     assert stream_step_for_stars(2.0, 80.0) == pytest.approx(40.0)
-    assert stream_step_for_stars(4.5, 80.0) == pytest.approx(80.0 * 0.675)
-    assert stream_step_for_stars(6.0, 80.0) is None  # jump streams are the style there
+    assert stream_step_for_stars(4.0, 80.0) == pytest.approx(80.0 * 0.6)
+    assert stream_step_for_stars(5.0, 80.0) is None  # free: see core.streams
