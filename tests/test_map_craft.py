@@ -17,7 +17,7 @@ from core.beatmap.model import Beatmap, Circle, Difficulty, Slider, Spinner, Tim
 from core.beatmap.parser import parse_file
 from core.beatmap.ticks import TickGrid, beat_divisor_of, divisors_for
 from core.beatmap.timing import annotate_sliders
-from core.constraints import ConstraintFilter, SequenceState
+from core.constraints import SequenceState
 from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, star_rating
 from core.map_rules import continuation_rules
@@ -39,11 +39,9 @@ from core.spacing import (
 )
 from core.spacing_limit import FLOOR_ROOM, OVERLAP_GAP_MS, circle_diameter
 from core.tokens.grammar import Grammar, GrammarWalker
-from core.tokens.vocab import DEFAULT, Category, Vocab
+from core.tokens.vocab import Category
 from tests.corpus_files import require_corpus, resource
-
-VOCAB = Vocab(DEFAULT)
-X, Y = Category.COORD_X, Category.COORD_Y
+from tests.limit_cells import VOCAB, X, Y, at_x, open_cells
 
 
 def placing_after(gap_ms: float, last: tuple[float, float] = (256.0, 192.0)) -> SequenceState:
@@ -54,21 +52,6 @@ def placing_after(gap_ms: float, last: tuple[float, float] = (256.0, 192.0)) -> 
                         last_start=1000.0, last_position=last, gap=gap_ms)
     seq.step(VOCAB.token("PLACE_CIRCLE"))
     return seq
-
-
-def at_x(seq: SequenceState, x: float) -> SequenceState:
-    """A copy of `seq` with its head's x chosen: y comes next."""
-    chosen = seq.clone()
-    chosen.step(VOCAB.spans[X].start + VOCAB.x_index(x))
-    return chosen
-
-
-def open_cells(seq: SequenceState, axis: Category, options: DecodingOptions) -> list[float]:
-    logits = torch.zeros(len(VOCAB))
-    ConstraintFilter(VOCAB, options).apply(logits, seq)
-    span = VOCAB.spans[axis]
-    values = VOCAB.x_values if axis is X else VOCAB.y_values
-    return [values[j] for j in range(span.size) if math.isfinite(float(logits[span.start + j]))]
 
 
 def test_a_circle_a_beat_on_keeps_clear_of_the_last_one():

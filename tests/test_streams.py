@@ -5,17 +5,14 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from core.beatmap.model import Beatmap, Circle, Slider
-from core.constraints import ConstraintFilter, SequenceState
+from core.constraints import SequenceState
 from core.decoding import DecodingOptions
 from core.streams import observed_stream_step, stream_step_for_stars, stream_steps
 from core.tokens.grammar import Grammar, GrammarWalker
-from core.tokens.vocab import DEFAULT, Category, Vocab
-
-VOCAB = Vocab(DEFAULT)
-X, Y = Category.COORD_X, Category.COORD_Y
+from core.tokens.vocab import Category
+from tests.limit_cells import VOCAB, X, Y, at_x, open_cells
 
 
 def stepping(heading: tuple[float, float] | None, gap: float = 100.0) -> SequenceState:
@@ -30,20 +27,6 @@ def stepping(heading: tuple[float, float] | None, gap: float = 100.0) -> Sequenc
         seq.last_move, seq.last_heading = (gap, math.hypot(*heading)), heading
     seq.step(VOCAB.token("PLACE_CIRCLE"))
     return seq
-
-
-def open_cells(seq: SequenceState, axis: Category, options: DecodingOptions) -> list[float]:
-    logits = torch.zeros(len(VOCAB))
-    ConstraintFilter(VOCAB, options).apply(logits, seq)
-    span = VOCAB.spans[axis]
-    values = VOCAB.x_values if axis is X else VOCAB.y_values
-    return [values[j] for j in range(span.size) if math.isfinite(float(logits[span.start + j]))]
-
-
-def at_x(seq: SequenceState, x: float) -> SequenceState:
-    chosen = seq.clone()
-    chosen.step(VOCAB.spans[X].start + VOCAB.x_index(x))
-    return chosen
 
 
 def test_a_streams_step_is_short_and_does_not_turn_back():
