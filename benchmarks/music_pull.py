@@ -12,7 +12,7 @@ timing from its first to its last object:
   median 79% and 12%; kiai without the pull 45-61% and 35-49%);
 - stars (one attempt).
 
-    .venv/bin/python benchmarks/music_pull.py [--stars 3 5] [--weights 0 1 2 3] [--seconds 60]
+    .venv/bin/python benchmarks/music_pull.py [--stars 3 5] [--weights 0 6] [--seconds 60]
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from benchmarks.generated_maps import (
 from companion.mapping import Target, decoding_options, generate_beatmap, load_generator
 from core.audio import SAMPLE_RATE, load_audio
 from core.beatmap.model import Beatmap, Spinner
+from core.music_pull import PULL_NATS
 from core.song_input import SongInput
 
 HOP_MS = 10.0
@@ -96,7 +97,7 @@ def measures(beatmap: Beatmap, truth: Beatmap, onsets: np.ndarray) -> tuple[floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stars", type=float, nargs="+", default=[3.0, 5.0])
-    parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 2.0])
+    parser.add_argument("--weights", type=float, nargs="+", default=[0.0, PULL_NATS])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--midi", type=int, default=4, help="Frets on Fire / Blupi songs to add")
     parser.add_argument("--synth", type=int, default=2, help="synthetic songs to add")

@@ -199,7 +199,8 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     template.timing_points, timing, estimate = song_timing(template, mel, source.audio, bpm)
     template.editor["BeatDivisor"] = str(DEFAULT_BEAT_DIVISOR if timing == "none" else (
         new_map_divisor(template.timing_points, mel,
-                        source.sibling_for(target.star_rating) if timing == "map" else None)))
+                        source.sibling_for(target.star_rating) if timing == "map" else None,
+                        own_timing=timing == "map")))
     song_ms = mel.shape[-1] * FRAME_MS
     wanted = target.star_rating
     condition = condition_vector(template.difficulty, wanted)
@@ -228,10 +229,10 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     if timing == "none":
         beatmap.timing_points = [placeholder_red_line(beatmap.timing_points),
                                  *beatmap.timing_points]
-    if timing != "none":  # combos on the bars (a placeholder red line has none)
-        set_new_combos(beatmap)
     update_breaks(beatmap)  # the sliders' durations: decoding set them
-    if timing != "none":  # finishes where sections start: after breaks, at kiai time
+    if timing != "none":  # combos on the bars (a placeholder red line has none), and
+        # finishes where sections start: after breaks (just written), at kiai time
+        set_new_combos(beatmap)
         apply_pattern(beatmap, Pattern(finishes=True), (-math.inf, math.inf))
     beatmap.format_version = 14
     beatmap.metadata["Version"] = f"kiai {wanted:.1f}"
@@ -325,12 +326,13 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
     # no break where the new objects are, one in each long gap they leave (continue_map set the
     # sliders' durations)
     written = (from_ms, math.inf if until_ms is None else until_ms)
-    if not placeholder:  # the new objects' combos on the bars, and the map's hitsounds
+    update_breaks(result, within=written)
+    if not placeholder:  # the new objects' combos on the bars, and the map's hitsounds (a
+        # break just written starts a section)
         set_new_combos(result, within=written)
         pattern = observed_pattern(beatmap, from_ms)
         if pattern is not None:
             apply_pattern(result, pattern, written)
-    update_breaks(result, within=written)
     # an old map's times are written as they play (v14); lazer's own (v128) keep their version,
     # and with it the fractional positions v14 would truncate
     result.format_version = LAZER_VERSION if beatmap.format_version >= LAZER_VERSION else 14

@@ -18,7 +18,13 @@ from scipy.ndimage import maximum_filter1d
 
 from core.audio import FRAME_MS
 from core.beatmap.model import Beatmap, TimingPoint
-from core.beatmap.ticks import DIVISORS, FASTEST_TICK_MS, TickGrid, divisor_for_tempo
+from core.beatmap.ticks import (
+    DEFAULT_BEAT_DIVISOR,
+    DIVISORS,
+    FASTEST_TICK_MS,
+    TickGrid,
+    divisor_for_tempo,
+)
 from core.tempo import onset_envelope, onset_frame
 
 ALIGN_MS = 35.0  # how far from the red lines' beats their onsets are looked for
@@ -27,11 +33,13 @@ SNAP_COVERAGE = 0.95  # the share of them a snap must hold (a few stray objects 
 SNAP_TOLERANCE_MS = 2.0  # stable writes a tick's time truncated to the ms
 
 
-def snap_divisor(mel: np.ndarray | torch.Tensor, points: list[TimingPoint]) -> int:
-    """The beat snap divisor for estimated timing `points` (uninherited, in beatmap time) of
-    a song with log-mel `mel`: 6 (1/2, 1/3 and 1/6 ticks) or 3 where its notes fall on thirds
-    of the beat (3 where 1/6 ticks would come faster than FASTEST_TICK_MS), else 1/4 or 1/2 by
-    the tempo (core.beatmap.ticks.divisor_for_tempo)."""
+def snap_divisor(mel: np.ndarray | torch.Tensor, points: list[TimingPoint],
+                 estimated: bool = True) -> int:
+    """The beat snap divisor for timing `points` (uninherited, in beatmap time) of a song with
+    log-mel `mel`: 6 (1/2, 1/3 and 1/6 ticks) or 3 where its notes fall on thirds of the beat
+    (3 where 1/6 ticks would come faster than FASTEST_TICK_MS), else, for `estimated` timing,
+    1/4 or 1/2 by the tempo (core.beatmap.ticks.divisor_for_tempo: a fast estimate is most
+    often a doubled one), and 1/4 for the song's own."""
     red = [p for p in points if p.uninherited and p.beat_length > 0]
     if not red:
         raise ValueError("no uninherited timing point to snap to")
@@ -40,7 +48,7 @@ def snap_divisor(mel: np.ndarray | torch.Tensor, points: list[TimingPoint]) -> i
         mel = mel.detach().float().cpu().numpy()
     mel = np.asarray(mel, np.float32)
     if not ternary(onset_envelope(mel), red):
-        return divisor_for_tempo(beat)
+        return divisor_for_tempo(beat) if estimated else DEFAULT_BEAT_DIVISOR
     return 6 if beat / 6 >= FASTEST_TICK_MS else 3
 
 
@@ -77,7 +85,8 @@ def ternary(env: np.ndarray, red: list[TimingPoint]) -> bool:
 def objects_divisor(beatmap: Beatmap) -> int | None:
     """The coarsest editor snap (1/1, 1/2, 1/3, ... 1/16) whose ticks hold SNAP_COVERAGE of
     the map's objects, each on its own red line's ticks; None for a map of fewer than
-    SNAP_EVIDENCE objects or with no red line, which says nothing of its snap."""
+    SNAP_EVIDENCE objects, with no red line, or off the ticks (unsnapped), which says
+    nothing of its snap."""
     grid = TickGrid(beatmap.timing_points)
     times = [o.time for o in beatmap.hit_objects]
     if not grid or len(times) < SNAP_EVIDENCE:
@@ -87,27 +96,29 @@ def objects_divisor(beatmap: Beatmap) -> int | None:
         held = sum(ticks.snap(t, SNAP_TOLERANCE_MS) is not None for t in times)
         if held >= SNAP_COVERAGE * len(times):
             return divisor
-    return max(DIVISORS)
+    return None
 
 
 def joint_divisor(*divisors: int | None) -> int:
     """The coarsest editor snap offering the ticks of every one of `divisors` (1/4 and 1/3:
-    1/12); the finest of them where no editor snap does (1/16 and 1/3)."""
+    1/12); the first of them where no editor snap does (1/3 and 1/16: 1/3, the audio's or
+    the mapper's own before what objects use)."""
     given = [d for d in divisors if d]
     if not given:
         raise ValueError("no divisor to join")
     for divisor in sorted(DIVISORS):
         if all(divisor % d == 0 for d in given):
             return divisor
-    return max(given)
+    return given[0]
 
 
 def new_map_divisor(points: list[TimingPoint], mel: np.ndarray | torch.Tensor,
-                    sibling: Beatmap | None = None) -> int:
+                    sibling: Beatmap | None = None, own_timing: bool = False) -> int:
     """The snap a new difficulty gets on timing `points`: what the audio asks for
-    (snap_divisor), joined with the ticks a `sibling` on that same timing has its objects on.
+    (snap_divisor; on the song's `own_timing`, 1/4 where its notes are not in thirds, however
+    fast), joined with the ticks a `sibling` on that same timing has its objects on.
     No editor's BeatDivisor is asked: it is where the editor was left on another difficulty,
     or on a map of timing alone (triangles.osz: 1/3, on a song of halves, whose maps then had
     only whole beats and thirds)."""
-    heard = snap_divisor(mel, points)
+    heard = snap_divisor(mel, points, estimated=not own_timing)
     return heard if sibling is None else joint_divisor(heard, objects_divisor(sibling))

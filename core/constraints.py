@@ -73,7 +73,9 @@ class SequenceState:
     segments: tuple[tuple[int, str], ...] = ()  # and (anchor index, letter) of later segments
     pending_x: float = 0.0
     last_move: tuple[float, float] | None = None  # (gap ms, distance px) to the last head
-    last_heading: tuple[float, float] | None = None  # (dx, dy) of that move, into a circle
+    last_heading: tuple[float, float] | None = None  # (dx, dy) of that move, circle to circle
+    after_circle: bool = False  # whether the object before the one being placed is a circle
+    last_was_circle: bool = False  # ... and whether that one is
     last_head: tuple[float, float] | None = None  # where the last object started
     gap: float = math.inf  # from the last object's end to the start of the one being placed
     start_gap: float = math.inf  # ... and from its start
@@ -114,6 +116,8 @@ class SequenceState:
                 self.curve, self.segments = self.vocab.config.slider_curves[index], ()
             self.body = 0.0
             self.objects += 1
+            self.after_circle = self.last_was_circle
+            self.last_was_circle = category is C.PLACE_CIRCLE
             self.circles += category is C.PLACE_CIRCLE
             self.sliders += category is C.START_SLIDER
             gap = self.cursor - self.last_start
@@ -142,7 +146,7 @@ class SequenceState:
                 self.last_move = (self.gap, math.dist(self.last_position, point))
                 self.last_heading = (point[0] - self.last_position[0],
                                      point[1] - self.last_position[1]) \
-                    if state is State.CIRCLE_Y else None
+                    if state is State.CIRCLE_Y and self.after_circle else None
             if state is State.CIRCLE_Y:
                 self.last_position = self.last_head = point
             elif state is State.HEAD_Y:

@@ -122,7 +122,8 @@ class Generator:
         # estimated one is moved back a bar for pickup notes (core.tempo).
         position = max(start_ms, ticks.times[0] - tolerance) if ticks else start_ms
         levels, typical = song_levels(mel)
-        pull = MusicPull(mel, ticks, options.music_pull) if ticks and options.music_pull else None
+        pull = MusicPull(mel, ticks, options.music_pull, tolerance) \
+            if ticks and options.music_pull else None
         pull_steps = window_steps(window, self.vocab.config.time_step_ms)
         taken_back: Spinner | None = None  # the spinner this window is asked again without
         spared: list[Spinner] = []  # spinners put back: never taken back again
@@ -143,7 +144,7 @@ class Generator:
                                   spinners_from=(taken_back.end_time - origin if taken_back
                                                  else -math.inf),
                                   segments_allowed=template.format_version >= LAZER_VERSION)
-            if after is not None:
+            if after is not None and not isinstance(after, Spinner):  # a spinner: anywhere
                 state.join = (after.time - origin, float(after.x), float(after.y))
             if pull is not None:
                 state.pull = pull.window(origin, pull_steps, self.vocab.config.time_step_ms)
@@ -291,9 +292,10 @@ def continue_map(generator: Generator, beatmap: Beatmap, mel: Tensor, from_ms: f
     result.hit_objects = [*copy.deepcopy(before), *new, *copy.deepcopy(after)]
     annotate_sliders(result)
     previous = new[-2] if len(new) > 1 else (before[-1] if before else None)
-    if after and new and isinstance(new[-1], Circle) and previous is not None \
-            and options is not None and options.spacing:
-        lead_into(previous, new[-1], after[0], options.spacing, beatmap.format_version)
+    if after and not isinstance(after[0], Spinner) and new and isinstance(new[-1], Circle) \
+            and previous is not None and options is not None and options.spacing:
+        lead_into(previous, new[-1], after[0], options.spacing, beatmap.format_version,
+                  options.min_distance)
     return result
 
 

@@ -30,7 +30,7 @@ from core.tempo_grid import onset_envelope
 PULL_NATS = 6.0  # the default weight: see benchmarks/music_pull.py
 # A tick's weight by the coarsest divisor it is a tick of
 METRIC = {1: 1.0, 2: 0.6, 3: 0.3, 4: 0.3, 6: 0.2, 8: 0.1, 12: 0.1, 16: 0.0}
-ON_TICK_MS = 2.0  # a time this near a tick is on it
+ON_TICK_MS = 2.0  # a time this near a tick is on it (the default: decoding gives its snap's)
 ALIGN_MS = 60.0  # how far from the timing's beats their onsets are looked for
 REACH_FRAMES = 2  # an onset this many feature frames either side counts (10 ms at 5 ms frames)
 
@@ -38,14 +38,15 @@ REACH_FRAMES = 2  # an onset this many feature frames either side counts (10 ms 
 class MusicPull:
     """The pull (nats) on each moment of a song, for one map's timing."""
 
-    def __init__(self, mel: Tensor | np.ndarray, ticks: TickGrid, weight: float = PULL_NATS
-                 ) -> None:
+    def __init__(self, mel: Tensor | np.ndarray, ticks: TickGrid, weight: float = PULL_NATS,
+                 tolerance: float = ON_TICK_MS) -> None:
         if isinstance(mel, Tensor):
             mel = mel.detach().float().cpu().numpy()
         env = onset_envelope(np.asarray(mel, np.float32))
         self.onsets = np.clip(maximum_filter1d(env, 2 * REACH_FRAMES + 1), 0.0, 1.0)
         self.ticks = ticks
         self.weight = weight
+        self.tolerance = tolerance  # a time this near a tick snaps to it (core.generate's)
         self.lag = self._lag()
 
     def _lag(self) -> int:
@@ -72,7 +73,8 @@ class MusicPull:
         return max(range(-reach, reach + 1), key=lambda s: (strength(s), -abs(s)))
 
     def metric(self, times: np.ndarray) -> np.ndarray:
-        """Each beatmap time's metrical weight (0 off every tick)."""
+        """Each beatmap time's metrical weight: the coarsest tick within the tolerance's (0 off
+        every tick). The decoder's times are 10 ms apart and snap to a tick up to 6 ms away."""
         out = np.zeros(len(times))
         red = self.ticks.points
         if not red:
@@ -87,7 +89,7 @@ class MusicPull:
             weight = np.zeros(int(mine.sum()))
             for divisor in sorted(METRIC, reverse=True):  # the coarsest last: it wins
                 off = np.abs(beats * divisor - np.round(beats * divisor))
-                on = off * point.beat_length / divisor <= ON_TICK_MS
+                on = off * point.beat_length / divisor <= self.tolerance
                 weight[on] = METRIC[divisor]
             out[mine] = weight
         return out

@@ -142,13 +142,16 @@ JOIN_SLACK = 1.1  # a jump into a kept object this much over the ceiling is ease
 
 
 def lead_into(previous: HitObject, circle: Circle, kept: HitObject, spacing: float,
-              format_version: int) -> bool:
+              format_version: int, floor: float | None = None) -> bool:
     """Ease the last new object's jump into the first kept one, in place: where `circle`'s
     jump into `kept` is over JOIN_SLACK x `spacing` (px/ms), move it onto the line from where
-    `previous` ends to `kept`, as far along as its time is, if that narrows the wider of its
-    two jumps. The decoding's join (core.spacing_limit) limits heads, not where a slider's
-    body ends: after one, the last circle had jumped 2.5-4.9x the map's ceiling into the kept
-    object. Whether it moved."""
+    `previous` ends to `kept`, as far along as its time is but within the ceiling of
+    `previous` (a jump between new objects keeps to the ceiling; the join is best effort), if
+    that narrows the jump into `kept`. The decoding's join (core.spacing_limit) limits heads,
+    not where a slider's body ends: after one, the last circle had jumped 2.5-4.9x the map's
+    ceiling into the kept object. Not where the point is off the playfield, or within
+    `floor` px of either end across a gap of OVERLAP_GAP_MS or more (an overlap). Whether it
+    moved."""
     first = circle.time - previous.end_time
     second = kept.time - circle.time
     if first <= 0 or second <= 0:
@@ -157,10 +160,17 @@ def lead_into(previous: HitObject, circle: Circle, kept: HitObject, spacing: flo
         (kept.x, kept.y)
     if math.dist(here, goal) / second <= JOIN_SLACK * spacing:
         return False
-    w = first / (first + second)
-    moved = (round(start[0] + w * (goal[0] - start[0])), round(start[1] + w * (goal[1] - start[1])))
-    wider = max(math.dist(start, here) / first, math.dist(here, goal) / second)
-    if max(math.dist(start, moved) / first, math.dist(moved, goal) / second) >= wider:
+    # as far along as its time is, but no further from `previous` than the ceiling reaches
+    length = math.dist(start, goal)
+    along = min(first / (first + second) * length, spacing * first) / max(length, 1e-9)
+    moved = (round(start[0] + along * (goal[0] - start[0])),
+             round(start[1] + along * (goal[1] - start[1])))
+    if math.dist(moved, goal) / second >= math.dist(here, goal) / second:
+        return False
+    if not (0 <= moved[0] <= PLAYFIELD_WIDTH and 0 <= moved[1] <= PLAYFIELD_HEIGHT):
+        return False
+    if floor and any(gap >= OVERLAP_GAP_MS and math.dist(moved, end) < floor
+                     for gap, end in ((first, start), (second, goal))):
         return False
     circle.x, circle.y = moved
     return True

@@ -240,5 +240,5 @@ class SpacingLimit:
 
 def _streaming(state: SequenceState) -> bool:
     """Whether the head being placed is a stream's step: under STREAM_GAP_MS after a circle."""
-    return state.last_position is not None and state.last_position == state.last_head \
+    return state.after_circle and state.last_position is not None \
         and state.start_gap < STREAM_GAP_MS

@@ -96,7 +96,7 @@ def test_the_snap_a_maps_objects_use():
     assert objects_divisor(map_with([*halves, *(41 + i + 1 / 3 for i in range(4))])) == 6
     assert objects_divisor(map_with([i / 4 for i in range(1, 40, 2)])) == 4
     assert objects_divisor(map_with([i / 16 for i in range(1, 40, 2)])) == 16
-    assert objects_divisor(map_with([i + 0.1 for i in range(40)])) == 16  # on no tick at all
+    assert objects_divisor(map_with([i + 0.1 for i in range(40)])) is None  # unsnapped
     assert objects_divisor(map_with(halves[:15])) is None  # too few to say
 
 
@@ -104,7 +104,8 @@ def test_joined_snaps_offer_every_tick():
     assert joint_divisor(4, 3) == 12
     assert joint_divisor(4, 2) == 4
     assert joint_divisor(3, None) == 3
-    assert joint_divisor(16, 3) == 16  # no editor snap has both
+    assert joint_divisor(3, 16) == 3  # no editor snap has both: the first (the audio's)
+    assert joint_divisor(6, 8) == 6
     with pytest.raises(ValueError):
         joint_divisor(None)
 
@@ -117,3 +118,7 @@ def test_a_timing_only_template_snaps_as_its_audio(corpus):
     sibling = map_with([i + 1 / 3 for i in range(20)], truth[0].beat_length, truth[0].time)
     sibling.timing_points = truth
     assert new_map_divisor(truth, mel, sibling) == 12  # the audio's, and the sibling's thirds
+    # a hand-timed song at 240 BPM keeps 1/4 (the tempo rule is for a doubled estimate)
+    fast = [TimingPoint(truth[0].time, 250.0, meter=4)]
+    assert snap_divisor(mel, fast, estimated=False) == 4
+    assert snap_divisor(mel, fast) == 2

@@ -26,6 +26,12 @@ def test_ticks_weigh_by_their_place_in_the_beat():
     times = 100.0 + BEAT * np.array([0, 1, 0.5, 0.25, 0.75, 1 / 3, 0.125, 1 / 16, 0.1])
     assert pull.metric(np.floor(times)).tolist() == [1.0, 1.0, 0.6, 0.3, 0.3, 0.3, 0.1, 0.0,
                                                     0.0]
+    # the decoder's times are 10 ms apart: each takes the tick it would snap to (6 ms)
+    odd = MusicPull(np.zeros((80, 2000), np.float32),
+                    TickGrid([TimingPoint(103.0, 375.0, meter=4)]), tolerance=6.0)
+    grid = 10.0 * np.arange(200)
+    near = np.abs((grid - 103.0) / 375.0 - np.round((grid - 103.0) / 375.0)) * 375.0 <= 6.0
+    assert (odd.metric(grid)[near] == 1.0).all() and near.sum() >= 5
 
 
 @pytest.mark.parametrize("name,low,high", [("triangles", -10, 10), ("circles", 25, 60),

@@ -22,7 +22,7 @@ def stepping(heading: tuple[float, float] | None, gap: float = 100.0) -> Sequenc
     walker.step(Category.SOS)
     seq = SequenceState(walker, VOCAB, cursor=1000.0, last_end=1000.0 - gap,
                         last_start=1000.0 - gap, last_position=(256.0, 192.0),
-                        last_head=(256.0, 192.0))
+                        last_head=(256.0, 192.0), last_was_circle=True)
     if heading is not None:
         seq.last_move, seq.last_heading = (gap, math.hypot(*heading)), heading
     seq.step(VOCAB.token("PLACE_CIRCLE"))
@@ -42,6 +42,9 @@ def test_a_streams_step_is_short_and_does_not_turn_back():
     assert min(open_cells(stepping(None), X, options)) == 216.0
     assert min(open_cells(stepping((30.0, 0.0), gap=200.0), X, options)) == 0.0  # 400 px
     assert min(open_cells(stepping((30.0, 0.0)), X, DecodingOptions(spacing=2.0))) == 56.0
+    after_slider = stepping((30.0, 0.0))  # a slider ended there: a jump away is the pattern
+    after_slider.after_circle = False
+    assert min(open_cells(after_slider, X, options)) == 56.0
 
 
 def timed(objects) -> Beatmap:

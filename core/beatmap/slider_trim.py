@@ -59,7 +59,8 @@ def _cuts(points: list[Point], curve: str, length: float
         if approximate_arc(np.asarray(points, np.float32)) is not None:
             return [(_cut_arc(points, length), CurveType.PERFECT)]
         # three points (nearly) on a line, an arc of 24k-250k px radius: osu! falls back to
-        # a Bezier, which draws the lines between them (out to the middle point and back)
+        # a Bezier, whose approximation there can be the lines between them; whichever cut
+        # ends where the slider is played is kept
         return [(_cut_polyline(points, length), CurveType.LINEAR),
                 (_cut_beziers(points, length), CurveType.BEZIER)]
     if curve in (CurveType.BEZIER, CurveType.PERFECT):
