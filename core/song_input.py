@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import soundfile
@@ -39,13 +39,20 @@ class SongInput:
     # difficulty takes its slider speed from the one nearest its stars (an Easy's
     # SliderMultiplier made a 6-star map's sliders crawl), and joins its snap to that one's
     siblings: tuple[Beatmap, ...] = ()
+    # the siblings' star ratings, by index, once asked (a map generated asks twice: its
+    # template's slider speed, then its snap)
+    _ratings: dict[int, float] = field(default_factory=dict, repr=False, compare=False)
 
     def sibling_for(self, stars: float) -> Beatmap | None:
         """The sibling whose star rating is nearest `stars` (rated here, where a map is
         generated, not for every song resolved), objects and all; None where there is none."""
         if len(self.siblings) <= 1:
             return self.siblings[0] if self.siblings else None
-        return min(self.siblings, key=lambda b: abs(star_rating(b) - stars))
+        for i, sibling in enumerate(self.siblings):
+            if i not in self._ratings:
+                self._ratings[i] = star_rating(sibling)
+        return self.siblings[min(range(len(self.siblings)),
+                                 key=lambda i: abs(self._ratings[i] - stars))]
 
     def template_for(self, stars: float) -> Beatmap:
         """The template, or one made of the sibling nearest `stars`."""
