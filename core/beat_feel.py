@@ -59,27 +59,38 @@ def ternary(env: np.ndarray, red: list[TimingPoint]) -> bool:
     40-50 ms before its onsets, 20-30 ms off LATENCY_MS (welcome, circles)."""
     red = [p for p in red if p.uninherited and p.beat_length > 0]
     peak = maximum_filter1d(env, 3)  # a frame either side: 5 ms frames, rounded tick times
+    at = {f: beat_frames(red, len(env), f) for f in (0.0, 1 / 3, 2 / 3, 1 / 2)}
 
-    def frames(fraction: float) -> np.ndarray:
-        out = []
-        for i, point in enumerate(red):
-            end = red[i + 1].time if i + 1 < len(red) else len(env) * FRAME_MS
-            beats = np.arange(max(math.ceil(-point.time / point.beat_length), 0),
-                              max(math.ceil((end - point.time) / point.beat_length), 0))
-            ms = point.time + (beats + fraction) * point.beat_length
-            out.append(np.round(onset_frame(ms)).astype(int))
-        return np.concatenate(out) if out else np.zeros(0, dtype=int)
+    def strength(fractions: tuple[float, ...], shift: int) -> float:
+        return _mean_at(peak, np.concatenate([at[f] for f in fractions]) + shift)
 
-    at = {f: frames(f) for f in (0.0, 1 / 3, 2 / 3, 1 / 2)}  # the beats, thirds and halves
-
-    def strength(fractions: tuple[float, ...], shift: int = 0) -> float:
-        idx = np.concatenate([at[f] for f in fractions]) + shift
-        idx = idx[(idx >= 0) & (idx < len(env))]
-        return float(peak[idx].mean()) if len(idx) else 0.0
-
-    reach = round(ALIGN_MS / FRAME_MS)
-    shift = max(range(-reach, reach + 1), key=lambda s: strength((0.0,), s))
+    shift = onset_shift(peak, at[0.0], round(ALIGN_MS / FRAME_MS))
     return strength((1 / 3, 2 / 3), shift) > strength((1 / 2,), shift)
+
+
+def beat_frames(red: list[TimingPoint], frames: int, fraction: float = 0.0) -> np.ndarray:
+    """The onset-envelope frames (core.tempo.onset_frame, of an envelope `frames` long) of
+    each red line's beats, moved `fraction` of a beat on, up to the next red line."""
+    out = []
+    for i, point in enumerate(red):
+        end = red[i + 1].time if i + 1 < len(red) else frames * FRAME_MS
+        beats = np.arange(max(math.ceil(-point.time / point.beat_length), 0),
+                          max(math.ceil((end - point.time) / point.beat_length), 0))
+        ms = point.time + (beats + fraction) * point.beat_length
+        out.append(np.round(onset_frame(ms)).astype(int))
+    return np.concatenate(out) if out else np.zeros(0, dtype=int)
+
+
+def onset_shift(env: np.ndarray, beats: np.ndarray, reach: int) -> int:
+    """The shift (frames, within `reach`) that puts `beats` on the strongest onsets of `env`,
+    the nearer of equals: hand-made timing can sit 40-50 ms before its onsets (welcome,
+    circles), 20-30 ms off LATENCY_MS."""
+    return max(range(-reach, reach + 1), key=lambda s: (_mean_at(env, beats + s), -abs(s)))
+
+
+def _mean_at(env: np.ndarray, frames: np.ndarray) -> float:
+    inside = frames[(frames >= 0) & (frames < len(env))]
+    return float(env[inside].mean()) if len(inside) else 0.0
 
 
 def objects_divisor(beatmap: Beatmap) -> int | None:

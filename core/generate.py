@@ -27,11 +27,11 @@ from core.beatmap.ticks import TickGrid, beat_divisor_of, divisors_for
 from core.beatmap.timing import ControlPoints, annotate_sliders, slider_velocity
 from core.beatmap.writer import LAZER_VERSION
 from core.checkpoint import load_model
-from core.constraints import SequenceState
 from core.decoding import DecodingOptions, decode_window
 from core.model import MapModel
 from core.music_pull import MusicPull, window_steps
 from core.playfield import keep_arc_inside
+from core.sequence_state import SequenceState
 from core.spacing import end_position, lead_into
 from core.tokens.detokenizer import DetokenizeOptions, decode_objects
 from core.tokens.grammar import Grammar, GrammarWalker

@@ -23,6 +23,7 @@ from scipy.ndimage import maximum_filter1d
 from torch import Tensor
 
 from core.audio import FRAME_MS
+from core.beat_feel import beat_frames, onset_shift
 from core.beatmap.ticks import TickGrid
 from core.tempo import onset_frame
 from core.tempo_grid import onset_envelope
@@ -55,22 +56,8 @@ class MusicPull:
         red = self.ticks.points
         if not red:
             return 0
-        end = len(self.onsets) * FRAME_MS
-        beats = np.concatenate([
-            p.time + p.beat_length * np.arange(
-                max(0, math.ceil(-p.time / p.beat_length)),
-                max(0, math.ceil(((red[i + 1].time if i + 1 < len(red) else end) - p.time)
-                                 / p.beat_length)))
-            for i, p in enumerate(red)])
-        frames = np.round(onset_frame(beats)).astype(int)
-        reach = round(ALIGN_MS / FRAME_MS)
-
-        def strength(shift: int) -> float:
-            idx = frames + shift
-            idx = idx[(idx >= 0) & (idx < len(self.onsets))]
-            return float(self.onsets[idx].mean()) if len(idx) else 0.0
-
-        return max(range(-reach, reach + 1), key=lambda s: (strength(s), -abs(s)))
+        return onset_shift(self.onsets, beat_frames(red, len(self.onsets)),
+                           round(ALIGN_MS / FRAME_MS))
 
     def metric(self, times: np.ndarray) -> np.ndarray:
         """Each beatmap time's metrical weight: the coarsest tick within the tolerance's (0 off

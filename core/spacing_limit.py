@@ -40,8 +40,8 @@ from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
 from core.tokens.vocab import Category, Vocab
 
 if TYPE_CHECKING:
-    from core.constraints import SequenceState
     from core.decoding import DecodingOptions
+    from core.sequence_state import SequenceState
 
 NEG_INF = float("-inf")
 # From the last object's end to the next one's start: at or above, the two circles must not
@@ -83,15 +83,11 @@ class SpacingLimit:
         """(floor, reach) in osu!pixels from the last end for the object being placed: the
         ceiling's and floor's ring, then distance snap's narrower one; each None where it
         limits nothing."""
-        reach = math.inf
-        if self.options.spacing is not None:
-            reach = max(self.options.spacing * max(state.gap, self.step), self.min_reach)
+        reach = self._reach(state.gap)
         if self.options.stream_step is not None and _streaming(state):
+            # (a stream's step comes under OVERLAP_GAP_MS: the floor's room never raises it)
             reach = max(min(reach, self.options.stream_step), self.min_reach)
-        floor = 0.0
-        if self.options.min_distance and state.gap >= OVERLAP_GAP_MS:
-            floor = self.options.min_distance
-            reach = max(reach, FLOOR_ROOM * floor)
+        floor = (self.options.min_distance or 0.0) if state.gap >= OVERLAP_GAP_MS else 0.0
         ring = None if floor <= 0.0 and math.isinf(reach) else (floor, reach)
         spread, last = self.options.spacing_spread, state.last_move
         snap = None
@@ -123,9 +119,15 @@ class SpacingLimit:
         for the floor to hold); infinite without a join or a ceiling."""
         if state.join is None or self.options.spacing is None:
             return math.inf
-        left = state.join[0] - state.cursor
-        reach = max(self.options.spacing * max(left, self.step), self.min_reach)
-        if self.options.min_distance and left >= OVERLAP_GAP_MS:
+        return self._reach(state.join[0] - state.cursor)
+
+    def _reach(self, gap: float) -> float:
+        """How far (px) the ceiling reaches over `gap` ms (infinite without one), raised to
+        FLOOR_ROOM x the floor where the gap is long enough for the floor to hold."""
+        reach = math.inf
+        if self.options.spacing is not None:
+            reach = max(self.options.spacing * max(gap, self.step), self.min_reach)
+        if self.options.min_distance and gap >= OVERLAP_GAP_MS:
             reach = max(reach, FLOOR_ROOM * self.options.min_distance)
         return reach
 
