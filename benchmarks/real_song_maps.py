@@ -37,13 +37,16 @@ from benchmarks.midi_songs import blupi_dir, blupi_songs, fof_dir, fof_songs
 from companion.mapping import Target, decoding_options, generate_beatmap, load_generator
 from core.audio import FRAME_MS, audio_features
 from core.beatmap.model import Circle, Spinner
-from core.generate import HOLE_MS, music_goes_on, song_levels
+from core.generate import HOLE_MS
+from core.music_presence import music_goes_on, song_levels
 from core.song_input import SongInput, fresh_template
 
-VARIANTS = {  # name: (hole_ms, take_back_spinners)
-    "no asking again": (float("inf"), False),
-    "ask again": (HOLE_MS, False),
-    "ask again + take back": (HOLE_MS, True),
+INF = float("inf")
+VARIANTS = {  # name: (hole_ms, take_back_spinners, fill_ms)
+    "no asking again": (INF, False, INF),
+    "ask again": (HOLE_MS, False, INF),
+    "ask again + take back": (HOLE_MS, True, INF),
+    "... + fill the music": (HOLE_MS, True, HOLE_MS),
 }
 
 
@@ -81,9 +84,9 @@ def main() -> None:
               f"seeds 0..{args.seeds - 1}, {args.stars:g} stars, one attempt each")
         longest: dict[str, list[str]] = {name: [] for name, _ in songs}
         rows = []
-        for variant, (hole_ms, take_back) in variants.items():
+        for variant, (hole_ms, take_back, fill_ms) in variants.items():
             windows = dataclasses.replace(base.windows, hole_ms=hole_ms,
-                                          take_back_spinners=take_back)
+                                          take_back_spinners=take_back, fill_ms=fill_ms)
             generator = dataclasses.replace(base, windows=windows)
             spinners, last_spinners, gaps, objects, seconds = 0, 0, [], [], []
             for name, audio in songs:

@@ -146,6 +146,8 @@ class ConstraintFilter:
             if state.cursor < earliest or (state.on_tick and not state.on_tick(state.cursor)):
                 for s in self.object_ids:
                     logits[s.start: s.stop] = NEG_INF
+            if state.fill is not None:
+                self._fill(logits, state)
             if state.pull is not None:  # toward the beats and what is heard (core.music_pull)
                 apply_pull(logits, state.pull, state.cursor, self.landings, self.step, span,
                            self.object_ids)
@@ -231,6 +233,21 @@ class ConstraintFilter:
                 if count + 1 > share * (state.gaps + 1):
                     earliest = max(earliest, state.last_start + level)
         return earliest
+
+    def _fill(self, logits: Tensor, state: SequenceState) -> None:
+        """Close the shifts that would leave the music unmapped past the latest start
+        `state.fill` gives (after the last object, or the generation start before any), where
+        an object here or a shift landing in time is left to choose."""
+        latest = state.fill(state.last_end if state.last_end > -math.inf else state.min_start)
+        span = self.shift_span
+        count = int(torch.searchsorted(self.shifts, latest - state.cursor, right=True))
+        late = logits[span.start + count: span.stop]
+        if count >= span.stop - span.start or not bool(torch.isfinite(late).any()):
+            return
+        in_time = bool(torch.isfinite(logits[span.start: span.start + count]).any()) or any(
+            bool(torch.isfinite(logits[s.start: s.stop]).any()) for s in self.object_ids)
+        if in_time:
+            late.fill_(NEG_INF)
 
     def _land_on_ticks(self, logits: Tensor, state: SequenceState, allowed: int,
                        earliest: float) -> None:

@@ -29,6 +29,7 @@ from core.beatmap.writer import LAZER_VERSION
 from core.checkpoint import load_model
 from core.decoding import DecodingOptions, decode_window
 from core.model import MapModel
+from core.music_presence import audible_frames, fill_test, music_goes_on, song_levels
 from core.music_pull import MusicPull, window_steps
 from core.playfield import keep_arc_inside
 from core.sequence_state import SequenceState
@@ -39,12 +40,6 @@ from core.tokens.tokenizer import snap_tolerance, tokenize_objects
 from core.tokens.vocab import Category, Vocab
 
 Progress = Callable[[float], None]  # fraction done, 0..1
-# No object starts where the audio is silent: every mel band SILENCE_DB under the song's peak
-# (log_mel's -1..1 spans 80 dB) from its time to SILENCE_REACH_MS after. Sound before it does not
-# count: an object marks a sound that starts or goes on where it is, not one that has stopped.
-# Real silence only: a quiet passage sits 20-40 dB under the peak, a reverb tail above 60.
-SILENCE_DB = 60.0
-SILENCE_REACH_MS = 50.0
 # A window the model ends this long before its end is asked again from its last object: the
 # starter, trained on synthetic songs whose only spinner is the outro, took a spinner in a real
 # song for its end and left the next 10 s of loud music empty. Shorter ends are a window's usual
@@ -53,13 +48,6 @@ HOLE_MS = 2000.0
 RETRY_STEP_MS = 1000.0
 MIN_SPINNER_MS = 500.0  # a spinner cut to fit shorter than this cannot be spun: dropped
 END_SNAP_MS = 20.0  # a slider's or spinner's end this near a tick is moved onto it
-# A spinner the model ends such a window after is taken back, and its window asked again with
-# no spinner before its end, where the music goes on for HOLE_MS after it: within BREAK_DB of
-# the song's typical level (the mean log-mel band's median). The tenth starter's spinners in
-# loud real music (1-3 a map) were each followed by 2-6 s of nothing; a break after a spinner,
-# which maps do have, sits 15-20 dB under the song's level and keeps its spinner. Where the
-# window asked again places nothing, the spinner is put back.
-BREAK_DB = 10.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +56,7 @@ class WindowOptions:
     prefix_ms: float = 4_000.0  # how much already-placed map the decoder sees before generating
     hole_ms: float = HOLE_MS  # a window ended this long before its end is asked again (inf: never)
     take_back_spinners: bool = True  # ... and a spinner it ended on in loud music taken back
+    fill_ms: float = HOLE_MS  # no gap longer than this where the music goes on (inf: any)
 
 
 @dataclass(frozen=True)
@@ -148,6 +137,8 @@ class Generator:
                 state.join = (after.time - origin, float(after.x), float(after.y))
             if pull is not None:
                 state.pull = pull.window(origin, pull_steps, self.vocab.config.time_step_ms)
+            if math.isfinite(self.windows.fill_ms):
+                state.fill = fill_test(levels, typical, origin, self.windows.fill_ms)
             for token in ids:
                 state.step(token)
             _follow_earlier(state, placed, origin, template.format_version)
@@ -297,31 +288,6 @@ def continue_map(generator: Generator, beatmap: Beatmap, mel: Tensor, from_ms: f
         lead_into(previous, new[-1], after[0], options.spacing, beatmap.format_version,
                   options.min_distance)
     return result
-
-
-def audible_frames(mel: Tensor) -> Tensor:
-    """(F,) bool per feature frame (audio time): whether any sound above SILENCE_DB under the
-    song's peak is in it or the SILENCE_REACH_MS after it (core.audio.log_mel's scale: 80 dB
-    over -1..1)."""
-    level = -1.0 + 2.0 * (80.0 - SILENCE_DB) / 80.0
-    loud = (mel.amax(dim=0) > level).float()[None, None]  # (1, 1, F)
-    reach = int(SILENCE_REACH_MS // FRAME_MS)
-    ahead = torch.nn.functional.pad(loud, (0, reach))  # frame f sees frames f .. f + reach
-    return torch.nn.functional.max_pool1d(ahead, reach + 1, stride=1)[0, 0] > 0
-
-
-def song_levels(mel: Tensor) -> tuple[Tensor, float]:
-    """(F,) each feature frame's mean log-mel band, and its median over the song."""
-    levels = mel.mean(dim=0)
-    return levels, float(levels.median())
-
-
-def music_goes_on(levels: Tensor, typical: float, start_ms: float, end_ms: float) -> bool:
-    """Whether the audio from beatmap time `start_ms` to `end_ms` sits within BREAK_DB of the
-    song's `typical` level (`levels`: each feature frame's mean log-mel band, 80 dB over -1..1)."""
-    first = int(start_ms // FRAME_MS) + LATENCY_FRAMES
-    piece = levels[first: int(end_ms // FRAME_MS) + LATENCY_FRAMES]
-    return piece.numel() > 0 and float(piece.median()) >= typical - 2.0 * BREAK_DB / 80.0
 
 
 def _tick_test(ticks: TickGrid, origin: float, tolerance: float, audible: Tensor | None = None

@@ -72,6 +72,10 @@ class SequenceState:
     pull: Tensor | None = None
     # (window ms, x, y) of the kept object the new ones lead into (core.spacing_limit's join)
     join: tuple[float, float, float] | None = None
+    # The latest start (window ms) the next object may have after an object ending at a window
+    # time (or, before any, after the generation start): where the music goes on, a gap may not
+    # leave it unmapped for long (core.generate's fill); None: any gap
+    fill: Callable[[float], float] | None = None
     # No spinner starts before this (core.generate asks a window again without one it took back)
     spinners_from: float = -math.inf
     # Whether a slider's path may change curve type midway (a START_SLIDER inside it): lazer's

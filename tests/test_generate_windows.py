@@ -176,16 +176,6 @@ def test_a_spinner_stays_where_taking_it_back_does_not_help(generator, song, mon
         assert all(s.spinners_from == -math.inf for s in states[2:])  # and never again
 
 
-def test_music_goes_on_within_break_db_of_the_songs_level():
-    # levels are mean log-mel bands on log_mel's scale: 80 dB over -1..1
-    typical = 0.2
-    unit = 2.0 / 80.0  # one dB
-    for db, goes_on in ((-9.0, True), (-11.0, False), (3.0, True)):
-        levels = torch.full((1000,), typical + db * unit)
-        assert core.generate.music_goes_on(levels, typical, 0.0, 2000.0) is goes_on
-    assert not core.generate.music_goes_on(torch.zeros(10), 0.0, 5000.0, 7000.0)  # past the end
-
-
 def test_masked_spinners_are_never_placed(generator):
     # the filter's switch holds whatever the model prefers: a spinner-only model places none
     vocab = generator.vocab

@@ -30,7 +30,7 @@ from core.beatmap.breaks import break_span
 from core.beatmap.parser import parse_bytes, parse_file
 from core.beatmap.writer import save, write_text
 from core.difficulty import star_rating
-from core.generate import audible_frames
+from core.music_presence import audible_frames
 from core.rhythm import GAP_LEVELS_MS, gap_shares_for_stars, start_gaps
 from core.song_input import resolve
 from core.spacing import spacing_for_stars

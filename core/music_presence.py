@@ -1,0 +1,65 @@
+"""Where a song's music is: silence no object may start in, and loud stretches a map should not
+leave unmapped (the levels core.generate's window rules read; 80 dB over log_mel's -1..1)."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from core.audio import FRAME_MS, LATENCY_FRAMES
+
+# No object starts where the audio is silent: every mel band SILENCE_DB under the song's peak
+# (log_mel's -1..1 spans 80 dB) from its time to SILENCE_REACH_MS after. Sound before it does not
+# count: an object marks a sound that starts or goes on where it is, not one that has stopped.
+# Real silence only: a quiet passage sits 20-40 dB under the peak, a reverb tail above 60.
+SILENCE_DB = 60.0
+SILENCE_REACH_MS = 50.0
+# The music goes on where the audio sits within BREAK_DB of the song's typical level (the mean
+# log-mel band's median); a break sits 15-20 dB under it. core.generate takes back a spinner the
+# model ended a window on where the music goes on after it (the tenth starter's spinners in loud
+# real music, 1-3 a map, were each followed by 2-6 s of nothing), and fills such music: a
+# break after a spinner, which maps do have, keeps its spinner and its rest.
+BREAK_DB = 10.0
+
+
+def audible_frames(mel: Tensor) -> Tensor:
+    """(F,) bool per feature frame (audio time): whether any sound above SILENCE_DB under the
+    song's peak is in it or the SILENCE_REACH_MS after it (core.audio.log_mel's scale: 80 dB
+    over -1..1)."""
+    level = -1.0 + 2.0 * (80.0 - SILENCE_DB) / 80.0
+    loud = (mel.amax(dim=0) > level).float()[None, None]  # (1, 1, F)
+    reach = int(SILENCE_REACH_MS // FRAME_MS)
+    ahead = torch.nn.functional.pad(loud, (0, reach))  # frame f sees frames f .. f + reach
+    return torch.nn.functional.max_pool1d(ahead, reach + 1, stride=1)[0, 0] > 0
+
+
+def song_levels(mel: Tensor) -> tuple[Tensor, float]:
+    """(F,) each feature frame's mean log-mel band, and its median over the song."""
+    levels = mel.mean(dim=0)
+    return levels, float(levels.median())
+
+
+def music_goes_on(levels: Tensor, typical: float, start_ms: float, end_ms: float) -> bool:
+    """Whether the audio from beatmap time `start_ms` to `end_ms` sits within BREAK_DB of the
+    song's `typical` level (`levels`: each feature frame's mean log-mel band, 80 dB over -1..1)."""
+    first = int(start_ms // FRAME_MS) + LATENCY_FRAMES
+    piece = levels[first: int(end_ms // FRAME_MS) + LATENCY_FRAMES]
+    return piece.numel() > 0 and float(piece.median()) >= typical - 2.0 * BREAK_DB / 80.0
+
+
+def fill_test(levels: Tensor, typical: float, origin: float, fill_ms: float
+              ) -> Callable[[float], float]:
+    """SequenceState.fill for the window at `origin`: after a window time, the next object
+    starts within `fill_ms` where the music goes on for that long (music_goes_on), anywhere
+    where it does not. A model trained on synthetic songs had left 2-3 s holes in loud real
+    music mid-window, where asking a window again (hole_ms) does not reach."""
+    @functools.lru_cache(maxsize=256)
+    def latest(end: float) -> float:
+        start = origin + end
+        return end + fill_ms if music_goes_on(levels, typical, start, start + fill_ms) \
+            else math.inf
+    return latest

@@ -1,0 +1,95 @@
+"""Where the music is (core.music_presence), and the fill rule that keeps loud music mapped."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+
+import pytest
+import torch
+from generate_support import COND, make_generator, make_song
+
+from core.audio import FRAME_MS, LATENCY_FRAMES
+from core.beatmap.model import Circle
+from core.constraints import ConstraintFilter, SequenceState
+from core.decoding import DecodingOptions
+from core.generate import HOLE_MS
+from core.music_presence import fill_test, music_goes_on, song_levels
+from core.tokens.grammar import Grammar, GrammarWalker
+from core.tokens.vocab import Category
+
+UNIT = 2.0 / 80.0  # one dB on log_mel's scale: 80 dB over -1..1
+
+
+def test_music_goes_on_within_break_db_of_the_songs_level():
+    typical = 0.2
+    for db, goes_on in ((-9.0, True), (-11.0, False), (3.0, True)):
+        levels = torch.full((1000,), typical + db * UNIT)
+        assert music_goes_on(levels, typical, 0.0, 2000.0) is goes_on
+    assert not music_goes_on(torch.zeros(10), 0.0, 5000.0, 7000.0)  # past the end
+
+
+def test_fill_sets_a_latest_start_only_where_the_music_goes_on():
+    # 6 s of music, then a break 20 dB under it
+    frames = round(12_000 / FRAME_MS)
+    levels = torch.full((frames,), 0.2)
+    levels[round(6000 / FRAME_MS) + LATENCY_FRAMES:] = 0.2 - 20 * UNIT
+    typical = 0.2
+    latest = fill_test(levels, typical, 0.0, 2000.0)
+    assert latest(1000.0) == 3000.0
+    assert latest(7000.0) == math.inf  # in the break: a rest is the music's
+    # window times are from the window's origin: 500 ms in a window at 6.5 s is the break
+    assert fill_test(levels, typical, 6500.0, 2000.0)(500.0) == math.inf
+    assert fill_test(levels, typical, 1000.0, 2000.0)(500.0) == 2500.0
+
+
+def _object_state(vocab, latest: float) -> SequenceState:
+    state = SequenceState(GrammarWalker(Grammar(vocab.config)), vocab)
+    state.step(vocab.id(Category.SOS))
+    state.fill = lambda _end: latest
+    return state
+
+
+def test_the_filter_closes_the_shifts_that_land_past_the_latest_start():
+    generator = make_generator()
+    vocab = generator.vocab
+    shifts = torch.tensor(vocab.shift_values_ms)
+    span = vocab.spans[Category.TIME_SHIFT]
+    logits = torch.zeros(len(vocab))
+    ConstraintFilter(vocab, DecodingOptions()).apply(logits, _object_state(vocab, 500.0))
+    open_ = torch.isfinite(logits[span.start: span.stop])
+    assert bool(open_[shifts <= 500.0].all()) and not bool(open_[shifts > 500.0].any())
+    # where nothing else is left (no object here, no shift in time), it closes nothing
+    logits = torch.full((len(vocab),), -math.inf)
+    logits[span.stop - 1] = 0.0
+    ConstraintFilter(vocab, DecodingOptions()).apply(logits, _object_state(vocab, 500.0))
+    assert math.isfinite(float(logits[span.stop - 1]))
+
+
+def _holes(objects, mel) -> list[float]:
+    levels, typical = song_levels(mel)
+    return [b.time - a.end_time for a, b in itertools.pairwise(objects)
+            if b.time - a.end_time > HOLE_MS
+            and music_goes_on(levels, typical, a.end_time, b.time)]
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    return make_song(tmp_path_factory.mktemp("songs"))
+
+
+def test_a_model_that_wants_long_gaps_leaves_no_hole_in_the_music(song):
+    # a density bias toward the longest gaps stands in for a model that pauses in loud music
+    _, template, mel = song
+    base = make_generator()
+    options = DecodingOptions(method="greedy", density_bias=-8.0, max_tokens=800)
+    found = {}
+    for fill_ms in (math.inf, HOLE_MS):
+        generator = dataclasses.replace(base, windows=dataclasses.replace(base.windows,
+                                                                          fill_ms=fill_ms))
+        objects = generator.generate(mel, template, COND, 0.0, 20_000.0, options=options)
+        found[fill_ms] = objects
+    assert _holes(found[math.inf], mel), "the biased model left no hole: nothing is tested"
+    filled = found[HOLE_MS]
+    assert len(filled) >= 5 and not _holes([*filled, Circle(0, 0, 20_000.0)], mel)
