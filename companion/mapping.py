@@ -111,12 +111,13 @@ class Target:
     def star_rating(self) -> float:
         return DEFAULT_STARS if self.stars is None else self.stars
 
-    def difficulty(self, template: Difficulty) -> Difficulty:
+    def difficulty(self, template: Difficulty, slider_multiplier: float) -> Difficulty:
+        """The settings asked for, the rest typical at the stars; the template's tick rate."""
         typical = settings_for_stars(self.star_rating)  # (AR, CS, OD, HP)
         ar, cs, od, hp = (typical[i] if v is None else v
                           for i, v in enumerate((self.ar, self.cs, self.od, self.hp)))
         return Difficulty(hp=hp, cs=cs, od=od, ar=ar,
-                          slider_multiplier=template.slider_multiplier,
+                          slider_multiplier=slider_multiplier,
                           slider_tick_rate=template.slider_tick_rate)
 
 
@@ -194,7 +195,8 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     check_audio_name(source.audio)
     template = copy.deepcopy(source.template_for(target.star_rating))
     template.format_version = 14  # what is written: one curve type per slider, as stable reads
-    template.difficulty = target.difficulty(template.difficulty)
+    template.difficulty = target.difficulty(
+        template.difficulty, source.slider_multiplier_for(target.star_rating))
     mel = features(source.audio)
     template.timing_points, timing, estimate = song_timing(template, mel, source.audio, bpm)
     template.editor["BeatDivisor"] = str(DEFAULT_BEAT_DIVISOR if timing == "none" else (

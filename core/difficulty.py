@@ -26,17 +26,33 @@ _TYPICAL = [
 ]
 
 
+# stars -> SliderMultiplier typical of ranked v14 maps at that rating (the corpus's: 1.0-1.4
+# at 2 stars, 1.4 at 3.5, 1.5-1.8 at 4-5, 1.7-2.0 at 5.5-6.5; slower songs go higher).
+_SLIDER_MULTIPLIERS = [(1.0, 1.0), (2.0, 1.2), (3.0, 1.4), (4.0, 1.6), (5.0, 1.8), (6.0, 1.9),
+                       (7.0, 2.0)]
+
+
 def settings_for_stars(stars: float) -> tuple[float, float, float, float]:
     """(AR, CS, OD, HP) typical at `stars`, interpolated and clamped to the table's ends."""
-    keys = [s for s, _ in _TYPICAL]
+    return tuple(round(v, 1) for v in _interpolated(_TYPICAL, stars))  # type: ignore[return-value]
+
+
+def slider_multiplier_for_stars(stars: float) -> float:
+    """The SliderMultiplier typical at `stars` (a new song's, where no map of it says one)."""
+    return round(_interpolated([(s, (m,)) for s, m in _SLIDER_MULTIPLIERS], stars)[0], 2)
+
+
+def _interpolated(table: list[tuple[float, tuple[float, ...]]], stars: float
+                  ) -> tuple[float, ...]:
+    keys = [s for s, _ in table]
     i = bisect.bisect_left(keys, stars)
     if i == 0:
-        return _TYPICAL[0][1]
+        return table[0][1]
     if i == len(keys):
-        return _TYPICAL[-1][1]
-    (s0, a), (s1, b) = _TYPICAL[i - 1], _TYPICAL[i]
+        return table[-1][1]
+    (s0, a), (s1, b) = table[i - 1], table[i]
     w = (stars - s0) / (s1 - s0)
-    return tuple(round(x + (y - x) * w, 1) for x, y in zip(a, b))  # type: ignore[return-value]
+    return tuple(x + (y - x) * w for x, y in zip(a, b))
 
 
 def condition_vector(difficulty: Difficulty, stars: float) -> list[float]:

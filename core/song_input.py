@@ -19,11 +19,12 @@ from core.audio_tags import read_tags
 from core.beatmap.breaks import break_span
 from core.beatmap.model import Beatmap, Difficulty, Mode
 from core.beatmap.parser import BeatmapError, parse_file
-from core.difficulty import star_rating
+from core.difficulty import slider_multiplier_for_stars, star_rating
 
 AUDIO_SUFFIXES = (".mp3", ".ogg", ".wav")
 _SET_ID = re.compile(r"^\d{4,} (?=\S.* - \S)")  # osu!'s set ids passed 1000 in 2007
 _ARTIST_TITLE = re.compile(r"^(\S.*?) - (\S.*)$")
+SPEED_KEEP_STARS = 1.0  # a sibling this near the stars asked for lends its slider speed
 
 
 class SongInputError(Exception):
@@ -39,20 +40,34 @@ class SongInput:
     # difficulty takes its slider speed from the one nearest its stars (an Easy's
     # SliderMultiplier made a 6-star map's sliders crawl), and joins its snap to that one's
     siblings: tuple[Beatmap, ...] = ()
-    # the siblings' star ratings, by index, once asked (a map generated asks twice: its
-    # template's slider speed, then its snap)
+    # the siblings' star ratings, by index, once asked (a map generated asks for its template,
+    # its slider speed and its snap)
     _ratings: dict[int, float] = field(default_factory=dict, repr=False, compare=False)
 
     def sibling_for(self, stars: float) -> Beatmap | None:
         """The sibling whose star rating is nearest `stars` (rated here, where a map is
         generated, not for every song resolved), objects and all; None where there is none."""
+        nearest = self._nearest(stars)
+        return None if nearest is None else self.siblings[nearest]
+
+    def slider_multiplier_for(self, stars: float) -> float:
+        """The nearest sibling's SliderMultiplier where it is rated within SPEED_KEEP_STARS of
+        `stars` (the song's own feel), else the one typical at `stars`: a bare song's default
+        1.4, or an Easy's 1.0, made a 6-star map's sliders crawl (ranked ones: 1.7-2.0)."""
+        nearest = self._nearest(stars)
+        if nearest is not None and abs(self._rating(nearest) - stars) <= SPEED_KEEP_STARS:
+            return self.siblings[nearest].difficulty.slider_multiplier
+        return slider_multiplier_for_stars(stars)
+
+    def _nearest(self, stars: float) -> int | None:
         if len(self.siblings) <= 1:
-            return self.siblings[0] if self.siblings else None
-        for i, sibling in enumerate(self.siblings):
-            if i not in self._ratings:
-                self._ratings[i] = star_rating(sibling)
-        return self.siblings[min(range(len(self.siblings)),
-                                 key=lambda i: abs(self._ratings[i] - stars))]
+            return 0 if self.siblings else None
+        return min(range(len(self.siblings)), key=lambda i: abs(self._rating(i) - stars))
+
+    def _rating(self, index: int) -> float:
+        if index not in self._ratings:
+            self._ratings[index] = star_rating(self.siblings[index])
+        return self._ratings[index]
 
     def template_for(self, stars: float) -> Beatmap:
         """The template, or one made of the sibling nearest `stars`."""

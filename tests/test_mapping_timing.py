@@ -25,6 +25,7 @@ from core.beatmap.parser import parse_file
 from core.beatmap.ticks import TickGrid, divisor_for_tempo, divisors_for
 from core.beatmap.timing import annotate_sliders
 from core.beatmap.writer import save
+from core.difficulty import slider_multiplier_for_stars
 from core.song_input import resolve
 from core.synth.config import SynthConfig
 from core.synth.songs import write_song
@@ -44,7 +45,8 @@ def test_a_bare_audio_file_is_timed_from_the_audio(starter_generator, timed_song
     assert generated.beatmap.editor["BeatDivisor"] == "4"
     assert len(generated.beatmap.hit_objects) > 10
     assert on_ticks(generated.beatmap, divisors_for(4)) == 1.0
-
+    # no map of the song says a slider speed: the stars' typical one, not the default 1.4
+    assert generated.beatmap.difficulty.slider_multiplier == slider_multiplier_for_stars(4.0)
 
 
 def test_a_shuffle_timed_from_its_audio_is_snapped_in_thirds(starter_generator, tmp_path):

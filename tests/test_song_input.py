@@ -11,8 +11,14 @@ from click.testing import CliRunner
 
 from companion.cli import main as cli
 from core.beatmap.parser import parse_file
-from core.difficulty import star_rating
-from core.song_input import SongInputError, check_audio_name, find_file, resolve
+from core.difficulty import slider_multiplier_for_stars, star_rating
+from core.song_input import (
+    SPEED_KEEP_STARS,
+    SongInputError,
+    check_audio_name,
+    find_file,
+    resolve,
+)
 from core.synth.config import SynthConfig
 from core.synth.songs import write_song
 
@@ -124,3 +130,22 @@ def test_a_new_difficulty_takes_its_slider_speed_from_the_nearest_sibling(song):
         hardest.version].difficulty.slider_multiplier
     assert not picked.template_for(9.0).hit_objects  # a template: no objects
     assert picked.sibling_for(9.0).hit_objects == hardest.hit_objects
+
+
+def test_slider_speed_comes_from_a_near_sibling_else_from_the_stars(song, tmp_path):
+    """A bare song's default SliderMultiplier (1.4) made 5-6 star sliders crawl (ranked maps
+    there use 1.7-2.0), and a lone Easy's 1.0 did too: a sibling lends its speed only within
+    SPEED_KEEP_STARS of the stars asked for; else the speed is the one typical at the stars."""
+    picked = resolve(song)
+    rated = sorted((star_rating(b), b.difficulty.slider_multiplier) for b in picked.siblings)
+    (low, low_speed), (high, high_speed) = rated[0], rated[-1]
+    assert picked.slider_multiplier_for(low) == low_speed
+    assert picked.slider_multiplier_for(high + SPEED_KEEP_STARS - 0.01) == high_speed
+    far = high + SPEED_KEEP_STARS + 0.5
+    assert picked.slider_multiplier_for(far) == slider_multiplier_for_stars(far)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(song / "audio.ogg", bare / "song.ogg")
+    speeds = [resolve(bare).slider_multiplier_for(stars) for stars in (1.0, 2.0, 4.0, 6.0)]
+    assert speeds == sorted(speeds) and speeds[0] < 1.4 < speeds[-1]
+    assert 1.7 <= speeds[-1] <= 2.0
