@@ -16,6 +16,9 @@ Per map, then the median per star band:
 - combo: median objects per combo; NC on bar: the share of new combos on a bar line or half
   a bar (mappers start combos with the music's phrases).
 - hitsounds: the share of objects with a whistle, finish or clap.
+- crossing: the share of sliders whose played path crosses itself; run past: the share that
+  play over 4 px past their last anchor (osu! goes on in a straight line there, unseen in the
+  editor); anchors: the median anchors per slider (the head not counted).
 - stream step: the median step of its streams (core.streams: a circle to a head under 140 ms
   after it) in circle diameters, printed x100 as a percentage; stream turns: the share of
   steps that turn back (over 90 degrees) from the step before.
@@ -27,6 +30,7 @@ Per map, then the median per star band:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import math
 import statistics
@@ -41,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.corpus import standard_maps
 from benchmarks.generated_maps import cropped_song, real_songs, synth_songs, template_of
 from companion.mapping import Target, decoding_options, generate_beatmap, load_generator
+from core.beatmap.curves import expected_distance, slider_path
 from core.beatmap.model import Beatmap, Slider, Spinner
 from core.beatmap.parser import parse_bytes
 from core.beatmap.timing import ControlPoints
@@ -55,7 +60,8 @@ STACK_PX = 4.0
 SAME_GAP_MS = 2.0
 MIN_OBJECTS = 100
 COLUMNS = ("overlap", "stacked", "snap spread", "sliders", "tiny sliders", "combo", "NC on bar",
-           "hitsounds", "stream step", "stream turns")
+           "hitsounds", "stream step", "stream turns", "crossing", "run past", "anchors")
+RUN_PAST_PX = 4.0
 
 
 def circle_radius(beatmap: Beatmap) -> float:
@@ -105,7 +111,40 @@ def style(beatmap: Beatmap) -> dict[str, float]:
         # a stream's steps (core.streams) in diameters (the column prints x100 as %)
         "stream step": float(np.median(steps)) / (2 * radius) if steps else math.nan,
         "stream turns": _mean(turns),
+        "crossing": _mean([crosses_itself(slider_path(o, beatmap.format_version).points)
+                           for o in sliders]),
+        "run past": _mean([runs_past(o, beatmap.format_version) for o in sliders]),
+        "anchors": float(np.median([len(o.points) for o in sliders])) if sliders else math.nan,
     }
+
+
+def crosses_itself(points: np.ndarray, spacing: float = 2.0) -> bool:
+    """Whether a path (N, 2) crosses itself: two of its segments, not neighbours, intersect
+    (points under `spacing` px from the last kept are dropped first)."""
+    kept = [points[0]]
+    for point in points[1:]:
+        if np.hypot(*(point - kept[-1])) >= spacing:
+            kept.append(point)
+    p = np.asarray(kept, dtype=np.float64)
+    if len(p) < 4:
+        return False
+    a, d = p[:-1], np.diff(p, axis=0)
+
+    def side(origin, direction, point):  # the cross product, pairwise (i: rows, j: columns)
+        rel = point[None, :, :] - origin[:, None, :]
+        return direction[:, None, 0] * rel[..., 1] - direction[:, None, 1] * rel[..., 0]
+
+    b = a + d
+    ends = side(a, d, a) * side(a, d, b)  # < 0: segment j's ends on two sides of line i
+    straddles = (ends < 0) & (ends.T < 0)
+    far = np.abs(np.subtract.outer(np.arange(len(a)), np.arange(len(a)))) >= 2
+    return bool((straddles & far).any())
+
+
+def runs_past(slider: Slider, format_version: int) -> bool:
+    length = expected_distance(slider)
+    drawn = slider_path(dataclasses.replace(slider, length=None), format_version).distance
+    return length is not None and length > drawn + RUN_PAST_PX
 
 
 def _mean(flags: list[bool]) -> float:
@@ -137,7 +176,8 @@ def print_table(title: str, rows: list[tuple[float, dict[str, float]]]) -> None:
         for column in COLUMNS:
             values = [s[column] for s in chosen if not math.isnan(s[column])]
             value = statistics.median(values) if values else math.nan
-            cells.append(f"{value:>12.1f}" if column == "combo" else f"{value:>12.1%}")
+            cells.append(f"{value:>12.1f}" if column in ("combo", "anchors")
+                         else f"{value:>12.1%}")
         print(f"{band_of(low):<7} {len(chosen):>4} " + " ".join(cells))
 
 
