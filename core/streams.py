@@ -5,7 +5,9 @@ it. In the corpus's ranked maps up to 5.5 stars the 90th percentile of those ste
 of a circle's diameter, and 0-8% of them turn back (over 90 degrees) from the step before; in
 jump-stream maps of 5.5 stars and more, 1.3-2.5 diameters and up to 42%; and kiai's own maps
 get much of their rating at 5 stars and more from their streams (limited, its 5-star requests
-came out at 3.6-4.0, out of the retries' reach): from 5 stars the rule leaves streams free.
+came out at 3.6-4.0, out of the retries' reach): from 5 stars the rule leaves the step free,
+and from 6 the turns too (at 5-6 stars kiai's streams had turned back on 55% of steps, ranked
+maps' at 4.5-5.5 on 1%).
 The starter model stepped 40-88 px (0.5-1.2 diameters) at 4+ stars, half of its steps turning
 back (QA, session 24). A retry's effort scales the step as it does the spacing ceiling.
 """
@@ -22,16 +24,20 @@ from core.spacing_limit import STACK_PX, STREAM_GAP_MS
 
 # stars -> the step's limit in circle diameters; none from FREE_STARS
 _STEP = [(2.0, 0.5), (4.0, 0.6), (4.9, 0.75)]
-FREE_STARS = 5.0
+FREE_STARS = 5.0  # from here the step is free (an infinite limit: turns still ruled) ...
+TURNS_FREE_STARS = 6.0  # ... and from here the turns too (no limit)
 MIN_STEPS = 12  # a map needs this many stream steps before its own limit is read
 MAX_TURNING = 0.2  # ... and no more of them turning back, or its streams are left free
 
 
 def stream_step_for_stars(stars: float, diameter: float) -> float | None:
     """The step limit (osu!pixels) for a new map of `stars` whose circles are `diameter` wide;
-    None (free) from FREE_STARS."""
-    if stars >= FREE_STARS:
+    infinite from FREE_STARS (a step of any length, but not turning back: core.spacing_limit),
+    None (free) from TURNS_FREE_STARS."""
+    if stars >= TURNS_FREE_STARS:
         return None
+    if stars >= FREE_STARS:
+        return math.inf
     return diameter * float(np.interp(stars, [s for s, _ in _STEP], [v for _, v in _STEP]))
 
 

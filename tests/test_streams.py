@@ -42,6 +42,10 @@ def test_a_streams_step_is_short_and_does_not_turn_back():
     assert min(open_cells(stepping(None), X, options)) == 216.0
     assert min(open_cells(stepping((30.0, 0.0), gap=200.0), X, options)) == 0.0  # 400 px
     assert min(open_cells(stepping((30.0, 0.0)), X, DecodingOptions(spacing=2.0))) == 56.0
+    # an infinite step (5-6 stars): as far as the ceiling reaches, but still not back
+    free_step = open_cells(stepping((30.0, 0.0)), X, DecodingOptions(spacing=2.0,
+                                                                     stream_step=math.inf))
+    assert min(free_step) == 256.0 and max(free_step) == 456.0
     after_slider = stepping((30.0, 0.0))  # a slider ended there: a jump away is the pattern
     after_slider.after_circle = False
     assert min(open_cells(after_slider, X, options)) == 56.0
@@ -69,4 +73,5 @@ def test_a_maps_streams_are_read_for_its_continuation():
 def test_the_limit_by_stars():
     assert stream_step_for_stars(2.0, 80.0) == pytest.approx(40.0)
     assert stream_step_for_stars(4.0, 80.0) == pytest.approx(80.0 * 0.6)
-    assert stream_step_for_stars(5.0, 80.0) is None  # free: see core.streams
+    assert stream_step_for_stars(5.0, 80.0) == math.inf  # any step, not turning back
+    assert stream_step_for_stars(6.0, 80.0) is None  # free: see core.streams
