@@ -18,7 +18,8 @@ Per map, then the median per star band:
 - hitsounds: the share of objects with a whistle, finish or clap.
 - crossing: the share of sliders whose played path crosses itself; run past: the share that
   play over 4 px past their last anchor (osu! goes on in a straight line there, unseen in the
-  editor); anchors: the median anchors per slider (the head not counted).
+  editor); anchors: the median anchors per slider (the head not counted); reverses: the share
+  of sliders that go back at least once.
 - stream step: the median step of its streams (core.streams: a circle to a head under 140 ms
   after it) in circle diameters, printed x100 as a percentage; stream turns: the share of
   steps that turn back (over 90 degrees) from the step before.
@@ -60,7 +61,8 @@ STACK_PX = 4.0
 SAME_GAP_MS = 2.0
 MIN_OBJECTS = 100
 COLUMNS = ("overlap", "stacked", "snap spread", "sliders", "tiny sliders", "combo", "NC on bar",
-           "hitsounds", "stream step", "stream turns", "crossing", "run past", "anchors")
+           "hitsounds", "stream step", "stream turns", "crossing", "run past", "anchors",
+           "reverses")
 RUN_PAST_PX = 4.0
 
 
@@ -115,6 +117,7 @@ def style(beatmap: Beatmap) -> dict[str, float]:
                            for o in sliders]),
         "run past": _mean([runs_past(o, beatmap.format_version) for o in sliders]),
         "anchors": float(np.median([len(o.points) for o in sliders])) if sliders else math.nan,
+        "reverses": _mean([o.slides > 1 for o in sliders]),
     }
 
 

@@ -19,7 +19,12 @@ from torch import Tensor
 
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
 from core.music_pull import apply_pull
-from core.object_mix import land_slider_body, limit_slider_ends, tilt_to_sliders
+from core.object_mix import (
+    land_slider_body,
+    limit_slider_ends,
+    tilt_to_reverses,
+    tilt_to_sliders,
+)
 from core.playfield import curve_reach
 from core.rhythm import GAP_LEVELS_MS
 from core.sequence_state import SequenceState
@@ -177,6 +182,9 @@ class ConstraintFilter:
                                   state.end_on_tick is None or state.end_on_tick(end),
                                   self.options.min_slider_length,
                                   None if speed is None else speed(state.cursor) * state.body)
+                if self.options.reverse_share:
+                    tilt_to_reverses(logits, self.end_slider_ids, self.options.reverse_share,
+                                     state.sliders, state.reverses)
         if walker.state in (State.OBJECT, State.NEW_COMBO) and self.options.slider_share:
             tilt_to_sliders(logits, self.circle_ids, self.slider_ids, self.options.slider_share,
                             state.circles + state.sliders, state.sliders)

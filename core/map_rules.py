@@ -18,7 +18,9 @@ from core.beatmap.model import Beatmap
 from core.decoding import DecodingOptions
 from core.object_mix import (
     observed_min_slider_length,
+    observed_reverse_share,
     observed_slider_share,
+    reverse_share_for_stars,
     slider_share_for_stars,
 )
 from core.rhythm import gap_shares_for_stars, observed_gap_shares
@@ -58,6 +60,7 @@ def new_map_rules(options: DecodingOptions, cs: float, stars: float, effort: flo
         gap_shares=_given(options.gap_shares,
                           gap_shares_for_stars(stars + effort / effort_per_star)),
         slider_share=_given(options.slider_share, slider_share_for_stars(stars)),
+        reverse_share=_given(options.reverse_share, reverse_share_for_stars(stars)),
         min_slider_length=_given(options.min_slider_length, diameter / 2),
         stream_step=_given(options.stream_step, None if options.spacing
                            else _scaled(stream_step_for_stars(stars, diameter),
@@ -80,6 +83,7 @@ def continuation_rules(options: DecodingOptions, beatmap: Beatmap, from_ms: floa
         spacing_spread=spread,
         gap_shares=_given(options.gap_shares, observed_gap_shares(beatmap, from_ms)),
         slider_share=_given(options.slider_share, observed_slider_share(beatmap, from_ms)),
+        reverse_share=_given(options.reverse_share, observed_reverse_share(beatmap, from_ms)),
         min_slider_length=_given(options.min_slider_length,
                                  observed_min_slider_length(beatmap, from_ms)),
         stream_step=_given(options.stream_step, None if options.spacing

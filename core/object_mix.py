@@ -15,6 +15,14 @@ So a span of a slider is at least DecodingOptions.min_slider_length long: a circ
 a new map, and for a continuation too unless the map's own sliders are that short (over
 MAX_TINY_SHARE of them). And a slider ends on a tick of the map's timing, as its head starts on
 one (`limit_slider_ends`).
+
+Ranked maps send 14-27% of their sliders back at least once (reverse arrows) up to 5.5 stars,
+4% above (map_style's medians); kiai's sliders never went back: the starter learned from
+synthetic maps that reverse only a slider too long for one span. So decoding keeps a floor
+under that share too (DecodingOptions.reverse_share), the same way: where the sliders so far
+fall short, the ends that go back are raised against the one that does not, by REVERSE_GAIN
+nats per reverse missing (when the slider ends is still the model's choice). Each span is still at
+least min_slider_length long, so a short slider is never sent back.
 """
 
 from __future__ import annotations
@@ -36,11 +44,34 @@ NEG_INF = float("-inf")
 SLIDER_GAIN = 2.5  # nats a slider's logit is raised per slider the share is short
 MAX_TILT = 6.0  # ... at most: the model's strong preference for a circle stands
 MAX_TINY_SHARE = 0.1
+# stars -> the least share of sliders that go back: under the ranked medians (14% at 2 stars,
+# 27% at 2.5-3.5, 17-18% at 3.5-5.5, 4% above)
+_REVERSE_SHARES = [(2.0, 0.12), (3.0, 0.15), (5.0, 0.15), (6.0, 0.04), (8.0, 0.0)]
+# nats the ends that go back are raised per reverse the share is short, at most REVERSE_TILT:
+# the starter finds going back ~11 nats less likely than not (median; it never saw a reason to),
+# so the floor, not the model, decides how many go back, and the model which of them
+REVERSE_GAIN = 10.0
+REVERSE_TILT = 14.0
 
 
 def slider_share_for_stars(stars: float) -> float:
     """The least share of sliders for a map of `stars` (interpolated, clamped at the ends)."""
     return float(np.interp(stars, [s for s, _ in _SHARES], [v for _, v in _SHARES]))
+
+
+def reverse_share_for_stars(stars: float) -> float:
+    """The least share of sliders that go back, for a map of `stars`."""
+    return float(np.interp(stars, [s for s, _ in _REVERSE_SHARES],
+                           [v for _, v in _REVERSE_SHARES]))
+
+
+def observed_reverse_share(beatmap: Beatmap, until_ms: float = math.inf,
+                           minimum_sliders: int = 8) -> float | None:
+    """The share of the map's sliders before `until_ms` that go back, the floor for continuing
+    it; None when it has fewer than `minimum_sliders` to tell."""
+    reverses = [o.slides > 1 for o in beatmap.hit_objects
+                if isinstance(o, Slider) and o.time < until_ms]
+    return float(np.mean(reverses)) if len(reverses) >= minimum_sliders else None
 
 
 def observed_slider_share(beatmap: Beatmap, until_ms: float = math.inf,
@@ -119,3 +150,18 @@ def land_slider_body(shifts: Tensor, on_tick: Tensor) -> None:
     Where none lands on one, all stay."""
     if bool(on_tick.any()):
         shifts.masked_fill_(~on_tick, NEG_INF)
+
+
+def tilt_to_reverses(logits: Tensor, ends: slice, share: float, sliders: int,
+                     reverses: int) -> None:
+    """Raise the slider ends that go back (END_SLIDER with 2+ spans) against the one that does
+    not, in place, by how many reverses `reverses` of `sliders` (the one ending included) are
+    short of `share`; their total probability kept (ending now or going on stays the model's)."""
+    missing = share * sliders - reverses
+    cells = logits[ends]
+    allowed = torch.isfinite(cells)
+    if missing <= 0 or not bool(allowed[0]) or not bool(allowed[1:].any()):
+        return
+    mass = torch.logsumexp(cells[allowed], 0)
+    cells[1:] += min(REVERSE_GAIN * missing, REVERSE_TILT)
+    cells[allowed] += mass - torch.logsumexp(cells[allowed], 0)

@@ -40,6 +40,7 @@ class SequenceState:
     objects: int = 0
     circles: int = 0  # ... of them circles, and sliders (DecodingOptions.slider_share)
     sliders: int = 0
+    reverses: int = 0  # ... and of those, sliders that go back (DecodingOptions.reverse_share)
     # Gaps from one object's start to the next one's so far, and how many of them were shorter
     # than each of core.rhythm.GAP_LEVELS_MS (DecodingOptions.gap_shares).
     gaps: int = 0
@@ -120,8 +121,10 @@ class SequenceState:
             if category is C.END_SPINNER:
                 self.last_position = SPINNER_POSITION
                 self.after_spinner = True
-            elif self.path:
-                self._end_slider(spans=index + 1)
+            else:
+                self.reverses += index > 0
+                if self.path:
+                    self._end_slider(spans=index + 1)
         elif category is C.COORD_X:
             self.pending_x = self.vocab.x_values[index]
         elif category is C.COORD_Y:
