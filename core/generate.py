@@ -341,11 +341,10 @@ def _frames(mel: Tensor, origin_ms: float, window_ms: float) -> Tensor:
 def _follow_earlier(state: SequenceState, placed: list[HitObject], origin: float,
                     format_version: int) -> None:
     """What a window's state needs of the objects that start before its prefix (`origin`):
-    their share of sliders and of those going back (the whole map's, not the prefix's few
-    seconds), and the one that
-    runs into the prefix, a long spinner or slider, as the last object the next one follows
-    (its end and position, and after a spinner the recovery; an object had come 97 ms after a
-    3-second spinner that began before the next window)."""
+    their share of sliders and of sliders going back (the whole map's, not the prefix's few
+    seconds), and the one that runs into the prefix, a long spinner or slider, as the last
+    object the next one follows (its end and position, and after a spinner the recovery; an
+    object had come 97 ms after a 3-second spinner that began before the next window)."""
     earlier = [o for o in placed if o.time < origin and not isinstance(o, Spinner)]
     state.sliders += sum(isinstance(o, Slider) for o in earlier)
     state.reverses += sum(isinstance(o, Slider) and o.slides > 1 for o in earlier)

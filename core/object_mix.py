@@ -21,8 +21,8 @@ Ranked maps send 14-27% of their sliders back at least once (reverse arrows) up 
 synthetic maps that reverse only a slider too long for one span. So decoding keeps a floor
 under that share too (DecodingOptions.reverse_share), the same way: where the sliders so far
 fall short, the ends that go back are raised against the one that does not, by REVERSE_GAIN
-nats per reverse missing (when the slider ends is still the model's choice). Each span is still at
-least min_slider_length long, so a short slider is never sent back.
+nats per reverse missing (whether the slider ends there stays the model's choice). Each span is
+still at least min_slider_length long, so a short slider is never sent back.
 """
 
 from __future__ import annotations
