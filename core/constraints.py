@@ -45,6 +45,9 @@ MAX_GENERATED_ANCHORS = 16
 # After a spinner the player needs time to find the cursor again: objects had followed within
 # 8 ms. About a beat at 150 BPM (the ranking criteria ask a beat or more, by difficulty).
 SPINNER_RECOVERY_MS = 400.0
+# A slider sent back for the reverse floor spans at least this many min_slider_lengths (1.5
+# radii for a new map: a 1/4-beat kick is not sent back, a beat at 2 stars is)
+REVERSE_SPAN = 1.5
 
 __all__ = ["NEG_INF", "SPINNER_RECOVERY_MS", "ConstraintFilter", "SequenceState"]
 
@@ -184,7 +187,9 @@ class ConstraintFilter:
                                   None if speed is None else speed(state.cursor) * state.body)
                 if self.options.reverse_share:
                     tilt_to_reverses(logits, self.end_slider_ids, self.options.reverse_share,
-                                     state.sliders, state.reverses)
+                                     state.sliders, state.reverses,
+                                     None if speed is None else speed(state.cursor) * state.body,
+                                     REVERSE_SPAN * (self.options.min_slider_length or 0.0))
         if walker.state in (State.OBJECT, State.NEW_COMBO) and self.options.slider_share:
             tilt_to_sliders(logits, self.circle_ids, self.slider_ids, self.options.slider_share,
                             state.circles + state.sliders, state.sliders)

@@ -153,15 +153,24 @@ def land_slider_body(shifts: Tensor, on_tick: Tensor) -> None:
 
 
 def tilt_to_reverses(logits: Tensor, ends: slice, share: float, sliders: int,
-                     reverses: int) -> None:
+                     reverses: int, travelled: float | None = None,
+                     min_span: float = 0.0) -> None:
     """Raise the slider ends that go back (END_SLIDER with 2+ spans) against the one that does
     not, in place, by how many reverses `reverses` of `sliders` (the one ending included) are
-    short of `share`; their total probability kept (ending now or going on stays the model's)."""
+    short of `share`; their total probability kept (ending now or going on stays the model's).
+    Only ends whose spans are each `min_span` px of the `travelled` body or longer are raised:
+    raised wherever allowed, 74% of a 3.5-star map's reverses were 1/4-beat kicks a radius
+    long (QA, session 25), where ranked maps send back 1/2- and 1-beat sliders."""
     missing = share * sliders - reverses
     cells = logits[ends]
     allowed = torch.isfinite(cells)
-    if missing <= 0 or not bool(allowed[0]) or not bool(allowed[1:].any()):
+    raised = allowed.clone()
+    raised[0] = False
+    if travelled is not None:
+        spans = torch.arange(1, cells.numel() + 1, dtype=cells.dtype)
+        raised &= travelled / spans >= min_span
+    if missing <= 0 or not bool(allowed[0]) or not bool(raised.any()):
         return
     mass = torch.logsumexp(cells[allowed], 0)
-    cells[1:] += min(REVERSE_GAIN * missing, REVERSE_TILT)
+    cells[raised] += min(REVERSE_GAIN * missing, REVERSE_TILT)
     cells[allowed] += mass - torch.logsumexp(cells[allowed], 0)
