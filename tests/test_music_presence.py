@@ -15,7 +15,7 @@ from core.beatmap.model import Circle
 from core.constraints import ConstraintFilter, SequenceState
 from core.decoding import DecodingOptions
 from core.generate import HOLE_MS
-from core.music_presence import fill_test, music_goes_on, song_levels
+from core.music_presence import audible_frames, fill_test, music_goes_on, song_levels
 from core.tokens.grammar import Grammar, GrammarWalker
 from core.tokens.vocab import Category
 
@@ -93,3 +93,20 @@ def test_a_model_that_wants_long_gaps_leaves_no_hole_in_the_music(song):
     assert _holes(found[math.inf], mel), "the biased model left no hole: nothing is tested"
     filled = found[HOLE_MS]
     assert len(filled) >= 5 and not _holes([*filled, Circle(0, 0, 20_000.0)], mel)
+
+
+def test_a_fade_or_tail_far_under_the_songs_loudest_band_is_silence():
+    # the loudest band's median sits 16 dB under the peak; a quiet passage 20 dB under that
+    # median is music; a tail 40 dB under it (56 dB under the peak: above the peak rule's 60)
+    # is not
+    frames = 3000
+    mel = torch.full((80, frames), -1.0)
+    median = 1.0 - 16 * UNIT
+    mel[0, :] = median
+    mel[0, 0] = 1.0  # the peak
+    mel[0, 1000:1500] = median - 20 * UNIT  # a quiet passage
+    mel[0, 2000:2500] = median - 40 * UNIT  # a fade's tail
+    audible = audible_frames(mel)
+    reach = round(50 / FRAME_MS)
+    assert bool(audible[1000:1500].all()) and bool(audible[:1000].all())
+    assert not bool(audible[2000: 2500 - reach].any())  # frame f hears f .. f + reach
