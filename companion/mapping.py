@@ -25,7 +25,12 @@ from core.beatmap.writer import LAZER_VERSION
 from core.checkpoint import CheckpointError, read_meta
 from core.combos import set_new_combos
 from core.decoding import DecodingOptions
-from core.difficulty import condition_vector, settings_for_stars, star_rating
+from core.difficulty import (
+    condition_vector,
+    settings_for_stars,
+    star_rating,
+    stars_for_settings,
+)
 from core.generate import Generator, continue_map
 from core.hitsounds import Pattern, apply_pattern, observed_pattern
 from core.map_rules import continuation_rules, new_map_rules
@@ -121,6 +126,9 @@ class Target:
                           slider_tick_rate=template.slider_tick_rate)
 
 
+# A map to continue with fewer objects before the start than this is continued by a new map's
+# rules at the stars its settings are typical of (core.difficulty.stars_for_settings)
+MIN_OWN_OBJECTS = 16
 STAR_TOLERANCE = 0.5  # a map further than this from the requested stars is generated again
 MAX_ATTEMPTS = 3
 # The retries' one lever, `effort`: the spacing ceiling is scaled by exp(effort) (wider jumps:
@@ -309,7 +317,14 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
     if from_ms >= audio_ms:  # else a "continuation" of silence: a map with nothing new
         raise AudioError(audio, f"the audio ends at {audio_ms / 1000:.3f} s, before the "
                                 f"continuation's start at {from_ms / 1000:.3f} s: nothing to map")
-    cond = condition_vector(beatmap.difficulty, star_rating(beatmap))
+    before = sum(o.time < from_ms for o in beatmap.hit_objects)
+    if before < MIN_OWN_OBJECTS:  # too few to read its rules from: a new map's, for the stars
+        # its settings are typical of (an empty Hard had been filled at 6 stars, AR 5)
+        stars = stars_for_settings(beatmap.difficulty)
+        options = new_map_rules(options, beatmap.difficulty.cs, stars)
+    else:
+        stars = star_rating(beatmap)
+    cond = condition_vector(beatmap.difficulty, stars)
     options = continuation_rules(options, beatmap, from_ms)  # its own spacing, rhythm, sliders
     placeholder = has_placeholder_timing(beatmap)  # nothing to snap to; the slider speed
     snapped = untimed(beatmap) if placeholder else continuation_snap(beatmap)
@@ -374,8 +389,9 @@ def check_continuable(beatmap: Beatmap) -> None:
 
 
 def continued_version(beatmap: Beatmap) -> str:
-    """The Version of a continuation written as a new difficulty: `Hard (kiai)`."""
-    return f"{beatmap.version or 'kiai'} (kiai)"
+    """The Version of a continuation written as a new difficulty: `Hard (kiai)`, or `kiai` for
+    a map with none."""
+    return f"{beatmap.version} (kiai)" if beatmap.version else "kiai"
 
 
 def as_new_difficulty(beatmap: Beatmap) -> Beatmap:

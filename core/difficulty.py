@@ -55,6 +55,17 @@ def _interpolated(table: list[tuple[float, tuple[float, ...]]], stars: float
     return tuple(x + (y - x) * w for x, y in zip(a, b))
 
 
+def stars_for_settings(difficulty: Difficulty) -> float:
+    """The star rating whose typical AR and OD are nearest `difficulty`'s (0.1 steps over the
+    table's range): the stars a map's settings say it is for, where it has too few objects to
+    rate (a timed, empty difficulty the mapper asks kiai to fill)."""
+    steps = [_TYPICAL[0][0] + i / 10 for i in range(round((_TYPICAL[-1][0] - _TYPICAL[0][0]) * 10)
+                                                    + 1)]
+    ar, od = float(difficulty.approach_rate), float(difficulty.od)
+    return min(steps, key=lambda s: (settings_for_stars(s)[0] - ar) ** 2
+               + (settings_for_stars(s)[2] - od) ** 2)
+
+
 def condition_vector(difficulty: Difficulty, stars: float) -> list[float]:
     """The model's conditioning: [AR, CS, OD, HP, stars]."""
     return [float(difficulty.approach_rate), float(difficulty.cs), float(difficulty.od),
