@@ -19,6 +19,10 @@ Sounds: of the new heads at the time of one of the mapper's own heads in the spa
 ms), the share carrying the same additions (whistle, finish, clap), and the share with the
 same additions and sample sets, over the maps whose heads before the start are hitsounded.
 
+The start and the density: how much later than the mapper's own first object in the span the
+first new one comes (a hole after `--from` where over a beat), and the new objects per mapper's
+object in the span (medians over the maps).
+
     .venv/bin/python benchmarks/continue_sweep.py [--seconds 8] [--min-objects 10]
 """
 
@@ -119,6 +123,18 @@ def join_ratio(beatmap: Beatmap, result: Beatmap, from_ms: float, until_ms: floa
     return distance / max(gap, 1.0) / ceiling
 
 
+def start_and_density(beatmap: Beatmap, result: Beatmap, from_ms: float, until_ms: float
+                      ) -> tuple[float, float, float] | None:
+    """(ms the first new object comes after the mapper's own first one in the span, the beat
+    there, new objects per mapper's object in the span); None where either has none."""
+    own = [o.time for o in beatmap.hit_objects if from_ms <= o.time < until_ms]
+    new = [o.time for o in result.hit_objects if from_ms <= o.time < until_ms]
+    red = [p for p in beatmap.timing_points if p.uninherited and p.time <= from_ms]
+    if not own or not new or not red:
+        return None
+    return new[0] - own[0], red[-1].beat_length, len(new) / len(own)
+
+
 def sound_matches(beatmap: Beatmap, result: Beatmap, from_ms: float, until_ms: float
                   ) -> tuple[int, int, int]:
     """(new heads at one of the mapper's heads' times, of them with its additions, with its
@@ -151,6 +167,7 @@ def main() -> None:
     counts = {"ok": 0, "refused": 0, "failed": 0}
     started = time.perf_counter()
     joins: list[float] = []
+    starts: list[tuple[float, float, float]] = []
     sounds = [0, 0, 0]
     print(f"{'map':<72} {'objects':>7} {'from s':>7} {'new':>4} {'join':>5}  result")
     with tempfile.TemporaryDirectory() as tmp:
@@ -180,6 +197,9 @@ def main() -> None:
                                                                       until_ms))]
                 if join is not None:
                     joins.append(join)
+                start = start_and_density(beatmap, result, from_ms, until_ms)
+                if start is not None:
+                    starts.append(start)
                 problems = check(data.decode("utf-8-sig", "replace"), beatmap.format_version,
                                  written, from_ms, until_ms)
                 outcome = "FAILED: " + "; ".join(problems) if problems else "ok"
@@ -200,6 +220,11 @@ def main() -> None:
     if joins:
         print(f"joins into the kept map: {len(joins)}, median {np.median(joins):.2f} of the "
               f"map's ceiling, over 1.1: {sum(j > 1.1 for j in joins)}, worst {max(joins):.2f}")
+    if starts:
+        late = [d for d, _, _ in starts]
+        print(f"first new object after the mapper's own first: median {np.median(late):.0f} ms, "
+              f"over a beat late {sum(d > beat for d, beat, _ in starts)} of {len(starts)}; new "
+              f"objects per mapper's: median {np.median([r for _, _, r in starts]):.2f}")
     if sounds[0]:
         print(f"new heads at the mapper's own heads' times: {sounds[0]}, the same additions "
               f"{sounds[1] / sounds[0]:.1%}, the same additions and sets "

@@ -42,6 +42,7 @@ _SHARES = [(0.0, (0.0, 0.0, 0.0, 0.0)), (1.0, (0.0, 0.05, 0.1, 0.2)),
            (4.0, (0.18, 0.72, 0.9, 1.0)), (5.0, (0.36, 0.92, 1.0, 1.0)),
            (6.0, (0.52, 1.0, 1.0, 1.0)), (7.0, (0.7, 1.0, 1.0, 1.0)), (8.0, (1.0, 1.0, 1.0, 1.0))]
 MAX_GAP_MS = 2000.0  # longer gaps are pauses, not rhythm
+GAP_SLACK = 0.02  # a continuation's caps over its map's shares (observed_gap_shares)
 
 
 def gap_shares_for_stars(stars: float) -> tuple[float, ...]:
@@ -70,8 +71,12 @@ def gap_shares(beatmap: Beatmap, until_ms: float = math.inf) -> tuple[float, ...
 
 def observed_gap_shares(beatmap: Beatmap, until_ms: float = math.inf,
                         minimum_gaps: int = 16) -> tuple[float, ...] | None:
-    """The map's own shares before `until_ms`, the caps for continuing it; None when it has
-    fewer than `minimum_gaps` gaps to tell."""
+    """The map's own shares before `until_ms`, the caps for continuing it, each GAP_SLACK over
+    (a level the map never goes under stays closed); None when it has fewer than
+    `minimum_gaps` gaps to tell. Held to the exact share, a level near 1 closed at once after a
+    dense prefix: the 600 ms level at the 99% of a map that pauses now and then made the
+    continuation pause first (0.5-1.2 s after --from, QA session 25)."""
     if len(start_gaps(beatmap, until_ms)) < minimum_gaps:
         return None
-    return gap_shares(beatmap, until_ms)
+    return tuple(min(1.0, share + GAP_SLACK) if share > 0 else 0.0
+                 for share in gap_shares(beatmap, until_ms))
