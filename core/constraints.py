@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from core.anchor_turns import AnchorTurns
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
 from core.music_pull import apply_pull
 from core.object_mix import (
@@ -81,6 +82,7 @@ class ConstraintFilter:
                     mask[span.start: span.stop] = True
                 self.masks[(state, anchors_full)] = mask
         self.spacing = SpacingLimit(vocab, options)
+        self.anchor_turns = AnchorTurns(vocab)
         self.curves: dict[tuple, float] = {}  # a slider's reach (ms) by its path
         self.spinner_ids = vocab.spans[C.PLACE_SPINNER]
         self.circle_ids, self.slider_ids, self.end_slider_ids = (
@@ -118,6 +120,8 @@ class ConstraintFilter:
             logits.masked_fill_(self.off_playfield[C.COORD_X], NEG_INF)
             if walker.state is not State.ANCHOR_X:
                 self.spacing.apply(logits, state, C.COORD_X)
+            else:
+                self.anchor_turns.apply(logits, state, C.COORD_X)
         elif walker.state in _Y_STATES:
             logits.masked_fill_(self.off_playfield[C.COORD_Y], NEG_INF)
             if walker.state is not State.ANCHOR_Y:
@@ -128,6 +132,8 @@ class ConstraintFilter:
                 head_y = self.vocab.spans[C.COORD_Y].start + self.vocab.y_values.index(
                     state.path[0][1])
                 logits[head_y] = NEG_INF
+            else:  # later anchors: no doubling back (core.anchor_turns)
+                self.anchor_turns.apply(logits, state, C.COORD_Y)
         elif walker.state is State.OBJECT:
             # Ending the window is final (the next window starts at this one's end), so it is
             # decided, not drawn: only where the model finds it likelier than going on. Beam
