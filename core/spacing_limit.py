@@ -8,7 +8,10 @@ such neighbours within 0.8 of a circle's diameter of each other, the starter mod
 stars (benchmarks/map_style.py), where the ceiling is a circle's width over a half beat and the
 model stays inside it. Streams (shorter gaps) may overlap and stack as mappers draw them. After a
 slider, its head is kept clear too (where a y allows): its body starts there and is still on
-screen (9.2% of such neighbours sat on it, ranked maps' 0.5%).
+screen (9.2% of such neighbours sat on it, ranked maps' 0.5%). So are the objects before the
+last that are still on screen (ended within ON_SCREEN_MS, SequenceState.earlier): the head
+stacks on one or keeps the floor from it, never half over it (kiai's maps had 6-16 such pairs
+a beat or more apart per 100 objects, ranked maps a median 1.1; QA, session 25).
 
 Distance snap (DecodingOptions.spacing_spread): a move as long in time as the last one keeps
 within that fraction of the last one's distance. Ranked maps differ by a median 1-2.4% between
@@ -54,6 +57,9 @@ FLOOR_ROOM = 1.25
 # Distance snap (DecodingOptions.spacing_spread): moves this near in time are the same rhythm
 SAME_GAP_MS = 2.0
 STACK_PX = 4.0  # a move shorter than this is a stack: no distance to keep
+# An object ended this recently is on screen with the one being placed (about AR 5's 1200 ms
+# of approach), which keeps a diameter from it too, or stacks on it
+ON_SCREEN_MS = 1200.0
 # Under this from a circle to the next head, a move is a stream's step
 # (DecodingOptions.stream_step): a 1/4 beat from 107 BPM, a half beat from 214
 STREAM_GAP_MS = 140.0
@@ -198,7 +204,24 @@ class SpacingLimit:
                 for row_low, row_high in rows:
                     meets |= torch.maximum(row_low, low) <= torch.minimum(row_high, high)
                 masks.append(~meets)
+        shown = self._shown(state)
+        if ring is not None and ring[0] > 0.0 and shown:
+            # the x cells whose every y in the ring sits half over an earlier object
+            ys = self.y_values[None, :]
+            dx = self.x_values[:, None] - end[0]
+            from_last = torch.sqrt(dx ** 2 + (ys - end[1]) ** 2)
+            free = (from_last >= ring[0]) & (from_last <= ring[1]) \
+                & (ys >= 0) & (ys <= PLAYFIELD_HEIGHT)
+            for bx, by in shown:
+                distance = torch.sqrt((self.x_values[:, None] - bx) ** 2 + (ys - by) ** 2)
+                free &= (distance < STACK_PX) | (distance >= ring[0])
+            masks.append(~free.any(dim=1))
         return masks
+
+    @staticmethod
+    def _shown(state: SequenceState) -> list[tuple[float, float]]:
+        """Where the objects before the last that are still on screen ended."""
+        return [(x, y) for x, y, end in state.earlier if state.cursor - end < ON_SCREEN_MS]
 
     def _stream_heading(self, state: SequenceState) -> tuple[float, float] | None:
         """The last step's (dx, dy) where this head and the last one are both a stream's
@@ -237,6 +260,16 @@ class SpacingLimit:
             clear = self.options.min_distance or 0.0
             inner = math.sqrt(max(clear ** 2 - (state.pending_x - head[0]) ** 2, 0.0))
             masks.append((self.y_values - head[1]).abs() < inner)
+        shown = self._shown(state)
+        if ring is not None and ring[0] > 0.0 and shown:
+            # the objects before the last still on screen: on one (a stack) or clear of it,
+            # not half over it (QA, session 25: 8.5-11.9 such pairs per 100 objects of at
+            # least a beat apart; ranked maps 1.1)
+            half_over = torch.zeros_like(self.y_values, dtype=torch.bool)
+            for bx, by in shown:
+                distance = torch.sqrt((state.pending_x - bx) ** 2 + (self.y_values - by) ** 2)
+                half_over |= (distance >= STACK_PX) & (distance < ring[0])
+            masks.append(half_over)
         return masks
 
 
