@@ -11,10 +11,11 @@ import torch
 from generate_support import COND, make_generator, make_song
 
 from core.audio import FRAME_MS, LATENCY_FRAMES
-from core.beatmap.model import Circle
+from core.beatmap.model import Circle, TimingPoint
+from core.beatmap.ticks import TickGrid
 from core.constraints import ConstraintFilter, SequenceState
 from core.decoding import DecodingOptions
-from core.generate import HOLE_MS
+from core.generate import FILL_BAR, HOLE_MS, _fill_span
 from core.music_presence import audible_frames, fill_test, music_goes_on, song_levels
 from core.tokens.grammar import Grammar, GrammarWalker
 from core.tokens.vocab import Category
@@ -110,3 +111,11 @@ def test_a_fade_or_tail_far_under_the_songs_loudest_band_is_silence():
     reach = round(50 / FRAME_MS)
     assert bool(audible[1000:1500].all()) and bool(audible[:1000].all())
     assert not bool(audible[2000: 2500 - reach].any())  # frame f hears f .. f + reach
+
+
+def test_where_the_map_is_timed_no_whole_bar_of_music_is_left_empty():
+    fast = TickGrid([TimingPoint(time=0.0, beat_length=300.0, meter=4)])  # 200 BPM: 1.2 s bars
+    assert _fill_span(HOLE_MS, fast, 5000.0) == pytest.approx(FILL_BAR * 1200.0)
+    slow = TickGrid([TimingPoint(time=0.0, beat_length=1000.0, meter=4)])  # 4 s bars
+    assert _fill_span(HOLE_MS, slow, 5000.0) == HOLE_MS
+    assert _fill_span(HOLE_MS, TickGrid([]), 5000.0) == HOLE_MS  # untimed: seconds only
