@@ -11,7 +11,7 @@ benchmarks/midi_songs.py), whole, at `--stars`, one attempt each, seeds 0..`--se
 
 Per variant: spinners before the last object (mid-song) and as the last; gaps over 2 s and over
 5 s where the music goes on, between objects and after the last (the audio's median mean
-log-mel band within core.generate.BREAK_DB of the song's: the criterion the take-back uses; a
+log-mel band within core.music_presence.BREAK_DB of the song's: the criterion the take-back uses; a
 break sits 15-20 dB under); the longest such gap; objects per map and seconds per map. Breaks
 in quiet passages are not counted: maps have them.
 

@@ -25,12 +25,7 @@ from core.beatmap.writer import LAZER_VERSION
 from core.checkpoint import CheckpointError, read_meta
 from core.combos import set_new_combos
 from core.decoding import DecodingOptions
-from core.difficulty import (
-    condition_vector,
-    settings_for_stars,
-    star_rating,
-    stars_for_settings,
-)
+from core.difficulty import condition_vector, settings_for_stars, star_rating, stars_for_settings
 from core.generate import Generator, continue_map
 from core.hitsounds import Pattern, apply_pattern, observed_pattern
 from core.map_rules import continuation_rules, new_map_rules
@@ -126,8 +121,8 @@ class Target:
                           slider_tick_rate=template.slider_tick_rate)
 
 
-# A map to continue with fewer objects before the start than this is continued by a new map's
-# rules at the stars its settings are typical of (core.difficulty.stars_for_settings)
+# A map with fewer objects is rated by its settings (core.difficulty.stars_for_settings), and
+# one with fewer before the start is continued by a new map's rules
 MIN_OWN_OBJECTS = 16
 STAR_TOLERANCE = 0.5  # a map further than this from the requested stars is generated again
 MAX_ATTEMPTS = 3
@@ -317,13 +312,12 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
     if from_ms >= audio_ms:  # else a "continuation" of silence: a map with nothing new
         raise AudioError(audio, f"the audio ends at {audio_ms / 1000:.3f} s, before the "
                                 f"continuation's start at {from_ms / 1000:.3f} s: nothing to map")
-    before = sum(o.time < from_ms for o in beatmap.hit_objects)
-    if before < MIN_OWN_OBJECTS:  # too few to read its rules from: a new map's, for the stars
-        # its settings are typical of (an empty Hard had been filled at 6 stars, AR 5)
-        stars = stars_for_settings(beatmap.difficulty)
+    # a map too empty to rate (an empty Hard had been filled at 6 stars, AR 5): the stars its
+    # settings are typical of; too few objects before `from_ms` to read rules from: a new map's
+    rated = len(beatmap.hit_objects) >= MIN_OWN_OBJECTS
+    stars = star_rating(beatmap) if rated else stars_for_settings(beatmap.difficulty)
+    if sum(o.time < from_ms for o in beatmap.hit_objects) < MIN_OWN_OBJECTS:
         options = new_map_rules(options, beatmap.difficulty.cs, stars)
-    else:
-        stars = star_rating(beatmap)
     cond = condition_vector(beatmap.difficulty, stars)
     options = continuation_rules(options, beatmap, from_ms)  # its own spacing, rhythm, sliders
     placeholder = has_placeholder_timing(beatmap)  # nothing to snap to; the slider speed

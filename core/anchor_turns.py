@@ -5,7 +5,8 @@ The starter drew Bezier sliders with hooks and cusps: 33 of 239 free Bezier slid
 ranked maps' do so 2 times in 1,598. Such a shape comes from anchors whose control polygon
 turns back on itself. So while a slider's anchors are placed, the next one may not turn the
 polygon by more than MAX_TURN_DEGREES from its last segment (a U of four anchors turns 90 at
-each; a red anchor, two on one spot, is a corner the mapper means and is left free).
+each; a red anchor, two on one spot, or a change of curve type there, is a corner the mapper
+means and is left free).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 import torch
 from torch import Tensor
 
-from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
+from core.beatmap.model import PLAYFIELD_HEIGHT
 from core.sequence_state import SequenceState
 from core.tokens.vocab import Category, Vocab
 
@@ -33,14 +34,13 @@ class AnchorTurns:
         self.x_span = vocab.spans[Category.COORD_X]
         self.y_span = vocab.spans[Category.COORD_Y]
         self.y_on = (self.ys >= 0) & (self.ys <= PLAYFIELD_HEIGHT)
-        self.x_on = (self.xs >= 0) & (self.xs <= PLAYFIELD_WIDTH)
 
     def apply(self, logits: Tensor, state: SequenceState, axis: Category) -> None:
         """Close (in place) the `axis` cells of the next anchor where every anchor there turns
         back, where that leaves the model a choice."""
         heading = _heading(state.path)
-        if heading is None:
-            return
+        if heading is None or (state.segments and state.segments[-1][0] == len(state.path) - 1):
+            return  # a corner: after a red anchor, or where the curve's type changes
         (px, py), (hx, hy) = state.path[-1], heading
         if axis is Category.COORD_X:
             dx, dy = (self.xs - px)[:, None], (self.ys - py)[None, :]

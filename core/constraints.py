@@ -161,7 +161,7 @@ class ConstraintFilter:
                 for s in self.object_ids:
                     logits[s.start: s.stop] = NEG_INF
             if state.fill is not None:
-                self._fill(logits, state)
+                self._fill(logits, state, earliest)
             if state.pull is not None:  # toward the beats and what is heard (core.music_pull)
                 apply_pull(logits, state.pull, state.cursor, self.landings, self.step, span,
                            self.object_ids)
@@ -253,20 +253,24 @@ class ConstraintFilter:
                     earliest = max(earliest, state.last_start + level)
         return earliest
 
-    def _fill(self, logits: Tensor, state: SequenceState) -> None:
+    def _fill(self, logits: Tensor, state: SequenceState, earliest: float) -> None:
         """Close the shifts that would leave the music unmapped past the latest start
-        `state.fill` gives (after the last object, or the generation start before any), where
-        an object here or a shift landing in time is left to choose."""
-        latest = state.fill(state.last_end if state.last_end > -math.inf else state.min_start)
+        `state.fill` gives after the last object's end or the generation start, whichever is
+        later (never before `earliest`, where the next object may first start), where an
+        object here or a shift landing in time is left to choose."""
+        latest = max(state.fill(max(state.last_end, state.min_start)), earliest)
         span = self.shift_span
         count = int(torch.searchsorted(self.shifts, latest - state.cursor, right=True))
         late = logits[span.start + count: span.stop]
-        if count >= span.stop - span.start or not bool(torch.isfinite(late).any()):
+        if math.isinf(latest) or not (bool(torch.isfinite(late).any())
+                                      or math.isfinite(float(logits[self.eos]))):
             return
         in_time = bool(torch.isfinite(logits[span.start: span.start + count]).any()) or any(
             bool(torch.isfinite(logits[s.start: s.stop]).any()) for s in self.object_ids)
         if in_time:
             late.fill_(NEG_INF)
+            if latest < state.window_end:  # nor may the window end here: the next one would
+                logits[self.eos] = NEG_INF  # start after a retry's step, past the latest
 
     def _land_on_ticks(self, logits: Tensor, state: SequenceState, allowed: int,
                        earliest: float) -> None:

@@ -68,7 +68,7 @@ class DecodingOptions:
     # Streams (a head under core.spacing_limit.STREAM_GAP_MS after the last end): at most this
     # many osu!pixels a step, and no turn of over 90 degrees from the last step where that was
     # one too (ranked maps step 19-32 px and smoothly; the starter 40-88 px, half of its steps
-    # turning back). None: free.
+    # turning back). Infinite: any step, still not turning back. None: free.
     stream_step: float | None = None
     # The least share of sliders among circles and sliders, over the window's prefix and
     # output: where it falls short, sliders are made likelier against circles

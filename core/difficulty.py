@@ -62,8 +62,8 @@ def stars_for_settings(difficulty: Difficulty) -> float:
     steps = [_TYPICAL[0][0] + i / 10 for i in range(round((_TYPICAL[-1][0] - _TYPICAL[0][0]) * 10)
                                                     + 1)]
     ar, od = float(difficulty.approach_rate), float(difficulty.od)
-    return min(steps, key=lambda s: (settings_for_stars(s)[0] - ar) ** 2
-               + (settings_for_stars(s)[2] - od) ** 2)
+    return min(steps, key=lambda s: (_interpolated(_TYPICAL, s)[0] - ar) ** 2
+               + (_interpolated(_TYPICAL, s)[2] - od) ** 2)
 
 
 def condition_vector(difficulty: Difficulty, stars: float) -> list[float]:

@@ -11,6 +11,7 @@ with the mapper's objects before `from_ms` as the first prefix, and those after 
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -115,6 +116,7 @@ class Generator:
         pull = MusicPull(mel, ticks, options.music_pull, tolerance) \
             if ticks and options.music_pull else None
         pull_steps = window_steps(window, self.vocab.config.time_step_ms)
+        fill_span = functools.partial(_fill_span, self.windows.fill_ms, ticks)
         taken_back: Spinner | None = None  # the spinner this window is asked again without
         spared: list[Spinner] = []  # spinners put back: never taken back again
         done = 0.0
@@ -139,8 +141,7 @@ class Generator:
             if pull is not None:
                 state.pull = pull.window(origin, pull_steps, self.vocab.config.time_step_ms)
             if math.isfinite(self.windows.fill_ms):
-                state.fill = fill_test(levels, typical, origin,
-                                       _fill_span(self.windows.fill_ms, ticks, origin))
+                state.fill = fill_test(levels, typical, origin, fill_span)
             for token in ids:
                 state.step(token)
             _follow_earlier(state, placed, origin, template.format_version)
@@ -209,13 +210,13 @@ class Generator:
                                   spinner.end_time + self.windows.hole_ms))
 
 
-def _fill_span(fill_ms: float, ticks: TickGrid, origin: float) -> float:
-    """The longest gap a window at `origin` leaves where the music goes on: `fill_ms`, and,
-    where the map is timed, under a bar (a whole empty bar of loud music had been left 16 times
-    in four whole maps at 2-6 stars; QA, session 25)."""
+def _fill_span(fill_ms: float, ticks: TickGrid, at_ms: float) -> float:
+    """The longest gap left after `at_ms` where the music goes on: `fill_ms`, and, where the
+    map is timed, under a bar there (a whole empty bar of loud music had been left 16 times in
+    four whole maps at 2-6 stars; QA, session 25)."""
     if not ticks:
         return fill_ms
-    point = ControlPoints(ticks.points).timing_point_at(origin + 1.0)
+    point = ControlPoints(ticks.points).timing_point_at(at_ms + 1.0)
     return min(fill_ms, FILL_BAR * max(1, point.meter) * point.beat_length)
 
 

@@ -13,7 +13,8 @@ from torch import Tensor
 from core.audio import FRAME_MS, LATENCY_FRAMES
 
 # No object starts where the audio is silent: every mel band SILENCE_DB under the song's peak
-# (log_mel's -1..1 spans 80 dB), or QUIET_DB under its loudest band's median over the song, from
+# (log_mel's -1..1 spans 80 dB), or QUIET_DB under the median over the song of each frame's
+# loudest band, from
 # its time to SILENCE_REACH_MS after. Sound before it does not count: an object marks a sound
 # that starts or goes on where it is, not one that has stopped. A quiet passage sits 20-30 dB
 # under that median; the peak rule alone let objects start in fade-outs, a last hit's tail and
@@ -32,7 +33,8 @@ BREAK_DB = 10.0
 
 def audible_frames(mel: Tensor) -> Tensor:
     """(F,) bool per feature frame (audio time): whether any sound above SILENCE_DB under the
-    song's peak and QUIET_DB under its loudest band's median is in it or the SILENCE_REACH_MS
+    song's peak and QUIET_DB under the median of each frame's loudest band is in it or the
+    SILENCE_REACH_MS
     after it (core.audio.log_mel's scale: 80 dB over -1..1)."""
     loudest = mel.amax(dim=0)
     level = max(-1.0 + 2.0 * (80.0 - SILENCE_DB) / 80.0,
@@ -57,15 +59,16 @@ def music_goes_on(levels: Tensor, typical: float, start_ms: float, end_ms: float
     return piece.numel() > 0 and float(piece.median()) >= typical - 2.0 * BREAK_DB / 80.0
 
 
-def fill_test(levels: Tensor, typical: float, origin: float, fill_ms: float
-              ) -> Callable[[float], float]:
+def fill_test(levels: Tensor, typical: float, origin: float,
+              fill_ms: Callable[[float], float]) -> Callable[[float], float]:
     """SequenceState.fill for the window at `origin`: after a window time, the next object
-    starts within `fill_ms` where the music goes on for that long (music_goes_on), anywhere
-    where it does not. A model trained on synthetic songs had left 2-3 s holes in loud real
-    music mid-window, where asking a window again (hole_ms) does not reach."""
+    starts within `fill_ms(beatmap time)` where the music goes on for that long
+    (music_goes_on), anywhere where it does not. A model trained on synthetic songs had left
+    2-3 s holes in loud real music mid-window, where asking a window again (hole_ms) does not
+    reach."""
     @functools.lru_cache(maxsize=256)
     def latest(end: float) -> float:
         start = origin + end
-        return end + fill_ms if music_goes_on(levels, typical, start, start + fill_ms) \
-            else math.inf
+        span = fill_ms(start)
+        return end + span if music_goes_on(levels, typical, start, start + span) else math.inf
     return latest

@@ -21,8 +21,9 @@ Ranked maps send 14-27% of their sliders back at least once (reverse arrows) up 
 synthetic maps that reverse only a slider too long for one span. So decoding keeps a floor
 under that share too (DecodingOptions.reverse_share), the same way: where the sliders so far
 fall short, the ends that go back are raised against the one that does not, by REVERSE_GAIN
-nats per reverse missing (whether the slider ends there stays the model's choice). Each span is
-still at least min_slider_length long, so a short slider is never sent back.
+nats per reverse missing (whether the slider ends there stays the model's choice), and only
+those whose spans stay 1.5 min_slider_lengths long (core.constraints.REVERSE_SPAN): a 1/4-beat
+kick is not sent back.
 """
 
 from __future__ import annotations

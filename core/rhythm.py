@@ -71,12 +71,13 @@ def gap_shares(beatmap: Beatmap, until_ms: float = math.inf) -> tuple[float, ...
 
 def observed_gap_shares(beatmap: Beatmap, until_ms: float = math.inf,
                         minimum_gaps: int = 16) -> tuple[float, ...] | None:
-    """The map's own shares before `until_ms`, the caps for continuing it, each GAP_SLACK over
-    (a level the map never goes under stays closed); None when it has fewer than
+    """The map's own shares before `until_ms`, the caps for continuing it, each GAP_SLACK over,
+    or twice the share where that is less (a level the map goes under once in a while stays
+    near it, one it never goes under stays closed); None when it has fewer than
     `minimum_gaps` gaps to tell. Held to the exact share, a level near 1 closed at once after a
     dense prefix: the 600 ms level at the 99% of a map that pauses now and then made the
     continuation pause first (0.5-1.2 s after --from, QA session 25)."""
     if len(start_gaps(beatmap, until_ms)) < minimum_gaps:
         return None
-    return tuple(min(1.0, share + GAP_SLACK) if share > 0 else 0.0
+    return tuple(min(1.0, share + min(GAP_SLACK, share))
                  for share in gap_shares(beatmap, until_ms))

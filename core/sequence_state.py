@@ -22,7 +22,7 @@ from core.tokens.grammar import GrammarWalker, State
 from core.tokens.vocab import Category, Vocab
 
 C = Category
-EARLIER = 4  # objects before the last that the state remembers where they ended
+EARLIER_KEPT = 4  # objects before the last whose ends the state remembers
 
 
 @dataclass
@@ -59,11 +59,11 @@ class SequenceState:
     after_circle: bool = False  # whether the object before the one being placed is a circle
     last_was_circle: bool = False  # ... and whether that one is
     last_head: tuple[float, float] | None = None  # where the last object started
-    # (x, y, end ms) of up to EARLIER objects before the last, where they ended, the latest
-    # last (core.spacing_limit keeps the next head clear of those still on screen too), and the
-    # last one's, kept to join them
+    # (x, y, end ms) of up to EARLIER_KEPT objects before the last, where they ended, oldest
+    # first (core.spacing_limit keeps the next head clear of those still on screen too) ...
     earlier: tuple[tuple[float, float, float], ...] = ()
-    _last_ended: tuple[float, float, float] | None = None
+    # ... and of the last one, which joins them when the next object starts
+    last_ended: tuple[float, float, float] | None = None
     gap: float = math.inf  # from the last object's end to the start of the one being placed
     start_gap: float = math.inf  # ... and from its start
     # osu!pixels per ms a slider starting at a window time travels (the map's slider velocity),
@@ -117,9 +117,9 @@ class SequenceState:
                 self.short_gaps = tuple(n + (gap < level)
                                         for n, level in zip(self.short_gaps, GAP_LEVELS_MS))
             self.gap, self.start_gap = self.cursor - self.last_end, gap
-            if self._last_ended is not None:
-                self.earlier = (*self.earlier, self._last_ended)[-EARLIER:]
-            self._last_ended = None if self.last_position is None or self.after_spinner \
+            if self.last_ended is not None:
+                self.earlier = (*self.earlier, self.last_ended)[-EARLIER_KEPT:]
+            self.last_ended = None if self.last_position is None or self.after_spinner \
                 else (*self.last_position, self.last_end)
             self.last_end = self.last_start = self.cursor
             self.after_spinner = False

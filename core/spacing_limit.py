@@ -10,8 +10,9 @@ model stays inside it. Streams (shorter gaps) may overlap and stack as mappers d
 slider, its head is kept clear too (where a y allows): its body starts there and is still on
 screen (9.2% of such neighbours sat on it, ranked maps' 0.5%). So are the objects before the
 last that are still on screen (ended within ON_SCREEN_MS, SequenceState.earlier): the head
-stacks on one or keeps the floor from it, never half over it (kiai's maps had 6-16 such pairs
-a beat or more apart per 100 objects, ranked maps a median 1.1; QA, session 25).
+stacks on one or keeps the floor from it, never half over it (kiai's maps had a median 11.9 such
+pairs a beat or more apart per 100 objects, ranked maps 1.1; QA, session 25). ON_SCREEN_MS is
+AR 5's approach: at higher AR it keeps clear of some objects already gone.
 
 Distance snap (DecodingOptions.spacing_spread): a move as long in time as the last one keeps
 within that fraction of the last one's distance. Ranked maps differ by a median 1-2.4% between
@@ -263,8 +264,7 @@ class SpacingLimit:
         shown = self._shown(state)
         if ring is not None and ring[0] > 0.0 and shown:
             # the objects before the last still on screen: on one (a stack) or clear of it,
-            # not half over it (QA, session 25: 8.5-11.9 such pairs per 100 objects of at
-            # least a beat apart; ranked maps 1.1)
+            # not half over it (see the module's docstring)
             half_over = torch.zeros_like(self.y_values, dtype=torch.bool)
             for bx, by in shown:
                 distance = torch.sqrt((state.pending_x - bx) ** 2 + (self.y_values - by) ** 2)

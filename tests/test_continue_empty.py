@@ -4,6 +4,7 @@ the rules of a new map at the stars its settings are typical of."""
 from __future__ import annotations
 
 from companion.mapping import continue_beatmap, continued_version, decoding_options
+from core.beatmap.model import Beatmap
 from core.beatmap.parser import parse_file
 from core.difficulty import star_rating, stars_for_settings
 from core.spacing import moves, spacing_for_stars
@@ -28,5 +29,11 @@ def test_an_empty_easy_is_continued_as_an_easy(starter_generator, timed_song):
     reach = [max(spacing_for_stars(2.0) * gap, room if gap >= OVERLAP_GAP_MS else 0.0)
              for gap, _ in moves(made)]
     assert all(distance <= r + 8 for (_, distance), r in zip(moves(made), reach))
-    empty.metadata["Version"] = ""
-    assert continued_version(empty) == "kiai"
+
+
+def test_a_continuation_is_named_after_its_map():
+    beatmap = Beatmap()
+    beatmap.metadata["Version"] = "Hard"
+    assert continued_version(beatmap) == "Hard (kiai)"
+    beatmap.metadata["Version"] = ""  # a map without one: not "kiai (kiai)"
+    assert continued_version(beatmap) == "kiai"

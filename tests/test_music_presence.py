@@ -13,6 +13,7 @@ from generate_support import COND, make_generator, make_song
 from core.audio import FRAME_MS, LATENCY_FRAMES
 from core.beatmap.model import Circle, TimingPoint
 from core.beatmap.ticks import TickGrid
+from core.beatmap.timing import ControlPoints
 from core.constraints import ConstraintFilter, SequenceState
 from core.decoding import DecodingOptions
 from core.generate import FILL_BAR, HOLE_MS, _fill_span
@@ -37,12 +38,12 @@ def test_fill_sets_a_latest_start_only_where_the_music_goes_on():
     levels = torch.full((frames,), 0.2)
     levels[round(6000 / FRAME_MS) + LATENCY_FRAMES:] = 0.2 - 20 * UNIT
     typical = 0.2
-    latest = fill_test(levels, typical, 0.0, 2000.0)
+    latest = fill_test(levels, typical, 0.0, lambda _ms: 2000.0)
     assert latest(1000.0) == 3000.0
     assert latest(7000.0) == math.inf  # in the break: a rest is the music's
     # window times are from the window's origin: 500 ms in a window at 6.5 s is the break
-    assert fill_test(levels, typical, 6500.0, 2000.0)(500.0) == math.inf
-    assert fill_test(levels, typical, 1000.0, 2000.0)(500.0) == 2500.0
+    assert fill_test(levels, typical, 6500.0, lambda _ms: 2000.0)(500.0) == math.inf
+    assert fill_test(levels, typical, 1000.0, lambda _ms: 2000.0)(500.0) == 2500.0
 
 
 def _object_state(vocab, latest: float) -> SequenceState:
@@ -61,6 +62,14 @@ def test_the_filter_closes_the_shifts_that_land_past_the_latest_start():
     ConstraintFilter(vocab, DecodingOptions()).apply(logits, _object_state(vocab, 500.0))
     open_ = torch.isfinite(logits[span.start: span.stop])
     assert bool(open_[shifts <= 500.0].all()) and not bool(open_[shifts > 500.0].any())
+    # measured from the generation start where the last object ended before it, and never
+    # closing what lands before the first start allowed (else it closed nothing at all)
+    late = _object_state(vocab, 500.0)
+    late.min_start = 1000.0
+    logits = torch.zeros(len(vocab))
+    ConstraintFilter(vocab, DecodingOptions()).apply(logits, late)
+    open_ = torch.isfinite(logits[span.start: span.stop])
+    assert bool(open_[shifts <= 1000.0].all()) and not bool(open_[shifts > 1000.0].any())
     # where nothing else is left (no object here, no shift in time), it closes nothing
     logits = torch.full((len(vocab),), -math.inf)
     logits[span.stop - 1] = 0.0
@@ -68,10 +77,10 @@ def test_the_filter_closes_the_shifts_that_land_past_the_latest_start():
     assert math.isfinite(float(logits[span.stop - 1]))
 
 
-def _holes(objects, mel) -> list[float]:
+def _holes(objects, mel, longest: float = HOLE_MS) -> list[float]:
     levels, typical = song_levels(mel)
     return [b.time - a.end_time for a, b in itertools.pairwise(objects)
-            if b.time - a.end_time > HOLE_MS
+            if b.time - a.end_time > longest
             and music_goes_on(levels, typical, a.end_time, b.time)]
 
 
@@ -94,6 +103,18 @@ def test_a_model_that_wants_long_gaps_leaves_no_hole_in_the_music(song):
     assert _holes(found[math.inf], mel), "the biased model left no hole: nothing is tested"
     filled = found[HOLE_MS]
     assert len(filled) >= 5 and not _holes([*filled, Circle(0, 0, 20_000.0)], mel)
+    # and, the song being timed, no whole bar of its music empty either (its bars by the
+    # timing where each gap starts: this song's tempo changes)
+    timing = ControlPoints(template.timing_points)
+    levels, typical = song_levels(mel)
+    bars = []
+    for a, b in itertools.pairwise(filled):
+        point = timing.timing_point_at(a.end_time + 1.0)
+        bar = min(HOLE_MS, FILL_BAR * point.meter * point.beat_length)
+        bars.append(bar)
+        assert b.time - a.end_time <= bar + 1.0 or not music_goes_on(
+            levels, typical, a.end_time, b.time), (a.end_time, b.time, bar)
+    assert min(bars) < HOLE_MS  # the bar rule, not only the seconds, was tested
 
 
 def test_a_fade_or_tail_far_under_the_songs_loudest_band_is_silence():

@@ -76,7 +76,7 @@ def test_a_new_map_sends_back_its_share_of_sliders_over_the_whole_map(starter_ge
         sliders = [o for o in made.beatmap.hit_objects if isinstance(o, Slider)]
         assert len(sliders) >= 12
         shares[wanted] = sum(o.slides > 1 for o in sliders) / len(sliders)
-    # (fewer than asked: only sliders whose spans stay a diameter long are sent back)
+    # (fewer than asked: only sliders whose spans stay 1.5 radii long are sent back)
     assert 0.25 <= shares[0.5] <= 0.65 and shares[0.5] > shares[0.0] + 0.1
 
 
