@@ -80,7 +80,8 @@ def resolve(path: Path) -> SongInput:
     if path.is_file():
         if path.suffix.lower() not in AUDIO_SUFFIXES:
             raise SongInputError(f"{path}: not an audio file ({', '.join(AUDIO_SUFFIXES)})")
-        return SongInput(path.parent, path, fresh_template(path))
+        # its folder's name too: a song folder's audio is often just audio.mp3, untagged
+        return SongInput(path.parent, path, fresh_template(path, folder=path.parent.name))
     if not path.is_dir():
         raise SongInputError(f"{path}: no such file or folder")
     maps, named, unnamed = [], set(), []

@@ -66,6 +66,23 @@ def test_a_bare_audio_files_tags_name_the_map(tmp_path):
     assert (metadata["Artist"], metadata["ArtistUnicode"]) == ("Unknown", "Unknown")
 
 
+def test_an_untagged_audio_file_is_named_by_its_song_folder(tmp_path):
+    # `kiai generate "Songs/1234 Artist - Title/audio.mp3"` had written "Unknown - audio"
+    folder = tmp_path / "1234567 Camellia - Exit This Earth's Atomosphere"
+    folder.mkdir()
+    audio = folder / "audio.wav"
+    sf.write(audio, np.zeros(44_100, dtype=np.float32), 44_100)
+    metadata = resolve(audio).template.metadata
+    assert (metadata["Artist"], metadata["Title"]) == ("Camellia",
+                                                       "Exit This Earth's Atomosphere")
+    plain = tmp_path / "downloads"
+    plain.mkdir()
+    named = plain / "xi - Blue Zenith.wav"
+    sf.write(named, np.zeros(44_100, dtype=np.float32), 44_100)
+    metadata = resolve(named).template.metadata  # no song folder: the file's own name
+    assert (metadata["Artist"], metadata["Title"]) == ("xi", "Blue Zenith")
+
+
 def test_an_audio_name_too_long_for_the_file_system_is_a_missing_file(tmp_path):
     """An AudioFilename over 255 bytes makes the OS refuse to even look it up (ENAMETOOLONG):
     that map's audio is missing, not an error that sinks the whole folder."""
