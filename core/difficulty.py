@@ -28,8 +28,8 @@ _TYPICAL = [
 
 # stars -> SliderMultiplier typical of ranked v14 maps at that rating (the corpus's: 1.0-1.4
 # at 2 stars, 1.4 at 3.5, 1.5-1.8 at 4-5, 1.7-2.0 at 5.5-6.5; slower songs go higher).
-_SLIDER_MULTIPLIERS = [(1.0, 1.0), (2.0, 1.2), (3.0, 1.4), (4.0, 1.6), (5.0, 1.8), (6.0, 1.9),
-                       (7.0, 2.0)]
+_SLIDER_MULTIPLIERS = [(1.0, (1.0,)), (2.0, (1.2,)), (3.0, (1.4,)), (4.0, (1.6,)),
+                       (5.0, (1.8,)), (6.0, (1.9,)), (7.0, (2.0,))]
 
 
 def settings_for_stars(stars: float) -> tuple[float, float, float, float]:
@@ -39,7 +39,7 @@ def settings_for_stars(stars: float) -> tuple[float, float, float, float]:
 
 def slider_multiplier_for_stars(stars: float) -> float:
     """The SliderMultiplier typical at `stars` (a new song's, where no map of it says one)."""
-    return round(_interpolated([(s, (m,)) for s, m in _SLIDER_MULTIPLIERS], stars)[0], 2)
+    return round(_interpolated(_SLIDER_MULTIPLIERS, stars)[0], 2)
 
 
 def _interpolated(table: list[tuple[float, tuple[float, ...]]], stars: float
@@ -59,11 +59,14 @@ def stars_for_settings(difficulty: Difficulty) -> float:
     """The star rating whose typical AR and OD are nearest `difficulty`'s (0.1 steps over the
     table's range): the stars a map's settings say it is for, where it has too few objects to
     rate (a timed, empty difficulty the mapper asks kiai to fill)."""
-    steps = [_TYPICAL[0][0] + i / 10 for i in range(round((_TYPICAL[-1][0] - _TYPICAL[0][0]) * 10)
-                                                    + 1)]
+    low, high = _TYPICAL[0][0], _TYPICAL[-1][0]
     ar, od = float(difficulty.approach_rate), float(difficulty.od)
-    return min(steps, key=lambda s: (_interpolated(_TYPICAL, s)[0] - ar) ** 2
-               + (_interpolated(_TYPICAL, s)[2] - od) ** 2)
+
+    def miss(stars: float) -> float:
+        typical_ar, _, typical_od, _ = _interpolated(_TYPICAL, stars)
+        return (typical_ar - ar) ** 2 + (typical_od - od) ** 2
+
+    return min((low + i / 10 for i in range(round((high - low) * 10) + 1)), key=miss)
 
 
 def condition_vector(difficulty: Difficulty, stars: float) -> list[float]:

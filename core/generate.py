@@ -116,7 +116,8 @@ class Generator:
         pull = MusicPull(mel, ticks, options.music_pull, tolerance) \
             if ticks and options.music_pull else None
         pull_steps = window_steps(window, self.vocab.config.time_step_ms)
-        fill_span = functools.partial(_fill_span, self.windows.fill_ms, ticks)
+        fill_span = functools.partial(_fill_span, self.windows.fill_ms,
+                                      ControlPoints(ticks.points) if ticks else None)
         taken_back: Spinner | None = None  # the spinner this window is asked again without
         spared: list[Spinner] = []  # spinners put back: never taken back again
         done = 0.0
@@ -210,13 +211,13 @@ class Generator:
                                   spinner.end_time + self.windows.hole_ms))
 
 
-def _fill_span(fill_ms: float, ticks: TickGrid, at_ms: float) -> float:
+def _fill_span(fill_ms: float, timing: ControlPoints | None, at_ms: float) -> float:
     """The longest gap left after `at_ms` where the music goes on: `fill_ms`, and, where the
-    map is timed, under a bar there (a whole empty bar of loud music had been left 16 times in
-    four whole maps at 2-6 stars; QA, session 25)."""
-    if not ticks:
+    map is timed (`timing`: its red lines), under a bar there (a whole empty bar of loud music
+    had been left 16 times in four whole maps at 2-6 stars; QA, session 25)."""
+    if timing is None:
         return fill_ms
-    point = ControlPoints(ticks.points).timing_point_at(at_ms + 1.0)
+    point = timing.timing_point_at(at_ms + 1.0)
     return min(fill_ms, FILL_BAR * max(1, point.meter) * point.beat_length)
 
 

@@ -14,12 +14,11 @@ from core.audio import FRAME_MS, LATENCY_FRAMES
 
 # No object starts where the audio is silent: every mel band SILENCE_DB under the song's peak
 # (log_mel's -1..1 spans 80 dB), or QUIET_DB under the median over the song of each frame's
-# loudest band, from
-# its time to SILENCE_REACH_MS after. Sound before it does not count: an object marks a sound
-# that starts or goes on where it is, not one that has stopped. A quiet passage sits 20-30 dB
-# under that median; the peak rule alone let objects start in fade-outs, a last hit's tail and
-# a backing stem's near-silent intro, 37-55 dB under it (QA, session 25: 96 objects in 15 of 20
-# maps).
+# loudest band, from its time to SILENCE_REACH_MS after. Sound before it does not count: an
+# object marks a sound that starts or goes on where it is, not one that has stopped. A quiet
+# passage sits 20-30 dB under that median; the peak rule alone let objects start in fade-outs,
+# a last hit's tail and a backing stem's near-silent intro, 37-55 dB under it (QA, session 25:
+# 96 objects in 15 of 20 maps).
 SILENCE_DB = 60.0
 QUIET_DB = 35.0
 SILENCE_REACH_MS = 50.0

@@ -12,7 +12,6 @@ from generate_support import COND, make_generator, make_song
 
 from core.audio import FRAME_MS, LATENCY_FRAMES
 from core.beatmap.model import Circle, TimingPoint
-from core.beatmap.ticks import TickGrid
 from core.beatmap.timing import ControlPoints
 from core.constraints import ConstraintFilter, SequenceState
 from core.decoding import DecodingOptions
@@ -135,8 +134,8 @@ def test_a_fade_or_tail_far_under_the_songs_loudest_band_is_silence():
 
 
 def test_where_the_map_is_timed_no_whole_bar_of_music_is_left_empty():
-    fast = TickGrid([TimingPoint(time=0.0, beat_length=300.0, meter=4)])  # 200 BPM: 1.2 s bars
+    fast = ControlPoints([TimingPoint(time=0.0, beat_length=300.0, meter=4)])  # 1.2 s bars
     assert _fill_span(HOLE_MS, fast, 5000.0) == pytest.approx(FILL_BAR * 1200.0)
-    slow = TickGrid([TimingPoint(time=0.0, beat_length=1000.0, meter=4)])  # 4 s bars
+    slow = ControlPoints([TimingPoint(time=0.0, beat_length=1000.0, meter=4)])  # 4 s bars
     assert _fill_span(HOLE_MS, slow, 5000.0) == HOLE_MS
-    assert _fill_span(HOLE_MS, TickGrid([]), 5000.0) == HOLE_MS  # untimed: seconds only
+    assert _fill_span(HOLE_MS, None, 5000.0) == HOLE_MS  # untimed: seconds only
