@@ -27,7 +27,8 @@ from core.combos import set_new_combos
 from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, settings_for_stars, star_rating, stars_for_settings
 from core.generate import Generator, continue_map
-from core.hitsounds import Pattern, apply_pattern, observed_pattern
+from core.hitsound_copy import copy_set_hitsounds
+from core.hitsounds import apply_pattern, observed_pattern
 from core.map_rules import continuation_rules, new_map_rules
 from core.song_input import SongInput, check_audio_name, find_file
 from core.song_timing import SongTiming, estimate_song_timing
@@ -236,9 +237,9 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
                                  *beatmap.timing_points]
     update_breaks(beatmap)  # the sliders' durations: decoding set them
     if timing != "none":  # combos on the bars (a placeholder red line has none), and
-        # finishes where sections start: after breaks (just written), at kiai time
+        # the set's hitsounds, or finishes where sections start (after breaks, just written)
         set_new_combos(beatmap)
-        apply_pattern(beatmap, Pattern(finishes=True), (-math.inf, math.inf))
+        copy_set_hitsounds(beatmap, source.siblings_by_stars(wanted))
     beatmap.format_version = 14
     beatmap.metadata["Version"] = f"kiai {wanted:.1f}"
     return Generated(as_new_difficulty(beatmap), stars, len(tried), timing, kept.spacing,

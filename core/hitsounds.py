@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.beatmap.model import Beatmap, HitObject, Slider, Spinner
@@ -39,6 +40,7 @@ MIN_SOUNDED = 16  # ... and the map this many heads before its pattern is read
 Place = tuple[int, int]  # (meter, 1/4-beat place in the bar)
 Sets = tuple[int, int]  # (normal, addition) sample sets: 0 the timing point's, 1 normal,
 # 2 soft, 3 drum
+Sound = tuple[int, Sets]  # (additions, sets) at one point
 
 
 @dataclass
@@ -48,6 +50,15 @@ class Pattern:
     additions: dict[Place, int] = field(default_factory=dict)
     sets: dict[Place, Sets] = field(default_factory=dict)
     finishes: bool = False  # a finish where sections start (section_heads)
+
+    def sound(self, timing: ControlPoints, time: float, starts_section: bool) -> Sound:
+        """The sound at `time` (of the map whose timing is `timing`): its place's additions
+        and sets, and a finish where a section starts if the pattern has them."""
+        place = _place(timing, time)
+        extra = FINISH if self.finishes and starts_section else 0
+        if place is None:
+            return extra, (0, 0)
+        return self.additions.get(place, 0) | extra, self.sets.get(place, (0, 0))
 
 
 def _place(timing: ControlPoints, time: float) -> tuple[int, int] | None:
@@ -61,7 +72,7 @@ def _place(timing: ControlPoints, time: float) -> tuple[int, int] | None:
     return meter, nearest % (meter * SLOTS_PER_BEAT)
 
 
-def _timing(beatmap: Beatmap) -> ControlPoints | None:
+def map_timing(beatmap: Beatmap) -> ControlPoints | None:
     """The map's timing, None without a usable red line (no bars to place sounds in)."""
     if not any(p.uninherited and p.beat_length > 0 for p in beatmap.timing_points):
         return None
@@ -91,7 +102,7 @@ def head_sets(obj: HitObject) -> Sets:
 def observed_pattern(beatmap: Beatmap, until_ms: float = math.inf) -> Pattern | None:
     """The sounds the map's heads before `until_ms` carry per place in the bar; None where
     the map has fewer than MIN_SOUNDED heads on places, or none hitsounded."""
-    timing = _timing(beatmap)
+    timing = map_timing(beatmap)
     if timing is None:
         return None
     objects = [o for o in beatmap.hit_objects if o.time < until_ms and not isinstance(o, Spinner)]
@@ -132,31 +143,33 @@ def apply_pattern(beatmap: Beatmap, pattern: Pattern, within: tuple[float, float
     `pattern`: a circle's on its head, a slider's on each of its ends (edge sounds and sets;
     its body silent), none on spinners; with its `finishes`, a finish on each object that
     starts a section."""
-    timing = _timing(beatmap)
-    if timing is None:
-        return
+    timing = map_timing(beatmap)
+    if timing is not None:
+        apply_sounds(beatmap, lambda time, starts: pattern.sound(timing, time, starts), within,
+                     timing)
 
-    def sound(time: float) -> tuple[int, Sets]:
-        place = _place(timing, time)
-        if place is None:
-            return 0, (0, 0)
-        return pattern.additions.get(place, 0), pattern.sets.get(place, (0, 0))
 
+def apply_sounds(beatmap: Beatmap, sound: Callable[[float, bool], Sound],
+                 within: tuple[float, float], timing: ControlPoints) -> None:
+    """Set the sounds of the objects starting `within` (from, until) ms, in place:
+    `sound(time, starts_section)` for a circle's head and each end of a slider (edge sounds and
+    sets; its body silent; `starts_section` only for the head of an object that starts one,
+    core.sections), none on spinners."""
     for obj, starts_section in section_heads(beatmap, timing):
         if not within[0] <= obj.time < within[1] or isinstance(obj, Spinner):
             continue
-        extra = FINISH if pattern.finishes and starts_section else 0
         if isinstance(obj, Slider) and obj.duration:
             span = obj.duration / obj.slides
-            edges = [sound(obj.time + i * span) for i in range(obj.slides + 1)]
-            edges[0] = (edges[0][0] | extra, edges[0][1])
+            edges = [sound(obj.time + i * span, starts_section and i == 0)
+                     for i in range(obj.slides + 1)]
             obj.hitsound = obj.hitsound & ~ADDITIONS
+            obj.edge_sounds = obj.edge_sets = None
             if any(e != (0, (0, 0)) for e in edges):
                 obj.edge_sounds = "|".join(str(e[0]) for e in edges)
                 obj.edge_sets = "|".join(f"{e[1][0]}:{e[1][1]}" for e in edges)
         else:
-            additions, sets = sound(obj.time)
-            obj.hitsound = (obj.hitsound & ~ADDITIONS) | additions | extra
+            additions, sets = sound(obj.time, starts_section)
+            obj.hitsound = (obj.hitsound & ~ADDITIONS) | additions
             if sets != (0, 0) or obj.hit_sample:
                 obj.hit_sample = _with_sets(obj.hit_sample, sets)
 

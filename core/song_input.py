@@ -59,6 +59,13 @@ class SongInput:
             return self.siblings[nearest].difficulty.slider_multiplier
         return slider_multiplier_for_stars(stars)
 
+    def siblings_by_stars(self, stars: float) -> list[Beatmap]:
+        """The siblings, nearest `stars` first (core.hitsound_copy copies sounds so)."""
+        if len(self.siblings) <= 1:
+            return list(self.siblings)
+        return [self.siblings[i] for i in sorted(range(len(self.siblings)),
+                                                 key=lambda i: abs(self._rating(i) - stars))]
+
     def _nearest(self, stars: float) -> int | None:
         if len(self.siblings) <= 1:
             return 0 if self.siblings else None

@@ -4,6 +4,7 @@ with a finish."""
 from __future__ import annotations
 
 import math
+import shutil
 import zipfile
 
 from companion.mapping import Target, continue_beatmap, decoding_options, generate_beatmap
@@ -11,6 +12,7 @@ from core.beatmap.model import Beatmap, Circle, Slider, Spinner, TimingPoint
 from core.beatmap.parser import parse_file
 from core.beatmap.timing import ControlPoints
 from core.decoding import DecodingOptions
+from core.hitsound_copy import sound_points
 from core.hitsounds import (
     CLAP,
     FINISH,
@@ -142,10 +144,15 @@ def test_a_continuation_claps_where_the_mapper_does(starter_generator, tmp_path)
     assert sounded >= 5
 
 
-def test_a_new_map_starts_with_a_finish(starter_generator, timed_song):
+def test_a_new_map_of_a_bare_song_starts_with_a_finish(starter_generator, timed_song, tmp_path):
+    """A song with no maps has no hitsounds to copy (core.hitsound_copy): its new map gets a
+    finish where its sections start, and no claps made up."""
     folder, _ = timed_song
-    made = generate_beatmap(starter_generator, resolve(folder), Target(stars=3.0),
+    audio = next(p for p in folder.iterdir() if p.suffix in (".ogg", ".wav", ".mp3"))
+    (tmp_path / "bare").mkdir()
+    shutil.copy(audio, tmp_path / "bare" / audio.name)
+    made = generate_beatmap(starter_generator, resolve(tmp_path / "bare"), Target(stars=3.0),
                             decoding_options(seed=0), max_attempts=1).beatmap
     assert head_sound(made.hit_objects[0]) & FINISH
-    later = [o for o in made.hit_objects[1:8] if not isinstance(o, Spinner)]
-    assert not any(o.hitsound & CLAP for o in later)  # no claps made up
+    later = [o for o in made.hit_objects[1:] if not isinstance(o, Spinner)]
+    assert not any(sound[0] & (CLAP | WHISTLE) for o in later for _, sound in sound_points(o))
