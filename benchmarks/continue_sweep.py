@@ -43,13 +43,8 @@ import rosu_pp_py as rosu
 import soundfile as sf
 from corpus import corpus_root, standard_maps
 
-from companion.mapping import (
-    UnusableTimingError,
-    audio_of,
-    continue_beatmap,
-    decoding_options,
-    load_generator,
-)
+from companion.continuation import UnusableTimingError, audio_of, continue_beatmap
+from companion.mapping import decoding_options, load_generator
 from core.audio import SAMPLE_RATE, AudioError, load_audio_bytes
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Beatmap, Spinner
 from core.beatmap.parser import OLD_VERSION_OFFSET_MS, parse_bytes, parse_file

@@ -22,18 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from companion.audio_cache import FeatureCache
-from companion.jobs import JobContext, Outcome
-from companion.mapping import (
-    NoModelError,
-    Target,
+from companion.continuation import (
     UnusableTimingError,
-    as_new_difficulty,
     audio_of,
     check_continuable,
     continue_beatmap,
     continued_version,
-    generate_beatmap,
 )
+from companion.jobs import JobContext, Outcome
+from companion.mapping import NoModelError, Target, as_new_difficulty, generate_beatmap
 from companion.safety import (
     OwnWrites,
     SongsFolder,

@@ -8,13 +8,15 @@ of the new map (a circle, each end of a slider) takes the additions and sample s
 sibling's point at the same time (within SAME_MS; the sibling nearest in stars first), and a
 point no sibling has takes the sounds that the nearest hitsounded sibling's heads carry at its
 place in the bar (core.hitsounds.observed_pattern), with a finish where a section starts if that
-sibling's sections start with one. A set not yet hitsounded gives nothing to copy: the new map
-gets the finishes a bare song's does.
+sibling's sections start with one. A continuation does the same where its map's set is
+hitsounded, with its own map's pattern before the siblings'. A set not yet hitsounded gives
+nothing to copy: the caller keeps its rule (a new map's finishes, a continuation's own pattern).
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Sequence
 
 from core.beatmap.model import Beatmap, HitObject, Slider, Spinner
@@ -23,7 +25,6 @@ from core.hitsounds import (
     Pattern,
     Sets,
     Sound,
-    apply_pattern,
     apply_sounds,
     head_sets,
     map_timing,
@@ -88,26 +89,27 @@ class SetSounds:
         return None
 
 
-def copy_set_hitsounds(beatmap: Beatmap, siblings: Sequence[Beatmap]) -> tuple[int, int]:
-    """Set the sounds of the new map's objects, in place, from its set's `siblings` (nearest in
-    stars first); without a hitsounded sibling, finishes where its sections start. Returns
-    (points copied by time, points set by the place in the bar)."""
+def copy_set_hitsounds(beatmap: Beatmap, siblings: Sequence[Beatmap],
+                       within: tuple[float, float] = (-math.inf, math.inf),
+                       own: Pattern | None = None) -> tuple[int, int] | None:
+    """Set the sounds of the map's objects starting `within` (from, until) ms, in place, from
+    its set's `siblings` (nearest in stars first): by time, else by the place in the bar of
+    `own` (a continued map's pattern) or of the nearest hitsounded sibling. Returns (points
+    copied by time, points set by place); None, changing nothing, where no sibling is
+    hitsounded or the map has no bars."""
     sounded = [s for s in siblings if hitsounded(s)]
     timing = map_timing(beatmap)
     if not sounded or timing is None:
-        apply_pattern(beatmap, Pattern(finishes=True), (-float("inf"), float("inf")))
-        return 0, 0
+        return None
     library = SetSounds(sounded)
-    pattern = next((p for s in sounded if (p := observed_pattern(s)) is not None), Pattern())
+    if own is None:
+        own = next((p for s in sounded if (p := observed_pattern(s)) is not None), Pattern())
     counts = [0, 0]
 
     def sound(time: float, starts_section: bool) -> Sound:
         copied = library.at(time)
-        if copied is not None:
-            counts[0] += 1
-            return copied
-        counts[1] += 1
-        return pattern.sound(timing, time, starts_section)
+        counts[copied is None] += 1
+        return copied if copied is not None else own.sound(timing, time, starts_section)
 
-    apply_sounds(beatmap, sound, (-float("inf"), float("inf")), timing)
+    apply_sounds(beatmap, sound, within, timing)
     return counts[0], counts[1]

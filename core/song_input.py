@@ -129,6 +129,22 @@ def resolve(path: Path) -> SongInput:
     return SongInput(path, song, fresh_template(song, folder=path.name))
 
 
+def set_siblings(audio: Path, beatmap: Beatmap, stars: float) -> list[Beatmap]:
+    """The other osu!standard difficulties beside `audio` that play it, nearest `stars` first:
+    the set a continued `beatmap` belongs to (its own file, of the same Version, left out; an
+    unreadable one skipped), whose hitsounds a continuation copies (core.hitsound_copy)."""
+    maps = []
+    for osu in sorted(audio.parent.glob("*.osu")):
+        try:
+            sibling = parse_file(osu).beatmap
+        except BeatmapError:
+            continue
+        if (sibling.mode is Mode.OSU and sibling.version != beatmap.version
+                and (sibling.audio_filename or "").strip().lower() == audio.name.lower()):
+            maps.append(sibling)
+    return sorted(maps, key=lambda b: abs(star_rating(b) - stars))
+
+
 def _template_source(maps: list[Beatmap]) -> Beatmap:
     """An osu!standard difficulty first; else a taiko, catch or mania one: its timing is the
     song's all the same, and the new difficulty is osu!standard. The most timed one."""

@@ -3,7 +3,8 @@ the rules of a new map at the stars its settings are typical of."""
 
 from __future__ import annotations
 
-from companion.mapping import continue_beatmap, continued_version, decoding_options
+from companion.continuation import continue_beatmap, continued_version
+from companion.mapping import decoding_options
 from core.beatmap.model import Beatmap
 from core.beatmap.parser import parse_file
 from core.difficulty import star_rating, stars_for_settings

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import math
 
+from companion.continuation import continue_beatmap
 from companion.mapping import Target, decoding_options, generate_beatmap
 from core.beatmap.model import Beatmap, Circle, Slider, Spinner, TimingPoint
+from core.beatmap.parser import parse_file
 from core.beatmap.timing import ControlPoints
+from core.difficulty import star_rating
 from core.hitsound_copy import SAME_MS, SetSounds, copy_set_hitsounds, hitsounded, sound_points
 from core.hitsounds import CLAP, FINISH, WHISTLE, head_sets, head_sound, observed_pattern
 from core.sections import section_heads
-from core.song_input import resolve
+from core.song_input import resolve, set_siblings
 
 BEAT = 500.0  # 120 BPM in 4/4
 
@@ -90,12 +93,13 @@ def test_a_sets_finishes_where_sections_start_follow_into_the_new_map():
     assert [head_sound(o) & FINISH for o in new] == [FINISH, 0, FINISH, 0]
 
 
-def test_a_set_not_yet_hitsounded_gives_finishes_only():
+def test_a_set_not_yet_hitsounded_gives_nothing_to_copy():
+    """Nothing changes, and the caller keeps its own rule (a new map's finishes)."""
     sibling = timed([at(b) for b in range(40)])
-    new = [at(b) for b in range(4)] + [at(b) for b in range(20, 24)]
-    beatmap = timed(new)
-    assert copy_set_hitsounds(beatmap, [sibling]) == (0, 0)
-    assert [head_sound(o) for o in new] == [FINISH, 0, 0, 0, FINISH, 0, 0, 0]
+    new = [at(b, CLAP if b == 2 else 0) for b in range(4)]
+    assert copy_set_hitsounds(timed(new), [sibling]) is None
+    assert copy_set_hitsounds(Beatmap(hit_objects=new), [timed(clapping(4))]) is None  # no bars
+    assert [head_sound(o) for o in new] == [0, 0, CLAP, 0]
 
 
 def test_a_generated_difficulty_sounds_like_its_set(starter_generator, timed_song):
@@ -123,3 +127,31 @@ def test_a_generated_difficulty_sounds_like_its_set(starter_generator, timed_son
     assert matched >= len(made.hit_objects) // 2
     assert sounded >= 5 and not math.isnan(sounded)
     assert starts  # sections exist, so the finish-only version had sounds only there
+
+
+def test_a_continuation_sounds_like_the_other_difficulties_of_its_set(starter_generator,
+                                                                      timed_song):
+    """Continuing the Normal of a hitsounded synthetic set from 12 s: its new points at the
+    other difficulties' points carry their sounds (the nearest's first), its own file left out;
+    its objects before 12 s keep theirs."""
+    folder, _ = timed_song
+    normal = parse_file(next(folder.glob("*[[]Normal[]].osu"))).beatmap
+    from_ms = 12_000.0
+    normal.hit_objects = [o for o in normal.hit_objects if o.time < from_ms]
+    before = [(o.time, sound_points(o)) for o in normal.hit_objects]
+    made = continue_beatmap(starter_generator, normal, folder / "audio.ogg", from_ms, None,
+                            decoding_options(seed=0))
+    siblings = set_siblings(folder / "audio.ogg", normal, star_rating(normal))
+    assert siblings and all(s.version != "Normal" for s in siblings)
+    library = SetSounds([s for s in siblings if hitsounded(s)])
+    assert [(o.time, sound_points(o)) for o in made.hit_objects if o.time < from_ms] == before
+    matched = 0
+    for obj in made.hit_objects:
+        if obj.time < from_ms or isinstance(obj, Spinner):
+            continue
+        for time, sound in sound_points(obj):
+            copied = library.at(time)
+            if copied is not None:
+                matched += 1
+                assert sound == copied, (obj, time)
+    assert matched >= 10

@@ -7,7 +7,8 @@ import math
 import shutil
 import zipfile
 
-from companion.mapping import Target, continue_beatmap, decoding_options, generate_beatmap
+from companion.continuation import continue_beatmap
+from companion.mapping import Target, decoding_options, generate_beatmap
 from core.beatmap.model import Beatmap, Circle, Slider, Spinner, TimingPoint
 from core.beatmap.parser import parse_file
 from core.beatmap.timing import ControlPoints

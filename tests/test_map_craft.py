@@ -11,7 +11,8 @@ import zipfile
 import pytest
 import torch
 
-from companion.mapping import Target, continue_beatmap, decoding_options, generate_beatmap
+from companion.continuation import continue_beatmap
+from companion.mapping import Target, decoding_options, generate_beatmap
 from core.audio import load_audio, log_mel
 from core.beatmap.model import Beatmap, Circle, Difficulty, Slider, Spinner, TimingPoint
 from core.beatmap.parser import parse_file

@@ -15,12 +15,12 @@ from click.testing import CliRunner
 import companion.mapping
 from companion.cli import main as cli
 from companion.cli.generate import parse_time_ms
+from companion.continuation import continue_beatmap
 from companion.mapping import (
     DENSITY_PER_EFFORT,
     EFFORT_PER_STAR,
     MAX_ATTEMPTS,
     Target,
-    continue_beatmap,
     decoding_options,
     generate_beatmap,
     has_placeholder_timing,

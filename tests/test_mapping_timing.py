@@ -14,12 +14,8 @@ from click.testing import CliRunner
 from mapping_support import on_ticks, red, tagged_bare_song
 
 from companion.cli import main as cli
-from companion.mapping import (
-    Target,
-    continue_beatmap,
-    decoding_options,
-    generate_beatmap,
-)
+from companion.continuation import continue_beatmap
+from companion.mapping import Target, decoding_options, generate_beatmap
 from core.beatmap.model import Slider, TimingPoint
 from core.beatmap.parser import parse_file
 from core.beatmap.ticks import TickGrid, divisor_for_tempo, divisors_for

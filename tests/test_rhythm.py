@@ -10,7 +10,8 @@ import pytest
 import torch
 from corpus_files import require_corpus, resource
 
-from companion.mapping import continue_beatmap, load_generator
+from companion.continuation import continue_beatmap
+from companion.mapping import load_generator
 from core.beatmap.model import Beatmap, Circle, Spinner, TimingPoint
 from core.beatmap.parser import parse_file
 from core.constraints import ConstraintFilter, SequenceState

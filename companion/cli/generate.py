@@ -15,17 +15,19 @@ import click
 
 from companion.cli.timing import estimate_note, tempo_list
 from companion.cli.tokens import load_beatmap
+from companion.continuation import (
+    UnusableTimingError,
+    audio_of,
+    check_continuable,
+    continue_beatmap,
+    continued_version,
+)
 from companion.mapping import (
     STAR_TOLERANCE,
     Generated,
     NoModelError,
     Target,
-    UnusableTimingError,
     as_new_difficulty,
-    audio_of,
-    check_continuable,
-    continue_beatmap,
-    continued_version,
     generate_beatmap,
     load_generator,
 )

@@ -9,7 +9,7 @@ import click
 
 from companion.cli.generate import parse_time_ms
 from companion.cli.tokens import load_beatmap
-from companion.mapping import audio_of
+from companion.continuation import audio_of
 from core.audio import AudioError, audio_features
 from core.beatmap.writer import write_file_atomic
 from core.preview import PreviewOptions, render_preview
