@@ -29,6 +29,7 @@ from core.difficulty import condition_vector, settings_for_stars, star_rating
 from core.generate import Generator
 from core.hitsound_copy import copy_set_hitsounds
 from core.hitsounds import Pattern, apply_pattern
+from core.kiai_time import mark_kiai
 from core.map_rules import new_map_rules
 from core.song_input import SongInput, check_audio_name
 from core.song_timing import SongTiming, estimate_song_timing
@@ -202,6 +203,8 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
         template.difficulty, source.slider_multiplier_for(target.star_rating))
     mel = features(source.audio)
     template.timing_points, timing, estimate = song_timing(template, mel, source.audio, bpm)
+    if timing == "estimated":  # a song with no map of its own: kiai time on its loud sections
+        mark_kiai(template, mel)
     template.editor["BeatDivisor"] = str(DEFAULT_BEAT_DIVISOR if timing == "none" else (
         new_map_divisor(template.timing_points, mel,
                         source.sibling_for(target.star_rating) if timing == "map" else None,
