@@ -126,7 +126,11 @@ def resolve(path: Path) -> SongInput:
         template = _template(_template_source(unnamed))
         template.general["AudioFilename"] = song.name
         return SongInput(path, song, template)
-    return SongInput(path, song, fresh_template(song, folder=path.name))
+    template = fresh_template(song, folder=path.name)
+    image = background_of(path)
+    if image is not None:  # the picture a mapper put beside the song is its background
+        template.events = [f'0,0,"{image}",0,0']
+    return SongInput(path, song, template)
 
 
 def set_siblings(audio: Path, beatmap: Beatmap, stars: float) -> list[Beatmap]:
@@ -143,6 +147,23 @@ def set_siblings(audio: Path, beatmap: Beatmap, stars: float) -> list[Beatmap]:
                 and (sibling.audio_filename or "").strip().lower() == audio.name.lower()):
             maps.append(sibling)
     return sorted(maps, key=lambda b: abs(star_rating(b) - stars))
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def background_of(folder: Path) -> str | None:
+    """The name of the background picture of a song folder that has no map yet: an image named
+    bg or background if there is one, else its largest image (a cover); None without one."""
+    try:
+        images = [p for p in folder.iterdir()  # osu! splits an event line on commas
+                  if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                  and not any(c in p.name for c in ',"')]
+        named = [p for p in images if p.stem.lower() in ("bg", "background")]
+        return max(named or images, key=lambda p: (p.stat().st_size, p.name)).name \
+            if images else None
+    except OSError:
+        return None
 
 
 def _template_source(maps: list[Beatmap]) -> Beatmap:

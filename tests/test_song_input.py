@@ -83,6 +83,24 @@ def test_an_untagged_audio_file_is_named_by_its_song_folder(tmp_path):
     assert (metadata["Artist"], metadata["Title"]) == ("xi", "Blue Zenith")
 
 
+def test_a_bare_song_folders_picture_is_its_background(tmp_path):
+    """The picture beside the song is the new map's background: one named bg first, else the
+    largest (a cover beside a small thumbnail); none in a folder without one, nor for an audio
+    file given alone (a Downloads folder's pictures are not the song's)."""
+    folder = tmp_path / "song"
+    folder.mkdir()
+    sf.write(folder / "song.wav", np.zeros(44_100, dtype=np.float32), 44_100)
+    assert resolve(folder).template.events == []
+    (folder / "thumb.png").write_bytes(b"\x89PNG" + bytes(100))
+    (folder / "cover art.JPG").write_bytes(b"\xff\xd8" + bytes(5000))
+    assert resolve(folder).template.events == ['0,0,"cover art.JPG",0,0']
+    (folder / "big, wide.png").write_bytes(b"\x89PNG" + bytes(9000))  # no event line holds it
+    assert resolve(folder).template.events == ['0,0,"cover art.JPG",0,0']
+    (folder / "BG.jpeg").write_bytes(b"\xff\xd8" + bytes(10))
+    assert resolve(folder).template.events == ['0,0,"BG.jpeg",0,0']
+    assert resolve(folder / "song.wav").template.events == []
+
+
 def test_an_audio_name_too_long_for_the_file_system_is_a_missing_file(tmp_path):
     """An AudioFilename over 255 bytes makes the OS refuse to even look it up (ENAMETOOLONG):
     that map's audio is missing, not an error that sinks the whole folder."""
