@@ -30,6 +30,7 @@ from core.playfield import curve_reach
 from core.rhythm import GAP_LEVELS_MS
 from core.sequence_state import SequenceState
 from core.spacing_limit import SpacingLimit
+from core.stacks import steer_stack
 from core.tokens.grammar import Grammar, State
 from core.tokens.vocab import Category, Vocab
 
@@ -120,12 +121,14 @@ class ConstraintFilter:
             logits.masked_fill_(self.off_playfield[C.COORD_X], NEG_INF)
             if walker.state is not State.ANCHOR_X:
                 self.spacing.apply(logits, state, C.COORD_X)
+                self._stack(logits, state, C.COORD_X)
             else:
                 self.anchor_turns.apply(logits, state, C.COORD_X)
         elif walker.state in _Y_STATES:
             logits.masked_fill_(self.off_playfield[C.COORD_Y], NEG_INF)
             if walker.state is not State.ANCHOR_Y:
                 self.spacing.apply(logits, state, C.COORD_Y)
+                self._stack(logits, state, C.COORD_Y)
             elif len(state.path) == 1 and state.pending_x == state.path[0][0]:
                 # the first anchor may not sit on the head: a path of no extent is a slider
                 # of no length (osu! cannot extend it), which no player can follow
@@ -200,6 +203,16 @@ class ConstraintFilter:
             tilt_to_sliders(logits, self.circle_ids, self.slider_ids, self.options.slider_share,
                             state.circles + state.sliders, state.sliders)
 
+
+    def _stack(self, logits: Tensor, state: SequenceState, axis: Category) -> None:
+        """A run of 1/4 notes stacked on its circle, or stepping (core.stacks)."""
+        if self.options.stack_share is None or state.last_position is None:
+            return
+        x_axis = axis is C.COORD_X
+        span = self.vocab.spans[axis]
+        steer_stack(logits[span.start: span.stop], self.spacing.x_values if x_axis
+                    else self.spacing.y_values, state.last_position[0 if x_axis else 1],
+                    x_axis, state, self.options.stack_share)
 
     def decide_timing(self, logits: Tensor, state: SequenceState) -> None:
         """Leave only the likeliest timing choice in filtered `logits` (V,): when things happen

@@ -78,6 +78,9 @@ class DecodingOptions:
     # output: where it falls short, ends that go back are made likelier (core.object_mix).
     # None or 0: the model's own.
     reverse_share: float | None = None
+    # The least share of runs of 1/4 notes (a double, a triple) drawn stacked on their first
+    # circle, over the window's prefix and output (core.stacks). None: the model's own.
+    stack_share: float | None = None
     # osu!pixels: the shortest span a slider may have (a circle's radius: shorter ones read as
     # circles; core.object_mix). None or 0: any.
     min_slider_length: float | None = None
@@ -114,6 +117,8 @@ class DecodingOptions:
             raise ValueError("slider_share must lie in [0, 1] (or None for the model's own)")
         if self.reverse_share is not None and not 0 <= self.reverse_share <= 1:
             raise ValueError("reverse_share must lie in [0, 1] (or None for the model's own)")
+        if self.stack_share is not None and not 0 <= self.stack_share <= 1:
+            raise ValueError("stack_share must lie in [0, 1] (or None for the model's own)")
         if self.spacing_spread is not None and not self.spacing_spread >= 0:
             raise ValueError("spacing_spread must be >= 0 (or None for free spacing)")
         if self.min_slider_length is not None and not self.min_slider_length >= 0:

@@ -6,7 +6,8 @@ new map, from the map itself when continuing one. Whatever the caller gave stays
   given ceiling, a mapper's --spacing, whose jumps are the mapper's, overlaps and all;
 - short gaps no more frequent than caps (core.rhythm);
 - sliders no rarer and no shorter than a floor (core.object_mix);
-- streams that step no further than a limit and do not turn back (core.streams).
+- streams that step no further than a limit and do not turn back (core.streams);
+- 1/4 doubles and triples stacked on their circle, no rarer than a floor (core.stacks).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from core.spacing import (
     spread_for_stars,
 )
 from core.spacing_limit import circle_diameter
+from core.stacks import observed_stack_share, stack_share_for_stars
 from core.streams import observed_stream_step, stream_step_for_stars
 
 
@@ -61,6 +63,7 @@ def new_map_rules(options: DecodingOptions, cs: float, stars: float, effort: flo
                           gap_shares_for_stars(stars + effort / effort_per_star)),
         slider_share=_given(options.slider_share, slider_share_for_stars(stars)),
         reverse_share=_given(options.reverse_share, reverse_share_for_stars(stars)),
+        stack_share=_given(options.stack_share, stack_share_for_stars(stars)),
         min_slider_length=_given(options.min_slider_length, diameter / 2),
         stream_step=_given(options.stream_step, None if options.spacing
                            else _scaled(stream_step_for_stars(stars, diameter),
@@ -84,6 +87,7 @@ def continuation_rules(options: DecodingOptions, beatmap: Beatmap, from_ms: floa
         gap_shares=_given(options.gap_shares, observed_gap_shares(beatmap, from_ms)),
         slider_share=_given(options.slider_share, observed_slider_share(beatmap, from_ms)),
         reverse_share=_given(options.reverse_share, observed_reverse_share(beatmap, from_ms)),
+        stack_share=_given(options.stack_share, observed_stack_share(beatmap, from_ms)),
         min_slider_length=_given(options.min_slider_length,
                                  observed_min_slider_length(beatmap, from_ms)),
         stream_step=_given(options.stream_step, None if options.spacing

@@ -18,6 +18,7 @@ from core.beatmap.model import Slider
 from core.playfield import keep_arc_inside
 from core.rhythm import GAP_LEVELS_MS, MAX_GAP_MS
 from core.spacing import SPINNER_POSITION, end_position
+from core.spacing_limit import STACK_PX, STREAM_GAP_MS
 from core.tokens.grammar import GrammarWalker, State
 from core.tokens.vocab import Category, Vocab
 
@@ -64,6 +65,12 @@ class SequenceState:
     earlier: tuple[tuple[float, float, float], ...] = ()
     # ... and of the last one, which joins them when the next object starts
     last_ended: tuple[float, float, float] | None = None
+    # Runs of 1/4 notes (core.stacks): how many started, how many of those stacked, the notes
+    # of the current one (0: the head being placed steps from no run yet) and whether it stacks
+    run_starts: int = 0
+    stacked_starts: int = 0
+    run_notes: int = 0
+    run_stacked: bool = False
     gap: float = math.inf  # from the last object's end to the start of the one being placed
     start_gap: float = math.inf  # ... and from its start
     # osu!pixels per ms a slider starting at a window time travels (the map's slider velocity),
@@ -139,6 +146,8 @@ class SequenceState:
             self.pending_x = self.vocab.x_values[index]
         elif category is C.COORD_Y:
             point = (self.pending_x, self.vocab.y_values[index])
+            if state in (State.CIRCLE_Y, State.HEAD_Y):
+                self._count_run(point)
             if state in (State.CIRCLE_Y, State.HEAD_Y) and self.last_position is not None:
                 self.last_move = (self.gap, math.dist(self.last_position, point))
                 self.last_heading = (point[0] - self.last_position[0],
@@ -152,6 +161,23 @@ class SequenceState:
                 self.path = (*self.path, point)
         elif category is C.EOS:
             self.finished = True
+
+    def _count_run(self, head: tuple[float, float]) -> None:
+        """Count the head just placed into its run of 1/4 notes (core.stacks): a step under
+        STREAM_GAP_MS after a circle goes on the run (its first starts one), any other head
+        ends it."""
+        if not (self.after_circle and self.last_position is not None
+                and self.start_gap < STREAM_GAP_MS):
+            self.run_notes = 0
+            return
+        stacked = math.dist(self.last_position, head) < STACK_PX
+        if self.run_notes == 0:
+            self.run_starts += 1
+            self.stacked_starts += stacked
+            self.run_notes, self.run_stacked = 2, stacked
+        else:
+            self.run_notes += 1
+            self.run_stacked = self.run_stacked and stacked
 
     def slider(self, length: float | None = None) -> Slider:
         """The slider being placed, as osu! will draw it (an arc that would leave the playfield
