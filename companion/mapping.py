@@ -17,6 +17,7 @@ from pathlib import Path
 from torch import Tensor
 
 from core.audio import FRAME_MS, audio_features
+from core.backbeat import clap_test
 from core.beat_feel import new_map_divisor
 from core.beatmap.breaks import update_breaks
 from core.beatmap.model import Beatmap, Difficulty, TimingPoint
@@ -242,7 +243,9 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
         # the set's hitsounds, or finishes where sections start (after breaks, just written)
         set_new_combos(beatmap)
         if copy_set_hitsounds(beatmap, source.siblings_by_stars(wanted)) is None:
-            apply_pattern(beatmap, Pattern(finishes=True), (-math.inf, math.inf))
+            # a bare song: claps where its snare plays the backbeat (core.backbeat)
+            claps = clap_test(mel, beatmap.timing_points) if not source.siblings else None
+            apply_pattern(beatmap, Pattern(finishes=True, claps=claps), (-math.inf, math.inf))
     beatmap.format_version = 14
     beatmap.metadata["Version"] = f"kiai {wanted:.1f}"
     return Generated(as_new_difficulty(beatmap), stars, len(tried), timing, kept.spacing,

@@ -277,6 +277,14 @@ def _resampler(rate: int) -> torchaudio.transforms.Resample:
     return torchaudio.transforms.Resample(rate, SAMPLE_RATE)
 
 
+@functools.lru_cache(maxsize=1)
+def band_hz() -> np.ndarray:
+    """(N_MELS,) the frequency (Hz) each log-mel band is centred on: where its filter peaks,
+    to pick a drum's bands (a kick under 150 Hz, a snare's crack at 1.5-6 kHz)."""
+    bank = _mel_spectrogram(torch.device("cpu")).mel_scale.fb  # (FFT bins, N_MELS)
+    return bank.argmax(dim=0).numpy() * (SAMPLE_RATE / N_FFT)
+
+
 @functools.lru_cache(maxsize=4)
 def _mel_spectrogram(device: torch.device) -> torchaudio.transforms.MelSpectrogram:
     """The mel power spectrogram, built once per device (its window and filterbank are buffers)."""

@@ -13,10 +13,9 @@ the bar: a clap on the snare's beats, a finish on a crash. So:
   the whole map before the span: the last 16 bars alone matched the mapper's own sounds in the
   span less often (benchmarks/continue_sweep.py: 61.5% against 66.1% of additions);
 - a new map gets a finish on its first object and the first after each pause, break or start
-  of kiai time, where sections start (a crash, most often). Its claps and whistles are left to
-  the mapper: a clap on beats 2 and 4 is right where the drums have a backbeat, and the
-  snare's band (2-8 kHz) did not tell one from the kick's click on synthetic songs whose
-  snares are known (1 and 3 measured 1.5-3x stronger than the snares' 2 and 4).
+  of kiai time, where sections start (a crash, most often). A new map of a bare song also
+  claps where its snare plays its backbeat (core.backbeat); a new difficulty of a hitsounded
+  set copies the set's sounds (core.hitsound_copy). Whistles are left to the mapper.
 """
 
 from __future__ import annotations
@@ -50,12 +49,16 @@ class Pattern:
     additions: dict[Place, int] = field(default_factory=dict)
     sets: dict[Place, Sets] = field(default_factory=dict)
     finishes: bool = False  # a finish where sections start (section_heads)
+    # a clap where this says so (a bare song's snare, core.backbeat); None: none
+    claps: Callable[[float], bool] | None = None
 
     def sound(self, timing: ControlPoints, time: float, starts_section: bool) -> Sound:
         """The sound at `time` (of the map whose timing is `timing`): its place's additions
-        and sets, and a finish where a section starts if the pattern has them."""
+        and sets, a finish where a section starts if the pattern has them, a clap where its
+        `claps` has one."""
         place = _place(timing, time)
         extra = FINISH if self.finishes and starts_section else 0
+        extra |= CLAP if self.claps is not None and self.claps(time) else 0
         if place is None:
             return extra, (0, 0)
         return self.additions.get(place, 0) | extra, self.sets.get(place, (0, 0))

@@ -9,6 +9,8 @@ import zipfile
 
 from companion.continuation import continue_beatmap
 from companion.mapping import Target, decoding_options, generate_beatmap
+from core.audio import audio_features
+from core.backbeat import clap_test
 from core.beatmap.model import Beatmap, Circle, Slider, Spinner, TimingPoint
 from core.beatmap.parser import parse_file
 from core.beatmap.timing import ControlPoints
@@ -147,7 +149,8 @@ def test_a_continuation_claps_where_the_mapper_does(starter_generator, tmp_path)
 
 def test_a_new_map_of_a_bare_song_starts_with_a_finish(starter_generator, timed_song, tmp_path):
     """A song with no maps has no hitsounds to copy (core.hitsound_copy): its new map gets a
-    finish where its sections start, and no claps made up."""
+    finish where its sections start, claps only where its snare plays the backbeat
+    (core.backbeat), and no whistles made up."""
     folder, _ = timed_song
     audio = next(p for p in folder.iterdir() if p.suffix in (".ogg", ".wav", ".mp3"))
     (tmp_path / "bare").mkdir()
@@ -155,5 +158,9 @@ def test_a_new_map_of_a_bare_song_starts_with_a_finish(starter_generator, timed_
     made = generate_beatmap(starter_generator, resolve(tmp_path / "bare"), Target(stars=3.0),
                             decoding_options(seed=0), max_attempts=1).beatmap
     assert head_sound(made.hit_objects[0]) & FINISH
+    claps = clap_test(audio_features(audio), made.timing_points)
     later = [o for o in made.hit_objects[1:] if not isinstance(o, Spinner)]
-    assert not any(sound[0] & (CLAP | WHISTLE) for o in later for _, sound in sound_points(o))
+    for obj in later:
+        for time, (additions, _) in sound_points(obj):
+            assert not additions & WHISTLE
+            assert bool(additions & CLAP) == (claps is not None and claps(time)), time
