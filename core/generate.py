@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from core.model import MapModel
 from core.music_presence import audible_frames, fill_test, music_goes_on, song_levels
 from core.music_pull import MusicPull, window_steps
 from core.playfield import keep_arc_inside
+from core.rhythm import GAP_LEVELS_MS, MAX_GAP_MS
 from core.sequence_state import SequenceState
 from core.spacing import end_position, lead_into
 from core.tokens.detokenizer import DetokenizeOptions, decode_objects
@@ -355,10 +357,17 @@ def _frames(mel: Tensor, origin_ms: float, window_ms: float) -> Tensor:
 def _follow_earlier(state: SequenceState, placed: list[HitObject], origin: float,
                     format_version: int) -> None:
     """What a window's state needs of the objects that start before its prefix (`origin`):
-    their share of sliders and of sliders going back (the whole map's, not the prefix's few
-    seconds), and the one that runs into the prefix, a long spinner or slider, as the last
-    object the next one follows (its end and position, and after a spinner the recovery; an
-    object had come 97 ms after a 3-second spinner that began before the next window)."""
+    their gaps (the rhythm caps), their share of sliders and of sliders going back (the whole
+    map's, not the prefix's few seconds), and the one that runs into the prefix, a long
+    spinner or slider, as the last object the next one follows (its end and position, and
+    after a spinner the recovery; an object had come 97 ms after a 3-second spinner that began
+    before the next window)."""
+    starts = sorted(o.time for o in placed if o.time < origin)
+    for a, b in itertools.pairwise(starts):  # the rhythm caps count the whole map's gaps: a
+        if (gap := b - a) <= MAX_GAP_MS:  # stream in the prefix had held the next ones back
+            state.gaps += 1
+            state.short_gaps = tuple(n + (gap < level)
+                                     for n, level in zip(state.short_gaps, GAP_LEVELS_MS))
     earlier = [o for o in placed if o.time < origin and not isinstance(o, Spinner)]
     state.sliders += sum(isinstance(o, Slider) for o in earlier)
     state.reverses += sum(isinstance(o, Slider) and o.slides > 1 for o in earlier)

@@ -257,17 +257,20 @@ def test_a_continuation_keeps_clear_where_the_map_does(starter_generator, tmp_pa
         audio.write_bytes(z.read("audio.mp3"))
     from_ms, until_ms = 60_000.0, 80_000.0
 
-    def continued(**options) -> Beatmap:
+    def continued(seed: int = 1, **options) -> Beatmap:
         result = continue_beatmap(starter_generator, beatmap, audio, from_ms, until_ms,
-                                  DecodingOptions(seed=1, max_tokens=400, **options))
+                                  DecodingOptions(seed=seed, max_tokens=400, **options))
         return Beatmap(difficulty=result.difficulty, format_version=result.format_version,
                        hit_objects=[o for o in result.hit_objects
                                     if from_ms <= o.time < until_ms])
 
     new = continued()
     assert len(new.hit_objects) > 10 and overlapping(new) == []
-    # the model alone does (without the music's pull too: it moved this span's objects apart)
-    assert overlapping(continued(min_distance=0.0, spacing_spread=1.0, music_pull=0.0))
+    # the model alone does (without the music's pull too: it moved this span's objects apart):
+    # in 3 of seeds 1-6 since the rhythm caps count the whole map (its streams go on, and
+    # fewer neighbours are far enough apart to count), in every one before
+    assert any(overlapping(continued(seed, min_distance=0.0, spacing_spread=1.0,
+                                     music_pull=0.0)) for seed in (4, 5, 6))
 
 
 def test_sliders_end_on_the_maps_ticks(starter_generator, tmp_path):
