@@ -37,6 +37,7 @@ from core.playfield import keep_arc_inside
 from core.rhythm import GAP_LEVELS_MS, MAX_GAP_MS
 from core.sequence_state import SequenceState
 from core.spacing import end_position, lead_into
+from core.stacks import run_starts
 from core.tokens.detokenizer import DetokenizeOptions, decode_objects
 from core.tokens.grammar import Grammar, GrammarWalker
 from core.tokens.tokenizer import snap_tolerance, tokenize_objects
@@ -357,11 +358,11 @@ def _frames(mel: Tensor, origin_ms: float, window_ms: float) -> Tensor:
 def _follow_earlier(state: SequenceState, placed: list[HitObject], origin: float,
                     format_version: int) -> None:
     """What a window's state needs of the objects that start before its prefix (`origin`):
-    their gaps (the rhythm caps), their share of sliders and of sliders going back (the whole
-    map's, not the prefix's few seconds), and the one that runs into the prefix, a long
-    spinner or slider, as the last object the next one follows (its end and position, and
-    after a spinner the recovery; an object had come 97 ms after a 3-second spinner that began
-    before the next window)."""
+    their gaps (the rhythm caps), their runs of 1/4 notes that stack, their share of sliders
+    and of sliders going back (the whole map's, not the prefix's few seconds), and the one
+    that runs into the prefix, a long spinner or slider, as the last object the next one
+    follows (its end and position, and after a spinner the recovery; an object had come 97 ms
+    after a 3-second spinner that began before the next window)."""
     starts = sorted(o.time for o in placed if o.time < origin)
     for a, b in itertools.pairwise(starts):  # the rhythm caps count the whole map's gaps: a
         if (gap := b - a) <= MAX_GAP_MS:  # stream in the prefix had held the next ones back
@@ -369,6 +370,9 @@ def _follow_earlier(state: SequenceState, placed: list[HitObject], origin: float
             state.short_gaps = tuple(n + (gap < level)
                                      for n, level in zip(state.short_gaps, GAP_LEVELS_MS))
     earlier = [o for o in placed if o.time < origin and not isinstance(o, Spinner)]
+    runs = run_starts(earlier)  # ... and the runs of 1/4 notes that stack (core.stacks)
+    state.run_starts += len(runs)
+    state.stacked_starts += sum(runs)
     state.sliders += sum(isinstance(o, Slider) for o in earlier)
     state.reverses += sum(isinstance(o, Slider) and o.slides > 1 for o in earlier)
     state.circles += sum(not isinstance(o, Slider) for o in earlier)

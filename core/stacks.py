@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from core.beatmap.model import Beatmap, Slider, Spinner
+from core.beatmap.model import Beatmap, HitObject, Slider, Spinner
 from core.spacing_limit import STACK_PX, STREAM_GAP_MS
 
 if TYPE_CHECKING:
@@ -42,10 +42,10 @@ def stack_share_for_stars(stars: float) -> float:
     return 0.5 if stars < 5.0 else 0.4
 
 
-def observed_stack_share(beatmap: Beatmap, until_ms: float = math.inf) -> float | None:
-    """The share of the map's runs (a head under STREAM_GAP_MS after a circle, after a longer
-    gap) before `until_ms` whose first step stacks; None with fewer than MIN_RUNS."""
-    objects = [o for o in beatmap.hit_objects if o.time < until_ms and not isinstance(o, Spinner)]
+def run_starts(objects: list[HitObject]) -> list[bool]:
+    """Per run of 1/4 notes among `objects` (in time order; a head under STREAM_GAP_MS after a
+    circle, after a longer gap), whether its first step stacks."""
+    objects = [o for o in objects if not isinstance(o, Spinner)]
     starts = []
     for before, first, second in zip([None, *objects], objects, objects[1:]):
         if isinstance(first, Slider) or second.time - first.time >= STREAM_GAP_MS:
@@ -54,6 +54,13 @@ def observed_stack_share(beatmap: Beatmap, until_ms: float = math.inf) -> float 
                 and first.time - before.time < STREAM_GAP_MS:
             continue  # a step inside a run, not its first
         starts.append(math.dist((first.x, first.y), (second.x, second.y)) < STACK_PX)
+    return starts
+
+
+def observed_stack_share(beatmap: Beatmap, until_ms: float = math.inf) -> float | None:
+    """The share of the map's runs before `until_ms` whose first step stacks; None with fewer
+    than MIN_RUNS."""
+    starts = run_starts([o for o in beatmap.hit_objects if o.time < until_ms])
     return float(np.mean(starts)) if len(starts) >= MIN_RUNS else None
 
 
