@@ -23,6 +23,8 @@ from core.music_pull import apply_pull
 from core.object_mix import (
     land_slider_body,
     limit_slider_ends,
+    tilt_body_to_long,
+    tilt_to_long,
     tilt_to_reverses,
     tilt_to_sliders,
 )
@@ -187,6 +189,11 @@ class ConstraintFilter:
                                     / self.step).long()
                 on = self._ticks(state.end_on_tick, int(steps[-1]))[steps]
                 land_slider_body(logits[span.start: span.start + allowed], on)
+            if walker.state is State.SLIDER_BODY and self.options.long_share \
+                    and state.beat_ms is not None:
+                tilt_body_to_long(logits[span.start: span.stop], self.shifts, state.body,
+                                  self.options.long_share, state.sliders, state.longs,
+                                  state.beat_ms(state.cursor))
             if walker.state is State.SLIDER_TIME:
                 end = state.cursor + state.body
                 speed = state.slider_speed
@@ -199,6 +206,10 @@ class ConstraintFilter:
                                      state.sliders, state.reverses,
                                      None if speed is None else speed(state.cursor) * state.body,
                                      REVERSE_SPAN * (self.options.min_slider_length or 0.0))
+                if self.options.long_share and state.beat_ms is not None:
+                    tilt_to_long(logits, self.end_slider_ids, self.options.long_share,
+                                 state.sliders, state.longs, state.body,
+                                 state.beat_ms(state.cursor))
         if walker.state in (State.OBJECT, State.NEW_COMBO) and self.options.slider_share:
             tilt_to_sliders(logits, self.circle_ids, self.slider_ids, self.options.slider_share,
                             state.circles + state.sliders, state.sliders)

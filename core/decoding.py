@@ -78,6 +78,10 @@ class DecodingOptions:
     # output: where it falls short, ends that go back are made likelier (core.object_mix).
     # None or 0: the model's own.
     reverse_share: float | None = None
+    # The least share of long sliders (each span core.object_mix.LONG_SPAN_BEATS of a beat or
+    # more), over the window's prefix and output: where it falls short, a short slider's body
+    # goes on where it may (core.object_mix). None or 0: the model's own.
+    long_share: float | None = None
     # The least share of runs of 1/4 notes (a double, a triple) drawn stacked on their first
     # circle, over the window's prefix and output (core.stacks). None: the model's own.
     stack_share: float | None = None
@@ -117,6 +121,8 @@ class DecodingOptions:
             raise ValueError("slider_share must lie in [0, 1] (or None for the model's own)")
         if self.reverse_share is not None and not 0 <= self.reverse_share <= 1:
             raise ValueError("reverse_share must lie in [0, 1] (or None for the model's own)")
+        if self.long_share is not None and not 0 <= self.long_share <= 1:
+            raise ValueError("long_share must lie in [0, 1] (or None for the model's own)")
         if self.stack_share is not None and not 0 <= self.stack_share <= 1:
             raise ValueError("stack_share must lie in [0, 1] (or None for the model's own)")
         if self.spacing_spread is not None and not self.spacing_spread >= 0:

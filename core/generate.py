@@ -33,6 +33,7 @@ from core.decoding import DecodingOptions, decode_window
 from core.model import MapModel
 from core.music_presence import audible_frames, fill_test, music_goes_on, song_levels
 from core.music_pull import MusicPull, window_steps
+from core.object_mix import is_long
 from core.playfield import keep_arc_inside
 from core.rhythm import GAP_LEVELS_MS, MAX_GAP_MS
 from core.sequence_state import SequenceState
@@ -137,6 +138,7 @@ class Generator:
                                   on_tick=_tick_test(allowed, origin, tolerance, audible),
                                   end_on_tick=_tick_test(allowed, origin, tolerance),
                                   slider_speed=_slider_speed(template, origin),
+                                  beat_ms=_beat_ms(template, origin),
                                   spinners_from=(taken_back.end_time - origin if taken_back
                                                  else -math.inf),
                                   segments_allowed=template.format_version >= LAZER_VERSION)
@@ -338,6 +340,12 @@ def _slider_speed(template: Beatmap, origin: float) -> Callable[[float], float]:
     return speed
 
 
+def _beat_ms(template: Beatmap, origin: float) -> Callable[[float], float]:
+    """ms per beat at a window-relative time (the map's timing)."""
+    points = ControlPoints(template.timing_points)
+    return lambda t: points.beat_length_at(origin + t)
+
+
 def _grid(ms: float, vocab: Vocab) -> float:
     """Window origins on the time grid (and on a feature frame), so tokens line up exactly."""
     step = math.lcm(int(vocab.config.time_step_ms), FRAME_MS)
@@ -374,6 +382,9 @@ def _follow_earlier(state: SequenceState, placed: list[HitObject], origin: float
     state.run_starts += len(runs)
     state.stacked_starts += sum(runs)
     state.sliders += sum(isinstance(o, Slider) for o in earlier)
+    if state.beat_ms is not None:  # ... and of long ones
+        state.longs += sum(is_long(o.duration / o.slides, state.beat_ms(o.time - origin))
+                           for o in earlier if isinstance(o, Slider) and o.duration)
     state.reverses += sum(isinstance(o, Slider) and o.slides > 1 for o in earlier)
     state.circles += sum(not isinstance(o, Slider) for o in earlier)
     running = [o for o in placed if o.time < origin <= o.end_time]

@@ -5,7 +5,7 @@ new map, from the map itself when continuing one. Whatever the caller gave stays
   apart) and moves of one rhythm of one spacing (core.spacing_limit): the last two not under a
   given ceiling, a mapper's --spacing, whose jumps are the mapper's, overlaps and all;
 - short gaps no more frequent than caps (core.rhythm);
-- sliders no rarer and no shorter than a floor (core.object_mix);
+- sliders no rarer, no shorter and no fewer of them long than a floor (core.object_mix);
 - streams that step no further than a limit and do not turn back (core.streams);
 - 1/4 doubles and triples stacked on their circle, no rarer than a floor (core.stacks).
 """
@@ -18,6 +18,8 @@ import math
 from core.beatmap.model import Beatmap
 from core.decoding import DecodingOptions
 from core.object_mix import (
+    long_share_for_stars,
+    observed_long_share,
     observed_min_slider_length,
     observed_reverse_share,
     observed_slider_share,
@@ -63,6 +65,7 @@ def new_map_rules(options: DecodingOptions, cs: float, stars: float, effort: flo
                           gap_shares_for_stars(stars + effort / effort_per_star)),
         slider_share=_given(options.slider_share, slider_share_for_stars(stars)),
         reverse_share=_given(options.reverse_share, reverse_share_for_stars(stars)),
+        long_share=_given(options.long_share, long_share_for_stars(stars)),
         stack_share=_given(options.stack_share, stack_share_for_stars(stars)),
         min_slider_length=_given(options.min_slider_length, diameter / 2),
         stream_step=_given(options.stream_step, None if options.spacing
@@ -87,6 +90,7 @@ def continuation_rules(options: DecodingOptions, beatmap: Beatmap, from_ms: floa
         gap_shares=_given(options.gap_shares, observed_gap_shares(beatmap, from_ms)),
         slider_share=_given(options.slider_share, observed_slider_share(beatmap, from_ms)),
         reverse_share=_given(options.reverse_share, observed_reverse_share(beatmap, from_ms)),
+        long_share=_given(options.long_share, observed_long_share(beatmap, from_ms)),
         stack_share=_given(options.stack_share, observed_stack_share(beatmap, from_ms)),
         min_slider_length=_given(options.min_slider_length,
                                  observed_min_slider_length(beatmap, from_ms)),

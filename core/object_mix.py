@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from core.beatmap.model import Beatmap, Slider, Spinner
+from core.beatmap.timing import ControlPoints
 from core.spacing_limit import circle_diameter
 
 # stars -> the least share of sliders: under the corpus's median at each level (43% at 2-3
@@ -53,6 +54,14 @@ _REVERSE_SHARES = [(2.0, 0.12), (3.0, 0.15), (5.0, 0.15), (6.0, 0.04), (8.0, 0.0
 # so the floor, not the model, decides how many go back, and the model which of them
 REVERSE_GAIN = 10.0
 REVERSE_TILT = 14.0
+# A slider is long where each span lasts LONG_SPAN_BEATS of a beat or more. Ranked maps' share of
+# them (medians): 35% at 2.5-3.5 stars, 38% at 3.5-4.5, 8% at 4.5-5.5 (0-61%), 25% above; the
+# starter's 2-3%: 83-97% of its sliders spanned half a beat, a slider-circle loop (QA, session
+# 26). stars -> the least share, under those medians:
+LONG_SPAN_BEATS = 0.9
+_LONG_SHARES = [(2.0, 0.3), (4.0, 0.25), (5.0, 0.1), (8.0, 0.1)]
+LONG_GAIN = 3.0  # nats the ends of a short span are lowered per long slider missing ...
+LONG_TILT = 6.0  # ... at most: the body goes on where it may, the model ends it where it will
 
 
 def slider_share_for_stars(stars: float) -> float:
@@ -151,6 +160,52 @@ def land_slider_body(shifts: Tensor, on_tick: Tensor) -> None:
     Where none lands on one, all stay."""
     if bool(on_tick.any()):
         shifts.masked_fill_(~on_tick, NEG_INF)
+
+
+def long_share_for_stars(stars: float) -> float:
+    """The least share of long sliders (spans of LONG_SPAN_BEATS or more) for a new map."""
+    return float(np.interp(stars, [s for s, _ in _LONG_SHARES], [v for _, v in _LONG_SHARES]))
+
+
+def observed_long_share(beatmap: Beatmap, until_ms: float = math.inf,
+                        minimum_sliders: int = 8) -> float | None:
+    """The map's share of long sliders before `until_ms`; None with too few sliders."""
+    timing = ControlPoints(beatmap.timing_points)
+    longs = [is_long(o.duration / o.slides, timing.beat_length_at(o.time))
+             for o in beatmap.hit_objects
+             if o.time < until_ms and isinstance(o, Slider) and o.duration]
+    return float(np.mean(longs)) if len(longs) >= minimum_sliders else None
+
+
+def is_long(span_ms: float, beat_ms: float) -> bool:
+    """Whether a slider span of `span_ms` lasts LONG_SPAN_BEATS of a beat or more."""
+    return span_ms >= LONG_SPAN_BEATS * beat_ms - 1.0
+
+
+def tilt_to_long(logits: Tensor, ends: slice, share: float, sliders: int, longs: int,
+                 body_ms: float, beat_ms: float) -> None:
+    """Lower, in place, the slider ends (END_SLIDER with 1-5 spans) whose spans would last
+    under LONG_SPAN_BEATS of a beat at `body_ms`, by how many long sliders `longs` of `sliders`
+    (the one being placed included) are short of `share`: its body goes on where it may."""
+    missing = share * sliders - longs
+    if missing <= 0:
+        return
+    cells = logits[ends]
+    spans = torch.arange(1, cells.numel() + 1, dtype=torch.float64)
+    short = torch.tensor([not is_long(body_ms / n, beat_ms) for n in spans.tolist()])
+    cells[short] -= min(LONG_GAIN * missing, LONG_TILT)
+
+
+def tilt_body_to_long(shifts: Tensor, values: Tensor, body_ms: float, share: float,
+                      sliders: int, longs: int, beat_ms: float) -> None:
+    """Lower, in place, a slider body's time shifts (`values` ms each) that would leave it
+    under LONG_SPAN_BEATS of a beat, as tilt_to_long lowers its short ends: the body's first
+    shift is most of its length, so the floor acts there too."""
+    missing = share * sliders - longs
+    if missing <= 0:
+        return
+    short = ~torch.as_tensor([is_long(body_ms + v, beat_ms) for v in values.tolist()])
+    shifts[short] -= min(LONG_GAIN * missing, LONG_TILT)
 
 
 def tilt_to_reverses(logits: Tensor, ends: slice, share: float, sliders: int,

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from core.beatmap.curves import slider_path
 from core.beatmap.model import Slider
+from core.object_mix import is_long
 from core.playfield import keep_arc_inside
 from core.rhythm import GAP_LEVELS_MS, MAX_GAP_MS
 from core.spacing import SPINNER_POSITION, end_position
@@ -43,6 +44,7 @@ class SequenceState:
     circles: int = 0  # ... of them circles, and sliders (DecodingOptions.slider_share)
     sliders: int = 0
     reverses: int = 0  # ... and of those, sliders that go back (DecodingOptions.reverse_share)
+    longs: int = 0  # ... and long ones (DecodingOptions.long_share)
     # Gaps from one object's start to the next one's so far, and how many of them were shorter
     # than each of core.rhythm.GAP_LEVELS_MS (DecodingOptions.gap_shares).
     gaps: int = 0
@@ -76,6 +78,8 @@ class SequenceState:
     # osu!pixels per ms a slider starting at a window time travels (the map's slider velocity),
     # to know where a slider ends; None: at its last anchor.
     slider_speed: Callable[[float], float] | None = None
+    # ms per beat at a window time (the map's timing), for long sliders; None: unknown
+    beat_ms: Callable[[float], float] | None = None
     # Whether an object may start at a cursor time: on a tick where the map's timing is known (it
     # will be snapped onto it there), and not in silence; None: anywhere.
     on_tick: Callable[[float], bool] | None = None
@@ -140,6 +144,8 @@ class SequenceState:
                 self.after_spinner = True
             else:
                 self.reverses += index > 0
+                if self.beat_ms is not None:
+                    self.longs += is_long(self.body / (index + 1), self.beat_ms(self.cursor))
                 if self.path:
                     self._end_slider(spans=index + 1)
         elif category is C.COORD_X:
