@@ -22,6 +22,12 @@ from core.audio import FRAME_MS, LATENCY_FRAMES
 SILENCE_DB = 60.0
 QUIET_DB = 35.0
 SILENCE_REACH_MS = 50.0
+# ... or where one band rings on alone: the loudest band RING_DB under its median and the mean
+# band HUSH_DB under the song's typical level (a full stop's decaying hum: 29-33 dB and 46 dB
+# under, where a bare song's map had put three objects; QA, session 26). A quiet passage is
+# quieter in every band, not one band left: its mean sits as far under as its loudest.
+RING_DB = 25.0
+HUSH_DB = 40.0
 # The music goes on where the audio sits within BREAK_DB of the song's typical level (the mean
 # log-mel band's median); a break sits 15-20 dB under it. core.generate takes back a spinner the
 # model ended a window on where the music goes on after it (the tenth starter's spinners in loud
@@ -32,13 +38,15 @@ BREAK_DB = 10.0
 
 def audible_frames(mel: Tensor) -> Tensor:
     """(F,) bool per feature frame (audio time): whether any sound above SILENCE_DB under the
-    song's peak and QUIET_DB under the median of each frame's loudest band is in it or the
-    SILENCE_REACH_MS
-    after it (core.audio.log_mel's scale: 80 dB over -1..1)."""
-    loudest = mel.amax(dim=0)
+    song's peak and QUIET_DB under the median of each frame's loudest band, and not one band
+    ringing on alone (RING_DB, HUSH_DB), is in it or the SILENCE_REACH_MS after it
+    (core.audio.log_mel's scale: 80 dB over -1..1)."""
+    loudest, mean = mel.amax(dim=0), mel.mean(dim=0)
     level = max(-1.0 + 2.0 * (80.0 - SILENCE_DB) / 80.0,
                 float(loudest.median()) - 2.0 * QUIET_DB / 80.0)
-    loud = (loudest > level).float()[None, None]  # (1, 1, F)
+    ringing = (loudest < float(loudest.median()) - 2.0 * RING_DB / 80.0) \
+        & (mean < float(mean.median()) - 2.0 * HUSH_DB / 80.0)
+    loud = ((loudest > level) & ~ringing).float()[None, None]  # (1, 1, F)
     reach = int(SILENCE_REACH_MS // FRAME_MS)
     ahead = torch.nn.functional.pad(loud, (0, reach))  # frame f sees frames f .. f + reach
     return torch.nn.functional.max_pool1d(ahead, reach + 1, stride=1)[0, 0] > 0

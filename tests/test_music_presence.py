@@ -133,6 +133,22 @@ def test_a_fade_or_tail_far_under_the_songs_loudest_band_is_silence():
     assert not bool(audible[2000: 2500 - reach].any())  # frame f hears f .. f + reach
 
 
+def test_one_band_ringing_on_alone_is_silence():
+    """A full stop's hum, one band 30 dB under the loudest band's median and the rest silent,
+    is no music; a quiet passage as far under in every band is."""
+    frames = 3000
+    median = 1.0 - 16 * UNIT
+    mel = torch.full((80, frames), median)  # the song
+    mel[0, 0] = 1.0
+    mel[:, 1000:1500] = -1.0
+    mel[0, 1000:1500] = median - 30 * UNIT  # a hum alone
+    mel[:, 2000:2500] = median - 30 * UNIT  # a quiet passage
+    audible = audible_frames(mel)
+    reach = round(50 / FRAME_MS)
+    assert not bool(audible[1000: 1500 - reach].any())
+    assert bool(audible[2000:2500].all()) and bool(audible[:1000].all())
+
+
 def test_where_the_map_is_timed_no_whole_bar_of_music_is_left_empty():
     fast = ControlPoints([TimingPoint(time=0.0, beat_length=300.0, meter=4)])  # 1.2 s bars
     assert _fill_span(HOLE_MS, fast, 5000.0) == pytest.approx(FILL_BAR * 1200.0)
