@@ -72,6 +72,7 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
     if sum(o.time < from_ms for o in beatmap.hit_objects) < MIN_OWN_OBJECTS:
         options = new_map_rules(options, beatmap.difficulty.cs, stars)
     cond = condition_vector(beatmap.difficulty, stars)
+    siblings = set_siblings(audio, beatmap, stars)  # read before decoding: its sounds to copy
     options = continuation_rules(options, beatmap, from_ms)  # its own spacing, rhythm, sliders
     placeholder = has_placeholder_timing(beatmap)  # nothing to snap to; the slider speed
     snapped = untimed(beatmap) if placeholder else continuation_snap(beatmap)
@@ -95,8 +96,7 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
         # break just written starts a section)
         set_new_combos(result, within=written)
         own = observed_pattern(beatmap, from_ms)
-        if copy_set_hitsounds(result, set_siblings(audio, beatmap, stars), written,
-                              own) is None and own is not None:
+        if copy_set_hitsounds(result, siblings, written, own) is None and own is not None:
             apply_pattern(result, own, written)
     # an old map's times are written as they play (v14); lazer's own (v128) keep their version,
     # and with it the fractional positions v14 would truncate

@@ -204,8 +204,8 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
         template.difficulty, source.slider_multiplier_for(target.star_rating))
     mel = features(source.audio)
     template.timing_points, timing, estimate = song_timing(template, mel, source.audio, bpm)
-    if timing == "estimated":  # a song with no map of its own: kiai time on its loud sections
-        mark_kiai(template, mel)
+    if timing == "estimated" and not source.siblings:  # a song with no map of its own: kiai
+        mark_kiai(template, mel)  # time on its loud sections
     template.editor["BeatDivisor"] = str(DEFAULT_BEAT_DIVISOR if timing == "none" else (
         new_map_divisor(template.timing_points, mel,
                         source.sibling_for(target.star_rating) if timing == "map" else None,

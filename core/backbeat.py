@@ -6,7 +6,7 @@ of a song with no map had finishes only, and ranked maps put a clap, whistle or 
 estimated tempo may be double the song's (slow songs with busy drums), where the snare comes
 every fourth beat, and the bar's phase may be a beat off. So the snare is found in the audio:
 - per beat of the map's 4/4 timing, the onset (rise in amplitude, read from 5 ms before the
-  beat to 25 ms after it) of the snare's crack (1.5-6 kHz) over the kick's (under 150 Hz) plus
+  beat to 20 ms after it) of the snare's crack (1.5-6 kHz) over the kick's (under 150 Hz) plus
   the kick's mean at any beat: a kick's click and a hi-hat alone score low. In amplitude, not in
   log: a log-mel rise is as big in the kick's bands for a snare out of silence as for a kick;
 - per beat class (its place in the bar, 0-3), the log of its beats' mean snare onset over that:

@@ -217,7 +217,7 @@ class ConstraintFilter:
 
     def _stack(self, logits: Tensor, state: SequenceState, axis: Category) -> None:
         """A run of 1/4 notes stacked on its circle, or stepping (core.stacks)."""
-        if self.options.stack_share is None or state.last_position is None:
+        if not self.options.stack_share or state.last_position is None:
             return
         x_axis = axis is C.COORD_X
         span = self.vocab.spans[axis]

@@ -60,7 +60,7 @@ class DecodingOptions:
     # The rhythm's density as caps: at most gap_shares[i] of the objects may start sooner than
     # core.rhythm.GAP_LEVELS_MS[i] after the previous one's start (streams, then 1/2 rhythms:
     # the speed half of the star rating; core.rhythm has typical values per star rating),
-    # counted over the window's prefix and output. None: no limit.
+    # counted over the map so far. None: no limit.
     gap_shares: tuple[float, ...] | None = None
     # Distance snap: a move whose gap matches the last one's (within SAME_GAP_MS) keeps its
     # distance within this fraction of the last one's (core.spacing_limit). None: free.
@@ -70,20 +70,20 @@ class DecodingOptions:
     # one too (ranked maps step 19-32 px and smoothly; the starter 40-88 px, half of its steps
     # turning back). Infinite: any step, still not turning back. None: free.
     stream_step: float | None = None
-    # The least share of sliders among circles and sliders, over the window's prefix and
-    # output: where it falls short, sliders are made likelier against circles
+    # The least share of sliders among circles and sliders, over the map so far: where it
+    # falls short, sliders are made likelier against circles
     # (core.object_mix). None or 0: the model's own mix.
     slider_share: float | None = None
-    # The least share of sliders that go back (reverse arrows), over the window's prefix and
-    # output: where it falls short, ends that go back are made likelier (core.object_mix).
+    # The least share of sliders that go back (reverse arrows), over the map so far: where it
+    # falls short, ends that go back are made likelier (core.object_mix).
     # None or 0: the model's own.
     reverse_share: float | None = None
     # The least share of long sliders (each span core.object_mix.LONG_SPAN_BEATS of a beat or
-    # more), over the window's prefix and output: where it falls short, a short slider's body
+    # more), over the map so far: where it falls short, a short slider's body
     # goes on where it may (core.object_mix). None or 0: the model's own.
     long_share: float | None = None
     # The least share of runs of 1/4 notes (a double, a triple) drawn stacked on their first
-    # circle, over the window's prefix and output (core.stacks). None: the model's own.
+    # circle, over the map so far (core.stacks). None or 0: the model's own.
     stack_share: float | None = None
     # osu!pixels: the shortest span a slider may have (a circle's radius: shorter ones read as
     # circles; core.object_mix). None or 0: any.

@@ -150,7 +150,7 @@ class Generator:
                 state.fill = fill_test(levels, typical, origin, fill_span)
             for token in ids:
                 state.step(token)
-            _follow_earlier(state, placed, origin, template.format_version)
+            _follow_earlier(state, placed, origin, position, template.format_version)
             frames = _frames(mel, origin, window)
             grid = None
             if self.model.dims.beat_grid:  # older checkpoints do not read it
@@ -364,23 +364,24 @@ def _frames(mel: Tensor, origin_ms: float, window_ms: float) -> Tensor:
 
 
 def _follow_earlier(state: SequenceState, placed: list[HitObject], origin: float,
-                    format_version: int) -> None:
-    """What a window's state needs of the objects that start before its prefix (`origin`):
-    their gaps (the rhythm caps), their runs of 1/4 notes that stack, their share of sliders
-    and of sliders going back (the whole map's, not the prefix's few seconds), and the one
-    that runs into the prefix, a long spinner or slider, as the last object the next one
-    follows (its end and position, and after a spinner the recovery; an object had come 97 ms
-    after a 3-second spinner that began before the next window)."""
-    starts = sorted(o.time for o in placed if o.time < origin)
-    for a, b in itertools.pairwise(starts):  # the rhythm caps count the whole map's gaps: a
-        if (gap := b - a) <= MAX_GAP_MS:  # stream in the prefix had held the next ones back
-            state.gaps += 1
-            state.short_gaps = tuple(n + (gap < level)
-                                     for n, level in zip(state.short_gaps, GAP_LEVELS_MS))
+                    position: float, format_version: int) -> None:
+    """What a window's state needs of the objects placed before it (the prefix from `origin`
+    to `position`, stepped already, and those before it): the whole map's gaps (the rhythm
+    caps) and runs of 1/4 notes that stack, counted over both at once (a stream in the prefix
+    alone had held the next objects back a second; counted apart, the gap into the prefix is
+    lost and a run across its start counts twice); the share of sliders, of sliders going
+    back and of long ones before the prefix (the whole map's, not the prefix's few seconds);
+    and the one that runs into the prefix, a long spinner or slider, as the last object the
+    next one follows (its end and position, and after a spinner the recovery; an object had
+    come 97 ms after a 3-second spinner that began before the next window)."""
+    so_far = [o for o in placed if o.time < position]
+    gaps = [b - a for a, b in itertools.pairwise(sorted(o.time for o in so_far))
+            if b - a <= MAX_GAP_MS]  # as SequenceState.step counts them
+    state.gaps = len(gaps)
+    state.short_gaps = tuple(sum(gap < level for gap in gaps) for level in GAP_LEVELS_MS)
+    runs = run_starts([o for o in so_far if not isinstance(o, Spinner)])
+    state.run_starts, state.stacked_starts = len(runs), sum(runs)
     earlier = [o for o in placed if o.time < origin and not isinstance(o, Spinner)]
-    runs = run_starts(earlier)  # ... and the runs of 1/4 notes that stack (core.stacks)
-    state.run_starts += len(runs)
-    state.stacked_starts += sum(runs)
     state.sliders += sum(isinstance(o, Slider) for o in earlier)
     if state.beat_ms is not None:  # ... and of long ones
         state.longs += sum(is_long(o.duration / o.slides, state.beat_ms(o.time - origin))

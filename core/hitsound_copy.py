@@ -65,9 +65,9 @@ def _sets(field: str | None) -> Sets:
 
 
 def hitsounded(beatmap: Beatmap) -> bool:
-    """Whether any of the map's objects carries an addition or a sample set of its own."""
-    return any(sound != (0, (0, 0)) for obj in beatmap.hit_objects
-               for _, sound in sound_points(obj))
+    """Whether any of the map's objects carries an addition (whistle, finish, clap): sample
+    sets alone are not hitsounding to copy (the new map keeps its finishes then)."""
+    return any(sound[0] for obj in beatmap.hit_objects for _, sound in sound_points(obj))
 
 
 class SetSounds:

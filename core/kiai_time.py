@@ -97,8 +97,10 @@ def kiai_spans(mel: Tensor, points: list[TimingPoint]) -> list[tuple[float, floa
 
 def kiai_lines(points: list[TimingPoint], spans: list[tuple[float, float]]
                ) -> list[TimingPoint]:
-    """Green lines that turn kiai on at each span's start and off at its end, at the slider
-    velocity, sample set and volume in effect there (an estimate's lines: 1.0x, its own)."""
+    """Green lines that turn kiai on at each span's start and off at its end (on the bar lines
+    exactly: a green line a fraction of a ms before a red line at the same bar is overruled by
+    it), at the slider velocity, sample set and volume in effect there (an estimate's lines:
+    1.0x, its own). The red lines inside a span carry kiai themselves (mark_kiai)."""
     lines = []
     for start, end in spans:
         for time, effects in ((start, 1), (end, 0)):
@@ -107,7 +109,7 @@ def kiai_lines(points: list[TimingPoint], spans: list[tuple[float, float]]
             green = [p for p in now if not p.uninherited]
             current = green[-1] if green and green[-1].time >= red[-1].time else None
             lines.append(TimingPoint(
-                time=round(time), beat_length=current.beat_length if current else -100.0,
+                time=time, beat_length=current.beat_length if current else -100.0,
                 meter=red[-1].meter, sample_set=(current or red[-1]).sample_set,
                 sample_index=(current or red[-1]).sample_index,
                 volume=(current or red[-1]).volume, uninherited=False, effects=effects))
@@ -123,8 +125,11 @@ def mark_kiai(beatmap: Beatmap, mel: Tensor) -> None:
     spans = kiai_spans(mel, beatmap.timing_points)
     if not spans:
         return
-    beatmap.timing_points = sorted([*beatmap.timing_points,
-                                    *kiai_lines(beatmap.timing_points, spans)],
+    lines = kiai_lines(beatmap.timing_points, spans)
+    for point in beatmap.timing_points:  # a red line has a kiai flag of its own: on inside
+        if point.uninherited and any(start <= point.time < end for start, end in spans):
+            point.effects |= 1
+    beatmap.timing_points = sorted([*beatmap.timing_points, *lines],
                                    key=lambda p: (p.time, not p.uninherited))
     if beatmap.general.get("PreviewTime", "-1").strip() in ("-1", ""):
         song_ms = mel.shape[-1] * FRAME_MS

@@ -20,6 +20,8 @@ from core.beatmap.breaks import break_span
 from core.beatmap.model import Beatmap, Difficulty, Mode
 from core.beatmap.parser import BeatmapError, parse_file
 from core.difficulty import slider_multiplier_for_stars, star_rating
+from core.hitsound_copy import hitsounded
+from core.songs import MAX_MAP_BYTES
 
 AUDIO_SUFFIXES = (".mp3", ".ogg", ".wav")
 _SET_ID = re.compile(r"^\d{4,} (?=\S.* - \S)")  # osu!'s set ids passed 1000 in 2007
@@ -134,19 +136,24 @@ def resolve(path: Path) -> SongInput:
 
 
 def set_siblings(audio: Path, beatmap: Beatmap, stars: float) -> list[Beatmap]:
-    """The other osu!standard difficulties beside `audio` that play it, nearest `stars` first:
-    the set a continued `beatmap` belongs to (its own file, of the same Version, left out; an
-    unreadable one skipped), whose hitsounds a continuation copies (core.hitsound_copy)."""
-    maps = []
+    """The other hitsounded osu!standard difficulties beside `audio` that play it, nearest
+    `stars` first: the set a continued `beatmap` belongs to (its own file, of the same Version,
+    left out; an unreadable, oversized or unratable one skipped), whose hitsounds a
+    continuation copies (core.hitsound_copy)."""
+    rated = []
     for osu in sorted(audio.parent.glob("*.osu")):
         try:
+            if osu.stat().st_size > MAX_MAP_BYTES:
+                continue
             sibling = parse_file(osu).beatmap
-        except BeatmapError:
-            continue
-        if (sibling.mode is Mode.OSU and sibling.version != beatmap.version
-                and (sibling.audio_filename or "").strip().lower() == audio.name.lower()):
-            maps.append(sibling)
-    return sorted(maps, key=lambda b: abs(star_rating(b) - stars))
+            if (sibling.mode is not Mode.OSU or sibling.version == beatmap.version
+                    or (sibling.audio_filename or "").strip().lower() != audio.name.lower()
+                    or not hitsounded(sibling)):
+                continue
+            rated.append((abs(star_rating(sibling) - stars), sibling))
+        except (OSError, BeatmapError, ValueError, ArithmeticError):
+            continue  # a file the folder has but nothing can be copied from
+    return [sibling for _, sibling in sorted(rated, key=lambda r: r[0])]
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")

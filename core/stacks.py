@@ -7,7 +7,7 @@ stars; of their triples, 298 are stacked whole, 391 step whole, none mixed. kiai
 none (the starter model places every head somewhere new), so its doubles all read as tiny jumps.
 
 So decoding keeps a floor under the share of runs that start stacked
-(DecodingOptions.stack_share, counted over the window's prefix and output by SequenceState):
+(DecodingOptions.stack_share, counted over the map so far by SequenceState):
 where the runs so far fall short of it, the x of the circle the run starts from is raised by
 STACK_GAIN nats per stack missing (at most STACK_TILT), and where the head takes that x, its y
 is the circle's too. A run that started stacked stays stacked up to STACK_RUN notes (a
@@ -75,8 +75,8 @@ def steer_stack(cells: Tensor, values: Tensor, at: float, x_axis: bool, state: S
     """Edit a head's coordinate `cells` (x or y, their centres `values`) in place toward, onto
     or off the spot `at` of the circle the run steps from (see the docstring). Where other rules
     closed that spot, nothing changes."""
-    if share is None or not stepping(state) or state.run_notes >= STACK_RUN:
-        return
+    if not share or not stepping(state) or state.run_notes >= STACK_RUN:
+        return  # None or 0: the model's own
     spot = int((values - at).abs().argmin())
     if abs(float(values[spot]) - at) > STACK_PX / 2 or not math.isfinite(float(cells[spot])):
         return

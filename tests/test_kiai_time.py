@@ -37,13 +37,17 @@ def sections(levels: list[tuple[int, float]], seed: int = 0) -> np.ndarray:
 
 
 def spans_of(points: list[TimingPoint]) -> list[tuple[float, float]]:
+    """Kiai time as osu! reads it: each line, red or green, sets it on or off from its time
+    (a green line after a red line at the same time has the last word)."""
     spans, start = [], None
-    for point in points:
+    for point in sorted(points, key=lambda p: (p.time, not p.uninherited)):
         if point.kiai and start is None:
             start = point.time
-        elif not point.kiai and start is not None and not point.uninherited:
+        elif not point.kiai and start is not None and point.time > start:
             spans.append((start, point.time))
             start = None
+        elif not point.kiai and start is not None:
+            start = None  # on and off at one time: none
     return spans
 
 
@@ -124,6 +128,18 @@ def test_a_bare_songs_new_map_gets_kiai_time_and_a_preview(starter_generator, tm
                              decoding_options(seed=0), max_attempts=1).beatmap
     assert not any(p.kiai for p in again.timing_points)
     assert again.general["PreviewTime"] == "12345"
+
+
+def test_red_lines_inside_kiai_time_keep_it_on():
+    """A red line has a kiai flag of its own: the estimate's tempo changes inside a loud
+    section carry it, or kiai time would stop at them (its bars start again there)."""
+    beatmap = parse_bytes(b"osu file format v14\n[General]\nPreviewTime: -1\n"
+                          b"[TimingPoints]\n-20,500,4,1,0,100,1,0\n24000.4,500,4,1,0,100,1,0\n"
+                          ).beatmap
+    mark_kiai(beatmap, log_mel(sections([(8, 0.05), (8, 0.4), (12, 0.05), (8, 0.4),
+                                         (4, 0.05)])))
+    assert spans_of(beatmap.timing_points) == [(15_980.0, 32_000.4), (56_000.4, 72_000.4)]
+    assert [p.kiai for p in beatmap.timing_points if p.uninherited] == [False, True]
 
 
 def test_a_map_with_kiai_time_keeps_its_own():

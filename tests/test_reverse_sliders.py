@@ -86,5 +86,17 @@ def test_a_window_counts_the_reverses_before_its_prefix_as_it_counts_the_sliders
     placed = [Slider(x=100, y=100, time=1000.0 * i, points=[(200.0, 100.0)], length=100.0,
                      slides=2 if i % 2 else 1, duration=300.0) for i in range(10)]
     state = SequenceState(GrammarWalker(Grammar(VOCAB.config)), VOCAB)
-    _follow_earlier(state, placed, origin=20_000.0, format_version=14)
+    _follow_earlier(state, placed, origin=20_000.0, position=20_000.0, format_version=14)
     assert (state.sliders, state.reverses) == (10, 5)
+
+
+def test_a_window_counts_the_gaps_and_runs_of_the_whole_map_once():
+    """The rhythm caps and the stacked runs count every object placed so far, the prefix's
+    (already stepped) with those before it: the gap into the prefix counted, a run across the
+    prefix's start counted once."""
+    placed = [Circle(x=100, y=100, time=t) for t in (0.0, 100.0, 200.0, 300.0, 1000.0)]
+    state = SequenceState(GrammarWalker(Grammar(VOCAB.config)), VOCAB)
+    state.gaps, state.run_starts = 7, 3  # what stepping a prefix had counted
+    _follow_earlier(state, placed, origin=150.0, position=1100.0, format_version=14)
+    assert state.gaps == 4 and state.short_gaps[0] == 3  # 100, 100, 100 (< 125 ms) and 700
+    assert (state.run_starts, state.stacked_starts) == (1, 1)  # one stacked run of four

@@ -47,10 +47,12 @@ def test_the_share_counts_each_runs_first_step():
     assert observed_stack_share(Beatmap(hit_objects=objects)) == pytest.approx(5 / 9)
     assert observed_stack_share(Beatmap(hit_objects=objects), until_ms=t) == 0.5
     assert observed_stack_share(Beatmap(hit_objects=objects[:6])) is None  # 3 runs: too few
-    slider = Slider(x=100, y=100, time=0.0, points=[(200.0, 100.0)], length=100.0,
-                    duration=50.0)
-    assert observed_stack_share(Beatmap(hit_objects=[slider, Circle(x=100, y=100, time=100.0)]
-                                        * MIN_RUNS)) is None  # after a slider: no run
+    after_sliders = []
+    for i in range(2 * MIN_RUNS):
+        after_sliders += [Slider(x=100, y=100, time=i * 500.0, points=[(200.0, 100.0)],
+                                 length=100.0, duration=50.0),
+                          Circle(x=100, y=100, time=i * 500.0 + 100)]
+    assert observed_stack_share(Beatmap(hit_objects=after_sliders)) is None  # no run
 
 
 def test_new_maps_and_continuations_take_their_stack_share():
