@@ -36,6 +36,21 @@ def clapping(bars: int, skip: set[float] = frozenset()) -> list[Circle]:
     return objects
 
 
+def copied_where_matched(objects, library: SetSounds) -> int:
+    """How many of the objects' sound points meet a sibling's point, asserting each of those
+    carries that point's sound."""
+    matched = 0
+    for obj in objects:
+        if isinstance(obj, Spinner):
+            continue
+        for time, sound in sound_points(obj):
+            copied = library.at(time)
+            if copied is not None:
+                matched += 1
+                assert sound == copied, (obj, time)
+    return matched
+
+
 def test_a_sliders_ends_are_its_sound_points():
     slider = Slider(x=0, y=0, time=1000.0, points=[(100.0, 0.0)], slides=2, length=100.0,
                     duration=1000.0, hitsound=WHISTLE, edge_sounds=f"{CLAP}|0",
@@ -112,16 +127,9 @@ def test_a_generated_difficulty_sounds_like_its_set(starter_generator, timed_son
     assert siblings
     library = SetSounds(siblings)
     starts = {o.time for o, s in section_heads(made, ControlPoints(made.timing_points)) if s}
-    matched = sounded = 0
-    for obj in made.hit_objects:
-        if isinstance(obj, Spinner):
-            continue
-        for time, sound in sound_points(obj):
-            copied = library.at(time)
-            if copied is not None:
-                matched += 1
-                assert sound == copied, (obj, time)
-            sounded += sound[0] & (CLAP | WHISTLE) != 0
+    matched = copied_where_matched(made.hit_objects, library)
+    sounded = sum(sound[0] & (CLAP | WHISTLE) != 0 for obj in made.hit_objects
+                  if not isinstance(obj, Spinner) for _, sound in sound_points(obj))
     assert matched >= len(made.hit_objects) // 2
     # claps and whistles beyond the finishes at section starts, which were all the first
     # version (finishes only) gave
@@ -146,16 +154,8 @@ def test_a_continuation_sounds_like_the_other_difficulties_of_its_set(starter_ge
     assert siblings and all(s.version != "Normal" for s in siblings)
     library = SetSounds([s for s in siblings if hitsounded(s)])
     assert [(o.time, sound_points(o)) for o in made.hit_objects if o.time < from_ms] == before
-    matched = 0
-    for obj in made.hit_objects:
-        if obj.time < from_ms or isinstance(obj, Spinner):
-            continue
-        for time, sound in sound_points(obj):
-            copied = library.at(time)
-            if copied is not None:
-                matched += 1
-                assert sound == copied, (obj, time)
-    assert matched >= 10
+    assert copied_where_matched([o for o in made.hit_objects if o.time >= from_ms],
+                                library) >= 10
 
 
 def test_sample_sets_alone_are_not_hitsounding_to_copy():
