@@ -34,6 +34,10 @@ HUSH_DB = 40.0
 # real music, 1-3 a map, were each followed by 2-6 s of nothing), and fills such music: a
 # break after a spinner, which maps do have, keeps its spinner and its rest.
 BREAK_DB = 10.0
+# Where it returns after a break or a silence, the next object comes within RETURN_MS of it
+RETURN_MS = 500.0
+RETURN_STEP_MS = 100.0
+RETURN_HORIZON_MS = 60_000.0
 
 
 def audible_frames(mel: Tensor) -> Tensor:
@@ -70,12 +74,30 @@ def fill_test(levels: Tensor, typical: float, origin: float,
               fill_ms: Callable[[float], float]) -> Callable[[float], float]:
     """SequenceState.fill for the window at `origin`: after a window time, the next object
     starts within `fill_ms(beatmap time)` where the music goes on for that long
-    (music_goes_on), anywhere where it does not. A model trained on synthetic songs had left
+    (music_goes_on); where it does not (a break, a silence), within RETURN_MS of where it
+    returns (the first RETURN_STEP_MS from which it goes on that long again, within
+    RETURN_HORIZON_MS), anywhere if it does not. A model trained on synthetic songs had left
     2-3 s holes in loud real music mid-window, where asking a window again (hole_ms) does not
-    reach."""
+    reach, and let the music come back after a full stop unmapped (its crash 0.4 s before the
+    next object; QA, session 26)."""
+    loud = torch.cat([torch.zeros(1), torch.cumsum(
+        (levels >= typical - 2.0 * BREAK_DB / 80.0).float(), 0)])
+
+    def goes_on(start_ms: float, end_ms: float) -> bool:  # music_goes_on, by counting
+        first = max(int(start_ms // FRAME_MS) + LATENCY_FRAMES, 0)
+        last = min(int(end_ms // FRAME_MS) + LATENCY_FRAMES, levels.numel())
+        return last > first and float(loud[last] - loud[first]) * 2 >= last - first
+
     @functools.lru_cache(maxsize=256)
     def latest(end: float) -> float:
         start = origin + end
         span = fill_ms(start)
-        return end + span if music_goes_on(levels, typical, start, start + span) else math.inf
+        if goes_on(start, start + span):
+            return end + span
+        at = start + RETURN_STEP_MS
+        while at < start + RETURN_HORIZON_MS and at < levels.numel() * FRAME_MS:
+            if goes_on(at, at + RETURN_STEP_MS) and goes_on(at, at + span):  # back from here
+                return at - origin + RETURN_MS
+            at += RETURN_STEP_MS
+        return math.inf
     return latest

@@ -16,7 +16,14 @@ from core.beatmap.timing import ControlPoints
 from core.constraints import ConstraintFilter, SequenceState
 from core.decoding import DecodingOptions
 from core.generate import FILL_BAR, HOLE_MS, _fill_span
-from core.music_presence import audible_frames, fill_test, music_goes_on, song_levels
+from core.music_presence import (
+    RETURN_MS,
+    RETURN_STEP_MS,
+    audible_frames,
+    fill_test,
+    music_goes_on,
+    song_levels,
+)
 from core.tokens.grammar import Grammar, GrammarWalker
 from core.tokens.vocab import Category
 
@@ -43,6 +50,22 @@ def test_fill_sets_a_latest_start_only_where_the_music_goes_on():
     # window times are from the window's origin: 500 ms in a window at 6.5 s is the break
     assert fill_test(levels, typical, 6500.0, lambda _ms: 2000.0)(500.0) == math.inf
     assert fill_test(levels, typical, 1000.0, lambda _ms: 2000.0)(500.0) == 2500.0
+
+
+def test_after_a_break_the_next_object_comes_where_the_music_returns():
+    # music to 4 s, a full stop to 7 s, music again to 12 s: an object ending at 4.2 s is
+    # followed within RETURN_MS of the music's return, not whenever the model likes
+    frames = round(12_000 / FRAME_MS)
+    levels = torch.full((frames,), 0.2)
+    levels[round(4000 / FRAME_MS) + LATENCY_FRAMES: round(7000 / FRAME_MS) + LATENCY_FRAMES] = -1.0
+    latest = fill_test(levels, 0.2, 0.0, lambda _ms: 2000.0)
+    assert latest(4200.0) == pytest.approx(7000.0 + RETURN_MS, abs=RETURN_STEP_MS)
+    assert latest(1000.0) == 3000.0  # the music goes on: as before
+    assert fill_test(levels, 0.2, 3000.0, lambda _ms: 2000.0)(1200.0) == pytest.approx(
+        4000.0 + RETURN_MS, abs=RETURN_STEP_MS)  # window times, from the window's origin
+    ended = levels.clone()
+    ended[round(4000 / FRAME_MS):] = -1.0  # the song ends: nothing returns
+    assert fill_test(ended, 0.2, 0.0, lambda _ms: 2000.0)(4200.0) == math.inf
 
 
 def _object_state(vocab, latest: float) -> SequenceState:
