@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from core.audio import FRAME_MS, LATENCY_MS, band_hz
+from core.beat_grid import red_line_beats
 from core.beatmap.model import TimingPoint
 
 KICK_HZ = 150.0
@@ -50,15 +51,7 @@ METER = 4  # the bars a backbeat is read in
 def beats_of(points: list[TimingPoint], end_ms: float) -> list[tuple[float, int]]:
     """(time, class in the bar) of each beat of the map's METER-beat red lines up to `end_ms`
     (each red line's bars start on it)."""
-    red = [p for p in points if p.uninherited and p.beat_length > 0]
-    beats = []
-    for i, point in enumerate(red):
-        until = red[i + 1].time if i + 1 < len(red) else end_ms
-        if point.meter != METER:
-            continue
-        count = int(np.ceil((until - point.time) / point.beat_length - 1e-6))
-        beats += [(point.time + k * point.beat_length, k % METER) for k in range(max(count, 0))]
-    return beats
+    return [(t, place) for t, place, meter in red_line_beats(points, end_ms) if meter == METER]
 
 
 def drum_onsets(mel: Tensor, times: list[float]) -> np.ndarray:

@@ -60,3 +60,19 @@ def grid_classes(timing_points: Sequence[TimingPoint], start_ms: float, count: i
             open_ &= ~on
         out[where] = classes
     return out
+
+
+def red_line_beats(timing_points: Sequence[TimingPoint], end_ms: float
+                   ) -> list[tuple[float, int, int]]:
+    """(time, place in the bar, meter) of each beat of the map's red lines up to `end_ms`, from
+    0 ms (each red line starts its bars again, up to the next): the bars core.kiai_time marks
+    and the beats core.backbeat claps."""
+    points = TickGrid(timing_points).points  # its valid uninherited points, in time order
+    beats = []
+    for i, point in enumerate(points):
+        until = points[i + 1].time if i + 1 < len(points) else end_ms
+        meter = max(int(point.meter), 1)
+        count = max(int(np.ceil((until - point.time) / point.beat_length - 1e-6)), 0)
+        beats += [(t, k % meter, meter) for k in range(count)
+                  if (t := point.time + k * point.beat_length) >= 0.0]
+    return beats

@@ -23,12 +23,11 @@ from core.beatmap.model import Beatmap, HitObject, Slider, Spinner
 from core.hitsounds import (
     ADDITIONS,
     Pattern,
-    Sets,
     Sound,
     apply_sounds,
-    head_sets,
     map_timing,
     observed_pattern,
+    parse_sets,
 )
 
 SAME_MS = 5.0  # a sibling's sound point this near is at the same time (its slider ends are
@@ -38,7 +37,7 @@ SAME_MS = 5.0  # a sibling's sound point this near is at the same time (its slid
 def sound_points(obj: HitObject) -> list[tuple[float, Sound]]:
     """(time, sound) of each point where the object plays a hitsound the mapper set: a circle's
     head, each end of a slider (its edge sounds and sets, else its own), a spinner's end."""
-    sets = head_sets(obj) if not isinstance(obj, Slider) else _sets(obj.hit_sample)
+    sets = parse_sets(obj.hit_sample)  # a slider's ends read their own edge sets first
     own = (obj.hitsound & ADDITIONS, sets)
     if isinstance(obj, Spinner):
         return [(obj.end_time, own)]
@@ -51,17 +50,9 @@ def sound_points(obj: HitObject) -> list[tuple[float, Sound]]:
     for i in range(obj.slides + 1):
         text = sounds[i].strip() if i < len(sounds) else ""
         additions = int(text) & ADDITIONS if text.isdigit() else own[0]
-        edge = _sets(edge_sets[i]) if i < len(edge_sets) and edge_sets[i] else own[1]
+        edge = parse_sets(edge_sets[i]) if i < len(edge_sets) and edge_sets[i] else own[1]
         points.append((obj.time + i * span, (additions, edge)))
     return points
-
-
-def _sets(field: str | None) -> Sets:
-    parts = (field or "").split(":")
-    try:
-        return int(parts[0]), int(parts[1])
-    except (ValueError, IndexError):
-        return 0, 0
 
 
 def hitsounded(beatmap: Beatmap) -> bool:

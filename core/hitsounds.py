@@ -95,6 +95,11 @@ def head_sets(obj: HitObject) -> Sets:
     field_ = obj.hit_sample
     if isinstance(obj, Slider) and obj.edge_sets:
         field_ = obj.edge_sets.split("|")[0]
+    return parse_sets(field_)
+
+
+def parse_sets(field_: str | None) -> Sets:
+    """(normal, addition) sets of a hitSample or edgeSets entry (`2:3...`); (0, 0) unreadable."""
     parts = (field_ or "").split(":")
     try:
         return int(parts[0]), int(parts[1])

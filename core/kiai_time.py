@@ -25,6 +25,7 @@ import numpy as np
 from torch import Tensor
 
 from core.audio import FRAME_MS, LATENCY_FRAMES
+from core.beat_grid import red_line_beats
 from core.beatmap.model import Beatmap, TimingPoint
 
 KIAI_DB = 3.5  # a loud bar sits within this of the song's loud level
@@ -37,16 +38,8 @@ PREVIEW_AT = 0.8  # the preview is the last kiai time's start before this share 
 
 
 def bar_lines(points: list[TimingPoint], end_ms: float) -> list[float]:
-    """The map's bar lines from its first red line (or 0, which comes later) to `end_ms`:
-    each red line starts its bars again (its meter, its beat)."""
-    red = [p for p in points if p.uninherited and p.beat_length > 0]
-    lines = []
-    for i, point in enumerate(red):
-        until = red[i + 1].time if i + 1 < len(red) else end_ms
-        bar = point.beat_length * max(1, point.meter)
-        count = max(0, int(np.ceil((until - point.time) / bar - 1e-6)))
-        lines += [point.time + k * bar for k in range(count) if point.time + k * bar >= 0.0]
-    return lines
+    """The map's bar lines from 0 ms to `end_ms` (each red line starts its bars again)."""
+    return [t for t, place, _ in red_line_beats(points, end_ms) if place == 0]
 
 
 def bar_levels(mel: Tensor, lines: list[float], end_ms: float) -> np.ndarray:

@@ -177,8 +177,9 @@ def observed_long_share(beatmap: Beatmap, until_ms: float = math.inf,
     return float(np.mean(longs)) if len(longs) >= minimum_sliders else None
 
 
-def is_long(span_ms: float, beat_ms: float) -> bool:
-    """Whether a slider span of `span_ms` lasts LONG_SPAN_BEATS of a beat or more."""
+def is_long(span_ms: float | Tensor, beat_ms: float) -> bool | Tensor:
+    """Whether a slider span of `span_ms` (or each of a tensor of them) lasts LONG_SPAN_BEATS
+    of a beat or more."""
     return span_ms >= LONG_SPAN_BEATS * beat_ms - 1.0
 
 
@@ -192,8 +193,7 @@ def tilt_to_long(logits: Tensor, ends: slice, share: float, sliders: int, longs:
         return
     cells = logits[ends]
     spans = torch.arange(1, cells.numel() + 1, dtype=torch.float64)
-    short = torch.tensor([not is_long(body_ms / n, beat_ms) for n in spans.tolist()])
-    cells[short] -= min(LONG_GAIN * missing, LONG_TILT)
+    cells[~is_long(body_ms / spans, beat_ms)] -= min(LONG_GAIN * missing, LONG_TILT)
 
 
 def tilt_body_to_long(shifts: Tensor, values: Tensor, body_ms: float, share: float,
@@ -204,8 +204,7 @@ def tilt_body_to_long(shifts: Tensor, values: Tensor, body_ms: float, share: flo
     missing = share * sliders - longs
     if missing <= 0:
         return
-    short = ~torch.as_tensor([is_long(body_ms + v, beat_ms) for v in values.tolist()])
-    shifts[short] -= min(LONG_GAIN * missing, LONG_TILT)
+    shifts[~is_long(body_ms + values, beat_ms)] -= min(LONG_GAIN * missing, LONG_TILT)
 
 
 def tilt_to_reverses(logits: Tensor, ends: slice, share: float, sliders: int,

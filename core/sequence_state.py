@@ -19,7 +19,7 @@ from core.object_mix import is_long
 from core.playfield import keep_arc_inside
 from core.rhythm import GAP_LEVELS_MS, MAX_GAP_MS
 from core.spacing import SPINNER_POSITION, end_position
-from core.spacing_limit import STACK_PX, STREAM_GAP_MS
+from core.spacing_limit import STACK_PX, streaming
 from core.tokens.grammar import GrammarWalker, State
 from core.tokens.vocab import Category, Vocab
 
@@ -172,8 +172,7 @@ class SequenceState:
         """Count the head just placed into its run of 1/4 notes (core.stacks): a step under
         STREAM_GAP_MS after a circle goes on the run (its first starts one), any other head
         ends it."""
-        if not (self.after_circle and self.last_position is not None
-                and self.start_gap < STREAM_GAP_MS):
+        if not streaming(self):
             self.run_notes = 0
             return
         stacked = math.dist(self.last_position, head) < STACK_PX

@@ -91,7 +91,7 @@ class SpacingLimit:
         ceiling's and floor's ring, then distance snap's narrower one; each None where it
         limits nothing."""
         reach = self._reach(state.gap)
-        if self.options.stream_step is not None and _streaming(state):
+        if self.options.stream_step is not None and streaming(state):
             # (a stream's step comes under OVERLAP_GAP_MS: the floor's room never raises it)
             reach = max(min(reach, self.options.stream_step), self.min_reach)
         floor = (self.options.min_distance or 0.0) if state.gap >= OVERLAP_GAP_MS else 0.0
@@ -230,7 +230,7 @@ class SpacingLimit:
         last = state.last_move
         heading = state.last_heading
         if self.options.stream_step is None or heading is None or last is None \
-                or not _streaming(state) or last[0] >= STREAM_GAP_MS \
+                or not streaming(state) or last[0] >= STREAM_GAP_MS \
                 or math.hypot(*heading) < STACK_PX:
             return None
         return heading
@@ -273,7 +273,7 @@ class SpacingLimit:
         return masks
 
 
-def _streaming(state: SequenceState) -> bool:
+def streaming(state: SequenceState) -> bool:
     """Whether the head being placed is a stream's step: under STREAM_GAP_MS after a circle."""
     return state.after_circle and state.last_position is not None \
         and state.start_gap < STREAM_GAP_MS

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from core.beatmap.model import Beatmap, HitObject, Slider, Spinner
-from core.spacing_limit import STACK_PX, STREAM_GAP_MS
+from core.spacing_limit import STACK_PX, STREAM_GAP_MS, streaming
 
 if TYPE_CHECKING:
     from core.sequence_state import SequenceState
@@ -64,18 +64,12 @@ def observed_stack_share(beatmap: Beatmap, until_ms: float = math.inf) -> float 
     return float(np.mean(starts)) if len(starts) >= MIN_RUNS else None
 
 
-def stepping(state: SequenceState) -> bool:
-    """Whether the head being placed is a run's step: under STREAM_GAP_MS after a circle."""
-    return state.after_circle and state.last_position is not None \
-        and state.start_gap < STREAM_GAP_MS
-
-
 def steer_stack(cells: Tensor, values: Tensor, at: float, x_axis: bool, state: SequenceState,
                 share: float | None) -> None:
     """Edit a head's coordinate `cells` (x or y, their centres `values`) in place toward, onto
     or off the spot `at` of the circle the run steps from (see the docstring). Where other rules
     closed that spot, nothing changes."""
-    if not share or not stepping(state) or state.run_notes >= STACK_RUN:
+    if not share or not streaming(state) or state.run_notes >= STACK_RUN:
         return  # None or 0: the model's own
     spot = int((values - at).abs().argmin())
     if abs(float(values[spot]) - at) > STACK_PX / 2 or not math.isfinite(float(cells[spot])):
