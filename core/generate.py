@@ -33,6 +33,7 @@ from core.decoding import DecodingOptions, decode_window
 from core.model import MapModel
 from core.music_presence import audible_frames, fill_test, music_goes_on, song_levels
 from core.music_pull import MusicPull, window_steps
+from core.object_fit import end_on_a_tick, ending_by
 from core.object_mix import is_long
 from core.playfield import keep_arc_inside
 from core.rhythm import GAP_LEVELS_MS, MAX_GAP_MS
@@ -51,8 +52,6 @@ Progress = Callable[[float], None]  # fraction done, 0..1
 # last rest.
 HOLE_MS = 2000.0
 RETRY_STEP_MS = 1000.0
-MIN_SPINNER_MS = 500.0  # a spinner cut to fit shorter than this cannot be spun: dropped
-END_SNAP_MS = 20.0  # a slider's or spinner's end this near a tick is moved onto it
 FILL_BAR = 0.95  # of a bar: the longest gap where the music goes on (see _fill_span)
 
 
@@ -162,10 +161,10 @@ class Generator:
             decoded = decode_objects(ids + result.tokens, template, self.vocab,
                                      DetokenizeOptions(origin_ms=origin, snap=bool(ticks)))
             fresh = [fitted for o in decoded[len(prefix):] if start_ms <= o.time < end_ms
-                     and (fitted := _ending_by(o, end_ms)) is not None]
+                     and (fitted := ending_by(o, end_ms)) is not None]
             for i, obj in enumerate(fresh):
                 if ticks:
-                    _end_on_a_tick(obj, allowed, fresh[i + 1].time if i + 1 < len(fresh)
+                    end_on_a_tick(obj, allowed, fresh[i + 1].time if i + 1 < len(fresh)
                                    else end_ms + 1.0)  # not past the end either
                 if isinstance(obj, Slider):
                     keep_arc_inside(obj, template.format_version)
@@ -224,60 +223,6 @@ def _fill_span(fill_ms: float, timing: ControlPoints | None, at_ms: float) -> fl
         return fill_ms
     point = timing.timing_point_at(at_ms + 1.0)
     return min(fill_ms, FILL_BAR * max(1, point.meter) * point.beat_length)
-
-
-def _end_on_a_tick(obj: HitObject, ticks: TickGrid, next_start: float) -> None:
-    """Move a slider's or spinner's end onto the nearest tick within END_SNAP_MS (a slider by
-    its length, the same path), as a mapper's snapped ends are, if still before `next_start`:
-    the decoder places ends by time shifts, and 3% of slider ends had missed the ticks (AiMod
-    flags unsnapped ends)."""
-    if not isinstance(obj, (Slider, Spinner)):
-        return
-    end = obj.end_time
-    hit = next((h for tolerance in (1.0, 4.0, 10.0, END_SNAP_MS)
-                if (h := ticks.snap(end, tolerance)) is not None), None)
-    if hit is None or abs(hit[0] - end) < 1.0:
-        return
-    tick = math.floor(hit[0] + 1e-6)  # as osu! writes a tick's time
-    if tick >= next_start - 1:  # it would end on (or in) the next object
-        return
-    if isinstance(obj, Spinner):
-        if tick > obj.time:
-            obj.spinner_end = tick
-        return
-    if obj.duration and obj.length and tick > obj.time:
-        scale = (tick - obj.time) / obj.duration
-        if 0.5 <= scale <= 2.0:  # a short slider is not squeezed to a point, nor doubled
-            obj.length = round(obj.length * scale, 4)  # as a mapper's file writes it
-            obj.duration = tick - obj.time
-
-
-def _ending_by(obj: HitObject, end_ms: float) -> HitObject | None:
-    """`obj`, made to end by `end_ms` (the song's end, or the mapper's next kept object):
-    a slider with fewer repeats, or a circle at its head where even one span runs past; a
-    spinner cut short, or dropped where under MIN_SPINNER_MS would be left. Decoding bounds
-    where objects start, not where their bodies end."""
-    if obj.end_time <= end_ms:
-        return obj
-    if isinstance(obj, Slider) and obj.duration:
-        span = obj.duration / obj.slides
-        slides = int((end_ms - obj.time) // span) if span > 0 else 0
-        if slides >= 1:
-            fitted = copy.deepcopy(obj)
-            fitted.slides, fitted.duration = slides, span * slides
-            for edges in ("edge_sounds", "edge_sets"):  # one per edge: slides + 1
-                if getattr(fitted, edges):
-                    setattr(fitted, edges, "|".join(getattr(fitted, edges).split("|")
-                                                    [:slides + 1]))
-            return fitted
-    if isinstance(obj, Spinner):
-        if end_ms - obj.time < MIN_SPINNER_MS:
-            return None
-        fitted = copy.deepcopy(obj)
-        fitted.spinner_end = math.floor(end_ms)
-        return fitted
-    return Circle(obj.x, obj.y, obj.time, obj.new_combo, obj.combo_skip, obj.hitsound,
-                  obj.hit_sample)
 
 
 def continue_map(generator: Generator, beatmap: Beatmap, mel: Tensor, from_ms: float,

@@ -14,6 +14,7 @@ import torch
 from generate_support import COND, STARTS, check_valid, make_generator, make_song
 
 import core.decoding
+import core.object_fit
 from core.audio import FRAME_MS, LATENCY_FRAMES
 from core.beatmap.model import Slider, Spinner, TimingPoint
 from core.beatmap.ticks import TickGrid, divisors_for
@@ -249,11 +250,11 @@ def test_objects_end_by_the_end_they_are_given(generator, song, monkeypatch):
 
     repeated = Slider(0, 0, 1000, points=[(100, 0)], slides=3, length=100.0, duration=900.0,
                       edge_sounds="2|0|0|8")
-    fitted = core.generate._ending_by(repeated, 1700.0)
+    fitted = core.object_fit.ending_by(repeated, 1700.0)
     assert fitted.slides == 2 and fitted.end_time == 1600 and fitted.edge_sounds == "2|0|0"
-    assert core.generate._ending_by(Spinner(256, 192, 1000, spinner_end=4000), 3000.0
+    assert core.object_fit.ending_by(Spinner(256, 192, 1000, spinner_end=4000), 3000.0
                                     ).end_time == 3000
-    assert core.generate._ending_by(Spinner(256, 192, 1000, spinner_end=4000), 1300.0) is None
+    assert core.object_fit.ending_by(Spinner(256, 192, 1000, spinner_end=4000), 1300.0) is None
 
 
 def test_slider_and_spinner_ends_are_moved_onto_a_near_tick():
@@ -262,19 +263,19 @@ def test_slider_and_spinner_ends_are_moved_onto_a_near_tick():
     by its length, unless that would reach the next object."""
     ticks = TickGrid([TimingPoint(time=0.0, beat_length=500.0)], divisors_for(4))  # 1/4: 125 ms
     slider = Slider(100, 100, 1000, points=[(300, 100)], length=100.0, duration=257.0)
-    core.generate._end_on_a_tick(slider, ticks, math.inf)
+    core.object_fit.end_on_a_tick(slider, ticks, math.inf)
     assert slider.end_time == 1250 and slider.length == round(100.0 * 250 / 257, 4)
     blocked = Slider(100, 100, 1000, points=[(300, 100)], length=100.0, duration=243.0)
-    core.generate._end_on_a_tick(blocked, ticks, 1250.0)  # the next object starts on that tick
+    core.object_fit.end_on_a_tick(blocked, ticks, 1250.0)  # the next object starts on that tick
     assert blocked.end_time == 1243 and blocked.length == 100.0
     short = Slider(100, 100, 997, points=[(110, 100)], length=10.0, duration=17.0)
-    core.generate._end_on_a_tick(short, ticks, math.inf)  # the nearest tick: 3 ms after it
+    core.object_fit.end_on_a_tick(short, ticks, math.inf)  # the nearest tick: 3 ms after it
     assert short.end_time == 1014  # not squeezed to nothing (a 1 ms slider was seen)
     spinner = Spinner(256, 192, 1000, spinner_end=2990)
-    core.generate._end_on_a_tick(spinner, ticks, math.inf)
+    core.object_fit.end_on_a_tick(spinner, ticks, math.inf)
     assert spinner.end_time == 3000
     far = Spinner(256, 192, 1000, spinner_end=3060)  # 60 ms from any tick: a choice, kept
-    core.generate._end_on_a_tick(far, ticks, math.inf)
+    core.object_fit.end_on_a_tick(far, ticks, math.inf)
     assert far.end_time == 3060
 
 

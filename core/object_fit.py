@@ -1,0 +1,68 @@
+"""A window's decoded objects fitted to the map before they are placed: ends on the map's
+ticks, and ends by the song's end or the mapper's next kept object (decoding bounds where
+objects start, not where their bodies end)."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+from core.beatmap.model import Circle, HitObject, Slider, Spinner
+from core.beatmap.ticks import TickGrid
+
+MIN_SPINNER_MS = 500.0  # a spinner cut to fit shorter than this cannot be spun: dropped
+END_SNAP_MS = 20.0  # a slider's or spinner's end this near a tick is moved onto it
+
+
+def end_on_a_tick(obj: HitObject, ticks: TickGrid, next_start: float) -> None:
+    """Move a slider's or spinner's end onto the nearest tick within END_SNAP_MS (a slider by
+    its length, the same path), as a mapper's snapped ends are, if still before `next_start`:
+    the decoder places ends by time shifts, and 3% of slider ends had missed the ticks (AiMod
+    flags unsnapped ends)."""
+    if not isinstance(obj, (Slider, Spinner)):
+        return
+    end = obj.end_time
+    hit = next((h for tolerance in (1.0, 4.0, 10.0, END_SNAP_MS)
+                if (h := ticks.snap(end, tolerance)) is not None), None)
+    if hit is None or abs(hit[0] - end) < 1.0:
+        return
+    tick = math.floor(hit[0] + 1e-6)  # as osu! writes a tick's time
+    if tick >= next_start - 1:  # it would end on (or in) the next object
+        return
+    if isinstance(obj, Spinner):
+        if tick > obj.time:
+            obj.spinner_end = tick
+        return
+    if obj.duration and obj.length and tick > obj.time:
+        scale = (tick - obj.time) / obj.duration
+        if 0.5 <= scale <= 2.0:  # a short slider is not squeezed to a point, nor doubled
+            obj.length = round(obj.length * scale, 4)  # as a mapper's file writes it
+            obj.duration = tick - obj.time
+
+
+def ending_by(obj: HitObject, end_ms: float) -> HitObject | None:
+    """`obj`, made to end by `end_ms` (the song's end, or the mapper's next kept object):
+    a slider with fewer repeats, or a circle at its head where even one span runs past; a
+    spinner cut short, or dropped where under MIN_SPINNER_MS would be left. Decoding bounds
+    where objects start, not where their bodies end."""
+    if obj.end_time <= end_ms:
+        return obj
+    if isinstance(obj, Slider) and obj.duration:
+        span = obj.duration / obj.slides
+        slides = int((end_ms - obj.time) // span) if span > 0 else 0
+        if slides >= 1:
+            fitted = copy.deepcopy(obj)
+            fitted.slides, fitted.duration = slides, span * slides
+            for edges in ("edge_sounds", "edge_sets"):  # one per edge: slides + 1
+                if getattr(fitted, edges):
+                    setattr(fitted, edges, "|".join(getattr(fitted, edges).split("|")
+                                                    [:slides + 1]))
+            return fitted
+    if isinstance(obj, Spinner):
+        if end_ms - obj.time < MIN_SPINNER_MS:
+            return None
+        fitted = copy.deepcopy(obj)
+        fitted.spinner_end = math.floor(end_ms)
+        return fitted
+    return Circle(obj.x, obj.y, obj.time, obj.new_combo, obj.combo_skip, obj.hitsound,
+                  obj.hit_sample)
