@@ -32,6 +32,7 @@ from core.playfield import curve_reach
 from core.rhythm import GAP_LEVELS_MS
 from core.sequence_state import SequenceState
 from core.spacing_limit import SpacingLimit
+from core.spinner_rules import ENTRY_MS
 from core.stacks import steer_stack
 from core.tokens.grammar import Grammar, State
 from core.tokens.vocab import Category, Vocab
@@ -113,7 +114,9 @@ class ConstraintFilter:
         walker = state.walker
         full = walker.anchors >= min(self.grammar.max_anchors, MAX_GENERATED_ANCHORS)
         logits.masked_fill_(~self.masks[(walker.state, full)], NEG_INF)
-        no_spinner = state.cursor < state.spinners_from
+        no_spinner = state.cursor < state.spinners_from \
+            or state.cursor - state.last_end < ENTRY_MS \
+            or (state.spinner_ok is not None and not state.spinner_ok(state.cursor))
         if no_spinner and walker.state is not State.OBJECT:
             logits[self.spinner_ids.start: self.spinner_ids.stop] = NEG_INF
         if walker.state is State.SLIDER_BODY and not state.segments_allowed:

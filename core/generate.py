@@ -31,7 +31,13 @@ from core.beatmap.writer import LAZER_VERSION
 from core.checkpoint import load_model
 from core.decoding import DecodingOptions, decode_window
 from core.model import MapModel
-from core.music_presence import audible_frames, fill_test, music_goes_on, song_levels
+from core.music_presence import (
+    audible_frames,
+    fill_test,
+    music_end_ms,
+    music_goes_on,
+    song_levels,
+)
 from core.music_pull import MusicPull, window_steps
 from core.object_fit import end_on_a_tick, ending_by
 from core.object_mix import is_long
@@ -39,6 +45,7 @@ from core.playfield import keep_arc_inside
 from core.rhythm import GAP_LEVELS_MS, MAX_GAP_MS
 from core.sequence_state import SequenceState
 from core.spacing import end_position, lead_into
+from core.spinner_rules import calm_frames, spinner_test
 from core.stacks import run_starts
 from core.tokens.detokenizer import DetokenizeOptions, decode_objects
 from core.tokens.grammar import Grammar, GrammarWalker
@@ -124,9 +131,12 @@ class Generator:
         taken_back: Spinner | None = None  # the spinner this window is asked again without
         spared: list[Spinner] = []  # spinners put back: never taken back again
         done = 0.0
-        while position < end_ms - tolerance:
+        # no object starts after the music (a last chord's reverb tail); one may run into it
+        starts_by = min(end_ms, music_end_ms(mel) + tolerance)
+        calm = calm_frames(mel)
+        while position < starts_by - tolerance:
             origin = max(0.0, _grid(position - prefix_span, self.vocab))
-            stop = min(origin + window, end_ms)
+            stop = min(origin + window, starts_by)
             prefix = [o for o in placed if origin <= o.time < position]
             ids = [self.vocab.id(Category.SOS)]
             ids += tokenize_objects(prefix, self.vocab, template, origin_ms=origin,
@@ -140,6 +150,7 @@ class Generator:
                                   beat_ms=_beat_ms(template, origin),
                                   spinners_from=(taken_back.end_time - origin if taken_back
                                                  else -math.inf),
+                                  spinner_ok=spinner_test(calm, origin),
                                   segments_allowed=template.format_version >= LAZER_VERSION)
             if after is not None and not isinstance(after, Spinner):  # a spinner: anywhere
                 state.join = (after.time - origin, float(after.x), float(after.y))
@@ -200,7 +211,7 @@ class Generator:
             # never inside the last object: a spinner or slider may run past the window's end
             position = max(position, max((o.end_time + 1.0 for o in placed), default=position))
             if progress is not None:  # never back: a spinner taken back moved the position back
-                done = max(done, min(1.0, (position - start_ms) / max(end_ms - start_ms, 1.0)))
+                done = max(done, min(1.0, (position - start_ms) / max(starts_by - start_ms, 1.0)))
                 progress(done)
         return new
 

@@ -11,18 +11,24 @@ from core.beatmap.model import Circle, HitObject, Slider, Spinner
 from core.beatmap.ticks import TickGrid
 
 MIN_SPINNER_MS = 500.0  # a spinner cut to fit shorter than this cannot be spun: dropped
-END_SNAP_MS = 20.0  # a slider's or spinner's end this near a tick is moved onto it
+END_SNAP_MS = 20.0  # a slider's end this near a tick is moved onto it
+# ... and a spinner's onto the coarsest tick this near (a beat, else half a beat, else the
+# nearest): QA, session 27, found spinner ends off the map's divisor or on 1/6 and 1/12 ticks
+SPINNER_SNAP_MS = 150.0
 
 
 def end_on_a_tick(obj: HitObject, ticks: TickGrid, next_start: float) -> None:
-    """Move a slider's or spinner's end onto the nearest tick within END_SNAP_MS (a slider by
-    its length, the same path), as a mapper's snapped ends are, if still before `next_start`:
-    the decoder places ends by time shifts, and 3% of slider ends had missed the ticks (AiMod
-    flags unsnapped ends)."""
+    """Move a slider's end onto the nearest tick within END_SNAP_MS (by its length, the same
+    path), and a spinner's within SPINNER_SNAP_MS, as a mapper's snapped ends are, if still
+    before `next_start`: the decoder places ends by time shifts, and 3% of slider ends had
+    missed the ticks (AiMod flags unsnapped ends)."""
     if not isinstance(obj, (Slider, Spinner)):
         return
     end = obj.end_time
-    hit = next((h for tolerance in (1.0, 4.0, 10.0, END_SNAP_MS)
+    tolerances = (1.0, 4.0, 10.0, END_SNAP_MS)
+    if isinstance(obj, Spinner):  # its length is free: on the beat where one is near
+        tolerances = (SPINNER_SNAP_MS,)
+    hit = next((h for tolerance in tolerances
                 if (h := ticks.snap(end, tolerance)) is not None), None)
     if hit is None or abs(hit[0] - end) < 1.0:
         return
@@ -30,7 +36,7 @@ def end_on_a_tick(obj: HitObject, ticks: TickGrid, next_start: float) -> None:
     if tick >= next_start - 1:  # it would end on (or in) the next object
         return
     if isinstance(obj, Spinner):
-        if tick > obj.time:
+        if tick - obj.time >= MIN_SPINNER_MS:
             obj.spinner_end = tick
         return
     if obj.duration and obj.length and tick > obj.time:

@@ -96,6 +96,9 @@ class SequenceState:
     fill: Callable[[float], float] | None = None
     # No spinner starts before this (core.generate asks a window again without one it took back)
     spinners_from: float = -math.inf
+    # Whether a spinner may start at a window time (core.spinner_rules: where the music holds);
+    # None: anywhere
+    spinner_ok: Callable[[float], bool] | None = None
     # Whether a slider's path may change curve type midway (a START_SLIDER inside it): lazer's
     # v128 files hold such paths; osu! stable's v14 has one type per slider and reads another
     # shape, so a map written as v14 gets none

@@ -259,7 +259,7 @@ def test_objects_end_by_the_end_they_are_given(generator, song, monkeypatch):
 
 def test_slider_and_spinner_ends_are_moved_onto_a_near_tick():
     """The decoder places ends by time shifts: 3% of generated slider ends missed the ticks
-    (AiMod flags unsnapped ends). An end within END_SNAP_MS of a tick moves onto it, a slider
+    (AiMod flags unsnapped ends). A slider's end within END_SNAP_MS of a tick moves onto it,
     by its length, unless that would reach the next object."""
     ticks = TickGrid([TimingPoint(time=0.0, beat_length=500.0)], divisors_for(4))  # 1/4: 125 ms
     slider = Slider(100, 100, 1000, points=[(300, 100)], length=100.0, duration=257.0)
@@ -274,9 +274,17 @@ def test_slider_and_spinner_ends_are_moved_onto_a_near_tick():
     spinner = Spinner(256, 192, 1000, spinner_end=2990)
     core.object_fit.end_on_a_tick(spinner, ticks, math.inf)
     assert spinner.end_time == 3000
-    far = Spinner(256, 192, 1000, spinner_end=3060)  # 60 ms from any tick: a choice, kept
+    # a spinner's length is free: its end goes onto the beat within SPINNER_SNAP_MS, even
+    # past nearer finer ticks (QA: ends off the divisor, or on 1/6 and 1/12 ticks)
+    far = Spinner(256, 192, 1000, spinner_end=3120)  # 5 ms from a 1/4 tick, 120 from a beat
     core.object_fit.end_on_a_tick(far, ticks, math.inf)
-    assert far.end_time == 3060
+    assert far.end_time == 3000
+    between = Spinner(256, 192, 1000, spinner_end=3230)  # 20 ms from the half beat
+    core.object_fit.end_on_a_tick(between, ticks, math.inf)
+    assert between.end_time == 3250
+    brief = Spinner(256, 192, 1010, spinner_end=1490)  # onto 1500 it stays too short to spin
+    core.object_fit.end_on_a_tick(brief, ticks, math.inf)
+    assert brief.end_time == 1490
 
 
 def test_the_starter_leaves_a_player_time_after_a_spinner_across_windows(tmp_path):

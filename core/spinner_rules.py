@@ -1,0 +1,55 @@
+"""Where a spinner may start: where the music holds, not in full music.
+
+The starter model learnt spinners from synthetic songs whose only spinner is the outro, and in
+real songs it spins in full music (QA, session 27: 17 spinners in busy_schedule's 128 s, at
+16-27 MIDI notes a second, four in kiai time; harp_harmony's three in its busiest part).
+Mappers spin over held notes, build-ups and the outro, where few notes start. So a spinner may
+start only where the LOOK_MS after it holds at most CALM x the song's median count of onsets
+over as long (counted where its music goes on): the synthetic sets' own spinners have 0-0.25
+of it, the starter's in real songs 0.5-1.3. Past the audio's end nothing is heard: calm.
+And it starts ENTRY_MS or more after the last object ends (it had come 112-188 ms after one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from scipy.signal import find_peaks
+from torch import Tensor
+
+from core.audio import FRAME_MS, LATENCY_FRAMES
+from core.music_presence import BREAK_DB, END_ONSET, song_levels
+from core.tempo_grid import onset_envelope
+
+CALM = 0.4
+LOOK_MS = 1500.0
+ONSET_SPACING_MS = 50.0  # onsets closer than this are one
+ENTRY_MS = 300.0
+
+
+def calm_frames(mel: Tensor) -> Tensor:
+    """(F,) bool per feature frame: whether the LOOK_MS of audio from it holds at most CALM x
+    the song's median count of onsets (END_ONSET of its strongest) over as long."""
+    envelope = onset_envelope(mel.numpy())
+    peaks, _ = find_peaks(envelope, height=END_ONSET,
+                          distance=max(1, round(ONSET_SPACING_MS / FRAME_MS)))
+    onsets = np.zeros(len(envelope))
+    onsets[peaks] = 1.0
+    look = max(1, round(LOOK_MS / FRAME_MS))
+    ahead = np.convolve(onsets, np.ones(look))[look - 1:]  # onsets in the look from each frame
+    levels, typical = song_levels(mel)
+    music = (levels >= typical - 2.0 * BREAK_DB / 80.0).numpy()
+    median = float(np.median(ahead[music])) if music.any() else 0.0
+    return torch.from_numpy(ahead <= CALM * median)
+
+
+def spinner_test(calm: Tensor, origin: float) -> Callable[[float], bool]:
+    """SequenceState.spinner_ok for the window at beatmap time `origin`: whether a spinner may
+    start at a window time (the audio there is LATENCY_MS later)."""
+    def calm_at(t: float) -> bool:
+        frame = int((origin + t) // FRAME_MS) + LATENCY_FRAMES
+        return not 0 <= frame < calm.shape[0] or bool(calm[frame])
+
+    return calm_at

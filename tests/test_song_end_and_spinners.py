@@ -1,0 +1,82 @@
+"""Where the music ends (no object starts after it) and where a spinner may start (where the
+music holds), on real music from the corpus with a tail, a coda or a held tone added."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from corpus_files import hand_timed_track
+from generate_support import make_generator
+
+from core.audio import FRAME_MS, LATENCY_MS, SAMPLE_RATE, log_mel
+from core.constraints import ConstraintFilter, SequenceState
+from core.decoding import DecodingOptions
+from core.music_presence import music_end_ms
+from core.spinner_rules import ENTRY_MS, LOOK_MS, calm_frames, spinner_test
+from core.tokens.grammar import Grammar, GrammarWalker
+from core.tokens.vocab import Category
+
+SECONDS = 30
+
+
+@pytest.fixture(scope="module", params=["circles", "triangles"])
+def music(request, corpus) -> np.ndarray:
+    """The first SECONDS of a real track (osu-resources), float32 at SAMPLE_RATE."""
+    audio, _ = hand_timed_track(corpus, request.param)
+    return audio[: SECONDS * SAMPLE_RATE].astype(np.float32)
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt((x.astype(np.float64) ** 2).mean()))
+
+
+def test_a_reverb_tail_is_past_the_music_and_a_soft_coda_is_not(music):
+    # a decaying noise tail from 20 dB under the music: the music ends where the song did
+    t = np.arange(4 * SAMPLE_RATE) / SAMPLE_RATE
+    noise = np.random.default_rng(0).standard_normal(len(t))
+    tail = (noise * _rms(music) * 10 ** (-20 / 20) * np.exp(-t / 0.4)).astype(np.float32)
+    end = SECONDS * 1000 - LATENCY_MS  # in beatmap time
+    assert abs(music_end_ms(log_mel(np.concatenate([music, tail]))) - end) <= 250
+    # five seconds of the same music 30 dB softer, then silence: the coda's notes are music
+    coda = music[10 * SAMPLE_RATE: 15 * SAMPLE_RATE] * np.float32(10 ** (-30 / 20))
+    silence = np.zeros(2 * SAMPLE_RATE, dtype=np.float32)
+    assert abs(music_end_ms(log_mel(np.concatenate([music, coda, silence]))) - end - 5000) <= 100
+    assert music_end_ms(torch.full((80, 400), -1.0)) == -math.inf  # no music at all
+
+
+def test_a_held_tone_is_calm_and_the_music_around_it_is_not(music):
+    held = 4 * SAMPLE_RATE
+    tone = np.sin(2 * np.pi * 220 * np.arange(held) / SAMPLE_RATE) * _rms(music) * 1.4
+    half = len(music) // 2
+    calm = calm_frames(log_mel(np.concatenate([music[:half], tone.astype(np.float32),
+                                               music[half:]]))).numpy()
+    start, back = half // (SAMPLE_RATE // 1000), (half + held) // (SAMPLE_RATE // 1000)  # ms
+    frame = lambda ms: int(ms // FRAME_MS)  # noqa: E731
+    assert calm[frame(start + 50): frame(back - LOOK_MS)].all()  # nothing starts ahead
+    assert calm[frame(back + 1000): frame(back + 12_000)].mean() < 0.05
+    # spinner_test reads the audio LATENCY_MS after a beatmap time, and past its end is calm
+    test = spinner_test(torch.from_numpy(calm), origin=start)
+    assert test(1000.0 - LATENCY_MS) and not test(back - start + 5000.0)
+    assert test(10_000_000.0)
+
+
+def _spinner_open(vocab, last_end: float, cursor: float, calm_here: bool) -> bool:
+    state = SequenceState(GrammarWalker(Grammar(vocab.config)), vocab,
+                          spinner_ok=lambda _t: calm_here)
+    state.step(vocab.id(Category.SOS))
+    state.last_end, state.cursor = last_end, cursor
+    logits = torch.zeros(len(vocab))
+    ConstraintFilter(vocab, DecodingOptions()).apply(logits, state)
+    span = vocab.spans[Category.PLACE_SPINNER]
+    return bool(torch.isfinite(logits[span.start: span.stop]).all())
+
+
+def test_a_spinner_starts_only_where_the_music_holds_and_a_player_has_room():
+    vocab = make_generator().vocab
+    assert _spinner_open(vocab, last_end=1000.0, cursor=1000.0 + ENTRY_MS, calm_here=True)
+    assert not _spinner_open(vocab, last_end=1000.0, cursor=1000.0 + ENTRY_MS, calm_here=False)
+    assert not _spinner_open(vocab, last_end=1000.0, cursor=1000.0 + ENTRY_MS - 100,
+                             calm_here=True)
