@@ -14,7 +14,7 @@ from companion.mapping import Target, decoding_options, generate_beatmap, load_g
 from core.audio import FRAME_MS, SAMPLE_RATE, log_mel
 from core.beatmap.model import Spinner, TimingPoint
 from core.beatmap.ticks import TickGrid
-from core.music_pull import MusicPull, apply_pull
+from core.music_pull import METRIC, QUIET_NATS, MusicPull, apply_pull
 from core.song_input import SongInput, fresh_template
 
 BEAT = 400.0
@@ -51,9 +51,14 @@ def test_a_beat_with_an_onset_pulls_hardest(corpus):
     table = pull.window(start, 801, 10.0).numpy()  # 8 s: 21 beats
     beats = np.round(np.arange(0, 8000, truth[0].beat_length) / 10).astype(int)
     quarters = beats[:-1] + round(truth[0].beat_length / 4 / 10)
-    assert table.max() <= 6.0 and table.min() >= 0.0
+    assert table.max() <= 6.0 and table.min() >= -QUIET_NATS
     assert table[beats].mean() > 4.0  # on the beat, and the kick heard there
     assert table[beats].mean() > 2 * table[quarters].mean()
+    # only a tick finer than the half beat where nothing is heard is pushed away, and some are
+    metric = pull.metric(start + 10.0 * np.arange(801))
+    fine = (metric > 0.0) & (metric < METRIC[2])
+    assert (table < 0).any() and not (table < 0)[~fine].any()
+    assert table[quarters].min() < 0 < table[quarters].max()  # some quarters sound, some not
 
 
 def test_the_pull_is_added_where_each_gap_lands_and_to_placing_now():
