@@ -22,7 +22,8 @@ Per map, then the median per star band:
   of sliders that go back at least once.
 - stream step: the median step of its streams (core.streams: a circle to a head under 140 ms
   after it) in circle diameters, printed x100 as a percentage; stream turns: the share of
-  steps that turn back (over 90 degrees) from the step before.
+  steps that turn back (over 90 degrees) from the step before; stream spread: how much a
+  step's length differs from the step before's (|a - b| / the longer; median).
 
     PYTHONPATH=. .venv/bin/python benchmarks/map_style.py [--stars 2 3 4 5 6] [--seconds 60]
         [--synth 2] [--seeds 1] [--model CKPT]
@@ -61,8 +62,8 @@ STACK_PX = 4.0
 SAME_GAP_MS = 2.0
 MIN_OBJECTS = 100
 COLUMNS = ("overlap", "stacked", "snap spread", "sliders", "tiny sliders", "combo", "NC on bar",
-           "hitsounds", "stream step", "stream turns", "crossing", "run past", "anchors",
-           "reverses")
+           "hitsounds", "stream step", "stream turns", "stream spread", "crossing", "run past",
+           "anchors", "reverses")
 RUN_PAST_PX = 4.0
 
 
@@ -89,7 +90,7 @@ def style(beatmap: Beatmap) -> dict[str, float]:
     spreads = [abs(d1 - d2) / max(d1, d2)
                for (g1, d1), (g2, d2) in itertools.pairwise(moves)
                if abs(g1 - g2) <= SAME_GAP_MS and max(d1, d2) >= STACK_PX]
-    steps, turns = stream_steps(beatmap)
+    steps, turns, changes = stream_steps(beatmap)
     sliders = [o for o in objects if isinstance(o, Slider)]
     tiny = [(o.length or 0.0) < radius for o in sliders]
     combos, on_bar, run = [], [], 0
@@ -113,6 +114,7 @@ def style(beatmap: Beatmap) -> dict[str, float]:
         # a stream's steps (core.streams) in diameters (the column prints x100 as %)
         "stream step": float(np.median(steps)) / (2 * radius) if steps else math.nan,
         "stream turns": _mean(turns),
+        "stream spread": float(np.median(changes)) if changes else math.nan,
         "crossing": _mean([crosses_itself(slider_path(o, beatmap.format_version).points)
                            for o in sliders]),
         "run past": _mean([runs_past(o, beatmap.format_version) for o in sliders]),

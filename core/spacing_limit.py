@@ -56,6 +56,9 @@ OVERLAP_GAP_MS = 180.0
 # rating's retries answer the wider jumps with sparser rhythm
 FLOOR_ROOM = 1.25
 # Distance snap (DecodingOptions.spacing_spread): moves this near in time are the same rhythm
+# (in a map's snapped times; decoding's own times are whole time steps, where a 1/4 beat of
+# 93.75 ms comes 90 or 100 ms after the last, and moves one step apart are the same rhythm:
+# compared within SAME_GAP_MS only, a stream's steps at such a tempo never kept the snap)
 SAME_GAP_MS = 2.0
 STACK_PX = 4.0  # a move shorter than this is a stack: no distance to keep
 # An object ended this recently is on screen with the one being placed (about AR 5's 1200 ms
@@ -64,6 +67,9 @@ ON_SCREEN_MS = 1200.0
 # Under this from a circle to the next head, a move is a stream's step
 # (DecodingOptions.stream_step): a 1/4 beat from 107 BPM, a half beat from 214
 STREAM_GAP_MS = 140.0
+# A stream's step keeps within this fraction of the step before (under the map's own spread):
+# ranked maps' steps differ by a median 1.5-7.4% per star band, the starter's by 30-44%
+STREAM_SPREAD = 0.1
 
 
 def circle_diameter(cs: float) -> float:
@@ -84,6 +90,7 @@ class SpacingLimit:
         self.y_span = vocab.spans[Category.COORD_Y]
         self.y_step = vocab.y_step
         self.min_reach = math.hypot(vocab.x_step, vocab.y_step)  # the nearest cell is in reach
+        self.same_gap = max(SAME_GAP_MS, self.step)  # decoding's times are whole steps
 
     def rings(self, state: SequenceState
               ) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
@@ -97,8 +104,11 @@ class SpacingLimit:
         floor = (self.options.min_distance or 0.0) if state.gap >= OVERLAP_GAP_MS else 0.0
         ring = None if floor <= 0.0 and math.isinf(reach) else (floor, reach)
         spread, last = self.options.spacing_spread, state.last_move
+        if spread is not None and last is not None and last[0] < STREAM_GAP_MS \
+                and streaming(state):  # a stream's steps, evener than other moves
+            spread = min(spread, STREAM_SPREAD)
         snap = None
-        if spread is not None and last is not None and abs(state.gap - last[0]) <= SAME_GAP_MS \
+        if spread is not None and last is not None and abs(state.gap - last[0]) <= self.same_gap \
                 and last[1] >= STACK_PX:
             # the same rhythm, the same spacing: within `spread` of the last move's distance,
             # as far as the floor and ceiling allow

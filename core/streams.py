@@ -42,10 +42,10 @@ def stream_step_for_stars(stars: float, diameter: float) -> float | None:
 
 
 def stream_steps(beatmap: Beatmap, until_ms: float = math.inf
-                 ) -> tuple[list[float], list[bool]]:
-    """The map's stream steps before `until_ms` (px), and whether each that follows another
-    turns back from it."""
-    steps, turns = [], []
+                 ) -> tuple[list[float], list[bool], list[float]]:
+    """The map's stream steps before `until_ms` (px); of each that follows another, whether
+    it turns back from it, and how far their lengths differ (|a - b| / the longer)."""
+    steps, turns, changes = [], [], []
     last: tuple[float, float] | None = None  # the step before, where it was one
     for a, b in itertools.pairwise(o for o in beatmap.hit_objects if o.time < until_ms):
         if not (isinstance(a, Circle) and b.time - a.time < STREAM_GAP_MS):
@@ -55,14 +55,15 @@ def stream_steps(beatmap: Beatmap, until_ms: float = math.inf
         steps.append(math.hypot(*step))
         if last is not None and math.hypot(*last) >= STACK_PX and steps[-1] >= STACK_PX:
             turns.append(last[0] * step[0] + last[1] * step[1] < 0)
+            changes.append(abs(steps[-1] - math.hypot(*last)) / max(steps[-1], math.hypot(*last)))
         last = step if isinstance(b, Circle) else None
-    return steps, turns
+    return steps, turns, changes
 
 
 def observed_stream_step(beatmap: Beatmap, until_ms: float = math.inf) -> float | None:
     """The map's own step limit before `until_ms`: the 90th percentile of its stream steps;
     None with fewer than MIN_STEPS, or where more than MAX_TURNING of them turn back."""
-    steps, turns = stream_steps(beatmap, until_ms)
+    steps, turns, _ = stream_steps(beatmap, until_ms)
     if len(steps) < MIN_STEPS or (turns and np.mean(turns) > MAX_TURNING):
         return None
     return float(np.quantile(steps, 0.9))

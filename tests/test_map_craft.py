@@ -38,7 +38,13 @@ from core.spacing import (
     observed_min_distance,
     observed_spread,
 )
-from core.spacing_limit import FLOOR_ROOM, OVERLAP_GAP_MS, circle_diameter
+from core.spacing_limit import (
+    FLOOR_ROOM,
+    OVERLAP_GAP_MS,
+    STREAM_SPREAD,
+    circle_diameter,
+    streaming,
+)
 from core.tokens.grammar import Grammar, GrammarWalker
 from core.tokens.vocab import Category
 from tests.corpus_files import require_corpus, resource
@@ -102,6 +108,29 @@ def test_a_move_of_the_last_ones_rhythm_keeps_its_spacing():
     ys = open_cells(at_x(seq, 256.0), Y, DecodingOptions(spacing=1.0, spacing_spread=0.1,
                                                          min_distance=80.0))
     assert ys and min(abs(y - 192.0) for y in ys) >= 80.0
+
+
+def test_a_rhythm_one_time_step_off_is_the_same_and_a_streams_steps_keep_even():
+    # decoding's times are whole 10 ms steps: a 1/4 beat of 93.75 ms comes 90 or 100 ms
+    # after the last, and both are the last move's rhythm (compared within 2 ms, the snap
+    # never held at such tempos)
+    seq = placing_after(400.0)
+    seq.last_move = (400.0 + VOCAB.config.time_step_ms, 100.0)
+    options = DecodingOptions(spacing=1.0, spacing_spread=0.3)
+    ys = open_cells(at_x(seq, 256.0), Y, options)
+    assert ys and all(70.0 <= abs(y - 192.0) <= 130.0 for y in ys)
+    assert max(abs(y - 192.0) for y in ys) > 110.0  # the map's spread, outside a stream
+    # a stream's step after a step: within STREAM_SPREAD of it, under the map's spread
+    walker = GrammarWalker(Grammar(VOCAB.config))
+    walker.step(Category.SOS)
+    stream = SequenceState(walker, VOCAB, cursor=1090.0, last_end=1000.0, last_start=1000.0,
+                           last_position=(256.0, 192.0), gap=90.0, last_move=(100.0, 40.0),
+                           last_was_circle=True)
+    stream.step(VOCAB.token("PLACE_CIRCLE"))
+    assert streaming(stream)
+    ys = open_cells(at_x(stream, 256.0), Y, options)
+    assert ys and all(40.0 * (1 - STREAM_SPREAD) - 2 <= abs(y - 192.0)
+                      <= 40.0 * (1 + STREAM_SPREAD) + 2 for y in ys)
 
 
 def test_after_a_slider_its_head_is_kept_clear_too():

@@ -57,7 +57,7 @@ def timed(objects) -> Beatmap:
 
 def test_a_maps_streams_are_read_for_its_continuation():
     zigzag = [Circle(x=100 + 20 * (i % 2), y=100, time=1000.0 + 100 * i) for i in range(20)]
-    steps, turns = stream_steps(timed(zigzag))
+    steps, turns, _ = stream_steps(timed(zigzag))
     assert steps == [20.0] * 19 and all(turns)
     assert observed_stream_step(timed(zigzag)) is None  # it turns back: left free
     line = [Circle(x=100 + 25 * i, y=100 + 5 * (i % 3), time=1000.0 + 100 * i)
@@ -66,7 +66,7 @@ def test_a_maps_streams_are_read_for_its_continuation():
     assert observed_stream_step(timed(line[:12])) is None  # 11 steps: too few to tell
     # from a slider's end the next head often comes as soon: not a stream's step
     slider = Slider(x=100, y=100, time=1000.0, points=[(200.0, 100.0)], length=100.0)
-    steps, _ = stream_steps(timed([slider, Circle(x=300, y=300, time=1050.0)]))
+    steps, _, _ = stream_steps(timed([slider, Circle(x=300, y=300, time=1050.0)]))
     assert steps == []
 
 
