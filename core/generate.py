@@ -24,6 +24,7 @@ from torch import Tensor
 from core.audio import FRAME_MS, LATENCY_FRAMES
 from core.beat_grid import grid_classes
 from core.beatmap.model import Beatmap, Circle, HitObject, Slider, Spinner
+from core.beatmap.slider_simplify import simplify_path
 from core.beatmap.slider_trim import extend_to_length, trim_to_length
 from core.beatmap.ticks import TickGrid, beat_divisor_of, divisors_for
 from core.beatmap.timing import ControlPoints, annotate_sliders, slider_velocity
@@ -181,6 +182,7 @@ class Generator:
                     keep_arc_inside(obj, template.format_version)
                     trim_to_length(obj, template.format_version)
                     extend_to_length(obj, template.format_version)
+                    simplify_path(obj, template.format_version)
             if taken_back is not None and not fresh:
                 # asked again without it, the model placed nothing: the spinner beats a hole
                 fresh = [taken_back]
