@@ -21,6 +21,8 @@ A song with a map of its own keeps its kiai and preview: they are the mapper's.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from torch import Tensor
 
@@ -90,13 +92,14 @@ def kiai_spans(mel: Tensor, points: list[TimingPoint]) -> list[tuple[float, floa
 
 def kiai_lines(points: list[TimingPoint], spans: list[tuple[float, float]]
                ) -> list[TimingPoint]:
-    """Green lines that turn kiai on at each span's start and off at its end (on the bar lines
-    exactly: a green line a fraction of a ms before a red line at the same bar is overruled by
-    it), at the slider velocity, sample set and volume in effect there (an estimate's lines:
-    1.0x, its own). The red lines inside a span carry kiai themselves (mark_kiai)."""
+    """Green lines that turn kiai on at each span's start and off at its end (on the bar
+    lines' whole ms, floor(tick), as objects are written: a fraction of a ms after them kiai
+    would miss the object on the bar line), at the slider velocity, sample set and volume in
+    effect there (an estimate's lines: 1.0x, its own). The red lines inside a span carry kiai
+    themselves (mark_kiai)."""
     lines = []
     for start, end in spans:
-        for time, effects in ((start, 1), (end, 0)):
+        for time, effects in ((math.floor(start + 1e-6), 1), (math.floor(end + 1e-6), 0)):
             now = [p for p in points if p.time <= time + 0.5] or points[:1]
             red = [p for p in now if p.uninherited] or now
             green = [p for p in now if not p.uninherited]

@@ -73,8 +73,10 @@ tag an octave off is followed too (halved or doubled, none of the 97 right;
 benchmarks/timing_accuracy --tag): the tag is the producer's or the store's word, and the
 mapper is told where the tempo came from and the other reading.
 
-Output times are ms of beatmap time, LATENCY_MS before the audio's onsets (core.audio: osu! maps
-are timed so, and lazer's editor draws its waveform so); beat_length ms per beat. A steady
+Output times are whole ms of beatmap time (objects go on whole ms, floor(tick), and a red line
+at 316.634 had the first one 0.63 ms before it), LATENCY_MS before the audio's onsets
+(core.audio: osu! maps are timed so, and lazer's editor draws its waveform so); beat_length ms
+per beat. A steady
 section's BPM is the nearest whole number where that grid keeps WHOLE_KEEP of the fitted one's
 onset strength (`whole_bpm`: music made to a click is at a whole BPM, and a mapper expects 180,
 not 180.11, whose grid is 36 ms adrift after a minute), else rounded to 0.01 where that moves the
@@ -214,7 +216,7 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
         else:
             lines = [(at, line_period * FRAME_MS) for at, line_period in lines]
         for at, beat_ms in lines:
-            points.append(TimingPoint(time=round(float(beatmap_ms(at)), 3),
+            points.append(TimingPoint(time=float(round(beatmap_ms(at))),
                                       beat_length=float(beat_ms), meter=int(m)))
     return points
 

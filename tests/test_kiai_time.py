@@ -138,8 +138,10 @@ def test_red_lines_inside_kiai_time_keep_it_on():
                           ).beatmap
     mark_kiai(beatmap, log_mel(sections([(8, 0.05), (8, 0.4), (12, 0.05), (8, 0.4),
                                          (4, 0.05)])))
-    assert spans_of(beatmap.timing_points) == [(15_980.0, 32_000.4), (56_000.4, 72_000.4)]
+    # the green lines on the bar lines' whole ms, where objects on them are written
+    assert spans_of(beatmap.timing_points) == [(15_980.0, 32_000.0), (56_000.0, 72_000.0)]
     assert [p.kiai for p in beatmap.timing_points if p.uninherited] == [False, True]
+    assert all(float(p.time).is_integer() for p in beatmap.timing_points if not p.uninherited)
 
 
 def test_a_map_with_kiai_time_keeps_its_own():

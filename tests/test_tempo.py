@@ -41,6 +41,7 @@ def test_bpm_and_offset(songs, seed):
     assert beat_offset(point.time, truth[0].time, truth[0].beat_length) <= 10
     assert point.meter in (3, 4)
     assert point.time >= truth[0].time - 10  # the first beat at or after the music starts
+    assert point.time.is_integer()  # on a whole ms, as the objects on it are written
 
 
 # seed 6: 220 -> 176 BPM at 5670 ms; 14: 182 -> 220 at 5856 ms; 8: 144 -> 216 at 13577 ms and
