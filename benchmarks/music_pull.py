@@ -12,7 +12,7 @@ timing from its first to its last object:
   median 79% and 12%; kiai without the pull 45-61% and 35-49%), and of those heads the share
   on a quiet tick (an onset under QUIET x the beats' median: a 1/4 note nothing plays);
 - stars (one attempt).
-Each pull weight runs with each `--quiet-nats` (core.music_pull.QUIET_NATS).
+Each pull weight runs with each `--quiet-nats` (DecodingOptions.quiet_nats).
 
     .venv/bin/python benchmarks/music_pull.py [--stars 3 5] [--weights 0 6] [--seconds 60]
         [--quiet-nats 0 6]
@@ -30,7 +30,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import core.music_pull
 from benchmarks.generated_maps import (
     blupi_dir,
     blupi_songs,
@@ -108,7 +107,7 @@ def main() -> None:
     parser.add_argument("--stars", type=float, nargs="+", default=[3.0, 5.0])
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, PULL_NATS])
     parser.add_argument("--quiet-nats", type=float, nargs="+", default=[QUIET_NATS],
-                        help="core.music_pull.QUIET_NATS values to compare")
+                        help="DecodingOptions.quiet_nats values to compare")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--midi", type=int, default=4, help="Frets on Fire / Blupi songs to add")
     parser.add_argument("--synth", type=int, default=2, help="synthetic songs to add")
@@ -128,9 +127,9 @@ def main() -> None:
             onsets = flux(load_audio(audio))
             for stars in args.stars:
                 for weight, quiet in variants:
-                    core.music_pull.QUIET_NATS = quiet
                     options = decoding_options(seed=0)
-                    options = type(options)(**{**vars(options), "music_pull": weight})
+                    options = type(options)(**{**vars(options), "music_pull": weight,
+                                               "quiet_nats": quiet})
                     made = generate_beatmap(generator, SongInput(audio.parent, audio,
                                                                  template_of(truth, audio)),
                                             Target(stars=stars), options, max_attempts=1)

@@ -18,7 +18,7 @@ from torch import Tensor
 from core.constraints import NEG_INF, ConstraintFilter, SequenceState
 from core.incremental import check_precision, step_decoder
 from core.model import MapModel
-from core.music_pull import PULL_NATS
+from core.music_pull import PULL_NATS, QUIET_NATS
 from core.rhythm import GAP_LEVELS_MS
 from core.tokens.grammar import Grammar, GrammarWalker, State
 from core.tokens.timeline import cursor_times
@@ -91,6 +91,9 @@ class DecodingOptions:
     # nats: the music's pull on when objects come, toward the beats and the onsets heard
     # (core.music_pull.PULL_NATS by default, where the map has timing). 0: none.
     music_pull: float = PULL_NATS
+    # nats more off a quarter or third tick where nothing is heard (core.music_pull.QUIET_NATS
+    # by default; a retry short of its stars lowers it: core.map_rules). 0: none.
+    quiet_nats: float = QUIET_NATS
     # How the decoder's steps compute (core.incremental.PRECISIONS): "int8" weights and
     # bfloat16 activations step the seed preset 1.7-1.9x faster on an AVX-512 CPU at ~1% of the
     # logits, and slower with AVX2 only; "float32" matches training exactly; "auto" takes int8

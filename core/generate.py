@@ -124,7 +124,7 @@ class Generator:
         # estimated one is moved back a bar for pickup notes (core.tempo).
         position = max(start_ms, ticks.times[0] - tolerance) if ticks else start_ms
         levels, typical = song_levels(mel)
-        pull = MusicPull(mel, ticks, options.music_pull, tolerance) \
+        pull = MusicPull(mel, ticks, options.music_pull, tolerance, options.quiet_nats) \
             if ticks and options.music_pull else None
         pull_steps = window_steps(window, self.vocab.config.time_step_ms)
         fill_span = functools.partial(_fill_span, self.windows.fill_ms,

@@ -45,13 +45,14 @@ class MusicPull:
     """The pull (nats) on each moment of a song, for one map's timing."""
 
     def __init__(self, mel: Tensor | np.ndarray, ticks: TickGrid, weight: float = PULL_NATS,
-                 tolerance: float = ON_TICK_MS) -> None:
+                 tolerance: float = ON_TICK_MS, quiet: float = QUIET_NATS) -> None:
         if isinstance(mel, Tensor):
             mel = mel.detach().float().cpu().numpy()
         env = onset_envelope(np.asarray(mel, np.float32))
         self.onsets = np.clip(maximum_filter1d(env, 2 * REACH_FRAMES + 1), 0.0, 1.0)
         self.ticks = ticks
         self.weight = weight
+        self.quiet = quiet  # nats off a quiet quarter or third (QUIET_NATS)
         self.tolerance = tolerance  # a time this near a tick snaps to it (core.generate's)
         self.lag = self._lag()
 
@@ -94,7 +95,7 @@ class MusicPull:
         heard = np.where(inside, self.onsets[np.clip(frames, 0, len(self.onsets) - 1)], 0.0)
         metric = self.metric(times)
         pull = self.weight * 0.5 * (heard + metric)
-        pull -= QUIET_NATS * ((metric > 0.0) & (metric < METRIC[2]) & (heard < QUIET_ONSET))
+        pull -= self.quiet * ((metric > 0.0) & (metric < METRIC[2]) & (heard < QUIET_ONSET))
         return torch.from_numpy(pull.astype(np.float32))
 
 
