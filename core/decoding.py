@@ -65,6 +65,10 @@ class DecodingOptions:
     # Distance snap: a move whose gap matches the last one's (within SAME_GAP_MS) keeps its
     # distance within this fraction of the last one's (core.spacing_limit). None: free.
     spacing_spread: float | None = None
+    # A continued map's own distance per gap ((gap ms, px), core.spacing.observed_snap_distances):
+    # a move of one of those gaps keeps within `spacing_spread` of its distance, not of the
+    # last move's. None: the last move's.
+    snap_distances: tuple[tuple[float, float], ...] | None = None
     # Streams (a head under core.spacing_limit.STREAM_GAP_MS after the last end): at most this
     # many osu!pixels a step, and no turn of over 90 degrees from the last step where that was
     # one too (ranked maps step 19-32 px and smoothly; the starter 40-88 px, half of its steps

@@ -29,6 +29,7 @@ from core.object_mix import (
 from core.rhythm import gap_shares_for_stars, observed_gap_shares
 from core.spacing import (
     observed_min_distance,
+    observed_snap_distances,
     observed_spacing,
     observed_spread,
     spacing_for_stars,
@@ -91,6 +92,8 @@ def continuation_rules(options: DecodingOptions, beatmap: Beatmap, from_ms: floa
         spacing=_given(options.spacing, observed_spacing(beatmap, from_ms)),
         min_distance=floor,
         spacing_spread=spread,
+        snap_distances=_given(options.snap_distances, None if options.spacing
+                              else observed_snap_distances(beatmap, from_ms) or None),
         gap_shares=_given(options.gap_shares, observed_gap_shares(beatmap, from_ms)),
         slider_share=_given(options.slider_share, observed_slider_share(beatmap, from_ms)),
         reverse_share=_given(options.reverse_share, observed_reverse_share(beatmap, from_ms)),

@@ -108,12 +108,19 @@ class SpacingLimit:
                 and streaming(state):  # a stream's steps, evener than other moves
             spread = min(spread, STREAM_SPREAD)
         snap = None
-        if spread is not None and last is not None and abs(state.gap - last[0]) <= self.same_gap \
-                and last[1] >= STACK_PX:
-            # the same rhythm, the same spacing: within `spread` of the last move's distance,
-            # as far as the floor and ceiling allow
-            inner = min(max(floor, last[1] * (1 - spread)), reach)
-            snap = (inner, max(min(reach, last[1] * (1 + spread)), inner))
+        own = min(self.options.snap_distances or (), default=None,
+                  key=lambda gap_px: abs(state.gap - gap_px[0]))
+        if own is not None and (abs(state.gap - own[0]) > self.same_gap or (
+                streaming(state) and (state.run_notes == 0 or state.run_stacked))):
+            own = None  # (a run's first step may stack, and a stacked run stays stacked)
+        if spread is not None and own is None and last is not None \
+                and abs(state.gap - last[0]) <= self.same_gap and last[1] >= STACK_PX:
+            own = last
+        if spread is not None and own is not None:
+            # the same rhythm, the same spacing: within `spread` of the map's own distance for
+            # it (a continuation), else of the last move's, as far as floor and ceiling allow
+            inner = min(max(floor, own[1] * (1 - spread)), reach)
+            snap = (inner, max(min(reach, own[1] * (1 + spread)), inner))
         return ring, snap
 
     def apply(self, logits: Tensor, state: SequenceState, axis: Category) -> None:

@@ -36,6 +36,7 @@ from core.spacing import (
     lead_into,
     moves,
     observed_min_distance,
+    observed_snap_distances,
     observed_spread,
 )
 from core.spacing_limit import (
@@ -131,6 +132,26 @@ def test_a_rhythm_one_time_step_off_is_the_same_and_a_streams_steps_keep_even():
     ys = open_cells(at_x(stream, 256.0), Y, options)
     assert ys and all(40.0 * (1 - STREAM_SPREAD) - 2 <= abs(y - 192.0)
                       <= 40.0 * (1 + STREAM_SPREAD) + 2 for y in ys)
+
+
+def test_a_continuation_keeps_the_maps_own_distance_for_each_rhythm():
+    # Renatus [Insane] (a beat of 329.7 ms): 1/4 moves 32 px, 1/2 moves 135 px (medians)
+    insane = ranked("Soleily - Renatus (Gamu) [Insane].osu")
+    own = observed_snap_distances(insane)
+    assert [round(gap) for gap, _ in own] == [82, 165]
+    assert 25 < own[0][1] < 40 and 120 < own[1][1] < 150
+    assert continuation_rules(DecodingOptions(), insane, math.inf).snap_distances == own
+    # a 1/2 move keeps near the map's 135 px, not the last move's 60 (that drifted: QA)
+    seq = placing_after(165.0)
+    seq.last_move = (165.0, 60.0)
+    options = DecodingOptions(spacing=2.0, spacing_spread=0.1, snap_distances=own)
+    ys = open_cells(at_x(seq, 256.0), Y, options)
+    assert ys and all(own[1][1] * 0.9 - 2 <= abs(y - 192.0) <= own[1][1] * 1.1 + 2 for y in ys)
+    # a gap the map has no distance for snaps to the last move, as a new map's does
+    seq = placing_after(300.0)
+    seq.last_move = (300.0, 60.0)
+    ys = open_cells(at_x(seq, 256.0), Y, options)
+    assert ys and all(54 - 2 <= abs(y - 192.0) <= 66 + 2 for y in ys)
 
 
 def test_after_a_slider_its_head_is_kept_clear_too():
