@@ -19,7 +19,7 @@ from core.audio import audio_features
 from core.beatmap.curves import slider_path
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, Beatmap, Slider, Spinner
 from core.beatmap.parser import parse_file
-from core.beatmap.slider_trim import SLACK_PX
+from core.beatmap.slider_trim import EDGE_PX, SLACK_PX
 from core.beatmap.ticks import TickGrid
 from core.beatmap.writer import write_text
 from core.checkpoint import load_model
@@ -64,8 +64,9 @@ def check_valid(beatmap, objects, ticks: TickGrid | None = None) -> None:
             assert 0 <= obj.x <= PLAYFIELD_WIDTH and 0 <= obj.y <= PLAYFIELD_HEIGHT
         if isinstance(obj, Slider):
             assert obj.length > 0 and obj.duration > 0 and obj.points
-            assert all(0 <= x <= PLAYFIELD_WIDTH and 0 <= y <= PLAYFIELD_HEIGHT
-                       for x, y in obj.points)
+            # on the playfield, or within EDGE_PX where an arc's played part grazes its edge
+            assert all(-EDGE_PX <= x <= PLAYFIELD_WIDTH + EDGE_PX
+                       and -EDGE_PX <= y <= PLAYFIELD_HEIGHT + EDGE_PX for x, y in obj.points)
             # its anchors end near where it does (core.beatmap.slider_trim), not far beyond: 82%
             # of generated sliders had used under half the path they drew
             drawn = slider_path(dataclasses.replace(obj, length=None), 14).distance

@@ -9,7 +9,13 @@ import pytest
 
 from core.beatmap.curves import slider_path
 from core.beatmap.model import Slider
-from core.beatmap.slider_trim import MOVED_PX, SLACK_PX, extend_to_length, trim_to_length
+from core.beatmap.slider_trim import (
+    EDGE_PX,
+    MOVED_PX,
+    SLACK_PX,
+    extend_to_length,
+    trim_to_length,
+)
 
 
 def full_length(slider: Slider) -> float:
@@ -30,7 +36,10 @@ def full_length(slider: Slider) -> float:
                                                   (400, 50), (484, 28)], length=400.0),
     # three points nearly on a line (the QA's, session 24): osu! draws a Bezier, not the arc
     Slider(308, 296, 128754, curve_type="P", points=[(36, 60), (248, 244)], length=69.9813),
-], ids=["arc", "short arc", "polyline", "bezier", "red anchor", "near line"])
+    # an arc whose played part grazes the playfield's edge (to y 389.7; QA, session 27): its
+    # cut anchors lie past the edge too, within EDGE_PX (clamped, the cut was not made)
+    Slider(412, 288, 14983, curve_type="P", points=[(44, 196), (92, 104)], length=127.5),
+], ids=["arc", "short arc", "polyline", "bezier", "red anchor", "near line", "grazing arc"])
 def test_the_path_ends_where_the_slider_does_and_what_is_played_is_kept(slider):
     original = dataclasses.replace(slider, points=list(slider.points))
     played = slider_path(original, 14)
@@ -42,6 +51,8 @@ def test_the_path_ends_where_the_slider_does_and_what_is_played_is_kept(slider):
     for progress in (0.25, 0.5, 0.75):  # the body follows the same curve
         assert math.dist(after.position_at(progress), played.position_at(progress)) <= 3
     assert all(float(x).is_integer() and float(y).is_integer() for x, y in slider.points)
+    assert all(-EDGE_PX <= x <= 512 + EDGE_PX and -EDGE_PX <= y <= 384 + EDGE_PX
+               for x, y in slider.points)
     if (300, 100) in original.points[:3]:
         assert slider.points[:4] == [(68, 252), (240, 280), (300, 100), (300, 100)]
 

@@ -24,6 +24,7 @@ Point = tuple[float, float]
 SLACK_PX = 4.0  # paths at most this much longer than the slider are left as they are
 MOVED_PX = 4.0  # a cut whose anchors (whole, on the playfield) move the end further: not made
 SAMPLES = 256  # points per Bezier piece to measure it
+EDGE_PX = 8.0  # how far past the playfield a cut's anchor may lie (core.playfield.ARC_MARGIN)
 
 
 def trim_to_length(slider: Slider, format_version: int = 14) -> None:
@@ -99,9 +100,11 @@ def _float_point(point: tuple[float, float]) -> Point:
 
 
 def _whole(point: Point) -> Point:
-    """A whole-pixel anchor on the playfield (an arc's played part may graze its edge)."""
-    return (float(min(max(round(point[0]), 0), PLAYFIELD_WIDTH)),
-            float(min(max(round(point[1]), 0), PLAYFIELD_HEIGHT)))
+    """A whole-pixel anchor on the playfield or within EDGE_PX of it, where an arc's played
+    part may graze its edge (clamped onto the playfield, the cut moved the end of such an arc
+    past MOVED_PX and was not made: a 127.5 px arc kept anchors of a 686 px circle, QA)."""
+    return (float(min(max(round(point[0]), -EDGE_PX), PLAYFIELD_WIDTH + EDGE_PX)),
+            float(min(max(round(point[1]), -EDGE_PX), PLAYFIELD_HEIGHT + EDGE_PX)))
 
 
 def _cut_polyline(points: list[Point], length: float) -> list[Point] | None:
