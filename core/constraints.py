@@ -20,6 +20,7 @@ from torch import Tensor
 from core.anchor_turns import AnchorTurns
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
 from core.music_pull import apply_pull
+from core.object_fit import MIN_SPINNER_MS
 from core.object_mix import (
     land_slider_body,
     limit_slider_ends,
@@ -180,12 +181,17 @@ class ConstraintFilter:
         elif walker.state in (State.SLIDER_TIME, State.SPINNER_TIME, State.SLIDER_BODY,
                               State.SPINNER):
             room = self.options.max_object_ms - state.body
+            if walker.state in (State.SPINNER, State.SPINNER_TIME) and state.spinner_until:
+                room = min(room, state.spinner_until(state.cursor) - state.cursor - state.body)
             if walker.state in (State.SLIDER_BODY, State.SLIDER_TIME):
                 room = min(room, self._slider_room(state))
             allowed = int(torch.searchsorted(self.shifts, room, right=True))
             if walker.state in (State.SLIDER_BODY, State.SPINNER):
                 allowed = max(allowed, 1)  # a shift is all that may follow: the shortest stays
             logits[span.start + allowed: span.stop] = NEG_INF
+            if walker.state is State.SPINNER:  # one that can be spun, as long as room allows
+                shortest = int(torch.searchsorted(self.shifts, min(room, MIN_SPINNER_MS)))
+                logits[span.start: span.start + min(shortest, allowed - 1)] = NEG_INF
             if walker.state in (State.SLIDER_BODY, State.SLIDER_TIME) and state.end_on_tick \
                     and allowed > 0:
                 steps = torch.round((state.cursor + state.body + self.shifts[:allowed].double())

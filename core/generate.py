@@ -46,7 +46,7 @@ from core.playfield import keep_arc_inside
 from core.rhythm import GAP_LEVELS_MS, MAX_GAP_MS
 from core.sequence_state import SequenceState
 from core.spacing import end_position, lead_into
-from core.spinner_rules import calm_frames, spinner_test
+from core.spinner_rules import calm_frames, spinner_reach, spinner_test
 from core.stacks import run_starts
 from core.tokens.detokenizer import DetokenizeOptions, decode_objects
 from core.tokens.grammar import Grammar, GrammarWalker
@@ -152,6 +152,7 @@ class Generator:
                                   spinners_from=(taken_back.end_time - origin if taken_back
                                                  else -math.inf),
                                   spinner_ok=spinner_test(calm, origin),
+                                  spinner_until=spinner_reach(calm, origin),
                                   segments_allowed=template.format_version >= LAZER_VERSION)
             if after is not None and not isinstance(after, Spinner):  # a spinner: anywhere
                 state.join = (after.time - origin, float(after.x), float(after.y))

@@ -49,8 +49,10 @@ def end_on_a_tick(obj: HitObject, ticks: TickGrid, next_start: float) -> None:
 def ending_by(obj: HitObject, end_ms: float) -> HitObject | None:
     """`obj`, made to end by `end_ms` (the song's end, or the mapper's next kept object):
     a slider with fewer repeats, or a circle at its head where even one span runs past; a
-    spinner cut short, or dropped where under MIN_SPINNER_MS would be left. Decoding bounds
-    where objects start, not where their bodies end."""
+    spinner cut short, or dropped where under MIN_SPINNER_MS would be left (or is: no one can
+    spin it). Decoding bounds where objects start, not where their bodies end."""
+    if isinstance(obj, Spinner) and min(obj.end_time, end_ms) - obj.time < MIN_SPINNER_MS:
+        return None
     if obj.end_time <= end_ms:
         return obj
     if isinstance(obj, Slider) and obj.duration:

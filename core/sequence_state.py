@@ -99,6 +99,8 @@ class SequenceState:
     # Whether a spinner may start at a window time (core.spinner_rules: where the music holds);
     # None: anywhere
     spinner_ok: Callable[[float], bool] | None = None
+    # ... and the latest window time one starting at a window time may end; None: any
+    spinner_until: Callable[[float], float] | None = None
     # Whether a slider's path may change curve type midway (a START_SLIDER inside it): lazer's
     # v128 files hold such paths; osu! stable's v14 has one type per slider and reads another
     # shape, so a map written as v14 gets none

@@ -7,7 +7,8 @@ Mappers spin over held notes, build-ups and the outro, where few notes start. So
 start only where the LOOK_MS after it holds at most CALM x the song's median count of onsets
 over as long (counted where its music goes on): the synthetic sets' own spinners have 0-0.25
 of it, the starter's in real songs 0.5-1.3. Past the audio's end nothing is heard: calm.
-And it starts ENTRY_MS or more after the last object ends (it had come 112-188 ms after one).
+It ends by where the music stops holding, and starts ENTRY_MS or more after the last object
+ends (it had come 112-188 ms after one).
 """
 
 from __future__ import annotations
@@ -43,6 +44,25 @@ def calm_frames(mel: Tensor) -> Tensor:
     music = (levels >= typical - 2.0 * BREAK_DB / 80.0).numpy()
     median = float(np.median(ahead[music])) if music.any() else 0.0
     return torch.from_numpy(ahead <= CALM * median)
+
+
+def spinner_reach(calm: Tensor, origin: float) -> Callable[[float], float]:
+    """SequenceState.spinner_until for the window at beatmap time `origin`: the latest window
+    time a spinner starting at a window time may end, where the music stops holding: the
+    first frame after it that is not calm looks ahead LOOK_MS, of which the last CALM share
+    holds the music that made it busy. A spinner that started calm had run on into the
+    song's busiest part (QA)."""
+    frames = calm.numpy()
+    busy = np.flatnonzero(~frames)
+
+    def until(t: float) -> float:
+        frame = int((origin + t) // FRAME_MS) + LATENCY_FRAMES
+        after = busy[np.searchsorted(busy, frame):]
+        if not len(after):
+            return float("inf")
+        return (int(after[0]) - LATENCY_FRAMES) * FRAME_MS - origin + (1 - CALM) * LOOK_MS
+
+    return until
 
 
 def spinner_test(calm: Tensor, origin: float) -> Callable[[float], bool]:

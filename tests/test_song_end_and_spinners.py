@@ -12,10 +12,12 @@ from corpus_files import hand_timed_track
 from generate_support import make_generator
 
 from core.audio import FRAME_MS, LATENCY_MS, SAMPLE_RATE, log_mel
+from core.beatmap.model import Spinner
 from core.constraints import ConstraintFilter, SequenceState
 from core.decoding import DecodingOptions
 from core.music_presence import music_end_ms
-from core.spinner_rules import ENTRY_MS, LOOK_MS, calm_frames, spinner_test
+from core.object_fit import MIN_SPINNER_MS, ending_by
+from core.spinner_rules import ENTRY_MS, LOOK_MS, calm_frames, spinner_reach, spinner_test
 from core.tokens.grammar import Grammar, GrammarWalker
 from core.tokens.vocab import Category
 
@@ -61,6 +63,9 @@ def test_a_held_tone_is_calm_and_the_music_around_it_is_not(music):
     test = spinner_test(torch.from_numpy(calm), origin=start)
     assert test(1000.0 - LATENCY_MS) and not test(back - start + 5000.0)
     assert test(10_000_000.0)
+    # a spinner started in the held tone ends by where the music comes back
+    until = spinner_reach(torch.from_numpy(calm), origin=start)
+    assert abs(until(100.0) - (back - start - LATENCY_MS)) <= 300
 
 
 def _spinner_open(vocab, last_end: float, cursor: float, calm_here: bool) -> bool:
@@ -80,3 +85,41 @@ def test_a_spinner_starts_only_where_the_music_holds_and_a_player_has_room():
     assert not _spinner_open(vocab, last_end=1000.0, cursor=1000.0 + ENTRY_MS, calm_here=False)
     assert not _spinner_open(vocab, last_end=1000.0, cursor=1000.0 + ENTRY_MS - 100,
                              calm_here=True)
+
+
+def test_a_spinner_ends_where_the_music_stops_holding():
+    vocab = make_generator().vocab
+    state = SequenceState(GrammarWalker(Grammar(vocab.config)), vocab,
+                          spinner_until=lambda t: t + 2000.0)
+    state.step(vocab.id(Category.SOS))
+    state.cursor, state.last_end = 5000.0, 4000.0
+    state.step(vocab.token("PLACE_SPINNER"))
+    state.step(vocab.id(Category.TIME_SHIFT))  # the shortest shift: 10 ms of body
+    logits = torch.zeros(len(vocab))
+    ConstraintFilter(vocab, DecodingOptions()).apply(logits, state)
+    span = vocab.spans[Category.TIME_SHIFT]
+    shifts = torch.tensor(vocab.shift_values_ms)
+    open_ = torch.isfinite(logits[span.start: span.stop])
+    assert bool(open_[shifts <= 1990.0].all()) and not bool(open_[shifts > 1990.0].any())
+
+
+def test_a_spinner_is_long_enough_to_spin():
+    """The starter wants spinners seconds long: held to where the music holds, its likeliest
+    allowed first shift had been the shortest (a 14 ms spinner, QA). Its first shift is now
+    MIN_SPINNER_MS or more where the room allows, and a spinner shorter is dropped."""
+    vocab = make_generator().vocab
+    state = SequenceState(GrammarWalker(Grammar(vocab.config)), vocab,
+                          spinner_until=lambda t: t + 1010.0)
+    state.step(vocab.id(Category.SOS))
+    state.cursor, state.last_end = 5000.0, 4000.0
+    state.step(vocab.token("PLACE_SPINNER"))
+    logits = torch.zeros(len(vocab))
+    ConstraintFilter(vocab, DecodingOptions()).apply(logits, state)
+    span = vocab.spans[Category.TIME_SHIFT]
+    shifts = torch.tensor(vocab.shift_values_ms)
+    open_ = torch.isfinite(logits[span.start: span.stop])
+    assert bool(open_[(shifts >= MIN_SPINNER_MS) & (shifts <= 1010.0)].all())
+    assert not bool(open_[(shifts < MIN_SPINNER_MS) | (shifts > 1010.0)].any())
+    assert ending_by(Spinner(256, 192, 1000, spinner_end=1014), 90_000.0) is None
+    kept = Spinner(256, 192, 1000, spinner_end=1600)
+    assert ending_by(kept, 90_000.0) is kept
