@@ -26,7 +26,7 @@ from core.beatmap.breaks import update_breaks
 from core.beatmap.model import Beatmap, Mode
 from core.beatmap.ticks import beat_divisor_of
 from core.beatmap.writer import LAZER_VERSION
-from core.combos import set_new_combos
+from core.combos import combo_style, set_new_combos
 from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, star_rating, stars_for_settings
 from core.generate import Generator, continue_map
@@ -94,7 +94,7 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
     update_breaks(result, within=written)
     if not placeholder:  # the new objects' combos on the bars, and the map's hitsounds (a
         # break just written starts a section)
-        set_new_combos(result, within=written)
+        set_new_combos(result, within=written, style=combo_style(beatmap, from_ms))
         own = observed_pattern(beatmap, from_ms)
         if copy_set_hitsounds(result, siblings, written, own) is None and own is not None:
             apply_pattern(result, own, written)

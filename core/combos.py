@@ -15,7 +15,11 @@ combo of one object, cut short by a spinner, a section or the end, joins the com
 
 from __future__ import annotations
 
+import itertools
 import math
+from dataclasses import dataclass
+
+import numpy as np
 
 from core.beatmap.model import Beatmap, Spinner
 from core.beatmap.timing import ControlPoints
@@ -24,6 +28,18 @@ from core.sections import section_heads
 MIN_COMBO = 3  # objects a combo has before a bar line may start the next
 HALF_BAR_COMBO = 4  # ... before a half bar may
 EPSILON_BEATS = 0.05  # an object this near a line is on it (times are snapped to ms)
+# A continuation follows the map's own combos before it (combo_style): half bars only where the
+# mapper starts MIN_HALF_SHARE of their combos on one, and as many bars to a combo as theirs
+# (the QA's Insane started 30 of 30 combos on a bar line, its continuation 14 of 39 off one)
+MIN_HALF_SHARE = 0.1
+MIN_STYLE_COMBOS = 8  # combos a map needs before its style is read
+
+
+@dataclass(frozen=True)
+class ComboStyle:
+    half_bars: bool = True  # whether a combo may start on a half bar
+    bars: int = 1  # bars a combo spans at least before a bar line starts the next
+    least: int = MIN_COMBO  # objects a combo has at least before a bar line starts the next
 
 
 def _slots(timing: ControlPoints, time: float) -> tuple[float, int, int]:
@@ -36,10 +52,42 @@ def _slots(timing: ControlPoints, time: float) -> tuple[float, int, int]:
     return point.time, math.floor(beats / meter), math.floor(beats / half)
 
 
-def set_new_combos(beatmap: Beatmap, within: tuple[float, float] | None = None) -> None:
+def combo_style(beatmap: Beatmap, until_ms: float) -> ComboStyle:
+    """How the map starts its combos before `until_ms`: on half bars or bar lines only, every
+    how many bars (the median between combos started on bar lines of one red line), and with
+    how few objects (its median combo, up to MIN_COMBO: an Easy's one or two a bar); the
+    default where it has fewer than MIN_STYLE_COMBOS or no red line."""
+    if not any(p.uninherited and p.beat_length > 0 for p in beatmap.timing_points):
+        return ComboStyle()
+    timing = ControlPoints(beatmap.timing_points)
+    starts = [_slots(timing, o.time) + (_on_bar(timing, o.time),)
+              for o in beatmap.hit_objects[1:]
+              if o.time < until_ms and o.new_combo and not isinstance(o, Spinner)]
+    if len(starts) < MIN_STYLE_COMBOS:
+        return ComboStyle()
+    halves = sum(not on_bar for *_, on_bar in starts) / len(starts)
+    bars = [b[1] - a[1] for a, b in itertools.pairwise(starts)
+            if a[0] == b[0] and a[3] and b[3]]
+    flags = [o.new_combo or isinstance(o, Spinner) for o in beatmap.hit_objects
+             if o.time < until_ms]
+    sizes = np.diff([i for i, flag in enumerate([*flags, True]) if flag])
+    return ComboStyle(half_bars=halves >= MIN_HALF_SHARE,
+                      bars=max(1, min(4, round(float(np.median(bars))))) if bars else 1,
+                      least=max(1, min(MIN_COMBO, int(np.median(sizes)))))
+
+
+def _on_bar(timing: ControlPoints, time: float) -> bool:
+    """Whether `time` is on a bar line (within EPSILON_BEATS)."""
+    point = timing.timing_point_at(time + 1.0)
+    beats = (time - point.time) / point.beat_length / max(1, point.meter)
+    return abs(beats - round(beats)) * max(1, point.meter) <= EPSILON_BEATS
+
+
+def set_new_combos(beatmap: Beatmap, within: tuple[float, float] | None = None,
+                   style: ComboStyle = ComboStyle()) -> None:
     """Set the new-combo flags of the map's objects (those starting `within` (from, until) ms
-    only, for a continuation: the mapper's own stay), in place, as the module docstring says.
-    A map without red lines is left as it is: it has no bars."""
+    only, for a continuation: the mapper's own stay, and their `style` followed), in place, as
+    the module docstring says. A map without red lines is left as it is: it has no bars."""
     if not any(p.uninherited and p.beat_length > 0 for p in beatmap.timing_points):
         return
     timing = ControlPoints(beatmap.timing_points)
@@ -47,6 +95,7 @@ def set_new_combos(beatmap: Beatmap, within: tuple[float, float] | None = None) 
     heads = list(section_heads(beatmap, timing))
     forced = []  # per object: whether it must start a combo (not merely the bar's choice)
     run = 0  # objects in the current combo so far
+    combo_bar = -math.inf  # the bar the current combo started in
     previous = None
     for obj, starts_section in heads:
         slots = _slots(timing, obj.time)
@@ -59,14 +108,19 @@ def set_new_combos(beatmap: Beatmap, within: tuple[float, float] | None = None) 
             else:
                 _, bar, half = slots
                 _, before_bar, before_half = previous[1]
-                obj.new_combo = ((bar != before_bar and run >= MIN_COMBO)
-                                 or (half != before_half and run >= HALF_BAR_COMBO))
+                obj.new_combo = ((bar >= combo_bar + style.bars and bar != before_bar
+                                  and run >= style.least)
+                                 or (style.half_bars and half != before_half
+                                     and run >= HALF_BAR_COMBO))
             if not obj.new_combo:
                 obj.combo_skip = 0  # skipping colours means nothing without a new combo
         run = 1 if obj.new_combo else run + 1
+        if obj.new_combo or slots[0] != (previous[1][0] if previous else None):
+            combo_bar = slots[1]  # the bar the current combo started in
         previous = (obj, slots)
     for i, (obj, _) in enumerate(heads):  # a bar's combo of one joins the one before it
         alone = i + 1 == len(heads) or heads[i + 1][0].new_combo
-        if obj.new_combo and alone and not forced[i] and low <= obj.time < high:
+        if obj.new_combo and alone and not forced[i] and low <= obj.time < high \
+                and style.least > 1:
             obj.new_combo = False
             obj.combo_skip = 0

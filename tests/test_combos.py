@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 from companion.mapping import Target, decoding_options, generate_beatmap
 from core.beatmap.model import Beatmap, Circle, Spinner, TimingPoint
-from core.combos import set_new_combos
+from core.combos import ComboStyle, combo_style, set_new_combos
 from core.song_input import resolve
 
 BEAT = 500.0  # 120 BPM, 4/4: a bar is 2 s
@@ -67,6 +69,32 @@ def test_a_continuation_sets_only_its_own_objects():
     untimed = Beatmap(hit_objects=every(1, 4))
     set_new_combos(untimed)  # no bars to follow: left alone
     assert not any(o.new_combo for o in untimed.hit_objects)
+
+
+def test_a_continuation_follows_the_mappers_combos():
+    """The QA's Insane started 30 of 30 combos on a bar line, its continuation 14 of 39 off
+    one: a continuation takes the map's own combo style before it."""
+    bars_only = timed(every(0.5, 96))  # 1/2 notes, a combo each bar line (8 objects)
+    for i, obj in enumerate(bars_only.hit_objects):
+        obj.new_combo = i % 8 == 0
+    style = combo_style(bars_only, math.inf)
+    assert style == ComboStyle(half_bars=False, bars=1, least=3)
+    new = every(0.5, 16, start=1000.0 + 48 * BEAT)
+    beatmap = timed(bars_only.hit_objects + new)
+    set_new_combos(beatmap, within=(1000.0 + 48 * BEAT, math.inf), style=style)
+    assert combo_starts(beatmap)[-2:] == [48, 52]  # bar lines only (no half bars: 50, 54)
+    beatmap = timed(bars_only.hit_objects + every(0.5, 16, start=1000.0 + 48 * BEAT))
+    set_new_combos(beatmap, within=(1000.0 + 48 * BEAT, math.inf))  # a new map's style
+    assert combo_starts(beatmap)[-4:] == [48, 50, 52, 54]
+    two_bars = timed(every(1, 80))
+    for i, obj in enumerate(two_bars.hit_objects):
+        obj.new_combo = i % 8 == 0
+    assert combo_style(two_bars, math.inf).bars == 2
+    easy = timed(every(2, 20))  # an Easy: a combo every bar, two objects each
+    for obj in easy.hit_objects:
+        obj.new_combo = (obj.time - 1000.0) % (4 * BEAT) == 0
+    assert combo_style(easy, math.inf) == ComboStyle(half_bars=False, bars=1, least=2)
+    assert combo_style(timed(every(1, 8)), math.inf) == ComboStyle()  # too few to tell
 
 
 def test_a_generated_map_starts_its_combos_on_the_bars(starter_generator, timed_song):
