@@ -10,6 +10,7 @@ import pytest
 import torch
 from corpus_files import hand_timed_track
 from generate_support import make_generator
+from torch import Tensor
 
 from core.audio import FRAME_MS, LATENCY_MS, SAMPLE_RATE, log_mel
 from core.beatmap.model import Spinner
@@ -87,19 +88,25 @@ def test_a_spinner_starts_only_where_the_music_holds_and_a_player_has_room():
                              calm_here=True)
 
 
-def test_a_spinner_ends_where_the_music_stops_holding():
+def _open_spinner_shifts(room_ms: float, body_shifts: int) -> tuple[Tensor, Tensor]:
+    """(shift values, whether each is open) inside a spinner started at 5 s where the music
+    holds for `room_ms`, after `body_shifts` of the shortest shift."""
     vocab = make_generator().vocab
     state = SequenceState(GrammarWalker(Grammar(vocab.config)), vocab,
-                          spinner_until=lambda t: t + 2000.0)
+                          spinner_until=lambda t: t + room_ms)
     state.step(vocab.id(Category.SOS))
     state.cursor, state.last_end = 5000.0, 4000.0
     state.step(vocab.token("PLACE_SPINNER"))
-    state.step(vocab.id(Category.TIME_SHIFT))  # the shortest shift: 10 ms of body
+    for _ in range(body_shifts):
+        state.step(vocab.id(Category.TIME_SHIFT))  # the shortest shift: 10 ms of body
     logits = torch.zeros(len(vocab))
     ConstraintFilter(vocab, DecodingOptions()).apply(logits, state)
     span = vocab.spans[Category.TIME_SHIFT]
-    shifts = torch.tensor(vocab.shift_values_ms)
-    open_ = torch.isfinite(logits[span.start: span.stop])
+    return torch.tensor(vocab.shift_values_ms), torch.isfinite(logits[span.start: span.stop])
+
+
+def test_a_spinner_ends_where_the_music_stops_holding():
+    shifts, open_ = _open_spinner_shifts(2000.0, body_shifts=1)
     assert bool(open_[shifts <= 1990.0].all()) and not bool(open_[shifts > 1990.0].any())
 
 
@@ -107,17 +114,7 @@ def test_a_spinner_is_long_enough_to_spin():
     """The starter wants spinners seconds long: held to where the music holds, its likeliest
     allowed first shift had been the shortest (a 14 ms spinner, QA). Its first shift is now
     MIN_SPINNER_MS or more where the room allows, and a spinner shorter is dropped."""
-    vocab = make_generator().vocab
-    state = SequenceState(GrammarWalker(Grammar(vocab.config)), vocab,
-                          spinner_until=lambda t: t + 1010.0)
-    state.step(vocab.id(Category.SOS))
-    state.cursor, state.last_end = 5000.0, 4000.0
-    state.step(vocab.token("PLACE_SPINNER"))
-    logits = torch.zeros(len(vocab))
-    ConstraintFilter(vocab, DecodingOptions()).apply(logits, state)
-    span = vocab.spans[Category.TIME_SHIFT]
-    shifts = torch.tensor(vocab.shift_values_ms)
-    open_ = torch.isfinite(logits[span.start: span.stop])
+    shifts, open_ = _open_spinner_shifts(1010.0, body_shifts=0)
     assert bool(open_[(shifts >= MIN_SPINNER_MS) & (shifts <= 1010.0)].all())
     assert not bool(open_[(shifts < MIN_SPINNER_MS) | (shifts > 1010.0)].any())
     assert ending_by(Spinner(256, 192, 1000, spinner_end=1014), 90_000.0) is None
