@@ -11,6 +11,9 @@ at a spinner, after one, at a new red line (its bars start again) and where a se
 objects at any density: two bars of a sparse Easy, a bar of 1/1, half a bar of 1/2. A bar's
 combo of one object, cut short by a spinner, a section or the end, joins the combo before it
 (20 such were found in 23 maps, most before breaks and spinners).
+A continuation follows the mapper's combos before it instead (combo_style): half bars only if
+they use them, their bars per combo, and their least objects to a combo (a combo of one stays
+where theirs are that short).
 """
 
 from __future__ import annotations
@@ -53,34 +56,45 @@ def _slots(timing: ControlPoints, time: float) -> tuple[float, int, int]:
 
 
 def combo_style(beatmap: Beatmap, until_ms: float) -> ComboStyle:
-    """How the map starts its combos before `until_ms`: on half bars or bar lines only, every
-    how many bars (the median between combos started on bar lines of one red line), and with
-    how few objects (its median combo, up to MIN_COMBO: an Easy's one or two a bar); the
-    default where it has fewer than MIN_STYLE_COMBOS or no red line."""
+    """How the map starts its combos before `until_ms` where nothing forces one (a section, a
+    spinner, a red line): on half bars or bar lines only, every how many bars (the median
+    between combos started on bar lines of one red line), and with how few objects (its median
+    combo, up to MIN_COMBO: an Easy's one or two a bar); the default where it has fewer than
+    MIN_STYLE_COMBOS such starts or no red line."""
     if not any(p.uninherited and p.beat_length > 0 for p in beatmap.timing_points):
         return ComboStyle()
     timing = ControlPoints(beatmap.timing_points)
-    starts = [_slots(timing, o.time) + (_on_bar(timing, o.time),)
-              for o in beatmap.hit_objects[1:]
-              if o.time < until_ms and o.new_combo and not isinstance(o, Spinner)]
+    heads = [(o, section) for o, section in section_heads(beatmap, timing) if o.time < until_ms]
+    starts = []  # (red line, bar, place in the bar) of each start nothing forced
+    flags = [True]  # per object but spinners: whether it starts a combo
+    for (before, _), (obj, section) in itertools.pairwise(heads):
+        slots = _slots(timing, obj.time)
+        forced = (section or isinstance(obj, Spinner) or isinstance(before, Spinner)
+                  or slots[0] != _slots(timing, before.time)[0])
+        if obj.new_combo and not forced:
+            starts.append((slots[0], slots[1], _place(timing, obj.time)))
+        if not isinstance(obj, Spinner):
+            flags.append(obj.new_combo or forced)
     if len(starts) < MIN_STYLE_COMBOS:
         return ComboStyle()
-    halves = sum(not on_bar for *_, on_bar in starts) / len(starts)
+    halves = sum(place == "half" for *_, place in starts) / len(starts)
     bars = [b[1] - a[1] for a, b in itertools.pairwise(starts)
-            if a[0] == b[0] and a[3] and b[3]]
-    flags = [o.new_combo or isinstance(o, Spinner) for o in beatmap.hit_objects
-             if o.time < until_ms]
+            if a[0] == b[0] and a[2] == b[2] == "bar"]
     sizes = np.diff([i for i, flag in enumerate([*flags, True]) if flag])
     return ComboStyle(half_bars=halves >= MIN_HALF_SHARE,
                       bars=max(1, min(4, round(float(np.median(bars))))) if bars else 1,
                       least=max(1, min(MIN_COMBO, int(np.median(sizes)))))
 
 
-def _on_bar(timing: ControlPoints, time: float) -> bool:
-    """Whether `time` is on a bar line (within EPSILON_BEATS)."""
+def _place(timing: ControlPoints, time: float) -> str:
+    """Where in its bar `time` is: "bar" (on the bar line), "half" (on the half bar of an even
+    meter) or "other" (within EPSILON_BEATS)."""
     point = timing.timing_point_at(time + 1.0)
-    beats = (time - point.time) / point.beat_length / max(1, point.meter)
-    return abs(beats - round(beats)) * max(1, point.meter) <= EPSILON_BEATS
+    meter = max(1, point.meter)
+    beat = ((time - point.time) / point.beat_length + EPSILON_BEATS) % meter - EPSILON_BEATS
+    if abs(beat) <= EPSILON_BEATS:
+        return "bar"
+    return "half" if meter % 2 == 0 and abs(beat - meter / 2) <= EPSILON_BEATS else "other"
 
 
 def set_new_combos(beatmap: Beatmap, within: tuple[float, float] | None = None,

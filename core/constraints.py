@@ -20,7 +20,7 @@ from torch import Tensor
 from core.anchor_turns import AnchorTurns
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
 from core.music_pull import apply_pull
-from core.object_fit import MIN_SPINNER_MS
+from core.object_fit import MIN_SPINNER_MS, SPINNER_RECOVERY_MS
 from core.object_mix import (
     land_slider_body,
     limit_slider_ends,
@@ -50,7 +50,7 @@ LANDING_MS = 2000.0  # gaps up to this must land on a tick when timing is known 
 MAX_GENERATED_ANCHORS = 16
 # After a spinner the player needs time to find the cursor again: objects had followed within
 # 8 ms. About a beat at 150 BPM (the ranking criteria ask a beat or more, by difficulty).
-SPINNER_RECOVERY_MS = 400.0
+# (core.object_fit.SPINNER_RECOVERY_MS: a spinner's end snapped later keeps it too.)
 # A slider sent back for the reverse floor spans at least this many min_slider_lengths (1.5
 # radii for a new map: a 1/4-beat kick is not sent back, a beat at 2 stars is)
 REVERSE_SPAN = 1.5
@@ -90,6 +90,8 @@ class ConstraintFilter:
         self.anchor_turns = AnchorTurns(vocab)
         self.curves: dict[tuple, float] = {}  # a slider's reach (ms) by its path
         self.spinner_ids = vocab.spans[C.PLACE_SPINNER]
+        self.durations = torch.tensor(vocab.spinner_durations_ms) \
+            if vocab.config.spinner_duration_bins else None
         self.circle_ids, self.slider_ids, self.end_slider_ids = (
             slice(vocab.spans[c].start, vocab.spans[c].stop)
             for c in (C.PLACE_CIRCLE, C.START_SLIDER, C.END_SLIDER))
@@ -192,6 +194,12 @@ class ConstraintFilter:
             if walker.state is State.SPINNER:  # one that can be spun, as long as room allows
                 shortest = int(torch.searchsorted(self.shifts, min(room, MIN_SPINNER_MS)))
                 logits[span.start: span.start + min(shortest, allowed - 1)] = NEG_INF
+                if self.durations is not None:  # ... in duration bins (the seed language)
+                    bins = self.vocab.spans[C.SPINNER_DURATION]
+                    fits = (self.durations <= room) & (self.durations >= min(room,
+                                                                            MIN_SPINNER_MS))
+                    if bool(fits.any()):
+                        logits[bins.start: bins.stop].masked_fill_(~fits, NEG_INF)
             if walker.state in (State.SLIDER_BODY, State.SLIDER_TIME) and state.end_on_tick \
                     and allowed > 0:
                 steps = torch.round((state.cursor + state.body + self.shifts[:allowed].double())

@@ -62,8 +62,9 @@ class DecodingOptions:
     # the speed half of the star rating; core.rhythm has typical values per star rating),
     # counted over the map so far. None: no limit.
     gap_shares: tuple[float, ...] | None = None
-    # Distance snap: a move whose gap matches the last one's (within SAME_GAP_MS) keeps its
-    # distance within this fraction of the last one's (core.spacing_limit). None: free.
+    # Distance snap: a move whose gap matches the last one's (within a decoding time step) keeps
+    # its distance within this fraction of the last one's, or of `snap_distances` (in a
+    # stream, within core.spacing_limit.STREAM_SPREAD at most). None: free.
     spacing_spread: float | None = None
     # A continued map's own distance per gap ((gap ms, px), core.spacing.observed_snap_distances):
     # a move of one of those gaps keeps within `spacing_spread` of its distance, not of the

@@ -96,7 +96,8 @@ class Generator:
                  should_stop: Callable[[], bool] | None = None,
                  after: HitObject | None = None) -> list[HitObject]:
         """New objects in [start_ms, end_ms) for the song whose features are `mel` (n_mels, F),
-        none before the template's first uninherited timing point.
+        none before the template's first uninherited timing point nor after the music ends
+        (core.music_presence.music_end_ms: none at all in a song with no music).
 
         `before`: objects already placed before `start_ms` (the mapper's, for continuation);
         `after`: the first object kept after `end_ms`, which the new ones lead into (within
@@ -216,6 +217,8 @@ class Generator:
             if progress is not None:  # never back: a spinner taken back moved the position back
                 done = max(done, min(1.0, (position - start_ms) / max(starts_by - start_ms, 1.0)))
                 progress(done)
+        if progress is not None and done < 1.0:  # the music ended before the span did
+            progress(1.0)
         return new
 
     def _took_for_the_end(self, new: list[HitObject], spared: list[Spinner], levels: Tensor,

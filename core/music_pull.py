@@ -11,6 +11,8 @@ times the mean of the onset strength there (the song's onset envelope, core.temp
 before them) and the tick's metrical weight (a beat 1, a half beat 0.6, down to 0 for
 1/16). It is added to the gaps that land there and, at the cursor, to placing an object now,
 so it moves the choice of when without drawing it (core.constraints keeps the decision).
+A tick finer than the half beat where nothing is heard loses QUIET_NATS instead (the pull may be
+negative there), unless a retry short of its stars has lowered it (DecodingOptions.quiet_nats).
 """
 
 from __future__ import annotations

@@ -10,7 +10,11 @@ import math
 from core.beatmap.model import Circle, HitObject, Slider, Spinner
 from core.beatmap.ticks import TickGrid
 
-MIN_SPINNER_MS = 500.0  # a spinner cut to fit shorter than this cannot be spun: dropped
+MIN_SPINNER_MS = 500.0  # a spinner shorter than this cannot be spun: dropped
+# After a spinner the player needs time to find the cursor again: objects had followed within
+# 8 ms. About a beat at 150 BPM (the ranking criteria ask a beat or more, by difficulty).
+# Decoding keeps it (core.constraints), and a spinner's end snapped later keeps it too.
+SPINNER_RECOVERY_MS = 400.0
 END_SNAP_MS = 20.0  # a slider's end this near a tick is moved onto it
 # ... and a spinner's onto the coarsest tick this near (a beat, else half a beat, else the
 # nearest): QA, session 27, found spinner ends off the map's divisor or on 1/6 and 1/12 ticks
@@ -36,7 +40,9 @@ def end_on_a_tick(obj: HitObject, ticks: TickGrid, next_start: float) -> None:
     if tick >= next_start - 1:  # it would end on (or in) the next object
         return
     if isinstance(obj, Spinner):
-        if tick - obj.time >= MIN_SPINNER_MS:
+        # later only where the player keeps SPINNER_RECOVERY_MS before the next object
+        if tick - obj.time >= MIN_SPINNER_MS and (
+                tick <= end or tick <= next_start - SPINNER_RECOVERY_MS):
             obj.spinner_end = tick
         return
     if obj.duration and obj.length and tick > obj.time:
@@ -66,9 +72,7 @@ def ending_by(obj: HitObject, end_ms: float) -> HitObject | None:
                     setattr(fitted, edges, "|".join(getattr(fitted, edges).split("|")
                                                     [:slides + 1]))
             return fitted
-    if isinstance(obj, Spinner):
-        if end_ms - obj.time < MIN_SPINNER_MS:
-            return None
+    if isinstance(obj, Spinner):  # (one left under MIN_SPINNER_MS was dropped above)
         fitted = copy.deepcopy(obj)
         fitted.spinner_end = math.floor(end_ms)
         return fitted

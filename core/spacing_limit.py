@@ -14,9 +14,12 @@ stacks on one or keeps the floor from it, never half over it (kiai's maps had a 
 pairs a beat or more apart per 100 objects, ranked maps 1.1; QA, session 25). ON_SCREEN_MS is
 AR 5's approach: at higher AR it keeps clear of some objects already gone.
 
-Distance snap (DecodingOptions.spacing_spread): a move as long in time as the last one keeps
-within that fraction of the last one's distance. Ranked maps differ by a median 1-2.4% between
-such neighbouring moves up to 4.5 stars and 11-19% above; the starter's by 25-31% (map_style).
+Distance snap (DecodingOptions.spacing_spread): a move as long in time as the last one (within
+a decoding time step) keeps within that fraction of the last one's distance, or, in a
+continuation, of the map's own distance for that gap (DecodingOptions.snap_distances); a
+stream's step within STREAM_SPREAD of the step before. Ranked maps differ by a median 1-2.4%
+between such neighbouring moves up to 4.5 stars and 11-19% above; the starter's by 25-31%
+(map_style).
 
 Streams (DecodingOptions.stream_step): a head under STREAM_GAP_MS after a circle steps at most
 that far from it, and after a step of a stream does not turn back (over 90 degrees) from it.

@@ -95,6 +95,17 @@ def test_a_continuation_follows_the_mappers_combos():
         obj.new_combo = (obj.time - 1000.0) % (4 * BEAT) == 0
     assert combo_style(easy, math.inf) == ComboStyle(half_bars=False, bars=1, least=2)
     assert combo_style(timed(every(1, 8)), math.inf) == ComboStyle()  # too few to tell
+    # a start forced by a spinner, or starts on beat 2 (no half bar), are no half-bar use
+    spun = timed(every(0.5, 96) + [Spinner(x=256, y=192, time=1000.0 + 48.25 * BEAT,
+                                           spinner_end=1000.0 + 49 * BEAT)]
+                 + every(0.5, 6, start=1000.0 + 49.5 * BEAT))
+    for i, obj in enumerate(spun.hit_objects):
+        obj.new_combo = (i < 96 and i % 8 == 0) or i == 97
+    assert combo_style(spun, math.inf).half_bars is False
+    second = timed(every(1, 48, start=1000.0 + BEAT))
+    for i, obj in enumerate(second.hit_objects):
+        obj.new_combo = i % 4 == 0  # every combo on beat 2
+    assert combo_style(second, math.inf).half_bars is False
 
 
 def test_a_generated_map_starts_its_combos_on_the_bars(starter_generator, timed_song):

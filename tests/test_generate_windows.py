@@ -285,6 +285,13 @@ def test_slider_and_spinner_ends_are_moved_onto_a_near_tick():
     brief = Spinner(256, 192, 1010, spinner_end=1490)  # onto 1500 it stays too short to spin
     core.object_fit.end_on_a_tick(brief, ticks, math.inf)
     assert brief.end_time == 1490
+    # later only where the player keeps SPINNER_RECOVERY_MS before the next object
+    rushed = Spinner(256, 192, 1000, spinner_end=2860)
+    core.object_fit.end_on_a_tick(rushed, ticks, 3260.0)  # decoded 400 ms before it
+    assert rushed.end_time == 2860
+    earlier = Spinner(256, 192, 1000, spinner_end=3120)  # onto 3000: earlier is always room
+    core.object_fit.end_on_a_tick(earlier, ticks, 3520.0)
+    assert earlier.end_time == 3000
 
 
 def test_the_starter_leaves_a_player_time_after_a_spinner_across_windows(tmp_path):

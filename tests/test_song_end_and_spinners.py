@@ -20,7 +20,7 @@ from core.music_presence import music_end_ms
 from core.object_fit import MIN_SPINNER_MS, ending_by
 from core.spinner_rules import ENTRY_MS, LOOK_MS, calm_frames, spinner_reach, spinner_test
 from core.tokens.grammar import Grammar, GrammarWalker
-from core.tokens.vocab import Category
+from core.tokens.vocab import Category, Vocab, preset
 
 SECONDS = 30
 
@@ -120,3 +120,19 @@ def test_a_spinner_is_long_enough_to_spin():
     assert ending_by(Spinner(256, 192, 1000, spinner_end=1014), 90_000.0) is None
     kept = Spinner(256, 192, 1000, spinner_end=1600)
     assert ending_by(kept, 90_000.0) is kept
+
+
+def test_the_seed_languages_spinner_durations_keep_the_same_rules():
+    vocab = Vocab(preset("seed"))
+    state = SequenceState(GrammarWalker(Grammar(vocab.config)), vocab,
+                          spinner_until=lambda t: t + 1500.0)
+    state.step(vocab.id(Category.SOS))
+    state.cursor, state.last_end = 5000.0, 4000.0
+    state.step(vocab.token("PLACE_SPINNER"))
+    logits = torch.zeros(len(vocab))
+    ConstraintFilter(vocab, DecodingOptions()).apply(logits, state)
+    bins = vocab.spans[Category.SPINNER_DURATION]
+    durations = torch.tensor(vocab.spinner_durations_ms)
+    open_ = torch.isfinite(logits[bins.start: bins.stop])
+    fits = (durations >= MIN_SPINNER_MS) & (durations <= 1500.0)
+    assert bool(fits.any()) and torch.equal(open_, fits)

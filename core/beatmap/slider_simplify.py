@@ -7,7 +7,8 @@ sliders a map. Where the played path (its pixel length) lies within SIMPLE_PX of
 line from its head to its end, it becomes a linear slider with one anchor at its end; else
 within SIMPLE_PX of the circle through its head, middle and end, a perfect-circle arc through
 those three; else it stays. The length (and so the timing) is kept; anchors are whole pixels,
-as v14 writes them, and the redrawn end may move by SIMPLE_PX at most.
+as v14 writes them, the redrawn end may move by SIMPLE_PX at most, and the redrawn path stays
+within slider_trim's EDGE_PX of the playfield.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import math
 import numpy as np
 
 from core.beatmap.curves import slider_path
-from core.beatmap.model import CurveType, Slider
+from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, CurveType, Slider
+from core.beatmap.slider_trim import EDGE_PX
 
 SIMPLE_PX = 3.0
 MIN_ANCHORS = 3  # a slider with fewer anchors after its head is simple already
@@ -50,10 +52,13 @@ def simplify_path(slider: Slider, format_version: int = 14) -> None:
     for curve, anchors in candidates:
         redrawn = dataclasses.replace(slider, curve_type=curve, points=anchors)
         try:
-            moved = math.dist(slider_path(redrawn, format_version).end_position, tuple(end))
+            path = slider_path(redrawn, format_version)
         except (ValueError, ArithmeticError):
             continue
-        if moved <= SIMPLE_PX:
+        drawn = path.points
+        inside = bool((drawn >= -EDGE_PX).all() and (drawn[:, 0] <= PLAYFIELD_WIDTH + EDGE_PX).all()
+                      and (drawn[:, 1] <= PLAYFIELD_HEIGHT + EDGE_PX).all())
+        if inside and math.dist(path.end_position, tuple(end)) <= SIMPLE_PX:
             slider.curve_type, slider.points = curve, anchors
             return
 

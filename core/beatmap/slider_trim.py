@@ -22,7 +22,8 @@ from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH, CurveType, Sli
 
 Point = tuple[float, float]
 SLACK_PX = 4.0  # paths at most this much longer than the slider are left as they are
-MOVED_PX = 4.0  # a cut whose anchors (whole, on the playfield) move the end further: not made
+MOVED_PX = 4.0  # a cut whose anchors (whole, within EDGE_PX of the playfield) move the end
+# further: not made
 SAMPLES = 256  # points per Bezier piece to measure it
 EDGE_PX = 8.0  # how far past the playfield a cut's anchor may lie (core.playfield.ARC_MARGIN)
 
