@@ -279,13 +279,17 @@ class ConstraintFilter:
 
     def _earliest(self, state: SequenceState) -> float:
         """Where the next object may start: after the generation start and the last object's
-        end (SPINNER_RECOVERY_MS after a spinner's); two steps after it when times snap to
+        end (SPINNER_RECOVERY_MS after a spinner's, or DecodingOptions.spinner_recovery_beats
+        where the map's beat is known and that is longer); two steps after it when times snap to
         ticks (one step apart, both could snap onto the same tick); and a GAP_LEVELS_MS level
         after the last one's start where one more gap under it would take the sequence's share
         of them over its `gap_shares`."""
         gap = 2 * self.step if state.on_tick is not None else self.step
         if state.after_spinner:
             gap = max(gap, SPINNER_RECOVERY_MS)
+            if self.options.spinner_recovery_beats and state.beat_ms is not None:
+                gap = max(gap, self.options.spinner_recovery_beats
+                          * state.beat_ms(state.last_end))
         earliest = max(state.min_start, state.last_end + gap)
         if self.options.gap_shares is not None:
             for level, share, count in zip(GAP_LEVELS_MS, self.options.gap_shares,

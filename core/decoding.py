@@ -96,6 +96,10 @@ class DecodingOptions:
     # nats: the music's pull on when objects come, toward the beats and the onsets heard
     # (core.music_pull.PULL_NATS by default, where the map has timing). 0: none.
     music_pull: float = PULL_NATS
+    # Beats after a spinner's end before the next object (where more than
+    # core.object_fit.SPINNER_RECOVERY_MS; core.map_rules: an Easy 4, a Normal 2, a Hard 1, as
+    # the ranking criteria ask). 0: the ms alone.
+    spinner_recovery_beats: float = 0.0
     # nats more off a quarter or third tick where nothing is heard (core.music_pull.QUIET_NATS
     # by default; a retry short of its stars lowers it: core.map_rules). 0: none.
     quiet_nats: float = QUIET_NATS

@@ -42,6 +42,17 @@ from core.streams import observed_stream_step, stream_step_for_stars
 QUIET_EFFORT = 0.5  # a retry with this much effort leaves quiet quarter ticks unpenalised
 
 
+# stars -> beats after a spinner before the next object: an Easy 4, a Normal 2, a Hard 1 (the
+# ranking criteria; a new 2-star map had left one beat, QA)
+_RECOVERY_BEATS = [(2.0, 4.0), (2.7, 2.0), (4.0, 1.0)]
+
+
+def recovery_beats_for_stars(stars: float) -> float:
+    """DecodingOptions.spinner_recovery_beats for a new map of `stars` (0 from 4 stars: the
+    400 ms alone)."""
+    return next((beats for below, beats in _RECOVERY_BEATS if stars < below), 0.0)
+
+
 def _given(value, default):
     return default if value is None else value
 
@@ -70,6 +81,7 @@ def new_map_rules(options: DecodingOptions, cs: float, stars: float, effort: flo
         slider_share=_given(options.slider_share, slider_share_for_stars(stars)),
         reverse_share=_given(options.reverse_share, reverse_share_for_stars(stars)),
         long_share=_given(options.long_share, long_share_for_stars(stars)),
+        spinner_recovery_beats=options.spinner_recovery_beats or recovery_beats_for_stars(stars),
         stack_share=_given(options.stack_share, stack_share_for_stars(stars)),
         min_slider_length=_given(options.min_slider_length, diameter / 2),
         stream_step=_given(options.stream_step, None if options.spacing

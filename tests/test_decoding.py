@@ -17,6 +17,7 @@ from core.constraints import (
     SequenceState,
 )
 from core.decoding import DecodingOptions, _settled
+from core.map_rules import recovery_beats_for_stars
 from core.tokens.grammar import Grammar, GrammarWalker
 from core.tokens.vocab import DEFAULT, Category, Vocab
 
@@ -64,6 +65,13 @@ def test_after_a_spinner_the_player_gets_time_to_find_the_cursor():
     after_spinner.after_spinner = True
     assert min(allowed_gaps(after_circle)) < SPINNER_RECOVERY_MS
     assert min(allowed_gaps(after_spinner)) >= SPINNER_RECOVERY_MS
+    # a Normal's two beats where the beat is known (a new 2-star map had left one, QA)
+    after_spinner.beat_ms = lambda _t: 300.0
+    normal = DecodingOptions(spinner_recovery_beats=recovery_beats_for_stars(2.2))
+    assert recovery_beats_for_stars(1.5) == 4 and recovery_beats_for_stars(2.2) == 2
+    assert recovery_beats_for_stars(3.0) == 1 and recovery_beats_for_stars(5.0) == 0
+    assert min(allowed_gaps(after_spinner, normal)) >= 600.0 - 10
+    assert min(allowed_gaps(after_spinner, normal)) < 700.0
     # and the flag is the sequence's own: set by a spinner's end, cleared by the next object
     seq = state(cursor=0.0)
     feed(seq, "PLACE_SPINNER", "TIME_SHIFT_50", "END_SPINNER")
