@@ -45,14 +45,18 @@ class ComboStyle:
     least: int = MIN_COMBO  # objects a combo has at least before a bar line starts the next
 
 
-def _slots(timing: ControlPoints, time: float) -> tuple[float, int, int]:
-    """(red line's time, bar, half bar) of `time`: which of each it lies in (1 ms early is on
-    the line: times are whole ms, lines not)."""
+def _slots(timing: ControlPoints, time: float) -> tuple[float, int, int, str]:
+    """(red line's time, bar, half bar, place) of `time`: which of each it lies in (1 ms early
+    is on the line: times are whole ms, lines not), and whether it is on the bar line ("bar"),
+    on the half bar of an even meter ("half") or elsewhere ("other"), within EPSILON_BEATS."""
     point = timing.timing_point_at(time + 1.0)
     beats = (time - point.time) / point.beat_length + EPSILON_BEATS
     meter = max(1, point.meter)
     half = meter / 2 if meter % 2 == 0 else meter
-    return point.time, math.floor(beats / meter), math.floor(beats / half)
+    in_bar = beats % meter  # EPSILON_BEATS past a line on it
+    place = "bar" if in_bar <= 2 * EPSILON_BEATS else "half" if (
+        meter % 2 == 0 and abs(in_bar - EPSILON_BEATS - half) <= EPSILON_BEATS) else "other"
+    return point.time, math.floor(beats / meter), math.floor(beats / half), place
 
 
 def combo_style(beatmap: Beatmap, until_ms: float) -> ComboStyle:
@@ -65,36 +69,26 @@ def combo_style(beatmap: Beatmap, until_ms: float) -> ComboStyle:
         return ComboStyle()
     timing = ControlPoints(beatmap.timing_points)
     heads = [(o, section) for o, section in section_heads(beatmap, timing) if o.time < until_ms]
-    starts = []  # (red line, bar, place in the bar) of each start nothing forced
+    starts = []  # the slots of each start nothing forced
     flags = [True]  # per object but spinners: whether it starts a combo
-    for (before, _), (obj, section) in itertools.pairwise(heads):
-        slots = _slots(timing, obj.time)
+    slots = [_slots(timing, o.time) for o, _ in heads]
+    for i in range(1, len(heads)):
+        (before, _), (obj, section) = heads[i - 1], heads[i]
         forced = (section or isinstance(obj, Spinner) or isinstance(before, Spinner)
-                  or slots[0] != _slots(timing, before.time)[0])
+                  or slots[i][0] != slots[i - 1][0])
         if obj.new_combo and not forced:
-            starts.append((slots[0], slots[1], _place(timing, obj.time)))
+            starts.append(slots[i])
         if not isinstance(obj, Spinner):
             flags.append(obj.new_combo or forced)
     if len(starts) < MIN_STYLE_COMBOS:
         return ComboStyle()
     halves = sum(place == "half" for *_, place in starts) / len(starts)
     bars = [b[1] - a[1] for a, b in itertools.pairwise(starts)
-            if a[0] == b[0] and a[2] == b[2] == "bar"]
+            if a[0] == b[0] and a[3] == b[3] == "bar"]
     sizes = np.diff([i for i, flag in enumerate([*flags, True]) if flag])
     return ComboStyle(half_bars=halves >= MIN_HALF_SHARE,
                       bars=max(1, min(4, round(float(np.median(bars))))) if bars else 1,
                       least=max(1, min(MIN_COMBO, int(np.median(sizes)))))
-
-
-def _place(timing: ControlPoints, time: float) -> str:
-    """Where in its bar `time` is: "bar" (on the bar line), "half" (on the half bar of an even
-    meter) or "other" (within EPSILON_BEATS)."""
-    point = timing.timing_point_at(time + 1.0)
-    meter = max(1, point.meter)
-    beat = ((time - point.time) / point.beat_length + EPSILON_BEATS) % meter - EPSILON_BEATS
-    if abs(beat) <= EPSILON_BEATS:
-        return "bar"
-    return "half" if meter % 2 == 0 and abs(beat - meter / 2) <= EPSILON_BEATS else "other"
 
 
 def set_new_combos(beatmap: Beatmap, within: tuple[float, float] | None = None,
@@ -120,8 +114,8 @@ def set_new_combos(beatmap: Beatmap, within: tuple[float, float] | None = None,
             if must:
                 obj.new_combo = True
             else:
-                _, bar, half = slots
-                _, before_bar, before_half = previous[1]
+                _, bar, half, _ = slots
+                _, before_bar, before_half, _ = previous[1]
                 obj.new_combo = ((bar >= combo_bar + style.bars and bar != before_bar
                                   and run >= style.least)
                                  or (style.half_bars and half != before_half
