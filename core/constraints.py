@@ -55,7 +55,17 @@ MAX_GENERATED_ANCHORS = 16
 # radii for a new map: a 1/4-beat kick is not sent back, a beat at 2 stars is)
 REVERSE_SPAN = 1.5
 
-__all__ = ["NEG_INF", "SPINNER_RECOVERY_MS", "ConstraintFilter", "SequenceState"]
+__all__ = ["NEG_INF", "SPINNER_RECOVERY_MS", "ConstraintFilter", "SequenceState",
+           "spinner_recovery_ms"]
+
+
+def spinner_recovery_ms(options: DecodingOptions, state: SequenceState, at: float) -> float:
+    """The time a spinner ending at `at` (ms from the window's origin) leaves before the next
+    object: SPINNER_RECOVERY_MS, or DecodingOptions.spinner_recovery_beats of the map's beat
+    there where that is known and longer."""
+    if options.spinner_recovery_beats and state.beat_ms is not None:
+        return max(SPINNER_RECOVERY_MS, options.spinner_recovery_beats * state.beat_ms(at))
+    return SPINNER_RECOVERY_MS
 
 
 class ConstraintFilter:
@@ -286,10 +296,7 @@ class ConstraintFilter:
         of them over its `gap_shares`."""
         gap = 2 * self.step if state.on_tick is not None else self.step
         if state.after_spinner:
-            gap = max(gap, SPINNER_RECOVERY_MS)
-            if self.options.spinner_recovery_beats and state.beat_ms is not None:
-                gap = max(gap, self.options.spinner_recovery_beats
-                          * state.beat_ms(state.last_end))
+            gap = max(gap, spinner_recovery_ms(self.options, state, state.last_end))
         earliest = max(state.min_start, state.last_end + gap)
         if self.options.gap_shares is not None:
             for level, share, count in zip(GAP_LEVELS_MS, self.options.gap_shares,

@@ -30,6 +30,7 @@ from core.beatmap.ticks import TickGrid, beat_divisor_of, divisors_for
 from core.beatmap.timing import ControlPoints, annotate_sliders, slider_velocity
 from core.beatmap.writer import LAZER_VERSION
 from core.checkpoint import load_model
+from core.constraints import spinner_recovery_ms
 from core.decoding import DecodingOptions, decode_window
 from core.model import MapModel
 from core.music_presence import (
@@ -179,7 +180,8 @@ class Generator:
             for i, obj in enumerate(fresh):
                 if ticks:
                     end_on_a_tick(obj, allowed, fresh[i + 1].time if i + 1 < len(fresh)
-                                   else end_ms + 1.0)  # not past the end either
+                                  else end_ms + 1.0,  # not past the end either
+                                  spinner_recovery_ms(options, state, obj.end_time - origin))
                 if isinstance(obj, Slider):
                     keep_arc_inside(obj, template.format_version)
                     trim_to_length(obj, template.format_version)

@@ -21,11 +21,13 @@ END_SNAP_MS = 20.0  # a slider's end this near a tick is moved onto it
 SPINNER_SNAP_MS = 150.0
 
 
-def end_on_a_tick(obj: HitObject, ticks: TickGrid, next_start: float) -> None:
+def end_on_a_tick(obj: HitObject, ticks: TickGrid, next_start: float,
+                  recovery_ms: float = SPINNER_RECOVERY_MS) -> None:
     """Move a slider's end onto the nearest tick within END_SNAP_MS (by its length, the same
     path), and a spinner's within SPINNER_SNAP_MS, as a mapper's snapped ends are, if still
-    before `next_start`: the decoder places ends by time shifts, and 3% of slider ends had
-    missed the ticks (AiMod flags unsnapped ends)."""
+    before `next_start` (and, moving a spinner's later, `recovery_ms` before it: decoding's
+    recovery, DecodingOptions.spinner_recovery_beats): the decoder places ends by time shifts,
+    and 3% of slider ends had missed the ticks (AiMod flags unsnapped ends)."""
     if not isinstance(obj, (Slider, Spinner)):
         return
     end = obj.end_time
@@ -40,9 +42,9 @@ def end_on_a_tick(obj: HitObject, ticks: TickGrid, next_start: float) -> None:
     if tick >= next_start - 1:  # it would end on (or in) the next object
         return
     if isinstance(obj, Spinner):
-        # later only where the player keeps SPINNER_RECOVERY_MS before the next object
+        # later only where the player keeps the recovery before the next object
         if tick - obj.time >= MIN_SPINNER_MS and (
-                tick <= end or tick <= next_start - SPINNER_RECOVERY_MS):
+                tick <= end or tick <= next_start - max(recovery_ms, SPINNER_RECOVERY_MS)):
             obj.spinner_end = tick
         return
     if obj.duration and obj.length and tick > obj.time:

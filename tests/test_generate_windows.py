@@ -292,6 +292,13 @@ def test_slider_and_spinner_ends_are_moved_onto_a_near_tick():
     earlier = Spinner(256, 192, 1000, spinner_end=3120)  # onto 3000: earlier is always room
     core.object_fit.end_on_a_tick(earlier, ticks, 3520.0)
     assert earlier.end_time == 3000
+    # ... and a Normal's recovery where decoding kept one (2 beats, 1000 ms, here)
+    spinner = Spinner(256, 192, 1000, spinner_end=2860)
+    core.object_fit.end_on_a_tick(spinner, ticks, 4000.0, recovery_ms=1000.0)
+    assert spinner.end_time == 3000
+    spinner = Spinner(256, 192, 1000, spinner_end=2860)
+    core.object_fit.end_on_a_tick(spinner, ticks, 3900.0, recovery_ms=1000.0)
+    assert spinner.end_time == 2860
 
 
 def test_the_starter_leaves_a_player_time_after_a_spinner_across_windows(tmp_path):
