@@ -20,6 +20,7 @@ from scipy.ndimage import maximum_filter1d, uniform_filter1d
 from core.tempo_grid import FPS
 
 NOTE_WINDOW = int(0.25 * FPS)  # frames: spectral_novelty's default, a note's attack and body
+OUTLIER = 3.0  # meter_of: a beat's accent counts up to this many times the median beat's
 TIE_BREAK = 0.05  # weight of low-band onsets in the downbeat's change: breaks ties, no more
 
 
@@ -57,8 +58,13 @@ def accent_curve(env: np.ndarray, novelty: np.ndarray) -> np.ndarray:
 
 def meter_of(env: np.ndarray, novelty: np.ndarray, period: float, phase: float,
              end: float) -> int:
-    """4, or 3 where its accent contrast is 1.5x that of 4 (6/8 songs come out as 3)."""
+    """4, or 3 where its accent contrast is 1.5x that of 4 (6/8 songs come out as 3), each
+    beat's accent counted up to OUTLIER times the median beat's: a few loud beats (the first
+    after the silence before the song, a crash) had made a 4/4 song a 3 (QA, session 28: 90
+    BPM timed at 180, whose first beat carried 13x the median)."""
     contrast, accent = {}, accent_curve(env, novelty)
+    cap = OUTLIER * float(np.median(_on_beats(accent, period, phase, end)))
+    accent = np.minimum(accent, cap) if cap > 0 else accent
     for m in (4, 3):
         acc = accents(accent, period, phase, m, end)
         contrast[m] = (acc.max() - np.delete(acc, acc.argmax()).mean()) / (acc.mean() + 1e-9)
@@ -84,3 +90,10 @@ def on_the_beat(accent: np.ndarray, period: float, phase: float, lo: float, hi: 
     onsets can sit on off-beat hi-hats."""
     on, off = accents(accent, period / 2, phase, 2, hi, start=lo)
     return (phase + period / 2) % period if off > on else phase
+
+
+def _on_beats(accent: np.ndarray, period: float, phase: float, end: float) -> np.ndarray:
+    """`accent` on each beat of the grid before frame `end`."""
+    k = np.arange(max(math.ceil(-phase / period), 0),
+                  int((min(end, len(accent)) - phase) / period))
+    return accent[np.clip(np.round(phase + period * k).astype(int), 0, len(accent) - 1)]

@@ -159,6 +159,25 @@ def test_meter_can_be_forced(songs):
     assert all(p.meter == 3 for p in estimate_timing(audio, meter=3))
 
 
+def test_a_few_loud_beats_do_not_make_a_song_of_fours_a_three():
+    """The first beat after a song's lead-in silence, or a crash, can carry 13x the median
+    beat's accent (QA: a 4/4 song at 90 BPM, timed at 180, came out in 3/4: its combos,
+    kiai and preview off the bars). Each beat counts up to OUTLIER times the median."""
+    from core.downbeat import meter_of
+
+    period, beats = 40.0, 240
+    env = np.zeros(int(period * beats) + 10)
+    for k in range(beats):  # accents every 4 beats, the half bar a little too
+        env[int(10 + k * period)] = (1.3, 1.0, 1.2, 1.0)[k % 4]
+    three_apart = {2: 12.0, 5: 5.0, 8: 6.0, 11: 6.0}  # loud beats 3 apart at the start
+    for k, accent in three_apart.items():
+        env[int(10 + k * period)] = accent
+    assert meter_of(env, np.zeros_like(env), period, 10.0, len(env)) == 4
+    for k in range(0, beats, 3):  # ... but where every third beat is accented, a 3
+        env[int(10 + k * period)] = 2.0
+    assert meter_of(env, np.zeros_like(env), period, 10.0, len(env)) == 3
+
+
 def test_a_given_bpm_times_the_song_at_it(songs):
     """Seed 1 is 114 BPM, which the octave rule takes for 228: told the tempo, the estimator
     keeps it exactly and finds the offset on the true beats."""
