@@ -53,6 +53,7 @@ from core.beatmap.parser import parse_bytes
 from core.beatmap.timing import ControlPoints
 from core.difficulty import star_rating
 from core.hitsounds import head_sound
+from core.playfield import first_crossing
 from core.song_input import SongInput
 from core.spacing import end_position
 from core.streams import stream_steps
@@ -115,35 +116,12 @@ def style(beatmap: Beatmap) -> dict[str, float]:
         "stream step": float(np.median(steps)) / (2 * radius) if steps else math.nan,
         "stream turns": _mean(turns),
         "stream spread": float(np.median(changes)) if changes else math.nan,
-        "crossing": _mean([crosses_itself(slider_path(o, beatmap.format_version).points)
-                           for o in sliders]),
+        "crossing": _mean([first_crossing(slider_path(o, beatmap.format_version).points)
+                           is not None for o in sliders]),
         "run past": _mean([runs_past(o, beatmap.format_version) for o in sliders]),
         "anchors": float(np.median([len(o.points) for o in sliders])) if sliders else math.nan,
         "reverses": _mean([o.slides > 1 for o in sliders]),
     }
-
-
-def crosses_itself(points: np.ndarray, spacing: float = 2.0) -> bool:
-    """Whether a path (N, 2) crosses itself: two of its segments, not neighbours, intersect
-    (points under `spacing` px from the last kept are dropped first)."""
-    kept = [points[0]]
-    for point in points[1:]:
-        if np.hypot(*(point - kept[-1])) >= spacing:
-            kept.append(point)
-    p = np.asarray(kept, dtype=np.float64)
-    if len(p) < 4:
-        return False
-    a, d = p[:-1], np.diff(p, axis=0)
-
-    def side(origin, direction, point):  # the cross product, pairwise (i: rows, j: columns)
-        rel = point[None, :, :] - origin[:, None, :]
-        return direction[:, None, 0] * rel[..., 1] - direction[:, None, 1] * rel[..., 0]
-
-    b = a + d
-    ends = side(a, d, a) * side(a, d, b)  # < 0: segment j's ends on two sides of line i
-    straddles = (ends < 0) & (ends.T < 0)
-    far = np.abs(np.subtract.outer(np.arange(len(a)), np.arange(len(a)))) >= 2
-    return bool((straddles & far).any())
 
 
 def runs_past(slider: Slider, format_version: int) -> bool:

@@ -247,6 +247,26 @@ def test_a_slider_may_not_run_on_past_the_playfield():
     assert max(allowed_gaps(free)) > 1000.0
 
 
+def test_a_slider_may_not_play_on_past_where_its_path_crosses_itself():
+    """The starter drew a 4-star map's 800 px slider as 18 Bezier anchors strewn over the
+    playfield, a knot (QA): a slider now ends before its path first crosses itself."""
+    x, y = Category.COORD_X, Category.COORD_Y
+    seq = state(cursor=0.0)
+    seq.slider_speed = lambda t: 1.0  # px per ms
+    # 100 px right, 100 px down, then back left and up through the first leg: a loop that
+    # crosses the first segment 200 px in (at x=150) plus 50 px of the last leg
+    feed(seq, "START_SLIDER_L", coord(x, 100.0), coord(y, 100.0))
+    for px, py in ((200.0, 100.0), (200.0, 200.0), (150.0, 200.0), (150.0, 40.0)):
+        feed(seq, "ADD_SLIDER_ANCHOR", coord(x, px), coord(y, py))
+    assert 240.0 <= max(allowed_gaps(seq)) <= 310.0  # in reach: up to the crossing leg
+    lasso = state(cursor=0.0)
+    lasso.slider_speed = lambda t: 1.0
+    feed(lasso, "START_SLIDER_L", coord(x, 100.0), coord(y, 100.0))
+    for px, py in ((200.0, 100.0), (200.0, 200.0), (150.0, 200.0), (150.0, 140.0)):
+        feed(lasso, "ADD_SLIDER_ANCHOR", coord(x, px), coord(y, py))
+    assert max(allowed_gaps(lasso)) > 400.0  # no crossing: on to the playfield's edge
+
+
 def test_an_arc_that_would_leave_the_playfield_becomes_a_bezier():
     from core.beatmap.model import Slider
     from core.playfield import keep_arc_inside
