@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from core.accents import accent_room, slider_fits
 from core.anchor_turns import AnchorTurns
 from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
 from core.music_pull import apply_pull
@@ -237,6 +238,13 @@ class ConstraintFilter:
                     tilt_to_long(logits, self.end_slider_ids, self.options.long_share,
                                  state.sliders, state.longs, state.body,
                                  state.beat_ms(state.cursor))
+        if walker.state in (State.OBJECT, State.NEW_COMBO) and state.next_accent is not None \
+                and state.beat_ms is not None and not slider_fits(
+                    state.next_accent(state.cursor), state.cursor, state.beat_ms(state.cursor)):
+            closed = logits.clone()  # no slider here, it would end on the accent: a circle
+            closed[self.slider_ids] = NEG_INF
+            if bool(torch.isfinite(closed).any()):
+                logits.copy_(closed)
         if walker.state in (State.OBJECT, State.NEW_COMBO) and self.options.slider_share:
             tilt_to_sliders(logits, self.circle_ids, self.slider_ids, self.options.slider_share,
                             state.circles + state.sliders, state.sliders)
@@ -285,7 +293,12 @@ class ConstraintFilter:
         if key not in self.curves:
             self.curves[key] = curve_reach(state.slider())
         speed = state.slider_speed(state.cursor)
-        return self.curves[key] / speed - state.body if speed > 0 else math.inf
+        room = self.curves[key] / speed - state.body if speed > 0 else math.inf
+        if state.next_accent is not None and state.beat_ms is not None:
+            # ... and before the song's next accent (core.accents)
+            room = min(room, accent_room(state.next_accent(state.cursor), state.cursor,
+                                         state.body, state.beat_ms(state.cursor)))
+        return room
 
     def _earliest(self, state: SequenceState) -> float:
         """Where the next object may start: after the generation start and the last object's

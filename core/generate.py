@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from core.accents import accent_times, next_accent
 from core.audio import FRAME_MS, LATENCY_FRAMES
 from core.beat_grid import grid_classes
 from core.beatmap.model import Beatmap, Circle, HitObject, Slider, Spinner
@@ -129,13 +130,14 @@ class Generator:
         pull = MusicPull(mel, ticks, options.music_pull, tolerance, options.quiet_nats) \
             if ticks and options.music_pull else None
         pull_steps = window_steps(window, self.vocab.config.time_step_ms)
+        # no object starts after the music (a last chord's reverb tail); one may run into it
+        starts_by = min(end_ms, music_end_ms(mel) + tolerance)
+        accents = accent_times(pull, starts_by) if pull is not None else None
         fill_span = functools.partial(_fill_span, self.windows.fill_ms,
                                       ControlPoints(ticks.points) if ticks else None)
         taken_back: Spinner | None = None  # the spinner this window is asked again without
         spared: list[Spinner] = []  # spinners put back: never taken back again
         done = 0.0
-        # no object starts after the music (a last chord's reverb tail); one may run into it
-        starts_by = min(end_ms, music_end_ms(mel) + tolerance)
         calm = calm_frames(mel)
         while position < starts_by - tolerance:
             origin = max(0.0, _grid(position - prefix_span, self.vocab))
@@ -160,6 +162,7 @@ class Generator:
                 state.join = (after.time - origin, float(after.x), float(after.y))
             if pull is not None:
                 state.pull = pull.window(origin, pull_steps, self.vocab.config.time_step_ms)
+                state.next_accent = next_accent(accents, origin)
             if math.isfinite(self.windows.fill_ms):
                 state.fill = fill_test(levels, typical, origin, fill_span)
             for token in ids:

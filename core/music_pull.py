@@ -89,12 +89,16 @@ class MusicPull:
             out[mine] = weight
         return out
 
+    def heard(self, times: np.ndarray) -> np.ndarray:
+        """The onset strength at each beatmap time (0 outside the song; at most 1)."""
+        frames = np.round(onset_frame(times)).astype(int) + self.lag
+        inside = (frames >= 0) & (frames < len(self.onsets))
+        return np.where(inside, self.onsets[np.clip(frames, 0, len(self.onsets) - 1)], 0.0)
+
     def window(self, origin: float, steps: int, step: float) -> Tensor:
         """The pull at window times 0, step, ... (steps of them) from beatmap time `origin`."""
         times = origin + step * np.arange(steps)
-        frames = np.round(onset_frame(times)).astype(int) + self.lag
-        inside = (frames >= 0) & (frames < len(self.onsets))
-        heard = np.where(inside, self.onsets[np.clip(frames, 0, len(self.onsets) - 1)], 0.0)
+        heard = self.heard(times)
         metric = self.metric(times)
         pull = self.weight * 0.5 * (heard + metric)
         pull -= self.quiet * ((metric > 0.0) & (metric < METRIC[2]) & (heard < QUIET_ONSET))

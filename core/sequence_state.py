@@ -88,6 +88,9 @@ class SequenceState:
     end_on_tick: Callable[[float], bool] | None = None
     # The music's pull (nats) per time step of the window (core.music_pull); None: none
     pull: Tensor | None = None
+    # The window time of the song's next accent after a window time (core.accents: a slider
+    # neither ends on it nor runs over it); None: no accents known
+    next_accent: Callable[[float], float] | None = None
     # (window ms, x, y) of the kept object the new ones lead into (core.spacing_limit's join)
     join: tuple[float, float, float] | None = None
     # The latest start (window ms) the next object may have after an object ending at a window

@@ -62,6 +62,27 @@ def test_a_beat_with_an_onset_pulls_hardest(corpus):
     assert table[quarters].min() < 0 < table[quarters].max()  # some quarters sound, some not
 
 
+def test_the_accents_are_the_loudest_beats_and_half_beats(corpus):
+    """core.accents: the loudest ACCENT_SHARE of a song's beats and half beats."""
+    from core.accents import ACCENT_SHARE, accent_times, next_accent
+
+    audio, truth = hand_timed_track(corpus, "triangles")
+    pull = MusicPull(log_mel(audio[: 60 * SAMPLE_RATE]), TickGrid(truth))
+    end = 60_000.0
+    accents = accent_times(pull, end)
+    beat = truth[0].beat_length
+    halves = np.arange(truth[0].time, end, beat / 2)
+    heard = pull.heard(halves)
+    assert ACCENT_SHARE * len(halves) <= len(accents) <= 0.15 * len(halves)
+    place = (accents - truth[0].time) / (beat / 2)
+    assert np.allclose(place, np.round(place))  # on the half-beat grid
+    assert pull.heard(accents).min() >= np.quantile(heard, 1 - ACCENT_SHARE)  # the loud ones
+    assert len(accents) == (heard >= 1.0).sum()  # here: every one as loud as the loudest
+    after = next_accent(accents, 1000.0)  # window times from beatmap 1000 ms
+    first = accents[accents > 1000.0 + 15.0][0]
+    assert after(0.0) == first - 1000.0 and after(first - 1000.0) > first - 1000.0
+
+
 def test_the_pull_is_added_where_each_gap_lands_and_to_placing_now():
     logits = torch.zeros(12)
     table = torch.arange(10, dtype=torch.float32)  # 1 nat per 10 ms step
