@@ -3,12 +3,15 @@
 Mappers click what stands out (a crash, a downbeat hit after a fill) and end sliders on weaker
 beats. kiai's maps had put the loudest 5% of their beats and half beats on slider tails or
 repeats 6-21% of the time and inside bodies up to 10%, clicking 51-78% (QA, session 28: a
-4-star map left 18 of 51 crash cymbals unclicked, its kiai began on a slider's tail). An accent
-here is a beat or half beat among the song's loudest ACCENT_SHARE by onset strength (the music
-pull's envelope, core.music_pull; every one as loud as the song's loudest 0.5% of frames, where
-those are more: 7-12% in a loud song); while decoding, a slider ends ACCENT_MARGIN_BEATS or more
-before the next one (core.constraints' slider room), and none starts where that leaves it no
-room to be a slider (a circle comes instead), so the accent is free for the next head.
+4-star map left 18 of 51 crash cymbals unclicked, its kiai began on a slider's tail).
+
+An accent here is a beat or half beat among the song's loudest ACCENT_SHARE by onset strength
+(the music pull's envelope, core.music_pull, unclipped). Clipped at 1, 7-25% of a loud song's
+beats and half beats tie as its loudest; taking them all (a crash or accent every 2 beats of
+one synthetic song) took a 3-star map's long sliders from 29% to 12%. While decoding, a slider
+ends ACCENT_MARGIN_BEATS or more before the next accent (core.constraints' slider room), and
+none starts where that leaves it no room to be a slider (a circle comes instead), so the accent
+is free for the next head.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 
 from core.music_pull import MusicPull
 
-ACCENT_SHARE = 0.05  # the loudest this share of a song's beats and half beats are its accents
+ACCENT_SHARE = 0.08  # the loudest this share of a song's beats and half beats are its accents
 ACCENT_MARGIN_BEATS = 0.25  # a slider ends at least this much before the next accent
 ON_ACCENT_MS = 15.0  # an object this near an accent is on it
 
@@ -35,7 +38,7 @@ def accent_times(pull: MusicPull, end_ms: float) -> np.ndarray:
     times = np.concatenate(times) if times else np.zeros(0)
     if not len(times):
         return times
-    heard = pull.heard(times)  # (at most 1: every beat as loud as that is one, if more)
+    heard = pull.heard(times, clipped=False)  # the loudest apart, not tied at 1
     loud = np.quantile(heard, 1.0 - ACCENT_SHARE)
     return times[(heard >= loud) & (heard > 0.0)]
 

@@ -51,7 +51,8 @@ class MusicPull:
         if isinstance(mel, Tensor):
             mel = mel.detach().float().cpu().numpy()
         env = onset_envelope(np.asarray(mel, np.float32))
-        self.onsets = np.clip(maximum_filter1d(env, 2 * REACH_FRAMES + 1), 0.0, 1.0)
+        self.peaks = maximum_filter1d(env, 2 * REACH_FRAMES + 1)  # 1: the 99.5th percentile
+        self.onsets = np.clip(self.peaks, 0.0, 1.0)
         self.ticks = ticks
         self.weight = weight
         self.quiet = quiet  # nats off a quiet quarter or third (QUIET_NATS)
@@ -89,11 +90,13 @@ class MusicPull:
             out[mine] = weight
         return out
 
-    def heard(self, times: np.ndarray) -> np.ndarray:
-        """The onset strength at each beatmap time (0 outside the song; at most 1)."""
+    def heard(self, times: np.ndarray, clipped: bool = True) -> np.ndarray:
+        """The onset strength at each beatmap time (0 outside the song), at most 1 unless not
+        `clipped` (the loudest 0.5% of frames apart)."""
         frames = np.round(onset_frame(times)).astype(int) + self.lag
         inside = (frames >= 0) & (frames < len(self.onsets))
-        return np.where(inside, self.onsets[np.clip(frames, 0, len(self.onsets) - 1)], 0.0)
+        strength = self.onsets if clipped else self.peaks
+        return np.where(inside, strength[np.clip(frames, 0, len(strength) - 1)], 0.0)
 
     def window(self, origin: float, steps: int, step: float) -> Tensor:
         """The pull at window times 0, step, ... (steps of them) from beatmap time `origin`."""

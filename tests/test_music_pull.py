@@ -72,12 +72,13 @@ def test_the_accents_are_the_loudest_beats_and_half_beats(corpus):
     accents = accent_times(pull, end)
     beat = truth[0].beat_length
     halves = np.arange(truth[0].time, end, beat / 2)
-    heard = pull.heard(halves)
-    assert ACCENT_SHARE * len(halves) <= len(accents) <= 0.15 * len(halves)
+    heard = pull.heard(halves, clipped=False)
+    assert abs(len(accents) - ACCENT_SHARE * len(halves)) <= 2
     place = (accents - truth[0].time) / (beat / 2)
     assert np.allclose(place, np.round(place))  # on the half-beat grid
-    assert pull.heard(accents).min() >= np.quantile(heard, 1 - ACCENT_SHARE)  # the loud ones
-    assert len(accents) == (heard >= 1.0).sum()  # here: every one as loud as the loudest
+    loudest = pull.heard(accents, clipped=False).min()
+    assert loudest >= np.quantile(heard, 1 - ACCENT_SHARE) and loudest > 1.0
+    assert (pull.heard(halves) >= 1.0).sum() > len(accents)  # the clipped ones tie: 12% here
     after = next_accent(accents, 1000.0)  # window times from beatmap 1000 ms
     first = accents[accents > 1000.0 + 15.0][0]
     assert after(0.0) == first - 1000.0 and after(first - 1000.0) > first - 1000.0
