@@ -187,8 +187,11 @@ class ConstraintFilter:
             if state.pull is not None:  # toward the beats and what is heard (core.music_pull)
                 apply_pull(logits, state.pull, state.cursor, self.landings, self.step, span,
                            self.object_ids)
-            if self.options.density_bias:
-                self._tilt(logits[span.start: span.stop])
+            bias = self.options.density_bias
+            if state.soft is not None and state.soft(state.cursor):
+                bias += self.options.soft_bias  # a soft passage: calmer
+            if bias:
+                self._tilt(logits[span.start: span.stop], bias)
             if not bool(torch.isfinite(logits).any()):  # nowhere left to go: the window ends
                 logits[self.eos] = eos_logit
         elif walker.state in (State.SLIDER_TIME, State.SPINNER_TIME, State.SLIDER_BODY,
@@ -360,14 +363,14 @@ class ConstraintFilter:
             self.tick_tables[test] = table
         return table
 
-    def _tilt(self, shifts: Tensor) -> None:
-        """Reweigh the gaps by density_bias, keeping their total probability (so the choice
-        between a gap, an object and the end of the map stays the model's)."""
+    def _tilt(self, shifts: Tensor, bias: float) -> None:
+        """Reweigh the gaps by `bias` (density_bias), keeping their total probability (so the
+        choice between a gap, an object and the end of the map stays the model's)."""
         allowed = torch.isfinite(shifts)
         if not bool(allowed.any()):
             return
         mass = torch.logsumexp(shifts[allowed], 0)
-        tilted = shifts[allowed] - self.options.density_bias * self.log_gaps[allowed]
+        tilted = shifts[allowed] - bias * self.log_gaps[allowed]
         shifts[allowed] = tilted - torch.logsumexp(tilted, 0) + mass
 
 

@@ -49,6 +49,11 @@ class DecodingOptions:
     # at 1.0 a gap half as long is twice as likely as the model says (a denser, harder map);
     # < 0 sparser. The star-rating retries steer with it.
     density_bias: float = 0.0
+    # ... more of it (< 0: sparser) in the song's soft passages (core.music_presence.SOFT_DB:
+    # an intro, a breakdown), and the spacing ceiling times soft_spacing there: mappers map
+    # them calmer (core.map_rules sets both for a new map). 0 and 1: as elsewhere.
+    soft_bias: float = 0.0
+    soft_spacing: float = 1.0
     # osu!'s distance snap as a ceiling: a new object starts at most this many osu!pixels per ms
     # of gap from where the previous one ended (the jumps a map has decide most of its star
     # rating; core.spacing has typical values per star rating). None: no limit.

@@ -39,6 +39,8 @@ from core.music_presence import (
     fill_test,
     music_end_ms,
     music_goes_on,
+    soft_passages,
+    soft_test,
     song_levels,
 )
 from core.music_pull import MusicPull, window_steps
@@ -138,7 +140,7 @@ class Generator:
         taken_back: Spinner | None = None  # the spinner this window is asked again without
         spared: list[Spinner] = []  # spinners put back: never taken back again
         done = 0.0
-        calm = calm_frames(mel)
+        calm, soft = calm_frames(mel), soft_passages(mel)
         while position < starts_by - tolerance:
             origin = max(0.0, _grid(position - prefix_span, self.vocab))
             stop = min(origin + window, starts_by)
@@ -163,6 +165,8 @@ class Generator:
             if pull is not None:
                 state.pull = pull.window(origin, pull_steps, self.vocab.config.time_step_ms)
                 state.next_accent = next_accent(accents, origin)
+            if options.soft_bias or options.soft_spacing != 1.0:
+                state.soft = soft_test(soft, origin)
             if math.isfinite(self.windows.fill_ms):
                 state.fill = fill_test(levels, typical, origin, fill_span)
             for token in ids:

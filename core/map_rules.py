@@ -7,7 +7,9 @@ new map, from the map itself when continuing one. Whatever the caller gave stays
 - short gaps no more frequent than caps (core.rhythm);
 - sliders no rarer, no shorter and no fewer of them long than a floor (core.object_mix);
 - streams that step no further than a limit and do not turn back (core.streams);
-- 1/4 doubles and triples stacked on their circle, no rarer than a floor (core.stacks).
+- 1/4 doubles and triples stacked on their circle, no rarer than a floor (core.stacks);
+- in a new map, soft passages (an intro, a breakdown) calmer: sparser, smaller jumps
+  (core.music_presence.soft_passages; SOFT_BIAS, SOFT_SPACING).
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ from core.stacks import observed_stack_share, stack_share_for_stars
 from core.streams import observed_stream_step, stream_step_for_stars
 
 QUIET_EFFORT = 0.5  # a retry with this much effort leaves quiet quarter ticks unpenalised
+# (and soft passages as the rest)
+SOFT_BIAS = -1.5  # a new map's density bias in soft passages (nats per octave of gap) ...
+SOFT_SPACING = 0.6  # ... and its spacing ceiling there, times this
 
 
 # stars -> beats after a spinner before the next object: an Easy 4, a Normal 2, a Hard 1 (the
@@ -67,9 +72,11 @@ def new_map_rules(options: DecodingOptions, cs: float, stars: float, effort: flo
     """`options` with the rules of a new map of `stars` at circle size `cs`, for an attempt of
     `effort` (a retry's lever: the ceiling and stream step scaled by exp(effort), the density
     bias moved by `density_per_effort` * effort, the caps taken at effort / `effort_per_star`
-    more stars, and quiet ticks' penalty lowered to none at QUIET_EFFORT: a song of plain
-    eighths asked for 6.5 stars came out at 4.8-5.3 with it on every retry, QA)."""
+    more stars, and quiet ticks' penalty and soft passages' calm lowered to none at
+    QUIET_EFFORT: a song of plain eighths asked for 6.5 stars came out at 4.8-5.3 with the
+    penalty on every retry, QA; circles, its first minute soft, at 5.1 for 6 with the calm)."""
     diameter = circle_diameter(cs)
+    calm = min(1.0, max(0.0, 1.0 - effort / QUIET_EFFORT))  # quiet ticks' and soft passages'
     return dataclasses.replace(
         options,
         spacing=options.spacing or spacing_for_stars(stars) * math.exp(effort),
@@ -88,7 +95,10 @@ def new_map_rules(options: DecodingOptions, cs: float, stars: float, effort: flo
                            else _scaled(stream_step_for_stars(stars, diameter),
                                         math.exp(effort))),
         density_bias=options.density_bias + density_per_effort * effort,
-        quiet_nats=options.quiet_nats * min(1.0, max(0.0, 1.0 - effort / QUIET_EFFORT)))
+        soft_bias=options.soft_bias or SOFT_BIAS * calm,
+        soft_spacing=options.soft_spacing if options.soft_spacing != 1.0
+        else 1.0 - (1.0 - SOFT_SPACING) * calm,
+        quiet_nats=options.quiet_nats * calm)
 
 
 def continuation_rules(options: DecodingOptions, beatmap: Beatmap, from_ms: float

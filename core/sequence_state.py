@@ -88,6 +88,9 @@ class SequenceState:
     end_on_tick: Callable[[float], bool] | None = None
     # The music's pull (nats) per time step of the window (core.music_pull); None: none
     pull: Tensor | None = None
+    # Whether a window time is in a soft passage of the song (core.music_presence.soft_passages:
+    # DecodingOptions.soft_bias and soft_spacing); None: none known
+    soft: Callable[[float], bool] | None = None
     # The window time of the song's next accent after a window time (core.accents: a slider
     # neither ends on it nor runs over it); None: no accents known
     next_accent: Callable[[float], float] | None = None

@@ -101,6 +101,9 @@ class SpacingLimit:
         ceiling's and floor's ring, then distance snap's narrower one; each None where it
         limits nothing."""
         reach = self._reach(state.gap)
+        if state.soft is not None and self.options.soft_spacing != 1.0 \
+                and state.soft(state.cursor):  # a soft passage: smaller jumps
+            reach = max(reach * self.options.soft_spacing, self.min_reach)
         if self.options.stream_step is not None and streaming(state):
             # (a stream's step comes under OVERLAP_GAP_MS: the floor's room never raises it)
             reach = max(min(reach, self.options.stream_step), self.min_reach)

@@ -165,6 +165,34 @@ def test_the_spacing_limit_keeps_a_jump_within_its_reach():
     assert min(ys) == 120.0 and max(ys) == 280.0
 
 
+def test_a_soft_passage_is_mapped_calmer():
+    """In a soft passage (core.music_presence.soft_passages: an intro, a breakdown) a new map
+    keeps its jumps smaller and its gaps longer (QA: a quiet intro at the map's full density
+    with 100-150 px half-beat jumps, 300 px jumps in a breakdown)."""
+    x = Category.COORD_X
+    options = DecodingOptions(spacing=0.5, soft_spacing=0.6, soft_bias=-1.5)
+    seq = state(cursor=0.0)
+    feed(seq, "PLACE_CIRCLE", coord(x, 200.0), coord(Category.COORD_Y, 200.0),
+         "TIME_SHIFT_19")  # 200 ms on: 100 px of reach
+    loud, soft = seq.clone(), seq.clone()
+    soft.soft = lambda t: True
+    for s in (loud, soft):
+        feed(s, "PLACE_CIRCLE")
+    assert (min(allowed_cells(loud, x, options)), max(allowed_cells(loud, x, options))) \
+        == (100.0, 300.0)
+    assert (min(allowed_cells(soft, x, options)), max(allowed_cells(soft, x, options))) \
+        == (140.0, 260.0)  # 60 px
+    calm = state(cursor=0.0)
+    calm.soft = lambda t: True
+
+    def chance_of_a_beat_or_more(s: SequenceState) -> float:
+        gaps = allowed_gaps(s, options)
+        probs = torch.softmax(torch.tensor(list(gaps.values())), 0)
+        return float(sum(p for g, p in zip(gaps, probs) if g >= 400.0))
+
+    assert chance_of_a_beat_or_more(calm) > 1.2 * chance_of_a_beat_or_more(state(cursor=0.0))
+
+
 def test_a_slider_ends_where_its_velocity_carries_it():
     x, y = Category.COORD_X, Category.COORD_Y
     seq = state(cursor=0.0)
