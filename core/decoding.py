@@ -54,6 +54,11 @@ class DecodingOptions:
     # them calmer (core.map_rules sets both for a new map). 0 and 1: as elsewhere.
     soft_bias: float = 0.0
     soft_spacing: float = 1.0
+    # Distance snap as a floor too: a move over a gap of up to core.spacing_limit.SNAP_BEATS
+    # keeps at least this share of the spacing ceiling's reach, so one distance per ms holds
+    # across rhythms (an Easy's or a Normal's distance snap, as the ranking criteria ask).
+    # None: none.
+    snap_floor: float | None = None
     # osu!'s distance snap as a ceiling: a new object starts at most this many osu!pixels per ms
     # of gap from where the previous one ended (the jumps a map has decide most of its star
     # rating; core.spacing has typical values per star rating). None: no limit.

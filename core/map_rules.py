@@ -45,6 +45,9 @@ QUIET_EFFORT = 0.5  # a retry with this much effort leaves quiet quarter ticks u
 # (and soft passages as the rest)
 SOFT_BIAS = -1.5  # a new map's density bias in soft passages (nats per octave of gap) ...
 SOFT_SPACING = 0.6  # ... and its spacing ceiling there, times this
+# Below SNAP_STARS a new map keeps distance snap across rhythms: each move at least SNAP_FLOOR
+# of the ceiling's reach for its time (QA: a 2-star map spaced 1/1 gaps 95 px, 1/2 gaps 90)
+SNAP_STARS, SNAP_FLOOR = 3.0, 0.8
 
 
 # stars -> beats after a spinner before the next object: an Easy 4, a Normal 2, a Hard 1 (the
@@ -95,6 +98,8 @@ def new_map_rules(options: DecodingOptions, cs: float, stars: float, effort: flo
                            else _scaled(stream_step_for_stars(stars, diameter),
                                         math.exp(effort))),
         density_bias=options.density_bias + density_per_effort * effort,
+        snap_floor=_given(options.snap_floor,
+                          SNAP_FLOOR if stars < SNAP_STARS and not options.spacing else None),
         soft_bias=options.soft_bias or SOFT_BIAS * calm,
         soft_spacing=options.soft_spacing if options.soft_spacing != 1.0
         else 1.0 - (1.0 - SOFT_SPACING) * calm,

@@ -73,6 +73,9 @@ STREAM_GAP_MS = 140.0
 # A stream's step keeps within this fraction of the step before (under the map's own spread):
 # ranked maps' steps differ by a median 1.5-7.4% per star band, the starter's by 30-44%
 STREAM_SPREAD = 0.1
+# DecodingOptions.snap_floor holds over gaps up to this many beats (a longer pause, a break, is
+# no rhythm to snap to)
+SNAP_BEATS = 2.0
 
 
 def circle_diameter(cs: float) -> float:
@@ -108,6 +111,11 @@ class SpacingLimit:
             # (a stream's step comes under OVERLAP_GAP_MS: the floor's room never raises it)
             reach = max(min(reach, self.options.stream_step), self.min_reach)
         floor = (self.options.min_distance or 0.0) if state.gap >= OVERLAP_GAP_MS else 0.0
+        if self.options.snap_floor and not math.isinf(reach) and state.beat_ms is not None \
+                and not streaming(state) \
+                and state.gap <= SNAP_BEATS * state.beat_ms(state.cursor):
+            # distance snap: near the ceiling's reach for the time, whatever the rhythm
+            floor = max(floor, self.options.snap_floor * reach)
         ring = None if floor <= 0.0 and math.isinf(reach) else (floor, reach)
         spread, last = self.options.spacing_spread, state.last_move
         if spread is not None and last is not None and last[0] < STREAM_GAP_MS \

@@ -193,6 +193,29 @@ def test_a_soft_passage_is_mapped_calmer():
     assert chance_of_a_beat_or_more(calm) > 1.2 * chance_of_a_beat_or_more(state(cursor=0.0))
 
 
+def test_distance_snap_holds_across_rhythms_where_asked():
+    """DecodingOptions.snap_floor: a move keeps at least that share of the ceiling's reach for
+    its time, so a beat's move is about twice a half beat's (QA: a 2-star map spaced 1/1 gaps
+    95 px and 1/2 gaps 90)."""
+    x, y = Category.COORD_X, Category.COORD_Y
+    seq = state(cursor=0.0)
+    seq.beat_ms = lambda t: 400.0
+    feed(seq, "PLACE_CIRCLE", coord(x, 200.0), coord(y, 200.0), "TIME_SHIFT_39")  # a beat on
+    feed(seq, "PLACE_CIRCLE")
+    snapped = DecodingOptions(spacing=0.25, snap_floor=0.8)  # 100 px in 400 ms
+    xs = allowed_cells(seq, x, snapped)
+    assert min(xs) == 100.0 and max(xs) == 300.0  # a y within the ring for every x ...
+    feed(seq, coord(x, 200.0))  # ... but straight below or above it, 80 to 100 px away
+    ys = allowed_cells(seq, y, snapped)
+    assert all(80.0 <= abs(v - 200.0) <= 100.0 for v in ys) and ys
+    assert 200.0 in allowed_cells(seq, y, DecodingOptions(spacing=0.25))  # no floor: a stack
+    far = state(cursor=0.0)  # over a longer pause than SNAP_BEATS: no floor
+    far.beat_ms = lambda t: 400.0
+    feed(far, "PLACE_CIRCLE", coord(x, 200.0), coord(y, 200.0), "TIME_SHIFT_99",
+         "PLACE_CIRCLE", coord(x, 200.0))
+    assert 200.0 in allowed_cells(far, y, snapped)
+
+
 def test_a_slider_ends_where_its_velocity_carries_it():
     x, y = Category.COORD_X, Category.COORD_Y
     seq = state(cursor=0.0)
