@@ -52,13 +52,24 @@ def next_accent(times: np.ndarray, origin: float) -> Callable[[float], float]:
     return after
 
 
-def accent_room(accent_at: float, cursor: float, body: float, beat_ms: float) -> float:
+def accent_room(accent_at: float, cursor: float, body: float, beat_ms: float,
+                margin_beats: float = ACCENT_MARGIN_BEATS) -> float:
     """How much longer (ms) a slider starting at `cursor`, `body` ms long so far, may last:
-    to ACCENT_MARGIN_BEATS before the next accent (at `accent_at`)."""
-    return accent_at - ACCENT_MARGIN_BEATS * beat_ms - cursor - body
+    to `margin_beats` before the next accent (at `accent_at`)."""
+    return accent_at - margin_beats * beat_ms - cursor - body
 
 
-def slider_fits(accent_at: float, cursor: float, beat_ms: float) -> bool:
-    """Whether a slider starting at `cursor` can be one (a quarter beat long at least) and end
-    before the next accent (at `accent_at`)."""
-    return accent_room(accent_at, cursor, 0.0, beat_ms) >= beat_ms / 4 - 1.0
+def slider_fits(accent_at: float, cursor: float, beat_ms: float, shortest: float,
+                lands: Callable[[float], bool] | None = None, step: float = 10.0,
+                margin_beats: float = ACCENT_MARGIN_BEATS) -> bool:
+    """Whether a slider starting at `cursor` can last `shortest` ms or more (a quarter beat, a
+    circle's radius at its speed) and end before the next accent (at `accent_at`), on a time
+    `lands` allows (the map's ticks; times `step` ms apart)."""
+    latest = cursor + accent_room(accent_at, cursor, 0.0, beat_ms, margin_beats)
+    earliest = cursor + max(shortest, beat_ms / 4 - 1.0)
+    if latest < earliest:
+        return False
+    if lands is None or math.isinf(latest):
+        return True
+    return any(lands(t) for t in np.arange(math.ceil(earliest / step) * step, latest + 1e-6,
+                                           step))

@@ -188,7 +188,7 @@ class ConstraintFilter:
                 apply_pull(logits, state.pull, state.cursor, self.landings, self.step, span,
                            self.object_ids)
             bias = self.options.density_bias
-            if state.soft is not None and state.soft(state.cursor):
+            if state.soft is not None and self.options.soft_bias and state.soft(state.cursor):
                 bias += self.options.soft_bias  # a soft passage: calmer
             if bias:
                 self._tilt(logits[span.start: span.stop], bias)
@@ -242,12 +242,9 @@ class ConstraintFilter:
                                  state.sliders, state.longs, state.body,
                                  state.beat_ms(state.cursor))
         if walker.state in (State.OBJECT, State.NEW_COMBO) and state.next_accent is not None \
-                and state.beat_ms is not None and not slider_fits(
-                    state.next_accent(state.cursor), state.cursor, state.beat_ms(state.cursor)):
-            closed = logits.clone()  # no slider here, it would end on the accent: a circle
-            closed[self.slider_ids] = NEG_INF
-            if bool(torch.isfinite(closed).any()):
-                logits.copy_(closed)
+                and state.beat_ms is not None and self.options.accent_margin_beats is not None \
+                and not self._slider_fits(state):
+            self._circle_not_slider(logits)  # a slider here would end on the accent
         if walker.state in (State.OBJECT, State.NEW_COMBO) and self.options.slider_share:
             tilt_to_sliders(logits, self.circle_ids, self.slider_ids, self.options.slider_share,
                             state.circles + state.sliders, state.sliders)
@@ -297,11 +294,38 @@ class ConstraintFilter:
             self.curves[key] = curve_reach(state.slider())
         speed = state.slider_speed(state.cursor)
         room = self.curves[key] / speed - state.body if speed > 0 else math.inf
-        if state.next_accent is not None and state.beat_ms is not None:
+        margin = self.options.accent_margin_beats
+        if state.next_accent is not None and state.beat_ms is not None and margin is not None:
             # ... and before the song's next accent (core.accents)
             room = min(room, accent_room(state.next_accent(state.cursor), state.cursor,
-                                         state.body, state.beat_ms(state.cursor)))
+                                         state.body, state.beat_ms(state.cursor), margin))
         return room
+
+    def _slider_fits(self, state: SequenceState) -> bool:
+        """Whether a slider starting at the cursor fits before the song's next accent: a
+        quarter beat and a circle's radius long at least, ending on a tick (core.accents)."""
+        speed = state.slider_speed(state.cursor) if state.slider_speed else 0.0
+        shortest = (self.options.min_slider_length or 0.0) / speed if speed > 0 else 0.0
+        return slider_fits(state.next_accent(state.cursor), state.cursor,
+                           state.beat_ms(state.cursor), shortest, state.end_on_tick, self.step,
+                           self.options.accent_margin_beats)
+
+    def _circle_not_slider(self, logits: Tensor) -> None:
+        """Close the slider tokens, in place, their probability going to the circles' (so the
+        choice between placing an object and moving on stays the model's); where no circle is
+        open, only where something else is."""
+        sliders, circles = logits[self.slider_ids], logits[self.circle_ids]
+        if not bool(torch.isfinite(sliders).any()):
+            return
+        if bool(torch.isfinite(circles).any()):
+            mass = torch.logsumexp(circles, 0)
+            circles += torch.logaddexp(mass, torch.logsumexp(sliders, 0)) - mass
+        else:
+            rest = logits.clone()
+            rest[self.slider_ids] = NEG_INF
+            if not bool(torch.isfinite(rest).any()):
+                return
+        sliders.fill_(NEG_INF)
 
     def _earliest(self, state: SequenceState) -> float:
         """Where the next object may start: after the generation start and the last object's

@@ -51,9 +51,12 @@ class DecodingOptions:
     density_bias: float = 0.0
     # ... more of it (< 0: sparser) in the song's soft passages (core.music_presence.SOFT_DB:
     # an intro, a breakdown), and the spacing ceiling times soft_spacing there: mappers map
-    # them calmer (core.map_rules sets both for a new map). 0 and 1: as elsewhere.
-    soft_bias: float = 0.0
-    soft_spacing: float = 1.0
+    # them calmer (core.map_rules sets both for a new map). None: as elsewhere.
+    soft_bias: float | None = None
+    soft_spacing: float | None = None
+    # A slider ends at least this many beats before the song's next accent, and none starts
+    # where it would not fit (core.accents; core.map_rules sets it for a new map). None: none.
+    accent_margin_beats: float | None = None
     # Distance snap as a floor too: a move over a gap of up to core.spacing_limit.SNAP_BEATS
     # keeps at least this share of the spacing ceiling's reach, so one distance per ms holds
     # across rhythms (an Easy's or a Normal's distance snap, as the ranking criteria ask).
@@ -81,10 +84,12 @@ class DecodingOptions:
     # last move's. None: the last move's.
     snap_distances: tuple[tuple[float, float], ...] | None = None
     # Streams (a head under core.spacing_limit.STREAM_GAP_MS after the last end): at most this
-    # many osu!pixels a step, and no turn of over 90 degrees from the last step where that was
-    # one too (ranked maps step 19-32 px and smoothly; the starter 40-88 px, half of its steps
-    # turning back). Infinite: any step, still not turning back. None: free.
+    # many osu!pixels a step (ranked maps step 19-32 px; the starter 40-88 px). None: free.
     stream_step: float | None = None
+    # ... and at most this share of the steps that follow a step turn back from it (over 90
+    # degrees), over the map so far (ranked maps' streams up to 5.5 stars 0-8%, the starter's
+    # half; core.streams). 0: none. None: free.
+    stream_turns: float | None = None
     # The least share of sliders among circles and sliders, over the map so far: where it
     # falls short, sliders are made likelier against circles
     # (core.object_mix). None or 0: the model's own mix.

@@ -63,7 +63,8 @@ def meter_of(env: np.ndarray, novelty: np.ndarray, period: float, phase: float,
     after the silence before the song, a crash) had made a 4/4 song a 3 (QA, session 28: 90
     BPM timed at 180, whose first beat carried 13x the median)."""
     contrast, accent = {}, accent_curve(env, novelty)
-    cap = OUTLIER * float(np.median(_on_beats(accent, period, phase, end)))
+    on = _on_beats(accent, period, phase, end)
+    cap = OUTLIER * float(np.median(on)) if len(on) else 0.0
     accent = np.minimum(accent, cap) if cap > 0 else accent
     for m in (4, 3):
         acc = accents(accent, period, phase, m, end)

@@ -31,7 +31,7 @@ from core.beatmap.ticks import TickGrid, beat_divisor_of, divisors_for
 from core.beatmap.timing import ControlPoints, annotate_sliders, slider_velocity
 from core.beatmap.writer import LAZER_VERSION
 from core.checkpoint import load_model
-from core.constraints import spinner_recovery_ms
+from core.constraints import SPINNER_RECOVERY_MS, spinner_recovery_ms
 from core.decoding import DecodingOptions, decode_window
 from core.model import MapModel
 from core.music_presence import (
@@ -52,6 +52,7 @@ from core.sequence_state import SequenceState
 from core.spacing import end_position, lead_into
 from core.spinner_rules import calm_frames, spinner_reach, spinner_test
 from core.stacks import run_starts
+from core.streams import steps_of
 from core.tokens.detokenizer import DetokenizeOptions, decode_objects
 from core.tokens.grammar import Grammar, GrammarWalker
 from core.tokens.tokenizer import snap_tolerance, tokenize_objects
@@ -134,13 +135,16 @@ class Generator:
         pull_steps = window_steps(window, self.vocab.config.time_step_ms)
         # no object starts after the music (a last chord's reverb tail); one may run into it
         starts_by = min(end_ms, music_end_ms(mel) + tolerance)
-        accents = accent_times(pull, starts_by) if pull is not None else None
+        accents = accent_times(pull, starts_by) \
+            if pull is not None and options.accent_margin_beats is not None else None
         fill_span = functools.partial(_fill_span, self.windows.fill_ms,
                                       ControlPoints(ticks.points) if ticks else None)
         taken_back: Spinner | None = None  # the spinner this window is asked again without
         spared: list[Spinner] = []  # spinners put back: never taken back again
         done = 0.0
-        calm, soft = calm_frames(mel), soft_passages(mel)
+        calm = calm_frames(mel)
+        soft = soft_passages(mel) \
+            if options.soft_bias or options.soft_spacing not in (None, 1.0) else None
         while position < starts_by - tolerance:
             origin = max(0.0, _grid(position - prefix_span, self.vocab))
             stop = min(origin + window, starts_by)
@@ -164,8 +168,9 @@ class Generator:
                 state.join = (after.time - origin, float(after.x), float(after.y))
             if pull is not None:
                 state.pull = pull.window(origin, pull_steps, self.vocab.config.time_step_ms)
-                state.next_accent = next_accent(accents, origin)
-            if options.soft_bias or options.soft_spacing != 1.0:
+                if options.accent_margin_beats is not None:
+                    state.next_accent = next_accent(accents, origin)
+            if soft is not None:
                 state.soft = soft_test(soft, origin)
             if math.isfinite(self.windows.fill_ms):
                 state.fill = fill_test(levels, typical, origin, fill_span)
@@ -188,7 +193,8 @@ class Generator:
                 if ticks:
                     end_on_a_tick(obj, allowed, fresh[i + 1].time if i + 1 < len(fresh)
                                   else end_ms + 1.0,  # not past the end either
-                                  spinner_recovery_ms(options, state, obj.end_time - origin))
+                                  spinner_recovery_ms(options, state, obj.end_time - origin)
+                                  if isinstance(obj, Spinner) else SPINNER_RECOVERY_MS)
                 if isinstance(obj, Slider):
                     keep_arc_inside(obj, template.format_version)
                     trim_to_length(obj, template.format_version)
@@ -338,9 +344,10 @@ def _follow_earlier(state: SequenceState, placed: list[HitObject], origin: float
                     position: float, format_version: int) -> None:
     """What a window's state needs of the objects placed before it (the prefix from `origin`
     to `position`, stepped already, and those before it): the whole map's gaps (the rhythm
-    caps) and runs of 1/4 notes that stack, counted over both at once (a stream in the prefix
-    alone had held the next objects back a second; counted apart, the gap into the prefix is
-    lost and a run across its start counts twice); the share of sliders, of sliders going
+    caps), runs of 1/4 notes that stack and streams' steps that turn back, counted over both
+    at once (a stream in the prefix alone had held the next objects back a second; counted
+    apart, the gap into the prefix is lost and a run across its start counts twice); the
+    share of sliders, of sliders going
     back and of long ones before the prefix (the whole map's, not the prefix's few seconds);
     and the one that runs into the prefix, a long spinner or slider, as the last object the
     next one follows (its end and position, and after a spinner the recovery; an object had
@@ -352,6 +359,8 @@ def _follow_earlier(state: SequenceState, placed: list[HitObject], origin: float
     state.short_gaps = tuple(sum(gap < level for gap in gaps) for level in GAP_LEVELS_MS)
     runs = run_starts([o for o in so_far if not isinstance(o, Spinner)])
     state.run_starts, state.stacked_starts = len(runs), sum(runs)
+    _, turns, _ = steps_of(so_far)  # ... and streams' turns
+    state.turnable, state.stream_turns = len(turns), sum(turns)
     earlier = [o for o in placed if o.time < origin and not isinstance(o, Spinner)]
     state.sliders += sum(isinstance(o, Slider) for o in earlier)
     if state.beat_ms is not None:  # ... and of long ones

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from core.accents import ACCENT_MARGIN_BEATS
 from core.beatmap.model import Beatmap
 from core.decoding import DecodingOptions
 from core.object_mix import (
@@ -39,7 +40,12 @@ from core.spacing import (
 )
 from core.spacing_limit import circle_diameter
 from core.stacks import observed_stack_share, stack_share_for_stars
-from core.streams import observed_stream_step, stream_step_for_stars
+from core.streams import (
+    observed_stream_step,
+    observed_stream_turns,
+    stream_step_for_stars,
+    stream_turns_for_stars,
+)
 
 QUIET_EFFORT = 0.5  # a retry with this much effort leaves quiet quarter ticks unpenalised
 # (and soft passages as the rest)
@@ -97,12 +103,14 @@ def new_map_rules(options: DecodingOptions, cs: float, stars: float, effort: flo
         stream_step=_given(options.stream_step, None if options.spacing
                            else _scaled(stream_step_for_stars(stars, diameter),
                                         math.exp(effort))),
+        stream_turns=_given(options.stream_turns, None if options.spacing
+                            else min(1.0, stream_turns_for_stars(stars) * math.exp(effort))),
         density_bias=options.density_bias + density_per_effort * effort,
         snap_floor=_given(options.snap_floor,
                           SNAP_FLOOR if stars < SNAP_STARS and not options.spacing else None),
-        soft_bias=options.soft_bias or SOFT_BIAS * calm,
-        soft_spacing=options.soft_spacing if options.soft_spacing != 1.0
-        else 1.0 - (1.0 - SOFT_SPACING) * calm,
+        soft_bias=_given(options.soft_bias, SOFT_BIAS * calm),
+        soft_spacing=_given(options.soft_spacing, 1.0 - (1.0 - SOFT_SPACING) * calm),
+        accent_margin_beats=_given(options.accent_margin_beats, ACCENT_MARGIN_BEATS),
         quiet_nats=options.quiet_nats * calm)
 
 
@@ -129,4 +137,6 @@ def continuation_rules(options: DecodingOptions, beatmap: Beatmap, from_ms: floa
         min_slider_length=_given(options.min_slider_length,
                                  observed_min_slider_length(beatmap, from_ms)),
         stream_step=_given(options.stream_step, None if options.spacing
-                           else observed_stream_step(beatmap, from_ms)))
+                           else observed_stream_step(beatmap, from_ms)),
+        stream_turns=_given(options.stream_turns, None if options.spacing
+                            else observed_stream_turns(beatmap, from_ms)))

@@ -44,7 +44,7 @@ def end_on_a_tick(obj: HitObject, ticks: TickGrid, next_start: float,
     if isinstance(obj, Spinner):
         # later only where the player keeps the recovery before the next object
         if tick - obj.time >= MIN_SPINNER_MS and (
-                tick <= end or tick <= next_start - max(recovery_ms, SPINNER_RECOVERY_MS)):
+                tick <= end or tick <= next_start - recovery_ms):
             obj.spinner_end = tick
         return
     if obj.duration and obj.length and tick > obj.time:

@@ -19,7 +19,7 @@ from core.object_mix import is_long
 from core.playfield import keep_arc_inside
 from core.rhythm import GAP_LEVELS_MS, MAX_GAP_MS
 from core.spacing import SPINNER_POSITION, end_position
-from core.spacing_limit import STACK_PX, streaming
+from core.spacing_limit import STACK_PX, STREAM_GAP_MS, streaming
 from core.tokens.grammar import GrammarWalker, State
 from core.tokens.vocab import Category, Vocab
 
@@ -73,6 +73,10 @@ class SequenceState:
     stacked_starts: int = 0
     run_notes: int = 0
     run_stacked: bool = False
+    # Stream steps that followed a step so far, and how many of them turned back from it
+    # (DecodingOptions.stream_turns; counted as core.streams.stream_steps does)
+    turnable: int = 0
+    stream_turns: int = 0
     gap: float = math.inf  # from the last object's end to the start of the one being placed
     start_gap: float = math.inf  # ... and from its start
     # osu!pixels per ms a slider starting at a window time travels (the map's slider velocity),
@@ -165,6 +169,7 @@ class SequenceState:
             point = (self.pending_x, self.vocab.y_values[index])
             if state in (State.CIRCLE_Y, State.HEAD_Y):
                 self._count_run(point)
+                self._count_turn(point)
             if state in (State.CIRCLE_Y, State.HEAD_Y) and self.last_position is not None:
                 self.last_move = (self.gap, math.dist(self.last_position, point))
                 self.last_heading = (point[0] - self.last_position[0],
@@ -178,6 +183,18 @@ class SequenceState:
                 self.path = (*self.path, point)
         elif category is C.EOS:
             self.finished = True
+
+    def _count_turn(self, head: tuple[float, float]) -> None:
+        """Count the head just placed as a stream step after a step, and whether it turns back
+        from that step (DecodingOptions.stream_turns)."""
+        heading, last = self.last_heading, self.last_move
+        if heading is None or last is None or last[0] >= STREAM_GAP_MS \
+                or not streaming(self) or math.hypot(*heading) < STACK_PX:
+            return
+        dx, dy = head[0] - self.last_position[0], head[1] - self.last_position[1]
+        if math.hypot(dx, dy) >= STACK_PX:
+            self.turnable += 1
+            self.stream_turns += heading[0] * dx + heading[1] * dy < 0
 
     def _count_run(self, head: tuple[float, float]) -> None:
         """Count the head just placed into its run of 1/4 notes (core.stacks): a step under

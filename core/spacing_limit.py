@@ -104,7 +104,7 @@ class SpacingLimit:
         ceiling's and floor's ring, then distance snap's narrower one; each None where it
         limits nothing."""
         reach = self._reach(state.gap)
-        if state.soft is not None and self.options.soft_spacing != 1.0 \
+        if state.soft is not None and self.options.soft_spacing not in (None, 1.0) \
                 and state.soft(state.cursor):  # a soft passage: smaller jumps
             reach = max(reach * self.options.soft_spacing, self.min_reach)
         if self.options.stream_step is not None and streaming(state):
@@ -112,7 +112,7 @@ class SpacingLimit:
             reach = max(min(reach, self.options.stream_step), self.min_reach)
         floor = (self.options.min_distance or 0.0) if state.gap >= OVERLAP_GAP_MS else 0.0
         if self.options.snap_floor and not math.isinf(reach) and state.beat_ms is not None \
-                and not streaming(state) \
+                and not streaming(state) and not state.after_spinner \
                 and state.gap <= SNAP_BEATS * state.beat_ms(state.cursor):
             # distance snap: near the ceiling's reach for the time, whatever the rhythm
             floor = max(floor, self.options.snap_floor * reach)
@@ -257,12 +257,15 @@ class SpacingLimit:
 
     def _stream_heading(self, state: SequenceState) -> tuple[float, float] | None:
         """The last step's (dx, dy) where this head and the last one are both a stream's
-        steps (DecodingOptions.stream_step set): the next may not turn back from it."""
+        steps and one more turning back would take the map's share of them over
+        DecodingOptions.stream_turns: the next may not turn back from it."""
         last = state.last_move
         heading = state.last_heading
-        if self.options.stream_step is None or heading is None or last is None \
+        share = self.options.stream_turns
+        if share is None or heading is None or last is None \
                 or not streaming(state) or last[0] >= STREAM_GAP_MS \
-                or math.hypot(*heading) < STACK_PX:
+                or math.hypot(*heading) < STACK_PX \
+                or state.stream_turns + 1 <= share * (state.turnable + 1):
             return None
         return heading
 

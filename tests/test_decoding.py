@@ -304,12 +304,12 @@ def test_a_slider_may_not_play_on_past_where_its_path_crosses_itself():
     x, y = Category.COORD_X, Category.COORD_Y
     seq = state(cursor=0.0)
     seq.slider_speed = lambda t: 1.0  # px per ms
-    # 100 px right, 100 px down, then back left and up through the first leg: a loop that
-    # crosses the first segment 200 px in (at x=150) plus 50 px of the last leg
+    # 100 px right, 100 px down, 50 back left, then up through the first leg: the fourth
+    # segment, which starts 250 px in, crosses the first
     feed(seq, "START_SLIDER_L", coord(x, 100.0), coord(y, 100.0))
     for px, py in ((200.0, 100.0), (200.0, 200.0), (150.0, 200.0), (150.0, 40.0)):
         feed(seq, "ADD_SLIDER_ANCHOR", coord(x, px), coord(y, py))
-    assert 240.0 <= max(allowed_gaps(seq)) <= 310.0  # in reach: up to the crossing leg
+    assert 240.0 <= max(allowed_gaps(seq)) <= 250.0  # up to the crossing segment (10 ms steps)
     lasso = state(cursor=0.0)
     lasso.slider_speed = lambda t: 1.0
     feed(lasso, "START_SLIDER_L", coord(x, 100.0), coord(y, 100.0))
@@ -325,10 +325,11 @@ def test_a_slider_ends_before_the_next_accent_and_none_starts_too_near_it():
     in front of it, a circle comes instead."""
     x, y = Category.COORD_X, Category.COORD_Y
     beat = 400.0
+    options = DecodingOptions(accent_margin_beats=0.25)
 
     def seq(cursor: float) -> SequenceState:
         s = state(cursor=cursor)
-        s.slider_speed = lambda t: 0.5  # px per ms: the line below reaches 400 ms and more
+        s.slider_speed = lambda t: 0.3  # px per ms: the line below runs 412 px, 1373 ms
         s.beat_ms = lambda t: beat
         s.next_accent = lambda t: 1000.0 if t + 15.0 < 1000.0 else math.inf
         return s
@@ -336,15 +337,16 @@ def test_a_slider_ends_before_the_next_accent_and_none_starts_too_near_it():
     slider = seq(0.0)
     feed(slider, "START_SLIDER_L", coord(x, 100.0), coord(y, 200.0), "ADD_SLIDER_ANCHOR",
          coord(x, 400.0), coord(y, 200.0))
-    assert max(allowed_gaps(slider)) <= 1000.0 - beat / 4  # 900 ms: its end at 900 at most
+    assert max(allowed_gaps(slider, options)) == 1000.0 - beat / 4  # its end at 900 at most
+    assert max(allowed_gaps(slider)) == 1370.0  # no margin asked: no accent rule
     on_it = seq(1000.0)  # one starting on the accent is not held back by it
     feed(on_it, "START_SLIDER_L", coord(x, 100.0), coord(y, 200.0), "ADD_SLIDER_ANCHOR",
          coord(x, 400.0), coord(y, 200.0))
-    assert max(allowed_gaps(on_it)) > 400.0
+    assert max(allowed_gaps(on_it, options)) == 1370.0
 
     def kinds(cursor: float) -> tuple[bool, bool]:
         logits = torch.zeros(len(VOCAB))
-        ConstraintFilter(VOCAB, DecodingOptions()).apply(logits, seq(cursor))
+        ConstraintFilter(VOCAB, options).apply(logits, seq(cursor))
         circles, sliders = (VOCAB.spans[c] for c in (Category.PLACE_CIRCLE,
                                                    Category.START_SLIDER))
         return (bool(torch.isfinite(logits[circles.start: circles.stop]).any()),
@@ -352,6 +354,17 @@ def test_a_slider_ends_before_the_next_accent_and_none_starts_too_near_it():
 
     assert kinds(800.0) == (True, True)  # 100 ms of slider fit before 900
     assert kinds(850.0) == (True, False)  # 50 ms would not: a circle
+
+    def masses(cursor: float) -> tuple[float, float]:
+        logits = torch.zeros(len(VOCAB))
+        ConstraintFilter(VOCAB, options).apply(logits, seq(cursor))
+        objects = [VOCAB.spans[c] for c in (Category.PLACE_CIRCLE, Category.START_SLIDER)]
+        shifts = VOCAB.spans[Category.TIME_SHIFT]
+        return (float(torch.logsumexp(torch.cat([logits[s.start: s.stop] for s in objects]), 0)),
+                float(torch.logsumexp(logits[shifts.start: shifts.stop], 0)))
+
+    # the sliders' chance goes to the circles: placing an object against moving on is the same
+    assert masses(850.0)[0] == pytest.approx(masses(800.0)[0])
 
 
 def test_an_arc_that_would_leave_the_playfield_becomes_a_bezier():
