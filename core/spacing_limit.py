@@ -73,9 +73,9 @@ STREAM_GAP_MS = 140.0
 # A stream's step keeps within this fraction of the step before (under the map's own spread):
 # ranked maps' steps differ by a median 1.5-7.4% per star band, the starter's by 30-44%
 STREAM_SPREAD = 0.1
-# DecodingOptions.snap_floor holds over gaps up to this many beats (a longer pause, a break, is
-# no rhythm to snap to)
-SNAP_BEATS = 2.0
+# DecodingOptions.snap_floor holds over gaps up to this many beats (a longer pause is no rhythm
+# to snap to: held over 2 beats, a 2.5-star map's 2-beat rests became 306 px jumps, QA round 4)
+SNAP_BEATS = 1.0
 
 
 def circle_diameter(cs: float) -> float:
