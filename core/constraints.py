@@ -23,6 +23,7 @@ from core.beatmap.model import PLAYFIELD_HEIGHT, PLAYFIELD_WIDTH
 from core.music_pull import apply_pull
 from core.object_fit import MIN_SPINNER_MS, SPINNER_RECOVERY_MS
 from core.object_mix import (
+    circle_not_slider,
     land_slider_body,
     limit_slider_ends,
     tilt_body_to_long,
@@ -244,7 +245,7 @@ class ConstraintFilter:
         if walker.state in (State.OBJECT, State.NEW_COMBO) and state.next_accent is not None \
                 and state.beat_ms is not None and self.options.accent_margin_beats is not None \
                 and not self._slider_fits(state):
-            self._circle_not_slider(logits)  # a slider here would end on the accent
+            circle_not_slider(logits, self.circle_ids, self.slider_ids)  # it would end on it
         if walker.state in (State.OBJECT, State.NEW_COMBO) and self.options.slider_share:
             tilt_to_sliders(logits, self.circle_ids, self.slider_ids, self.options.slider_share,
                             state.circles + state.sliders, state.sliders)
@@ -309,23 +310,6 @@ class ConstraintFilter:
         return slider_fits(state.next_accent(state.cursor), state.cursor,
                            state.beat_ms(state.cursor), shortest, state.end_on_tick, self.step,
                            self.options.accent_margin_beats)
-
-    def _circle_not_slider(self, logits: Tensor) -> None:
-        """Close the slider tokens, in place, their probability going to the circles' (so the
-        choice between placing an object and moving on stays the model's); where no circle is
-        open, only where something else is."""
-        sliders, circles = logits[self.slider_ids], logits[self.circle_ids]
-        if not bool(torch.isfinite(sliders).any()):
-            return
-        if bool(torch.isfinite(circles).any()):
-            mass = torch.logsumexp(circles, 0)
-            circles += torch.logaddexp(mass, torch.logsumexp(sliders, 0)) - mass
-        else:
-            rest = logits.clone()
-            rest[self.slider_ids] = NEG_INF
-            if not bool(torch.isfinite(rest).any()):
-                return
-        sliders.fill_(NEG_INF)
 
     def _earliest(self, state: SequenceState) -> float:
         """Where the next object may start: after the generation start and the last object's

@@ -126,6 +126,24 @@ def tilt_to_sliders(logits: Tensor, circle: slice, slider: slice, share: float, 
     logits[slider] += shift
 
 
+def circle_not_slider(logits: Tensor, circle: slice, slider: slice) -> None:
+    """Close the slider tokens, in place, their probability going to the circles' (so the
+    choice between placing an object and moving on stays the model's); where no circle is
+    open, only where something else is."""
+    sliders, circles = logits[slider], logits[circle]
+    if not bool(torch.isfinite(sliders).any()):
+        return
+    if bool(torch.isfinite(circles).any()):
+        mass = torch.logsumexp(circles, 0)
+        circles += torch.logaddexp(mass, torch.logsumexp(sliders, 0)) - mass
+    else:
+        rest = logits.clone()
+        rest[slider] = -math.inf
+        if not bool(torch.isfinite(rest).any()):
+            return
+    sliders.fill_(-math.inf)
+
+
 def end_shorter_sliders(logits: Tensor, ends: slice, min_length: float, travelled: float) -> None:
     """Close the slider ends (END_SLIDER with 1, 2, ... spans) that would leave each span
     shorter than `min_length` osu!pixels after `travelled` px of body, in place; where every
