@@ -143,7 +143,7 @@ class Generator:
         spared: list[Spinner] = []  # spinners put back: never taken back again
         done = 0.0
         calm = calm_frames(mel)
-        soft = soft_passages(mel) \
+        soft = soft_passages(levels, typical, audible) \
             if options.soft_bias or options.soft_spacing not in (None, 1.0) else None
         while position < starts_by - tolerance:
             origin = max(0.0, _grid(position - prefix_span, self.vocab))

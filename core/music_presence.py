@@ -82,15 +82,16 @@ def music_end_ms(mel: Tensor) -> float:
     return float(int(frames[-1]) - LATENCY_FRAMES) * FRAME_MS
 
 
-def soft_passages(mel: Tensor) -> Tensor:
+def soft_passages(levels: Tensor, typical: float, audible: Tensor | None) -> Tensor:
     """(F,) bool per feature frame (audio time): whether the SOFT_WINDOW_MS around it sits
-    SOFT_DB or more under the song's typical level, and it is audible (audible_frames)."""
-    levels, typical = song_levels(mel)
+    SOFT_DB or more under the song's `typical` level (song_levels), and it is `audible`
+    (audible_frames; None: all of it)."""
     window = max(1, round(SOFT_WINDOW_MS / FRAME_MS))
     around = torch.nn.functional.avg_pool1d(levels[None, None], window, stride=1,
                                             padding=window // 2, count_include_pad=False)
     around = around[0, 0, : levels.numel()]
-    return (around <= typical - 2.0 * SOFT_DB / 80.0) & audible_frames(mel)
+    soft = around <= typical - 2.0 * SOFT_DB / 80.0
+    return soft if audible is None else soft & audible
 
 
 def soft_test(soft: Tensor, origin: float) -> Callable[[float], bool]:

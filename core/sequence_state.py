@@ -184,12 +184,20 @@ class SequenceState:
         elif category is C.EOS:
             self.finished = True
 
-    def _count_turn(self, head: tuple[float, float]) -> None:
-        """Count the head just placed as a stream step after a step, and whether it turns back
-        from that step (DecodingOptions.stream_turns)."""
+    def stream_heading(self) -> tuple[float, float] | None:
+        """The last step's (dx, dy) where the head being placed and the last one are both a
+        stream's steps (the last one not a stack): what the next may turn back from."""
         heading, last = self.last_heading, self.last_move
         if heading is None or last is None or last[0] >= STREAM_GAP_MS \
                 or not streaming(self) or math.hypot(*heading) < STACK_PX:
+            return None
+        return heading
+
+    def _count_turn(self, head: tuple[float, float]) -> None:
+        """Count the head just placed as a stream step after a step, and whether it turns back
+        from that step (DecodingOptions.stream_turns)."""
+        heading = self.stream_heading()
+        if heading is None:
             return
         dx, dy = head[0] - self.last_position[0], head[1] - self.last_position[1]
         if math.hypot(dx, dy) >= STACK_PX:

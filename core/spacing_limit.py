@@ -259,15 +259,10 @@ class SpacingLimit:
         """The last step's (dx, dy) where this head and the last one are both a stream's
         steps and one more turning back would take the map's share of them over
         DecodingOptions.stream_turns: the next may not turn back from it."""
-        last = state.last_move
-        heading = state.last_heading
         share = self.options.stream_turns
-        if share is None or heading is None or last is None \
-                or not streaming(state) or last[0] >= STREAM_GAP_MS \
-                or math.hypot(*heading) < STACK_PX \
-                or state.stream_turns + 1 <= share * (state.turnable + 1):
+        if share is None or state.stream_turns + 1 <= share * (state.turnable + 1):
             return None
-        return heading
+        return state.stream_heading()
 
     def _y_masks(self, state: SequenceState) -> list[Tensor]:
         """The y cells (for the x chosen) outside the ring; outside the join's reach; outside
