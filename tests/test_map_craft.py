@@ -84,6 +84,17 @@ def test_a_stream_may_overlap_and_a_low_ceiling_gives_way_to_the_floor():
     assert max(xs) - 256.0 == pytest.approx(FLOOR_ROOM * 80.0, abs=4.0)
 
 
+
+def test_a_half_beat_under_the_overlap_gap_keeps_clear_at_a_fast_tempo():
+    options = DecodingOptions(spacing=0.4, min_distance=80.0)
+    seq = at_x(placing_after(160.0), 256.0)  # 160 ms: under OVERLAP_GAP_MS, over a stream's
+    assert 192.0 in open_cells(seq, Y, options)  # no tempo known: it may overlap
+    seq.beat_ms = lambda _time: 322.6  # 186 BPM: 160 ms is its half beat
+    ys = open_cells(seq, Y, options)
+    assert ys and all(abs(y - 192.0) >= 80.0 for y in ys)
+    seq.beat_ms = lambda _time: 480.0  # 125 BPM: 160 ms is a third of a beat, a stream's
+    assert 192.0 in open_cells(seq, Y, options)
+
 def test_an_x_with_no_y_clear_of_the_last_one_on_the_playfield_is_closed():
     # the last object in the top-left corner: straight below is the only way out at x = 4
     seq = placing_after(400.0, last=(4.0, 4.0))
