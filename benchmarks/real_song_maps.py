@@ -38,7 +38,7 @@ from companion.mapping import Target, decoding_options, generate_beatmap, load_g
 from core.audio import FRAME_MS, audio_features
 from core.beatmap.model import Circle, Spinner
 from core.generate import HOLE_MS
-from core.music_presence import music_goes_on, song_levels
+from core.music_presence import music_goes_on, song_music
 from core.song_input import SongInput, fresh_template
 
 INF = float("inf")
@@ -54,11 +54,11 @@ def holes(objects, mel) -> list[float]:
     """Gaps (ms) over HOLE_MS where the music goes on: between consecutive objects, and from
     the last one to the end of the audio (where a model that took a spinner for the song's end
     leaves its hole)."""
-    levels, typical = song_levels(mel)
+    music = song_music(mel)
     song_end = Circle(0, 0, mel.shape[-1] * FRAME_MS)
     return [b.time - a.end_time for a, b in itertools.pairwise([*objects, song_end])
             if b.time - a.end_time > HOLE_MS
-            and music_goes_on(levels, typical, a.end_time, b.time)]
+            and music_goes_on(music, a.end_time, b.time)]
 
 
 def main() -> None:

@@ -38,6 +38,7 @@ from core.music_presence import (
     audible_frames,
     fill_test,
     music_end_ms,
+    music_frames,
     music_goes_on,
     soft_passages,
     soft_test,
@@ -53,6 +54,7 @@ from core.spacing import end_position, lead_into
 from core.spinner_rules import calm_frames, spinner_reach, spinner_test
 from core.stacks import run_starts
 from core.streams import steps_of
+from core.tempo_grid import onset_envelope
 from core.tokens.detokenizer import DetokenizeOptions, decode_objects
 from core.tokens.grammar import Grammar, GrammarWalker
 from core.tokens.tokenizer import snap_tolerance, tokenize_objects
@@ -120,8 +122,9 @@ class Generator:
         ticks = TickGrid(template.timing_points)
         allowed = TickGrid(template.timing_points,
                            divisors_for(beat_divisor_of(template.editor)))
-        audible: Tensor | None = audible_frames(mel)
-        if bool(audible.all()):  # no silence in the song: no frame to refuse
+        heard = audible_frames(mel)
+        audible: Tensor | None = heard
+        if bool(heard.all()):  # no silence in the song: no frame to refuse
             audible = None
         tolerance = snap_tolerance(self.vocab) if ticks else 0.0
         window, prefix_span = self.windows.window_ms, self.windows.prefix_ms
@@ -130,11 +133,13 @@ class Generator:
         # estimated one is moved back a bar for pickup notes (core.tempo).
         position = max(start_ms, ticks.times[0] - tolerance) if ticks else start_ms
         levels, typical = song_levels(mel)
+        envelope = onset_envelope(mel.numpy())
+        music = music_frames(levels, typical, envelope, heard)  # where it goes on: mapped
         pull = MusicPull(mel, ticks, options.music_pull, tolerance, options.quiet_nats) \
             if ticks and options.music_pull else None
         pull_steps = window_steps(window, self.vocab.config.time_step_ms)
         # no object starts after the music (a last chord's reverb tail); one may run into it
-        starts_by = min(end_ms, music_end_ms(mel) + tolerance)
+        starts_by = min(end_ms, music_end_ms(mel, envelope) + tolerance)
         accents = accent_times(pull, starts_by) \
             if pull is not None and options.accent_margin_beats is not None else None
         fill_span = functools.partial(_fill_span, self.windows.fill_ms,
@@ -142,7 +147,7 @@ class Generator:
         taken_back: Spinner | None = None  # the spinner this window is asked again without
         spared: list[Spinner] = []  # spinners put back: never taken back again
         done = 0.0
-        calm = calm_frames(mel)
+        calm = calm_frames(mel, envelope)
         soft = soft_passages(levels, typical, audible) \
             if options.soft_bias or options.soft_spacing not in (None, 1.0) else None
         while position < starts_by - tolerance:
@@ -173,7 +178,7 @@ class Generator:
             if soft is not None:
                 state.soft = soft_test(soft, origin)
             if math.isfinite(self.windows.fill_ms):
-                state.fill = fill_test(levels, typical, origin, fill_span)
+                state.fill = fill_test(music, origin, fill_span)
             for token in ids:
                 state.step(token)
             _follow_earlier(state, placed, origin, position, template.format_version)
@@ -209,7 +214,7 @@ class Generator:
             new += fresh
             last = max((o.end_time for o in fresh), default=position)
             ended_early = result.finished and stop - last > self.windows.hole_ms
-            if ended_early and self._took_for_the_end(new, spared, levels, typical):
+            if ended_early and self._took_for_the_end(new, spared, music):
                 # the model took a spinner for the song's end (this window's last object or,
                 # ending at once, the last window's): ask again from its start (its tick
                 # included), with no spinner until its end
@@ -236,14 +241,14 @@ class Generator:
             progress(1.0)
         return new
 
-    def _took_for_the_end(self, new: list[HitObject], spared: list[Spinner], levels: Tensor,
-                          typical: float) -> bool:
+    def _took_for_the_end(self, new: list[HitObject], spared: list[Spinner],
+                          music: Tensor) -> bool:
         """Whether the last generated object is a spinner (not one put back) that the music
         goes on after, for the `hole_ms` after its end: one the model took for the song's end."""
         spinner = new[-1] if new else None
         return (self.windows.take_back_spinners and isinstance(spinner, Spinner)
                 and not any(spinner is s for s in spared)
-                and music_goes_on(levels, typical, spinner.end_time,
+                and music_goes_on(music, spinner.end_time,
                                   spinner.end_time + self.windows.hole_ms))
 
 

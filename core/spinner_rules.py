@@ -17,27 +17,22 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from scipy.signal import find_peaks
 from torch import Tensor
 
 from core.audio import FRAME_MS, LATENCY_FRAMES
-from core.music_presence import BREAK_DB, END_ONSET, song_levels
+from core.music_presence import BREAK_DB, onset_peaks, song_levels
 from core.tempo_grid import onset_envelope
 
 CALM = 0.4
 LOOK_MS = 1500.0
-ONSET_SPACING_MS = 50.0  # onsets closer than this are one
 ENTRY_MS = 300.0
 
 
-def calm_frames(mel: Tensor) -> Tensor:
+def calm_frames(mel: Tensor, envelope: np.ndarray | None = None) -> Tensor:
     """(F,) bool per feature frame: whether the LOOK_MS of audio from it holds at most CALM x
-    the song's median count of onsets (END_ONSET of its strongest) over as long."""
-    envelope = onset_envelope(mel.numpy())
-    peaks, _ = find_peaks(envelope, height=END_ONSET,
-                          distance=max(1, round(ONSET_SPACING_MS / FRAME_MS)))
-    onsets = np.zeros(len(envelope))
-    onsets[peaks] = 1.0
+    the song's median count of onsets (music_presence.onset_peaks) over as long (`envelope`:
+    its onset_envelope, where already computed)."""
+    onsets = onset_peaks(onset_envelope(mel.numpy()) if envelope is None else envelope)
     look = max(1, round(LOOK_MS / FRAME_MS))
     ahead = np.convolve(onsets, np.ones(look))[look - 1:]  # onsets in the look from each frame
     levels, typical = song_levels(mel)

@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 from generate_support import COND, make_generator, make_song
@@ -17,12 +18,14 @@ from core.constraints import ConstraintFilter, SequenceState
 from core.decoding import DecodingOptions
 from core.generate import FILL_BAR, HOLE_MS, _fill_span
 from core.music_presence import (
+    BUSY_WINDOW_MS,
     RETURN_MS,
     RETURN_STEP_MS,
     audible_frames,
     fill_test,
+    music_frames,
     music_goes_on,
-    song_levels,
+    song_music,
 )
 from core.tokens.grammar import Grammar, GrammarWalker
 from core.tokens.vocab import Category
@@ -30,12 +33,36 @@ from core.tokens.vocab import Category
 UNIT = 2.0 / 80.0  # one dB on log_mel's scale: 80 dB over -1..1
 
 
+def _by_level(levels: torch.Tensor, typical: float) -> torch.Tensor:
+    """music_frames where no onset is heard: by the level alone."""
+    return music_frames(levels, typical, np.zeros(levels.numel()), None)
+
+
 def test_music_goes_on_within_break_db_of_the_songs_level():
     typical = 0.2
     for db, goes_on in ((-9.0, True), (-11.0, False), (3.0, True)):
         levels = torch.full((1000,), typical + db * UNIT)
-        assert music_goes_on(levels, typical, 0.0, 2000.0) is goes_on
-    assert not music_goes_on(torch.zeros(10), 0.0, 5000.0, 7000.0)  # past the end
+        assert music_goes_on(_by_level(levels, typical), 0.0, 2000.0) is goes_on
+    assert not music_goes_on(torch.zeros(10, dtype=torch.bool), 5000.0, 7000.0)  # past the end
+
+
+def test_quiet_music_goes_on_where_its_notes_do():
+    # 20 dB under the song's level: a break where nothing starts, music where notes go on
+    frames = round(8000 / FRAME_MS)
+    levels = torch.full((frames,), 0.2 - 20 * UNIT)
+    for per_second, goes_on in ((2.0, True), (0.5, False)):
+        envelope = np.zeros(frames)
+        envelope[:: round(1000 / per_second / FRAME_MS)] = 0.6  # a note every 1/rate s
+        music = music_frames(levels, 0.2, envelope, None)
+        assert music_goes_on(music, 1000.0, 7000.0) is goes_on
+        if goes_on:  # ... where it is heard
+            silent = torch.zeros(frames, dtype=torch.bool)
+            assert not music_goes_on(music_frames(levels, 0.2, envelope, silent), 1000.0, 7000.0)
+    envelope = np.zeros(frames)
+    envelope[: round(3000 / FRAME_MS): round(250 / FRAME_MS)] = 0.6  # notes for 3 s, then none
+    music = music_frames(levels, 0.2, envelope, None)
+    assert music_goes_on(music, 0.0, 2000.0)
+    assert not music_goes_on(music, 3000.0 + BUSY_WINDOW_MS, 8000.0)
 
 
 def test_fill_sets_a_latest_start_only_where_the_music_goes_on():
@@ -44,12 +71,13 @@ def test_fill_sets_a_latest_start_only_where_the_music_goes_on():
     levels = torch.full((frames,), 0.2)
     levels[round(6000 / FRAME_MS) + LATENCY_FRAMES:] = 0.2 - 20 * UNIT
     typical = 0.2
-    latest = fill_test(levels, typical, 0.0, lambda _ms: 2000.0)
+    music = _by_level(levels, typical)
+    latest = fill_test(music, 0.0, lambda _ms: 2000.0)
     assert latest(1000.0) == 3000.0
     assert latest(7000.0) == math.inf  # in the break: a rest is the music's
     # window times are from the window's origin: 500 ms in a window at 6.5 s is the break
-    assert fill_test(levels, typical, 6500.0, lambda _ms: 2000.0)(500.0) == math.inf
-    assert fill_test(levels, typical, 1000.0, lambda _ms: 2000.0)(500.0) == 2500.0
+    assert fill_test(music, 6500.0, lambda _ms: 2000.0)(500.0) == math.inf
+    assert fill_test(music, 1000.0, lambda _ms: 2000.0)(500.0) == 2500.0
 
 
 def test_after_a_break_the_next_object_comes_where_the_music_returns():
@@ -58,14 +86,14 @@ def test_after_a_break_the_next_object_comes_where_the_music_returns():
     frames = round(12_000 / FRAME_MS)
     levels = torch.full((frames,), 0.2)
     levels[round(4000 / FRAME_MS) + LATENCY_FRAMES: round(7000 / FRAME_MS) + LATENCY_FRAMES] = -1.0
-    latest = fill_test(levels, 0.2, 0.0, lambda _ms: 2000.0)
+    latest = fill_test(_by_level(levels, 0.2), 0.0, lambda _ms: 2000.0)
     assert latest(4200.0) == pytest.approx(7000.0 + RETURN_MS, abs=RETURN_STEP_MS)
     assert latest(1000.0) == 3000.0  # the music goes on: as before
-    assert fill_test(levels, 0.2, 3000.0, lambda _ms: 2000.0)(1200.0) == pytest.approx(
+    assert fill_test(_by_level(levels, 0.2), 3000.0, lambda _ms: 2000.0)(1200.0) == pytest.approx(
         4000.0 + RETURN_MS, abs=RETURN_STEP_MS)  # window times, from the window's origin
     ended = levels.clone()
     ended[round(4000 / FRAME_MS):] = -1.0  # the song ends: nothing returns
-    assert fill_test(ended, 0.2, 0.0, lambda _ms: 2000.0)(4200.0) == math.inf
+    assert fill_test(_by_level(ended, 0.2), 0.0, lambda _ms: 2000.0)(4200.0) == math.inf
 
 
 def _object_state(vocab, latest: float) -> SequenceState:
@@ -100,10 +128,9 @@ def test_the_filter_closes_the_shifts_that_land_past_the_latest_start():
 
 
 def _holes(objects, mel, longest: float = HOLE_MS) -> list[float]:
-    levels, typical = song_levels(mel)
+    music = song_music(mel)
     return [b.time - a.end_time for a, b in itertools.pairwise(objects)
-            if b.time - a.end_time > longest
-            and music_goes_on(levels, typical, a.end_time, b.time)]
+            if b.time - a.end_time > longest and music_goes_on(music, a.end_time, b.time)]
 
 
 @pytest.fixture(scope="module")
@@ -128,14 +155,14 @@ def test_a_model_that_wants_long_gaps_leaves_no_hole_in_the_music(song):
     # and, the song being timed, no whole bar of its music empty either (its bars by the
     # timing where each gap starts: this song's tempo changes)
     timing = ControlPoints(template.timing_points)
-    levels, typical = song_levels(mel)
+    music = song_music(mel)
     bars = []
     for a, b in itertools.pairwise(filled):
         point = timing.timing_point_at(a.end_time + 1.0)
         bar = min(HOLE_MS, FILL_BAR * point.meter * point.beat_length)
         bars.append(bar)
         assert b.time - a.end_time <= bar + 1.0 or not music_goes_on(
-            levels, typical, a.end_time, b.time), (a.end_time, b.time, bar)
+            music, a.end_time, b.time), (a.end_time, b.time, bar)
     assert min(bars) < HOLE_MS  # the bar rule, not only the seconds, was tested
 
 
