@@ -95,6 +95,18 @@ def test_a_half_beat_under_the_overlap_gap_keeps_clear_at_a_fast_tempo():
     seq.beat_ms = lambda _time: 480.0  # 125 BPM: 160 ms is a third of a beat, a stream's
     assert 192.0 in open_cells(seq, Y, options)
 
+def test_a_soft_passage_keeps_the_floors_room_and_the_ceiling():
+    # a soft passage's smaller ceiling (0.6 x 93 px) fell under the floor (75 px): the ring
+    # was empty and every limit went, leaving 387 px jumps in 167 ms at 2.5 stars (QA)
+    options = DecodingOptions(spacing=0.56, min_distance=75.0, soft_spacing=0.6)
+    seq = placing_after(200.0)
+    seq.soft = lambda _time: True
+    xs = open_cells(seq, X, options)
+    assert max(xs) - 256.0 == pytest.approx(FLOOR_ROOM * 75.0, abs=4.0)
+    ys = open_cells(at_x(seq, 256.0), Y, options)
+    assert ys and all(75.0 <= abs(y - 192.0) <= FLOOR_ROOM * 75.0 for y in ys)
+
+
 def test_an_x_with_no_y_clear_of_the_last_one_on_the_playfield_is_closed():
     # the last object in the top-left corner: straight below is the only way out at x = 4
     seq = placing_after(400.0, last=(4.0, 4.0))
