@@ -135,7 +135,8 @@ class Generator:
         levels, typical = song_levels(mel)
         envelope = onset_envelope(mel.numpy())
         music = music_frames(levels, typical, envelope, heard)  # where it goes on: mapped
-        pull = MusicPull(mel, ticks, options.music_pull, tolerance, options.quiet_nats) \
+        pull = MusicPull(mel, ticks, options.music_pull, tolerance, options.quiet_nats,
+                         envelope) \
             if ticks and options.music_pull else None
         pull_steps = window_steps(window, self.vocab.config.time_step_ms)
         # no object starts after the music (a last chord's reverb tail); one may run into it

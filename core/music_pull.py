@@ -47,10 +47,14 @@ class MusicPull:
     """The pull (nats) on each moment of a song, for one map's timing."""
 
     def __init__(self, mel: Tensor | np.ndarray, ticks: TickGrid, weight: float = PULL_NATS,
-                 tolerance: float = ON_TICK_MS, quiet: float = QUIET_NATS) -> None:
-        if isinstance(mel, Tensor):
-            mel = mel.detach().float().cpu().numpy()
-        env = onset_envelope(np.asarray(mel, np.float32))
+                 tolerance: float = ON_TICK_MS, quiet: float = QUIET_NATS,
+                 envelope: np.ndarray | None = None) -> None:
+        """`envelope`: the song's onset_envelope where already computed (else from `mel`)."""
+        if envelope is None:
+            if isinstance(mel, Tensor):
+                mel = mel.detach().float().cpu().numpy()
+            envelope = onset_envelope(np.asarray(mel, np.float32))
+        env = envelope
         self.peaks = maximum_filter1d(env, 2 * REACH_FRAMES + 1)  # 1: the 99.5th percentile
         self.onsets = np.clip(self.peaks, 0.0, 1.0)
         self.ticks = ticks
