@@ -54,6 +54,10 @@ SOFT_SPACING = 0.6  # ... and its spacing ceiling there, times this
 # Below SNAP_STARS a new map keeps distance snap across rhythms: each move at least SNAP_FLOOR
 # of the ceiling's reach for its time (QA: a 2-star map spaced 1/1 gaps 95 px, 1/2 gaps 90)
 SNAP_STARS, SNAP_FLOOR = 3.0, 0.8
+# A retry's ceiling stays within that of a map HEADROOM_STARS harder: exp(effort) alone had
+# taken a 4.5-star map's to 3.7x its own (2.69 px/ms, 490 px zigzags on half beats; QA round
+# 5), buying the stars with jumps no map of them has
+HEADROOM_STARS = 1.5
 
 
 # stars -> beats after a spinner before the next object: an Easy 4, a Normal 2, a Hard 1 (the
@@ -79,16 +83,18 @@ def new_map_rules(options: DecodingOptions, cs: float, stars: float, effort: flo
                   density_per_effort: float = 0.5, effort_per_star: float = 0.4
                   ) -> DecodingOptions:
     """`options` with the rules of a new map of `stars` at circle size `cs`, for an attempt of
-    `effort` (a retry's lever: the ceiling and stream step scaled by exp(effort), the density
-    bias moved by `density_per_effort` * effort, the caps taken at effort / `effort_per_star`
-    more stars, and quiet ticks' penalty and soft passages' calm lowered to none at
-    QUIET_EFFORT: a song of plain eighths asked for 6.5 stars came out at 4.8-5.3 with the
-    penalty on every retry, QA; circles, its first minute soft, at 5.1 for 6 with the calm)."""
+    `effort` (a retry's lever: the ceiling (up to HEADROOM_STARS') and stream step scaled by
+    exp(effort), the density bias moved by `density_per_effort` * effort, the caps taken at
+    effort / `effort_per_star` more stars, and quiet ticks' penalty and soft passages' calm
+    lowered to none at QUIET_EFFORT: a song of plain eighths asked for 6.5 stars came out at
+    4.8-5.3 with the penalty on every retry, QA; circles, its first minute soft, at 5.1 for 6
+    with the calm)."""
     diameter = circle_diameter(cs)
     calm = min(1.0, max(0.0, 1.0 - effort / QUIET_EFFORT))  # quiet ticks' and soft passages'
     return dataclasses.replace(
         options,
-        spacing=options.spacing or spacing_for_stars(stars) * math.exp(effort),
+        spacing=options.spacing or min(spacing_for_stars(stars) * math.exp(effort),
+                                       spacing_for_stars(stars + HEADROOM_STARS)),
         min_distance=_given(options.min_distance, None if options.spacing else diameter),
         spacing_spread=_given(options.spacing_spread,
                               None if options.spacing else spread_for_stars(stars)),

@@ -30,7 +30,9 @@ from core.audio import FRAME_MS, audio_features
 from core.beatmap.breaks import break_span
 from core.beatmap.parser import parse_bytes, parse_file
 from core.beatmap.writer import save, write_text
+from core.decoding import DecodingOptions
 from core.difficulty import star_rating
+from core.map_rules import HEADROOM_STARS, new_map_rules
 from core.music_presence import audible_frames
 from core.rhythm import GAP_LEVELS_MS, gap_shares_for_stars, start_gaps
 from core.song_input import resolve
@@ -83,6 +85,17 @@ def test_the_next_effort_follows_the_miss_then_the_secant():
     assert next_effort([(1.5, 1.0), (1.9, 1.0)], 9.0) == 2.0  # clamped
     assert next_effort([(0.0, 6.0)], 5.0) == pytest.approx(-EFFORT_PER_STAR)  # and down
 
+
+
+def test_a_retrys_ceiling_stays_within_a_somewhat_harder_maps():
+    base = DecodingOptions()
+    ceiling = [new_map_rules(base, 4.0, 4.5, effort).spacing for effort in (0.0, 0.3, 1.3, 2.0)]
+    assert ceiling[0] == pytest.approx(spacing_for_stars(4.5))
+    assert ceiling[1] == pytest.approx(spacing_for_stars(4.5) * math.exp(0.3))
+    # exp(1.3) would be 3.7x: no more than a map HEADROOM_STARS harder has
+    assert ceiling[2] == ceiling[3] == pytest.approx(spacing_for_stars(4.5 + HEADROOM_STARS))
+    assert new_map_rules(base, 4.0, 4.5, -1.0).spacing == pytest.approx(
+        spacing_for_stars(4.5) * math.exp(-1.0))  # easier: as before
 
 def test_retries_move_the_spacing_the_density_and_the_gap_caps_together(
         starter_generator, timed_song, monkeypatch):
