@@ -334,7 +334,8 @@ class ConstraintFilter:
         `state.fill` gives after the last object's end or the generation start, whichever is
         later (never before `earliest`, where the next object may first start), where an
         object here or a shift landing in time is left to choose."""
-        latest = max(state.fill(max(state.last_end, state.min_start)), earliest)
+        start = state.min_start if state.generation_start is None else state.generation_start
+        latest = max(state.fill(max(state.last_end, start)), earliest)
         span = self.shift_span
         count = int(torch.searchsorted(self.shifts, latest - state.cursor, right=True))
         late = logits[span.start + count: span.stop]

@@ -160,6 +160,7 @@ class Generator:
                                     ticks=ticks or None)
             state = SequenceState(GrammarWalker(Grammar(self.vocab.config)), self.vocab,
                                   min_start=position - origin + tolerance,
+                                  generation_start=start_ms - origin + tolerance,
                                   window_end=stop - origin - tolerance,
                                   on_tick=_tick_test(allowed, origin, tolerance, audible),
                                   end_on_tick=_tick_test(allowed, origin, tolerance),

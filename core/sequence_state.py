@@ -104,6 +104,11 @@ class SequenceState:
     # time (or, before any, after the generation start): where the music goes on, a gap may not
     # leave it unmapped for long (core.generate's fill); None: any gap
     fill: Callable[[float], float] | None = None
+    # Where the generation started (window ms; None: min_start). A later window's min_start is
+    # where the last one stopped, and its prefix's last object is a new one: the fill counts
+    # from that object's end (measured from min_start, a gap across a window's seam had run a
+    # bar and a quarter where the fill allows 0.95 bar; QA round 5)
+    generation_start: float | None = None
     # No spinner starts before this (core.generate asks a window again without one it took back)
     spinners_from: float = -math.inf
     # Whether a spinner may start at a window time (core.spinner_rules: where the music holds);

@@ -120,6 +120,15 @@ def test_the_filter_closes_the_shifts_that_land_past_the_latest_start():
     ConstraintFilter(vocab, DecodingOptions()).apply(logits, late)
     open_ = torch.isfinite(logits[span.start: span.stop])
     assert bool(open_[shifts <= 1000.0].all()) and not bool(open_[shifts > 1000.0].any())
+    # a later window of the same generation: its prefix's last object (ending at 200) is a new
+    # one, and the fill counts from its end, not from where this window may first place one
+    seam = _object_state(vocab, 0.0)
+    seam.fill = lambda end: end + 1000.0
+    seam.min_start, seam.generation_start, seam.last_end = 500.0, -5000.0, 200.0
+    logits = torch.zeros(len(vocab))
+    ConstraintFilter(vocab, DecodingOptions()).apply(logits, seam)
+    open_ = torch.isfinite(logits[span.start: span.stop])
+    assert bool(open_[shifts <= 1200.0].all()) and not bool(open_[shifts > 1200.0].any())
     # where nothing else is left (no object here, no shift in time), it closes nothing
     logits = torch.full((len(vocab),), -math.inf)
     logits[span.stop - 1] = 0.0
