@@ -10,7 +10,7 @@ from test_tempo_drift import clicks
 
 from core.audio import LATENCY_MS
 from core.tempo import estimate_timing
-from core.tempo_changes import confirm_changes
+from core.tempo_changes import NEAR_FIGURE_S, confirm_changes, merge_returns
 from core.tempo_grid import FPS, fit_grid
 
 
@@ -73,6 +73,28 @@ def test_a_quiet_section_at_its_own_tempo_is_still_a_change():
     env = pulses(50, [(0, 30, 150, 1.0), (30, 50, 173, 0.4)])
     bpms = confirmed(env, [(0, 30, 150), (30, 50, 173)])
     assert [round(b) for b in bpms] == [150, 173]
+
+
+@pytest.mark.parametrize("middle_bpm, middle_s, merged", [
+    (173.4, 17.0, True),  # 3.7% off for 17 s between two stretches of 180: a figure of it
+    (150.0, 17.0, False),  # 17% off: a bridge at its own tempo
+    (173.4, NEAR_FIGURE_S + 5.0, False),  # near, but too long to be a figure
+])
+def test_a_near_stretch_between_two_of_one_tempo_is_a_figure(middle_bpm, middle_s, merged):
+    # the middle fits its own tempo best (as a sparse passage's few onsets can), so each
+    # section passes confirm_changes' weighing: only being a figure merges it
+    end = 40.0 + middle_s
+    env = pulses(end + 40, [(0, 40, 180, 1.0), (40, end, middle_bpm, 1.0),
+                            (end, end + 40, 180, 1.0)])
+    bpms = confirmed(env, [(0, 40, 180), (40, end, middle_bpm), (end, end + 40, 180)])
+    assert len(bpms) == (1 if merged else 3) and abs(bpms[0] / 180 - 1) < 0.005
+    # ... and merge_returns finds it wherever a run of merges leaves it
+    sections = [(0, int(40 * FPS), period(180)), (int(40 * FPS), int(end * FPS),
+                period(middle_bpm)), (int(end * FPS), len(env), period(180))]
+    grids = [fit_grid(env, a, b, p, fine=True) for a, b, p in sections]
+    merge_returns(env, sections, grids)
+    assert len(sections) == len(grids) == (1 if merged else 3)
+    assert sections[0][0] == 0 and sections[-1][1] == len(env)
 
 
 @pytest.mark.parametrize("before, after", [(120.0, 150.0), (172.0, 128.0)])
