@@ -10,10 +10,11 @@ and Planet Blupi's tunes (their first 3 minutes) where they are (`--fof`, `--blu
 benchmarks/midi_songs.py), whole, at `--stars`, one attempt each, seeds 0..`--seeds`-1.
 
 Per variant: spinners before the last object (mid-song) and as the last; gaps over 2 s and over
-5 s where the music goes on, between objects and after the last (the audio's median mean
-log-mel band within core.music_presence.BREAK_DB of the song's: the criterion the take-back uses; a
-break sits 15-20 dB under); the longest such gap; objects per map and seconds per map. Breaks
-in quiet passages are not counted: maps have them.
+5 s where the music goes on, between objects and after the last (core.music_presence.music_goes_on:
+most of its frames within BREAK_DB of the song's level or busy with onsets, the criterion the
+take-back and the fill use; since session 29 a quiet passage whose notes go on counts, so
+counts are not comparable with earlier runs); the longest such gap; objects per map and seconds
+per map. Breaks, quiet with few onsets, are not counted: maps have them.
 
     PYTHONPATH=. .venv/bin/python benchmarks/real_song_maps.py [--seeds 2] [--stars 4] [--fof DIR]
         [--blupi DIR] [--model CKPT] [--variants 0 1 2]

@@ -67,8 +67,9 @@ class DecodingOptions:
     # rating; core.spacing has typical values per star rating). None: no limit.
     spacing: float | None = None
     # A floor under it: an object that starts core.spacing_limit.OVERLAP_GAP_MS or more after the
-    # last one ends keeps at least this many osu!pixels from where it ended (a circle's
-    # diameter: no overlap; core.spacing_limit.circle_diameter). None or 0: no floor.
+    # last one ends (or a half beat, where that is shorter and no stream's step) keeps at least
+    # this many osu!pixels from where it ended (a circle's diameter: no overlap;
+    # core.spacing_limit.circle_diameter). None or 0: no floor.
     min_distance: float | None = None
     # The rhythm's density as caps: at most gap_shares[i] of the objects may start sooner than
     # core.rhythm.GAP_LEVELS_MS[i] after the previous one's start (streams, then 1/2 rhythms:

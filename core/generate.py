@@ -132,6 +132,7 @@ class Generator:
         # intro before it is silence or count-in, where the starter wrote streams), and an
         # estimated one is moved back a bar for pickup notes (core.tempo).
         position = max(start_ms, ticks.times[0] - tolerance) if ticks else start_ms
+        first = position  # where this generation starts: a gap before it is not its own
         levels, typical = song_levels(mel)
         envelope = onset_envelope(mel.numpy())
         music = music_frames(levels, typical, envelope, heard)  # where it goes on: mapped
@@ -160,7 +161,7 @@ class Generator:
                                     ticks=ticks or None)
             state = SequenceState(GrammarWalker(Grammar(self.vocab.config)), self.vocab,
                                   min_start=position - origin + tolerance,
-                                  generation_start=start_ms - origin + tolerance,
+                                  generation_start=first - origin + tolerance,
                                   window_end=stop - origin - tolerance,
                                   on_tick=_tick_test(allowed, origin, tolerance, audible),
                                   end_on_tick=_tick_test(allowed, origin, tolerance),

@@ -58,6 +58,7 @@ SNAP_STARS, SNAP_FLOOR = 3.0, 0.8
 # taken a 4.5-star map's to 3.7x its own (2.69 px/ms, 490 px zigzags on half beats; QA round
 # 5), buying the stars with jumps no map of them has
 HEADROOM_STARS = 1.5
+MIN_HEADROOM = 1.3  # ... or this much over its own (the table stops rising at 10 stars)
 
 
 # stars -> beats after a spinner before the next object: an Easy 4, a Normal 2, a Hard 1 (the
@@ -93,8 +94,8 @@ def new_map_rules(options: DecodingOptions, cs: float, stars: float, effort: flo
     calm = min(1.0, max(0.0, 1.0 - effort / QUIET_EFFORT))  # quiet ticks' and soft passages'
     return dataclasses.replace(
         options,
-        spacing=options.spacing or min(spacing_for_stars(stars) * math.exp(effort),
-                                       spacing_for_stars(stars + HEADROOM_STARS)),
+        spacing=options.spacing or min(spacing_for_stars(stars) * math.exp(effort), max(
+            spacing_for_stars(stars + HEADROOM_STARS), MIN_HEADROOM * spacing_for_stars(stars))),
         min_distance=_given(options.min_distance, None if options.spacing else diameter),
         spacing_spread=_given(options.spacing_spread,
                               None if options.spacing else spread_for_stars(stars)),

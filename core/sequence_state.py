@@ -33,7 +33,7 @@ class SequenceState:
 
     walker: GrammarWalker
     vocab: Vocab
-    min_start: float = 0.0  # new objects start at or after this (the generation start)
+    min_start: float = 0.0  # new objects start at or after this (this window's start)
     window_end: float = math.inf  # ... and before this
     cursor: float = 0.0  # the current object's start
     body: float = 0.0  # shifts inside a slider or spinner (its duration so far)

@@ -3,7 +3,8 @@ last object ended, and clear of it.
 
 The ceiling (DecodingOptions.spacing, px per ms of gap) bounds the jumps, which decide most of
 the star rating. The floor (DecodingOptions.min_distance, px) keeps an object that comes
-OVERLAP_GAP_MS or more after the last one's end from overlapping it: ranked maps put 0.3-12% of
+OVERLAP_GAP_MS or more after the last one's end (or a half beat of the song's tempo, where that
+is shorter but no stream's step) from overlapping it: ranked maps put 0.3-12% of
 such neighbours within 0.8 of a circle's diameter of each other, the starter model put 54% at 2
 stars (benchmarks/map_style.py), where the ceiling is a circle's width over a half beat and the
 model stays inside it. Streams (shorter gaps) may overlap and stack as mappers draw them. After a
@@ -52,7 +53,8 @@ if TYPE_CHECKING:
 
 NEG_INF = float("-inf")
 # From the last object's end to the next one's start: at or above, the two circles must not
-# overlap (a half beat up to 333 BPM; a 1/4 stream's gaps are shorter down to 83 BPM)
+# overlap (a half beat up to 166 BPM; a 1/4 stream's gaps are shorter down to 83 BPM), nor
+# from a half beat down to STREAM_GAP_MS where that is shorter (SpacingLimit._overlap_gap)
 OVERLAP_GAP_MS = 180.0
 # Where the floor meets a lower ceiling, the ceiling is raised to leave this much room beyond
 # the floor (a ring 1/4 of the floor wide): the floor is the stronger rule, and the star
@@ -103,15 +105,15 @@ class SpacingLimit:
         """(floor, reach) in osu!pixels from the last end for the object being placed: the
         ceiling's and floor's ring, then distance snap's narrower one; each None where it
         limits nothing."""
-        reach = self._reach(state.gap, self._overlap_gap(state))
+        overlap_gap = self._overlap_gap(state)
+        reach = self._reach(state.gap, math.inf)  # (the floor's room: below, after the cuts)
         if state.soft is not None and self.options.soft_spacing not in (None, 1.0) \
                 and state.soft(state.cursor):  # a soft passage: smaller jumps
             reach = max(reach * self.options.soft_spacing, self.min_reach)
         if self.options.stream_step is not None and streaming(state):
-            # (a stream's step comes under OVERLAP_GAP_MS: the floor's room never raises it)
+            # (a stream's step comes under the overlap gap: the floor never holds for it)
             reach = max(min(reach, self.options.stream_step), self.min_reach)
-        floor = (self.options.min_distance or 0.0) \
-            if state.gap >= self._overlap_gap(state) else 0.0
+        floor = (self.options.min_distance or 0.0) if state.gap >= overlap_gap else 0.0
         if floor > 0.0:  # the floor is the stronger rule: room beyond it (FLOOR_ROOM), else
             # the ring is empty and apply() drops every limit (a soft passage's smaller
             # ceiling had done so: 387 px jumps in 167 ms at 2.5 stars, QA round 5)

@@ -5,10 +5,10 @@ real songs it spins in full music (QA, session 27: 17 spinners in busy_schedule'
 16-27 MIDI notes a second, four in kiai time; harp_harmony's three in its busiest part).
 Mappers spin over held notes, build-ups and the outro, where few notes start. So a spinner may
 start only where the LOOK_MS after it holds at most CALM x the song's median count of onsets
-over as long (counted where its music goes on): the synthetic sets' own spinners have 0-0.25
-of it, the starter's in real songs 0.5-1.3. Past the audio's end nothing is heard: calm.
-It ends by where the music stops holding, and starts ENTRY_MS or more after the last object
-ends (it had come 112-188 ms after one).
+over as long (counted where the music is loud, within BREAK_DB of its level): the synthetic
+sets' own spinners have 0-0.25 of it, the starter's in real songs 0.5-1.3. Past the audio's
+end nothing is heard: calm. It ends by where the music stops holding, and starts ENTRY_MS or
+more after the last object ends (it had come 112-188 ms after one).
 """
 
 from __future__ import annotations

@@ -60,3 +60,13 @@ def coord(axis: Category, value: float) -> str:
     """The name of the token placing `value` on `axis`."""
     index = VOCAB.x_index(value) if axis is Category.COORD_X else VOCAB.y_index(value)
     return f"{axis.value}_{index}"
+
+
+def placing_after(gap_ms: float, last: tuple[float, float] = (256.0, 192.0)) -> SequenceState:
+    """A sequence about to place a circle `gap_ms` after the last object ended at `last`."""
+    walker = GrammarWalker(Grammar(VOCAB.config))
+    walker.step(Category.SOS)
+    seq = SequenceState(walker, VOCAB, cursor=1000.0 + gap_ms, last_end=1000.0,
+                        last_start=1000.0, last_position=last, gap=gap_ms)
+    seq.step(VOCAB.token("PLACE_CIRCLE"))
+    return seq

@@ -32,7 +32,7 @@ from core.beatmap.parser import parse_bytes, parse_file
 from core.beatmap.writer import save, write_text
 from core.decoding import DecodingOptions
 from core.difficulty import star_rating
-from core.map_rules import HEADROOM_STARS, new_map_rules
+from core.map_rules import HEADROOM_STARS, MIN_HEADROOM, new_map_rules
 from core.music_presence import audible_frames
 from core.rhythm import GAP_LEVELS_MS, gap_shares_for_stars, start_gaps
 from core.song_input import resolve
@@ -96,6 +96,9 @@ def test_a_retrys_ceiling_stays_within_a_somewhat_harder_maps():
     assert ceiling[2] == ceiling[3] == pytest.approx(spacing_for_stars(4.5 + HEADROOM_STARS))
     assert new_map_rules(base, 4.0, 4.5, -1.0).spacing == pytest.approx(
         spacing_for_stars(4.5) * math.exp(-1.0))  # easier: as before
+    # where the table stops rising (10 stars), MIN_HEADROOM over its own is still allowed
+    assert new_map_rules(base, 4.0, 10.0, 1.0).spacing == pytest.approx(
+        MIN_HEADROOM * spacing_for_stars(10.0))
 
 def test_retries_move_the_spacing_the_density_and_the_gap_caps_together(
         starter_generator, timed_song, monkeypatch):
