@@ -58,6 +58,9 @@ RETURN_HORIZON_MS = 60_000.0
 # last chord's reverb tail, 30-57 dB under, held 2-13 objects in 7 of 9 new maps (QA,
 # session 27), all passing the silence rule.
 END_ONSET = 0.2
+# ... and a loud last chord rings on at most RING_MS past the song's last onset: held 4.7 s,
+# it had carried 10 objects with no note under them (QA round 5)
+RING_MS = 500.0
 # A soft passage (an intro, a breakdown) sits SOFT_DB or more under the song's typical level
 # over the SOFT_WINDOW_MS around it, still audible: 0-24% of a song (median 7%, 87 songs with
 # MIDI truth). Mappers map it calmer: kiai's maps had put full density and their longest jumps
@@ -89,12 +92,15 @@ def music_end_ms(mel: Tensor, envelope: np.ndarray | None = None) -> float:
     levels, typical = song_levels(mel)
     if envelope is None:
         envelope = onset_envelope(mel.numpy())
-    onsets = torch.from_numpy(envelope) >= END_ONSET
-    music = ((levels >= typical - 2.0 * BREAK_DB / 80.0) | onsets) & audible_frames(mel)
-    frames = torch.nonzero(music).flatten()
-    if not frames.numel():
+    heard = audible_frames(mel)
+    onsets = torch.nonzero((torch.from_numpy(envelope) >= END_ONSET) & heard).flatten()
+    loud = torch.nonzero((levels >= typical - 2.0 * BREAK_DB / 80.0) & heard).flatten()
+    if not onsets.numel() and not loud.numel():
         return -math.inf
-    return float(int(frames[-1]) - LATENCY_FRAMES) * FRAME_MS
+    last = int(onsets[-1]) if onsets.numel() else int(loud[-1])
+    if loud.numel() and onsets.numel():  # a loud ring goes on RING_MS past its last onset
+        last = max(last, min(int(loud[-1]), last + round(RING_MS / FRAME_MS)))
+    return float(last - LATENCY_FRAMES) * FRAME_MS
 
 
 def soft_passages(levels: Tensor, typical: float, audible: Tensor | None) -> Tensor:

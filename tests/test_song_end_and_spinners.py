@@ -16,7 +16,7 @@ from core.audio import FRAME_MS, LATENCY_MS, SAMPLE_RATE, log_mel
 from core.beatmap.model import Spinner
 from core.constraints import ConstraintFilter, SequenceState
 from core.decoding import DecodingOptions
-from core.music_presence import music_end_ms
+from core.music_presence import RING_MS, music_end_ms
 from core.object_fit import MIN_SPINNER_MS, ending_by
 from core.spinner_rules import ENTRY_MS, LOOK_MS, calm_frames, spinner_reach, spinner_test
 from core.tokens.grammar import Grammar, GrammarWalker
@@ -48,6 +48,15 @@ def test_a_reverb_tail_is_past_the_music_and_a_soft_coda_is_not(music):
     silence = np.zeros(2 * SAMPLE_RATE, dtype=np.float32)
     assert abs(music_end_ms(log_mel(np.concatenate([music, coda, silence]))) - end - 5000) <= 100
     assert music_end_ms(torch.full((80, 400), -1.0)) == -math.inf  # no music at all
+    # a last chord held 5 s as loud as the music, dying away in its last second, with no onset
+    # after its own: no object starts more than RING_MS past the song's last onset
+    held = 5 * SAMPLE_RATE
+    partials = np.geomspace(110.0, 8000.0, 48)  # an organ's chord: loud across the bands
+    chord = sum(np.sin(2 * np.pi * hz * np.arange(held) / SAMPLE_RATE) for hz in partials)
+    fade = np.minimum(1.0, (held - np.arange(held)) / SAMPLE_RATE)
+    chord = (chord / _rms(chord) * _rms(music) * fade).astype(np.float32)
+    ended = music_end_ms(log_mel(np.concatenate([music, chord, silence])))
+    assert end - 100 <= ended <= end + RING_MS + 100, ended
 
 
 def test_a_held_tone_is_calm_and_the_music_around_it_is_not(music):
