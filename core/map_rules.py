@@ -74,6 +74,14 @@ def recovery_beats_for_stars(stars: float) -> float:
     return next((beats for below, beats in _RECOVERY_BEATS if stars < below), 0.0)
 
 
+def retry_ceiling(stars: float, effort: float) -> float:
+    """The spacing ceiling of an attempt at a new map of `stars`: the typical one scaled by
+    exp(effort), up to a map HEADROOM_STARS harder's (or MIN_HEADROOM x its own)."""
+    own = spacing_for_stars(stars)
+    return min(own * math.exp(effort),
+               max(spacing_for_stars(stars + HEADROOM_STARS), MIN_HEADROOM * own))
+
+
 def _given(value, default):
     return default if value is None else value
 
@@ -96,8 +104,7 @@ def new_map_rules(options: DecodingOptions, cs: float, stars: float, effort: flo
     calm = min(1.0, max(0.0, 1.0 - effort / QUIET_EFFORT))  # quiet ticks' and soft passages'
     return dataclasses.replace(
         options,
-        spacing=options.spacing or min(spacing_for_stars(stars) * math.exp(effort), max(
-            spacing_for_stars(stars + HEADROOM_STARS), MIN_HEADROOM * spacing_for_stars(stars))),
+        spacing=options.spacing or retry_ceiling(stars, effort),
         min_distance=_given(options.min_distance, None if options.spacing else diameter),
         spacing_spread=_given(options.spacing_spread,
                               None if options.spacing else spread_for_stars(stars)),

@@ -54,8 +54,7 @@ class MusicPull:
             if isinstance(mel, Tensor):
                 mel = mel.detach().float().cpu().numpy()
             envelope = onset_envelope(np.asarray(mel, np.float32))
-        env = envelope
-        self.peaks = maximum_filter1d(env, 2 * REACH_FRAMES + 1)  # 1: the 99.5th percentile
+        self.peaks = maximum_filter1d(envelope, 2 * REACH_FRAMES + 1)  # 1: the 99.5th percentile
         self.onsets = np.clip(self.peaks, 0.0, 1.0)
         self.ticks = ticks
         self.weight = weight

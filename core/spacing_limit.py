@@ -176,7 +176,7 @@ class SpacingLimit:
         half_beat = state.beat_ms(state.cursor) / 2 - self.step
         return max(STREAM_GAP_MS, min(OVERLAP_GAP_MS, half_beat))
 
-    def _reach(self, gap: float, overlap_gap: float = OVERLAP_GAP_MS) -> float:
+    def _reach(self, gap: float, overlap_gap: float) -> float:
         """How far (px) the ceiling reaches over `gap` ms (infinite without one), raised to
         FLOOR_ROOM x the floor where the gap is long enough (`overlap_gap`) for the floor to
         hold."""
