@@ -24,6 +24,9 @@ Per map, then the median per star band:
   after it) in circle diameters, printed x100 as a percentage; stream turns: the share of
   steps that turn back (over 90 degrees) from the step before; stream spread: how much a
   step's length differs from the step before's (|a - b| / the longer; median).
+- beat/half: the median move over a beat's gap over the median over a half beat's (gaps from
+  one end to the next start, at least 10 of each): distance snap across rhythms makes it 2, as
+  in most ranked maps up to 5 stars; under 1.2, a beat's rest looks like a half beat's.
 
     PYTHONPATH=. .venv/bin/python benchmarks/map_style.py [--stars 2 3 4 5 6] [--seconds 60]
         [--synth 2] [--seeds 1] [--model CKPT]
@@ -64,8 +67,10 @@ SAME_GAP_MS = 2.0
 MIN_OBJECTS = 100
 COLUMNS = ("overlap", "stacked", "snap spread", "sliders", "tiny sliders", "combo", "NC on bar",
            "hitsounds", "stream step", "stream turns", "stream spread", "crossing", "run past",
-           "anchors", "reverses")
+           "anchors", "reverses", "beat/half")
 RUN_PAST_PX = 4.0
+RHYTHM_MS = 5.0  # a move's gap this near a half beat or a beat is that rhythm (beat/half)
+MIN_RHYTHM_MOVES = 10  # fewer moves of either rhythm: no ratio
 
 
 def circle_radius(beatmap: Beatmap) -> float:
@@ -78,6 +83,7 @@ def style(beatmap: Beatmap) -> dict[str, float]:
     radius = circle_radius(beatmap)
     timing = ControlPoints(beatmap.timing_points)
     overlaps, stacks, moves = [], [], []
+    by_beats: dict[float, list[float]] = {0.5: [], 1.0: []}  # beats of gap -> distances
     for prev, obj in itertools.pairwise(objects):
         if isinstance(prev, Spinner) or isinstance(obj, Spinner):
             continue
@@ -88,6 +94,10 @@ def style(beatmap: Beatmap) -> dict[str, float]:
         if gap >= timing.timing_point_at(obj.time).beat_length / 2 - 2:
             overlaps.append(STACK_PX <= distance < 1.6 * radius)
         moves.append((gap, distance))
+        beat = timing.timing_point_at(obj.time).beat_length
+        for beats, distances in by_beats.items():
+            if abs(gap - beats * beat) <= RHYTHM_MS:
+                distances.append(distance)
     spreads = [abs(d1 - d2) / max(d1, d2)
                for (g1, d1), (g2, d2) in itertools.pairwise(moves)
                if abs(g1 - g2) <= SAME_GAP_MS and max(d1, d2) >= STACK_PX]
@@ -121,6 +131,9 @@ def style(beatmap: Beatmap) -> dict[str, float]:
         "run past": _mean([runs_past(o, beatmap.format_version) for o in sliders]),
         "anchors": float(np.median([len(o.points) for o in sliders])) if sliders else math.nan,
         "reverses": _mean([o.slides > 1 for o in sliders]),
+        "beat/half": float(np.median(by_beats[1.0]) / np.median(by_beats[0.5]))
+        if min(len(d) for d in by_beats.values()) >= MIN_RHYTHM_MOVES
+        and np.median(by_beats[0.5]) > 0 else math.nan,
     }
 
 
@@ -159,7 +172,7 @@ def print_table(title: str, rows: list[tuple[float, dict[str, float]]]) -> None:
         for column in COLUMNS:
             values = [s[column] for s in chosen if not math.isnan(s[column])]
             value = statistics.median(values) if values else math.nan
-            cells.append(f"{value:>12.1f}" if column in ("combo", "anchors")
+            cells.append(f"{value:>12.1f}" if column in ("combo", "anchors", "beat/half")
                          else f"{value:>12.1%}")
         print(f"{band_of(low):<7} {len(chosen):>4} " + " ".join(cells))
 

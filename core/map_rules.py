@@ -17,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
+
 from core.accents import ACCENT_MARGIN_BEATS
 from core.beatmap.model import Beatmap
 from core.decoding import DecodingOptions
@@ -51,9 +53,13 @@ QUIET_EFFORT = 0.5  # a retry with this much effort leaves quiet quarter ticks u
 # (and soft passages as the rest)
 SOFT_BIAS = -1.5  # a new map's density bias in soft passages (nats per octave of gap) ...
 SOFT_SPACING = 0.6  # ... and its spacing ceiling there, times this
-# Below SNAP_STARS a new map keeps distance snap across rhythms: each move at least SNAP_FLOOR
-# of the ceiling's reach for its time (QA: a 2-star map spaced 1/1 gaps 95 px, 1/2 gaps 90)
-SNAP_STARS, SNAP_FLOOR = 3.0, 0.8
+# stars -> distance snap across rhythms in a new map: each move over up to a beat keeps at least
+# this share of the ceiling's reach for its time (QA: a 2-star map spaced 1/1 gaps 95 px, 1/2
+# gaps 90). Ranked maps space a beat's moves 1.4-2x a half beat's up to 5.5 stars
+# (benchmarks/map_style.py, beat/half), at 0.55-1.06 of the ceiling (median 0.72 at 3-5
+# stars); 0.8 at 3.5 stars had made them 229 px. None from SNAP_STARS: jumps, not snap.
+_SNAP_FLOOR = [(3.0, 0.8), (4.0, 0.6), (5.0, 0.45)]
+SNAP_STARS = 5.5
 # A retry's ceiling stays within that of a map HEADROOM_STARS harder: exp(effort) alone had
 # taken a 4.5-star map's to 3.7x its own (2.69 px/ms, 490 px zigzags on half beats; QA round
 # 5), buying the stars with jumps no map of them has. At 1.5 stars of headroom, 2 of the star
@@ -72,6 +78,13 @@ def recovery_beats_for_stars(stars: float) -> float:
     """DecodingOptions.spinner_recovery_beats for a new map of `stars` (0 from 4 stars: the
     400 ms alone)."""
     return next((beats for below, beats in _RECOVERY_BEATS if stars < below), 0.0)
+
+
+def snap_floor_for_stars(stars: float) -> float | None:
+    """DecodingOptions.snap_floor for a new map of `stars` (None from SNAP_STARS)."""
+    if stars >= SNAP_STARS:
+        return None
+    return float(np.interp(stars, [s for s, _ in _SNAP_FLOOR], [v for _, v in _SNAP_FLOOR]))
 
 
 def retry_ceiling(stars: float, effort: float) -> float:
@@ -123,7 +136,7 @@ def new_map_rules(options: DecodingOptions, cs: float, stars: float, effort: flo
                             else min(1.0, stream_turns_for_stars(stars) * math.exp(effort))),
         density_bias=options.density_bias + density_per_effort * effort,
         snap_floor=_given(options.snap_floor,
-                          SNAP_FLOOR if stars < SNAP_STARS and not options.spacing else None),
+                          None if options.spacing else snap_floor_for_stars(stars)),
         soft_bias=_given(options.soft_bias, SOFT_BIAS * calm),
         soft_spacing=_given(options.soft_spacing, 1.0 - (1.0 - SOFT_SPACING) * calm),
         accent_margin_beats=_given(options.accent_margin_beats, ACCENT_MARGIN_BEATS),

@@ -32,7 +32,7 @@ from core.beatmap.parser import parse_bytes, parse_file
 from core.beatmap.writer import save, write_text
 from core.decoding import DecodingOptions
 from core.difficulty import star_rating
-from core.map_rules import HEADROOM_STARS, MIN_HEADROOM, new_map_rules
+from core.map_rules import HEADROOM_STARS, MIN_HEADROOM, SNAP_STARS, new_map_rules
 from core.music_presence import audible_frames
 from core.rhythm import GAP_LEVELS_MS, gap_shares_for_stars, start_gaps
 from core.song_input import resolve
@@ -99,6 +99,19 @@ def test_a_retrys_ceiling_stays_within_a_somewhat_harder_maps():
     # where the table stops rising (10 stars), MIN_HEADROOM over its own is still allowed
     assert new_map_rules(base, 4.0, 10.0, 1.0).spacing == pytest.approx(
         MIN_HEADROOM * spacing_for_stars(10.0))
+
+def test_distance_snap_across_rhythms_eases_off_up_to_the_jump_maps():
+    """A beat's move keeps most of the ceiling's reach in an Easy, less in an Insane (ranked
+    maps space it 1.4-2x a half beat's up to 5.5 stars), none from SNAP_STARS; a mapper's own
+    --spacing keeps none either."""
+    base = DecodingOptions()
+    floors = [new_map_rules(base, 4.0, stars).snap_floor for stars in (2.0, 3.0, 4.0, 5.0)]
+    assert floors[0] == floors[1] == pytest.approx(0.8)
+    assert floors[1] > floors[2] > floors[3] > 0.3
+    assert new_map_rules(base, 4.0, SNAP_STARS).snap_floor is None
+    assert new_map_rules(DecodingOptions(spacing=0.5), 4.0, 4.0).snap_floor is None
+    assert new_map_rules(DecodingOptions(snap_floor=0.5), 4.0, 6.0).snap_floor == 0.5
+
 
 def test_retries_move_the_spacing_the_density_and_the_gap_caps_together(
         starter_generator, timed_song, monkeypatch):
