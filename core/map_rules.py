@@ -107,17 +107,20 @@ def new_map_rules(options: DecodingOptions, cs: float, stars: float, effort: flo
                   density_per_effort: float = 0.5, effort_per_star: float = 0.4
                   ) -> DecodingOptions:
     """`options` with the rules of a new map of `stars` at circle size `cs`, for an attempt of
-    `effort` (a retry's lever: the ceiling (up to HEADROOM_STARS') and stream step scaled by
-    exp(effort), the density bias moved by `density_per_effort` * effort, the caps taken at
-    effort / `effort_per_star` more stars, and quiet ticks' penalty and soft passages' calm
-    lowered to none at QUIET_EFFORT: a song of plain eighths asked for 6.5 stars came out at
-    4.8-5.3 with the penalty on every retry, QA; circles, its first minute soft, at 5.1 for 6
-    with the calm)."""
+    `effort` (a retry's lever: the ceiling scaled by exp(effort) up to HEADROOM_STARS', the
+    stream step and turns by as much as the ceiling (by exp(effort) alone, a 4-star map's
+    third attempt could step 2.2 diameters), the density bias moved by `density_per_effort` *
+    effort, the caps taken at effort / `effort_per_star` more stars, and quiet ticks' penalty
+    and soft passages' calm lowered to none at QUIET_EFFORT: a song of plain eighths asked
+    for 6.5 stars came out at 4.8-5.3 with the penalty on every retry, QA; circles, its first
+    minute soft, at 5.1 for 6 with the calm)."""
     diameter = circle_diameter(cs)
     calm = min(1.0, max(0.0, 1.0 - effort / QUIET_EFFORT))  # quiet ticks' and soft passages'
+    ceiling = retry_ceiling(stars, effort)
+    scale = ceiling / spacing_for_stars(stars)  # the ceiling's, as capped (streams follow it)
     return dataclasses.replace(
         options,
-        spacing=options.spacing or retry_ceiling(stars, effort),
+        spacing=options.spacing or ceiling,
         min_distance=_given(options.min_distance, None if options.spacing else diameter),
         spacing_spread=_given(options.spacing_spread,
                               None if options.spacing else spread_for_stars(stars)),
@@ -130,10 +133,9 @@ def new_map_rules(options: DecodingOptions, cs: float, stars: float, effort: flo
         stack_share=_given(options.stack_share, stack_share_for_stars(stars)),
         min_slider_length=_given(options.min_slider_length, diameter / 2),
         stream_step=_given(options.stream_step, None if options.spacing
-                           else _scaled(stream_step_for_stars(stars, diameter),
-                                        math.exp(effort))),
+                           else _scaled(stream_step_for_stars(stars, diameter), scale)),
         stream_turns=_given(options.stream_turns, None if options.spacing
-                            else min(1.0, stream_turns_for_stars(stars) * math.exp(effort))),
+                            else min(1.0, stream_turns_for_stars(stars) * scale)),
         density_bias=options.density_bias + density_per_effort * effort,
         snap_floor=_given(options.snap_floor,
                           None if options.spacing else snap_floor_for_stars(stars)),

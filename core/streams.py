@@ -10,7 +10,7 @@ and from 6 lets TURN_SHARE of the steps turn back (at 5-6 stars kiai's streams h
 on 55% of steps, ranked maps' at 4.5-5.5 on 1%; left free from 6, on 56% at 5.5 stars and
 more, ranked maps' 28%). A continuation keeps the map's own share (observed_stream_turns).
 The starter model stepped 40-88 px (0.5-1.2 diameters) at 4+ stars, half of its steps turning
-back (QA, session 24). A retry's effort scales the step as it does the spacing ceiling.
+back (QA, session 24). A retry scales the step as far as it scales the spacing ceiling.
 """
 
 from __future__ import annotations

@@ -99,6 +99,11 @@ def test_a_retrys_ceiling_stays_within_a_somewhat_harder_maps():
     # where the table stops rising (10 stars), MIN_HEADROOM over its own is still allowed
     assert new_map_rules(base, 4.0, 10.0, 1.0).spacing == pytest.approx(
         MIN_HEADROOM * spacing_for_stars(10.0))
+    # a stream's step grows as far as the ceiling does, no further
+    steps = [new_map_rules(base, 4.0, 4.0, effort).stream_step for effort in (0.0, 0.3, 1.3)]
+    assert steps[1] == pytest.approx(steps[0] * math.exp(0.3))
+    assert steps[2] == pytest.approx(
+        steps[0] * spacing_for_stars(4.0 + HEADROOM_STARS) / spacing_for_stars(4.0))
 
 def test_distance_snap_across_rhythms_eases_off_up_to_the_jump_maps():
     """A beat's move keeps most of the ceiling's reach in an Easy, less in an Insane (ranked
