@@ -12,7 +12,9 @@ under `--gm DIR`, each skipped where absent.
 Per true uninherited point (a section), the estimated section in force at its time is compared:
 BPM error % (goal <= 0.5%; a ratio near x2, x1/2, x3/2 or x2/3 is an octave miss, shown as such),
 offset error modulo the beat in ms (goal <= 10), and seconds per song; per true tempo change,
-how far the nearest estimated change is.
+how far the nearest estimated change is. Whether the first red line is on a true downbeat is
+counted where the BPM is right and where it is double (a mapper's bar lines on the snare's 2
+and 4 otherwise).
 
 Then, per real track, where its onsets sit on its own hand-made grid: the onset envelope
 (core.tempo) folded on the true beat, its peak in ms after the true beat line (plus the flux's
@@ -210,6 +212,9 @@ def main() -> None:
               f"within 10 ms: {np.mean(offs <= 10) * 100:.0f}%")
         bars = [r["on_bar"] for r in hits if r["on_bar"] is not None]
         print(f"first point on a true downbeat (BPM right): {sum(bars)}/{len(bars)}")
+    doubled = [r["on_bar"] for r in octave if r["octave"] == "x2" and r["on_bar"] is not None]
+    if doubled:  # a bar of the double tempo is half the song's: its line on a true 1, not 2 or 4
+        print(f"first point on a true downbeat (BPM x2): {sum(doubled)}/{len(doubled)}")
     changes = [r for r in results if r["section"] > 0]
     if changes:
         moved = np.array([r["change_ms"] for r in changes if r["change_ms"] is not None])

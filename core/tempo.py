@@ -97,7 +97,14 @@ import torch
 
 from core.audio import FRAME_MS, LATENCY_MS, SAMPLE_RATE, load_audio, log_mel
 from core.beatmap.model import TimingPoint
-from core.downbeat import accent_curve, downbeat, meter_of, on_the_beat, spectral_novelty
+from core.downbeat import (
+    accent_curve,
+    bar_change,
+    downbeat,
+    meter_of,
+    on_the_beat,
+    spectral_novelty,
+)
 from core.tempo_changes import MIN_SECTION_S, change_at, confirm_changes, near_ratio
 from core.tempo_changes import sections as find_sections
 from core.tempo_drift import drift_lines
@@ -113,6 +120,7 @@ from core.tempo_grid import (
 )
 
 LOW_MID_BANDS = 40  # log-mel bands below ~2 kHz: kick, snare body, bass, chords; no hi-hats
+KICK_BANDS = 3  # log-mel bands below ~150 Hz: the kick, the bass (core.downbeat's ties)
 MIN_GIVEN_BPM, MAX_GIVEN_BPM = 20.0, 1000.0  # a tempo the caller gives (osu! maps: ~30-400)
 ONSET_LAG_MS = 4.5  # added to fitted phases (calibrated on synthetic songs, see the benchmark)
 MIN_SECONDS = 4.0  # shorter audio has too few beats for a tempo
@@ -198,8 +206,9 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
         phase = on_the_beat(accent, period, phase, starts[i], end)
         if i == 0:
             m = meter or meter_of(env, novelty, period, phase, end)
-            change = spectral_novelty(mel[:LOW_MID_BANDS], int(period) | 1)
-            beat = downbeat(change, below, period, phase, m, max(first - period / 4, 0), end)
+            beat = downbeat(bar_change(mel[:LOW_MID_BANDS], period),
+                            onset_envelope(mel[:KICK_BANDS]), period, phase, m,
+                            max(first - period / 4, 0), end)
             if beat - first > period / 4:  # pickup notes: the red line goes a bar earlier
                 beat -= m * period
         else:  # on the change, or the half beat after it where on_the_beat moved the grid
