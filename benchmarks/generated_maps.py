@@ -18,7 +18,7 @@ Three tables, with the shipped starter model (or `--model`), sampling with seed 
    ms after their MIDI beats (FluidSynth with FluidR3's attacks), which the 10 ms allows.
 3. Star rating. A sweep of requested stars over synthetic songs and the first `--real-seconds`
    of each real track (real music has onsets a synthetic song has not: 1/4 hi-hats almost
-   everywhere): |generated - requested|, with one attempt and with kiai's retries (best of 3),
+   everywhere): |generated - requested|, with one attempt and with kiai's retries (best of 4),
    median and share within 0.5, per kind of song and over all.
 
 With `--tag FACTOR`, table 2 maps a copy of each song's audio whose tags say its first true

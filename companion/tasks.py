@@ -229,7 +229,7 @@ def generate_work(space: Workspace, song: Path, target: Target, options: Decodin
         context.progress("decoding", 0.0)
         stage = ["decoding"]
 
-        def retry(attempt: int, best: float) -> None:  # the stars missed: decoding restarts
+        def retry(attempt: int, _stars: float) -> None:  # the stars missed: decoding restarts
             stage[0] = f"retry {attempt}"
             context.progress(stage[0], 0.0)
 

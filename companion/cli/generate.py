@@ -198,9 +198,9 @@ def generate_command(song: Path, stars, ar, cs, od, hp, bpm, sampling, temperatu
 
 
 def _retrying(wanted: float):
-    def report(attempt: int, best: float) -> None:
-        click.echo(f"{best:.2f} stars is more than {STAR_TOLERANCE} from {wanted:.2f}: "
-                   f"attempt {attempt}", err=True)
+    def report(attempt: int, stars: float) -> None:
+        click.echo(f"attempt {attempt - 1}: {stars:.2f} stars, more than {STAR_TOLERANCE} from "
+                   f"{wanted:.2f}: attempt {attempt}", err=True)
     return report
 
 
