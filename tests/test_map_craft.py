@@ -126,15 +126,20 @@ def test_a_rhythm_one_time_step_off_is_the_same_and_a_streams_steps_keep_even():
 
 
 def test_a_continuation_keeps_the_maps_own_distance_for_each_rhythm():
-    # Renatus [Insane] (a beat of 329.7 ms): 1/4 moves 32 px, 1/2 moves 135 px (medians)
+    # 39206.osu, a distance-snapped Insane (4.8 stars, a beat of 342.9 ms): 1/2 moves 100 px,
+    # beats 202, 1.5 beats 296 (medians, most within 10%)
+    snapped = ranked("39206.osu")
+    own = observed_snap_distances(snapped)
+    assert [round(gap) for gap, _ in own] == [86, 171, 343, 514]
+    assert 90 < own[1][1] < 110 and 190 < own[2][1] < 215
+    assert continuation_rules(DecodingOptions(), snapped, math.inf).snap_distances == own
+    # Renatus [Insane] (5.3 stars) keeps its streams' 1/4 steps (32 px), not its 1/2 jumps:
+    # 16% of them within 10% of their median (135 px), which would hold every one there
     insane = ranked("Soleily - Renatus (Gamu) [Insane].osu")
-    own = observed_snap_distances(insane)
-    assert [round(gap) for gap, _ in own] == [82, 165]
-    assert 25 < own[0][1] < 40 and 120 < own[1][1] < 150
-    assert continuation_rules(DecodingOptions(), insane, math.inf).snap_distances == own
-    # a 1/2 move keeps near the map's 135 px, not the last move's 60 (that drifted: QA)
-    seq = placing_after(165.0)
-    seq.last_move = (165.0, 60.0)
+    assert [round(gap) for gap, _ in observed_snap_distances(insane)] == [82]
+    # a 1/2 move keeps near the map's 100 px, not the last move's 60 (that drifted: QA)
+    seq = placing_after(171.0)
+    seq.last_move = (171.0, 60.0)
     options = DecodingOptions(spacing=2.0, spacing_spread=0.1, snap_distances=own)
     ys = open_cells(at_x(seq, 256.0), Y, options)
     assert ys and all(own[1][1] * 0.9 - 2 <= abs(y - 192.0) <= own[1][1] * 1.1 + 2 for y in ys)
