@@ -131,7 +131,8 @@ def confirm_changes(env: np.ndarray, sections: list[tuple[int, int, float]],
 def merge_returns(env: np.ndarray, sections: list[tuple[int, int, float]],
                    grids: list[Grid]) -> None:
     """Merge, in place, each stretch between two of one tempo (within MERGE) that is a figure
-    of it: under FIGURE_S, or under NEAR_FIGURE_S and within NEAR of it. confirm_changes weighs
+    of it: under FIGURE_S, or under NEAR_FIGURE_S and within NEAR of it; and a last section
+    that is one of the tempo before (_last_figure). confirm_changes weighs
     each section as it stands, and a run of short ones it merged one by one can end up such a
     stretch after the weighing that would have caught it."""
     i = 1
@@ -144,6 +145,20 @@ def merge_returns(env: np.ndarray, sections: list[tuple[int, int, float]],
             i = max(i - 1, 1)  # the merged stretch may be the middle of another such
         else:
             i += 1
+    if len(grids) > 1 and _last_figure(sections, grids):
+        end = sections[-1][1]
+        sections[-2] = (sections[-2][0], end, sections[-2][2])
+        del sections[-1], grids[-1]
+        grids[-1] = fit_grid(env, sections[-1][0], end, grids[-1][0], fine=True)
+
+
+def _last_figure(sections: list[tuple[int, int, float]], grids: list[Grid]) -> bool:
+    """Whether the last section is an ending's figure of the tempo before: under FIGURE_S and
+    an octave relative of it (x2, x1/2, x3/2, x2/3) or within NEAR. A one-tempo song's dotted
+    outro had its last 3 s timed at x2/3 (QA round 6)."""
+    a, b, _ = sections[-1]
+    ratio = grids[-1][0] / grids[-2][0]
+    return b - a < FIGURE_S * FPS and (near_ratio(ratio, RELATIVES[1:]) or abs(ratio - 1) < NEAR)
 
 
 def _figure(sections: list[tuple[int, int, float]], grids: list[Grid], i: int,

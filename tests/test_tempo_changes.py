@@ -10,7 +10,7 @@ from test_tempo_drift import clicks
 
 from core.audio import LATENCY_MS
 from core.tempo import estimate_timing
-from core.tempo_changes import NEAR_FIGURE_S, confirm_changes, merge_returns
+from core.tempo_changes import FIGURE_S, NEAR_FIGURE_S, confirm_changes, merge_returns
 from core.tempo_grid import FPS, fit_grid
 
 
@@ -95,6 +95,21 @@ def test_a_near_stretch_between_two_of_one_tempo_is_a_figure(middle_bpm, middle_
     merge_returns(env, sections, grids)
     assert len(sections) == len(grids) == (1 if merged else 3)
     assert sections[0][0] == 0 and sections[-1][1] == len(env)
+
+
+@pytest.mark.parametrize("last_bpm, last_s, merged", [
+    (120.0, 3.0, True),  # a dotted outro of a 180 BPM song: x2/3 for its last 3 s
+    (150.0, 3.0, False),  # a tempo of its own, however short
+    (120.0, FIGURE_S + 2.0, False),  # x2/3, but long enough to be a change
+])
+def test_a_short_last_section_at_a_relative_of_the_tempo_is_a_figure(last_bpm, last_s, merged):
+    end = 60.0 + last_s
+    env = pulses(end, [(0, 60, 180, 1.0), (60, end, last_bpm, 1.0)])
+    sections = [(0, int(60 * FPS), period(180)), (int(60 * FPS), len(env), period(last_bpm))]
+    grids = [fit_grid(env, a, b, p, fine=True) for a, b, p in sections]
+    merge_returns(env, sections, grids)
+    assert len(sections) == len(grids) == (1 if merged else 2)
+    assert sections[-1][1] == len(env) and abs(60 * FPS / grids[0][0] / 180 - 1) < 0.005
 
 
 @pytest.mark.parametrize("before, after", [(120.0, 150.0), (172.0, 128.0)])
