@@ -59,6 +59,25 @@ def test_a_reverb_tail_is_past_the_music_and_a_soft_coda_is_not(music):
     assert end - 100 <= ended <= end + RING_MS + 100, ended
 
 
+def test_a_distorted_chord_fading_with_no_new_note_is_past_the_music(music):
+    # a distorted chord, 16 dB under the music and fading 12 dB more over 6 s, wobbling
+    # (under 1.5 dB each 50 ms, its flux crossing END_ONSET in the triangles): its level never
+    # rises as a note's does, so the music ends at most RING_MS past the song's last onset
+    held = 6 * SAMPLE_RATE
+    t = np.arange(held) / SAMPLE_RATE
+    rng = np.random.default_rng(1)
+    chord = sum(np.sin(2 * np.pi * hz * t + rng.uniform(0, 2 * np.pi))
+                for hz in np.geomspace(82.0, 5000.0, 40))
+    chord = np.tanh(3 * chord / _rms(chord))
+    wobble = np.repeat(rng.uniform(0.85, 1.0, held // 2205 + 1), 2205)[:held]
+    fade = 10 ** ((-16 - 12 * t / 6) / 20)
+    chord = (chord / _rms(chord) * _rms(music) * fade * wobble).astype(np.float32)
+    silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    ended = music_end_ms(log_mel(np.concatenate([music, chord, silence])))
+    end = SECONDS * 1000 - LATENCY_MS
+    assert end - 100 <= ended <= end + RING_MS + 100, ended
+
+
 def test_a_held_tone_is_calm_and_the_music_around_it_is_not(music):
     held = 4 * SAMPLE_RATE
     tone = np.sin(2 * np.pi * 220 * np.arange(held) / SAMPLE_RATE) * _rms(music) * 1.4
