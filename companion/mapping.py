@@ -156,21 +156,21 @@ class Generated:
     bpm_tag: float | None = None  # estimated timing: the tempo the audio file's tags name
 
 
-def song_timing(template: Beatmap, mel: Tensor, audio: Path, bpm: float | None = None
-                ) -> tuple[list[TimingPoint], str, SongTiming | None]:
+def song_timing(template: Beatmap, mel: Tensor, audio: Path, bpm: float | None = None,
+                meter: int | None = None) -> tuple[list[TimingPoint], str, SongTiming | None]:
     """The template's timing points when it has uninherited ones, else timing estimated from
     the audio (core.song_timing: the audio file's BPM tag settles its octave where the beats
     allow it), with the estimate itself; only its green lines when the audio has no beat to
     time. A kiai map's placeholder red line (placeholder_red_line) is no timing: it is
     estimated again. A `bpm` the mapper gives replaces the template's red lines: the audio is
     timed at that tempo (a folder's earlier kiai difficulty may carry an estimate an octave
-    off)."""
-    if has_placeholder_timing(template) or bpm is not None:
+    off); so does a `meter` (beats per bar: the estimate reads only 4 or 3)."""
+    if has_placeholder_timing(template) or bpm is not None or meter is not None:
         template = untimed(template)
     if any(p.uninherited for p in template.timing_points):
         return template.timing_points, "map", None
     try:
-        estimate = estimate_song_timing(audio, mel, bpm=bpm)
+        estimate = estimate_song_timing(audio, mel, bpm=bpm, meter=meter)
     except TimingError:  # generation goes on unsnapped: nothing to snap to
         return list(template.timing_points), "none", None
     # green lines the template has (slider velocity, kiai) stay
@@ -183,7 +183,8 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
                      should_stop: ShouldStop | None = None,
                      features: Features = audio_features,
                      on_retry: Callable[[int, float], None] | None = None,
-                     max_attempts: int = MAX_ATTEMPTS, bpm: float | None = None) -> Generated:
+                     max_attempts: int = MAX_ATTEMPTS, bpm: float | None = None,
+                     meter: int | None = None) -> Generated:
     """A whole new map for a song: its template's timing (estimated when it has none) and
     metadata, the target difficulty, and a Version (`kiai 4.5`) to be made unique when written.
 
@@ -197,7 +198,7 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     or the reverse; only what is not given) by the miss, then along the secant of the attempts so
     far, up to `max_attempts`; the nearest attempt is returned. `on_retry(n, stars)` is told before
     attempt n (2, 3, ...), with the stars attempt n - 1 made; `progress` restarts at 0 for each
-    attempt.
+    attempt. A `bpm` or `meter` given times the audio with it (song_timing).
     """
     check_audio_name(source.audio)
     template = copy.deepcopy(source.template_for(target.star_rating))
@@ -205,7 +206,8 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     template.difficulty = target.difficulty(
         template.difficulty, source.slider_multiplier_for(target.star_rating))
     mel = features(source.audio)
-    template.timing_points, timing, estimate = song_timing(template, mel, source.audio, bpm)
+    template.timing_points, timing, estimate = song_timing(template, mel, source.audio, bpm,
+                                                           meter)
     if timing == "estimated" and not source.siblings:  # a song with no map of its own: kiai
         mark_kiai(template, mel)  # time on its loud sections
     template.editor["BeatDivisor"] = str(DEFAULT_BEAT_DIVISOR if timing == "none" else (

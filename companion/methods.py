@@ -140,7 +140,8 @@ class Methods:
         song = check_generate(self.daemon.space, p.song_folder, p.audio)
         target = Target(p.stars, p.ar, p.cs, p.od, p.hp)
         work = generate_work(self.daemon.space, song, target,
-                             _options(p.sampling, p.spacing, self.daemon.config.precision), p.bpm)
+                             _options(p.sampling, p.spacing, self.daemon.config.precision), p.bpm,
+                             p.meter)
         self._submit(session, request, "map.generate", work)
 
     def _submit(self, session: Session, request: Request, method: str, work: Any) -> None:

@@ -219,9 +219,9 @@ def check_generate(space: Workspace, song_folder: str | None, audio: str | None,
 
 
 def generate_work(space: Workspace, song: Path, target: Target, options: DecodingOptions,
-                  bpm: float | None = None) -> Work:
+                  bpm: float | None = None, meter: int | None = None) -> Work:
     """A new difficulty for the song folder or audio file `song` (a real path inside Songs),
-    timed at `bpm` when it is given (companion.mapping.song_timing)."""
+    timed at `bpm` and with `meter` where they are given (companion.mapping.song_timing)."""
     def work(context: JobContext) -> Outcome:
         source = resolve(song)
         source = dataclasses.replace(source, audio=space.songs.contain(source.audio))
@@ -236,7 +236,8 @@ def generate_work(space: Workspace, song: Path, target: Target, options: Decodin
         generated = generate_beatmap(
             generator, source, target, options,
             progress=lambda fraction: context.progress(stage[0], 100.0 * fraction),
-            should_stop=context.should_stop, features=space.features, on_retry=retry, bpm=bpm)
+            should_stop=context.should_stop, features=space.features, on_retry=retry, bpm=bpm,
+            meter=meter)
         context.check_cancelled()
         context.progress("writing", 100.0)
         beatmap = generated.beatmap

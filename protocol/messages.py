@@ -143,6 +143,9 @@ class MapGenerateParams:
                    "since 1.3: the song's tempo: the audio is timed at it (one red line, its "
                    "offset from the audio) instead of the song's maps' timing or an estimate"
                    ] = None
+    meter: Annotated[int | None, Range(minimum=1, maximum=16),
+                     "since 1.7: beats per bar (5 for 5/4): the audio is timed with it, as with "
+                     "bpm; the estimate reads only 4 or 3"] = None
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ def test_initialize_with_the_header_or_in_params(songs, model):
                     await client.call("server.status")
                 assert e.value.code == ErrorCode.NOT_INITIALIZED
                 result = await client.initialize()
-                assert result["protocolVersion"] == "1.6"
+                assert result["protocolVersion"] == "1.7"
                 assert {"map.continue", "timing.estimate"} <= set(result["capabilities"]["methods"])
                 assert result["model"]["name"]
             # A browser page (an allowed Origin) cannot set headers: the token goes in params.
@@ -165,8 +165,9 @@ def test_generate_list_status_and_a_disconnected_client(songs, library, model):
 
 
 def test_generate_at_a_given_bpm_and_refuse_a_bad_one(songs, library, model):
-    """map.generate's `bpm` (1.3): checked against the schema, then the song is timed at it;
-    job.finished offers no other tempo (1.4's alternativeBpm is for estimates)."""
+    """map.generate's `bpm` (1.3) and `meter` (1.7): checked against the schema, then the song
+    is timed with them; job.finished offers no other tempo (1.4's alternativeBpm is for
+    estimates)."""
     from core.beatmap.parser import parse_file
 
     folder = library["short"].name
@@ -179,8 +180,11 @@ def test_generate_at_a_given_bpm_and_refuse_a_bad_one(songs, library, model):
             with pytest.raises(RpcError) as e:
                 await client.call("map.generate", {"songFolder": folder, "bpm": 5})
             assert e.value.code == ErrorCode.INVALID_PARAMS and "bpm" in e.value.message
+            with pytest.raises(RpcError) as e:
+                await client.call("map.generate", {"songFolder": folder, "meter": 0})
+            assert e.value.code == ErrorCode.INVALID_PARAMS and "meter" in e.value.message
             accepted = await client.call("map.generate", {"songFolder": folder, "stars": 3,
-                                                          "bpm": truth.bpm * 2})
+                                                          "bpm": truth.bpm * 2, "meter": 3})
             return await client.job_end(accepted["jobId"])
 
     end = asyncio.run(main())
@@ -189,7 +193,7 @@ def test_generate_at_a_given_bpm_and_refuse_a_bad_one(songs, library, model):
     assert "alternativeBpm" not in end["params"]["stats"]  # the tempo was given, not estimated
     (line,) = [p for p in parse_file(songs / end["params"]["path"]).beatmap.timing_points
                if p.uninherited]
-    assert abs(line.beat_length - truth.beat_length / 2) < 1e-9
+    assert abs(line.beat_length - truth.beat_length / 2) < 1e-9 and line.meter == 3
     d = (line.time - truth.time) % line.beat_length
     assert min(d, line.beat_length - d) <= 10
 

@@ -231,6 +231,26 @@ def test_a_bpm_given_on_the_command_line_retimes_the_song(timed_song, tmp_path):
     assert refused.exit_code != 0 and "--bpm" in refused.output
 
 
+def test_a_meter_given_on_the_command_line_retimes_the_song_with_it(timed_song, tmp_path):
+    """--meter retimes the song as --bpm does (the folder's maps are in 4/4): red lines of 5
+    beats a bar, on the song's beats, and the message says so."""
+    folder, truth = timed_song
+    copy = shutil.copytree(folder, tmp_path / "song")
+    result = CliRunner().invoke(cli, ["generate", str(copy), "--stars", "3", "--seed", "0",
+                                      "--meter", "5"])
+    assert result.exit_code == 0, result.output
+    assert "5 beats a bar" in result.output
+    (written,) = [p for p in copy.glob("*.osu") if p.name not in {q.name for q in
+                                                                   folder.glob("*.osu")}]
+    lines = red(parse_file(written).beatmap)
+    assert lines and all(line.meter == 5 for line in lines)
+    beat = truth[0].beat_length
+    d = (lines[0].time - truth[0].time) % beat
+    assert min(d, beat - d) <= 10
+    refused = CliRunner().invoke(cli, ["generate", str(copy), "--meter", "0"])
+    assert refused.exit_code != 0 and "--meter" in refused.output
+
+
 def test_fast_estimated_tempos_snap_in_halves(starter_generator, tmp_path):
     """Clicks at 228 BPM are timed so (a steady click track gives no evidence for half the
     tempo); the map snaps to 1/2 ticks (1/4 of 114 BPM, the tempo a doubled estimate most often

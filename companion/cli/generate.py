@@ -170,8 +170,11 @@ def _may_write(folder: Path) -> bool:
               help="The song's tempo, where you know it: the audio is timed at it (its offset "
                    "found from the audio) instead of by the song's maps or an estimate, which "
                    "can come out at twice or half the tempo.")
+@click.option("--meter", type=click.IntRange(1, 16), default=None,
+              help="Beats per bar, where you know it (5 for 5/4, 3 for 3/4 or 6/8): the audio "
+                   "is timed with it, as with --bpm. The estimate reads only 4 or 3.")
 @decoding_options
-def generate_command(song: Path, stars, ar, cs, od, hp, bpm, sampling, temperature, top_k,
+def generate_command(song: Path, stars, ar, cs, od, hp, bpm, meter, sampling, temperature, top_k,
                      top_p, beam_size, seed, draw_gaps, spacing, precision, model_path,
                      output) -> None:
     """Write a new difficulty for a song (an audio file, or a song folder)."""
@@ -187,7 +190,8 @@ def generate_command(song: Path, stars, ar, cs, od, hp, bpm, sampling, temperatu
     target = Target(stars, ar, cs, od, hp)
     try:
         generated = generate_beatmap(generator, source, target, options, progress=_progress,
-                                     on_retry=_retrying(target.star_rating), bpm=bpm)
+                                     on_retry=_retrying(target.star_rating), bpm=bpm,
+                                     meter=meter)
     except AudioError as e:
         raise click.ClickException(str(e)) from e
     beatmap = generated.beatmap
@@ -220,6 +224,8 @@ def _timing(generated: Generated, bpm: float | None = None) -> str:
         return f"timing the song's: {tempo} BPM from {red[0].time:.0f} ms"
     # the snap kiai chose for it (core.beat_feel): 1/3 or 1/6 where the notes fall on thirds
     snap = f", snap 1/{generated.beatmap.editor.get('BeatDivisor', '4')}"
+    if red[0].meter != 4:
+        snap = f", {red[0].meter} beats a bar{snap}"
     if bpm is not None:
         return f"timed from the audio at the given {tempo} BPM, from {red[0].time:.0f} ms{snap}"
     source, fix = estimate_note(red, generated.bpm_tag, generated.alternative_bpm)
