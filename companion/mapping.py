@@ -196,7 +196,8 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     When the map's star rating misses the target by more than STAR_TOLERANCE, the map is
     generated again with more or less effort (wider jumps, shorter gaps and more of them fast,
     or the reverse; only what is not given) by the miss, then along the secant of the attempts so
-    far, up to `max_attempts`; the nearest attempt is returned. `on_retry(n, stars)` is told before
+    far or between the nearest that fell short and overshot (next_effort), up to
+    `max_attempts`; the nearest attempt is returned. `on_retry(n, stars)` is told before
     attempt n (2, 3, ...), with the stars attempt n - 1 made; `progress` restarts at 0 for each
     attempt. A `bpm` or `meter` given times the audio with it (song_timing).
     """

@@ -22,8 +22,8 @@ every fourth beat, and the bar's phase may be a beat off. So the snare is found 
 On 67 songs rendered from MIDI with snare hits (General MIDI and Planet Blupi, their timing
 estimated; benchmarks/backbeat_accuracy.py), 38 got claps, a median 97% of them on a snare hit
 of the song's drums, catching a median 77% of those hits on the beats (30 songs at 80% or
-more, 3 under 50%); claps on the bar's 2 and 4 were 47% on snare hits. 5 of the 13 songs
-with no snare got claps.
+more, 3 under 50%); claps on the bar's 2 and 4 were 47% on snare hits. Of 14 songs with
+no snare, 5 got claps.
 """
 
 from __future__ import annotations
