@@ -31,6 +31,7 @@ OUTLIER = 3.0  # meter_of: a beat's accent counts up to this many times the medi
 # as much on every beat
 CHANGE_BEATS, BEAT_CHANGE, BAR_PAIR = 2, 0.25, 2
 KICK_TIE_BREAK = 0.1  # the kick's onsets' weight beside the change: ties, no more
+SWUNG, SWING_SHARE = 3.0, 0.3  # on_the_swing: a grid on a swing's off-beat
 
 
 def spectral_novelty(mel: np.ndarray, window: int = NOTE_WINDOW) -> np.ndarray:
@@ -107,6 +108,21 @@ def on_the_beat(accent: np.ndarray, period: float, phase: float, lo: float, hi: 
     onsets can sit on off-beat hi-hats."""
     on, off = accents(accent, period / 2, phase, 2, hi, start=lo)
     return (phase + period / 2) % period if off > on else phase
+
+
+def on_the_swing(env: np.ndarray, period: float, phase: float, lo: float, hi: float) -> float:
+    """`phase`, or a third of a beat after it where the grid sits on a swing's off-beat: the
+    onsets (`env`, ±1 frame) a third after its beats SWUNG times those two thirds after, and
+    SWING_SHARE of its beats' or more. Swung, the beat's note is the long one: onsets on it
+    and two thirds after it. 12 songs with MIDI truth, folded on kiai's grids: the 4 swung
+    ones timed on the beat, 0.57-0.62 two thirds after, 0.03-0.06 a third after; boogi_marabi
+    (QA round 6) timed on the off-beat, 0.06 and 0.46; the 8 straight ones under 0.1 at both."""
+    curve = maximum_filter1d(env, 3)
+    (on,), (third,), (two,) = (accents(curve, period, phase + k * period / 3, 1, hi, start=lo)
+                               for k in (0, 1, 2))
+    if third > SWUNG * two and third >= SWING_SHARE * on:
+        return (phase + period / 3) % period
+    return phase
 
 
 def _on_beats(accent: np.ndarray, period: float, phase: float, end: float) -> np.ndarray:

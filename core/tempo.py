@@ -103,6 +103,7 @@ from core.downbeat import (
     downbeat,
     meter_of,
     on_the_beat,
+    on_the_swing,
     spectral_novelty,
 )
 from core.tempo_changes import MIN_SECTION_S, change_at, confirm_changes, near_ratio
@@ -203,7 +204,8 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
     points: list[TimingPoint] = []
     for i, (period, phase, _) in enumerate(grids):
         end = starts[i + 1] if i + 1 < len(grids) else len(env)
-        phase = on_the_beat(accent, period, phase, starts[i], end)
+        phase = on_the_swing(env, period, on_the_beat(accent, period, phase, starts[i], end),
+                             starts[i], end)
         if i == 0:
             m = meter or meter_of(env, novelty, period, phase, end)
             beat = downbeat(bar_change(mel[:LOW_MID_BANDS], period),

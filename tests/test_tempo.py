@@ -299,3 +299,23 @@ def test_the_bar_line_is_where_the_chords_change_not_the_loud_snare():
     first_bar = 1000.0 - LATENCY_MS
     assert abs(point.bpm - 120.0) <= 0.6
     assert beat_offset(point.time, first_bar, 4 * 500.0) <= 10
+
+
+def test_a_grid_on_a_swings_off_beat_moves_onto_the_beat():
+    """core.downbeat.on_the_swing: onsets on each beat and two thirds after it (swung eighths);
+    a grid on the off-beat (its beats a third before the next beat) moves a third later, onto
+    the beat; a grid on the beat, or on a straight song's eighths, stays."""
+    from core.downbeat import on_the_swing
+
+    period, first, beats = 60.0, 30.0, 40
+    swing, straight = np.zeros(2600), np.zeros(2600)
+    for k in range(beats):
+        beat = first + k * period
+        swing[int(beat)], swing[int(beat + 2 * period / 3)] = 1.0, 0.8
+        straight[int(beat)], straight[int(beat + period / 2)] = 1.0, 0.8
+    off_beat = first + 2 * period / 3
+    assert on_the_swing(swing, period, off_beat, 0, len(swing)) == pytest.approx(first, abs=1)
+    assert on_the_swing(swing, period, first, 0, len(swing)) == first
+    assert on_the_swing(straight, period, first, 0, len(straight)) == first
+    assert on_the_swing(straight, period, first + period / 2, 0, len(straight)) == \
+        first + period / 2
