@@ -113,14 +113,16 @@ def on_the_beat(accent: np.ndarray, period: float, phase: float, lo: float, hi: 
 def on_the_swing(env: np.ndarray, period: float, phase: float, lo: float, hi: float) -> float:
     """`phase`, or a third of a beat after it where the grid sits on a swing's off-beat: the
     onsets (`env`, ±1 frame) a third after its beats SWUNG times those two thirds after, and
-    SWING_SHARE of its beats' or more. Swung, the beat's note is the long one: onsets on it
-    and two thirds after it. 12 songs with MIDI truth, folded on kiai's grids: the 4 swung
-    ones timed on the beat, 0.57-0.62 two thirds after, 0.03-0.06 a third after; boogi_marabi
-    (QA round 6) timed on the off-beat, 0.06 and 0.46; the 8 straight ones under 0.1 at both."""
+    SWING_SHARE of its beats' and SWUNG times the mean frame's or more. Swung, the beat's note
+    is the long one: onsets on it and two thirds after it. 12 songs with MIDI truth, folded on
+    kiai's grids: the 4 swung ones timed on the beat, 0.57-0.62 two thirds after, 0.03-0.06 a
+    third after; boogi_marabi (QA round 6) timed on the off-beat, 0.06 and 0.46 (6.5x the mean
+    frame); the 8 straight ones under 0.1 at both. Random clicks: under 2x the mean."""
     curve = maximum_filter1d(env, 3)
     (on,), (third,), (two,) = (accents(curve, period, phase + k * period / 3, 1, hi, start=lo)
                                for k in (0, 1, 2))
-    if third > SWUNG * two and third >= SWING_SHARE * on:
+    typical = float(curve[int(max(lo, 0)):int(min(hi, len(curve)))].mean())
+    if third > SWUNG * max(two, typical) and third >= SWING_SHARE * on:
         return (phase + period / 3) % period
     return phase
 
