@@ -15,7 +15,8 @@ WINDOW_S, HOP_S = 5.0, 0.5  # local tempo windows for change detection
 MIN_SECTION_S = 3.0
 AGREE = 0.025  # local periods within 2.5% belong to one section
 MERGE = 0.01  # fitted sections within 1% are one tempo
-FIGURE_S = 10.0  # shorter sections between two of the same tempo are merged into them
+FIGURE_S = 10.0  # shorter sections between two of the same tempo are merged into them (and a
+# last one at an octave relative of the tempo before, or near it: _last_figure)
 # ... and so are those up to NEAR_FIGURE_S long whose tempo is within NEAR of theirs: a sparse
 # 17 s of a one-tempo song read at 173.4 between two stretches of 180 BPM (its grid 107 ms off
 # the true one, 16 of 24 heads off the beat; QA round 5)
