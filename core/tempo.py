@@ -99,7 +99,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.audio import FRAME_MS, LATENCY_MS, SAMPLE_RATE, load_audio, log_mel
+from core.audio import FRAME_MS, LATENCY_MS, SAMPLE_RATE, band_hz, load_audio, log_mel
+from core.backbeat import KICK_HZ
 from core.beatmap.model import TimingPoint
 from core.downbeat import (
     accent_curve,
@@ -125,7 +126,6 @@ from core.tempo_grid import (
 )
 
 LOW_MID_BANDS = 40  # log-mel bands below ~2 kHz: kick, snare body, bass, chords; no hi-hats
-KICK_BANDS = 3  # log-mel bands below ~150 Hz: the kick, the bass (core.downbeat's ties)
 MIN_GIVEN_BPM, MAX_GIVEN_BPM = 20.0, 1000.0  # a tempo the caller gives (osu! maps: ~30-400)
 ONSET_LAG_MS = 4.5  # added to fitted phases (calibrated on synthetic songs, see the benchmark)
 MIN_SECONDS = 4.0  # shorter audio has too few beats for a tempo
@@ -213,7 +213,7 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
         if i == 0:
             m = meter or meter_of(env, novelty, period, phase, end)
             beat = downbeat(bar_change(mel[:LOW_MID_BANDS], period),
-                            onset_envelope(mel[:KICK_BANDS]), period, phase, m,
+                            onset_envelope(mel[band_hz() < KICK_HZ]), period, phase, m,
                             max(first - period / 4, 0), end)
             if beat - first > period / 4:  # pickup notes: the red line goes a bar earlier
                 beat -= m * period

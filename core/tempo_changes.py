@@ -139,18 +139,22 @@ def merge_returns(env: np.ndarray, sections: list[tuple[int, int, float]],
     i = 1
     while i + 1 < len(grids):
         if _figure(sections, grids, i, near_too=True):
-            end = sections[i + 1][1]
-            sections[i - 1] = (sections[i - 1][0], end, sections[i - 1][2])
-            del sections[i: i + 2], grids[i: i + 2]
-            grids[i - 1] = fit_grid(env, sections[i - 1][0], end, grids[i - 1][0], fine=True)
+            _absorb(env, sections, grids, i - 1, 2)
             i = max(i - 1, 1)  # the merged stretch may be the middle of another such
         else:
             i += 1
     if len(grids) > 1 and _last_figure(sections, grids):
-        end = sections[-1][1]
-        sections[-2] = (sections[-2][0], end, sections[-2][2])
-        del sections[-1], grids[-1]
-        grids[-1] = fit_grid(env, sections[-1][0], end, grids[-1][0], fine=True)
+        _absorb(env, sections, grids, len(grids) - 2, 1)
+
+
+def _absorb(env: np.ndarray, sections: list[tuple[int, int, float]], grids: list[Grid],
+            i: int, count: int) -> None:
+    """Merge, in place, the `count` sections after section `i` into it, its tempo refitted over
+    the whole stretch."""
+    end = sections[i + count][1]
+    sections[i] = (sections[i][0], end, sections[i][2])
+    del sections[i + 1: i + 1 + count], grids[i + 1: i + 1 + count]
+    grids[i] = fit_grid(env, sections[i][0], end, grids[i][0], fine=True)
 
 
 def _last_figure(sections: list[tuple[int, int, float]], grids: list[Grid]) -> bool:
