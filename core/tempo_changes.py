@@ -129,6 +129,29 @@ def confirm_changes(env: np.ndarray, sections: list[tuple[int, int, float]],
     merge_returns(env, sections, grids)
 
 
+def keep_song_tempo(env: np.ndarray, sections: list[tuple[int, int, float]],
+                    grids: list[Grid]) -> None:
+    """Refit, in place, each section at the song's tempo (period_of over the whole envelope,
+    octave rule and all) where that grid, fitted there, outweighs the section's own; then merge
+    neighbours left within MERGE of one tempo. Merging one by one keeps the stronger tempo of
+    each pair, so a first stretch fitted wrong can carry its tempo over a whole song: a mastered
+    metal song at 170 BPM whose first 30 s read 211 came out 209 end to end, though 170 fits
+    every stretch of it better."""
+    song = period_of(env)
+    for i, (a, b, _) in enumerate(sections):
+        if near_ratio(song / grids[i][0], RELATIVES[1:]):
+            continue  # an octave relative: the octave rule has weighed it there already
+        own = fit_grid(env, a, b, song, coarse=AGREE)
+        if weighted(own) > weighted(grids[i]):
+            grids[i] = own
+    i = 1
+    while i < len(grids):
+        if abs(grids[i][0] / grids[i - 1][0] - 1) < MERGE:
+            _absorb(env, sections, grids, i - 1, 1)
+        else:
+            i += 1
+
+
 def merge_returns(env: np.ndarray, sections: list[tuple[int, int, float]],
                    grids: list[Grid]) -> None:
     """Merge, in place, each stretch between two of one tempo (within MERGE) that is a figure

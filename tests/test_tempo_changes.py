@@ -10,7 +10,13 @@ from test_tempo_drift import clicks
 
 from core.audio import LATENCY_MS
 from core.tempo import estimate_timing
-from core.tempo_changes import FIGURE_S, NEAR_FIGURE_S, confirm_changes, merge_returns
+from core.tempo_changes import (
+    FIGURE_S,
+    NEAR_FIGURE_S,
+    confirm_changes,
+    keep_song_tempo,
+    merge_returns,
+)
 from core.tempo_grid import FPS, fit_grid
 
 
@@ -110,6 +116,33 @@ def test_a_short_last_section_at_a_relative_of_the_tempo_is_a_figure(last_bpm, l
     merge_returns(env, sections, grids)
     assert len(sections) == len(grids) == (1 if merged else 2)
     assert sections[-1][1] == len(env) and abs(60 * FPS / grids[0][0] / 180 - 1) < 0.005
+
+
+def kept(env: np.ndarray, rough: list[tuple[float, float, float]]) -> list[float]:
+    """The BPMs keep_song_tempo leaves for sections (start s, end s, BPM fitted there)."""
+    sections = [(int(a * FPS), int(b * FPS), period(bpm)) for a, b, bpm in rough]
+    grids = [fit_grid(env, a, b, p, fine=True) for a, b, p in sections]
+    keep_song_tempo(env, sections, grids)
+    assert len(sections) == len(grids) and sections[-1][1] == len(env)
+    return [round(60 * FPS / g[0], 1) for g in grids]
+
+
+def test_a_first_stretch_s_tempo_carried_over_the_song_gives_way_to_the_song_s():
+    # 20 s that read 209, then 100 s at 170, merged at 209 (a mastered metal song: merging
+    # pair by pair kept the intro's tempo): the intro keeps its own, the rest is 170
+    env = pulses(120, [(0, 20, 209, 1.0), (20, 120, 170, 1.0)])
+    assert kept(env, [(0, 20, 209), (20, 120, 209)]) == [209.0, 170.0]
+    # ... and one section at a tempo the song does not have becomes the song's
+    env = pulses(120, [(0, 120, 170, 1.0)])
+    assert kept(env, [(0, 120, 209)]) == [170.0]
+
+
+def test_a_true_change_and_an_octave_relative_are_left_as_they_are():
+    env = pulses(120, [(0, 60, 120, 1.0), (60, 120, 150, 1.0)])
+    assert kept(env, [(0, 60, 120), (60, 120, 150)]) == [120.0, 150.0]
+    # a section at x3/2 of the song's tempo is the octave rule's to weigh, not this
+    env = pulses(120, [(0, 120, 140, 1.0)])
+    assert kept(env, [(0, 120, 210)]) == [210.0]
 
 
 @pytest.mark.parametrize("before, after", [(120.0, 150.0), (172.0, 128.0)])
