@@ -19,14 +19,15 @@ Three tables, with the shipped starter model (or `--model`), sampling with seed 
 3. Star rating. A sweep of requested stars over synthetic songs and the first `--real-seconds`
    of each real track (real music has onsets a synthetic song has not: 1/4 hi-hats almost
    everywhere): |generated - requested|, with one attempt and with kiai's retries (best of 4),
-   median and share within 0.5, per kind of song and over all.
+   median and share within 0.5, and the generations it took (mean attempts), per kind of song
+   and over all. `--sweep-midi N` adds the first N songs of tables 1 and 2's real music.
 
 With `--tag FACTOR`, table 2 maps a copy of each song's audio whose tags say its first true
 tempo x FACTOR (core.audio_tags; 1: a right BPM tag, which settles the estimate's octave).
 
     PYTHONPATH=. .venv/bin/python benchmarks/generated_maps.py [--synth 4] [--seconds 60]
         [--real-seconds 60] [--tables 123] [--fof DIR] [--blupi DIR] [--gm DIR]
-        [--gm-seconds 60] [--tag FACTOR]
+        [--gm-seconds 60] [--tag FACTOR] [--sweep-midi N]
 """
 
 from __future__ import annotations
@@ -153,6 +154,8 @@ def main() -> None:
     parser.add_argument("--blupi", type=Path, default=blupi_dir())
     parser.add_argument("--gm", type=Path, default=gm_dir())
     parser.add_argument("--gm-seconds", type=float, default=60.0)
+    parser.add_argument("--sweep-midi", type=int, default=0, metavar="N",
+                        help="table 3 also maps the first N songs of the real music with MIDI")
     parser.add_argument("--tag", type=float, default=None, metavar="FACTOR",
                         help="table 2: the audio tagged with its first true tempo x FACTOR")
     args = parser.parse_args()
@@ -164,7 +167,7 @@ def main() -> None:
                  *synth_songs(Path(tmp), args.synth, args.seconds, args.synth_seed)]
         midi = midi_songs_in(Path(tmp), [*fof_songs(args.fof), *blupi_songs(args.blupi),
                                          *gm_songs(args.gm, args.gm_seconds)]
-                             ) if set(args.tables) & {"1", "2"} else []
+                             ) if set(args.tables) & {"1", "2"} or args.sweep_midi else []
         if "1" in args.tables:
             known_timing(generator, [*songs, *midi], options)
         if "2" in args.tables:
@@ -175,7 +178,7 @@ def main() -> None:
                        for name, audio, truth in real] if args.real_seconds > 0 else []
             for caps in args.caps:
                 uncapped = dataclasses.replace(options, gap_shares=(1.0,) * len(GAP_LEVELS_MS))
-                star_sweep(generator, [*cropped, *songs[len(real):]],
+                star_sweep(generator, [*cropped, *songs[len(real):], *midi[:args.sweep_midi]],
                            options if caps == "on" else uncapped, caps, args.stars)
 
 
@@ -261,7 +264,7 @@ def estimated_timing(generator, songs, options, rng, tag: float | None = None,
 
 def star_sweep(generator, songs, options, caps: str = "on", requests=STARS) -> None:
     print(f"\n3. star rating: |generated - requested| over a sweep (short-gap caps {caps})")
-    one, best, kinds = [], [], []
+    one, best, kinds, attempts = [], [], [], []
     for name, audio, truth in songs:
         for stars in requests:
             source = SongInput(audio.parent, audio, template_of(truth, audio))
@@ -271,6 +274,7 @@ def star_sweep(generator, songs, options, caps: str = "on", requests=STARS) -> N
             first = retries[0] if retries else made.stars
             one.append(abs(first - stars))
             best.append(abs(made.stars - stars))
+            attempts.append(made.attempts)
             kinds.append("synthetic" if name.startswith("synth") else "real")
             limits = ("/".join(f"{c:.2f}" for c in made.gap_shares) if made.gap_shares
                       else "none")
@@ -278,14 +282,16 @@ def star_sweep(generator, songs, options, caps: str = "on", requests=STARS) -> N
                   f"({made.attempts} attempt{'s' if made.attempts > 1 else ''}; spacing "
                   f"{made.spacing:.2f} px/ms, density bias {made.density_bias:+.2f}, "
                   f"short-gap caps {limits})", flush=True)
-    print(f"{'songs':<10} {'attempts':<13} {'median error':>12} {'within 0.5':>11} {'maps':>5}")
+    print(f"{'songs':<10} {'attempts':<13} {'median error':>12} {'within 0.5':>11} {'maps':>5} "
+          f"{'generations':>11}")
     for kind in ("real", "synthetic", "all"):
         chosen = [i for i, k in enumerate(kinds) if kind in (k, "all")]
         for label, errors in (("one", one), ("with retries", best)):
             values = np.array([errors[i] for i in chosen])
             if len(values):
+                runs = len(values) if label == "one" else sum(attempts[i] for i in chosen)
                 print(f"{kind:<10} {label:<13} {np.median(values):>12.2f} "
-                      f"{np.mean(values <= 0.5):>11.0%} {len(values):>5}")
+                      f"{np.mean(values <= 0.5):>11.0%} {len(values):>5} {runs:>11}")
 
 
 if __name__ == "__main__":
