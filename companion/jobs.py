@@ -7,8 +7,14 @@ so the loop keeps answering while a job decodes). Each job's life, as clients se
     ->  job.finished {path, backupPath?, stats}   or   job.failed {code, message, data}
 
 `job.cancel` removes a queued job, or sets a flag the running job checks between decoding steps
-(core raises JobCancelled); either way the job ends `cancelled` with job.failed CANCELLED. Jobs
-belong to the daemon, not to a connection: a client that goes away does not stop its job.
+(core raises JobCancelled); either way the job ends `cancelled` with job.failed CANCELLED. Once
+a job starts writing (JobContext.commit) it is too late: job.cancel answers `cancelled: false`
+and the job finishes. Jobs belong to the daemon, not to a connection: a client that goes away
+does not stop its job. Job ids carry a token new at each start (`j-4kq2-1`), so that a client
+reconnecting after a restart cannot cancel a stranger's job by its old id.
+
+A stage's percent never goes back; a new stage (`retry 2`, where a map missed its stars and is
+generated again) starts its own from 0.
 
 Every notification goes through `publish`, on the loop's thread; the worker thread reaches it
 through `call_soon_threadsafe`, which keeps the order in which the worker produced them.
@@ -20,6 +26,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import secrets
 import threading
 import time
 from collections import OrderedDict, deque
@@ -75,6 +82,8 @@ class Job:
     stage: str = "queued"
     percent: float = 0.0
     cancel: threading.Event = field(default_factory=threading.Event)
+    committed: bool = False  # writing: too late to cancel (JobContext.commit)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def info(self) -> JobInfo:
         return JobInfo(self.id, self.method, self.state, self.percent, iso_utc(self.created_at))
@@ -85,14 +94,17 @@ class JobContext:
 
     def __init__(self, job: Job, queue: JobQueue) -> None:
         self.job, self._queue = job, queue
+        self._stage, self._percent = "", 0.0  # the worker's own: job.percent lags behind it
 
     def generator(self) -> Generator:
         return self._queue.generator()
 
     def progress(self, stage: str, percent: float) -> None:
-        """Report a stage and its percent (0..100; never going back)."""
-        percent = round(min(100.0, max(self.job.percent, percent)), 1)
-        self._queue.from_worker(self._queue.update, self.job, stage, percent)
+        """Report a stage and its percent (0..100; never going back within a stage)."""
+        if stage != self._stage:
+            self._stage, self._percent = stage, 0.0
+        self._percent = round(min(100.0, max(self._percent, percent)), 1)
+        self._queue.from_worker(self._queue.update, self.job, stage, self._percent)
 
     def should_stop(self) -> bool:
         return self.job.cancel.is_set()
@@ -100,6 +112,14 @@ class JobContext:
     def check_cancelled(self) -> None:
         if self.job.cancel.is_set():
             raise JobCancelled()
+
+    def commit(self) -> None:
+        """The last point a job can be cancelled at, before it writes: JobCancelled if it was,
+        else job.cancel answers False from now on (and the stage is `writing`)."""
+        with self.job.lock:
+            self.check_cancelled()
+            self.job.committed = True
+        self.progress("writing", 100.0)
 
 
 class JobQueue:
@@ -112,15 +132,22 @@ class JobQueue:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._running: Job | None = None
         self._ids = itertools.count(1)
+        self._token = "".join(secrets.choice("abcdefghijkmnpqrstuvwxyz23456789") for _ in range(4))
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiai-job")
         self._loop = asyncio.get_running_loop()
         self._generator: Generator | None = None
         self._model_error: ProtocolError | None = None
         self._closing = False
+        self.stuck = False  # close() found the running job blocked past its timeout
         self._task = asyncio.create_task(self._worker(), name="kiai-jobs")
 
     # The loop's side
+
+    @property
+    def closing(self) -> bool:
+        """Whether the daemon is stopping (close() has begun)."""
+        return self._closing
 
     @property
     def length(self) -> int:
@@ -133,7 +160,7 @@ class JobQueue:
         QueueFullError when `capacity` jobs are waiting or running."""
         if self._closing or self.length >= self.capacity:
             raise QueueFullError(self.capacity)
-        job = Job(f"j-{next(self._ids)}", method, work)
+        job = Job(f"j-{self._token}-{next(self._ids)}", method, work)
         self._jobs[job.id] = job
         self._forget_old()
         if accepted is not None:
@@ -144,7 +171,8 @@ class JobQueue:
         return job
 
     def cancel(self, job_id: str, reason: str = "cancelled by a client") -> bool:
-        """Stop a job; False when it had already ended. JobNotFoundError if unknown."""
+        """Stop a job; False when it had already ended or is writing. JobNotFoundError if
+        unknown."""
         job = self._jobs.get(job_id)
         if job is None:
             raise JobNotFoundError(job_id)
@@ -154,7 +182,10 @@ class JobQueue:
             self._end(job, "cancelled", JobFailed.from_error(job.id, JobCancelledError(reason)))
             return True
         if job.state == "running":
-            job.cancel.set()
+            with job.lock:
+                if job.committed:
+                    return False
+                job.cancel.set()
             return True
         return False
 
@@ -184,6 +215,7 @@ class JobQueue:
             await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
         except asyncio.TimeoutError:
             log.warning("the running job did not stop within %.0f s", timeout_s)
+            self.stuck = True
             self._task.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -198,6 +230,7 @@ class JobQueue:
             job = self._pending.popleft()
             self._running = job
             job.state = "running"
+            log.info("job %s (%s) started", job.id, job.method)
             started = time.monotonic()
             try:
                 outcome = await self._loop.run_in_executor(self._executor, self._execute, job)
@@ -230,6 +263,9 @@ class JobQueue:
 
     def _end(self, job: Job, state: str, notification: Any) -> None:
         job.state = state
+        said = (f"wrote {notification.path!a}" if isinstance(notification, JobFinished)
+                else getattr(notification, "message", ""))
+        log.info("job %s %s: %s", job.id, state, said)
         self._publish(notification)
 
     def _forget_old(self) -> None:

@@ -29,7 +29,7 @@ from companion.tasks import (
     continue_work,
     generate_work,
 )
-from core.decoding import DecodingOptions
+from core.decoding import DecodingOptions, JobCancelled
 from protocol import (
     PROTOCOL_VERSION,
     AudioError,
@@ -195,11 +195,13 @@ class Methods:
     def song_detected(self, folder: Path) -> None:
         self.daemon.broadcast(SongsDetected(self.daemon.songs.relative(folder)))
 
-    def song_ready(self, folder: Path, audio_failed: Callable[[], None] | None = None
-                   ) -> bool:
+    def song_ready(self, folder: Path, audio_failed: Callable[[], None] | None = None,
+                   ended: Callable[[bool], None] | None = None) -> bool:
         """Queue one generation for a new song folder; False when the queue is full (the
         watcher tries again later). `audio_failed()` runs, on the job's thread, when the job
-        fails on the folder's audio (a copy that stalled looks finished, its audio truncated).
+        fails on the folder's audio (a copy that stalled looks finished, its audio truncated);
+        `ended(record)` when it ends at all, `record` False where the daemon's stopping cut it
+        short (the next start generates it again).
         """
         jobs = self.daemon.jobs
         if jobs is None:
@@ -214,6 +216,8 @@ class Methods:
                              DecodingOptions(precision=self.daemon.config.precision))
         if audio_failed is not None:
             work = _telling(work, AudioError, audio_failed)
+        if ended is not None:
+            work = _ending(work, ended, lambda: jobs.closing)
         try:
             jobs.submit("map.generate", work)
         except QueueFullError:
@@ -229,6 +233,21 @@ def _telling(work: Work, error: type[Exception], callback: Callable[[], None]) -
         except error:
             callback()
             raise
+    return run
+
+
+def _ending(work: Work, ended: Callable[[bool], None], closing: Callable[[], bool]) -> Work:
+    """`work` that calls `ended(record)` however it ends: `record` False where it was
+    cancelled because the daemon is stopping."""
+    def run(context: JobContext) -> Outcome:
+        record = True
+        try:
+            return work(context)
+        except JobCancelled:
+            record = not closing()
+            raise
+        finally:
+            ended(record)
     return run
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from core.beatmap.model import Beatmap
 from core.beatmap.naming import difficulty_filename, unique_version
-from core.beatmap.writer import write_text
+from core.beatmap.writer import move_new, write_text
 from protocol import (
     FileChangedError,
     InvalidParamsError,
@@ -217,11 +217,10 @@ def _temp_file(path: Path, data: bytes, mode: int) -> Path:
 
 
 def _write_exclusive(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Create `path` with `data` atomically; FileExistsError if it exists (link() never
-    replaces, where rename() would)."""
+    """Create `path` with `data` atomically; FileExistsError if it exists (move_new)."""
     tmp = _temp_file(path, data, mode)
     try:
-        os.link(tmp, path)
+        move_new(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 

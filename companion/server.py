@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -185,10 +186,17 @@ def run_daemon(config: Config, config_dir: Path) -> None:
     SIGTERM. AlreadyRunning if another daemon holds the lock."""
     with InstanceLock(config_dir) as lock:
         token = write_token(config_dir)
-        asyncio.run(_serve(config, config_dir, token, lock))
+        stuck = asyncio.run(_serve(config, config_dir, token, lock))
+    if stuck:  # a job blocked in I/O that never returns (a named pipe for a map, a dead
+        # network share): Python would wait for its thread at exit, for ever
+        log.error("a job is still blocked; exiting without waiting for it")
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(1)
 
 
-async def _serve(config: Config, config_dir: Path, token: str, lock: InstanceLock) -> None:
+async def _serve(config: Config, config_dir: Path, token: str, lock: InstanceLock) -> bool:
+    """Serve until a signal; whether a job was left blocked (JobQueue.close)."""
     daemon = Daemon(config, token, config_dir)
     await daemon.start()
     lock.update(daemon.port)
@@ -204,3 +212,4 @@ async def _serve(config: Config, config_dir: Path, token: str, lock: InstanceLoc
     finally:
         print("kiai daemon stopping...", file=sys.stderr, flush=True)
         await daemon.stop()
+    return daemon.jobs is not None and daemon.jobs.stuck

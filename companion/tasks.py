@@ -50,6 +50,7 @@ from core.tokens.tokenizer import UnsupportedModeError
 from protocol import (
     AudioError,
     BeatmapParseError,
+    InternalError,
     InvalidParamsError,
     MissingFileError,
     ModelError,
@@ -126,6 +127,19 @@ def _guarded(work: Work, songs: SongsFolder, file: str = "") -> Work:
     return run
 
 
+@contextlib.contextmanager
+def _writing(songs: SongsFolder, folder: Path) -> Iterator[None]:
+    """A write's OS errors (a full disk, no permission) as an error naming the folder; a file
+    gone stays FILE_NOT_FOUND (as_protocol_errors)."""
+    try:
+        yield
+    except (*FILE_GONE, FileExistsError):
+        raise
+    except OSError as e:
+        raise InternalError(f"cannot write in {_relative(folder, songs)!r}: "
+                            f"{e.strerror or e}") from e
+
+
 def _decoding(context: JobContext) -> Callable[[float], None]:
     return lambda fraction: context.progress("decoding", 100.0 * fraction)
 
@@ -163,7 +177,8 @@ def check_continue(space: Workspace, beatmap: str, expected_md5: str | None, in_
 
 def continue_work(space: Workspace, request: ContinueRequest) -> Work:
     def work(context: JobContext) -> Outcome:
-        r = request
+        # its folder may have been swapped for a link out of Songs while the job was queued
+        r = dataclasses.replace(request, beatmap=space.songs.contain(request.beatmap))
         if r.expected_md5 is not None:  # it may have changed while the job was queued
             data = check_md5(r.beatmap, r.expected_md5, r.relative)
         else:
@@ -176,16 +191,17 @@ def continue_work(space: Workspace, request: ContinueRequest) -> Work:
         result = continue_beatmap(generator, beatmap, audio, r.from_ms, r.until_ms, r.options,
                                   progress=_decoding(context), should_stop=context.should_stop,
                                   features=space.features)
-        context.check_cancelled()
-        context.progress("writing", 100.0)
+        context.commit()
         backup = None
-        if r.in_place:  # check_continue required an MD5; "" would match no file
-            backup = write_in_place(result, r.beatmap, r.expected_md5 or "", r.relative,
-                                    space.own)
-            written = r.beatmap
-        else:
-            written = write_new_difficulty(as_new_difficulty(result), r.beatmap.parent,
-                                           continued_version(beatmap), space.own)
+        space.songs.contain(r.beatmap)  # ... or while it ran
+        with _writing(space.songs, r.beatmap.parent):
+            if r.in_place:  # check_continue required an MD5; "" would match no file
+                backup = write_in_place(result, r.beatmap, r.expected_md5 or "", r.relative,
+                                        space.own)
+                written = r.beatmap
+            else:
+                written = write_new_difficulty(as_new_difficulty(result), r.beatmap.parent,
+                                               continued_version(beatmap), space.own)
         return Outcome(space.songs.relative(written), len(result.hit_objects),
                        star_rating(result),
                        None if backup is None else space.songs.relative(backup))
@@ -223,8 +239,13 @@ def generate_work(space: Workspace, song: Path, target: Target, options: Decodin
     """A new difficulty for the song folder or audio file `song` (a real path inside Songs),
     timed at `bpm` and with `meter` where they are given (companion.mapping.song_timing)."""
     def work(context: JobContext) -> Outcome:
-        source = resolve(song)
+        # the folder may have been swapped for a link out of Songs while the job was queued
+        checked = space.songs.contain(song)
+        if checked.is_dir():
+            space.songs.check_links(checked)
+        source = resolve(checked)
         source = dataclasses.replace(source, audio=space.songs.contain(source.audio))
+        audio_before = _stamp(source.audio)
         generator = context.generator()
         context.progress("decoding", 0.0)
         stage = ["decoding"]
@@ -238,12 +259,22 @@ def generate_work(space: Workspace, song: Path, target: Target, options: Decodin
             progress=lambda fraction: context.progress(stage[0], 100.0 * fraction),
             should_stop=context.should_stop, features=space.features, on_retry=retry, bpm=bpm,
             meter=meter)
-        context.check_cancelled()
-        context.progress("writing", 100.0)
+        if _stamp(source.audio) != audio_before:  # a copy still going on: watcher re-arms
+            raise CoreAudioError(source.audio, "changed while it was being mapped (a copy "
+                                               "still going on?); not written")
+        context.commit()
         beatmap = generated.beatmap
-        written = write_new_difficulty(beatmap, source.folder, beatmap.version, space.own)
+        folder = space.songs.contain(source.folder)  # ... or while it ran
+        with _writing(space.songs, folder):
+            written = write_new_difficulty(beatmap, folder, beatmap.version, space.own)
         return Outcome(space.songs.relative(written), len(beatmap.hit_objects), generated.stars,
                        timing=generated.timing, attempts=generated.attempts,
                        alternative_bpm=generated.alternative_bpm, bpm_tag=generated.bpm_tag)
 
     return _guarded(work, space.songs)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """(size, mtime ns) of a file: whether it changed since."""
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns

@@ -10,23 +10,30 @@ the event loop with `call_soon_threadsafe`. A new folder is ready when:
    progress changes them even when the platform reports nothing);
 3. it holds an audio file (an empty folder waits, without polling, for its next event).
 
-Then `on_detected(folder)` (songs.detected) and `on_ready(folder, audio_failed)` (queue one
-generation; False when the queue is full, and the watcher tries again later) run once, and the
-folder's name is recorded in `<config dir>/state.json` (written atomically), so a restart
-generates nothing it already did. A copy that stalls for longer than `settle_s` looks finished;
-its job then fails on the truncated audio and calls `audio_failed` (from the job's thread), and
-the watcher watches the folder again: the copy going on makes it pending once more.
+Then `on_detected(folder)` (songs.detected) and `on_ready(folder, audio_failed, ended)` (queue
+one generation; False when the queue is full, and the watcher tries again later) run once. When
+the job ends it calls `ended(record)` (from the job's thread), and the folder's name is recorded
+in `<config dir>/state.json` (written atomically), so a restart generates nothing it already
+did; a job the daemon's stopping cut short, or one still queued then, is not recorded, and the
+next start generates it. Until then the folder is in flight: events in it change nothing, and
+renamed, its new name is a new song (the job, writing to the old name, fails). A copy that
+stalls for longer than `settle_s` looks finished; its job then fails on the truncated audio
+(or on audio that changed while it was mapped) and calls `audio_failed`, and the watcher
+watches the folder again: the copy going on makes it pending once more. A copy that stalls for
+longer than its generation, of an mp3 that does not say its length (no Xing header), is mapped
+as far as it got.
 
 On the first start with a Songs folder, every folder already there is recorded as handled: kiai
 never generates for a whole existing library. A handled folder renamed within Songs stays
 handled under its new name. Folders that appear while the daemon is stopped are picked up at
 the next start. A folder that makes the watcher fail is logged and skipped, never the watching.
 
-Ignored: hidden names (`.tmp-*` staging, extraction temp folders), symlinks, files, the daemon's
-own writes (OwnWrites) and `.osz` archives: osu! stable imports every .osz in Songs itself,
-extracting it into a folder and deleting the archive. Extracting it here too would race that
-importer (a duplicate set, or one merged with ours half-way); the folder osu! creates is what
-triggers the generation.
+Ignored: hidden names (`.tmp-*` staging, extraction temp folders), symlinks, files, names the
+protocol cannot carry (a backslash, which clients send as a separator, or bytes that are not
+UTF-8; logged once), the daemon's own writes (OwnWrites) and `.osz` archives: osu! stable
+imports every .osz in Songs itself, extracting it into a folder and deleting the archive.
+Extracting it here too would race that importer (a duplicate set, or one merged with ours
+half-way); the folder osu! creates is what triggers the generation.
 """
 
 from __future__ import annotations
@@ -68,7 +75,8 @@ class _Pending:
 class SongsWatcher:
     def __init__(self, songs: Path, state_path: Path, settle_s: float, own: OwnWrites,
                  on_detected: Callable[[Path], None],
-                 on_ready: Callable[[Path, Callable[[], None]], bool]) -> None:
+                 on_ready: Callable[[Path, Callable[[], None], Callable[[bool], None]], bool]
+                 ) -> None:
         self.songs = songs
         self.state = HandledState(state_path, songs)
         self.settle_s = settle_s
@@ -82,6 +90,8 @@ class SongsWatcher:
         self.loop = asyncio.get_running_loop()
         self._task: asyncio.Task[None] | None = None
         self._rearms: set[asyncio.Future[None]] = set()
+        self._in_flight: set[str] = set()  # queued or generating: recorded when the job ends
+        self._unnamable: set[str] = set()  # names already logged as unusable
 
     async def start(self) -> None:
         self._observer.schedule(self._handler, str(self.songs), recursive=False)
@@ -131,7 +141,8 @@ class SongsWatcher:
         path = self.songs / name
         pending = self._pending.get(name)
         if pending is None:
-            if name in self.state.names or not self._candidate(path) or path in self.own:
+            if (name in self.state.names or name in self._in_flight or not self._candidate(path)
+                    or path in self.own or not self._nameable(name)):
                 return
             pending = _Pending(path, None)
             self._pending[name] = pending
@@ -143,6 +154,21 @@ class SongsWatcher:
 
     def _candidate(self, path: Path) -> bool:
         return (not path.name.startswith(".") and not path.is_symlink() and path.is_dir())
+
+    def _nameable(self, name: str) -> bool:
+        """Whether the protocol can carry the folder's name (songs.detected, job paths)."""
+        try:
+            name.encode("utf-8")
+            if "\\" not in name:
+                return True
+            why = "a backslash, which clients send as a folder separator"
+        except UnicodeEncodeError:
+            why = "bytes that are not UTF-8"
+        if name not in self._unnamable:
+            self._unnamable.add(name)
+            log.warning("not generating for the song folder %a: its name has %s; rename it",
+                        name, why)
+        return False
 
     def _forget(self, name: str) -> None:
         pending = self._pending.pop(name, None)
@@ -195,11 +221,20 @@ class SongsWatcher:
             with contextlib.suppress(RuntimeError):  # the loop has closed
                 self.loop.call_soon_threadsafe(self._start_rearm, name, snapshot)
 
-        if not self.on_ready(pending.path, audio_failed):  # the queue is full: try later
+        def ended(record: bool) -> None:  # the job's thread
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                self.loop.call_soon_threadsafe(self._ended, name, record)
+
+        if not self.on_ready(pending.path, audio_failed, ended):  # the queue is full: later
             pending.deadline = self.loop.time() + self.settle_s
             return
         self._forget(name)
-        self.state.add(name)
+        self._in_flight.add(name)
+
+    def _ended(self, name: str, record: bool) -> None:
+        self._in_flight.discard(name)
+        if record:
+            self.state.add(name)
 
     def _start_rearm(self, name: str, snapshot: Snapshot | None) -> None:
         task = asyncio.ensure_future(self._rearm(name, snapshot))

@@ -101,6 +101,8 @@ def load_audio(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.exists():
         raise AudioError(path, "missing: no such file")
+    if not path.is_file():  # a folder, or a named pipe whose read would block for ever
+        raise AudioError(path, "not a file")
     try:
         data = path.read_bytes()
     except OSError as e:

@@ -94,7 +94,7 @@ def resolve(path: Path) -> SongInput:
     if not path.is_dir():
         raise SongInputError(f"{path}: no such file or folder")
     maps, named, unnamed = [], set(), []
-    for osu in sorted(path.glob("*.osu")):
+    for osu in map_files(path):
         try:
             beatmap = parse_file(osu).beatmap
         except BeatmapError:
@@ -120,7 +120,8 @@ def resolve(path: Path) -> SongInput:
                 if spaced else "")
         raise SongInputError(f"{path}: its maps' audio file ({', '.join(sorted(named))}) is not "
                              f"in the folder{hint}")
-    audio_files = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+    audio_files = sorted(p for p in path.iterdir()
+                         if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
     if not audio_files:
         raise SongInputError(f"{path}: no audio file ({', '.join(AUDIO_SUFFIXES)}) in the folder")
     song = max(audio_files, key=_seconds)  # the song, not a hitsound sample beside it
@@ -135,16 +136,27 @@ def resolve(path: Path) -> SongInput:
     return SongInput(path, song, template)
 
 
+def map_files(folder: Path) -> list[Path]:
+    """The .osu files in `folder` worth reading: regular files (a named pipe would block the
+    read for ever) of at most MAX_MAP_BYTES."""
+    out = []
+    for osu in sorted(folder.glob("*.osu")):
+        try:
+            if osu.is_file() and osu.stat().st_size <= MAX_MAP_BYTES:
+                out.append(osu)
+        except OSError:  # gone, or unreadable: like a map that does not parse
+            continue
+    return out
+
+
 def set_siblings(audio: Path, beatmap: Beatmap, stars: float) -> list[Beatmap]:
     """The other hitsounded osu!standard difficulties beside `audio` that play it, nearest
     `stars` first: the set a continued `beatmap` belongs to (its own file, of the same Version,
     left out; an unreadable, oversized or unratable one skipped), whose hitsounds a
     continuation copies (core.hitsound_copy)."""
     rated = []
-    for osu in sorted(audio.parent.glob("*.osu")):
+    for osu in map_files(audio.parent):
         try:
-            if osu.stat().st_size > MAX_MAP_BYTES:
-                continue
             sibling = parse_file(osu).beatmap
             if (sibling.mode is not Mode.OSU or sibling.version == beatmap.version
                     or (sibling.audio_filename or "").strip().lower() != audio.name.lower()

@@ -145,7 +145,7 @@ def _check_writable(folder: Path, output: Path | None) -> None:
     """Refuse before generating (minutes, for a long song) what the write would refuse after:
     an -o that exists or whose folder does not, a song folder that cannot be written to."""
     if output is not None:
-        if output.exists():
+        if output.is_symlink() or output.exists():  # a dangling link too: the write refuses it
             raise click.ClickException(f"{output} exists: kiai never overwrites a file; give "
                                        "another -o")
         folder = output.parent

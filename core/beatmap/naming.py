@@ -78,7 +78,10 @@ def unique_version(folder: Path, beatmap: Beatmap, base: str) -> str:
 
 
 def declared_version(path: Path) -> str | None:
-    """The `Version:` a .osu file declares in its [Metadata], or None (unreadable, none)."""
+    """The `Version:` a .osu file declares in its [Metadata], or None (unreadable, none, or
+    no regular file: a named pipe's open would block)."""
+    if not path.is_file():
+        return None
     try:
         with open(path, encoding="utf-8-sig", errors="replace") as f:
             section = ""

@@ -63,13 +63,35 @@ def write_file_atomic(path: str | Path, data: bytes, *, overwrite: bool = False)
         if overwrite:
             os.replace(tmp, path)
         else:
-            # link() fails if `path` appeared meanwhile; rename() would silently replace it.
-            os.link(tmp, path)
-            os.unlink(tmp)
+            move_new(Path(tmp), path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def move_new(tmp: Path, path: Path) -> None:
+    """Give the finished temp file `tmp` the name `path`, which must not exist (FileExistsError
+    if it appeared meanwhile: rename() would silently replace it). A hard link does that in
+    one step; FAT and exFAT drives (a Songs folder on a USB stick) and some network shares
+    have none, and there the name is claimed first (created exclusively, empty) and the temp
+    file renamed over the claim (Windows' rename never replaces at all)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links on this file system
+        if os.name == "nt":
+            os.rename(tmp, path)
+            return
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return
+    tmp.unlink(missing_ok=True)
 
 
 def _key_values(section: str, values: dict[str, str], separator: str) -> list[str]:

@@ -1,0 +1,5 @@
+"""`python -m companion.cli`: the `kiai` command without its entry point (a source checkout)."""
+
+from companion.cli import main
+
+main()
