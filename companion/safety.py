@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -56,14 +57,15 @@ class SongsFolder:
         """The real path of an existing file named relative to Songs."""
         path = self._resolve(relative)
         if not path.is_file():
-            raise MissingFileError(relative)
+            raise MissingFileError(relative, "is a folder, not a file" if path.is_dir()
+                                   else "is not a regular file")
         return path
 
     def folder(self, relative: str) -> Path:
         """The real path of an existing song folder (not Songs itself) named relative to it."""
         path = self._resolve(relative)
         if not path.is_dir():
-            raise MissingFileError(relative)
+            raise MissingFileError(relative, "is a file, not a song folder")
         if path == self.root:
             raise InvalidParamsError("expected a song folder inside Songs, not Songs itself")
         return path
@@ -72,8 +74,8 @@ class SongsFolder:
         """The real path of `path` (found inside a file the client named), if inside Songs."""
         try:
             return self._resolve(str(path.relative_to(self.root)))
-        except ValueError:
-            raise PathOutsideSongsError(str(path)) from None
+        except ValueError:  # named by its file name only: no absolute path goes on the wire
+            raise PathOutsideSongsError(path.name) from None
 
     def check_links(self, folder: Path) -> None:
         """PathOutsideSongsError if a symlink directly in `folder` leads outside Songs."""
@@ -105,7 +107,10 @@ class SongsFolder:
             raise PathOutsideSongsError(relative)
         try:
             real = candidate.resolve(strict=True)
-        except (OSError, RuntimeError):  # missing, a symlink loop, unreadable
+        except OSError as e:  # missing, unreadable, a name too long
+            why = e.strerror.lower() if e.errno == errno.ENAMETOOLONG and e.strerror else None
+            raise MissingFileError(relative, *([why] if why else [])) from None
+        except RuntimeError:  # a symlink loop (before Python 3.13)
             raise MissingFileError(relative) from None
         if not real.is_relative_to(self.root):  # a link changed since the first resolve
             raise PathOutsideSongsError(relative)

@@ -184,8 +184,8 @@ class MissingFileError(ProtocolError):
     code = ErrorCode.FILE_NOT_FOUND
     default_message = "file not found"
 
-    def __init__(self, path: str) -> None:
-        super().__init__(f"{path!r} does not exist", {"path": path})
+    def __init__(self, path: str, why: str = "does not exist") -> None:
+        super().__init__(f"{path!r} {why}", {"path": path})
 
 
 class FileChangedError(ProtocolError):

@@ -35,6 +35,7 @@ from protocol import (
     JobFailed,
     JobFinished,
     JobProgress,
+    MissingFileError,
     PathOutsideSongsError,
 )
 
@@ -263,3 +264,22 @@ def test_writes_without_hard_links_still_never_replace_a_file(tmp_path, monkeypa
     assert path.read_bytes() == b"first"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map.osu"]  # no temp file left
 
+
+
+def test_a_wrong_kind_of_path_says_what_it_is(space, tmp_path):
+    songs = space.songs
+    map_name = next((songs.root / "song").glob("*.osu")).name
+    cases = [(songs.file, "song", "'song' is a folder, not a file"),
+             (songs.folder, f"song/{map_name}", f"'song/{map_name}' is a file, not a song folder"),
+             (songs.file, "song/none.osu", "'song/none.osu' does not exist")]
+    for look, name, message in cases:
+        with pytest.raises(MissingFileError) as e:
+            look(name)
+        assert e.value.message == message
+    with pytest.raises(MissingFileError) as e:
+        songs.file("song/" + "x" * 300 + ".osu")
+    assert "too long" in e.value.message
+    # a path outside Songs found in a map is named by its file name: no absolute path is sent
+    with pytest.raises(PathOutsideSongsError) as e:
+        songs.contain(tmp_path / "elsewhere" / "audio.ogg")
+    assert e.value.data == {"path": "audio.ogg"}
