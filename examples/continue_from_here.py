@@ -147,8 +147,12 @@ async def cancel_job(client: KiaiClient, job_id: str) -> None:
     """After Ctrl+C (Python 3.11+ cancels the main task): a job outlives its client, so cancel
     it explicitly; best effort."""
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(client.call(JobCancelParams(job_id)), 2)
-        print(f"cancelled job {job_id}", file=sys.stderr)
+        result = await asyncio.wait_for(client.call(JobCancelParams(job_id)), 2)
+        if result.cancelled:
+            print(f"cancelled job {job_id}", file=sys.stderr)
+        else:  # it had ended, or was writing: too late to stop it
+            print(f"job {job_id} was not cancelled: it had finished or was writing its map",
+                  file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -191,7 +191,7 @@ class JobCancelParams:
 
 @dataclass(frozen=True)
 class JobCancelResult:
-    cancelled: Annotated[bool, "false when the job had already ended"]
+    cancelled: Annotated[bool, "false when the job had already ended or was writing its map"]
 
 
 @dataclass(frozen=True)
