@@ -83,6 +83,9 @@ class Job:
     percent: float = 0.0
     cancel: threading.Event = field(default_factory=threading.Event)
     committed: bool = False  # writing: too late to cancel (JobContext.commit)
+    # told how the job ended, on the loop's thread: (state, its job.failed code or None,
+    # whether the daemon was stopping)
+    on_end: Callable[[str, int | None, bool], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def info(self) -> JobInfo:
@@ -155,12 +158,14 @@ class JobQueue:
         return len(self._pending) + (self._running is not None)
 
     def submit(self, method: str, work: Callable[[JobContext], Outcome],
-               accepted: Callable[[str], None] | None = None) -> Job:
-        """Queue a job; `accepted(job_id)` runs first (the reply precedes job.progress 0%).
+               accepted: Callable[[str], None] | None = None,
+               on_end: Callable[[str, int | None, bool], None] | None = None) -> Job:
+        """Queue a job; `accepted(job_id)` runs first (the reply precedes job.progress 0%),
+        `on_end` however it ends (Job.on_end), queued or running.
         QueueFullError when `capacity` jobs are waiting or running."""
         if self._closing or self.length >= self.capacity:
             raise QueueFullError(self.capacity)
-        job = Job(f"j-{self._token}-{next(self._ids)}", method, work)
+        job = Job(f"j-{self._token}-{next(self._ids)}", method, work, on_end=on_end)
         self._jobs[job.id] = job
         self._forget_old()
         if accepted is not None:
@@ -267,6 +272,11 @@ class JobQueue:
                 else getattr(notification, "message", ""))
         log.info("job %s %s: %s", job.id, state, said)
         self._publish(notification)
+        if job.on_end is not None:
+            try:
+                job.on_end(state, getattr(notification, "code", None), self._closing)
+            except Exception:  # the watcher's bookkeeping must not stop the queue
+                log.exception("job %s: its end could not be recorded", job.id)
 
     def _forget_old(self) -> None:
         ended = [j for j in self._jobs.values() if j.state not in ("queued", "running")]

@@ -29,10 +29,11 @@ from companion.tasks import (
     continue_work,
     generate_work,
 )
-from core.decoding import DecodingOptions, JobCancelled
+from core.decoding import DecodingOptions
 from protocol import (
     PROTOCOL_VERSION,
     AudioError,
+    ErrorCode,
     InitializeParams,
     InitializeResult,
     InternalError,
@@ -200,8 +201,9 @@ class Methods:
         """Queue one generation for a new song folder; False when the queue is full (the
         watcher tries again later). `audio_failed()` runs, on the job's thread, when the job
         fails on the folder's audio (a copy that stalled looks finished, its audio truncated);
-        `ended(record)` when it ends at all, `record` False where the daemon's stopping cut it
-        short (the next start generates it again).
+        `ended(record)` when it ends at all, queued or running: `record` False where the
+        daemon's stopping cut it short or its audio failed (the watcher watches the folder
+        again; the next start generates it again, should the copy end while it is stopped).
         """
         jobs = self.daemon.jobs
         if jobs is None:
@@ -216,13 +218,25 @@ class Methods:
                              DecodingOptions(precision=self.daemon.config.precision))
         if audio_failed is not None:
             work = _telling(work, AudioError, audio_failed)
-        if ended is not None:
-            work = _ending(work, ended, lambda: jobs.closing)
+        def on_end(state: str, code: int | None, closing: bool) -> None:
+            if ended is not None:
+                ended(handled_after(state, code, closing))
+
         try:
-            jobs.submit("map.generate", work)
+            jobs.submit("map.generate", work, on_end=on_end)
         except QueueFullError:
             return False
         return True
+
+
+def handled_after(state: str, code: int | None, closing: bool) -> bool:
+    """Whether a new song's generation that ended so leaves the folder handled: not where the
+    daemon's stopping cancelled it (queued or running), nor where its audio failed (a copy
+    still going on: watched again, and made at the next start should the copy end while the
+    daemon is stopped); yes where it finished, failed otherwise, or a client cancelled it."""
+    if state == "cancelled":
+        return not closing
+    return not (state == "failed" and code == ErrorCode.AUDIO_ERROR)
 
 
 def _telling(work: Work, error: type[Exception], callback: Callable[[], None]) -> Work:
@@ -233,21 +247,6 @@ def _telling(work: Work, error: type[Exception], callback: Callable[[], None]) -
         except error:
             callback()
             raise
-    return run
-
-
-def _ending(work: Work, ended: Callable[[bool], None], closing: Callable[[], bool]) -> Work:
-    """`work` that calls `ended(record)` however it ends: `record` False where it was
-    cancelled because the daemon is stopping."""
-    def run(context: JobContext) -> Outcome:
-        record = True
-        try:
-            return work(context)
-        except JobCancelled:
-            record = not closing()
-            raise
-        finally:
-            ended(record)
     return run
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,8 +84,9 @@ def protocol_error(error: Exception, songs: SongsFolder, file: str = ""
     if isinstance(error, (CoreAudioError, TimingError)):
         file = _relative(Path(error.file), songs)
         return AudioError(f"{file}: {error.reason}", {"file": file})
-    if isinstance(error, SongInputError):
-        return AudioError(str(error))
+    if isinstance(error, SongInputError):  # its message names the folder by its real path
+        return AudioError(str(error).replace(f"{songs.root}{os.sep}", "")
+                          .replace(str(songs.root), "Songs"))
     if isinstance(error, (CheckpointError, NoModelError)):
         return ModelError(str(error))
     if isinstance(error, FILE_GONE):  # deleted (or made a folder) while the job ran

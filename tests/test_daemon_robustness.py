@@ -22,12 +22,13 @@ from daemon_support import tree
 import companion.tasks as tasks
 from companion.jobs import JobQueue, Outcome
 from companion.mapping import Generated, Target
+from companion.methods import handled_after
 from companion.safety import OwnWrites, SongsFolder
 from companion.tasks import ContinueRequest, Workspace, check_continue, check_generate
 from companion.watcher import SongsWatcher
 from core.beatmap.parser import parse_file
 from core.beatmap.writer import write_file_atomic
-from core.decoding import DecodingOptions
+from core.decoding import DecodingOptions, JobCancelled
 from core.song_input import resolve
 from protocol import (
     AudioError,
@@ -283,3 +284,59 @@ def test_a_wrong_kind_of_path_says_what_it_is(space, tmp_path):
     with pytest.raises(PathOutsideSongsError) as e:
         songs.contain(tmp_path / "elsewhere" / "audio.ogg")
     assert e.value.data == {"path": "audio.ogg"}
+
+
+def test_every_end_of_a_job_is_told_queued_or_running_and_what_it_leaves_handled():
+    async def main():
+        ends: dict[str, tuple] = {}
+        release = threading.Event()
+
+        def slow(context):
+            release.wait(10)
+            return Outcome("song/x.osu", 1, 1.0)
+
+        def bad_audio(context):
+            raise AudioError("song/audio.mp3: truncated")
+
+        def until_stopped(context):
+            while not context.should_stop():
+                threading.Event().wait(0.01)
+            raise JobCancelled()
+
+        queue = JobQueue(8, lambda: object(), lambda _n: None)
+        submitted = {name: queue.submit("map.generate", work,
+                                        on_end=lambda *end, name=name: ends.update({name: end}))
+                     for name, work in [("finished", slow), ("audio", bad_audio),
+                                        ("client", slow), ("running", until_stopped),
+                                        ("shutdown", slow)]}
+        queue.cancel(submitted["client"].id)  # still queued behind the first
+        release.set()
+        while submitted["running"].state != "running":
+            await asyncio.sleep(0.01)
+        await queue.close()  # the running one stopped, the last (queued) cancelled
+        return ends
+
+    ends = asyncio.run(main())
+    assert ends["finished"] == ("finished", None, False)
+    assert ends["client"][0::2] == ("cancelled", False)
+    assert ends["running"][0::2] == ends["shutdown"][0::2] == ("cancelled", True)
+    assert [handled_after(*ends[n]) for n in ("finished", "audio", "client", "running",
+                                              "shutdown")] == [True, False, True, False, False]
+
+
+def test_a_folder_without_usable_audio_is_named_relative_to_songs(space):
+    folder = space.songs.root / "song"
+    for audio in folder.glob("*.ogg"):
+        audio.unlink()
+    with pytest.raises(AudioError) as e:
+        tasks.generate_work(space, folder, Target(3.0), DecodingOptions())(Context())
+    assert e.value.message.startswith("song: ") and str(space.songs.root) not in e.value.message
+
+
+@POSIX
+def test_a_dangling_link_is_refused_as_an_existing_file(tmp_path):
+    (tmp_path / "out.osu").symlink_to(tmp_path / "nowhere.osu")
+    with pytest.raises(FileExistsError) as e:
+        write_file_atomic(tmp_path / "out.osu", b"map")
+    assert str(e.value) == f"{tmp_path / 'out.osu'}: already exists; refusing to overwrite"
+    assert not (tmp_path / "nowhere.osu").exists()

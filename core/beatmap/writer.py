@@ -49,7 +49,7 @@ def write_file_atomic(path: str | Path, data: bytes, *, overwrite: bool = False)
     """`data` into `path` as `save` writes a map: whole or not at all, never replacing an
     existing file unless `overwrite` (and then keeping its permissions)."""
     path = Path(path)
-    if path.exists() and not overwrite:
+    if (path.is_symlink() or path.exists()) and not overwrite:  # a dangling link too
         raise FileExistsError(f"{path}: already exists; refusing to overwrite")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -78,8 +78,8 @@ def move_new(tmp: Path, path: Path) -> None:
     file renamed over the claim (Windows' rename never replaces at all)."""
     try:
         os.link(tmp, path)
-    except FileExistsError:
-        raise
+    except FileExistsError:  # named for the user: the temp file's name means nothing to them
+        raise FileExistsError(f"{path}: already exists; refusing to overwrite") from None
     except OSError:  # no hard links on this file system
         if os.name == "nt":
             os.rename(tmp, path)
