@@ -33,7 +33,6 @@ from core.decoding import DecodingOptions
 from protocol import (
     PROTOCOL_VERSION,
     AudioError,
-    ErrorCode,
     InitializeParams,
     InitializeResult,
     InternalError,
@@ -201,9 +200,8 @@ class Methods:
         """Queue one generation for a new song folder; False when the queue is full (the
         watcher tries again later). `audio_failed()` runs, on the job's thread, when the job
         fails on the folder's audio (a copy that stalled looks finished, its audio truncated);
-        `ended(record)` when it ends at all, queued or running: `record` False where the
-        daemon's stopping cut it short or its audio failed (the watcher watches the folder
-        again; the next start generates it again, should the copy end while it is stopped).
+        `ended(record)` when it ends at all, queued or running (or at once, where no job is
+        made): `record` False where the daemon's stopping cut it short.
         """
         jobs = self.daemon.jobs
         if jobs is None:
@@ -212,12 +210,15 @@ class Methods:
             self.daemon.songs.check_links(folder)
         except ProtocolError as e:
             log.warning("not generating for %s: %s", folder.name, e.message)
+            if ended is not None:
+                ended(True)
             return True
         target = Target(self.daemon.config.auto_stars)
         work = generate_work(self.daemon.space, folder, target,
                              DecodingOptions(precision=self.daemon.config.precision))
         if audio_failed is not None:
             work = _telling(work, AudioError, audio_failed)
+
         def on_end(state: str, code: int | None, closing: bool) -> None:
             if ended is not None:
                 ended(handled_after(state, code, closing))
@@ -231,12 +232,10 @@ class Methods:
 
 def handled_after(state: str, code: int | None, closing: bool) -> bool:
     """Whether a new song's generation that ended so leaves the folder handled: not where the
-    daemon's stopping cancelled it (queued or running), nor where its audio failed (a copy
-    still going on: watched again, and made at the next start should the copy end while the
-    daemon is stopped); yes where it finished, failed otherwise, or a client cancelled it."""
-    if state == "cancelled":
-        return not closing
-    return not (state == "failed" and code == ErrorCode.AUDIO_ERROR)
+    daemon's stopping cancelled it (queued or running); yes where it finished, failed (audio
+    that never decodes must not be tried at every start; a copy still going on is the
+    watcher's to see, SongsWatcher.stop) or a client cancelled it."""
+    return not (state == "cancelled" and closing)
 
 
 def _telling(work: Work, error: type[Exception], callback: Callable[[], None]) -> Work:

@@ -65,7 +65,8 @@ class SongsFolder:
         """The real path of an existing song folder (not Songs itself) named relative to it."""
         path = self._resolve(relative)
         if not path.is_dir():
-            raise MissingFileError(relative, "is a file, not a song folder")
+            raise MissingFileError(relative, "is a file, not a song folder" if path.is_file()
+                                   else "is not a folder")
         if path == self.root:
             raise InvalidParamsError("expected a song folder inside Songs, not Songs itself")
         return path

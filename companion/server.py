@@ -184,10 +184,15 @@ class Daemon:
 def run_daemon(config: Config, config_dir: Path) -> None:
     """`kiai serve`: hold the config folder's lock, write a fresh token, serve until Ctrl+C or
     SIGTERM. AlreadyRunning if another daemon holds the lock."""
-    with InstanceLock(config_dir) as lock:
-        token = write_token(config_dir)
-        stuck = asyncio.run(_serve(config, config_dir, token, lock))
-    if stuck:  # a job blocked in I/O that never returns (a named pipe for a map, a dead
+    stuck: list[bool] = []  # set by _serve as it stops, however asyncio.run ends
+    try:
+        with InstanceLock(config_dir) as lock:
+            token = write_token(config_dir)
+            asyncio.run(_serve(config, config_dir, token, lock, stuck))
+    except KeyboardInterrupt:  # Windows: no signal handlers, Ctrl+C comes out of asyncio.run
+        if not any(stuck):
+            raise
+    if any(stuck):  # a job blocked in I/O that never returns (a named pipe for a map, a dead
         # network share): Python would wait for its thread at exit, for ever
         log.error("a job is still blocked; exiting without waiting for it")
         logging.shutdown()
@@ -195,8 +200,9 @@ def run_daemon(config: Config, config_dir: Path) -> None:
         os._exit(1)
 
 
-async def _serve(config: Config, config_dir: Path, token: str, lock: InstanceLock) -> bool:
-    """Serve until a signal; whether a job was left blocked (JobQueue.close)."""
+async def _serve(config: Config, config_dir: Path, token: str, lock: InstanceLock,
+                 stuck: list[bool]) -> None:
+    """Serve until a signal; `stuck` gets whether a job was left blocked (JobQueue.close)."""
     daemon = Daemon(config, token, config_dir)
     await daemon.start()
     lock.update(daemon.port)
@@ -212,4 +218,4 @@ async def _serve(config: Config, config_dir: Path, token: str, lock: InstanceLoc
     finally:
         print("kiai daemon stopping...", file=sys.stderr, flush=True)
         await daemon.stop()
-    return daemon.jobs is not None and daemon.jobs.stuck
+        stuck.append(daemon.jobs is not None and daemon.jobs.stuck)

@@ -181,6 +181,8 @@ def continue_work(space: Workspace, request: ContinueRequest) -> Work:
     def work(context: JobContext) -> Outcome:
         # its folder may have been swapped for a link out of Songs while the job was queued
         r = dataclasses.replace(request, beatmap=space.songs.contain(request.beatmap))
+        if not r.beatmap.is_file():  # ... or for a named pipe, whose read would block
+            raise MissingFileError(r.relative, "is not a regular file")
         if r.expected_md5 is not None:  # it may have changed while the job was queued
             data = check_md5(r.beatmap, r.expected_md5, r.relative)
         else:
@@ -195,7 +197,7 @@ def continue_work(space: Workspace, request: ContinueRequest) -> Work:
                                   features=space.features)
         context.commit()
         backup = None
-        space.songs.contain(r.beatmap)  # ... or while it ran
+        r = dataclasses.replace(r, beatmap=space.songs.contain(r.beatmap))  # ... or while it ran
         with _writing(space.songs, r.beatmap.parent):
             if r.in_place:  # check_continue required an MD5; "" would match no file
                 backup = write_in_place(result, r.beatmap, r.expected_md5 or "", r.relative,

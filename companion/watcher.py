@@ -12,16 +12,18 @@ the event loop with `call_soon_threadsafe`. A new folder is ready when:
 
 Then `on_detected(folder)` (songs.detected) and `on_ready(folder, audio_failed, ended)` (queue
 one generation; False when the queue is full, and the watcher tries again later) run once. When
-the job ends it calls `ended(record)` (from the job's thread), and the folder's name is recorded
+the job ends it calls `ended(record)` (on the loop's thread), and the folder's name is recorded
 in `<config dir>/state.json` (written atomically), so a restart generates nothing it already
 did; a job the daemon's stopping cut short, or one still queued then, is not recorded, and the
-next start generates it. Until then the folder is in flight: events in it change nothing, and
-renamed, its new name is a new song (the job, writing to the old name, fails). A copy that
-stalls for longer than `settle_s` looks finished; its job then fails on the truncated audio
-(or on audio that changed while it was mapped) and calls `audio_failed`, and the watcher
-watches the folder again: the copy going on makes it pending once more. A copy that stalls for
-longer than its generation, of an mp3 that does not say its length (no Xing header), is mapped
-as far as it got.
+next start generates it, nor is a folder deleted meanwhile (a set downloaded again gets the
+same name). Until then the folder is in flight: events in it change nothing, and renamed, its
+new name is a new song (the job, writing to the old name, fails). A copy that stalls for longer
+than `settle_s` looks finished; its job then fails on the truncated audio (or on audio that
+changed while it was mapped) and calls `audio_failed`, and the watcher watches the folder
+again: the copy going on makes it pending once more, and where the daemon stops with such a
+folder changed since it failed, its record is dropped, so the next start maps the whole song.
+A copy that stalls for longer than its generation, of an mp3 that does not say its length (no
+Xing header), is mapped as far as it got.
 
 On the first start with a Songs folder, every folder already there is recorded as handled: kiai
 never generates for a whole existing library. A handled folder renamed within Songs stays
@@ -70,6 +72,7 @@ class _Pending:
     snapshot: Snapshot | None = None
     detected: bool = False
     watch: ObservedWatch | None = None
+    failed: Snapshot | None = None  # re-armed: the folder as its job failed on the audio
 
 
 class SongsWatcher:
@@ -115,6 +118,11 @@ class SongsWatcher:
                 log.exception("the watcher had stopped")
         for rearm in list(self._rearms):
             rearm.cancel()
+        for name, pending in list(self._pending.items()):  # a copy going on after its job
+            # failed: mapped at the next start, not left half-copied and handled
+            if pending.failed is not None and name in self.state.names and \
+                    await asyncio.to_thread(_snapshot, pending.path) != pending.failed:
+                self.state.discard(name)
         self._observer.stop()
         await asyncio.to_thread(self._observer.join, 5.0)
 
@@ -221,7 +229,7 @@ class SongsWatcher:
             with contextlib.suppress(RuntimeError):  # the loop has closed
                 self.loop.call_soon_threadsafe(self._start_rearm, name, snapshot)
 
-        def ended(record: bool) -> None:  # the job's thread
+        def ended(record: bool) -> None:  # on the loop's thread (JobQueue), or at once
             with contextlib.suppress(RuntimeError):  # the loop has closed
                 self.loop.call_soon_threadsafe(self._ended, name, record)
 
@@ -233,8 +241,10 @@ class SongsWatcher:
 
     def _ended(self, name: str, record: bool) -> None:
         self._in_flight.discard(name)
-        if record:
+        if record and (self.songs / name).is_dir():  # not a folder deleted meanwhile
             self.state.add(name)
+        elif not record:  # a second try the stop cut short, of one handled when it failed
+            self.state.discard(name)
 
     def _start_rearm(self, name: str, snapshot: Snapshot | None) -> None:
         task = asyncio.ensure_future(self._rearm(name, snapshot))
@@ -247,7 +257,8 @@ class SongsWatcher:
         path = self.songs / name
         if name in self._pending or not self._candidate(path):
             return
-        pending = _Pending(path, None, detected=True)  # songs.detected was sent already
+        # songs.detected was sent already
+        pending = _Pending(path, None, detected=True, failed=snapshot)
         self._pending[name] = pending
         with contextlib.suppress(OSError):
             pending.watch = self._observer.schedule(self._handler, str(path))

@@ -75,7 +75,10 @@ def move_new(tmp: Path, path: Path) -> None:
     if it appeared meanwhile: rename() would silently replace it). A hard link does that in
     one step; FAT and exFAT drives (a Songs folder on a USB stick) and some network shares
     have none, and there the name is claimed first (created exclusively, empty) and the temp
-    file renamed over the claim (Windows' rename never replaces at all)."""
+    file renamed over the claim (Windows' rename never replaces at all). That way has two
+    windows a hard link has not: a crash between the claim and the rename leaves an empty
+    file under the name, and a failed rename removes the claim (another writer's file, should
+    one have replaced it meanwhile)."""
     try:
         os.link(tmp, path)
     except FileExistsError:  # named for the user: the temp file's name means nothing to them
