@@ -221,7 +221,7 @@ class Methods:
 
         def on_end(state: str, code: int | None, closing: bool) -> None:
             if ended is not None:
-                ended(handled_after(state, code, closing))
+                ended(handled_after(state, closing))
 
         try:
             jobs.submit("map.generate", work, on_end=on_end)
@@ -230,7 +230,7 @@ class Methods:
         return True
 
 
-def handled_after(state: str, code: int | None, closing: bool) -> bool:
+def handled_after(state: str, closing: bool) -> bool:
     """Whether a new song's generation that ended so leaves the folder handled: not where the
     daemon's stopping cancelled it (queued or running); yes where it finished, failed (audio
     that never decodes must not be tried at every start; a copy still going on is the

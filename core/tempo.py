@@ -132,6 +132,7 @@ from core.tempo_grid import (
     fold,
     octave_ranking,
     onset_envelope,
+    period_of,
     weighted,
 )
 
@@ -199,11 +200,12 @@ def timing_from_mel(mel: np.ndarray | torch.Tensor, *, name: str = "<audio>",
         strength, phase, _ = fold(env, 0, period)
         sections, grids = [(0, len(env), period)], [(period, phase, strength)]
     else:
-        sections = find_sections(env)
+        song = period_of(env)
+        sections = find_sections(env, song)
         grids = [fit_grid(env, a, b, p) for a, b, p in sections]
     confirm_changes(env, sections, grids)
     if bpm is None:
-        keep_song_tempo(env, sections, grids)
+        keep_song_tempo(env, sections, grids, song)
     if bpm is None and hint is not None and MIN_GIVEN_BPM <= hint <= MAX_GIVEN_BPM:
         follow_hint(env, sections, grids, 60_000 / hint / FRAME_MS)
     starts = [0.0]

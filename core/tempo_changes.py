@@ -38,9 +38,10 @@ def _same(p: float, q: float, tol: float) -> bool:
     return any(abs(r / k - 1) < tol for k in (1, 2))
 
 
-def sections(env: np.ndarray) -> list[tuple[int, int, float]]:
-    """(start frame, end frame, rough period) of each constant-tempo stretch."""
-    p0 = period_of(env)
+def sections(env: np.ndarray, song: float | None = None) -> list[tuple[int, int, float]]:
+    """(start frame, end frame, rough period) of each constant-tempo stretch; `song` is the
+    whole envelope's period (period_of), where the caller has it already."""
+    p0 = period_of(env) if song is None else song
     local = _local_periods(env, p0)
     h, w = int(HOP_S * FPS), int(WINDOW_S * FPS)
     if len(local) < 3:
@@ -130,14 +131,13 @@ def confirm_changes(env: np.ndarray, sections: list[tuple[int, int, float]],
 
 
 def keep_song_tempo(env: np.ndarray, sections: list[tuple[int, int, float]],
-                    grids: list[Grid]) -> None:
-    """Refit, in place, each section at the song's tempo (period_of over the whole envelope,
-    octave rule and all) where that grid, fitted there, outweighs the section's own; then merge
-    neighbours left within MERGE of one tempo. Merging one by one keeps the stronger tempo of
-    each pair, so a first stretch fitted wrong can carry its tempo over a whole song: a mastered
-    metal song at 170 BPM whose first 30 s read 211 came out 209 end to end, though 170 fits
-    every stretch of it better."""
-    song = period_of(env)
+                    grids: list[Grid], song: float) -> None:
+    """Refit, in place, each section at the song's tempo (`song`: period_of over the whole
+    envelope, octave rule and all) where that grid, fitted there, outweighs the section's own;
+    then merge neighbours left within MERGE of one tempo. Merging one by one keeps the stronger
+    tempo of each pair, so a first stretch fitted wrong can carry its tempo over a whole song:
+    a mastered metal song at 170 BPM whose first 30 s read 211 came out 209 end to end, though
+    170 fits every stretch of it better."""
     for i, (a, b, _) in enumerate(sections):
         if near_ratio(song / grids[i][0], RELATIVES[1:]):
             continue  # an octave relative: the octave rule has weighed it there already

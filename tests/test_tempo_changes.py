@@ -17,7 +17,7 @@ from core.tempo_changes import (
     keep_song_tempo,
     merge_returns,
 )
-from core.tempo_grid import FPS, fit_grid
+from core.tempo_grid import FPS, fit_grid, period_of
 
 
 def pulses(seconds: float, pieces: list[tuple[float, float, float, float]]) -> np.ndarray:
@@ -122,7 +122,7 @@ def kept(env: np.ndarray, rough: list[tuple[float, float, float]]) -> list[float
     """The BPMs keep_song_tempo leaves for sections (start s, end s, BPM fitted there)."""
     sections = [(int(a * FPS), int(b * FPS), period(bpm)) for a, b, bpm in rough]
     grids = [fit_grid(env, a, b, p, fine=True) for a, b, p in sections]
-    keep_song_tempo(env, sections, grids)
+    keep_song_tempo(env, sections, grids, period_of(env))
     assert len(sections) == len(grids) and sections[-1][1] == len(env)
     return [round(60 * FPS / g[0], 1) for g in grids]
 
