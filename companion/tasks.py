@@ -11,6 +11,7 @@ ends as job.failed. core's errors become the protocol's here (`protocol_error`):
     AudioError, SongInputError          AUDIO_ERROR          data {file}
     TimingError (no beat to time)       AUDIO_ERROR          data {file}
     CheckpointError, NoModelError       MODEL_ERROR
+    OSError while writing (disk full)   WRITE_ERROR          data {path: the folder}
 """
 
 from __future__ import annotations
@@ -51,11 +52,11 @@ from core.tokens.tokenizer import UnsupportedModeError
 from protocol import (
     AudioError,
     BeatmapParseError,
-    InternalError,
     InvalidParamsError,
     MissingFileError,
     ModelError,
     ProtocolError,
+    WriteError,
 )
 
 Work = Callable[[JobContext], Outcome]
@@ -138,8 +139,7 @@ def _writing(songs: SongsFolder, folder: Path) -> Iterator[None]:
     except (*FILE_GONE, FileExistsError):
         raise
     except OSError as e:
-        raise InternalError(f"cannot write in {_relative(folder, songs)!r}: "
-                            f"{e.strerror or e}") from e
+        raise WriteError(_relative(folder, songs), e.strerror or str(e)) from e
 
 
 def _decoding(context: JobContext) -> Callable[[float], None]:

@@ -76,6 +76,7 @@ from protocol.errors import (
     QueueFullError,
     RateLimitedError,
     UnauthorizedError,
+    WriteError,
 )
 from protocol.fields import iso_utc
 from protocol.messages import (
@@ -125,7 +126,7 @@ __all__ = [
     "ProtocolError", "QueueFullError", "QueueInfo", "RateLimitedError", "RedLine", "Request",
     "RequestId", "Response", "Sampling", "ServerStatusParams", "ServerStatusResult",
     "SongsDetected", "TimingEstimateParams", "TimingEstimateResult", "UnauthorizedError",
-    "ValidationError",
+    "ValidationError", "WriteError",
     "all_capabilities", "bearer_header", "check_compatible", "config_dir_for",
     "decode_json", "decode_message", "decode_result", "default_config_dir", "encode_error",
     "encode_message", "encode_notification", "encode_request", "encode_response",

@@ -35,6 +35,7 @@ class ErrorCode(IntEnum):
     PATH_OUTSIDE_SONGS = -32010
     FILE_NOT_FOUND = -32011
     FILE_CHANGED = -32012
+    WRITE_ERROR = -32013
     # the work
     BEATMAP_PARSE_ERROR = -32020
     AUDIO_ERROR = -32021
@@ -201,6 +202,17 @@ class FileChangedError(ProtocolError):
         )
 
 
+class WriteError(ProtocolError):
+    """The new map could not be written into its song folder (a full disk, a read-only file
+    system, no permission); nothing partial is left and no file of the user's changed."""
+
+    code = ErrorCode.WRITE_ERROR
+    default_message = "cannot write the map"
+
+    def __init__(self, folder: str, why: str) -> None:
+        super().__init__(f"cannot write in {folder!r}: {why}", {"path": folder})
+
+
 # the work
 
 
@@ -276,7 +288,7 @@ ERROR_CLASSES: dict[int, type[ProtocolError]] = {
     cls.code: cls for cls in (
         ParseError, InvalidRequestError, MethodNotFoundError, InvalidParamsError, InternalError,
         UnauthorizedError, NotInitializedError, IncompatibleVersionError,
-        PathOutsideSongsError, MissingFileError, FileChangedError,
+        PathOutsideSongsError, MissingFileError, FileChangedError, WriteError,
         BeatmapParseError, AudioError, ModelError,
         JobNotFoundError, QueueFullError, JobCancelledError,
         FrameTooLargeError, RateLimitedError,

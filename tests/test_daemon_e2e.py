@@ -50,7 +50,7 @@ def test_initialize_with_the_header_or_in_params(songs, model):
                     await client.call("server.status")
                 assert e.value.code == ErrorCode.NOT_INITIALIZED
                 result = await client.initialize()
-                assert result["protocolVersion"] == "1.7"
+                assert result["protocolVersion"] == "1.8"
                 assert {"map.continue", "timing.estimate"} <= set(result["capabilities"]["methods"])
                 assert result["model"]["name"]
             # A browser page (an allowed Origin) cannot set headers: the token goes in params.

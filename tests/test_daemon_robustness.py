@@ -34,12 +34,13 @@ from core.decoding import DecodingOptions, JobCancelled
 from core.song_input import resolve
 from protocol import (
     AudioError,
-    InternalError,
+    ErrorCode,
     JobFailed,
     JobFinished,
     JobProgress,
     MissingFileError,
     PathOutsideSongsError,
+    WriteError,
 )
 
 POSIX = pytest.mark.skipif(sys.platform == "win32", reason="POSIX links, pipes and names")
@@ -261,9 +262,11 @@ def test_a_full_disk_names_the_folder(space, monkeypatch):
 
     monkeypatch.setattr(tasks, "write_new_difficulty", full)
     folder = space.songs.root / "song"
-    with pytest.raises(InternalError) as e:
+    with pytest.raises(WriteError) as e:
         tasks.generate_work(space, folder, Target(3.0), DecodingOptions())(Context())
     assert e.value.message == f"cannot write in 'song': {os.strerror(errno.ENOSPC)}"
+    assert e.value.to_json()["code"] == ErrorCode.WRITE_ERROR == -32013
+    assert e.value.data == {"path": "song"}
 
 
 def test_writes_without_hard_links_still_never_replace_a_file(tmp_path, monkeypatch):

@@ -270,7 +270,7 @@ def test_initialize_result_advertises_every_method():
 
 
 def test_compatibility_is_the_major_version():
-    assert is_compatible("1.0") and is_compatible("1.7")
+    assert is_compatible("1.0") and is_compatible("1.8")
     assert not is_compatible("2.0") and not is_compatible("0.9") and not is_compatible("1")
     with pytest.raises(IncompatibleVersionError) as caught:
         check_compatible("2.1")
