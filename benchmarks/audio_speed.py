@@ -52,8 +52,7 @@ def three_minute_song(folder: Path) -> dict[str, Path]:
 def timed_stages(path: Path) -> dict[str, float]:
     """Seconds spent in each stage of audio_features(path)."""
     start = time.perf_counter()
-    samples, rate = audio._decode(path.read_bytes(), str(path))
-    mono = audio._to_mono(samples)
+    mono, rate, _ = audio._decode(path.read_bytes(), str(path))
     decoded = time.perf_counter()
     resampled = audio._resampler(rate)(torch.from_numpy(mono))
     resampled_at = time.perf_counter()

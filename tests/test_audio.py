@@ -13,6 +13,7 @@ import torch
 import torchaudio
 from corpus_files import require_corpus, resource
 
+from core import audio as audio_module
 from core import feature_cache
 from core.audio import (
     FRAME_MS,
@@ -195,6 +196,32 @@ def test_silent_audio_is_refused(level, container):
     audio = np.random.default_rng(0).standard_normal((44_100 * 2, 2)).astype(np.float32) * level
     with pytest.raises(AudioError, match="silent"):
         load_audio_bytes(wav_bytes(audio, 44_100, container), f"silence.{container.lower()}")
+
+
+def test_channels_that_cancel_are_read_from_the_loudest_one():
+    """A stereo file whose right channel is the left with its polarity flipped: osu! plays it at
+    full volume, and the channels' mean is silence (QA, session 32: refused as silent)."""
+    circles = load_audio_bytes(track("circles.osz", "circles.ogg"), "c.ogg")[:10 * SAMPLE_RATE]
+    flipped = load_audio_bytes(wav_bytes(np.stack([circles, -circles], 1), SAMPLE_RATE), "x.wav")
+    left = load_audio_bytes(wav_bytes(np.stack([circles, 0 * circles], 1), SAMPLE_RATE), "l.wav")
+    assert np.sqrt(np.mean(flipped ** 2)) > 0.5 * np.sqrt(np.mean(circles ** 2))
+    assert np.allclose(flipped, 2 * left, atol=1e-4)  # the left channel, not half of it
+    wide = 0.5 * np.stack([circles, np.roll(circles, SAMPLE_RATE)], 1)  # nothing cancels
+    assert np.allclose(load_audio_bytes(wav_bytes(wide, SAMPLE_RATE), "w.wav"), wide.mean(1),
+                       atol=1e-4)
+
+
+def test_a_long_file_decodes_block_by_block_to_the_whole(monkeypatch):
+    """The decode reads a few blocks at a time (an hour's WAV had peaked at 4.5 GB read whole):
+    blocks smaller than the file, and a header that undercounts the frames, give every sample."""
+    data = track("triangles.osz", "audio.mp3")
+    whole = load_audio_bytes(data, "audio.mp3")
+    monkeypatch.setattr(audio_module, "DECODE_BLOCK", 4096)
+    assert np.array_equal(load_audio_bytes(data, "audio.mp3"), whole)
+    frames = sf.info(io.BytesIO(data)).frames
+    with sf.SoundFile(io.BytesIO(data)) as f:
+        mono, energy = audio_module._read_mono(f, frames // 3, None)
+    assert len(mono) == frames and energy.shape == (3,)
 
 
 def test_cache_hits_the_same_content_under_two_names(tmp_path):
