@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import zipfile
 
 import numpy as np
 import pytest
 import torch
+from corpus_files import require_corpus
 from generate_support import COND, make_generator, make_song
 
-from core.audio import FRAME_MS, LATENCY_FRAMES
+from core.audio import FRAME_MS, LATENCY_FRAMES, SAMPLE_RATE, load_audio_bytes, log_mel
 from core.beatmap.model import Circle, TimingPoint
 from core.beatmap.timing import ControlPoints
 from core.constraints import ConstraintFilter, SequenceState
@@ -214,3 +216,17 @@ def test_where_the_map_is_timed_no_whole_bar_of_music_is_left_empty():
     slow = ControlPoints([TimingPoint(time=0.0, beat_length=1000.0, meter=4)])  # 4 s bars
     assert _fill_span(HOLE_MS, slow, 5000.0) == HOLE_MS
     assert _fill_span(HOLE_MS, None, 5000.0) == HOLE_MS  # untimed: seconds only
+
+
+def test_hiss_filling_most_of_the_file_is_not_the_songs_typical_level():
+    """Tape hiss 47 dB under the music, longer than the music after it: measured against the
+    median frame (the hiss) it was music, and a map put half its objects in it (QA, session 32).
+    Real music (circles' first 40 s) after 60 s of it."""
+    with zipfile.ZipFile(require_corpus() / "osu-resources" / "circles.osz") as z:
+        music = load_audio_bytes(z.read("circles.ogg"), "circles.ogg")[:40 * SAMPLE_RATE]
+    hiss = np.random.default_rng(0).standard_normal(60 * SAMPLE_RATE).astype(np.float32)
+    hiss *= 10 ** (-50 / 20)
+    audible = audible_frames(log_mel(np.concatenate([hiss, music])))
+    start = 60 * 1000 // FRAME_MS
+    assert not bool(audible[:start - round(50 / FRAME_MS)].any())
+    assert float(audible[start:].float().mean()) > 0.9
