@@ -54,7 +54,7 @@ def timed_stages(path: Path) -> dict[str, float]:
     start = time.perf_counter()
     mono, rate, _ = audio._decode(path.read_bytes(), str(path))
     decoded = time.perf_counter()
-    resampled = audio._resampler(rate)(torch.from_numpy(mono))
+    resampled = torch.from_numpy(audio._at_sample_rate(mono, rate))
     resampled_at = time.perf_counter()
     features = audio.log_mel(resampled)
     done = time.perf_counter()

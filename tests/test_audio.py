@@ -224,6 +224,21 @@ def test_a_long_file_decodes_block_by_block_to_the_whole(monkeypatch):
     assert len(mono) == frames and energy.shape == (3,)
 
 
+@pytest.mark.parametrize("rate", [44_100, 48_000, 22_050])
+def test_resampling_piece_by_piece_is_torchaudios_resample(monkeypatch, rate):
+    """The resample runs a few of the kernel's strides at a time (no padded copy of a whole
+    song): the same samples as torchaudio's Resample over the whole, whatever the pieces."""
+    circles = load_audio_bytes(track("circles.osz", "circles.ogg"), "c.ogg")[:7 * SAMPLE_RATE]
+    source = torchaudio.functional.resample(torch.from_numpy(circles), SAMPLE_RATE, rate)
+    source = source.numpy()[:len(source) - 17]  # a length no whole number of strides
+    whole = torchaudio.transforms.Resample(rate, SAMPLE_RATE)(torch.from_numpy(source)).numpy()
+    monkeypatch.setattr(audio_module, "RESAMPLE_BLOCKS", 301)
+    pieces = audio_module._at_sample_rate(source, rate)
+    assert len(pieces) == math.ceil(len(source) * SAMPLE_RATE / rate)
+    assert np.allclose(pieces[:len(whole)], whole, atol=1e-5)
+    assert np.array_equal(pieces[:len(whole)], whole) or rate != 44_100
+
+
 def test_cache_hits_the_same_content_under_two_names(tmp_path):
     data = sample("test-sample.ogg").read_bytes()
     cache = FeatureCache(tmp_path / "cache")
