@@ -276,3 +276,20 @@ def test_the_divisor_for_a_tempo_keeps_ticks_playable():
     assert divisor_for_tempo(60_000 / 180) == 4  # 83 ms ticks
     assert divisor_for_tempo(60_000 / 200) == 4  # 75 ms
     assert divisor_for_tempo(60_000 / 240) == 2  # 62.5 ms at 1/4: halves instead
+
+
+def test_two_red_lines_at_one_time_snap_to_the_first_as_lazer_keeps_it():
+    """lazer's decoder keeps the first of two red lines at the same time (a timing line is
+    inserted at the front of its group, read from the back); kiai's ticks follow it, so a
+    continuation of such a map lands on the ticks lazer draws (QA, session 32). A red line at
+    that time again later in the file (out of order) replaces it, as ControlPointInfo.Add does."""
+    lines = [TimingPoint(time=0.0, beat_length=400.0, meter=4),
+             TimingPoint(time=30_000.0, beat_length=500.0, meter=4),
+             TimingPoint(time=30_000.0, beat_length=300.0, meter=4)]
+    grid = TickGrid(lines)
+    assert [p.beat_length for p in grid.points] == [400.0, 500.0]
+    assert grid.snap(31_000.0, 5.0) == (31_000.0, 1)  # 2 beats of 500, not 3.33 of 300
+    assert grid.snap(30_900.0, 5.0) is None  # 3 beats of 300: no tick of the first line
+    later = lines + [TimingPoint(time=10_000.0, beat_length=400.0, meter=4),
+                     TimingPoint(time=30_000.0, beat_length=250.0, meter=4)]
+    assert [p.beat_length for p in TickGrid(later).points] == [400.0, 400.0, 250.0]

@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable
 
 from core.beatmap.model import TimingPoint
+from core.beatmap.timing import ControlPoints
 
 # Preference order: the editor's common divisors first, odd (triplet) ones after.
 DIVISORS = (1, 2, 4, 3, 6, 8, 12, 16)
@@ -50,14 +51,16 @@ def beat_divisor_of(editor: dict[str, str]) -> int:
 
 
 class TickGrid:
-    """Snap times to the ticks of the uninherited timing points (before the first: the first)."""
+    """Snap times to the ticks of the uninherited timing points (before the first: the first).
+
+    The red lines are those lazer's decoder keeps (core.beatmap.timing.ControlPoints): of two
+    at the same time in a row, the first. A plain sort had kept the second, and a continuation
+    of such a map was snapped to ticks lazer does not draw (QA, session 32)."""
 
     def __init__(self, timing_points: Iterable[TimingPoint],
                  divisors: tuple[int, ...] = DIVISORS) -> None:
-        self.points = sorted(
-            (p for p in timing_points
-             if p.uninherited and math.isfinite(p.beat_length) and p.beat_length > 0),
-            key=lambda p: p.time)
+        self.points = [p for p in ControlPoints(timing_points).timing_points
+                       if math.isfinite(p.beat_length) and p.beat_length > 0]
         self.times = [p.time for p in self.points]
         self.divisors = divisors
 

@@ -120,6 +120,11 @@ class ControlPoints:
                 self._sv_times.insert(i, time)
                 self._sv.insert(i, sv)
 
+    @property
+    def timing_points(self) -> list[TimingPoint]:
+        """The red lines in effect, one per time, in time order, as lazer keeps them."""
+        return list(self._timing)
+
     def _timing_index(self, t: float) -> int:
         """ControlPointInfo.TimingPointAt: the last at or before t; before the first, the first."""
         if not self._timing:
