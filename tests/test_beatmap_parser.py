@@ -151,6 +151,12 @@ def test_hit_objects_out_of_order_are_sorted_and_reported():
     result = parse_text(text)
     assert [o.time for o in result.beatmap.hit_objects] == [100, 200]
     assert any("sorted" in r for r in reasons(result))
+    timing = parse_text("osu file format v14\n[TimingPoints]\n0,500,4,1,0,100,1,0\n"
+                        "40000,-100,4,1,0,100,0,0\n30000,400,4,1,0,100,1,0\n")
+    assert [p.time for p in timing.beatmap.timing_points] == [0, 30000, 40000]
+    # the warning says where (it had quoted an empty line: QA, session 32)
+    assert [str(i).split(": ", 1)[1] for i in timing.issues] == ["[TimingPoints] "
+        "timing points out of time order (30000 ms comes after 40000 ms); sorted by time"]
 
 
 @pytest.mark.parametrize("data,message", [

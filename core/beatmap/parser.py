@@ -67,7 +67,8 @@ class ParseIssue:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line_no}" if self.line_no else self.file
         section = f" [{self.section}]" if self.section else ""
-        return f"{where}:{section} {self.reason}: {self.text!r}"
+        text = f": {self.text!r}" if self.text else ""  # a whole-file issue quotes no line
+        return f"{where}:{section} {self.reason}{text}"
 
 
 class BeatmapError(Exception):
@@ -368,15 +369,23 @@ class _Parser:
         if any(b.time < a.time for a, b in itertools.pairwise(objects)):
             self.line_no = 0
             self.section = "HitObjects"
-            self._issue("", "hit objects out of time order; sorted by time as osu! does")
+            self._issue("", f"hit objects out of time order ({_first_disorder(objects)}); "
+                            "sorted by time as osu! does")
             objects.sort(key=lambda o: o.time)
         points = beatmap.timing_points
         if any(b.time < a.time for a, b in itertools.pairwise(points)):
             self.line_no = 0
             self.section = "TimingPoints"
-            self._issue("", "timing points out of time order; sorted by time")
+            self._issue("", f"timing points out of time order ({_first_disorder(points)}); "
+                            "sorted by time")
             points.sort(key=lambda p: p.time)
         annotate_sliders(beatmap)
+
+
+def _first_disorder(items: list) -> str:
+    """Where a list of timed things first goes back in time, to name it in a warning."""
+    a, b = next((a, b) for a, b in itertools.pairwise(items) if b.time < a.time)
+    return f"{format_number(b.time)} ms comes after {format_number(a.time)} ms"
 
 
 def _optional(parts: list[str], index: int) -> str | None:
