@@ -293,3 +293,12 @@ def test_two_red_lines_at_one_time_snap_to_the_first_as_lazer_keeps_it():
     later = lines + [TimingPoint(time=10_000.0, beat_length=400.0, meter=4),
                      TimingPoint(time=30_000.0, beat_length=250.0, meter=4)]
     assert [p.beat_length for p in TickGrid(later).points] == [400.0, 400.0, 250.0]
+
+
+def test_continue_names_both_times_when_until_is_not_after_from(tmp_path):
+    path = tmp_path / "map.osu"
+    path.write_text("osu file format v14\n[TimingPoints]\n0,500,4,1,0,100,1,0\n")
+    result = CliRunner().invoke(cli, ["continue", str(path), "--from", "1:00", "--until", "30000"])
+    assert result.exit_code == 1
+    assert "--until 30000 (30000 ms) must come after --from 1:00 (60000 ms)" in result.output
+    assert path.read_text().count("\n") == 3 and len(list(tmp_path.iterdir())) == 1

@@ -247,7 +247,8 @@ def continue_command(beatmap_path: Path, from_text: str, until_text: str | None,
     from_ms = parse_time_ms(from_text)
     until_ms = parse_time_ms(until_text) if until_text else None
     if until_ms is not None and until_ms <= from_ms:
-        raise click.ClickException("--until must come after --from")
+        raise click.ClickException(f"--until {until_text} ({until_ms:g} ms) must come after "
+                                   f"--from {from_text} ({from_ms:g} ms)")
     beatmap = load_beatmap(beatmap_path)
     try:
         check_continuable(beatmap)
