@@ -79,6 +79,7 @@ FEATURES_ID = f"sr{SAMPLE_RATE}-hop{HOP_LENGTH}-fft{N_FFT}-mel{N_MELS}-peaknorm1
 
 DECODE_BLOCK = 1 << 18  # frames a decode reads at a time (6 s at 44.1 kHz)
 RESAMPLE_BLOCKS = 1 << 14  # kernel strides a resample computes at a time (55 s at 44.1 kHz)
+MAX_SAMPLES_PER_BYTE = 64  # 8 kbps at 48 kHz holds 48 a byte
 CANCELLED = 0.01  # a downmix this far under its loudest channel's energy (-20 dB) cancelled out
 MP3_FRAME_SAMPLES = 1152  # an MPEG-1 layer III frame: the slack allowed on a header's length
 # Magic bytes of files that turn up in beatmap folders in place of audio, to name them in errors.
@@ -214,7 +215,9 @@ def _decode(data: bytes, name: str,
     try:
         with _interrupts_held(), sf.SoundFile(io.BytesIO(data)) as f:
             announced, rate, container = f.frames, f.samplerate, f.format
-            mono, energy = _read_mono(f, announced, channel)
+            # a header's length, within what the bytes could hold (a bogus one is no reason to
+            # allocate terabytes; the loop grows the array where the stream runs longer)
+            mono, energy = _read_mono(f, min(announced, MAX_SAMPLES_PER_BYTE * len(data)), channel)
     except (sf.SoundFileError, RuntimeError) as e:
         what = next((kind for magic, kind in NOT_AUDIO_MAGIC.items() if data.startswith(magic)),
                     None)
