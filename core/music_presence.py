@@ -89,7 +89,8 @@ def audible_frames(mel: Tensor) -> Tensor:
     loudest, mean = mel.amax(dim=0), mel.mean(dim=0)
     # the song's typical frame, among those within REFERENCE_DB of its loud ones: where tape
     # hiss or a near-silent intro fills most of the file, the median frame is the hiss
-    sounding = loudest >= torch.quantile(loudest.float(), 0.99) - 2.0 * REFERENCE_DB / 80.0
+    loud_level = float(loudest.float().sort().values[int(0.99 * (loudest.numel() - 1))])
+    sounding = loudest >= loud_level - 2.0 * REFERENCE_DB / 80.0  # (torch.quantile: 16M at most)
     typical_loudest = float(loudest[sounding].median())
     level = max(-1.0 + 2.0 * (80.0 - SILENCE_DB) / 80.0,
                 typical_loudest - 2.0 * QUIET_DB / 80.0)
