@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from core.audio import FRAME_MS, LATENCY_MS
-from core.beatmap.model import Beatmap, HitObject, Slider, Spinner, TimingPoint
+from core.beatmap.model import Beatmap, HitObject, Hold, Slider, Spinner, TimingPoint
 from core.beatmap.ticks import TickGrid, beat_divisor_of
 
 MARGIN, HEADER_H, LABEL_H, LANE_H, ROW_GAP = 12, 38, 14, 30, 12
@@ -108,12 +108,21 @@ def _span(objects: Sequence[HitObject], mel: np.ndarray | None,
         start, end = max(0.0, objects[0].time - 1000), max(o.end_time for o in objects) + 1000
     else:
         start, end = 0.0, options.row_ms
+    if mel is not None and options.start_ms is not None and options.start_ms >= end:
+        raise ValueError(f"the song ends at {_clock(end)}: the start ({_clock(options.start_ms)})"
+                         " is after it")
     start = options.start_ms if options.start_ms is not None else start
-    end = options.end_ms if options.end_ms is not None else end
+    # an end past the song's draws to the song's end (no rows of silence)
+    end = min(options.end_ms, end) if options.end_ms is not None and mel is not None \
+        else options.end_ms if options.end_ms is not None else end
     if end <= start:
         raise ValueError(f"nothing to draw: the end ({end:.0f} ms) is not after the start "
                          f"({start:.0f} ms)")
     return start, end
+
+
+def _clock(ms: float) -> str:
+    return f"{int(ms // 60000)}:{ms % 60000 / 1000:06.3f}"
 
 
 def _lut() -> np.ndarray:
@@ -144,9 +153,10 @@ def _header(draw: ImageDraw.ImageDraw, font, beatmap: Beatmap, objects: Sequence
     red = [p for p in beatmap.timing_points if p.uninherited and p.beat_length > 0]
     bpm = ", ".join(f"{60000 / p.beat_length:.2f}" for p in red[:3]) + \
         (f" +{len(red) - 3}" if len(red) > 3 else "")
-    share = (f"{1 - len(off) / len(objects):.1%} on ticks ({len(off)} off, in red)"
-             if objects and timed else "no timing: no ticks")
-    line = f"{bpm or 'no'} BPM · {len(objects)} objects · {share}"
+    share = ("no timing: no ticks" if not timed else "no objects" if not objects
+             else f"{1 - len(off) / len(objects):.1%} on ticks ({len(off)} off, in red)")
+    count = f"{len(objects)} object{'' if len(objects) == 1 else 's'}"
+    line = f"{bpm or 'no'} BPM · {count} · {share}"
     draw.text((MARGIN, 6), title, fill=TEXT, font=font)
     draw.text((MARGIN, 20), line, fill=TEXT, font=font)
 
@@ -201,12 +211,12 @@ def _object(draw: ImageDraw.ImageDraw, obj: HitObject, view: _View, lane_top: in
         draw.rounded_rectangle([x, y - 8, max(view.x(obj.end_time), x + 2), y + 8], radius=4,
                                fill=colour or SPINNER)
         return
-    if isinstance(obj, Slider):
+    if isinstance(obj, (Slider, Hold)):  # a mania hold: its length, as a slider's
         end = view.x(obj.end_time)
         draw.rounded_rectangle([x, y - 4, max(end, x + 2), y + 4], radius=4,
                                fill=colour or SLIDER)
-        span = obj.duration / max(obj.slides, 1)
-        for repeat in range(1, obj.slides):
+        span = obj.duration / max(obj.slides, 1) if isinstance(obj, Slider) else 0.0
+        for repeat in range(1, obj.slides if isinstance(obj, Slider) else 1):
             rx = view.x(obj.time + repeat * span)
             draw.ellipse([rx - 2, y - 2, rx + 2, y + 2], fill=TEXT)
     draw.ellipse([x - 5, y - 5, x + 5, y + 5], fill=colour or CIRCLE, outline=BACKGROUND)

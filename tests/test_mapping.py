@@ -354,7 +354,8 @@ def test_continue_reads_times_as_the_editor_writes_them(text, ms):
     assert parse_time_ms(text) == ms
 
 
-@pytest.mark.parametrize("text", ["99:99.999", "1:60", "abc", "-500"])
+@pytest.mark.parametrize("text", ["99:99.999", "1:60", "abc", "-500",
+                                  "45.5"])  # 45 is 45 ms: 45.5 had been 45.5 s (QA, session 32)
 def test_times_that_are_no_time_are_refused(text):
     with pytest.raises(click.BadParameter):
         parse_time_ms(text)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from companion.cli import main as cli
 from core.audio import FRAME_MS, audio_features
-from core.beatmap.model import Circle
+from core.beatmap.model import Circle, Hold
 from core.beatmap.parser import parse_file
 from core.preview import (
     CIRCLE,
@@ -24,6 +24,7 @@ from core.preview import (
     MARGIN,
     OFF_TICK,
     ROW_GAP,
+    SLIDER,
     THIRD,
     PreviewOptions,
     render_preview,
@@ -121,6 +122,26 @@ def test_bad_ranges_are_refused(song):
         render_preview(beatmap, mel, PreviewOptions(start_ms=5000, end_ms=4000))
     with pytest.raises(ValueError, match="rows"):
         render_preview(beatmap, mel, PreviewOptions(row_ms=100.0))
+    song_end = mel.shape[1] * FRAME_MS
+    with pytest.raises(ValueError, match="the song ends at 0:"):  # not rows of silence
+        render_preview(beatmap, mel, PreviewOptions(start_ms=song_end + 60_000))
+    # an end past the song's is the song's end (QA, session 32: 99:00 had asked for 743 rows)
+    past = render_preview(beatmap, mel, PreviewOptions(start_ms=0, end_ms=99 * 60_000))
+    assert past.size == render_preview(beatmap, mel, PreviewOptions()).size
+
+
+def test_a_mania_hold_is_drawn_over_its_length(song):
+    _, _, beatmap, mel = song
+    mania = copy.deepcopy(beatmap)
+    red = next(p for p in beatmap.timing_points if p.uninherited)
+    start = red.time + red.beat_length * 2  # on a beat: drawn in the hold's colour
+    mania.hit_objects = [Hold(x=64, y=192, time=start, hold_end=start + 2000.0)]
+    image = render_preview(mania, mel, PreviewOptions(start_ms=start - 1000, end_ms=start + 4000,
+                                                      row_ms=5000.0, px_per_ms=0.2))
+    y = lane_y(0, 80)
+    assert image.getpixel((MARGIN + 300, y)) == SLIDER  # 0.5 s into the hold
+    assert image.getpixel((MARGIN + 500, y)) == SLIDER  # 1.5 s into it
+    assert image.getpixel((MARGIN + 700, y)) != SLIDER  # 0.5 s after its end
 
 
 def test_the_cli_writes_a_png_and_never_overwrites(song, tmp_path):
@@ -136,6 +157,12 @@ def test_the_cli_writes_a_png_and_never_overwrites(song, tmp_path):
         assert image.format == "PNG" and image.width == 800 + 2 * MARGIN
     again = runner.invoke(cli, ["preview", str(map_path), "-o", str(out)])
     assert again.exit_code == 1 and "refusing to overwrite" in again.output
+    before = map_path.read_bytes()  # -o onto the map itself had replaced it with a PNG
+    onto_map = runner.invoke(cli, ["preview", str(map_path), "-o", str(map_path), "--force"])
+    assert onto_map.exit_code == 2 and "not a .png" in onto_map.output
+    assert map_path.read_bytes() == before
+    nowhere = runner.invoke(cli, ["preview", str(map_path), "-o", str(tmp_path / "no" / "p.png")])
+    assert nowhere.exit_code == 2 and f"no folder {tmp_path / 'no'}" in nowhere.output
     (copy_dir / "audio.ogg").unlink()
     missing = runner.invoke(cli, ["preview", str(map_path), "-o", str(tmp_path / "b.png")])
     assert missing.exit_code == 1 and "audio.ogg" in missing.output

@@ -47,18 +47,26 @@ from core.tokens.tokenizer import UnsupportedModeError
 _TIME = re.compile(r"^(?:(\d+):)?(\d+)(?:[.:](\d{1,3}))?$")
 
 
-def parse_time_ms(text: str) -> float:
-    """Milliseconds from `62500`, `1:02.500` or the editor's `01:02:500`."""
+def parse_time_ms(text: str, option: str | None = None) -> float:
+    """Milliseconds from `62500`, `1:02.500` or the editor's `01:02:500`; a refusal names
+    `option` (`--from`)."""
     text = text.strip()
     if text.isdigit():
         return float(text)
     match = _TIME.match(text)
+
+    def refuse(why: str) -> click.BadParameter:
+        return click.BadParameter(f"{text!r} {why}", param_hint=option)
     if not match:
-        raise click.BadParameter(f"{text!r} is not a time (ms, m:ss.mmm or mm:ss:mmm)")
+        raise refuse("is not a time (ms, m:ss.mmm or mm:ss:mmm)")
     minutes, seconds, millis = match.groups()
-    if minutes is not None and int(seconds) >= 60:
-        raise click.BadParameter(f"{text!r}: {seconds} is not a second of a minute (00-59)")
-    return (int(minutes or 0) * 60 + int(seconds)) * 1000.0 + int((millis or "0").ljust(3, "0"))
+    if minutes is None:  # `45.5`: seconds or milliseconds? 45 alone is 45 ms
+        given = text.replace(":", ".")
+        raise refuse(f"is not a time: give whole milliseconds ({round(float(given) * 1000)}) "
+                     f"or m:ss.mmm (0:{given})")
+    if int(seconds) >= 60:
+        raise refuse(f"has {seconds} seconds: a minute's are 00-59")
+    return (int(minutes) * 60 + int(seconds)) * 1000.0 + int((millis or "0").ljust(3, "0"))
 
 
 class FiniteRange(click.FloatRange):
@@ -244,8 +252,8 @@ def continue_command(beatmap_path: Path, from_text: str, until_text: str | None,
                      temperature, top_k, top_p, beam_size, seed, draw_gaps, spacing,
                      precision, model_path, output) -> None:
     """Continue MAP.osu from a time: its objects before it stay exactly as they are."""
-    from_ms = parse_time_ms(from_text)
-    until_ms = parse_time_ms(until_text) if until_text else None
+    from_ms = parse_time_ms(from_text, "--from")
+    until_ms = parse_time_ms(until_text, "--until") if until_text else None
     if until_ms is not None and until_ms <= from_ms:
         raise click.ClickException(f"--until {until_text} ({until_ms:g} ms) must come after "
                                    f"--from {from_text} ({from_ms:g} ms)")
