@@ -87,7 +87,7 @@ def timing_work(space: Workspace, song: Path, bpm: float | None, meter: int | No
         points = timing.points
         return TimingEstimateResult(
             space.songs.relative(audio),
-            tuple(RedLine(p.time, p.bpm, p.beat_length, p.meter) for p in points),
+            tuple(RedLine(p.time, round(p.bpm, 6), p.beat_length, p.meter) for p in points),
             tuple(timing_point_line(p) for p in points),
             timing.tempo_from, timing.alternative_bpm, timing.bpm_tag)
 

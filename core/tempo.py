@@ -328,7 +328,8 @@ def whole_bpm(env: np.ndarray, period: float, beat: float,
     a minute of a 180 BPM song is 36 ms adrift at its end. The new grid keeps the old one's beat
     nearest the section's onset-weighted centre (searched within an eighth of a beat, never the
     off-beat), so it moves least where the onsets are."""
-    whole = 60 * FPS / round(60 * FPS / period)
+    beats_a_minute = round(60 * FPS / period)
+    whole = 60 * FPS / beats_a_minute
     start = int(max(beat, 0))
     seg = env[start:int(end)]
     if abs(whole - period) < 1e-9 or seg.sum() <= 0:
@@ -340,7 +341,7 @@ def whole_bpm(env: np.ndarray, period: float, beat: float,
     if fitted <= 0 or shifted < WHOLE_KEEP * fitted:
         return None
     first = beat + (phase - beat + whole / 2) % whole - whole / 2  # its beat nearest `beat`
-    return first, whole * FRAME_MS
+    return first, 60_000 / beats_a_minute  # exactly: whole * FRAME_MS is 333.33333333333337
 
 
 def _round_bpm(beat_ms: float, beats: float) -> float:

@@ -52,3 +52,12 @@ def test_a_whole_frame_period_finds_its_phase_between_frames(period, offset, at)
     env = sum(np.exp(-0.5 * ((frames - (at + period * k)) / 1.2) ** 2) for k in range(80))
     _, phase, _ = fold(env[offset:], offset, period)
     assert abs(phase - at) <= 0.05
+
+
+@pytest.mark.parametrize("bpm", [180.0, 220.0])
+def test_a_whole_bpm_is_written_as_its_exact_beat_length(bpm):
+    """60000 / 180 = 333.3333333333333: the line osu! reads, not the 333.33333333333337 that
+    frames x FRAME_MS gave (and 179.99999999999997 BPM in the daemon's answer; QA, session 32)."""
+    audio, _ = played(bpm, 30.0, 0.0, 0)
+    (point,) = estimate_timing(audio)
+    assert point.beat_length == 60_000 / bpm

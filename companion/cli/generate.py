@@ -5,7 +5,6 @@ Both write a new difficulty beside the song, named as osu! names it, and never o
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from companion.cli.params import FiniteRange
 from companion.cli.timing import estimate_note, tempo_list
 from companion.cli.tokens import load_beatmap
 from companion.continuation import (
@@ -67,16 +67,6 @@ def parse_time_ms(text: str, option: str | None = None) -> float:
     if int(seconds) >= 60:
         raise refuse(f"has {seconds} seconds: a minute's are 00-59")
     return (int(minutes) * 60 + int(seconds)) * 1000.0 + int((millis or "0").ljust(3, "0"))
-
-
-class FiniteRange(click.FloatRange):
-    """click's FloatRange, refusing nan and inf too (nan passes its comparisons)."""
-
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return number
 
 
 SETTING = FiniteRange(0, 10)  # AR, CS, OD, HP: the editor's 0..10
@@ -233,7 +223,7 @@ def _timing(generated: Generated, bpm: float | None = None) -> str:
     # the snap kiai chose for it (core.beat_feel): 1/3 or 1/6 where the notes fall on thirds
     snap = f", snap 1/{generated.beatmap.editor.get('BeatDivisor', '4')}"
     if red[0].meter != 4:
-        snap = f", {red[0].meter} beats a bar{snap}"
+        snap = f", {red[0].meter} beat{'' if red[0].meter == 1 else 's'} a bar{snap}"
     if bpm is not None:
         return f"timed from the audio at the given {tempo} BPM, from {red[0].time:.0f} ms{snap}"
     source, fix = estimate_note(red, generated.bpm_tag, generated.alternative_bpm)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from companion.cli.generate import FiniteRange, parse_time_ms
+from companion.cli.generate import parse_time_ms
+from companion.cli.params import FiniteRange
 from companion.cli.tokens import load_beatmap
 from companion.continuation import audio_of
 from core.audio import AudioError, audio_features

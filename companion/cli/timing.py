@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from companion.cli.params import FiniteRange
 from core.audio import AudioError, audio_features
 from core.beatmap.model import TimingPoint
 from core.beatmap.writer import timing_point_line
@@ -23,7 +24,7 @@ from core.tempo import MAX_GIVEN_BPM, MIN_GIVEN_BPM, TimingError
 
 @click.command("timing")
 @click.argument("song", metavar="AUDIO_OR_SONG_DIR", type=click.Path(path_type=Path))
-@click.option("--bpm", type=click.FloatRange(MIN_GIVEN_BPM, MAX_GIVEN_BPM), default=None,
+@click.option("--bpm", type=FiniteRange(MIN_GIVEN_BPM, MAX_GIVEN_BPM), default=None,
               help="The song's tempo, where you know it: only the offset is estimated.")
 @click.option("--meter", type=click.IntRange(1, 16), default=None,
               help="Beats per bar (default: 4, or 3 where the accents say so).")
