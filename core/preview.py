@@ -204,20 +204,28 @@ def _ticks(draw: ImageDraw.ImageDraw, points: Sequence[TimingPoint], divisor: in
 
 def _object(draw: ImageDraw.ImageDraw, obj: HitObject, view: _View, lane_top: int,
             off_tick: bool) -> None:
+    """One object in its row's lane; a body crossing the row's start or end is cut there (it
+    goes on in the next row), not drawn into the margin."""
     y = lane_top + LANE_H // 2
     x = view.x(obj.time)
     colour = OFF_TICK if off_tick else None
-    if isinstance(obj, Spinner):
-        draw.rounded_rectangle([x, y - 8, max(view.x(obj.end_time), x + 2), y + 8], radius=4,
-                               fill=colour or SPINNER)
-        return
-    if isinstance(obj, (Slider, Hold)):  # a mania hold: its length, as a slider's
-        end = view.x(obj.end_time)
-        draw.rounded_rectangle([x, y - 4, max(end, x + 2), y + 4], radius=4,
-                               fill=colour or SLIDER)
-        span = obj.duration / max(obj.slides, 1) if isinstance(obj, Slider) else 0.0
-        for repeat in range(1, obj.slides if isinstance(obj, Slider) else 1):
-            rx = view.x(obj.time + repeat * span)
-            draw.ellipse([rx - 2, y - 2, rx + 2, y + 2], fill=TEXT)
-    draw.ellipse([x - 5, y - 5, x + 5, y + 5], fill=colour or CIRCLE, outline=BACKGROUND)
-    draw.line([(x, lane_top - 4), (x, lane_top)], fill=colour or CIRCLE)  # at the spectrogram
+
+    def cut(a: float) -> float:
+        return min(max(a, view.left), view.left + view.width)
+    if isinstance(obj, (Spinner, Slider, Hold)):  # a mania hold: its length, as a slider's
+        half = 8 if isinstance(obj, Spinner) else 4
+        left, right = cut(x), cut(max(view.x(obj.end_time), x + 2))
+        if right > left:
+            draw.rounded_rectangle([left, y - half, right, y + half], radius=4,
+                                   fill=colour or (SPINNER if isinstance(obj, Spinner) else SLIDER))
+        if isinstance(obj, Spinner):
+            return
+    if isinstance(obj, Slider):
+        span = obj.duration / max(obj.slides, 1)
+        for repeat in range(1, obj.slides):
+            if view.visible(obj.time + repeat * span):
+                rx = view.x(obj.time + repeat * span)
+                draw.ellipse([rx - 2, y - 2, rx + 2, y + 2], fill=TEXT)
+    if view.visible(obj.time):
+        draw.ellipse([x - 5, y - 5, x + 5, y + 5], fill=colour or CIRCLE, outline=BACKGROUND)
+        draw.line([(x, lane_top - 4), (x, lane_top)], fill=colour or CIRCLE)  # at the spectrogram

@@ -12,9 +12,10 @@ from PIL import Image
 
 from companion.cli import main as cli
 from core.audio import FRAME_MS, audio_features
-from core.beatmap.model import Circle, Hold
+from core.beatmap.model import Circle, Hold, Spinner
 from core.beatmap.parser import parse_file
 from core.preview import (
+    BACKGROUND,
     CIRCLE,
     DOWNBEAT,
     HALF,
@@ -25,6 +26,7 @@ from core.preview import (
     OFF_TICK,
     ROW_GAP,
     SLIDER,
+    SPINNER,
     THIRD,
     PreviewOptions,
     render_preview,
@@ -169,3 +171,18 @@ def test_the_cli_writes_a_png_and_never_overwrites(song, tmp_path):
     alone = runner.invoke(cli, ["preview", str(map_path), "--no-audio", "-o",
                                 str(tmp_path / "b.png")])
     assert alone.exit_code == 0 and (tmp_path / "b.png").is_file()
+
+
+def test_a_body_crossing_rows_is_cut_at_their_edges(song):
+    """A spinner from 4.5 to 5.5 s over 5 s rows: drawn to the first row's end and from the
+    second's start, not into the margins (QA, session 32)."""
+    _, _, beatmap, mel = song
+    spun = copy.deepcopy(beatmap)
+    spun.hit_objects = [Spinner(x=256, y=192, time=4500.0, spinner_end=5500.0)]
+    image = render_preview(spun, mel, PreviewOptions(start_ms=0, end_ms=10_000, row_ms=5000.0,
+                                                     px_per_ms=0.2))
+    first, second = lane_y(0, 80), lane_y(1, 80)
+    assert image.getpixel((MARGIN + 950, first)) == SPINNER
+    assert image.getpixel((MARGIN + 50, second)) == SPINNER
+    assert image.getpixel((MARGIN + 1000 + 5, first)) == BACKGROUND
+    assert image.getpixel((5, second)) == BACKGROUND
