@@ -174,13 +174,15 @@ def test_the_cli_writes_a_png_and_never_overwrites(song, tmp_path):
 
 
 def test_a_body_crossing_rows_is_cut_at_their_edges(song):
-    """A spinner from 4.5 to 5.5 s over 5 s rows: drawn to the first row's end and from the
-    second's start, not into the margins (QA, session 32)."""
+    """A 1 s spinner across two 5 s rows: drawn to the first row's end and from the second's
+    start, not into the margins (QA, session 32)."""
     _, _, beatmap, mel = song
     spun = copy.deepcopy(beatmap)
-    spun.hit_objects = [Spinner(x=256, y=192, time=4500.0, spinner_end=5500.0)]
-    image = render_preview(spun, mel, PreviewOptions(start_ms=0, end_ms=10_000, row_ms=5000.0,
-                                                     px_per_ms=0.2))
+    red = next(p for p in beatmap.timing_points if p.uninherited)
+    start = red.time + red.beat_length * 8  # on a beat: the spinner's own colour
+    spun.hit_objects = [Spinner(x=256, y=192, time=start, spinner_end=start + 1000.0)]
+    image = render_preview(spun, mel, PreviewOptions(start_ms=start - 4500, end_ms=start + 5500,
+                                                     row_ms=5000.0, px_per_ms=0.2))
     first, second = lane_y(0, 80), lane_y(1, 80)
     assert image.getpixel((MARGIN + 950, first)) == SPINNER
     assert image.getpixel((MARGIN + 50, second)) == SPINNER
