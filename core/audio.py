@@ -79,7 +79,7 @@ FEATURES_ID = f"sr{SAMPLE_RATE}-hop{HOP_LENGTH}-fft{N_FFT}-mel{N_MELS}-peaknorm1
 
 DECODE_BLOCK = 1 << 18  # frames a decode reads at a time (6 s at 44.1 kHz)
 RESAMPLE_BLOCKS = 1 << 14  # kernel strides a resample computes at a time (55 s at 44.1 kHz)
-MAX_SAMPLES_PER_BYTE = 64  # 8 kbps at 48 kHz holds 48 a byte
+MAX_SAMPLES_PER_BYTE = 16  # 22 kbps at 44.1 kHz; a file packed tighter grows its array
 CANCELLED = 0.01  # a downmix this far under its loudest channel's energy (-20 dB) cancelled out
 MP3_FRAME_SAMPLES = 1152  # an MPEG-1 layer III frame: the slack allowed on a header's length
 # Magic bytes of files that turn up in beatmap folders in place of audio, to name them in errors.

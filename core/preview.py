@@ -70,7 +70,7 @@ def render_preview(beatmap: Beatmap, mel: np.ndarray | None,
     for row in range(rows):
         row_start = start + row * options.row_ms
         top = HEADER_H + row * row_h
-        view = _View(row_start, options.px_per_ms, MARGIN, width)
+        view = _View(row_start, options.px_per_ms, MARGIN, width, row_start + options.row_ms)
         spec_top = top + LABEL_H
         if mel is not None:
             image.paste(_spectrogram(mel, view, lut), (MARGIN, spec_top))
@@ -92,12 +92,15 @@ class _View:
     px_per_ms: float
     left: int
     width: int
+    end_ms: float
 
     def x(self, ms: float) -> float:
         return self.left + (ms - self.start_ms) * self.px_per_ms
 
     def visible(self, ms: float) -> bool:
-        return self.left <= self.x(ms) < self.left + self.width
+        """Whether `ms` is in this row: by time, as the rows share out the objects (a width
+        rounded down had dropped the last ms of a row)."""
+        return self.start_ms <= ms < self.end_ms
 
 
 def _span(objects: Sequence[HitObject], mel: np.ndarray | None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import shutil
 
 import click
@@ -354,8 +355,20 @@ def test_continue_reads_times_as_the_editor_writes_them(text, ms):
     assert parse_time_ms(text) == ms
 
 
-@pytest.mark.parametrize("text", ["99:99.999", "1:60", "abc", "-500",
-                                  "45.5"])  # 45 is 45 ms: 45.5 had been 45.5 s (QA, session 32)
+@pytest.mark.parametrize("text", ["99:99.999", "1:60", "abc", "-500", "\u00b2"])
 def test_times_that_are_no_time_are_refused(text):
     with pytest.raises(click.BadParameter):
         parse_time_ms(text)
+
+
+@pytest.mark.parametrize("text,ms", [("45.5", 45_500), ("75.25", 75_250)])
+def test_a_bare_decimal_is_refused_offering_both_readings_that_work(text, ms):
+    """45 is 45 ms, so 45.5 is no time (it had been 45.5 s: QA, session 32); the refusal's two
+    suggestions are times that parse to what was likely meant."""
+    with pytest.raises(click.BadParameter) as refused:
+        parse_time_ms(text, "--from")
+    message = refused.value.format_message()
+    assert "--from" in message
+    found = re.search(r"milliseconds \((\d+)\) or m:ss.mmm \(([\d:.]+)\)", message)
+    whole, clock = found.groups()
+    assert parse_time_ms(whole) == parse_time_ms(clock) == ms

@@ -188,3 +188,16 @@ def test_a_body_crossing_rows_is_cut_at_their_edges(song):
     assert image.getpixel((MARGIN + 50, second)) == SPINNER
     assert image.getpixel((MARGIN + 1000 + 5, first)) == BACKGROUND
     assert image.getpixel((5, second)) == BACKGROUND
+
+
+def test_an_object_in_a_rows_last_ms_is_drawn_when_the_width_rounds_down(song):
+    """8 s rows at 6 ms a pixel are 1333 px (7998 ms): an object at 7999 ms is row 0's, and
+    was drawn in no row once heads were drawn only where visible (review, session 32)."""
+    _, _, beatmap, mel = song
+    late = copy.deepcopy(beatmap)
+    late.hit_objects = [Circle(x=256, y=192, time=7999.0)]
+    image = render_preview(late, mel, PreviewOptions(start_ms=0, end_ms=16_000, row_ms=8000.0,
+                                                     px_per_ms=1 / 6))
+    y = lane_y(0, 80)
+    drawn = [image.getpixel((x, y)) for x in range(MARGIN + 1320, image.width)]
+    assert CIRCLE in drawn or OFF_TICK in drawn

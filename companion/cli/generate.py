@@ -44,14 +44,14 @@ from core.song_input import SongInputError, check_audio_name, resolve
 from core.tempo import MAX_GIVEN_BPM, MIN_GIVEN_BPM
 from core.tokens.tokenizer import UnsupportedModeError
 
-_TIME = re.compile(r"^(?:(\d+):)?(\d+)(?:[.:](\d{1,3}))?$")
+_TIME = re.compile(r"^(?:(\d+):)?(\d+)(?:[.:](\d{1,3}))?$", re.ASCII)
 
 
 def parse_time_ms(text: str, option: str | None = None) -> float:
     """Milliseconds from `62500`, `1:02.500` or the editor's `01:02:500`; a refusal names
     `option` (`--from`)."""
     text = text.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # "²" is a digit to str.isdigit, not to float()
         return float(text)
     match = _TIME.match(text)
 
@@ -61,9 +61,9 @@ def parse_time_ms(text: str, option: str | None = None) -> float:
         raise refuse("is not a time (ms, m:ss.mmm or mm:ss:mmm)")
     minutes, seconds, millis = match.groups()
     if minutes is None:  # `45.5`: seconds or milliseconds? 45 alone is 45 ms
-        given = text.replace(":", ".")
-        raise refuse(f"is not a time: give whole milliseconds ({round(float(given) * 1000)}) "
-                     f"or m:ss.mmm (0:{given})")
+        ms = round(float(text.replace(":", ".")) * 1000)
+        raise refuse(f"is not a time: give whole milliseconds ({ms}) or m:ss.mmm "
+                     f"({ms // 60000}:{ms % 60000 // 1000:02d}.{ms % 1000:03d})")
     if int(seconds) >= 60:
         raise refuse(f"has {seconds} seconds: a minute's are 00-59")
     return (int(minutes) * 60 + int(seconds)) * 1000.0 + int((millis or "0").ljust(3, "0"))
