@@ -53,6 +53,8 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from core.mp3_length import count_frames, with_length
+
 SAMPLE_RATE = 24_000  # Hz
 FRAME_MS = 5  # ms between frames: half the 10 ms reference, see the module docstring
 HOP_LENGTH = SAMPLE_RATE * FRAME_MS // 1000  # 120 samples per frame
@@ -81,6 +83,7 @@ DECODE_BLOCK = 1 << 18  # frames a decode reads at a time (6 s at 44.1 kHz)
 RESAMPLE_BLOCKS = 1 << 14  # kernel strides a resample computes at a time (55 s at 44.1 kHz)
 MAX_SAMPLES_PER_BYTE = 16  # 22 kbps at 44.1 kHz; a file packed tighter grows its array
 CANCELLED = 0.01  # a downmix this far under its loudest channel's energy (-20 dB) cancelled out
+MPG123_DELAY = 529  # the decoder delay mpg123 trims once a header is there (samples)
 MP3_FRAME_SAMPLES = 1152  # an MPEG-1 layer III frame: the slack allowed on a header's length
 # Magic bytes of files that turn up in beatmap folders in place of audio, to name them in errors.
 NOT_AUDIO_MAGIC = {
@@ -213,11 +216,15 @@ def _decode(data: bytes, name: str,
     if not data:
         raise AudioError(name, "empty: the file has 0 bytes")
     try:
-        with _interrupts_held(), sf.SoundFile(io.BytesIO(data)) as f:
-            announced, rate, container = f.frames, f.samplerate, f.format
-            # a header's length, within what the bytes could hold (a bogus one is no reason to
-            # allocate terabytes; the loop grows the array where the stream runs longer)
-            mono, energy = _read_mono(f, min(announced, MAX_SAMPLES_PER_BYTE * len(data)), channel)
+        with _interrupts_held():
+            with sf.SoundFile(io.BytesIO(data)) as f:
+                announced, rate, container = f.frames, f.samplerate, f.format
+                # a header's length, within what the bytes could hold (a bogus one is no
+                # reason to allocate terabytes; the loop grows the array where it runs longer)
+                mono, energy = _read_mono(f, min(announced, MAX_SAMPLES_PER_BYTE * len(data)),
+                                          channel)
+            if container == "MP3" and not _has_xing_header(data):
+                mono, energy = _whole_mp3(data, mono, energy, channel)
     except (sf.SoundFileError, RuntimeError) as e:
         what = next((kind for magic, kind in NOT_AUDIO_MAGIC.items() if data.startswith(magic)),
                     None)
@@ -253,6 +260,29 @@ def _read_mono(f: sf.SoundFile, announced: int,
         mono[done:done + len(part)] = part
         done += len(part)
     return (mono[:done] if done > 0.9 * len(mono) else mono[:done].copy()), energy
+
+
+def _whole_mp3(data: bytes, mono: np.ndarray, energy: np.ndarray,
+               channel: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """A headerless mp3's decode, made whole where it stopped short of the frames the stream
+    holds (core.mp3_length: a VBR file decodes only to its first frame's bitrate's estimate).
+    The file is decoded again with a Xing frame announcing its length; that decode starts
+    mpg123's decoder delay later (it trims it once a header is there), so its tail is joined
+    where its samples meet the first decode's, which keeps the delay as osu! does."""
+    counted = count_frames(data)
+    if counted is None or len(mono) >= counted[2] - 2 * MP3_FRAME_SAMPLES:
+        return mono, energy
+    announced = with_length(data)
+    if announced is None:
+        return mono, energy
+    with sf.SoundFile(io.BytesIO(announced)) as f:
+        whole, whole_energy = _read_mono(f, counted[2], channel)
+    at = max(len(mono) - 4 * MP3_FRAME_SAMPLES, 0)  # a stretch just before the join
+    probe = whole[at:at + MP3_FRAME_SAMPLES]
+    shifts = [k for k in range(2 * MP3_FRAME_SAMPLES)
+              if np.array_equal(mono[at + k:at + k + len(probe)], probe)]
+    shift = shifts[0] if len(shifts) == 1 else MPG123_DELAY  # silence matches anywhere
+    return np.concatenate([mono, whole[len(mono) - shift:]]), whole_energy
 
 
 @contextlib.contextmanager

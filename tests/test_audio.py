@@ -30,6 +30,7 @@ from core.audio import (
     ms_of_frame,
 )
 from core.feature_cache import FeatureCache
+from core.mp3_length import frame_size
 
 TRACKS = [  # (archive, member): real songs, read out of their .osz without extracting
     ("triangles.osz", "audio.mp3"),
@@ -237,6 +238,34 @@ def test_resampling_piece_by_piece_is_torchaudios_resample(monkeypatch, rate):
     assert len(pieces) == math.ceil(len(source) * SAMPLE_RATE / rate)
     assert np.allclose(pieces[:len(whole)], whole, atol=1e-5)
     assert np.array_equal(pieces[:len(whole)], whole) or rate != 44_100
+
+
+def test_a_vbr_mp3_without_its_length_header_is_decoded_whole():
+    """libsndfile decodes a headerless mp3 to the length its first frame's bitrate suggests: a
+    VBR file stopped at 63% (session 32). kiai counts the frames and decodes the rest too, the
+    tail joined at the same offset to the music as the head (osu!'s: the encoder delay kept)."""
+    rate = 44_100
+    music = torchaudio.functional.resample(torch.from_numpy(load_audio_bytes(
+        track("circles.osz", "circles.ogg"), "c.ogg")[:20 * SAMPLE_RATE]), SAMPLE_RATE, rate)
+    music = music.numpy()
+    encoded = io.BytesIO()
+    sf.write(encoded, music, rate, format="MP3", bitrate_mode="VARIABLE", compression_level=0.3)
+    data = encoded.getvalue()
+    assert audio_module._has_xing_header(data)
+    headerless = data[frame_size(data, 0)[0]:]  # the Xing frame dropped, as cutting tools do
+    assert not audio_module._has_xing_header(headerless)
+    with sf.SoundFile(io.BytesIO(headerless)) as f:
+        alone = f.read(dtype="float32")
+    assert len(alone) < 0.9 * len(music)  # what libsndfile gives
+    mono, _, _ = audio_module._decode(headerless, "cut.mp3")
+    assert len(mono) >= len(music)
+    assert np.allclose(mono[:len(alone)], alone, atol=1e-6)  # the head as before
+
+    def offset(at: int) -> int:  # where music[at:] sits in the decode
+        window = music[at:at + 4096]
+        errors = [np.abs(mono[at + k:at + k + 4096] - window).mean() for k in range(2400)]
+        return int(np.argmin(errors))
+    assert offset(rate) == offset(len(music) - 2 * rate)  # a second in, and 2 s from the end
 
 
 def test_cache_hits_the_same_content_under_two_names(tmp_path):
