@@ -282,6 +282,8 @@ def _whole_mp3(data: bytes, mono: np.ndarray, energy: np.ndarray,
     shifts = [k for k in range(2 * MP3_FRAME_SAMPLES)
               if np.array_equal(mono[at + k:at + k + len(probe)], probe)]
     shift = shifts[0] if len(shifts) == 1 else MPG123_DELAY  # silence matches anywhere
+    if shift > len(mono):  # a few frames decoded in all: nothing to join to
+        return whole, whole_energy
     return np.concatenate([mono, whole[len(mono) - shift:]]), whole_energy
 
 
