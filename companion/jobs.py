@@ -83,9 +83,8 @@ class Job:
     percent: float = 0.0
     cancel: threading.Event = field(default_factory=threading.Event)
     committed: bool = False  # writing: too late to cancel (JobContext.commit)
-    # told how the job ended, on the loop's thread: (state, its job.failed code or None,
-    # whether the daemon was stopping)
-    on_end: Callable[[str, int | None, bool], None] | None = None
+    # told how the job ended, on the loop's thread: (state, whether the daemon was stopping)
+    on_end: Callable[[str, bool], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def info(self) -> JobInfo:
@@ -159,7 +158,7 @@ class JobQueue:
 
     def submit(self, method: str, work: Callable[[JobContext], Outcome],
                accepted: Callable[[str], None] | None = None,
-               on_end: Callable[[str, int | None, bool], None] | None = None) -> Job:
+               on_end: Callable[[str, bool], None] | None = None) -> Job:
         """Queue a job; `accepted(job_id)` runs first (the reply precedes job.progress 0%),
         `on_end` however it ends (Job.on_end), queued or running.
         QueueFullError when `capacity` jobs are waiting or running."""
@@ -274,7 +273,7 @@ class JobQueue:
         self._publish(notification)
         if job.on_end is not None:
             try:
-                job.on_end(state, getattr(notification, "code", None), self._closing)
+                job.on_end(state, self._closing)
             except Exception:  # the watcher's bookkeeping must not stop the queue
                 log.exception("job %s: its end could not be recorded", job.id)
 

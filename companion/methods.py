@@ -219,7 +219,7 @@ class Methods:
         if audio_failed is not None:
             work = _telling(work, AudioError, audio_failed)
 
-        def on_end(state: str, code: int | None, closing: bool) -> None:
+        def on_end(state: str, closing: bool) -> None:
             if ended is not None:
                 ended(handled_after(state, closing))
 

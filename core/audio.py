@@ -53,7 +53,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from core.mp3_length import count_frames, with_length
+from core.mp3_length import count_frames, first_frame_offset, with_length
 
 SAMPLE_RATE = 24_000  # Hz
 FRAME_MS = 5  # ms between frames: half the 10 ms reference, see the module docstring
@@ -349,11 +349,7 @@ def _ogg_truncation(data: bytes) -> str | None:
 
 def _has_xing_header(data: bytes) -> bool:
     """Whether the first MPEG frame (after any ID3v2 tag) is a Xing/Info header with a length."""
-    start = 0
-    if data[:3] == b"ID3" and len(data) >= 10:
-        # ID3v2 size: four 7-bit bytes, excluding the 10-byte header and the optional footer.
-        start = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(data[6:10]))
-        start += 10 if data[5] & 0x10 else 0
+    start = first_frame_offset(data)
     head = data[start:start + 200]  # the tag sits 4 + 9..32 bytes into the frame
     return b"Xing" in head or b"Info" in head
 

@@ -35,9 +35,10 @@ def frame_size(data: bytes, at: int) -> tuple[int, int] | None:
     return (144 if mpeg1 else 72) * kbps * 1000 // rate + padding, 1152 if mpeg1 else 576
 
 
-def _first_frame(data: bytes) -> int:
+def first_frame_offset(data: bytes) -> int:
     """Where the first frame starts: after an ID3v2 tag (and its footer) where there is one."""
     if data[:3] == b"ID3" and len(data) >= 10:
+        # its size: four 7-bit bytes, excluding the 10-byte header and the optional footer
         size = sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(data[6:10]))
         return 10 + size + (10 if data[5] & 0x10 else 0)
     return 0
@@ -46,7 +47,7 @@ def _first_frame(data: bytes) -> int:
 def count_frames(data: bytes) -> tuple[int, int, int] | None:
     """(first frame's offset, frames, samples) of the mp3 stream in `data`, walking frame to
     frame from the first header; None where no run of MIN_FRAMES frames starts near the start."""
-    start = _first_frame(data)
+    start = first_frame_offset(data)
     for at in range(start, min(start + 4096, len(data) - 4)):
         first = frame_size(data, at)
         if first is None:
