@@ -7,6 +7,7 @@ from corpus_files import archive_maps, require_corpus, resource, tree_maps
 
 from core.beatmap.model import Circle, Mode, Slider, Spinner
 from core.beatmap.parser import BeatmapError, parse_bytes, parse_file, parse_text
+from core.beatmap.timing import ControlPoints
 
 
 def reasons(result) -> list[str]:
@@ -158,6 +159,28 @@ def test_hit_objects_out_of_order_are_sorted_and_reported():
     assert [str(i).split(": ", 1)[1] for i in timing.issues] == ["[TimingPoints] "
         "timing points out of time order (30000 ms comes after 40000 ms); sorted by time"]
 
+
+
+def test_lines_at_a_time_seen_before_replace_the_earlier_ones_as_lazer_does():
+    """lazer reads timing lines in file order, one group per run at one time; a later group at
+    a time already seen replaces what it has of each kind (sorting first had merged the runs,
+    so the first red line won: review, session 32)."""
+    text = ("osu file format v14\n[TimingPoints]\n0,500,4,1,0,100,1,0\n"
+            "30000,400,4,1,0,100,1,0\n30000,-50,4,1,0,100,0,0\n40000,600,4,1,0,100,1,0\n"
+            "30000,300,4,1,0,100,1,0\n50000,500,4,1,0,100,1,0\n30000,-25,4,1,0,100,0,0\n")
+    result = parse_text(text)
+    points = result.beatmap.timing_points
+    control = ControlPoints(points)
+    assert control.timing_point_at(30000).beat_length == 300  # the later red line
+    assert control.slider_velocity_at(30000) == 4.0  # the last green line, after it
+    assert [(p.time, p.beat_length) for p in points] == [
+        (0, 500), (30000, 300), (30000, -25), (40000, 600), (50000, 500)]
+    assert [r for r in reasons(result) if "again" in r] == [
+        "lines at 30000 ms again, out of order: they replace the earlier ones there, as osu! does"]
+    # a map in order, lines at one time in a row, is left as it is: the first red line wins
+    in_order = parse_text("osu file format v14\n[TimingPoints]\n0,500,4,1,0,100,1,0\n"
+                          "0,400,4,1,0,100,1,0\n").beatmap.timing_points
+    assert ControlPoints(in_order).timing_point_at(0).beat_length == 500 and len(in_order) == 2
 
 @pytest.mark.parametrize("data,message", [
     (b"", "empty"),

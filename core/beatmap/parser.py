@@ -29,7 +29,7 @@ from core.beatmap.model import (
     TimingPoint,
 )
 from core.beatmap.numbers import MAX_COORDINATE_VALUE, format_number, parse_int, parse_number
-from core.beatmap.timing import annotate_sliders
+from core.beatmap.timing import annotate_sliders, in_time_order
 
 LATEST_VERSION = 14  # lazer's LegacyDecoder fallback for a missing or corrupted header
 FIRST_LAZER_VERSION = 128  # lazer keeps fractional coordinates from this version on
@@ -378,7 +378,10 @@ class _Parser:
             self.section = "TimingPoints"
             self._issue("", f"timing points out of time order ({_first_disorder(points)}); "
                             "sorted by time")
-            points.sort(key=lambda p: p.time)
+            beatmap.timing_points, replaced = in_time_order(points)
+            for time in replaced:
+                self._issue("", f"lines at {format_number(time)} ms again, out of order: "
+                                "they replace the earlier ones there, as osu! does")
         annotate_sliders(beatmap)
 
 

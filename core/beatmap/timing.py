@@ -49,6 +49,36 @@ def _speed_multiplier(beat_length: float) -> float:
     return 100.0 / -beat_length if beat_length < 0 else 1.0
 
 
+def in_time_order(points: Sequence[TimingPoint]) -> tuple[list[TimingPoint], list[float]]:
+    """Timing lines sorted by time (stable) with what lazer's decoder does to lines out of
+    order kept: it reads them in file order, one group per run of lines at one time, and a
+    later group at a time already seen replaces the earlier group's points of each kind it
+    has (`ControlPointGroup.Add`). So a later run with a red line replaces everything at that
+    time, one with only green lines replaces the earlier green lines; the replaced lines are
+    dropped and the rest merge into one group, whose ControlPoints match lazer's. Returns the
+    sorted lines and the times where lines were dropped."""
+    runs: list[list[TimingPoint]] = []
+    for point in points:
+        if runs and runs[-1][0].time == point.time:
+            runs[-1].append(point)
+        else:
+            runs.append([point])
+    kept: dict[float, list[TimingPoint]] = {}
+    replaced: list[float] = []
+    for run in runs:
+        earlier = kept.get(run[0].time)
+        if earlier is None:
+            kept[run[0].time] = run
+            continue
+        red = [p for p in earlier if p.uninherited]
+        merged = run if any(p.uninherited for p in run) else red + run
+        if len(merged) < len(earlier) + len(run):
+            replaced.append(run[0].time)
+        kept[run[0].time] = merged
+    ordered = [p for time in sorted(kept) for p in kept[time]]
+    return ordered, replaced
+
+
 class ControlPoints:
     """The timing and difficulty (slider velocity) control points lazer builds from a map.
 
