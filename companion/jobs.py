@@ -70,6 +70,7 @@ class Outcome:
     attempts: int | None = None  # map.generate: generations run
     alternative_bpm: float | None = None  # map.generate, estimated timing: the runner-up tempo
     bpm_tag: float | None = None  # map.generate, estimated timing: the audio file's BPM tag
+    tempo_from: str | None = None  # map.generate, estimated timing: given, tag or audio
 
 
 @dataclass(eq=False)
@@ -254,7 +255,8 @@ class JobQueue:
         finished = JobFinished(
             job.id, outcome.path, JobStats(outcome.objects, outcome.stars, duration,
                                            outcome.timing, outcome.attempts,
-                                           outcome.alternative_bpm, outcome.bpm_tag),
+                                           outcome.alternative_bpm, outcome.bpm_tag,
+                                           outcome.tempo_from),
             backup_path=outcome.backup_path)
         try:
             encode_notification(finished)

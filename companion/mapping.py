@@ -154,6 +154,7 @@ class Generated:
     # the likeliest fix where the estimate is a factor 2 or 3/2 off
     alternative_bpm: float | None = None
     bpm_tag: float | None = None  # estimated timing: the tempo the audio file's tags name
+    tempo_from: str | None = None  # estimated timing: given, tag or audio (core.song_timing)
 
 
 def song_timing(template: Beatmap, mel: Tensor, audio: Path, bpm: float | None = None,
@@ -256,7 +257,8 @@ def generate_beatmap(generator: Generator, source: SongInput, target: Target,
     return Generated(as_new_difficulty(beatmap), stars, len(tried), timing, kept.spacing,
                      kept.density_bias, kept.gap_shares,
                      estimate.alternative_bpm if estimate else None,
-                     estimate.bpm_tag if estimate else None)
+                     estimate.bpm_tag if estimate else None,
+                     estimate.tempo_from if estimate else None)
 
 
 def placeholder_red_line(points: list[TimingPoint]) -> TimingPoint:

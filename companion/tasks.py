@@ -273,7 +273,8 @@ def generate_work(space: Workspace, song: Path, target: Target, options: Decodin
             written = write_new_difficulty(beatmap, folder, beatmap.version, space.own)
         return Outcome(space.songs.relative(written), len(beatmap.hit_objects), generated.stars,
                        timing=generated.timing, attempts=generated.attempts,
-                       alternative_bpm=generated.alternative_bpm, bpm_tag=generated.bpm_tag)
+                       alternative_bpm=generated.alternative_bpm, bpm_tag=generated.bpm_tag,
+                       tempo_from=generated.tempo_from)
 
     return _guarded(work, space.songs)
 

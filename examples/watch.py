@@ -36,6 +36,8 @@ def describe(event: object) -> str:
                  if stats.alternative_bpm is not None else "")
         if stats.bpm_tag is not None:  # protocol 1.5: the tempo the audio file's tags name
             other = f"; the file's BPM tag says {stats.bpm_tag:g}{other}"
+        if stats.tempo_from == "given":  # protocol 1.9: timed at the tempo the request gave
+            other = "; at the BPM asked for"
         return (f"{event.job_id}  wrote {event.path} ({stats.objects} objects,"
                 f" {stats.stars:.2f} stars, {stats.duration_s:.1f} s{backup}{other})")
     if isinstance(event, JobFailed):

@@ -266,6 +266,11 @@ class JobStats:
                        "at it, the tag settled the estimate's octave; where not, the beats did "
                        "not bear it out (no simple multiple of the estimate, or no grid at it "
                        "that fits)"] = None
+    tempo_from: Annotated[Literal["given", "tag", "audio"] | None,
+                          "since 1.9, map.generate with estimated timing: what settled its "
+                          "tempo, as timing.estimate says: the request's `bpm`, the audio "
+                          "file's BPM tag, or the audio alone (the offset is always "
+                          "estimated)"] = None
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,12 @@ import re
 
 from protocol.errors import IncompatibleVersionError
 
-PROTOCOL_VERSION = "1.8"  # 1.1: `spacing` in map.generate and map.continue; 1.2: drawGaps;
+PROTOCOL_VERSION = "1.9"  # 1.1: `spacing` in map.generate and map.continue; 1.2: drawGaps;
 # 1.3: `bpm` in map.generate; 1.4: `alternativeBpm` in job.finished's stats; 1.5: `bpmTag` there;
 # 1.6: timing.estimate; paths may hold control characters other than NUL (Linux and macOS
 # folder names do), in songs.detected and job.finished too; 1.7: `meter` in map.generate;
-# 1.8: WRITE_ERROR (-32013), where a full disk or a read-only folder was INTERNAL_ERROR
+# 1.8: WRITE_ERROR (-32013), where a full disk or a read-only folder was INTERNAL_ERROR;
+# 1.9: `tempoFrom` in job.finished's stats (a given `bpm` was reported only as "estimated")
 
 VERSION_PATTERN = r"^[0-9]{1,4}\.[0-9]{1,4}$"
 

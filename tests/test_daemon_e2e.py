@@ -50,7 +50,7 @@ def test_initialize_with_the_header_or_in_params(songs, model):
                     await client.call("server.status")
                 assert e.value.code == ErrorCode.NOT_INITIALIZED
                 result = await client.initialize()
-                assert result["protocolVersion"] == "1.8"
+                assert result["protocolVersion"] == "1.9"
                 assert {"map.continue", "timing.estimate"} <= set(result["capabilities"]["methods"])
                 assert result["model"]["name"]
             # A browser page (an allowed Origin) cannot set headers: the token goes in params.
@@ -191,6 +191,7 @@ def test_generate_at_a_given_bpm_and_refuse_a_bad_one(songs, library, model):
     assert end["method"] == "job.finished", end
     assert end["params"]["stats"]["timing"] == "estimated"
     assert "alternativeBpm" not in end["params"]["stats"]  # the tempo was given, not estimated
+    assert end["params"]["stats"]["tempoFrom"] == "given"  # 1.9: clients can tell
     (line,) = [p for p in parse_file(songs / end["params"]["path"]).beatmap.timing_points
                if p.uninherited]
     assert abs(line.beat_length - truth.beat_length / 2) < 1e-9 and line.meter == 3
@@ -314,6 +315,7 @@ def test_an_audio_files_bpm_tag_times_a_new_song_and_is_reported(songs, model):
     assert end["method"] == "job.finished", end
     stats = end["params"]["stats"]
     assert stats["timing"] == "estimated" and stats["bpmTag"] == pytest.approx(truth.bpm)
+    assert stats["tempoFrom"] == "tag"
     assert stats["alternativeBpm"] == pytest.approx(2 * truth.bpm)
     (line,) = [p for p in parse_file(songs / end["params"]["path"]).beatmap.timing_points
                if p.uninherited]

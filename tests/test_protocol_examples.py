@@ -271,7 +271,9 @@ def test_watch_prints_every_notification(songs, token_file):
                                                      attempts=1, alternative_bpm=85.0)),
               JobFinished("j-10", "e/f.osu", JobStats(5, 3.0, 4.0, timing="estimated",
                                                       attempts=1, alternative_bpm=180.0,
-                                                      bpm_tag=90.0))]
+                                                      bpm_tag=90.0)),
+              JobFinished("j-11", "g/h.osu", JobStats(5, 3.0, 4.0, timing="estimated",
+                                                      attempts=1, tempo_from="given"))]
     daemon = FakeDaemon(songs, after_status=events, close_after=True)
     code, out, err = with_daemon(daemon, lambda port: run_example(
         "watch.py", "--port", str(port), "--token-file", str(token_file)))
@@ -286,6 +288,7 @@ def test_watch_prints_every_notification(songs, token_file):
            "with bpm)" in lines[5]
     assert "wrote e/f.osu (5 objects, 3.00 stars, 4.0 s; the file's BPM tag says 90; if the " \
            "beat is at 180 BPM, ask again with bpm)" in lines[6]
+    assert "wrote g/h.osu (5 objects, 3.00 stars, 4.0 s; at the BPM asked for)" in lines[7]
     code, out, _ = with_daemon(FakeDaemon(songs, after_status=events[:1], close_after=True),
                                lambda port: run_example("watch.py", "--json", "--port", str(port),
                                                         "--token-file", str(token_file)))
