@@ -32,7 +32,14 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from core.checkpoint import load_model, load_optimizer, read_meta, save_checkpoint
+from core.checkpoint import (
+    META_FILE,
+    CheckpointError,
+    load_model,
+    load_optimizer,
+    read_meta,
+    save_checkpoint,
+)
 from core.dataset_loader import WindowConfig, WindowDataset
 from core.distributed import Processes, end_processes, start_processes
 from core.model import MapModel, ModelDims, pointer_fields, preset_dims
@@ -85,9 +92,26 @@ def steady_step_seconds(probe: TrainConfig) -> float:
     return (stamps[-1] - stamps[2]) / (len(stamps) - 3)
 
 
+def check_run_folder(out: Path, resume: Path | None) -> None:
+    """A run into a folder that holds another run's checkpoints would replace its last/ and
+    best/ and cut its metrics (QA: "add songs and train again" lost a trained model). Only
+    resuming one of its own checkpoints may write there."""
+    held = [name for name in (LAST, BEST) if (Path(out) / name / META_FILE).is_file()]
+    if not held or (resume is not None and Path(resume).resolve().parent == Path(out).resolve()):
+        return
+    try:
+        step = f" at step {read_meta(Path(out) / held[0])['step']}"
+    except (CheckpointError, KeyError):
+        step = ""
+    raise ValueError(f"{out} already holds a trained model ({held[0]}/{step}): resume it "
+                     f"(--resume {Path(out) / LAST}), start from its weights in another run "
+                     f"folder (--init {Path(out) / held[-1]}), or train into another folder")
+
+
 def _train(config: TrainConfig, procs: Processes, dims: ModelDims | None, resume: Path | None,
            on_step: Callable[[dict], None] | None, should_stop: Callable[[int], bool]
            ) -> TrainResult:
+    check_run_folder(config.out, resume)
     # 1) data: windows in the run's token language, split by song set, each process's share
     stored = read_meta(resume) if resume is not None else None
     window = WindowConfig(**stored["window"]) if stored else \

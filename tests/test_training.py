@@ -257,6 +257,16 @@ def test_init_starts_from_a_checkpoints_weights(training_set, tmp_path):
     assert not torch.allclose(base.model.decoder.head.weight, fresh.model.decoder.head.weight,
                               atol=1e-2)
     assert read_meta(tmp_path / "tuned" / LAST)["train"]["init"] == str(tmp_path / "base" / LAST)
+    # a new run into a run's folder would replace its model (QA: "add songs, train again"):
+    # refused before anything is written; resuming it there is the way
+    before = {p: p.read_bytes() for p in (tmp_path / "base").rglob("*") if p.is_file()}
+    for again in ({}, {"init": tmp_path / "tuned" / LAST}):
+        with pytest.raises(ValueError, match=r"already holds a trained model \(last/ at step 8\)"):
+            train(tiny_config(training_set, tmp_path / "base", **slow, **again), dims=TINY)
+    with pytest.raises(ValueError, match="already holds"):  # nor another run's resume
+        train(tiny_config(training_set, tmp_path / "base", **slow),
+              resume=tmp_path / "tuned" / LAST)
+    assert {p: p.read_bytes() for p in (tmp_path / "base").rglob("*") if p.is_file()} == before
     with pytest.raises(ValueError, match="vocabulary"):
         train(tiny_config(training_set, tmp_path / "other", init=tmp_path / "base" / LAST,
                           vocab="seed", **slow))

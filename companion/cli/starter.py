@@ -70,6 +70,7 @@ def build_starter_command(work: Path, count: int, duration: float, minutes: floa
     # schedule itself runs on the wall clock (TrainConfig.budget_s), so it ends on time.
     recipe = {"data": data, "model": "small", "window_s": window_s, "workers": workers,
               "seed": seed, "coord_weight": coord_weight, "dropout": dropout, "init": init}
+    shutil.rmtree(work / "probe", ignore_errors=True)  # a throwaway: runs refuse to replace runs
     probe = TrainConfig(out=work / "probe", max_steps=8, warmup_steps=1, eval_interval=10_000,
                         **recipe)
     steps = max(50, int(minutes * 60 / steady_step_seconds(probe)))

@@ -18,7 +18,7 @@ from core.dataset import BuildConfig, DatasetError, build
 from core.songs import SongsError, discover
 from core.tokens.vocab import PRESETS, preset
 from core.train_config import DEVICES, PRECISIONS
-from core.training import LAST, TrainConfig, train
+from core.training import LAST, TrainConfig, check_run_folder, train
 
 _DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 BUDGET_STEP_CAP = 10_000_000  # --minutes without --steps: the time decides
@@ -145,6 +145,7 @@ def train_command(data: Path | None, songs_dirs: tuple[Path, ...], resume: Path 
     logging.basicConfig(level=logging.WARNING if sys.stderr.isatty() else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
     try:
+        check_run_folder(options["out"], resume)  # before a data set is built for nothing
         data = _data_set(data, songs_dirs, resume, options["out"], options["vocab"])
         budget_s = minutes * 60 if minutes else None
         if max_steps is None and options["epochs"] is None and budget_s is None:
