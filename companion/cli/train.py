@@ -31,12 +31,14 @@ class _StopAfterStep:
 
     def __init__(self) -> None:
         self.asked = False
+        self.pid = os.getpid()  # the terminal's Ctrl+C reaches the workers too: one says so
         self.previous = signal.signal(signal.SIGINT, self._handle)
 
     def _handle(self, signum: int, frame: object) -> None:
         self.asked = True
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        click.echo("\nstopping after this step (Ctrl+C again to interrupt now)", err=True)
+        if os.getpid() == self.pid:
+            click.echo("\nstopping after this step (Ctrl+C again to interrupt now)", err=True)
 
     def __call__(self, step: int) -> bool:
         return self.asked
