@@ -59,15 +59,18 @@ class SongsError(Exception):
 
 @dataclass
 class DiscoveryReport:
-    """What was kept and what was skipped, by reason, with a few example paths per reason."""
+    """What was kept and what was skipped, by reason, with a few example paths per reason to
+    print and every skip (`entries`: reason, path, detail) to write down."""
 
     sets: int = 0  # song sets with at least one usable difficulty
     maps: int = 0  # usable difficulties
     skipped: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    entries: list[tuple[str, str, str]] = field(default_factory=list)
 
     def skip(self, reason: str, where: str, detail: str = "") -> None:
         self.skipped[reason] += 1
+        self.entries.append((reason, where, detail))
         examples = self.examples.setdefault(reason, [])
         if len(examples) < MAX_EXAMPLES:
             examples.append(f"{where} ({detail})" if detail else where)
@@ -75,6 +78,7 @@ class DiscoveryReport:
     def merge(self, other: DiscoveryReport) -> None:
         self.sets += other.sets
         self.maps += other.maps
+        self.entries += other.entries
         for reason, count in other.skipped.items():
             self.skipped[reason] += count
             kept = self.examples.setdefault(reason, [])

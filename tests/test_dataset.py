@@ -4,6 +4,7 @@ dataset_songs), resume, refuse, and the CLI; the windows cut from them: test_dat
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -202,6 +203,11 @@ def test_cli_builds_and_prints_the_report(songs, tmp_path):
     for reason, count in EXPECTED_SKIPS.items():
         assert any(line.split() == [*reason.split(), str(count)]
                    for line in result.output.splitlines()), (reason, result.output)
+    # the screen names 3 examples a reason; OUT/skipped.tsv every skip (QA round 9)
+    assert f"every skip, with its reason: {out / 'skipped.tsv'}" in result.output
+    rows = [line.split("\t") for line in (out / "skipped.tsv").read_text().splitlines()]
+    assert rows[0] == ["reason", "path", "detail"] and all(len(row) == 3 for row in rows)
+    assert Counter(row[0] for row in rows[1:]) == EXPECTED_SKIPS
     again = CliRunner().invoke(main, ["dataset", "build", str(songs), str(songs), "--out",
                                       str(out)])  # a folder given twice counts once
     assert again.exit_code == 0 and "in 1 folder(s)" in again.output
@@ -234,17 +240,22 @@ def test_the_starter_trains_on_real_maps_without_their_audio_too(songs):
     assert all(m.audio is not None for m in sets[0].maps)
 
 
-@pytest.mark.parametrize("case", ["missing songs", "songs is a file", "foreign out", "vocab"])
+@pytest.mark.parametrize("case", ["missing songs", "songs is a file", "foreign out",
+                                  "out in songs", "vocab"])
 def test_cli_errors_are_clean(built, songs, tmp_path, case):
     out, _, _ = built
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("mine")
     args = {
         "missing songs": [str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
         "songs is a file": [str(next(songs.glob("*.osz"))), "--out", str(tmp_path / "o")],
-        "foreign out": [str(songs), "--out", str(songs)],
+        "foreign out": [str(songs), "--out", str(tmp_path / "foreign")],
+        "out in songs": [str(songs), "--out", str(songs / "run")],  # QA round 9
         "vocab": [str(songs), "--out", str(out), "--vocab", "seed"],
     }[case]
     result = CliRunner().invoke(main, ["dataset", "build", *args])
     assert result.exit_code in (1, 2) and "Traceback" not in result.output
     assert {"missing songs": "does not exist", "songs is a file": "is a file",
             "foreign out": "refusing to write there",
+            "out in songs": "inside the Songs folder",
             "vocab": "not 'seed'"}[case] in result.output

@@ -16,6 +16,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
+from test_songs import synth_songs
 from training_support import TINY, WINDOW_S, batch_of, tiny_config, tiny_model
 
 import core.checkpoint
@@ -338,6 +339,31 @@ def test_cli_train(training_set, tmp_path):
     assert result.exit_code == 0, result.output
     assert load_model(run / LAST)[2]["step"] == 3
     assert (run / "best" / MODEL_FILE).is_file()
+
+
+def test_cli_train_on_songs_reports_skips_and_keeps_a_trained_run(tmp_path):
+    """`train --songs` says what it skipped, as `dataset build` does, and a second run into
+    the same folder is refused before anything is built or written (QA round 9: it printed
+    no skip and replaced the trained model)."""
+    songs = tmp_path / "Songs"
+    synth_songs(songs, 1, seed=5, duration_s=20.0)
+    bad = songs / "1 Missing - Audio"
+    bad.mkdir()
+    (bad / "a.osu").write_text("osu file format v14\n[General]\nAudioFilename: gone.mp3\n"
+                               "Mode: 0\n[HitObjects]\n1,1,100,1,0\n")
+    run = tmp_path / "run"
+    args = ["train", "--songs", str(songs), "--out", str(run), "--steps", "1",
+            "--batch-size", "2", "--window", str(WINDOW_S), "--workers", "0"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert f"{run / 'dataset'}: 5 maps from 1 song sets" in result.output
+    assert "missing audio" in result.output and str(bad / "a.osu") in result.output
+    assert "missing audio\t" + str(bad / "a.osu") in (run / "dataset" / "skipped.tsv").read_text()
+    trained = (run / LAST / MODEL_FILE).read_bytes()
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 1 and "already holds a trained model (last/ at step 1)" in \
+        again.output and "--resume" in again.output
+    assert "building" not in again.output and (run / LAST / MODEL_FILE).read_bytes() == trained
 
 
 def test_cli_train_for_minutes(training_set, tmp_path):

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import click
 
-from core.dataset import BuildConfig, DatasetError, build
+from core.dataset import BuildConfig, BuildResult, DatasetError, atomic_path, build
 from core.songs import DiscoveryReport, SongsError, discover
-from core.tokens.vocab import PRESETS, preset
+from core.tokens.vocab import PRESETS, VocabConfig, preset
+
+SKIPS_FILE = "skipped.tsv"
 
 
 @click.group("dataset")
@@ -37,9 +39,21 @@ def build_command(songs_dirs: tuple[Path, ...], out: Path, vocab_name: str, work
     Reruns skip the song sets already done and finish the rest; Ctrl+C stops after the sets
     in progress, losing nothing.
     """
+    build_reported(songs_dirs, out, preset(vocab_name), workers, audioless)
+
+
+def build_reported(songs_dirs: tuple[Path, ...], out: Path, vocab: VocabConfig,
+                   workers: int = 0, audioless: bool = False) -> BuildResult:
+    """Discover SONGS_DIR..., build the data set in OUT with a progress bar, and say what it
+    holds and what was skipped: the most frequent reasons with examples, every skip
+    in OUT/skipped.tsv. `kiai dataset build` and `kiai train --songs` both build through it."""
     unique: dict[Path, Path] = {}
     for songs_dir in songs_dirs:  # a folder given twice is searched once
         unique.setdefault(songs_dir.resolve(), songs_dir)
+    for root, songs_dir in unique.items():
+        if out.resolve().is_relative_to(root):
+            raise click.ClickException(f"{out} is inside the Songs folder {songs_dir}: kiai "
+                                       "writes nothing there; choose a folder outside it")
     report = DiscoveryReport()
     sets = []
     try:
@@ -51,7 +65,7 @@ def build_command(songs_dirs: tuple[Path, ...], out: Path, vocab_name: str, work
         raise click.ClickException(str(e)) from e
     click.echo(f"found {len(sets)} song sets with {sum(len(s.maps) for s in sets)} "
                f"osu!standard difficulties in {len(unique)} folder(s)", err=True)
-    config = BuildConfig(out=out, vocab=preset(vocab_name), workers=workers)
+    config = BuildConfig(out=out, vocab=vocab, workers=workers)
     try:
         with click.progressbar(length=len(sets), label="building", file=sys.stderr,
                                show_pos=True, show_eta=True) as bar:
@@ -67,3 +81,21 @@ def build_command(songs_dirs: tuple[Path, ...], out: Path, vocab_name: str, work
                f"({result.built} built now, {result.done} done before)")
     for line in report.lines():
         click.echo(line)
+    if report.entries:
+        click.echo(f"every skip, with its reason: {_write_skips(out, report.entries)}")
+    return result
+
+
+def _write_skips(out: Path, entries: list[tuple[str, str, str]]) -> Path:
+    """OUT/skipped.tsv: reason, path and detail of every skip, one a line (tabs and line
+    breaks inside a field are spaces), rewritten by each build."""
+    path = out / SKIPS_FILE
+    lines = ["reason\tpath\tdetail"] + [
+        "\t".join(" ".join(field.split()) for field in entry) for entry in entries]
+    try:
+        with atomic_path(path) as temporary:
+            temporary.write_text("\n".join(lines) + "\n", encoding="utf-8",
+                                 errors="backslashreplace")
+    except OSError as e:
+        raise click.ClickException(f"{path}: cannot be written ({e.strerror or e})") from e
+    return path

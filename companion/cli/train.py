@@ -13,9 +13,10 @@ from pathlib import Path
 
 import click
 
+from companion.cli.dataset import build_reported
 from core.checkpoint import CheckpointError, read_meta
-from core.dataset import BuildConfig, DatasetError, build
-from core.songs import SongsError, discover
+from core.dataset import DatasetError
+from core.songs import SongsError
 from core.tokens.vocab import PRESETS, preset
 from core.train_config import DEVICES, PRECISIONS
 from core.training import LAST, TrainConfig, check_run_folder, train
@@ -201,14 +202,7 @@ def _build(songs_dirs: tuple[Path, ...], out: Path, vocab: str | None) -> Path:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError("under torchrun, build the data set first (kiai dataset build) and "
                          "pass it with --data")
-    sets = []
-    for songs_dir in songs_dirs:
-        sets += discover(songs_dir)[0]
-    if not sets:
-        raise ValueError(f"no osu!standard song sets in {', '.join(map(str, songs_dirs))}")
-    with click.progressbar(length=len(sets), label="building the data set", show_pos=True,
-                           file=click.get_text_stream("stderr")) as bar:
-        result = build(sets, BuildConfig(out=out, vocab=preset(vocab or "default")),
-                       on_song=lambda outcome: bar.update(1))
-    click.echo(f"{out}: {result.maps} maps from {len(sets)} song sets", err=True)
+    result = build_reported(songs_dirs, out, preset(vocab or "default"))
+    if not result.maps:
+        raise ValueError(f"no usable osu!standard maps in {', '.join(map(str, songs_dirs))}")
     return out
