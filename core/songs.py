@@ -170,7 +170,7 @@ def discover(songs_dir: str | os.PathLike, *, audioless: bool = False
     report = DiscoveryReport()
     sets: list[SongSet] = []
     try:
-        candidates = list(_candidates(root, depth=0, report=report, top=True))
+        candidates = list(_candidates(root, depth=0, report=report, top=True, seen=set()))
     except OSError as e:
         raise SongsError(f"{root}: cannot be listed ({e.strerror or e})") from e
     for path in candidates:
@@ -200,14 +200,21 @@ def is_ignored(name: str) -> bool:
     return name.endswith("/") or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)
 
 
-def _candidates(folder: Path, depth: int, report: DiscoveryReport, top: bool = False
-                ) -> Iterator[Path]:
+def _candidates(folder: Path, depth: int, report: DiscoveryReport, top: bool = False,
+                seen: set[str] | None = None) -> Iterator[Path]:
     """Set folders and archives under `folder`, in name order; pack folders are descended.
 
     A folder holding .osu files is a set, and below the top its subfolders are its own
     (storyboard, skin); the top folder's are still searched, so that one stray .osu in a Songs
     folder hides nothing. Folders with nothing in them are reported unless the top is a set.
+    A folder or archive reached again through a symbolic link (`seen`: real paths) is passed
+    over: a link back to Songs found every set three times (QA round 9).
     """
+    seen = set() if seen is None else seen
+    real = os.path.realpath(folder)
+    if real in seen:
+        return
+    seen.add(real)
     entries = sorted(folder.iterdir(), key=lambda p: p.name)
     is_set = any(_is_map_name(p.name) and p.is_file() for p in entries)
     if is_set:
@@ -220,11 +227,14 @@ def _candidates(folder: Path, depth: int, report: DiscoveryReport, top: bool = F
             continue
         if entry.is_file() and entry.suffix.lower() in ARCHIVE_SUFFIXES:
             found = True
-            yield entry
+            if os.path.realpath(entry) not in seen:
+                seen.add(os.path.realpath(entry))
+                yield entry
         elif entry.is_dir() and depth <= MAX_PACK_DEPTH:
             found = True
             try:
-                yield from _candidates(entry, depth + 1, _Quiet() if is_set else report)
+                yield from _candidates(entry, depth + 1, _Quiet() if is_set else report,
+                                       seen=seen)
             except OSError as e:
                 report.skip(UNREADABLE, str(entry), e.strerror or str(e))
     if not found and not top:

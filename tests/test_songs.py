@@ -3,6 +3,7 @@ and folders made to be skipped (missing audio, a mania map, a binary .osu, a hos
 
 from __future__ import annotations
 
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -228,3 +229,22 @@ def test_songs_folder_that_is_not_one(tmp_path, kind):
         path.write_text("not a folder")
     with pytest.raises(SongsError, match="no such folder" if kind == "missing" else "not a folder"):
         discover(path)
+
+
+def test_sets_reached_again_through_links_count_once(tmp_path):
+    """A link back to Songs found every set three times, and a link to a set or an archive
+    inside Songs twice (QA round 9); a link to a set elsewhere still counts."""
+    root = tmp_path / "Songs"
+    root.mkdir()
+    first, _ = synth_songs(root, 2, seed=11)
+    shutil.copy(evil_archive(tmp_path / "honest.osz"), root / "0 archive.osz")
+    outside = synth_songs(tmp_path / "elsewhere", 1, seed=12)[0]
+    plain_sets, plain = discover(root)
+    (root / "zz loop").symlink_to(root, target_is_directory=True)
+    (root / "a link to the first").symlink_to(first, target_is_directory=True)
+    (root / "b link.osz").symlink_to(root / "0 archive.osz")
+    (root / "c outside").symlink_to(outside, target_is_directory=True)
+    sets, report = discover(root)
+    assert len(sets) == len(plain_sets) + 1 and report.maps == plain.maps + 5
+    assert report.skipped == plain.skipped
+    assert len({os.path.realpath(s.path) for s in sets}) == len(sets)
