@@ -144,7 +144,7 @@ def prepare(out: Path, vocab: VocabConfig) -> Path:
         raise DatasetError(f"{out}: not a folder")
     if path.exists():
         try:
-            existing = _read_json(path)
+            existing = read_json(path)
         except OSError as e:
             raise DatasetError(f"{path}: cannot be read ({e.strerror or e})") from e
         if existing.get("format") != FORMAT or existing.get("version") != FORMAT_VERSION:
@@ -179,7 +179,7 @@ def read_record(out: Path, song_set: SongSet) -> dict | None:
     """The set's completion record if the set is done and unchanged since, else None."""
     path = out / INDEX_DIR / f"{song_key(song_set)}.json"
     try:
-        record = _read_json(path)
+        record = read_json(path)
     except (OSError, DatasetError):
         return None
     shard = record.get("shard")
@@ -345,7 +345,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
         temporary.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

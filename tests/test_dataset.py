@@ -4,6 +4,7 @@ dataset_songs), resume, refuse, and the CLI; the windows cut from them: test_dat
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import SYNTHETIC
 from safetensors.numpy import load_file
+from test_songs import synth_songs
 
 import core.dataset
 from companion.cli import main
@@ -216,6 +218,30 @@ def test_cli_builds_and_prints_the_report(songs, tmp_path):
         assert any(line.split() == [*reason.split(), str(count)]
                    for line in again.output.splitlines()), (reason, again.output)
     assert f"(0 built now, {SYNTHETIC + 4} done before)" in again.output
+
+
+def test_a_rebuild_mirrors_the_folders_it_searches(tmp_path):
+    """A renamed or deleted song folder left its record behind, so the song was trained twice
+    (QA round 9); sets of another Songs folder built into the same data set stay."""
+    first, second = synth_songs(tmp_path / "Songs", 2, seed=5)
+    (other,) = synth_songs(tmp_path / "More", 1, seed=6)
+    out = tmp_path / "data"
+
+    def run(*folders: Path):
+        result = CliRunner().invoke(main, ["dataset", "build", *map(str, folders), "--out",
+                                           str(out), "--workers", "1"])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run(tmp_path / "Songs", tmp_path / "More")
+    shard = out / records(out)[second.name]["shard"]
+    second.rename(second.with_name(second.name + " (renamed)"))
+    shutil.rmtree(first)
+    output = run(tmp_path / "Songs")
+    assert sorted(records(out)) == sorted([second.name + " (renamed)", other.name])
+    assert "dropped 2 song set(s) no longer in the folder(s) searched" in output
+    assert not shard.exists() and len(list((out / "shards").iterdir())) == 2
+    assert "dropped" not in run(tmp_path / "Songs")
 
 
 def test_cli_keeps_maps_without_audio_when_asked(songs, tmp_path):

@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from core.dataset import BuildConfig, BuildResult, DatasetError, atomic_path, build
-from core.songs import DiscoveryReport, SongsError, discover
+from core.dataset_prune import drop_gone
+from core.songs import MAX_EXAMPLES, DiscoveryReport, SongsError, discover
 from core.tokens.vocab import PRESETS, VocabConfig, preset
 
 SKIPS_FILE = "skipped.tsv"
@@ -75,10 +76,17 @@ def build_reported(songs_dirs: tuple[Path, ...], out: Path, vocab: VocabConfig,
     except KeyboardInterrupt:
         raise click.ClickException("interrupted: the sets finished so far are recorded; run the "
                                    "same command again to finish") from None
+    try:  # the data set mirrors the folders searched: sets no longer there leave it
+        gone = drop_gone(out, unique, sets)
+    except DatasetError as e:
+        raise click.ClickException(str(e)) from e
     report.sets, report.maps = 0, 0  # what the build kept, not what discovery offered
     report.merge(result.report)
     click.echo(f"{out}: {report.maps} maps from {report.sets} song sets "
                f"({result.built} built now, {result.done} done before)")
+    if gone:
+        click.echo(f"dropped {len(gone)} song set(s) no longer in the folder(s) searched, e.g. "
+                   + ", ".join(gone[:MAX_EXAMPLES]))
     for line in report.lines():
         click.echo(line)
     if report.entries:
