@@ -46,6 +46,7 @@ UNREADABLE = "unreadable set"  # a folder that cannot be listed, an archive that
 UNSAFE_MEMBER = "unsafe archive member"
 NO_BEATMAPS = "no beatmaps"
 UNPARSABLE = "unparsable map"
+UNREADABLE_MAP = "unreadable map"  # an .osu the system refuses (permissions); the rest stay
 OTHER_MODE = "other mode"
 MISSING_AUDIO = "missing audio"
 TOO_LARGE = "file too large"
@@ -299,6 +300,9 @@ def _usable_maps(path: Path, is_archive: bool, files: dict[str, int],
             header = _header(read(name), where)
         except BeatmapError as e:
             report.skip(UNPARSABLE, where, str(e).removeprefix(f"{where}: "))
+            continue
+        except OSError as e:  # QA round 9: one locked .osu had dropped its whole set
+            report.skip(UNREADABLE_MAP, where, e.strerror or str(e))
             continue
         if header.mode is not Mode.OSU:
             report.skip(OTHER_MODE, where, header.mode.name.lower())

@@ -17,6 +17,7 @@ from core.songs import (
     OTHER_MODE,
     UNPARSABLE,
     UNREADABLE,
+    UNREADABLE_MAP,
     UNSAFE_MEMBER,
     SongsError,
     discover,
@@ -248,3 +249,20 @@ def test_sets_reached_again_through_links_count_once(tmp_path):
     assert len(sets) == len(plain_sets) + 1 and report.maps == plain.maps + 5
     assert report.skipped == plain.skipped
     assert len({os.path.realpath(s.path) for s in sets}) == len(sets)
+
+
+def test_one_unreadable_map_leaves_the_rest_of_its_set(tmp_path, monkeypatch):
+    """A difficulty the system refuses to read had dropped its whole set (QA round 9)."""
+    (first,) = synth_songs(tmp_path, 1, seed=11)
+    locked = sorted(first.glob("*.osu"))[0]
+    read_bytes = Path.read_bytes
+
+    def refusing(path: Path) -> bytes:
+        if path == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", refusing)
+    (song_set,), report = discover(tmp_path)
+    assert len(song_set.maps) == 4 and locked.name not in {m.member for m in song_set.maps}
+    assert report.examples[UNREADABLE_MAP] == [f"{locked} (Permission denied)"]
