@@ -182,6 +182,20 @@ def test_lines_at_a_time_seen_before_replace_the_earlier_ones_as_lazer_does():
                           "0,400,4,1,0,100,1,0\n").beatmap.timing_points
     assert ControlPoints(in_order).timing_point_at(0).beat_length == 500 and len(in_order) == 2
 
+
+def test_a_stray_nul_costs_its_line_not_the_map():
+    """One NUL in a map had made the whole file 'not a text file' (QA round 9)."""
+    lines = ["osu file format v14", "[Metadata]", "Title:Song", "[HitObjects]"]
+    lines += [f"{64 * i},192,{1000 + 500 * i},1,0" for i in range(40)]
+    lines[10] = "64,192,4\x0000,1,0"
+    result = parse_bytes("\n".join(lines).encode(), "song.osu")
+    assert len(result.beatmap.hit_objects) == 39
+    assert [(i.line_no, i.reason) for i in result.issues][0] == (
+        11, "invalid bytes (not UTF-8, or NUL) replaced")
+    with pytest.raises(BeatmapError, match="not a text file"):  # NULs all through: binary
+        parse_bytes(b"osu file format v14\n" + b"\x00\x00a\n" * 100, "song.osu")
+
+
 @pytest.mark.parametrize("data,message", [
     (b"", "empty"),
     (b"   \r\n\r\n", "empty"),

@@ -29,7 +29,7 @@ from core.beatmap.model import (
     TimingPoint,
 )
 from core.beatmap.numbers import MAX_COORDINATE_VALUE, format_number, parse_int, parse_number
-from core.beatmap.timing import annotate_sliders, in_time_order
+from core.beatmap.timing import annotate_sliders, first_disorder, in_time_order
 
 LATEST_VERSION = 14  # lazer's LegacyDecoder fallback for a missing or corrupted header
 FIRST_LAZER_VERSION = 128  # lazer keeps fractional coordinates from this version on
@@ -98,12 +98,14 @@ def parse_file(path: str | Path) -> ParseResult:
 
 
 def parse_bytes(data: bytes, source: str = "<bytes>") -> ParseResult:
-    """Parse raw bytes (UTF-8, BOM allowed; invalid bytes are replaced and reported)."""
-    nul = data.find(b"\x00", 0, 1 << 16)
-    if nul >= 0:
+    """Parse raw bytes (UTF-8, BOM allowed; invalid bytes, NULs too, are replaced and reported).
+    A NUL on the first line or in 1% of the first 64 KB means binary (an image, a zip, UTF-16)."""
+    head = data[:1 << 16]
+    nul = head.find(b"\x00")
+    if nul >= 0 and (b"\n" not in head[:nul] or head.count(b"\x00") * 100 >= len(head)):
         line_no = data.count(b"\n", 0, nul) + 1
         raise BeatmapError("not a text file (NUL byte)", source, line_no)
-    text = data.decode("utf-8-sig", errors="replace")
+    text = data.decode("utf-8-sig", errors="replace").replace("\x00", "\ufffd")
     return parse_text(text, source)
 
 
@@ -134,7 +136,7 @@ class _Parser:
             raw = lines[index]
             self.line_no = index + 1
             if "\ufffd" in raw:
-                self._issue(raw, "invalid UTF-8 bytes replaced")
+                self._issue(raw, "invalid bytes (not UTF-8, or NUL) replaced")
             # LegacyDecoder.ShouldSkipLine: blank lines and whole-line comments.
             stripped = raw.strip()
             if not stripped or stripped.startswith("//"):
@@ -369,26 +371,20 @@ class _Parser:
         if any(b.time < a.time for a, b in itertools.pairwise(objects)):
             self.line_no = 0
             self.section = "HitObjects"
-            self._issue("", f"hit objects out of time order ({_first_disorder(objects)}); "
+            self._issue("", f"hit objects out of time order ({first_disorder(objects)}); "
                             "sorted by time as osu! does")
             objects.sort(key=lambda o: o.time)
         points = beatmap.timing_points
         if any(b.time < a.time for a, b in itertools.pairwise(points)):
             self.line_no = 0
             self.section = "TimingPoints"
-            self._issue("", f"timing points out of time order ({_first_disorder(points)}); "
+            self._issue("", f"timing points out of time order ({first_disorder(points)}); "
                             "sorted by time")
             beatmap.timing_points, replaced = in_time_order(points)
             for time in replaced:
                 self._issue("", f"lines at {format_number(time)} ms again, out of order: "
                                 "they replace the earlier ones there, as osu! does")
         annotate_sliders(beatmap)
-
-
-def _first_disorder(items: list) -> str:
-    """Where a list of timed things first goes back in time, to name it in a warning."""
-    a, b = next((a, b) for a, b in itertools.pairwise(items) if b.time < a.time)
-    return f"{format_number(b.time)} ms comes after {format_number(a.time)} ms"
 
 
 def _optional(parts: list[str], index: int) -> str | None:

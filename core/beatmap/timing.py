@@ -20,12 +20,14 @@ for most sliders (the pixel length, exactly), so parsing a map stays cheap.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 
 from core.beatmap.approximator import round_f32
 from core.beatmap.curves import expected_distance, slider_path, slider_paths
-from core.beatmap.model import Beatmap, Difficulty, Mode, Slider, TimingPoint
+from core.beatmap.model import Beatmap, Difficulty, HitObject, Mode, Slider, TimingPoint
+from core.beatmap.numbers import format_number
 from core.beatmap.path_string import FIRST_LAZER_VERSION, path_type
 
 DEFAULT_BEAT_LENGTH = 1000.0  # TimingControlPoint.DEFAULT (60 BPM) when a map has no timing
@@ -47,6 +49,12 @@ def _clamp(value: float, low: float, high: float) -> float:
 def _speed_multiplier(beat_length: float) -> float:
     """handleTimingPoint: `beatLength < 0 ? 100.0 / -beatLength : 1` (NaN compares false)."""
     return 100.0 / -beat_length if beat_length < 0 else 1.0
+
+
+def first_disorder(items: Sequence[TimingPoint | HitObject]) -> str:
+    """Where a list of timed things first goes back in time, to name it in a warning."""
+    a, b = next((a, b) for a, b in itertools.pairwise(items) if b.time < a.time)
+    return f"{format_number(b.time)} ms comes after {format_number(a.time)} ms"
 
 
 def in_time_order(points: Sequence[TimingPoint]) -> tuple[list[TimingPoint], list[float]]:
