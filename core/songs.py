@@ -25,7 +25,7 @@ import posixpath
 import re
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,44 +202,47 @@ def is_ignored(name: str) -> bool:
 
 
 def _candidates(folder: Path, depth: int, report: DiscoveryReport, top: bool = False,
-                seen: set[str] | None = None) -> Iterator[Path]:
+                seen: set[str] | None = None) -> Generator[Path, None, int]:
     """Set folders and archives under `folder`, in name order; pack folders are descended.
+    Returns how many it found.
 
     A folder holding .osu files is a set, and below the top its subfolders are its own
     (storyboard, skin); the top folder's are still searched, so that one stray .osu in a Songs
-    folder hides nothing. Folders with nothing in them are reported unless the top is a set.
-    A folder or archive reached again through a symbolic link (`seen`: real paths) is passed
-    over: a link back to Songs found every set three times (QA round 9).
+    folder hides nothing. A folder with nothing in it is reported, the outermost such folder
+    (not a storyboard folder inside it: QA round 9), unless the top is a set. A folder or
+    archive reached again through a symbolic link (`seen`: real paths) is passed over: a link
+    back to Songs found every set three times (QA round 9).
     """
     seen = set() if seen is None else seen
-    real = os.path.realpath(folder)
-    if real in seen:
-        return
-    seen.add(real)
+    seen.add(os.path.realpath(folder))
     entries = sorted(folder.iterdir(), key=lambda p: p.name)
     is_set = any(_is_map_name(p.name) and p.is_file() for p in entries)
     if is_set:
         yield folder
         if not top:
-            return
-    found = False
+            return 1
+    found, empty = int(is_set), []
     for entry in entries:
-        if is_ignored(entry.name):
+        if is_ignored(entry.name) or os.path.realpath(entry) in seen:
             continue
         if entry.is_file() and entry.suffix.lower() in ARCHIVE_SUFFIXES:
-            found = True
-            if os.path.realpath(entry) not in seen:
-                seen.add(os.path.realpath(entry))
-                yield entry
+            seen.add(os.path.realpath(entry))
+            found += 1
+            yield entry
         elif entry.is_dir() and depth <= MAX_PACK_DEPTH:
-            found = True
             try:
-                yield from _candidates(entry, depth + 1, _Quiet() if is_set else report,
-                                       seen=seen)
+                inner = yield from _candidates(entry, depth + 1, _Quiet() if is_set else report,
+                                               seen=seen)
             except OSError as e:
                 report.skip(UNREADABLE, str(entry), e.strerror or str(e))
-    if not found and not top:
-        report.skip(NO_BEATMAPS, str(folder))
+                continue
+            found += inner
+            if not inner:
+                empty.append(entry)
+    if (found or top) and not is_set:
+        for entry in empty:
+            report.skip(NO_BEATMAPS, str(entry))
+    return found
 
 
 class _Quiet(DiscoveryReport):

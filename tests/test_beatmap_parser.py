@@ -190,7 +190,7 @@ def test_a_stray_nul_costs_its_line_not_the_map():
     lines[10] = "64,192,4\x0000,1,0"
     result = parse_bytes("\n".join(lines).encode(), "song.osu")
     assert len(result.beatmap.hit_objects) == 39
-    assert [(i.line_no, i.reason) for i in result.issues][0] == (
+    assert (result.issues[0].line_no, result.issues[0].reason) == (
         11, "invalid bytes (not UTF-8, or NUL) replaced")
     with pytest.raises(BeatmapError, match="not a text file"):  # NULs all through: binary
         parse_bytes(b"osu file format v14\n" + b"\x00\x00a\n" * 100, "song.osu")

@@ -266,3 +266,16 @@ def test_one_unreadable_map_leaves_the_rest_of_its_set(tmp_path, monkeypatch):
     (song_set,), report = discover(tmp_path)
     assert len(song_set.maps) == 4 and locked.name not in {m.member for m in song_set.maps}
     assert report.examples[UNREADABLE_MAP] == [f"{locked} (Permission denied)"]
+
+
+def test_an_empty_folder_is_named_at_its_outermost(tmp_path):
+    """A storyboard-only set was reported by its storyboard subfolder (QA round 9); an empty
+    folder inside a pack is still named."""
+    root = tmp_path / "Songs"
+    (root / "778 Storyboard Only" / "sb").mkdir(parents=True)
+    (root / "778 Storyboard Only" / "sb" / "bg.png").write_bytes(b"\x89PNG")
+    synth_songs(root / "Pack", 1, seed=11)
+    (root / "Pack" / "Empty").mkdir()
+    _, report = discover(root)
+    assert sorted(report.examples[NO_BEATMAPS]) == [str(root / "778 Storyboard Only"),
+                                                     str(root / "Pack" / "Empty")]
