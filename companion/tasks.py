@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,10 +83,12 @@ def protocol_error(error: Exception, songs: SongsFolder, file: str = ""
         return BeatmapParseError(f"{file}: {error}" if file else str(error), file, None)
     if isinstance(error, (CoreAudioError, TimingError)):
         file = _relative(Path(error.file), songs)
+        file = "Songs" if file == "." else file  # the Songs folder itself, given as a song
         return AudioError(f"{file}: {error.reason}", {"file": file})
-    if isinstance(error, SongInputError):  # its message names the folder by its real path
-        return AudioError(str(error).replace(f"{songs.root}{os.sep}", "")
-                          .replace(str(songs.root), "Songs"))
+    if isinstance(error, SongInputError):
+        file = _relative(Path(error.file), songs)
+        file = "Songs" if file == "." else file  # the Songs folder itself, given as a song
+        return AudioError(f"{file}: {error.reason}", {"file": file})
     if isinstance(error, (CheckpointError, NoModelError)):
         return ModelError(str(error))
     if isinstance(error, FILE_GONE):  # deleted (or made a folder) while the job ran

@@ -9,6 +9,7 @@ gets a fresh template with no timing: the generator estimates it from the audio
 from __future__ import annotations
 
 import copy
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,13 @@ SPEED_KEEP_STARS = 1.0  # a sibling this near the stars asked for lends its slid
 
 
 class SongInputError(Exception):
-    """The input is neither an audio file nor a song folder with audio."""
+    """The input is neither an audio file nor a song folder with audio: `file` names it, so
+    the daemon can name it relative to Songs."""
+
+    def __init__(self, file: str | os.PathLike, reason: str):
+        self.file = str(file)
+        self.reason = reason
+        super().__init__(f"{self.file}: {reason}")
 
 
 @dataclass
@@ -88,11 +95,11 @@ class SongInput:
 def resolve(path: Path) -> SongInput:
     if path.is_file():
         if path.suffix.lower() not in AUDIO_SUFFIXES:
-            raise SongInputError(f"{path}: not an audio file ({', '.join(AUDIO_SUFFIXES)})")
+            raise SongInputError(path, f"not an audio file ({', '.join(AUDIO_SUFFIXES)})")
         # its folder's name too: a song folder's audio is often just audio.mp3, untagged
         return SongInput(path.parent, path, fresh_template(path, folder=path.parent.name))
     if not path.is_dir():
-        raise SongInputError(f"{path}: no such file or folder")
+        raise SongInputError(path, "no such file or folder")
     maps, named, unnamed = [], set(), []
     for osu in map_files(path):
         try:
@@ -118,12 +125,12 @@ def resolve(path: Path) -> SongInput:
                   and p.name.strip() in named]
         hint = (f"; {spaced[0]!r} has spaces around its name, which osu! trims: rename it"
                 if spaced else "")
-        raise SongInputError(f"{path}: its maps' audio file ({', '.join(sorted(named))}) is not "
-                             f"in the folder{hint}")
+        raise SongInputError(path, f"its maps' audio file ({', '.join(sorted(named))}) is not "
+                                   f"in the folder{hint}")
     audio_files = sorted(p for p in path.iterdir()
                          if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
     if not audio_files:
-        raise SongInputError(f"{path}: no audio file ({', '.join(AUDIO_SUFFIXES)}) in the folder")
+        raise SongInputError(path, f"no audio file ({', '.join(AUDIO_SUFFIXES)}) in the folder")
     song = max(audio_files, key=_seconds)  # the song, not a hitsound sample beside it
     if unnamed:  # maps that lost their AudioFilename line: their metadata and timing still hold
         template = _template(_template_source(unnamed))
@@ -206,8 +213,8 @@ def check_audio_name(audio: Path) -> None:
     so a name that starts or ends with a space is never found (kiai's parser trims it too).
     Asked before a map is written; timing it is fine."""
     if audio.name != audio.name.strip():
-        raise SongInputError(f"{audio}: osu! trims the spaces around a map's AudioFilename, so "
-                             f"it could not load {audio.name!r}: rename the file without them")
+        raise SongInputError(audio, "osu! trims the spaces around a map's AudioFilename, so it "
+                                    f"could not load {audio.name!r}: rename the file without them")
 
 
 def _seconds(audio: Path) -> float:

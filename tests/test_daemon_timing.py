@@ -139,6 +139,8 @@ def test_bad_requests_get_their_codes_and_the_daemon_goes_on(songs, model):
     assert errors["no beat"].data == {"file": f"{quiet.name}/tone.wav"}
     assert "nothing to time" in errors["no beat"].message
     assert errors["no audio"].code == ErrorCode.AUDIO_ERROR
+    assert errors["no audio"].data == {"file": "3 Empty"}  # named relative to Songs, as the rest
+    assert errors["no audio"].message.startswith("3 Empty: no audio file")
     assert status["queue"]["length"] == 0
 
 
