@@ -25,7 +25,6 @@ from core.beat_feel import joint_divisor, objects_divisor
 from core.beatmap.breaks import update_breaks
 from core.beatmap.model import Beatmap, Mode
 from core.beatmap.ticks import beat_divisor_of
-from core.beatmap.writer import LAZER_VERSION
 from core.combos import combo_style, set_new_combos
 from core.decoding import DecodingOptions
 from core.difficulty import condition_vector, star_rating, stars_for_settings
@@ -98,9 +97,8 @@ def continue_beatmap(generator: Generator, beatmap: Beatmap, audio: Path, from_m
         own = observed_pattern(beatmap, from_ms)
         if copy_set_hitsounds(result, siblings, written, own) is None and own is not None:
             apply_pattern(result, own, written)
-    # an old map's times are written as they play (v14); lazer's own (v128) keep their version,
-    # and with it the fractional positions v14 would truncate
-    result.format_version = LAZER_VERSION if beatmap.format_version >= LAZER_VERSION else 14
+    # the map keeps its format version, and with it the rules osu! reads it by (old ticks and
+    # stacking, v128's fractional positions): core.beatmap.writer.written_version
     return result
 
 

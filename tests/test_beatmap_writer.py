@@ -54,19 +54,55 @@ def test_parse_write_parse_is_identical_on_every_standard_corpus_map():
     assert checked >= 110
 
 
-def test_writer_emits_v14_and_lazer_files_stay_v128():
+def test_writer_keeps_the_format_version_and_lazer_files_stay_v128():
     root = require_corpus()
     legacy = parse_file(resource(root, "Soleily - Renatus (Gamu) [Insane].osu")).beatmap
     assert write_text(legacy).startswith("osu file format v14\r\n")
     lazer = parse_file(resource(root, "hitobject-coordinates-lazer.osu")).beatmap
     assert write_text(lazer).startswith("osu file format v128\r\n")
+    assert parse_text("osu file format v7\n[HitObjects]\n1,2,3,1,0\n").beatmap.format_version == 7
+    assert write_text(parse_text("osu file format v7\n[HitObjects]\n1,2,3,1,0\n").beatmap
+                      ).startswith("osu file format v7\r\n")
+    new = parse_text("[HitObjects]\n1,2,3,1,0\n").beatmap  # no header: read and written as v14
+    assert write_text(new).startswith("osu file format v14\r\n")
 
 
 def test_old_version_offset_is_baked_into_the_written_times():
     beatmap = parse_file(resource(require_corpus(), "old-stacking.osu")).beatmap
     text = write_text(beatmap)
-    assert "32189,5,2,0:0:0:0:" in text  # 32165 + 24 ms, now in a v14 file
+    assert text.startswith("osu file format v5\r\n")  # the first version without the shift
+    assert "32189,5,2,0:0:0:0:" in text  # 32165 + 24 ms
     assert parse_text(text).beatmap.hit_objects[0].time == 32189
+
+
+def test_osu_reads_a_written_map_as_it_read_the_original():
+    """lazer's rules for old formats (slider ticks by slider velocity before v8, the old
+    stacking before v6) follow the version written: a v5-v7 map written as v14 changed its max
+    combo (37902.osu 413 -> 424) and an old map's stacking its stars (QA round 10). rosu-pp,
+    a port of lazer's calculator, reads both files alike. (Its stars move with a shift of
+    every time, 400 ms strain sections being aligned to absolute time, and it does not add the
+    24 ms lazer adds before v5: for v3 and v4 maps, written shifted, the max combo is compared.)"""
+    import rosu_pp_py
+
+    def rated(data: bytes) -> tuple[float, int]:
+        attributes = rosu_pp_py.Difficulty().calculate(rosu_pp_py.Beatmap(content=data))
+        return round(attributes.stars, 9), attributes.max_combo
+
+    checked = old = 0
+    for name, data in standard_maps():
+        try:
+            beatmap = parse_bytes(data, name).beatmap
+            original = rated(data)
+        except (BeatmapError, rosu_pp_py.ParseError, rosu_pp_py.ConvertError, ValueError):
+            continue
+        if beatmap.mode is not Mode.OSU or not beatmap.hit_objects:
+            continue
+        written = rated(write_text(beatmap).encode())
+        assert written == original if beatmap.format_version >= 5 else \
+            written[1] == original[1], name
+        checked += 1
+        old += beatmap.format_version < 8
+    assert checked >= 100 and old >= 5
 
 
 def test_save_refuses_to_overwrite(tmp_path):

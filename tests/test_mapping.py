@@ -349,6 +349,26 @@ def test_a_lazer_map_is_continued_as_lazer_wrote_it(starter_generator, timed_son
     assert reread.hit_objects[0].x == source.hit_objects[0].x
 
 
+def test_an_old_map_is_continued_in_its_own_format_version(starter_generator, timed_song):
+    """A v7 map stays v7 (osu! spaces its sliders' ticks by slider velocity before v8 and
+    stacks by the old rules before v6: written as v14, the kept sliders of a v5 map gained
+    ticks, 413 -> 424 max combo; QA round 10); a v4 map, read 24 ms later as osu! reads it,
+    is written as v5 at those times."""
+    folder, _ = timed_song
+    path = next(folder.glob("*[[]Normal[]].osu"))
+    for version, header in ((7, "osu file format v7"), (4, "osu file format v5")):
+        text = path.read_text(encoding="utf-8").replace("osu file format v14",
+                                                        f"osu file format v{version}", 1)
+        source = parse_bytes(text.encode(), "old.osu").beatmap
+        continued = continue_beatmap(starter_generator, source, folder / "audio.ogg", 15_000.0,
+                                     20_000.0, decoding_options(seed=0))
+        written = write_text(continued)
+        assert written.startswith(header + "\r\n"), version
+        reread = parse_bytes(written.encode(), "continued.osu").beatmap
+        kept = [o.time for o in reread.hit_objects if o.time < 15_000.0]
+        assert kept == [o.time for o in source.hit_objects if o.time < 15_000.0], version
+
+
 @pytest.mark.parametrize("text,ms", [("62500", 62500.0), ("1:02.500", 62500.0),
                                      ("01:02:500", 62500.0), ("0:05", 5000.0)])
 def test_continue_reads_times_as_the_editor_writes_them(text, ms):

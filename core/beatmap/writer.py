@@ -15,15 +15,27 @@ from core.beatmap.numbers import format_number as fmt
 
 WRITTEN_VERSION = 14  # what osu! stable reads
 LAZER_VERSION = 128  # lazer's own files keep their version: v14 would lose fractional positions
+FIRST_UNSHIFTED_VERSION = 5  # below, osu! plays every time 24 ms later (the parser adds it)
+
+
+def written_version(version: int) -> int:
+    """The format version a map read as `version` is written as: its own, so osu! reads it by
+    the same rules (before v8 a slider's ticks follow its slider velocity, before v6 objects
+    stack by the old rules: an old map written as v14 changed the ticks and stacking of
+    objects a continuation kept; QA round 10); v5 for v3 and v4, whose times the parser
+    shifted by 24 ms as osu! plays them (v5 is the first without the shift and keeps the other
+    old rules); v14 for a version osu! never wrote; lazer's v128 and later as v128."""
+    if version >= LAZER_VERSION:
+        return LAZER_VERSION
+    if version > WRITTEN_VERSION:
+        return WRITTEN_VERSION
+    return max(version, FIRST_UNSHIFTED_VERSION)
 
 
 def write_text(beatmap: Beatmap) -> str:
-    """The .osu text of `beatmap`, CRLF line endings as osu! writes them.
-
-    Maps read from lazer's v128 files are written as v128; everything else as v14.
-    """
-    version = LAZER_VERSION if beatmap.format_version >= LAZER_VERSION else WRITTEN_VERSION
-    out = [f"osu file format v{version}", ""]
+    """The .osu text of `beatmap`, CRLF line endings as osu! writes them, in the format version
+    `written_version` gives (a new map is v14)."""
+    out = [f"osu file format v{written_version(beatmap.format_version)}", ""]
     out += _key_values("General", beatmap.general, ": ")
     out += _key_values("Editor", beatmap.editor, ": ")
     out += _key_values("Metadata", beatmap.metadata, ":")

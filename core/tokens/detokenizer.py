@@ -42,8 +42,7 @@ class DetokenizeError(ValueError):
 def detokenize(ids: Sequence[int], template: Beatmap, vocab: Vocab,
                options: DetokenizeOptions = DetokenizeOptions()) -> Beatmap:
     """A copy of `template` whose hit objects are those the tokens describe."""
-    beatmap = copy.deepcopy(template)
-    beatmap.format_version = 14
+    beatmap = copy.deepcopy(template)  # its format version too (core.beatmap.writer)
     beatmap.hit_objects = decode_objects(ids, template, vocab, options)
     annotate_sliders(beatmap)
     return beatmap
