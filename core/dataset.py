@@ -10,7 +10,8 @@ On disk (no pickle anywhere: JSON, .npy and safetensors):
     OUT/shards/<key>.safetensors one per song set: `tokens.<i>` int32 (the whole map, SOS..EOS),
                                 `map.<i>` uint8 (the .osu file's bytes, for the loader to parse
                                 and re-tokenize windows from), `difficulty` float32 (maps, 5)
-    OUT/index/<key>.json        the set's completion record: source, fingerprint, shard, and per
+    OUT/index/<key>.json        the set's completion record: source (as given, and absolute),
+                                fingerprint, shard, and per
                                 map the metadata, difficulty vector, counts, audio features
                                 and frames (features null for a map kept without its audio,
                                 core.songs.discover's audioless: its windows are silent); plus
@@ -210,7 +211,8 @@ def build_song(song_set: SongSet, out: Path, vocab_config: VocabConfig) -> SongO
     shard = f"{SHARD_DIR}/{key}.safetensors" if built else None
     if built:
         _write_shard(out / shard, key, vocab_config, built)
-    record = {"key": key, "source": str(song_set.path), "archive": song_set.is_archive,
+    record = {"key": key, "source": str(song_set.path), "absolute": os.path.abspath(song_set.path),
+              "archive": song_set.is_archive,
               "fingerprint": song_set.fingerprint, "shard": shard,
               "maps": [meta for meta, _, _ in built],
               "skipped": [list(skip) for skip in outcome.skipped]}

@@ -21,8 +21,15 @@ from core.songs import SongSet
 
 def drop_gone(out: Path, roots: Iterable[Path], found: Iterable[SongSet]) -> list[str]:
     """Remove from the data set in `out` the sets under `roots` that are not in `found` (the
-    sets a search of `roots` just gave); returns their source paths, as recorded."""
-    roots = [Path(os.path.realpath(root)) for root in roots]
+    sets a search of `roots` just gave); returns their source paths, as recorded.
+
+    A root where the search found no set at all is left alone: an unmounted drive or a sync
+    not yet done is no reason to empty a data set (QA). A record is placed by the absolute
+    path it was built from (a record without one, from an older build, is left alone: its
+    path as typed depended on the folder the build ran in), through symbolic links or not."""
+    found = list(found)
+    searched = [root for root in roots
+                if any(_under(os.path.abspath(s.path), root) for s in found)]
     keep = {song_key(song_set) for song_set in found}
     dropped = []
     for path in sorted((Path(out) / INDEX_DIR).glob("*.json")):
@@ -32,8 +39,8 @@ def drop_gone(out: Path, roots: Iterable[Path], found: Iterable[SongSet]) -> lis
             record = read_json(path)
         except (OSError, DatasetError):
             continue  # not a record this build can vouch for: left as it is
-        source = Path(os.path.realpath(record.get("source", "")))
-        if not any(source.is_relative_to(root) for root in roots):
+        absolute = record.get("absolute")
+        if not isinstance(absolute, str) or not any(_under(absolute, r) for r in searched):
             continue
         try:
             path.unlink()
@@ -43,3 +50,10 @@ def drop_gone(out: Path, roots: Iterable[Path], found: Iterable[SongSet]) -> lis
             raise DatasetError(f"{path}: cannot be removed ({e.strerror or e})") from e
         dropped.append(str(record.get("source")))
     return dropped
+
+
+def _under(path: str, root: Path) -> bool:
+    """Whether `path` (absolute) lies under `root`, as written or with links resolved (a set
+    reached through a link in Songs, or Songs itself reached through one)."""
+    return (Path(path).is_relative_to(os.path.abspath(root))
+            or Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root)))

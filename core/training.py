@@ -104,7 +104,7 @@ def check_run_folder(out: Path, resume: Path | None) -> None:
     except (CheckpointError, KeyError):
         step = ""
     raise ValueError(f"{out} already holds a trained model ({held[0]}/{step}): resume it "
-                     f"(--resume {Path(out) / LAST}), start from its weights in another run "
+                     f"(--resume {Path(out) / held[0]}), start from its weights in another run "
                      f"folder (--init {Path(out) / held[-1]}), or train into another folder")
 
 

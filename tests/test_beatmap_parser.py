@@ -194,6 +194,9 @@ def test_a_stray_nul_costs_its_line_not_the_map():
         11, "invalid bytes (not UTF-8, or NUL) replaced")
     with pytest.raises(BeatmapError, match="not a text file"):  # NULs all through: binary
         parse_bytes(b"osu file format v14\n" + b"\x00\x00a\n" * 100, "song.osu")
+    # UTF-16 with its byte order mark is text: lazer's StreamReader detects it
+    wide = parse_bytes("\n".join(lines).replace("\x00", "").encode("utf-16"), "song.osu")
+    assert len(wide.beatmap.hit_objects) == 40 and wide.beatmap.metadata["Title"] == "Song"
 
 
 @pytest.mark.parametrize("data,message", [

@@ -220,28 +220,40 @@ def test_cli_builds_and_prints_the_report(songs, tmp_path):
     assert f"(0 built now, {SYNTHETIC + 4} done before)" in again.output
 
 
-def test_a_rebuild_mirrors_the_folders_it_searches(tmp_path):
+def test_a_rebuild_mirrors_the_folders_it_searches(tmp_path, monkeypatch):
     """A renamed or deleted song folder left its record behind, so the song was trained twice
-    (QA round 9); sets of another Songs folder built into the same data set stay."""
+    (QA round 9); sets of another Songs folder built into the same data set stay, whatever
+    folder the build runs in and however the Songs folder is named (QA: a relative "Songs"
+    from another folder dropped the first one's sets), and an empty Songs folder (a drive
+    not mounted) drops nothing."""
     first, second = synth_songs(tmp_path / "Songs", 2, seed=5)
-    (other,) = synth_songs(tmp_path / "More", 1, seed=6)
+    (other,) = synth_songs(tmp_path / "elsewhere" / "Songs", 1, seed=6)
     out = tmp_path / "data"
 
-    def run(*folders: Path):
-        result = CliRunner().invoke(main, ["dataset", "build", *map(str, folders), "--out",
-                                           str(out), "--workers", "1"])
+    def run(*folders: str):
+        result = CliRunner().invoke(main, ["dataset", "build", *folders, "--out", str(out),
+                                           "--workers", "1"])
         assert result.exit_code == 0, result.output
         return result.output
 
-    run(tmp_path / "Songs", tmp_path / "More")
+    monkeypatch.chdir(tmp_path)
+    run("Songs")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert "dropped" not in run("Songs")  # another folder, named alike
+    assert sorted(records(out)) == sorted([first.name, second.name, other.name])
+    monkeypatch.chdir(tmp_path)
     shard = out / records(out)[second.name]["shard"]
     second.rename(second.with_name(second.name + " (renamed)"))
     shutil.rmtree(first)
-    output = run(tmp_path / "Songs")
+    output = run(str(tmp_path / "Songs"))  # absolute now: the same folder
     assert sorted(records(out)) == sorted([second.name + " (renamed)", other.name])
     assert "dropped 2 song set(s) no longer in the folder(s) searched" in output
     assert not shard.exists() and len(list((out / "shards").iterdir())) == 2
-    assert "dropped" not in run(tmp_path / "Songs")
+    assert "dropped" not in run("Songs")
+    assert (out / "skipped.tsv").read_text() == "reason\tpath\tdetail\n"  # nothing skipped
+    (tmp_path / "Songs").rename(tmp_path / "Songs.away")  # the drive is not mounted
+    (tmp_path / "Songs").mkdir()
+    assert "dropped" not in run("Songs") and len(records(out)) == 2
 
 
 def test_cli_keeps_maps_without_audio_when_asked(songs, tmp_path):

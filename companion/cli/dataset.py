@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from core.dataset import BuildConfig, BuildResult, DatasetError, atomic_path, build
+from core.dataset import BuildConfig, BuildResult, DatasetError, atomic_path, build, song_key
 from core.dataset_prune import drop_gone
 from core.songs import MAX_EXAMPLES, DiscoveryReport, SongsError, discover
 from core.tokens.vocab import PRESETS, VocabConfig, preset
@@ -64,6 +64,7 @@ def build_reported(songs_dirs: tuple[Path, ...], out: Path, vocab: VocabConfig,
             report.merge(skipped)
     except SongsError as e:
         raise click.ClickException(str(e)) from e
+    sets = list({song_key(s): s for s in sets}.values())  # Songs and Songs/Pack: a set once
     click.echo(f"found {len(sets)} song sets with {sum(len(s.maps) for s in sets)} "
                f"osu!standard difficulties in {len(unique)} folder(s)", err=True)
     config = BuildConfig(out=out, vocab=vocab, workers=workers)
@@ -89,14 +90,15 @@ def build_reported(songs_dirs: tuple[Path, ...], out: Path, vocab: VocabConfig,
                    + ", ".join(gone[:MAX_EXAMPLES]))
     for line in report.lines():
         click.echo(line)
+    listed = _write_skips(out, report.entries)  # rewritten, so never a stale list
     if report.entries:
-        click.echo(f"every skip, with its reason: {_write_skips(out, report.entries)}")
+        click.echo(f"every skip, with its reason: {listed}")
     return result
 
 
 def _write_skips(out: Path, entries: list[tuple[str, str, str]]) -> Path:
-    """OUT/skipped.tsv: reason, path and detail of every skip, one a line (tabs and line
-    breaks inside a field are spaces), rewritten by each build."""
+    """OUT/skipped.tsv: reason, path and detail of every skip of this build, one a line (tabs
+    and line breaks inside a field are spaces); only its header when nothing was skipped."""
     path = out / SKIPS_FILE
     lines = ["reason\tpath\tdetail"] + [
         "\t".join(" ".join(field.split()) for field in entry) for entry in entries]

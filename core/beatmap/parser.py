@@ -100,6 +100,8 @@ def parse_file(path: str | Path) -> ParseResult:
 def parse_bytes(data: bytes, source: str = "<bytes>") -> ParseResult:
     """Parse raw bytes (UTF-8, BOM allowed; invalid bytes, NULs too, are replaced and reported).
     A NUL on the first line or in 1% of the first 64 KB means binary (an image, a zip, UTF-16)."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with its BOM, as .NET's reader takes it
+        data = data.decode("utf-16", errors="replace").encode("utf-8")
     head = data[:1 << 16]
     nul = head.find(b"\x00")
     if nul >= 0 and (b"\n" not in head[:nul] or head.count(b"\x00") * 100 >= len(head)):
