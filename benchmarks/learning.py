@@ -88,7 +88,8 @@ def train_for(budget_s: float, data: Path, run: Path, vocab: str, seed: int,
     held-out songs; 50 validation batches every fifth of the run took a third of the budget,
     and the validation songs were never trained on)."""
     recipe = {"workers": 0} | RECIPE | settings
-    shutil.rmtree(run / "probe", ignore_errors=True)  # a throwaway: runs refuse to replace runs
+    for old in ("probe", "main"):  # an earlier run in a reused --workdir: runs refuse to
+        shutil.rmtree(run / old, ignore_errors=True)  # replace runs, and these are ours
     probe = TrainConfig(data=data, out=run / "probe", vocab=vocab, max_steps=8, warmup_steps=1,
                         val_fraction=0.0, checkpoint_interval=10_000, seed=seed, **recipe)
     steps = max(20, int(budget_s / steady_step_seconds(probe)))
