@@ -204,7 +204,7 @@ def is_ignored(name: str) -> bool:
 def _candidates(folder: Path, depth: int, report: DiscoveryReport, top: bool = False,
                 seen: set[str] | None = None) -> Generator[Path, None, int]:
     """Set folders and archives under `folder`, in name order; pack folders are descended.
-    Returns how many it found.
+    Returns how many it found or accounted for (found before through a link, unreadable).
 
     A folder holding .osu files is a set, and below the top its subfolders are its own
     (storyboard, skin); the top folder's are still searched, so that one stray .osu in a Songs
@@ -223,7 +223,10 @@ def _candidates(folder: Path, depth: int, report: DiscoveryReport, top: bool = F
             return 1
     found, empty = int(is_set), []
     for entry in entries:
-        if is_ignored(entry.name) or os.path.realpath(entry) in seen:
+        if is_ignored(entry.name):
+            continue
+        if os.path.realpath(entry) in seen:  # found before, through a link: not empty either
+            found += entry.is_dir() or entry.suffix.lower() in ARCHIVE_SUFFIXES
             continue
         if entry.is_file() and entry.suffix.lower() in ARCHIVE_SUFFIXES:
             seen.add(os.path.realpath(entry))
@@ -235,6 +238,7 @@ def _candidates(folder: Path, depth: int, report: DiscoveryReport, top: bool = F
                                                seen=seen)
             except OSError as e:
                 report.skip(UNREADABLE, str(entry), e.strerror or str(e))
+                found += 1  # reported once, as unreadable, not as empty too
                 continue
             found += inner
             if not inner:

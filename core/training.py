@@ -40,6 +40,7 @@ from core.checkpoint import (
     read_meta,
     save_checkpoint,
 )
+from core.dataset import MANIFEST
 from core.dataset_loader import WindowConfig, WindowDataset
 from core.distributed import Processes, end_processes, start_processes
 from core.model import MapModel, ModelDims, pointer_fields, preset_dims
@@ -103,9 +104,12 @@ def check_run_folder(out: Path, resume: Path | None) -> None:
         step = f" at step {read_meta(Path(out) / held[0])['step']}"
     except (CheckpointError, KeyError):
         step = ""
+    built = Path(out) / "dataset"  # what `kiai train --songs` built: reused, not rebuilt
+    data = f" --data {built}" if (built / MANIFEST).is_file() else ""
     raise ValueError(f"{out} already holds a trained model ({held[0]}/{step}): resume it "
                      f"(--resume {Path(out) / held[0]}), start from its weights in another run "
-                     f"folder (--init {Path(out) / held[-1]}), or train into another folder")
+                     f"folder (--init {Path(out) / held[-1]}{data}), or train into another "
+                     "folder")
 
 
 def _train(config: TrainConfig, procs: Processes, dims: ModelDims | None, resume: Path | None,

@@ -256,6 +256,42 @@ def test_a_rebuild_mirrors_the_folders_it_searches(tmp_path, monkeypatch):
     assert "dropped" not in run("Songs") and len(records(out)) == 2
 
 
+def test_a_rebuild_drops_only_what_is_provably_gone(tmp_path, monkeypatch):
+    """Sets the search cannot vouch for stay (review, session 33): under a folder it cannot
+    read, behind a link whose target is gone (a drive reached through a link); a set that is
+    still there but has nothing usable left (its audio deleted) goes."""
+    songs = tmp_path / "Songs"
+    plain, deleted_audio = synth_songs(songs, 2, seed=5)
+    (locked,) = synth_songs(songs / "Pack", 1, seed=6)
+    (linked,) = synth_songs(tmp_path / "drive", 1, seed=7)
+    (songs / "HDD2").symlink_to(tmp_path / "drive", target_is_directory=True)
+    out = tmp_path / "data"
+
+    def run() -> str:
+        result = CliRunner().invoke(main, ["dataset", "build", str(songs), "--out", str(out),
+                                           "--workers", "1"])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run()
+    assert len(records(out)) == 4
+    (tmp_path / "drive").rename(tmp_path / "drive.away")  # the drive behind the link is gone
+    (deleted_audio / "audio.ogg").unlink()
+    iterdir = Path.iterdir
+
+    def refusing(path: Path):
+        if path.name == "Pack":
+            raise PermissionError(13, "Permission denied", str(path))
+        return iterdir(path)
+
+    monkeypatch.setattr(Path, "iterdir", refusing)
+    output = run()
+    assert sorted(records(out)) == sorted([plain.name, locked.name, linked.name]), output
+    assert f"dropped 1 song set(s) no longer in the folder(s) searched, e.g. {deleted_audio}" \
+        in output
+    assert "unreadable set" in output and "no beatmaps" not in output
+
+
 def test_cli_keeps_maps_without_audio_when_asked(songs, tmp_path):
     folder = str(songs / "1 Missing - Audio")
     plain = CliRunner().invoke(main, ["dataset", "build", folder, "--out", str(tmp_path / "a"),

@@ -245,6 +245,8 @@ def test_sets_reached_again_through_links_count_once(tmp_path):
     (root / "a link to the first").symlink_to(first, target_is_directory=True)
     (root / "b link.osz").symlink_to(root / "0 archive.osz")
     (root / "c outside").symlink_to(outside, target_is_directory=True)
+    (root / "Favourites").mkdir()  # only a link to a set found anyway: not "no beatmaps"
+    (root / "Favourites" / "fav").symlink_to(first, target_is_directory=True)
     sets, report = discover(root)
     assert len(sets) == len(plain_sets) + 1 and report.maps == plain.maps + 5
     assert report.skipped == plain.skipped

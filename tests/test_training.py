@@ -363,6 +363,7 @@ def test_cli_train_on_songs_reports_skips_and_keeps_a_trained_run(tmp_path):
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 1 and "already holds a trained model (last/ at step 1)" in \
         again.output and "--resume" in again.output
+    assert f"--data {run / 'dataset'}" in again.output  # the data set built, not built again
     assert "building" not in again.output and (run / LAST / MODEL_FILE).read_bytes() == trained
 
 

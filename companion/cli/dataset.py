@@ -78,7 +78,7 @@ def build_reported(songs_dirs: tuple[Path, ...], out: Path, vocab: VocabConfig,
         raise click.ClickException("interrupted: the sets finished so far are recorded; run the "
                                    "same command again to finish") from None
     try:  # the data set mirrors the folders searched: sets no longer there leave it
-        gone = drop_gone(out, unique, sets)
+        gone = drop_gone(out, unique, sets, report.entries)
     except DatasetError as e:
         raise click.ClickException(str(e)) from e
     report.sets, report.maps = 0, 0  # what the build kept, not what discovery offered
