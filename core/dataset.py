@@ -21,7 +21,8 @@ On disk (no pickle anywhere: JSON, .npy and safetensors):
 done when its record exists and its fingerprint matches the set's files, so a rerun skips done
 sets and rebuilds any other (features already cached are reused by hash). Every file is written
 to a `.tmp-*` name and renamed into place; an interrupt (Ctrl+C) deletes the temporary file, and
-temporaries left by a killed build are swept when the next build starts. One build at a time per
+temporaries and shards without a record, left by a killed build or a failed clean-up
+(core.dataset_prune), are swept when the next build starts. One build at a time per
 output folder.
 
 The difficulty vector is (AR, CS, OD, HP, stars): AR, CS, OD and HP as the map states them (AR
@@ -164,6 +165,9 @@ def prepare(out: Path, vocab: VocabConfig) -> Path:
             (out / sub).mkdir(parents=True, exist_ok=True)
             for stale in (out / sub).glob(f"{TMP_PREFIX}*"):
                 stale.unlink(missing_ok=True)
+        for shard in (out / SHARD_DIR).glob("*.safetensors"):  # its record gone: a build
+            if not (out / INDEX_DIR / f"{shard.stem}.json").exists():  # killed, a failed drop
+                shard.unlink(missing_ok=True)
         if not path.exists():
             write_json_atomic(path, manifest)
     except OSError as e:

@@ -182,9 +182,13 @@ def test_interrupt_leaves_no_partial_files(songs, tmp_path, monkeypatch):
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(TMP_PREFIX)]
     assert len(list((tmp_path / SHARD_DIR).iterdir())) == 1
     assert len(list((tmp_path / INDEX_DIR).iterdir())) == 1
+    orphan = tmp_path / SHARD_DIR / "0123456789abcdef0123.safetensors"  # its record gone
+    orphan.write_bytes(b"a shard whose record a killed clean-up removed")
     done = files(tmp_path)
     monkeypatch.setattr(core.dataset, "save_file", save_file)
     sets, result = small_build(songs, tmp_path)
+    assert not orphan.exists()  # swept when the build starts
+    del done[str(orphan.relative_to(tmp_path))]
     assert (result.built, result.done) == (len(sets) - 1, 1)
     assert all(files(tmp_path)[name] == done[name] for name in done if "features" not in name)
 
