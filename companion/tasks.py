@@ -81,11 +81,7 @@ def protocol_error(error: Exception, songs: SongsFolder, file: str = ""
         return BeatmapParseError(str(error), _relative(Path(error.file), songs), error.line_no)
     if isinstance(error, (UnsupportedModeError, UnusableTimingError)):
         return BeatmapParseError(f"{file}: {error}" if file else str(error), file, None)
-    if isinstance(error, (CoreAudioError, TimingError)):
-        file = _relative(Path(error.file), songs)
-        file = "Songs" if file == "." else file  # the Songs folder itself, given as a song
-        return AudioError(f"{file}: {error.reason}", {"file": file})
-    if isinstance(error, SongInputError):
+    if isinstance(error, (CoreAudioError, TimingError, SongInputError)):  # (file, reason)
         file = _relative(Path(error.file), songs)
         file = "Songs" if file == "." else file  # the Songs folder itself, given as a song
         return AudioError(f"{file}: {error.reason}", {"file": file})

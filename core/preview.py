@@ -116,8 +116,8 @@ def _span(objects: Sequence[HitObject], mel: np.ndarray | None,
                          " is after it")
     start = options.start_ms if options.start_ms is not None else start
     # an end past the song's draws to the song's end (no rows of silence)
-    end = min(options.end_ms, end) if options.end_ms is not None and mel is not None \
-        else options.end_ms if options.end_ms is not None else end
+    if options.end_ms is not None:  # with audio, no later than the song
+        end = min(options.end_ms, end) if mel is not None else options.end_ms
     if end <= start:
         raise ValueError(f"nothing to draw: the end ({end:.0f} ms) is not after the start "
                          f"({start:.0f} ms)")

@@ -225,11 +225,12 @@ def _candidates(folder: Path, depth: int, report: DiscoveryReport, top: bool = F
     for entry in entries:
         if is_ignored(entry.name):
             continue
-        if os.path.realpath(entry) in seen:  # found before, through a link: not empty either
+        real = os.path.realpath(entry)
+        if real in seen:  # found before, through a link: not empty either
             found += entry.is_dir() or entry.suffix.lower() in ARCHIVE_SUFFIXES
             continue
         if entry.is_file() and entry.suffix.lower() in ARCHIVE_SUFFIXES:
-            seen.add(os.path.realpath(entry))
+            seen.add(real)
             found += 1
             yield entry
         elif entry.is_dir() and depth <= MAX_PACK_DEPTH:

@@ -65,24 +65,18 @@ def in_time_order(points: Sequence[TimingPoint]) -> tuple[list[TimingPoint], lis
     time, one with only green lines replaces the earlier green lines; the replaced lines are
     dropped and the rest merge into one group, whose ControlPoints match lazer's. Returns the
     sorted lines and the times where lines were dropped."""
-    runs: list[list[TimingPoint]] = []
-    for point in points:
-        if runs and runs[-1][0].time == point.time:
-            runs[-1].append(point)
-        else:
-            runs.append([point])
     kept: dict[float, list[TimingPoint]] = {}
     replaced: list[float] = []
-    for run in runs:
-        earlier = kept.get(run[0].time)
-        if earlier is None:
-            kept[run[0].time] = run
-            continue
-        red = [p for p in earlier if p.uninherited]
-        merged = run if any(p.uninherited for p in run) else red + run
-        if len(merged) < len(earlier) + len(run):
-            replaced.append(run[0].time)
-        kept[run[0].time] = merged
+    for time, group in itertools.groupby(points, key=lambda p: p.time):
+        run = list(group)
+        earlier = kept.get(time)
+        if earlier is not None:
+            red = [p for p in earlier if p.uninherited]
+            merged = run if any(p.uninherited for p in run) else red + run
+            if len(merged) < len(earlier) + len(run):
+                replaced.append(time)
+            run = merged
+        kept[time] = run
     ordered = [p for time in sorted(kept) for p in kept[time]]
     return ordered, replaced
 
